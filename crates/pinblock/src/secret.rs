@@ -1,0 +1,450 @@
+//! Types for secrets: they hold only valid values, cannot be printed, and are
+//! zeroed when dropped.
+
+use core::fmt;
+
+use rand_core::CryptoRngCore;
+use subtle::{Choice, ConstantTimeEq};
+use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
+
+use crate::Error;
+use crate::hex;
+
+/// Shortest PIN ISO 9564 allows.
+pub const PIN_MIN_LEN: usize = 4;
+/// Longest PIN ISO 9564 allows.
+pub const PIN_MAX_LEN: usize = 12;
+/// Longest PAN ISO 9564 (and ISO/IEC 7812) allows.
+pub const PAN_MAX_LEN: usize = 19;
+
+/// A PIN: 4 to 12 decimal digits.
+///
+/// No `Display`; `Debug` is redacted; zeroed on drop. The digits can be read
+/// only through [`Pin::expose`], whose name is meant to stand out in review.
+#[derive(Clone, Zeroize, ZeroizeOnDrop)]
+pub struct Pin {
+    /// Digit values 0 to 9 (not ASCII); positions past `len` are zero.
+    digits: [u8; PIN_MAX_LEN],
+    len: u8,
+}
+
+impl Pin {
+    /// Parses a PIN from its ASCII digits.
+    pub fn new(text: &str) -> Result<Self, Error> {
+        Self::from_ascii(text.as_bytes())
+    }
+
+    /// Parses a PIN from ASCII digits.
+    pub fn from_ascii(ascii: &[u8]) -> Result<Self, Error> {
+        if !(PIN_MIN_LEN..=PIN_MAX_LEN).contains(&ascii.len()) {
+            return Err(Error::PinLength { found: ascii.len() });
+        }
+        let mut pin = Pin {
+            digits: [0; PIN_MAX_LEN],
+            len: 0,
+        };
+        for (slot, &c) in pin.digits.iter_mut().zip(ascii) {
+            if !c.is_ascii_digit() {
+                // `pin` is zeroed on drop, so the digits read so far do not linger.
+                return Err(Error::PinDigit);
+            }
+            *slot = c - b'0';
+        }
+        pin.len = ascii.len() as u8;
+        Ok(pin)
+    }
+
+    /// Builds a PIN from digit values (0 to 9). Used by the block decoders, which
+    /// have already checked every nibble.
+    pub(crate) fn from_values(values: &[u8]) -> Result<Self, Error> {
+        if !(PIN_MIN_LEN..=PIN_MAX_LEN).contains(&values.len()) {
+            return Err(Error::PinLength {
+                found: values.len(),
+            });
+        }
+        let mut pin = Pin {
+            digits: [0; PIN_MAX_LEN],
+            len: values.len() as u8,
+        };
+        for (slot, &v) in pin.digits.iter_mut().zip(values) {
+            if v > 9 {
+                return Err(Error::PinDigit);
+            }
+            *slot = v;
+        }
+        Ok(pin)
+    }
+
+    /// A PIN of `len` digits, each uniform over 0 to 9, from a CSPRNG.
+    ///
+    /// This knows nothing of weak-PIN policy: callers that must never hand out a
+    /// weak PIN draw again until their policy accepts it.
+    pub fn random(len: usize, rng: &mut impl CryptoRngCore) -> Result<Self, Error> {
+        if !(PIN_MIN_LEN..=PIN_MAX_LEN).contains(&len) {
+            return Err(Error::PinLength { found: len });
+        }
+        let mut pin = Pin {
+            digits: [0; PIN_MAX_LEN],
+            len: len as u8,
+        };
+        for slot in pin.digits.iter_mut().take(len) {
+            *slot = uniform_below(10, rng);
+        }
+        Ok(pin)
+    }
+
+    /// Number of digits (4 to 12).
+    #[allow(clippy::len_without_is_empty)] // a PIN is never empty
+    pub fn len(&self) -> usize {
+        usize::from(self.len)
+    }
+
+    /// The digit values (0 to 9), not ASCII.
+    pub fn digit_values(&self) -> &[u8] {
+        self.digits.get(..self.len()).unwrap_or(&[])
+    }
+
+    /// The PIN's ASCII digits, in a string that is zeroed when dropped.
+    ///
+    /// Every call site is a place where a clear PIN leaves this type: keep them few.
+    pub fn expose(&self) -> Zeroizing<String> {
+        let mut s = Zeroizing::new(String::with_capacity(PIN_MAX_LEN));
+        for &d in self.digit_values() {
+            s.push(char::from(b'0' + d));
+        }
+        s
+    }
+
+    /// Compares two PINs in time that depends only on the maximum length, not on
+    /// where they first differ.
+    pub fn ct_eq(&self, other: &Pin) -> Choice {
+        self.len.ct_eq(&other.len) & self.digits.ct_eq(&other.digits)
+    }
+}
+
+impl fmt::Debug for Pin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Pin(<redacted>)")
+    }
+}
+
+/// A primary account number: 1 to 19 decimal digits.
+///
+/// ISO 9564 binds PIN blocks to any PAN of that length; whether the PAN is a
+/// valid card number (Luhn, issuer ranges) is the caller's concern, and
+/// [`Pan::luhn_valid`] helps with it. `Debug` shows only the last four digits
+/// (the truncation PCI DSS allows); zeroed on drop.
+#[derive(Clone, Zeroize, ZeroizeOnDrop)]
+pub struct Pan {
+    /// Digit values 0 to 9; positions past `len` are zero.
+    digits: [u8; PAN_MAX_LEN],
+    len: u8,
+}
+
+impl Pan {
+    /// Parses a PAN from its ASCII digits.
+    pub fn new(text: &str) -> Result<Self, Error> {
+        let ascii = text.as_bytes();
+        if !(1..=PAN_MAX_LEN).contains(&ascii.len()) {
+            return Err(Error::PanLength { found: ascii.len() });
+        }
+        let mut pan = Pan {
+            digits: [0; PAN_MAX_LEN],
+            len: ascii.len() as u8,
+        };
+        for (slot, &c) in pan.digits.iter_mut().zip(ascii) {
+            if !c.is_ascii_digit() {
+                return Err(Error::PanDigit);
+            }
+            *slot = c - b'0';
+        }
+        Ok(pan)
+    }
+
+    /// Number of digits.
+    #[allow(clippy::len_without_is_empty)] // a PAN is never empty
+    pub fn len(&self) -> usize {
+        usize::from(self.len)
+    }
+
+    fn values(&self) -> &[u8] {
+        self.digits.get(..self.len()).unwrap_or(&[])
+    }
+
+    /// Whether the last digit is the Luhn (mod 10) check digit of the others.
+    pub fn luhn_valid(&self) -> bool {
+        let mut sum = 0u32;
+        for (i, &d) in self.values().iter().rev().enumerate() {
+            let mut v = u32::from(d);
+            if i % 2 == 1 {
+                v *= 2;
+                if v > 9 {
+                    v -= 9;
+                }
+            }
+            sum += v;
+        }
+        sum % 10 == 0
+    }
+
+    /// The last four digits (fewer when the PAN is shorter), for display.
+    pub fn last4(&self) -> String {
+        let values = self.values();
+        let start = values.len().saturating_sub(4);
+        values
+            .iter()
+            .skip(start)
+            .map(|&d| char::from(b'0' + d))
+            .collect()
+    }
+
+    /// The PAN's ASCII digits, in a string that is zeroed when dropped.
+    pub fn expose(&self) -> Zeroizing<String> {
+        let mut s = Zeroizing::new(String::with_capacity(PAN_MAX_LEN));
+        for &d in self.values() {
+            s.push(char::from(b'0' + d));
+        }
+        s
+    }
+
+    /// The PAN field of formats 0 and 3: four zero nibbles, then the rightmost
+    /// twelve digits of the PAN excluding its check digit, padded on the left
+    /// with zeros when there are fewer.
+    pub(crate) fn field_03(&self) -> [u8; 8] {
+        let values = self.values();
+        // Every digit but the last (the check digit).
+        let body = values.get(..values.len().saturating_sub(1)).unwrap_or(&[]);
+        let take = body.len().min(12);
+        let digits = body.get(body.len() - take..).unwrap_or(&[]);
+        let mut nibbles = [0u8; 16];
+        for (slot, &d) in nibbles.iter_mut().skip(16 - take).zip(digits) {
+            *slot = d;
+        }
+        pack::<8>(&nibbles)
+    }
+
+    /// The PAN field of format 4: the nibble M (number of PAN digits minus 12,
+    /// zero for shorter PANs), the PAN (at least 12 digits, padded on the left
+    /// with zeros), then zero nibbles to 32.
+    pub(crate) fn field_4(&self) -> [u8; 16] {
+        let values = self.values();
+        let mut nibbles = [0u8; 32];
+        let (m, pad) = if values.len() >= 12 {
+            (values.len() - 12, 0)
+        } else {
+            (0, 12 - values.len())
+        };
+        if let Some(first) = nibbles.first_mut() {
+            *first = m as u8;
+        }
+        for (slot, &d) in nibbles.iter_mut().skip(1 + pad).zip(values) {
+            *slot = d;
+        }
+        pack::<16>(&nibbles)
+    }
+}
+
+impl fmt::Debug for Pan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Pan(…{})", self.last4())
+    }
+}
+
+/// Secret key material of up to 32 bytes (a TDES or AES key, or a component of one).
+///
+/// No `Display`; `Debug` shows only the length; zeroed on drop.
+#[derive(Clone, Zeroize, ZeroizeOnDrop)]
+pub struct SecretKey {
+    bytes: [u8; 32],
+    len: u8,
+}
+
+impl SecretKey {
+    /// Copies key bytes (1 to 32 of them; whether the length suits an algorithm is
+    /// checked where the key is used).
+    pub fn from_slice(bytes: &[u8]) -> Result<Self, Error> {
+        if bytes.is_empty() || bytes.len() > 32 {
+            return Err(Error::KeyLength {
+                algorithm: if bytes.len() > 24 {
+                    crate::KeyAlgorithm::Aes
+                } else {
+                    crate::KeyAlgorithm::Tdes
+                },
+                found: bytes.len(),
+            });
+        }
+        let mut key = SecretKey {
+            bytes: [0; 32],
+            len: bytes.len() as u8,
+        };
+        for (slot, &b) in key.bytes.iter_mut().zip(bytes) {
+            *slot = b;
+        }
+        Ok(key)
+    }
+
+    /// Parses key bytes from hexadecimal (either case).
+    pub fn from_hex(text: &str) -> Result<Self, Error> {
+        let mut buf = Zeroizing::new([0u8; 32]);
+        if text.len() > 64 {
+            return Err(Error::KeyLength {
+                algorithm: crate::KeyAlgorithm::Aes,
+                found: text.len() / 2,
+            });
+        }
+        let n = hex::decode_into(text, buf.as_mut_slice())?;
+        Self::from_slice(buf.get(..n).unwrap_or(&[]))
+    }
+
+    /// XORs another component into this one (key components are combined so).
+    pub fn xor_assign(&mut self, other: &SecretKey) -> Result<(), Error> {
+        if self.len != other.len {
+            return Err(Error::ComponentLength);
+        }
+        for (a, b) in self.bytes.iter_mut().zip(other.bytes.iter()) {
+            *a ^= b;
+        }
+        Ok(())
+    }
+
+    /// Length in bytes.
+    #[allow(clippy::len_without_is_empty)] // never empty
+    pub fn len(&self) -> usize {
+        usize::from(self.len)
+    }
+
+    /// The key bytes. Every call site is a place where key material leaves this type.
+    pub fn expose(&self) -> &[u8] {
+        self.bytes.get(..self.len()).unwrap_or(&[])
+    }
+}
+
+impl fmt::Debug for SecretKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SecretKey(<redacted>, {} bytes)", self.len)
+    }
+}
+
+/// A value uniform over `0..n` (n ≤ 16) by rejection sampling, so no value is
+/// favoured by the modulo.
+pub(crate) fn uniform_below(n: u8, rng: &mut impl CryptoRngCore) -> u8 {
+    debug_assert!((1..=16).contains(&n));
+    // The largest multiple of n that fits in a byte; bytes at or above it are redrawn.
+    let limit = 256 - (256 % u16::from(n));
+    loop {
+        let mut b = [0u8; 1];
+        rng.fill_bytes(&mut b);
+        if u16::from(b[0]) < limit {
+            return b[0] % n;
+        }
+    }
+}
+
+/// Packs nibbles (values 0 to 15), two per byte, high nibble first.
+pub(crate) fn pack<const N: usize>(nibbles: &[u8]) -> [u8; N] {
+    let mut out = [0u8; N];
+    for (byte, pair) in out.iter_mut().zip(nibbles.chunks_exact(2)) {
+        if let [hi, lo] = pair {
+            *byte = (hi << 4) | (lo & 0x0F);
+        }
+    }
+    out
+}
+
+/// Unpacks bytes into nibbles, high nibble first.
+pub(crate) fn unpack<const M: usize>(bytes: &[u8]) -> [u8; M] {
+    let mut out = [0u8; M];
+    for (pair, &byte) in out.chunks_exact_mut(2).zip(bytes) {
+        if let [hi, lo] = pair {
+            *hi = byte >> 4;
+            *lo = byte & 0x0F;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pin_rejects_bad_input() {
+        assert_eq!(Pin::new("123").unwrap_err(), Error::PinLength { found: 3 });
+        assert_eq!(
+            Pin::new("1234567890123").unwrap_err(),
+            Error::PinLength { found: 13 }
+        );
+        assert_eq!(Pin::new("12a4").unwrap_err(), Error::PinDigit);
+        assert_eq!(Pin::new("12 4").unwrap_err(), Error::PinDigit);
+        assert_eq!(Pin::new("١٢٣٤").unwrap_err(), Error::PinDigit);
+        assert_eq!(&*Pin::new("0123").unwrap().expose(), "0123");
+    }
+
+    #[test]
+    fn secrets_do_not_print() {
+        let pin = Pin::new("8264").unwrap();
+        let pan = Pan::new("4111111111111111").unwrap();
+        let key = SecretKey::from_hex("0123456789ABCDEFFEDCBA9876543210").unwrap();
+        let shown = format!("{pin:?} {pan:?} {key:?} {pin:#?} {key:#?}");
+        assert!(!shown.contains("8264"), "{shown}");
+        assert!(!shown.contains("411111"), "{shown}");
+        assert!(!shown.to_uppercase().contains("0123456789"), "{shown}");
+        assert!(!shown.to_uppercase().contains("EFFEDC"), "{shown}");
+        assert!(shown.contains("…1111"));
+    }
+
+    #[test]
+    fn pin_equality_is_by_value() {
+        let a = Pin::new("1234").unwrap();
+        assert!(bool::from(a.ct_eq(&Pin::new("1234").unwrap())));
+        assert!(!bool::from(a.ct_eq(&Pin::new("1235").unwrap())));
+        assert!(!bool::from(a.ct_eq(&Pin::new("12340").unwrap())));
+        // A trailing zero digit must not make PINs of different lengths equal.
+        assert!(!bool::from(
+            Pin::new("12340")
+                .unwrap()
+                .ct_eq(&Pin::new("123400").unwrap())
+        ));
+    }
+
+    #[test]
+    fn luhn() {
+        assert!(Pan::new("4111111111111111").unwrap().luhn_valid());
+        assert!(Pan::new("79927398713").unwrap().luhn_valid());
+        assert!(!Pan::new("4111111111111112").unwrap().luhn_valid());
+        assert!(!Pan::new("79927398710").unwrap().luhn_valid());
+    }
+
+    #[test]
+    fn pan_fields() {
+        // ISO 9564-1 format 0 example: rightmost 12 digits excluding the check digit.
+        let pan = Pan::new("43219876543210987").unwrap();
+        assert_eq!(
+            pan.field_03(),
+            [0x00, 0x00, 0x98, 0x76, 0x54, 0x32, 0x10, 0x98]
+        );
+        let short = Pan::new("12345").unwrap();
+        assert_eq!(short.field_03(), [0, 0, 0, 0, 0, 0, 0x12, 0x34]);
+        assert_eq!(Pan::new("7").unwrap().field_03(), [0; 8]);
+        let long = Pan::new("4321987654321098765").unwrap();
+        let f4 = long.field_4();
+        assert_eq!(
+            f4[..10],
+            [0x74, 0x32, 0x19, 0x87, 0x65, 0x43, 0x21, 0x09, 0x87, 0x65]
+        );
+        assert!(f4[10..].iter().all(|&b| b == 0));
+        let f4 = Pan::new("12345").unwrap().field_4();
+        assert_eq!(f4[..7], [0x00, 0x00, 0x00, 0x00, 0x12, 0x34, 0x50]);
+    }
+
+    #[test]
+    fn key_components_xor() {
+        let mut a = SecretKey::from_hex("0F0F").unwrap();
+        a.xor_assign(&SecretKey::from_hex("FF00").unwrap()).unwrap();
+        assert_eq!(a.expose(), &[0xF0, 0x0F]);
+        assert_eq!(
+            a.xor_assign(&SecretKey::from_hex("FF").unwrap()),
+            Err(Error::ComponentLength)
+        );
+    }
+}
