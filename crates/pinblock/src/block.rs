@@ -6,7 +6,7 @@ use core::str::FromStr;
 use rand_core::CryptoRngCore;
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
-use crate::secret::{pack, uniform_below, unpack};
+use crate::secret::uniform_below;
 use crate::{Error, KeyAlgorithm, Pan, Pin, ZoneKey};
 
 /// An ISO 9564-1 PIN block format.
@@ -176,8 +176,8 @@ pub fn encode_clear(
     rng: &mut impl CryptoRngCore,
 ) -> ClearBlock {
     match format {
-        Format::Iso4 => ClearBlock::new(&*pin_field_4(pin, rng)),
-        _ => ClearBlock::new(&*block_8(format, pin, pan, rng)),
+        Format::Iso4 => ClearBlock::new(&Zeroizing::new(pin_field_4(pin, rng).to_be_bytes())[..]),
+        _ => ClearBlock::new(&Zeroizing::new(block_8(format, pin, pan, rng).to_be_bytes())[..]),
     }
 }
 
@@ -185,13 +185,10 @@ pub fn encode_clear(
 /// field), checking every field the format defines.
 pub fn decode_clear(format: Format, block: &[u8], pan: &Pan) -> Result<Pin, Error> {
     check_len(block, format.clear_len())?;
+    let word = first_word(block);
     match format {
-        Format::Iso4 => parse_pin_field_4(block),
-        _ => {
-            let mut bytes = Zeroizing::new([0u8; 8]);
-            bytes.copy_from_slice(block);
-            parse_block_8(format, &mut bytes, pan)
-        }
+        Format::Iso4 => parse_pin_word(word, Format::Iso4),
+        _ => parse_block_8(format, word, pan),
     }
 }
 
@@ -213,13 +210,11 @@ pub fn encipher(
     let mut buf = Zeroizing::new([0u8; 16]);
     match format {
         Format::Iso4 => {
-            buf.copy_from_slice(&*pin_field_4(pin, rng));
-            key.encrypt_block(&mut buf[..])?;
-            xor_into(&mut buf[..], &pan.field_4());
-            key.encrypt_block(&mut buf[..])?;
+            *buf = pin_field_4(pin, rng).to_be_bytes();
+            key.encrypt_xor_encrypt(&mut buf, pan.field_4())?;
         }
         _ => {
-            buf[..8].copy_from_slice(&*block_8(format, pin, pan, rng));
+            buf[..8].copy_from_slice(&block_8(format, pin, pan, rng).to_be_bytes());
             key.encrypt_block(&mut buf[..len])?;
         }
     }
@@ -233,20 +228,17 @@ pub fn decipher(format: Format, block: &[u8], pan: &Pan, key: &ZoneKey) -> Resul
     check_len(block, len)?;
     let mut buf = Zeroizing::new([0u8; 16]);
     buf[..len].copy_from_slice(block);
-    key.decrypt_block(&mut buf[..len])?;
     match format {
         Format::Iso4 => {
-            xor_into(&mut buf[..], &pan.field_4());
-            key.decrypt_block(&mut buf[..])?;
-            parse_pin_field_4(&buf[..])
+            key.decrypt_xor_decrypt(&mut buf, pan.field_4())?;
+            parse_pin_word(first_word(&buf[..]), Format::Iso4)
         }
         _ => {
+            key.decrypt_block(&mut buf[..len])?;
             if len == 16 && buf[8..].iter().any(|&b| b != 0) {
                 return Err(Error::Padding);
             }
-            let mut bytes = Zeroizing::new([0u8; 8]);
-            bytes.copy_from_slice(&buf[..8]);
-            parse_block_8(format, &mut bytes, pan)
+            parse_block_8(format, first_word(&buf[..]), pan)
         }
     }
 }
@@ -283,117 +275,144 @@ fn check_len(block: &[u8], expected: usize) -> Result<(), Error> {
     }
 }
 
-fn xor_into(dst: &mut [u8], src: &[u8]) {
-    for (d, s) in dst.iter_mut().zip(src) {
-        *d ^= s;
+/// The first 8 bytes as a big-endian word (callers have checked the length).
+fn first_word(bytes: &[u8]) -> u64 {
+    let mut word = [0u8; 8];
+    for (w, b) in word.iter_mut().zip(bytes) {
+        *w = *b;
     }
+    u64::from_be_bytes(word)
+}
+
+const LOW_NIBBLES: u64 = 0x0F0F_0F0F_0F0F_0F0F;
+const SIXES: u64 = 0x0606_0606_0606_0606;
+const CARRIES: u64 = 0x1010_1010_1010_1010;
+
+/// Whether any nibble of `x` is above 9: a nibble plus 6 carries into bit 4 of
+/// its byte lane exactly when it is 10 or more (lanes cannot overflow: 15 + 6 < 256).
+fn any_nibble_above_9(x: u64) -> bool {
+    let lo = x & LOW_NIBBLES;
+    let hi = (x >> 4) & LOW_NIBBLES;
+    ((lo + SIXES) | (hi + SIXES)) & CARRIES != 0
+}
+
+/// Whether every nibble of `x` is A to F (the same carry, in every lane).
+fn all_nibbles_a_to_f(x: u64) -> bool {
+    let lo = x & LOW_NIBBLES;
+    let hi = (x >> 4) & LOW_NIBBLES;
+    (lo + SIXES) & (hi + SIXES) & CARRIES == CARRIES
+}
+
+/// The first 8 bytes of a PIN field: control nibble, length nibble, the PIN's
+/// digits, then `fill` (only its low 4 × (14 − length) bits are used).
+fn pin_word(control: u8, pin: &Pin, fill: u64) -> u64 {
+    let len = pin.len();
+    let shift = 56 - 4 * len; // 8 to 40: a PIN has 4 to 12 digits
+    (u64::from(control) << 60)
+        | ((len as u64) << 56)
+        | (pin.bcd() << shift)
+        | (fill & ((1u64 << shift) - 1))
 }
 
 /// The 8-byte clear block of format 0, 1 or 3: control, length, PIN, fill; XORed
 /// with the PAN field for formats 0 and 3.
-fn block_8(
-    format: Format,
-    pin: &Pin,
-    pan: &Pan,
-    rng: &mut impl CryptoRngCore,
-) -> Zeroizing<[u8; 8]> {
-    let mut nibbles = Zeroizing::new([0u8; 16]);
-    nibbles[0] = format.control();
-    nibbles[1] = pin.len() as u8;
-    let fill_start = 2 + pin.len();
-    for (slot, &d) in nibbles[2..].iter_mut().zip(pin.digit_values()) {
-        *slot = d;
-    }
-    let fill = &mut nibbles[fill_start..];
-    match format {
-        Format::Iso0 => fill.fill(0xF),
-        Format::Iso1 => {
-            // The transaction field: random nibbles 0 to F.
-            let mut random = [0u8; 8];
-            rng.fill_bytes(&mut random);
-            let random: [u8; 16] = unpack(&random);
-            for (slot, r) in fill.iter_mut().zip(random) {
-                *slot = r;
-            }
-        }
-        Format::Iso3 | Format::Iso4 => {
-            // Random fill from A to F, uniform: one draw for all nibbles, a
-            // redraw only for the rare byte that would bias the modulo.
-            let mut random = [0u8; 10];
-            rng.fill_bytes(&mut random);
-            for (slot, r) in fill.iter_mut().zip(random) {
-                *slot = 0xA
-                    + if r < 252 {
-                        r % 6
-                    } else {
-                        uniform_below(6, rng)
-                    };
-            }
-        }
-    }
-    let mut block = Zeroizing::new(pack::<8>(&nibbles[..]));
+fn block_8(format: Format, pin: &Pin, pan: &Pan, rng: &mut impl CryptoRngCore) -> u64 {
+    let fill = match format {
+        Format::Iso0 => u64::MAX,
+        // The transaction field: random nibbles 0 to F.
+        Format::Iso1 => rng.next_u64(),
+        // Random A to F; format 4 never reaches here (see pin_field_4).
+        Format::Iso3 | Format::Iso4 => random_a_to_f(rng),
+    };
+    let word = pin_word(format.control(), pin, fill);
     if format.binds_pan() {
-        xor_into(&mut block[..], &pan.field_03());
+        word ^ pan.field_03()
+    } else {
+        word
     }
-    block
+}
+
+/// Sixteen nibbles, each uniform over A to F: one draw for all of them, a redraw
+/// only for the rare byte that would bias the modulo.
+fn random_a_to_f(rng: &mut impl CryptoRngCore) -> u64 {
+    let mut random = [0u8; 16];
+    rng.fill_bytes(&mut random);
+    random.iter().fold(0u64, |acc, &r| {
+        let v = if r < 252 {
+            r % 6
+        } else {
+            uniform_below(6, rng)
+        };
+        (acc << 4) | u64::from(0xA + v)
+    })
 }
 
 /// Format 4's plaintext PIN field: 4, length, PIN, fill A up to nibble 16, then
 /// 16 random nibbles.
-fn pin_field_4(pin: &Pin, rng: &mut impl CryptoRngCore) -> Zeroizing<[u8; 16]> {
-    let mut nibbles = Zeroizing::new([0xAu8; 16]);
-    nibbles[0] = 4;
-    nibbles[1] = pin.len() as u8;
-    for (slot, &d) in nibbles[2..].iter_mut().zip(pin.digit_values()) {
-        *slot = d;
-    }
-    let mut field = Zeroizing::new([0u8; 16]);
-    field[..8].copy_from_slice(&pack::<8>(&nibbles[..]));
-    rng.fill_bytes(&mut field[8..]);
-    field
+fn pin_field_4(pin: &Pin, rng: &mut impl CryptoRngCore) -> u128 {
+    let first = pin_word(4, pin, 0xAAAA_AAAA_AAAA_AAAA);
+    (u128::from(first) << 64) | u128::from(rng.next_u64())
 }
 
-/// Checks control, length, digits and fill of the first 16 nibbles of a block
-/// whose control field should be `control`; `fill_ok` judges each fill nibble.
-fn parse_pin_nibbles(
-    nibbles: &[u8; 16],
-    control: u8,
-    fill_ok: impl Fn(u8) -> bool,
-) -> Result<Pin, Error> {
-    if nibbles[0] != control {
+/// Reads the PIN out of the first word of a clear block or PIN field whose PAN
+/// field (if any) is already removed, checking control, length, digits and fill.
+fn parse_pin_word(word: u64, format: Format) -> Result<Pin, Error> {
+    let control = format.control();
+    let found = (word >> 60) as u8;
+    if found != control {
         return Err(Error::ControlField {
             expected: control,
-            found: nibbles[0],
+            found,
         });
     }
-    let len = usize::from(nibbles[1]);
+    let len = ((word >> 56) & 0xF) as usize;
     if !(crate::PIN_MIN_LEN..=crate::PIN_MAX_LEN).contains(&len) {
         return Err(Error::PinLength { found: len });
     }
-    let digits = &nibbles[2..2 + len];
-    if digits.iter().any(|&d| d > 9) {
+    let shift = 56 - 4 * len;
+    let digits = (word >> shift) & ((1u64 << (4 * len)) - 1);
+    if any_nibble_above_9(digits) {
         return Err(Error::PinDigit);
     }
-    if !nibbles[2 + len..].iter().all(|&n| fill_ok(n)) {
+    let mask = (1u64 << shift) - 1;
+    let fill = word & mask;
+    let fill_ok = match format {
+        Format::Iso0 => fill == mask,
+        Format::Iso1 => true,
+        // Positions outside the fill are set to F, which passes.
+        Format::Iso3 => all_nibbles_a_to_f(fill | !mask),
+        Format::Iso4 => fill == 0xAAAA_AAAA_AAAA_AAAA & mask,
+    };
+    if !fill_ok {
         return Err(Error::Fill);
     }
-    Pin::from_values(digits)
+    Ok(Pin::from_bcd(digits, len))
 }
 
-fn parse_block_8(format: Format, block: &mut [u8; 8], pan: &Pan) -> Result<Pin, Error> {
-    if format.binds_pan() {
-        xor_into(&mut block[..], &pan.field_03());
-    }
-    let nibbles = Zeroizing::new(unpack::<16>(&block[..]));
-    match format {
-        Format::Iso0 => parse_pin_nibbles(&nibbles, 0, |n| n == 0xF),
-        Format::Iso1 => parse_pin_nibbles(&nibbles, 1, |_| true),
-        _ => parse_pin_nibbles(&nibbles, 3, |n| n >= 0xA),
-    }
+fn parse_block_8(format: Format, word: u64, pan: &Pan) -> Result<Pin, Error> {
+    let word = if format.binds_pan() {
+        word ^ pan.field_03()
+    } else {
+        word
+    };
+    parse_pin_word(word, format)
 }
 
-fn parse_pin_field_4(field: &[u8]) -> Result<Pin, Error> {
-    // Only the first 16 nibbles carry structure; the last 16 are random.
-    let nibbles = Zeroizing::new(unpack::<16>(field.get(..8).unwrap_or(&[])));
-    parse_pin_nibbles(&nibbles, 4, |n| n == 0xA)
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nibble_checks_are_exact_at_every_position() {
+        for pos in 0..16 {
+            for v in 0..16u64 {
+                let alone = v << (4 * pos);
+                assert_eq!(any_nibble_above_9(alone), v > 9, "pos {pos} v {v:X}");
+                let others_f = (u64::MAX & !(0xF << (4 * pos))) | alone;
+                assert_eq!(all_nibbles_a_to_f(others_f), v >= 0xA, "pos {pos} v {v:X}");
+                let others_9 = (0x9999_9999_9999_9999 & !(0xF << (4 * pos))) | alone;
+                assert_eq!(any_nibble_above_9(others_9), v > 9, "pos {pos} v {v:X}");
+            }
+        }
+    }
 }

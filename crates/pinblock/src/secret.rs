@@ -23,8 +23,10 @@ pub const PAN_MAX_LEN: usize = 19;
 /// only through [`Pin::expose`], whose name is meant to stand out in review.
 #[derive(Clone, Zeroize, ZeroizeOnDrop)]
 pub struct Pin {
-    /// Digit values 0 to 9 (not ASCII); positions past `len` are zero.
-    digits: [u8; PIN_MAX_LEN],
+    /// The digits as binary-coded decimal, right-aligned: "0123" is 0x0123. This
+    /// is how every PIN block format lays the digits out, so building and
+    /// reading blocks is shifting, and zeroing is one word.
+    bcd: u64,
     len: u8,
 }
 
@@ -39,40 +41,27 @@ impl Pin {
         if !(PIN_MIN_LEN..=PIN_MAX_LEN).contains(&ascii.len()) {
             return Err(Error::PinLength { found: ascii.len() });
         }
-        let mut pin = Pin {
-            digits: [0; PIN_MAX_LEN],
-            len: 0,
-        };
-        for (slot, &c) in pin.digits.iter_mut().zip(ascii) {
+        // `pin` is zeroed on drop, so on an early return the digits read so far
+        // do not linger.
+        let mut pin = Pin { bcd: 0, len: 0 };
+        for &c in ascii {
             if !c.is_ascii_digit() {
-                // `pin` is zeroed on drop, so the digits read so far do not linger.
                 return Err(Error::PinDigit);
             }
-            *slot = c - b'0';
+            pin.bcd = (pin.bcd << 4) | u64::from(c - b'0');
         }
         pin.len = ascii.len() as u8;
         Ok(pin)
     }
 
-    /// Builds a PIN from digit values (0 to 9). Used by the block decoders, which
-    /// have already checked every nibble.
-    pub(crate) fn from_values(values: &[u8]) -> Result<Self, Error> {
-        if !(PIN_MIN_LEN..=PIN_MAX_LEN).contains(&values.len()) {
-            return Err(Error::PinLength {
-                found: values.len(),
-            });
+    /// A PIN from right-aligned BCD whose nibbles the caller has checked are
+    /// digits, and whose length is in range.
+    pub(crate) fn from_bcd(bcd: u64, len: usize) -> Self {
+        debug_assert!((PIN_MIN_LEN..=PIN_MAX_LEN).contains(&len));
+        Pin {
+            bcd,
+            len: len as u8,
         }
-        let mut pin = Pin {
-            digits: [0; PIN_MAX_LEN],
-            len: values.len() as u8,
-        };
-        for (slot, &v) in pin.digits.iter_mut().zip(values) {
-            if v > 9 {
-                return Err(Error::PinDigit);
-            }
-            *slot = v;
-        }
-        Ok(pin)
     }
 
     /// A PIN of `len` digits, each uniform over 0 to 9, from a CSPRNG.
@@ -84,11 +73,11 @@ impl Pin {
             return Err(Error::PinLength { found: len });
         }
         let mut pin = Pin {
-            digits: [0; PIN_MAX_LEN],
+            bcd: 0,
             len: len as u8,
         };
-        for slot in pin.digits.iter_mut().take(len) {
-            *slot = uniform_below(10, rng);
+        for _ in 0..len {
+            pin.bcd = (pin.bcd << 4) | u64::from(uniform_below(10, rng));
         }
         Ok(pin)
     }
@@ -99,9 +88,16 @@ impl Pin {
         usize::from(self.len)
     }
 
-    /// The digit values (0 to 9), not ASCII.
-    pub fn digit_values(&self) -> &[u8] {
-        self.digits.get(..self.len()).unwrap_or(&[])
+    /// The digits as right-aligned BCD ("0123" is 0x0123).
+    pub(crate) fn bcd(&self) -> u64 {
+        self.bcd
+    }
+
+    /// The digit values (0 to 9, not ASCII), first to last.
+    pub fn digits(&self) -> impl Iterator<Item = u8> + '_ {
+        (0..self.len())
+            .rev()
+            .map(|i| ((self.bcd >> (4 * i)) & 0xF) as u8)
     }
 
     /// The PIN's ASCII digits, in a string that is zeroed when dropped.
@@ -109,16 +105,15 @@ impl Pin {
     /// Every call site is a place where a clear PIN leaves this type: keep them few.
     pub fn expose(&self) -> Zeroizing<String> {
         let mut s = Zeroizing::new(String::with_capacity(PIN_MAX_LEN));
-        for &d in self.digit_values() {
+        for d in self.digits() {
             s.push(char::from(b'0' + d));
         }
         s
     }
 
-    /// Compares two PINs in time that depends only on the maximum length, not on
-    /// where they first differ.
+    /// Compares two PINs in constant time.
     pub fn ct_eq(&self, other: &Pin) -> Choice {
-        self.len.ct_eq(&other.len) & self.digits.ct_eq(&other.digits)
+        self.len.ct_eq(&other.len) & self.bcd.ct_eq(&other.bcd)
     }
 }
 
@@ -139,6 +134,10 @@ pub struct Pan {
     /// Digit values 0 to 9; positions past `len` are zero.
     digits: [u8; PAN_MAX_LEN],
     len: u8,
+    /// The PAN fields of formats 0/3 and 4, computed once: a PAN is parsed once
+    /// per card and used for every block.
+    field_03: u64,
+    field_4: u128,
 }
 
 impl Pan {
@@ -151,6 +150,8 @@ impl Pan {
         let mut pan = Pan {
             digits: [0; PAN_MAX_LEN],
             len: ascii.len() as u8,
+            field_03: 0,
+            field_4: 0,
         };
         for (slot, &c) in pan.digits.iter_mut().zip(ascii) {
             if !c.is_ascii_digit() {
@@ -158,6 +159,8 @@ impl Pan {
             }
             *slot = c - b'0';
         }
+        pan.field_03 = pan.compute_field_03();
+        pan.field_4 = pan.compute_field_4();
         Ok(pan)
     }
 
@@ -207,40 +210,40 @@ impl Pan {
         s
     }
 
-    /// The PAN field of formats 0 and 3: four zero nibbles, then the rightmost
-    /// twelve digits of the PAN excluding its check digit, padded on the left
-    /// with zeros when there are fewer.
-    pub(crate) fn field_03(&self) -> [u8; 8] {
+    /// The PAN field of formats 0 and 3 (as a big-endian word).
+    pub(crate) fn field_03(&self) -> u64 {
+        self.field_03
+    }
+
+    /// The PAN field of format 4 (as a big-endian word).
+    pub(crate) fn field_4(&self) -> u128 {
+        self.field_4
+    }
+
+    /// Four zero nibbles, then the rightmost twelve digits of the PAN excluding
+    /// its check digit, padded on the left with zeros when there are fewer.
+    fn compute_field_03(&self) -> u64 {
         let values = self.values();
         // Every digit but the last (the check digit).
         let body = values.get(..values.len().saturating_sub(1)).unwrap_or(&[]);
-        let take = body.len().min(12);
-        let digits = body.get(body.len() - take..).unwrap_or(&[]);
-        let mut nibbles = [0u8; 16];
-        for (slot, &d) in nibbles.iter_mut().skip(16 - take).zip(digits) {
-            *slot = d;
-        }
-        pack::<8>(&nibbles)
+        let start = body.len().saturating_sub(12);
+        body.iter()
+            .skip(start)
+            .fold(0u64, |acc, &d| (acc << 4) | u64::from(d))
     }
 
-    /// The PAN field of format 4: the nibble M (number of PAN digits minus 12,
-    /// zero for shorter PANs), the PAN (at least 12 digits, padded on the left
-    /// with zeros), then zero nibbles to 32.
-    pub(crate) fn field_4(&self) -> [u8; 16] {
+    /// The nibble M (number of PAN digits minus 12, zero for shorter PANs), the
+    /// PAN (at least 12 digits, padded on the left with zeros), then zero
+    /// nibbles to 32.
+    fn compute_field_4(&self) -> u128 {
         let values = self.values();
-        let mut nibbles = [0u8; 32];
-        let (m, pad) = if values.len() >= 12 {
-            (values.len() - 12, 0)
-        } else {
-            (0, 12 - values.len())
-        };
-        if let Some(first) = nibbles.first_mut() {
-            *first = m as u8;
-        }
-        for (slot, &d) in nibbles.iter_mut().skip(1 + pad).zip(values) {
-            *slot = d;
-        }
-        pack::<16>(&nibbles)
+        let m = values.len().saturating_sub(12) as u128;
+        let pan = values
+            .iter()
+            .fold(0u128, |acc, &d| (acc << 4) | u128::from(d));
+        // M takes nibble 0; the PAN (padded to 12 digits) ends at nibble 12 + M.
+        let digits_end = 12 + values.len().saturating_sub(12);
+        (m << 124) | (pan << (4 * (31 - digits_end)))
     }
 }
 
@@ -340,29 +343,6 @@ pub(crate) fn uniform_below(n: u8, rng: &mut impl CryptoRngCore) -> u8 {
     }
 }
 
-/// Packs nibbles (values 0 to 15), two per byte, high nibble first.
-pub(crate) fn pack<const N: usize>(nibbles: &[u8]) -> [u8; N] {
-    let mut out = [0u8; N];
-    for (byte, pair) in out.iter_mut().zip(nibbles.chunks_exact(2)) {
-        if let [hi, lo] = pair {
-            *byte = (hi << 4) | (lo & 0x0F);
-        }
-    }
-    out
-}
-
-/// Unpacks bytes into nibbles, high nibble first.
-pub(crate) fn unpack<const M: usize>(bytes: &[u8]) -> [u8; M] {
-    let mut out = [0u8; M];
-    for (pair, &byte) in out.chunks_exact_mut(2).zip(bytes) {
-        if let [hi, lo] = pair {
-            *hi = byte >> 4;
-            *lo = byte & 0x0F;
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -419,22 +399,17 @@ mod tests {
     fn pan_fields() {
         // ISO 9564-1 format 0 example: rightmost 12 digits excluding the check digit.
         let pan = Pan::new("43219876543210987").unwrap();
-        assert_eq!(
-            pan.field_03(),
-            [0x00, 0x00, 0x98, 0x76, 0x54, 0x32, 0x10, 0x98]
-        );
-        let short = Pan::new("12345").unwrap();
-        assert_eq!(short.field_03(), [0, 0, 0, 0, 0, 0, 0x12, 0x34]);
-        assert_eq!(Pan::new("7").unwrap().field_03(), [0; 8]);
+        assert_eq!(pan.field_03(), 0x0000_9876_5432_1098);
+        assert_eq!(Pan::new("12345").unwrap().field_03(), 0x1234);
+        assert_eq!(Pan::new("7").unwrap().field_03(), 0);
+        // Format 4: M = length - 12, then the PAN, then zeros.
         let long = Pan::new("4321987654321098765").unwrap();
-        let f4 = long.field_4();
-        assert_eq!(
-            f4[..10],
-            [0x74, 0x32, 0x19, 0x87, 0x65, 0x43, 0x21, 0x09, 0x87, 0x65]
-        );
-        assert!(f4[10..].iter().all(|&b| b == 0));
-        let f4 = Pan::new("12345").unwrap().field_4();
-        assert_eq!(f4[..7], [0x00, 0x00, 0x00, 0x00, 0x12, 0x34, 0x50]);
+        assert_eq!(long.field_4(), 0x7432_1987_6543_2109_8765_0000_0000_0000);
+        let exact = Pan::new("432198765432").unwrap();
+        assert_eq!(exact.field_4(), 0x0432_1987_6543_2000_0000_0000_0000_0000);
+        // Shorter than 12: padded on the left to 12 digits, M = 0.
+        let short = Pan::new("12345").unwrap();
+        assert_eq!(short.field_4(), 0x0000_0000_1234_5000_0000_0000_0000_0000);
     }
 
     #[test]
