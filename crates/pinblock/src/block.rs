@@ -408,7 +408,7 @@ mod tests {
             for v in 0..16u64 {
                 let alone = v << (4 * pos);
                 assert_eq!(any_nibble_above_9(alone), v > 9, "pos {pos} v {v:X}");
-                let others_f = (u64::MAX & !(0xF << (4 * pos))) | alone;
+                let others_f = !(0xF << (4 * pos)) | alone;
                 assert_eq!(all_nibbles_a_to_f(others_f), v >= 0xA, "pos {pos} v {v:X}");
                 let others_9 = (0x9999_9999_9999_9999 & !(0xF << (4 * pos))) | alone;
                 assert_eq!(any_nibble_above_9(others_9), v > 9, "pos {pos} v {v:X}");
