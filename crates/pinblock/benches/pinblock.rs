@@ -10,7 +10,8 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use pinblock::{
     Format, KeyAlgorithm, Pan, Pin, ZoneKey, decipher, decode_clear, encipher, encode_clear,
 };
-use rand_core::OsRng;
+use rand::TryRngCore;
+use rand::rngs::OsRng;
 
 const PAN: &str = "4111111111111111";
 const TDES: &str = "0123456789ABCDEFFEDCBA9876543210";
@@ -62,7 +63,7 @@ fn enciphered(c: &mut Criterion) {
     let pan = Pan::new(PAN).unwrap();
     let pin = Pin::new("1234").unwrap();
     for (name, format, key, block_ops) in cases() {
-        let block = encipher(format, &pin, &pan, &key, &mut OsRng).unwrap();
+        let block = encipher(format, &pin, &pan, &key, &mut rand::rng()).unwrap();
         let mut group = c.benchmark_group(name);
         group.bench_function("decode", |b| {
             b.iter(|| decipher(format, black_box(block.as_bytes()), black_box(&pan), &key).unwrap())
@@ -82,11 +83,12 @@ fn enciphered(c: &mut Criterion) {
         // Random fill from the thread's CSPRNG (ChaCha, seeded from the OS), as the
         // service uses; `encode (OsRng)` pays a getrandom system call per block.
         group.bench_function("encode", |b| {
-            let mut rng = rand::thread_rng();
+            let mut rng = rand::rng();
             b.iter(|| encipher(format, black_box(&pin), black_box(&pan), &key, &mut rng).unwrap())
         });
         group.bench_function("encode (OsRng)", |b| {
-            b.iter(|| encipher(format, black_box(&pin), black_box(&pan), &key, &mut OsRng).unwrap())
+            let mut os = OsRng.unwrap_err();
+            b.iter(|| encipher(format, black_box(&pin), black_box(&pan), &key, &mut os).unwrap())
         });
         group.bench_function(format!("raw {block_ops}x encrypt_block"), |b| {
             let mut buf = [0u8; 16];
@@ -108,12 +110,12 @@ fn clear(c: &mut Criterion) {
     let pin = Pin::new("1234").unwrap();
     let mut group = c.benchmark_group("clear");
     for format in Format::ALL {
-        let block = encode_clear(format, &pin, &pan, &mut OsRng);
+        let block = encode_clear(format, &pin, &pan, &mut rand::rng());
         group.bench_function(format!("{format} decode"), |b| {
             b.iter(|| decode_clear(format, black_box(block.as_bytes()), black_box(&pan)).unwrap())
         });
         group.bench_function(format!("{format} encode"), |b| {
-            let mut rng = rand::thread_rng();
+            let mut rng = rand::rng();
             b.iter(|| encode_clear(format, black_box(&pin), black_box(&pan), &mut rng))
         });
     }

@@ -3,10 +3,10 @@
 use core::fmt;
 use core::str::FromStr;
 
-use rand_core::CryptoRngCore;
-use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
+use rand_core::CryptoRng;
+use zeroize::Zeroizing;
 
-use crate::secret::uniform_below;
+use crate::secret::{uniform_below, zeroize_fields};
 use crate::{Error, KeyAlgorithm, Pan, Pin, ZoneKey};
 
 /// An ISO 9564-1 PIN block format.
@@ -98,11 +98,13 @@ impl FromStr for Format {
 
 /// A block that holds a PIN in clear (a clear PIN block, or format 4's plaintext
 /// PIN field). As secret as the PIN: redacted `Debug`, zeroed on drop.
-#[derive(Clone, Zeroize, ZeroizeOnDrop)]
+#[derive(Clone)]
 pub struct ClearBlock {
     bytes: [u8; 16],
     len: u8,
 }
+
+zeroize_fields!(ClearBlock { bytes, len });
 
 impl ClearBlock {
     fn new(source: &[u8]) -> Self {
@@ -169,12 +171,7 @@ impl fmt::Debug for EncipheredBlock {
 
 /// Builds the clear PIN block of a format 0, 1 or 3 (PAN field already XORed in),
 /// or format 4's plaintext PIN field (format 4 binds the PAN only when enciphered).
-pub fn encode_clear(
-    format: Format,
-    pin: &Pin,
-    pan: &Pan,
-    rng: &mut impl CryptoRngCore,
-) -> ClearBlock {
+pub fn encode_clear(format: Format, pin: &Pin, pan: &Pan, rng: &mut impl CryptoRng) -> ClearBlock {
     match format {
         Format::Iso4 => ClearBlock::new(&Zeroizing::new(pin_field_4(pin, rng).to_be_bytes())[..]),
         _ => ClearBlock::new(&Zeroizing::new(block_8(format, pin, pan, rng).to_be_bytes())[..]),
@@ -204,7 +201,7 @@ pub fn encipher(
     pin: &Pin,
     pan: &Pan,
     key: &ZoneKey,
-    rng: &mut impl CryptoRngCore,
+    rng: &mut impl CryptoRng,
 ) -> Result<EncipheredBlock, Error> {
     let len = format.enciphered_len(key.algorithm())?;
     let mut buf = Zeroizing::new([0u8; 16]);
@@ -253,7 +250,7 @@ pub fn translate(
     to: Format,
     to_key: &ZoneKey,
     pan: &Pan,
-    rng: &mut impl CryptoRngCore,
+    rng: &mut impl CryptoRng,
 ) -> Result<EncipheredBlock, Error> {
     if !from.may_translate_to(to) {
         return Err(Error::TranslationNotAllowed { from, to });
@@ -316,7 +313,7 @@ fn pin_word(control: u8, pin: &Pin, fill: u64) -> u64 {
 
 /// The 8-byte clear block of format 0, 1 or 3: control, length, PIN, fill; XORed
 /// with the PAN field for formats 0 and 3.
-fn block_8(format: Format, pin: &Pin, pan: &Pan, rng: &mut impl CryptoRngCore) -> u64 {
+fn block_8(format: Format, pin: &Pin, pan: &Pan, rng: &mut impl CryptoRng) -> u64 {
     let fill = match format {
         Format::Iso0 => u64::MAX,
         // The transaction field: random nibbles 0 to F.
@@ -334,7 +331,7 @@ fn block_8(format: Format, pin: &Pin, pan: &Pan, rng: &mut impl CryptoRngCore) -
 
 /// Sixteen nibbles, each uniform over A to F: one draw for all of them, a redraw
 /// only for the rare byte that would bias the modulo.
-fn random_a_to_f(rng: &mut impl CryptoRngCore) -> u64 {
+fn random_a_to_f(rng: &mut impl CryptoRng) -> u64 {
     let mut random = [0u8; 16];
     rng.fill_bytes(&mut random);
     random.iter().fold(0u64, |acc, &r| {
@@ -349,7 +346,7 @@ fn random_a_to_f(rng: &mut impl CryptoRngCore) -> u64 {
 
 /// Format 4's plaintext PIN field: 4, length, PIN, fill A up to nibble 16, then
 /// 16 random nibbles.
-fn pin_field_4(pin: &Pin, rng: &mut impl CryptoRngCore) -> u128 {
+fn pin_field_4(pin: &Pin, rng: &mut impl CryptoRng) -> u128 {
     let first = pin_word(4, pin, 0xAAAA_AAAA_AAAA_AAAA);
     (u128::from(first) << 64) | u128::from(rng.next_u64())
 }

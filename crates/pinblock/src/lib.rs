@@ -16,7 +16,7 @@
 //! use pinblock::{decipher, encipher, Format, KeyAlgorithm, Pan, Pin, ZoneKey};
 //! let key = ZoneKey::from_hex(KeyAlgorithm::Aes, "000102030405060708090A0B0C0D0E0F")?;
 //! let pan = Pan::new("4111111111111111")?;
-//! let block = encipher(Format::Iso4, &Pin::new("1234")?, &pan, &key, &mut rand_core::OsRng)?;
+//! let block = encipher(Format::Iso4, &Pin::new("1234")?, &pan, &key, &mut rand::rng())?;
 //! let pin = decipher(Format::Iso4, block.as_bytes(), &pan, &key)?;
 //! assert_eq!(&*pin.expose(), "1234");
 //! # Ok::<(), pinblock::Error>(())

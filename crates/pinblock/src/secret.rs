@@ -3,9 +3,27 @@
 
 use core::fmt;
 
-use rand_core::CryptoRngCore;
+use rand_core::CryptoRng;
 use subtle::{Choice, ConstantTimeEq};
-use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
+use zeroize::Zeroizing;
+
+/// Zeroize, zero-on-drop and the marker trait for a type whose fields all zeroize.
+macro_rules! zeroize_fields {
+    ($ty:ty { $($field:ident),+ }) => {
+        impl zeroize::Zeroize for $ty {
+            fn zeroize(&mut self) {
+                $(zeroize::Zeroize::zeroize(&mut self.$field);)+
+            }
+        }
+        impl Drop for $ty {
+            fn drop(&mut self) {
+                zeroize::Zeroize::zeroize(self);
+            }
+        }
+        impl zeroize::ZeroizeOnDrop for $ty {}
+    };
+}
+pub(crate) use zeroize_fields;
 
 use crate::Error;
 use crate::hex;
@@ -21,7 +39,7 @@ pub const PAN_MAX_LEN: usize = 19;
 ///
 /// No `Display`; `Debug` is redacted; zeroed on drop. The digits can be read
 /// only through [`Pin::expose`], whose name is meant to stand out in review.
-#[derive(Clone, Zeroize, ZeroizeOnDrop)]
+#[derive(Clone)]
 pub struct Pin {
     /// The digits as binary-coded decimal, right-aligned: "0123" is 0x0123. This
     /// is how every PIN block format lays the digits out, so building and
@@ -29,6 +47,8 @@ pub struct Pin {
     bcd: u64,
     len: u8,
 }
+
+zeroize_fields!(Pin { bcd, len });
 
 impl Pin {
     /// Parses a PIN from its ASCII digits.
@@ -68,7 +88,7 @@ impl Pin {
     ///
     /// This knows nothing of weak-PIN policy: callers that must never hand out a
     /// weak PIN draw again until their policy accepts it.
-    pub fn random(len: usize, rng: &mut impl CryptoRngCore) -> Result<Self, Error> {
+    pub fn random(len: usize, rng: &mut impl CryptoRng) -> Result<Self, Error> {
         if !(PIN_MIN_LEN..=PIN_MAX_LEN).contains(&len) {
             return Err(Error::PinLength { found: len });
         }
@@ -129,7 +149,7 @@ impl fmt::Debug for Pin {
 /// valid card number (Luhn, issuer ranges) is the caller's concern, and
 /// [`Pan::luhn_valid`] helps with it. `Debug` shows only the last four digits
 /// (the truncation PCI DSS allows); zeroed on drop.
-#[derive(Clone, Zeroize, ZeroizeOnDrop)]
+#[derive(Clone)]
 pub struct Pan {
     /// Digit values 0 to 9; positions past `len` are zero.
     digits: [u8; PAN_MAX_LEN],
@@ -139,6 +159,13 @@ pub struct Pan {
     field_03: u64,
     field_4: u128,
 }
+
+zeroize_fields!(Pan {
+    digits,
+    len,
+    field_03,
+    field_4
+});
 
 impl Pan {
     /// Parses a PAN from its ASCII digits.
@@ -256,11 +283,13 @@ impl fmt::Debug for Pan {
 /// Secret key material of up to 32 bytes (a TDES or AES key, or a component of one).
 ///
 /// No `Display`; `Debug` shows only the length; zeroed on drop.
-#[derive(Clone, Zeroize, ZeroizeOnDrop)]
+#[derive(Clone)]
 pub struct SecretKey {
     bytes: [u8; 32],
     len: u8,
 }
+
+zeroize_fields!(SecretKey { bytes, len });
 
 impl SecretKey {
     /// Copies key bytes (1 to 32 of them; whether the length suits an algorithm is
@@ -330,7 +359,7 @@ impl fmt::Debug for SecretKey {
 
 /// A value uniform over `0..n` (n ≤ 16) by rejection sampling, so no value is
 /// favoured by the modulo.
-pub(crate) fn uniform_below(n: u8, rng: &mut impl CryptoRngCore) -> u8 {
+pub(crate) fn uniform_below(n: u8, rng: &mut impl CryptoRng) -> u8 {
     debug_assert!((1..=16).contains(&n));
     // The largest multiple of n that fits in a byte; bytes at or above it are redrawn.
     let limit = 256 - (256 % u16::from(n));

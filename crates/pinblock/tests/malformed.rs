@@ -5,7 +5,6 @@ use pinblock::{
     Error, Format, KeyAlgorithm, Pan, Pin, SecretKey, ZoneKey, decipher, decode_clear, encipher,
     encode_clear,
 };
-use rand_core::OsRng;
 
 fn hex(s: &str) -> Vec<u8> {
     hex::decode(s).unwrap()
@@ -76,7 +75,12 @@ fn bad_control_length_digits_fill() {
         );
     }
     // Format 3: fill must be A to F.
-    let f3 = encode_clear(Format::Iso3, &Pin::new("1234").unwrap(), &p, &mut OsRng);
+    let f3 = encode_clear(
+        Format::Iso3,
+        &Pin::new("1234").unwrap(),
+        &p,
+        &mut rand::rng(),
+    );
     let mut bad = f3.as_bytes().to_vec();
     bad[7] ^= 0x80; // turns the last fill nibble (A..F after unmasking) into 2..7
     assert_eq!(
@@ -118,7 +122,7 @@ fn aes_padding_of_short_formats_is_checked() {
         &Pin::new("1234").unwrap(),
         &p,
         &aes,
-        &mut OsRng,
+        &mut rand::rng(),
     )
     .unwrap();
     let mut clear = block.as_bytes().to_vec();
@@ -168,17 +172,22 @@ fn bad_text_input() {
 fn random_fill_is_fresh_and_in_range() {
     let p = pan();
     let pin = Pin::new("1234").unwrap();
-    let a = encode_clear(Format::Iso3, &pin, &p, &mut OsRng);
-    let b = encode_clear(Format::Iso3, &pin, &p, &mut OsRng);
-    let c = encode_clear(Format::Iso4, &pin, &p, &mut OsRng);
-    let d = encode_clear(Format::Iso4, &pin, &p, &mut OsRng);
+    let a = encode_clear(Format::Iso3, &pin, &p, &mut rand::rng());
+    let b = encode_clear(Format::Iso3, &pin, &p, &mut rand::rng());
+    let c = encode_clear(Format::Iso4, &pin, &p, &mut rand::rng());
+    let d = encode_clear(Format::Iso4, &pin, &p, &mut rand::rng());
     // 10 random nibbles (format 3) / 64 random bits (format 4): a repeat means a broken RNG.
     assert_ne!(a.as_bytes(), b.as_bytes());
     assert_ne!(c.as_bytes(), d.as_bytes());
     // Every fill nibble of many format 3 blocks is A..F and each value occurs.
     let mut seen = [0u32; 16];
     for _ in 0..200 {
-        let block = encode_clear(Format::Iso3, &pin, &Pan::new("0").unwrap(), &mut OsRng);
+        let block = encode_clear(
+            Format::Iso3,
+            &pin,
+            &Pan::new("0").unwrap(),
+            &mut rand::rng(),
+        );
         for &byte in &block.as_bytes()[3..] {
             seen[usize::from(byte >> 4)] += 1;
             seen[usize::from(byte & 0xF)] += 1;
@@ -192,7 +201,7 @@ fn random_fill_is_fresh_and_in_range() {
 fn random_pins_are_uniform_enough() {
     let mut counts = [0u32; 10];
     for _ in 0..2000 {
-        let pin = Pin::random(4, &mut OsRng).unwrap();
+        let pin = Pin::random(4, &mut rand::rng()).unwrap();
         for d in pin.digits() {
             counts[usize::from(d)] += 1;
         }
@@ -203,5 +212,5 @@ fn random_pins_are_uniform_enough() {
         counts.iter().all(|&c| (650..=950).contains(&c)),
         "{counts:?}"
     );
-    assert!(Pin::random(3, &mut OsRng).is_err());
+    assert!(Pin::random(3, &mut rand::rng()).is_err());
 }

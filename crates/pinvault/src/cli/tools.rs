@@ -2,7 +2,6 @@
 
 use clap::{Args, Subcommand, ValueEnum};
 use pinblock::{Format, KeyAlgorithm, Pan, Pin, ZoneKey};
-use rand_core::OsRng;
 use zeroize::Zeroizing;
 
 use super::CliError;
@@ -120,9 +119,9 @@ fn encode(args: &EncodeArgs) -> Result<Zeroizing<String>, CliError> {
     let pan = pan_for(format, args.pan.as_deref())?;
     match zone_key(format, &args.key)? {
         Some(key) => Ok(Zeroizing::new(
-            pinblock::encipher(format, &pin, &pan, &key, &mut OsRng)?.to_hex(),
+            pinblock::encipher(format, &pin, &pan, &key, &mut rand::rng())?.to_hex(),
         )),
-        None => Ok(pinblock::encode_clear(format, &pin, &pan, &mut OsRng).to_hex()),
+        None => Ok(pinblock::encode_clear(format, &pin, &pan, &mut rand::rng()).to_hex()),
     }
 }
 
