@@ -96,19 +96,16 @@ impl FromStr for Format {
     }
 }
 
-/// A block that holds a PIN in clear (a clear PIN block, or format 4's plaintext
-/// PIN field). As secret as the PIN: redacted `Debug`, zeroed on drop.
-#[derive(Clone)]
-pub struct ClearBlock {
+/// Up to 16 bytes of block, copied in.
+#[derive(Clone, PartialEq, Eq)]
+struct Bytes16 {
     bytes: [u8; 16],
     len: u8,
 }
 
-zeroize_fields!(ClearBlock { bytes, len });
-
-impl ClearBlock {
+impl Bytes16 {
     fn new(source: &[u8]) -> Self {
-        let mut block = ClearBlock {
+        let mut block = Bytes16 {
             bytes: [0; 16],
             len: source.len().min(16) as u8,
         };
@@ -118,8 +115,28 @@ impl ClearBlock {
         block
     }
 
-    pub fn as_bytes(&self) -> &[u8] {
+    fn as_bytes(&self) -> &[u8] {
         self.bytes.get(..usize::from(self.len)).unwrap_or(&[])
+    }
+}
+
+impl zeroize::Zeroize for Bytes16 {
+    fn zeroize(&mut self) {
+        self.bytes.zeroize();
+        self.len.zeroize();
+    }
+}
+
+/// A block that holds a PIN in clear (a clear PIN block, or format 4's plaintext
+/// PIN field). As secret as the PIN: redacted `Debug`, zeroed on drop.
+#[derive(Clone)]
+pub struct ClearBlock(Bytes16);
+
+zeroize_fields!(ClearBlock { 0 });
+
+impl ClearBlock {
+    pub fn as_bytes(&self) -> &[u8] {
+        self.0.as_bytes()
     }
 
     /// Upper-case hex, in a string zeroed on drop.
@@ -136,25 +153,11 @@ impl fmt::Debug for ClearBlock {
 
 /// An enciphered PIN block: 8 bytes (formats 0, 1, 3 under TDES) or 16.
 #[derive(Clone, PartialEq, Eq)]
-pub struct EncipheredBlock {
-    bytes: [u8; 16],
-    len: u8,
-}
+pub struct EncipheredBlock(Bytes16);
 
 impl EncipheredBlock {
-    fn new(source: &[u8]) -> Self {
-        let mut block = EncipheredBlock {
-            bytes: [0; 16],
-            len: source.len().min(16) as u8,
-        };
-        for (slot, &b) in block.bytes.iter_mut().zip(source) {
-            *slot = b;
-        }
-        block
-    }
-
     pub fn as_bytes(&self) -> &[u8] {
-        self.bytes.get(..usize::from(self.len)).unwrap_or(&[])
+        self.0.as_bytes()
     }
 
     /// Upper-case hex.
@@ -173,8 +176,12 @@ impl fmt::Debug for EncipheredBlock {
 /// or format 4's plaintext PIN field (format 4 binds the PAN only when enciphered).
 pub fn encode_clear(format: Format, pin: &Pin, pan: &Pan, rng: &mut impl CryptoRng) -> ClearBlock {
     match format {
-        Format::Iso4 => ClearBlock::new(&Zeroizing::new(pin_field_4(pin, rng).to_be_bytes())[..]),
-        _ => ClearBlock::new(&Zeroizing::new(block_8(format, pin, pan, rng).to_be_bytes())[..]),
+        Format::Iso4 => ClearBlock(Bytes16::new(
+            &Zeroizing::new(pin_field_4(pin, rng).to_be_bytes())[..],
+        )),
+        _ => ClearBlock(Bytes16::new(
+            &Zeroizing::new(block_8(format, pin, pan, rng).to_be_bytes())[..],
+        )),
     }
 }
 
@@ -215,7 +222,7 @@ pub fn encipher(
             key.encrypt_block(&mut buf[..len])?;
         }
     }
-    Ok(EncipheredBlock::new(&buf[..len]))
+    Ok(EncipheredBlock(Bytes16::new(&buf[..len])))
 }
 
 /// Deciphers a PIN block under `key` and reads the PIN out of it, checking every

@@ -98,6 +98,12 @@ pub struct ZoneKey {
     kcv: Kcv,
 }
 
+#[derive(Clone, Copy)]
+enum Direction {
+    Encrypt,
+    Decrypt,
+}
+
 enum Cipher {
     Tdes2(TdesEde2),
     Tdes3(TdesEde3),
@@ -186,18 +192,7 @@ impl ZoneKey {
         block: &mut [u8; 16],
         mask: u128,
     ) -> Result<(), Error> {
-        fn run<C: BlockEncrypt>(c: &C, block: &mut [u8; 16], mask: u128) {
-            c.encrypt_block(GenericArray::from_mut_slice(block));
-            *block = (u128::from_be_bytes(*block) ^ mask).to_be_bytes();
-            c.encrypt_block(GenericArray::from_mut_slice(block));
-        }
-        match &self.cipher {
-            Cipher::Aes128(c) => run(c, block, mask),
-            Cipher::Aes192(c) => run(c, block, mask),
-            Cipher::Aes256(c) => run(c, block, mask),
-            Cipher::Tdes2(_) | Cipher::Tdes3(_) => return Err(self.not_for_format_4()),
-        }
-        Ok(())
+        self.twice_with_mask(block, mask, Direction::Encrypt)
     }
 
     /// The inverse: `D(D(block) XOR mask)`. AES keys only.
@@ -206,15 +201,35 @@ impl ZoneKey {
         block: &mut [u8; 16],
         mask: u128,
     ) -> Result<(), Error> {
-        fn run<C: BlockDecrypt>(c: &C, block: &mut [u8; 16], mask: u128) {
-            c.decrypt_block(GenericArray::from_mut_slice(block));
+        self.twice_with_mask(block, mask, Direction::Decrypt)
+    }
+
+    #[inline(always)]
+    fn twice_with_mask(
+        &self,
+        block: &mut [u8; 16],
+        mask: u128,
+        dir: Direction,
+    ) -> Result<(), Error> {
+        #[inline(always)]
+        fn run<C: BlockEncrypt + BlockDecrypt>(
+            c: &C,
+            block: &mut [u8; 16],
+            mask: u128,
+            dir: Direction,
+        ) {
+            let step = |b: &mut [u8; 16]| match dir {
+                Direction::Encrypt => c.encrypt_block(GenericArray::from_mut_slice(b)),
+                Direction::Decrypt => c.decrypt_block(GenericArray::from_mut_slice(b)),
+            };
+            step(block);
             *block = (u128::from_be_bytes(*block) ^ mask).to_be_bytes();
-            c.decrypt_block(GenericArray::from_mut_slice(block));
+            step(block);
         }
         match &self.cipher {
-            Cipher::Aes128(c) => run(c, block, mask),
-            Cipher::Aes192(c) => run(c, block, mask),
-            Cipher::Aes256(c) => run(c, block, mask),
+            Cipher::Aes128(c) => run(c, block, mask, dir),
+            Cipher::Aes192(c) => run(c, block, mask, dir),
+            Cipher::Aes256(c) => run(c, block, mask, dir),
             Cipher::Tdes2(_) | Cipher::Tdes3(_) => return Err(self.not_for_format_4()),
         }
         Ok(())

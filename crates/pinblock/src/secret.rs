@@ -9,7 +9,7 @@ use zeroize::Zeroizing;
 
 /// Zeroize, zero-on-drop and the marker trait for a type whose fields all zeroize.
 macro_rules! zeroize_fields {
-    ($ty:ty { $($field:ident),+ }) => {
+    ($ty:ty { $($field:tt),+ }) => {
         impl zeroize::Zeroize for $ty {
             fn zeroize(&mut self) {
                 $(zeroize::Zeroize::zeroize(&mut self.$field);)+
