@@ -2,4 +2,10 @@
 //!
 //! The binary is a thin shell over [`cli::run`]; every command lives in this library.
 
+pub mod api;
 pub mod cli;
+pub mod domain;
+pub mod keys;
+pub mod metrics;
+pub mod service;
+pub mod store;

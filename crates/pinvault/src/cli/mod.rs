@@ -1,6 +1,9 @@
-//! The command line: `pinvault <command>`. Results go to stdout; errors to stderr
-//! with a non-zero exit code (1 for a failed command, 2 for a usage error).
+//! The command line: `pinvault <command>`. Results go to stdout (JSON for the
+//! operator commands); errors to stderr with a non-zero exit code (1 for a failed
+//! command, 2 for a usage error).
 
+mod admin;
+mod serve;
 mod tools;
 
 use std::process::ExitCode;
@@ -16,6 +19,17 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the HTTP service.
+    Serve(serve::ServeArgs),
+    /// Manage programs (tenants) and their settings.
+    #[command(subcommand)]
+    Programs(admin::ProgramsCommand),
+    /// Create, list and revoke API keys.
+    #[command(subcommand, name = "api-keys")]
+    ApiKeys(admin::ApiKeysCommand),
+    /// Rotate and list the data keys.
+    #[command(subcommand)]
+    Keys(admin::KeysCommand),
     /// Build and read ISO 9564 PIN blocks (integrator tools, for test data).
     #[command(subcommand)]
     Pinblock(tools::PinblockCommand),
@@ -33,16 +47,63 @@ impl<E: std::error::Error> From<E> for CliError {
     }
 }
 
+/// Logs go to stderr; `PINVAULT_LOG` sets the level (`info` by default; for
+/// example `warn`, or `info,pinvault=debug`).
+fn init_logging() {
+    use tracing_subscriber::filter::Targets;
+    use tracing_subscriber::prelude::*;
+    let filter: Targets = std::env::var("PINVAULT_LOG")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| Targets::new().with_default(tracing::Level::INFO));
+    let _ = tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(false),
+        )
+        .with(filter)
+        .try_init();
+}
+
+fn runtime(multi: bool) -> Result<tokio::runtime::Runtime, CliError> {
+    let mut b = if multi {
+        tokio::runtime::Builder::new_multi_thread()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    };
+    b.enable_all()
+        .build()
+        .map_err(|e| CliError(format!("cannot start the runtime: {e}")))
+}
+
 /// Parses the command line, runs the command, and maps the outcome to an exit code.
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
-    let outcome = match cli.command {
-        Command::Pinblock(cmd) => tools::pinblock(cmd),
-        Command::Kcv(args) => tools::kcv(&args),
+    let outcome: Result<Option<zeroize::Zeroizing<String>>, CliError> = match cli.command {
+        Command::Serve(args) => {
+            init_logging();
+            runtime(true)
+                .and_then(|rt| rt.block_on(serve::serve(args)))
+                .map(|()| None)
+        }
+        Command::Programs(cmd) => runtime(false)
+            .and_then(|rt| rt.block_on(admin::programs(cmd)))
+            .map(|s| Some(s.into())),
+        Command::ApiKeys(cmd) => runtime(false)
+            .and_then(|rt| rt.block_on(admin::api_keys(cmd)))
+            .map(|s| Some(s.into())),
+        Command::Keys(cmd) => runtime(false)
+            .and_then(|rt| rt.block_on(admin::keys(cmd)))
+            .map(|s| Some(s.into())),
+        Command::Pinblock(cmd) => tools::pinblock(cmd).map(Some),
+        Command::Kcv(args) => tools::kcv(&args).map(Some),
     };
     match outcome {
         Ok(output) => {
-            println!("{}", output.as_str());
+            if let Some(output) = output {
+                println!("{}", output.as_str());
+            }
             ExitCode::SUCCESS
         }
         Err(CliError(message)) => {

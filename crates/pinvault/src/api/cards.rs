@@ -1,0 +1,310 @@
+//! Cards and PIN status (API.md "Cards", "PIN status").
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use pinblock::{Pan, Pin};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use zeroize::Zeroizing;
+
+use super::error::ApiError;
+use super::extract::{Auth, JsonBody, QueryParams};
+use super::idempotency::{self, Idempotency};
+use crate::domain::ids::{is_id, new_id};
+use crate::domain::policy;
+use crate::domain::program::{Mode, Settings};
+use crate::domain::time::{now, rfc3339};
+use crate::service::App;
+use crate::store::{CardRow, CardStatus, SetBy, Store};
+
+pub const CARD_PREFIX: &str = "card_";
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateCard {
+    pan: Zeroizing<String>,
+    expiry: Option<String>,
+    external_id: Option<String>,
+    pin: Option<PinInput>,
+}
+
+/// A PIN given at card creation: in clear (`allow_plaintext_pin` only) or as a
+/// JWE encrypted to the service's published key.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PinInput {
+    pin: Option<Zeroizing<String>>,
+    encrypted: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateCard {
+    status: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListCards {
+    limit: Option<u32>,
+    starting_after: Option<String>,
+    external_id: Option<String>,
+}
+
+/// A card as the API shows it: never the PAN beyond its last four digits, never
+/// the PIN in any form.
+pub fn card_json(card: &CardRow, settings: &Settings) -> Value {
+    json!({
+        "id": card.id,
+        "last4": card.last4,
+        "expiry": card.expiry,
+        "external_id": card.external_id,
+        "status": card.status.as_str(),
+        "pin": pin_status_json(card, settings),
+        "created_at": rfc3339(card.created_at),
+        "updated_at": rfc3339(card.updated_at),
+    })
+}
+
+pub fn pin_status_json(card: &CardRow, settings: &Settings) -> Value {
+    json!({
+        "status": if card.pin_blocked { "blocked" } else { "unblocked" },
+        "remaining_tries": u32::from(settings.max_tries).saturating_sub(card.fail_count),
+        "fail_count": card.fail_count,
+        "last_failed_at": card.last_failed_at.map(rfc3339),
+        "set_by": card.pin_set_by.as_str(),
+        "updated_at": rfc3339(card.pin_updated_at),
+        "staged": false,
+    })
+}
+
+fn invalid_pan() -> ApiError {
+    ApiError::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_pan",
+        "`pan` must be 12 to 19 digits with a valid Luhn check digit",
+    )
+}
+
+/// A card number: 12 to 19 digits, Luhn-valid.
+pub fn parse_pan(text: &str) -> Result<Pan, ApiError> {
+    if !(12..=19).contains(&text.len()) {
+        return Err(invalid_pan());
+    }
+    let pan = Pan::new(text).map_err(|_| invalid_pan())?;
+    if !pan.luhn_valid() {
+        return Err(invalid_pan());
+    }
+    Ok(pan)
+}
+
+fn parse_expiry(text: &str) -> Result<String, ApiError> {
+    let bad = || ApiError::invalid("`expiry` must be a year and month: \"2029-12\"");
+    let (y, m) = text.split_once('-').ok_or_else(bad)?;
+    let ok = y.len() == 4
+        && m.len() == 2
+        && y.bytes().chain(m.bytes()).all(|b| b.is_ascii_digit())
+        && m.parse::<u8>().is_ok_and(|m| (1..=12).contains(&m));
+    if ok { Ok(text.to_owned()) } else { Err(bad()) }
+}
+
+pub fn check_external_id(text: &str) -> Result<(), ApiError> {
+    if text.is_empty() || text.chars().count() > 255 || text.chars().any(char::is_control) {
+        return Err(ApiError::invalid(
+            "`external_id` must be 1 to 255 characters, without control characters",
+        ));
+    }
+    Ok(())
+}
+
+/// A random PIN for a new card: never weak, whatever the program's policy;
+/// `0000` in test mode, as integrators expect from a sandbox.
+fn random_pin(settings: &Settings, mode: Mode, pan: &Pan) -> Result<Pin, ApiError> {
+    if mode == Mode::Test {
+        return Pin::new("0000").map_err(|_| ApiError::internal());
+    }
+    let len = usize::from(settings.pin_length_min);
+    loop {
+        let pin = Pin::random(len, &mut rand::rng()).map_err(|_| ApiError::internal())?;
+        if !policy::is_weak(&pin, pan) {
+            return Ok(pin);
+        }
+    }
+}
+
+pub async fn create<S: Store>(
+    State(app): State<Arc<App<S>>>,
+    auth: Auth,
+    headers: HeaderMap,
+    JsonBody(raw): JsonBody<Value>,
+) -> Result<Response, ApiError> {
+    let idem = Idempotency::from_headers(&headers, &auth.program.id, "POST /v1/cards", &raw)?;
+    if let Some(idem) = &idem {
+        if let Some(replay) = idempotency::replay(&app, idem).await? {
+            return Ok(replay);
+        }
+    }
+    let body: CreateCard =
+        serde_json::from_value(raw).map_err(|e| ApiError::invalid(super::safe_message(&e)))?;
+    let settings = &auth.program.settings;
+    let pan = parse_pan(&body.pan)?;
+    let expiry = body.expiry.as_deref().map(parse_expiry).transpose()?;
+    if let Some(x) = &body.external_id {
+        check_external_id(x)?;
+    }
+    let (pin, set_by) = match body.pin {
+        None => (
+            random_pin(settings, auth.program.mode, &pan)?,
+            SetBy::Random,
+        ),
+        Some(PinInput {
+            pin: Some(text),
+            encrypted: None,
+        }) => {
+            if !settings.allow_plaintext_pin {
+                return Err(ApiError::forbidden(
+                    "plaintext_not_allowed",
+                    "this program does not accept PINs in clear: send `pin.encrypted`",
+                ));
+            }
+            (
+                policy::check_text(&text, settings, &pan)
+                    .map_err(crate::domain::DomainError::from)?,
+                SetBy::Issuer,
+            )
+        }
+        Some(PinInput {
+            pin: None,
+            encrypted: Some(_),
+        }) => {
+            return Err(ApiError::bad_request(
+                "`pin.encrypted` needs the service's PIN encryption keys, which this version does not have yet",
+            ));
+        }
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "`pin` must have exactly one of `pin` and `encrypted`",
+            ));
+        }
+    };
+
+    let card_id = new_id(CARD_PREFIX);
+    let t = now();
+    let (pan_key_version, pan_sealed) = app.keys.seal_pan(&card_id, &pan)?;
+    let (lookup_key_version, pan_hash) = app.keys.pan_hash(&pan)?;
+    let (pin_key_version, pin_block) = app.keys.encipher_pin(&pin, &pan)?;
+    drop(pin);
+    let card = CardRow {
+        id: card_id,
+        program_id: auth.program.id.clone(),
+        pan_hash,
+        lookup_key_version,
+        pan_sealed,
+        pan_key_version,
+        last4: pan.last4(),
+        expiry,
+        external_id: body.external_id,
+        status: CardStatus::Active,
+        inactive_by_block: false,
+        pin_block,
+        pin_key_version,
+        pin_set_by: set_by,
+        pin_updated_at: t,
+        fail_count: 0,
+        last_failed_at: None,
+        pin_blocked: false,
+        created_at: t,
+        updated_at: t,
+    };
+    let response = card_json(&card, settings);
+    tracing::info!(card_id = %card.id, actor = %auth.api_key_id, set_by = set_by.as_str(), "card created");
+    idempotency::create(&app, idem, StatusCode::CREATED, response, |idem_row| {
+        app.store.create_card(card, idem_row)
+    })
+    .await
+}
+
+pub async fn get<S: Store>(
+    State(app): State<Arc<App<S>>>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let card = find(&app, &auth, &id).await?;
+    Ok(axum::Json(card_json(&card, &auth.program.settings)).into_response())
+}
+
+pub async fn list<S: Store>(
+    State(app): State<Arc<App<S>>>,
+    auth: Auth,
+    QueryParams(q): QueryParams<ListCards>,
+) -> Result<Response, ApiError> {
+    let limit = q.limit.unwrap_or(20);
+    if !(1..=100).contains(&limit) {
+        return Err(ApiError::bad_request("`limit` must be from 1 to 100"));
+    }
+    if let Some(x) = &q.external_id {
+        check_external_id(x).map_err(|e| ApiError::bad_request(e.detail))?;
+    }
+    let page = app
+        .store
+        .list_cards(
+            &auth.program.id,
+            q.external_id.as_deref(),
+            limit,
+            q.starting_after.as_deref(),
+        )
+        .await?;
+    let Some((cards, has_more)) = page else {
+        return Err(ApiError::bad_request(
+            "`starting_after` names no card of this program",
+        ));
+    };
+    let data: Vec<Value> = cards
+        .iter()
+        .map(|c| card_json(c, &auth.program.settings))
+        .collect();
+    Ok(axum::Json(json!({ "data": data, "has_more": has_more })).into_response())
+}
+
+pub async fn update<S: Store>(
+    State(app): State<Arc<App<S>>>,
+    auth: Auth,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<UpdateCard>,
+) -> Result<Response, ApiError> {
+    let status = CardStatus::parse(&body.status).ok_or_else(|| {
+        ApiError::invalid("`status` must be \"active\", \"inactive\" or \"suspended\"")
+    })?;
+    find(&app, &auth, &id).await?;
+    let card = app
+        .store
+        .set_card_status(&auth.program.id, &id, status, now())
+        .await?
+        .ok_or_else(|| ApiError::not_found("card"))?;
+    tracing::info!(card_id = %card.id, actor = %auth.api_key_id, status = status.as_str(), "card status changed");
+    Ok(axum::Json(card_json(&card, &auth.program.settings)).into_response())
+}
+
+pub async fn pin_status<S: Store>(
+    State(app): State<Arc<App<S>>>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let card = find(&app, &auth, &id).await?;
+    Ok(axum::Json(pin_status_json(&card, &auth.program.settings)).into_response())
+}
+
+/// The program's card with this id; any other card (another program's, or none)
+/// is the same 404.
+pub async fn find<S: Store>(app: &App<S>, auth: &Auth, id: &str) -> Result<CardRow, ApiError> {
+    if !is_id(id, CARD_PREFIX) {
+        return Err(ApiError::not_found("card"));
+    }
+    app.store
+        .get_card(&auth.program.id, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("card"))
+}

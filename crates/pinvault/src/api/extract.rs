@@ -1,0 +1,174 @@
+//! Extractors: the API key, JSON bodies and query strings, each refusing bad input
+//! with a problem+json error before a handler runs.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use serde::de::DeserializeOwned;
+
+use super::error::ApiError;
+use crate::domain::ids::Secret;
+use crate::service::App;
+use crate::store::{ProgramRow, Store};
+
+/// The calling program, from `Authorization: Bearer <api key>`.
+#[derive(Debug, Clone)]
+pub struct Auth {
+    pub program: ProgramRow,
+    pub api_key_id: String,
+}
+
+impl<S: Store> FromRequestParts<Arc<App<S>>> for Auth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &Arc<App<S>>) -> Result<Self, ApiError> {
+        let header = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(ApiError::unauthorized)?;
+        let key = header
+            .strip_prefix("Bearer ")
+            .or_else(|| header.strip_prefix("bearer "))
+            .map(str::trim)
+            .filter(|k| k.starts_with("pv_test_") || k.starts_with("pv_live_"))
+            .ok_or_else(ApiError::unauthorized)?;
+        // Looked up by hash: the stored value is never compared byte by byte with
+        // the presented one, and a database failure fails closed (500, not 401).
+        let hash = Secret::from_presented(key).hash();
+        match app.store.authenticate(hash).await? {
+            Some((key, program)) => Ok(Auth {
+                program,
+                api_key_id: key.id,
+            }),
+            None => Err(ApiError::unauthorized()),
+        }
+    }
+}
+
+/// A JSON request body: 415 `unsupported_media_type` without a JSON content
+/// type, 400 for malformed JSON, 422 for well-formed JSON of the wrong shape.
+#[derive(Debug)]
+pub struct JsonBody<T>(pub T);
+
+/// As [`JsonBody`], but an empty body is the type's default (for requests whose
+/// fields are all optional, which still must say they are JSON).
+#[derive(Debug)]
+pub struct OptionalJsonBody<T>(pub T);
+
+fn is_json(parts_ct: Option<&str>) -> bool {
+    let Some(ct) = parts_ct else { return false };
+    let essence = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+async fn json_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
+    let ct = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    if !is_json(ct) {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "the request body must be JSON: Content-Type: application/json",
+        ));
+    }
+    Bytes::from_request(req, state).await.map_err(|e| {
+        ApiError::new(
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                StatusCode::PAYLOAD_TOO_LARGE
+            } else {
+                StatusCode::BAD_REQUEST
+            },
+            "invalid_request",
+            "the request body could not be read (it may be too large)",
+        )
+    })
+}
+
+fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(bytes).map_err(|e| match e.classify() {
+        serde_json::error::Category::Data => ApiError::invalid(super::safe_message(&e)),
+        _ => ApiError::bad_request(format!(
+            "the request body is not valid JSON (line {}, column {})",
+            e.line(),
+            e.column()
+        )),
+    })
+}
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let bytes = json_bytes(req, state).await?;
+        Ok(JsonBody(parse(&bytes)?))
+    }
+}
+
+impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalJsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let bytes = json_bytes(req, state).await?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(OptionalJsonBody(T::default()));
+        }
+        Ok(OptionalJsonBody(parse(&bytes)?))
+    }
+}
+
+/// A query string: 400 `invalid_request` when it does not parse.
+#[derive(Debug)]
+pub struct QueryParams<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for QueryParams<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|q| QueryParams(q.0))
+            .map_err(|e| ApiError::bad_request(format!("bad query string: {}", e.body_text())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_types() {
+        assert!(is_json(Some("application/json")));
+        assert!(is_json(Some("Application/JSON; charset=utf-8")));
+        assert!(is_json(Some("application/merge-patch+json")));
+        assert!(!is_json(Some("text/plain")));
+        assert!(!is_json(Some("application/jsonx")));
+        assert!(!is_json(None));
+    }
+
+    #[test]
+    fn serde_messages_do_not_echo_values() {
+        #[derive(serde::Deserialize, Debug)]
+        #[allow(dead_code)]
+        struct P {
+            pin: String,
+        }
+        let err = parse::<P>(br#"{"pin": 8264}"#).unwrap_err();
+        assert!(!err.detail.contains("8264"), "{}", err.detail);
+        assert_eq!(err.status, StatusCode::UNPROCESSABLE_ENTITY);
+        let err = parse::<P>(br#"{"pin": "8264""#).unwrap_err();
+        assert_eq!(err.status, StatusCode::BAD_REQUEST);
+        assert!(!err.detail.contains("8264"), "{}", err.detail);
+    }
+}

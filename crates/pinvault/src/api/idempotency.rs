@@ -1,0 +1,144 @@
+//! `Idempotency-Key` on creates: the same key with the same body within 24 h
+//! answers the first response again; with another body, 409
+//! `idempotency_conflict`. The first response is stored sealed (AES-256-GCM
+//! under the `pan` data key): a control token's response holds the token, and
+//! no secret is stored in clear.
+
+use std::future::Future;
+
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::Value;
+
+use super::error::ApiError;
+use crate::domain::ids::secret_hash;
+use crate::domain::time::now;
+use crate::keys::KeyKind;
+use crate::service::App;
+use crate::store::{Created, IdemRow, Store, StoreResult};
+
+#[derive(Debug, Clone)]
+pub struct Idempotency {
+    program_id: String,
+    key: String,
+    request_hash: Vec<u8>,
+}
+
+impl Idempotency {
+    /// Reads the header; the request is identified by route and canonical JSON
+    /// body (keys sorted), so whitespace and key order do not matter.
+    pub fn from_headers(
+        headers: &HeaderMap,
+        program_id: &str,
+        route: &str,
+        body: &Value,
+    ) -> Result<Option<Self>, ApiError> {
+        let Some(value) = headers.get("idempotency-key") else {
+            return Ok(None);
+        };
+        let key = value
+            .to_str()
+            .ok()
+            .filter(|k| !k.is_empty() && k.len() <= 255 && k.bytes().all(|b| b.is_ascii_graphic()))
+            .ok_or_else(|| {
+                ApiError::bad_request("`Idempotency-Key` must be 1 to 255 visible ASCII characters")
+            })?;
+        let mut canonical = route.as_bytes().to_vec();
+        canonical.push(b'\n');
+        canonical.extend(serde_json::to_vec(body).map_err(|_| ApiError::internal())?);
+        Ok(Some(Idempotency {
+            program_id: program_id.to_owned(),
+            key: key.to_owned(),
+            request_hash: secret_hash(&canonical).to_vec(),
+        }))
+    }
+
+    fn aad(&self) -> Vec<u8> {
+        format!("idempotency {} {}", self.program_id, self.key).into_bytes()
+    }
+}
+
+/// The stored first response for this key, if there is one (409 if it was for
+/// another request).
+pub async fn replay<S: Store>(
+    app: &App<S>,
+    idem: &Idempotency,
+) -> Result<Option<Response>, ApiError> {
+    let Some(row) = app
+        .store
+        .get_idempotency(&idem.program_id, &idem.key)
+        .await?
+    else {
+        return Ok(None);
+    };
+    if row.request_hash != idem.request_hash {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "idempotency_conflict",
+            "this Idempotency-Key was used with a different request in the last 24 hours",
+        ));
+    }
+    app.ensure_key(KeyKind::Pan, row.key_version).await?;
+    let body = app
+        .keys
+        .open(row.key_version, &row.response_sealed, &idem.aad())?;
+    let status = StatusCode::from_u16(row.status).map_err(|_| ApiError::internal())?;
+    let mut res = (status, body.to_vec()).into_response();
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    res.headers_mut()
+        .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    Ok(Some(res))
+}
+
+/// Writes a created object with its idempotency record in one transaction, and
+/// answers `response`; if a concurrent request with the same key won, answers
+/// what it stored instead.
+pub async fn create<S, F, Fut>(
+    app: &App<S>,
+    idem: Option<Idempotency>,
+    status: StatusCode,
+    response: Value,
+    write: F,
+) -> Result<Response, ApiError>
+where
+    S: Store,
+    F: FnOnce(Option<IdemRow>) -> Fut,
+    Fut: Future<Output = StoreResult<Created>>,
+{
+    let row = match &idem {
+        None => None,
+        Some(i) => {
+            let body = zeroize::Zeroizing::new(
+                serde_json::to_vec(&response).map_err(|_| ApiError::internal())?,
+            );
+            let (key_version, response_sealed) = app.keys.seal(&body, &i.aad())?;
+            Some(IdemRow {
+                program_id: i.program_id.clone(),
+                key: i.key.clone(),
+                request_hash: i.request_hash.clone(),
+                status: status.as_u16(),
+                response_sealed,
+                key_version,
+                created_at: now(),
+            })
+        }
+    };
+    match write(row).await? {
+        Created::Created => Ok((status, axum::Json(response)).into_response()),
+        Created::IdempotencyKeyTaken => {
+            let Some(idem) = idem else {
+                return Err(ApiError::internal());
+            };
+            replay(app, &idem).await?.ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::CONFLICT,
+                    "idempotency_conflict",
+                    "a request with this Idempotency-Key is in progress",
+                )
+            })
+        }
+    }
+}

@@ -1,0 +1,134 @@
+//! HTTP: routes per resource, extractors for auth and bodies, one error type.
+//! A request flows one way: route, extractor, handler, store and keys.
+
+mod cards;
+pub mod error;
+mod extract;
+mod idempotency;
+mod ops;
+mod pin;
+mod program;
+
+pub use program::program_json;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post, put};
+use tracing::Instrument;
+
+use crate::domain::ids::new_id;
+use crate::service::App;
+use crate::store::Store;
+use error::ApiError;
+
+/// Largest request body accepted (the largest legitimate one, a card with an
+/// encrypted PIN, is under 2 KiB).
+pub const BODY_LIMIT: usize = 64 * 1024;
+
+pub fn router<S: Store>(app: Arc<App<S>>) -> Router {
+    Router::new()
+        .route("/v1/cards", post(cards::create::<S>).get(cards::list::<S>))
+        .route(
+            "/v1/cards/{id}",
+            get(cards::get::<S>).patch(cards::update::<S>),
+        )
+        .route("/v1/cards/{id}/pin/status", get(cards::pin_status::<S>))
+        .route(
+            "/v1/cards/{id}/control-tokens",
+            post(pin::create_token::<S>),
+        )
+        .route("/v1/cards/{id}/pin", put(pin::set_pin::<S>))
+        .route("/v1/cards/{id}/pin/reveal", post(pin::reveal::<S>))
+        .route("/v1/cards/{id}/pin/unblock", post(pin::unblock::<S>))
+        .route(
+            "/v1/program",
+            get(program::get::<S>).patch(program::update::<S>),
+        )
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz::<S>))
+        .route("/metrics", get(ops::metrics::<S>))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(middleware::from_fn_with_state(app.clone(), observe::<S>))
+        .with_state(app)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such resource")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "invalid_request",
+        "this method is not allowed on this resource",
+    )
+}
+
+/// Request id, one log line, metrics, and the headers every answer carries. The
+/// log and the metrics name the route template, never the raw path or query
+/// (a widget URL's query holds a control token).
+async fn observe<S: Store>(
+    State(app): State<Arc<App<S>>>,
+    matched: Option<MatchedPath>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let start = Instant::now();
+    let method = req.method().clone();
+    let route = matched.map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned());
+    let request_id = new_id("req_");
+    let span = tracing::info_span!("request", request_id = %request_id);
+    let mut res = next.run(req).instrument(span.clone()).await;
+    let elapsed = start.elapsed();
+    let status = res.status().as_u16();
+    app.metrics
+        .observe(&route, &method, status, elapsed.as_secs_f64());
+    span.in_scope(|| {
+        tracing::info!(
+            method = %method,
+            route = %route,
+            status,
+            micros = elapsed.as_micros() as u64,
+            "answered"
+        );
+    });
+    let headers = res.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        headers.insert("x-request-id", v);
+    }
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    res
+}
+
+/// serde's messages can quote the offending value ("invalid type: integer
+/// `1234`"), which may be a PIN: keep only what was expected and where.
+pub(crate) fn safe_message(e: &serde_json::Error) -> String {
+    let msg = e.to_string();
+    let msg = match msg.find(", expected") {
+        Some(i)
+            if msg.starts_with("invalid type")
+                || msg.starts_with("invalid value")
+                || msg.starts_with("invalid length") =>
+        {
+            format!(
+                "{}{}",
+                msg.split(':').next().unwrap_or("invalid"),
+                &msg[i..]
+            )
+        }
+        _ => msg,
+    };
+    format!("the request body does not match the expected shape: {msg}")
+}

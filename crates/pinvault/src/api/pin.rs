@@ -1,0 +1,292 @@
+//! Control tokens, PIN set, reveal and unblock (API.md "Control tokens", "Set or
+//! change the PIN", "Reveal the PIN", "Unblock").
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use zeroize::Zeroizing;
+
+use super::cards::find;
+use super::error::ApiError;
+use super::extract::{Auth, JsonBody, OptionalJsonBody};
+use super::idempotency::{self, Idempotency};
+use crate::domain::DomainError;
+use crate::domain::ids::{Secret, new_id};
+use crate::domain::policy;
+use crate::domain::time::{now, rfc3339};
+use crate::domain::token::{
+    self, CARDHOLDER_VERIFICATION_METHODS, TOKEN_PREFIX, TokenError, TokenType,
+};
+use crate::keys::KeyKind;
+use crate::service::{App, after};
+use crate::store::{CardRow, PinWrite, SetBy, Store, TokenRow};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateToken {
+    #[serde(rename = "type")]
+    kind: String,
+    cardholder_verification_method: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetPin {
+    control_token: Zeroizing<String>,
+    pin: Option<Zeroizing<String>>,
+    encrypted_pin: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RevealPin {
+    control_token: Zeroizing<String>,
+    device_key: Option<Value>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Unblock {
+    description: Option<String>,
+    updated_by: Option<String>,
+}
+
+fn reveal_disabled() -> ApiError {
+    ApiError::forbidden(
+        "reveal_disabled",
+        "PIN reveal is turned off for this program",
+    )
+}
+
+pub async fn create_token<S: Store>(
+    State(app): State<Arc<App<S>>>,
+    auth: Auth,
+    Path(card_id): Path<String>,
+    headers: HeaderMap,
+    JsonBody(raw): JsonBody<Value>,
+) -> Result<Response, ApiError> {
+    let route = format!("POST /v1/cards/{card_id}/control-tokens");
+    let idem = Idempotency::from_headers(&headers, &auth.program.id, &route, &raw)?;
+    let card = find(&app, &auth, &card_id).await?;
+    if let Some(idem) = &idem {
+        if let Some(replay) = idempotency::replay(&app, idem).await? {
+            return Ok(replay);
+        }
+    }
+    let body: CreateToken =
+        serde_json::from_value(raw).map_err(|e| ApiError::invalid(super::safe_message(&e)))?;
+    let kind = TokenType::parse(&body.kind)
+        .ok_or_else(|| ApiError::invalid("`type` must be \"set_pin\" or \"reveal_pin\""))?;
+    let cvm = body.cardholder_verification_method;
+    if let Some(m) = &cvm {
+        if !CARDHOLDER_VERIFICATION_METHODS.contains(&m.as_str()) {
+            return Err(ApiError::invalid(format!(
+                "`cardholder_verification_method` must be one of {}",
+                CARDHOLDER_VERIFICATION_METHODS.join(", ")
+            )));
+        }
+    }
+    let settings = &auth.program.settings;
+    let ttl = match kind {
+        TokenType::SetPin => settings.set_token_ttl_s,
+        TokenType::RevealPin => {
+            if cvm.is_none() {
+                return Err(ApiError::invalid(
+                    "`cardholder_verification_method` is required for a reveal_pin token",
+                ));
+            }
+            if !settings.reveal_enabled {
+                return Err(reveal_disabled());
+            }
+            settings.reveal_token_ttl_s
+        }
+    };
+    let secret = Secret::generate(TOKEN_PREFIX);
+    let t = now();
+    let row = TokenRow {
+        id: new_id("pctid_"),
+        token_hash: secret.hash(),
+        card_id: card.id.clone(),
+        kind,
+        cvm: cvm.clone(),
+        created_at: t,
+        expires_at: after(ttl),
+        attempts_remaining: u32::from(settings.set_token_attempts),
+        used_at: None,
+        superseded_at: None,
+    };
+    let widget = match kind {
+        TokenType::SetPin => "pin-set",
+        TokenType::RevealPin => "pin-reveal",
+    };
+    let response = json!({
+        "token": secret.expose(),
+        "type": kind.as_str(),
+        "card_id": card.id,
+        "expires_at": rfc3339(row.expires_at),
+        "attempts_remaining": row.attempts_remaining,
+        "widget_url": format!("{}/widgets/{widget}?token={}", app.settings.public_url, secret.expose()),
+    });
+    tracing::info!(card_id = %card.id, actor = %auth.api_key_id, r#type = kind.as_str(), cvm = cvm.as_deref().unwrap_or("-"), "control token created");
+    idempotency::create(&app, idem, StatusCode::CREATED, response, |idem_row| {
+        app.store.create_token(row, idem_row)
+    })
+    .await
+}
+
+/// The token presented for `card` and `kind`, if it may be redeemed now.
+async fn usable_token<S: Store>(
+    app: &App<S>,
+    card: &CardRow,
+    presented: &str,
+    kind: TokenType,
+) -> Result<TokenRow, ApiError> {
+    if !presented.starts_with(TOKEN_PREFIX) || presented.len() > 200 {
+        return Err(TokenError::Invalid.into());
+    }
+    let row = app
+        .store
+        .find_token(Secret::from_presented(presented).hash())
+        .await?
+        .filter(|t| t.card_id == card.id && t.kind == kind)
+        .ok_or(TokenError::Invalid)?;
+    token::state(
+        row.used_at,
+        row.superseded_at,
+        row.expires_at,
+        row.attempts_remaining,
+        now(),
+    )?;
+    Ok(row)
+}
+
+async fn card_pan<S: Store>(app: &App<S>, card: &CardRow) -> Result<pinblock::Pan, ApiError> {
+    app.ensure_key(KeyKind::Pan, card.pan_key_version).await?;
+    Ok(app
+        .keys
+        .open_pan(&card.id, card.pan_key_version, &card.pan_sealed)?)
+}
+
+pub async fn set_pin<S: Store>(
+    State(app): State<Arc<App<S>>>,
+    auth: Auth,
+    Path(card_id): Path<String>,
+    JsonBody(body): JsonBody<SetPin>,
+) -> Result<Response, ApiError> {
+    let card = find(&app, &auth, &card_id).await?;
+    let settings = &auth.program.settings;
+    let token = usable_token(&app, &card, &body.control_token, TokenType::SetPin).await?;
+    let text = match (body.pin, body.encrypted_pin) {
+        (Some(text), None) => {
+            if !settings.allow_plaintext_pin {
+                return Err(ApiError::forbidden(
+                    "plaintext_not_allowed",
+                    "this program does not accept PINs in clear: send `encrypted_pin`",
+                ));
+            }
+            text
+        }
+        (None, Some(_)) => {
+            return Err(ApiError::bad_request(
+                "`encrypted_pin` needs the service's PIN encryption keys, which this version does not have yet",
+            ));
+        }
+        _ => {
+            return Err(ApiError::invalid(
+                "give exactly one of `pin` and `encrypted_pin`",
+            ));
+        }
+    };
+    let pan = card_pan(&app, &card).await?;
+    let pin = match policy::check_text(&text, settings, &pan) {
+        Ok(pin) => pin,
+        Err(rejection) => {
+            // A refused PIN uses one of the token's attempts.
+            app.store.use_token_attempt(&token.id, now()).await??;
+            tracing::info!(card_id = %card.id, "PIN refused by policy");
+            return Err(DomainError::from(rejection).into());
+        }
+    };
+    let (key_version, block) = app.keys.encipher_pin(&pin, &pan)?;
+    drop(pin);
+    let write = PinWrite {
+        block,
+        key_version,
+        set_by: SetBy::Cardholder,
+    };
+    app.store
+        .redeem_token(&token.id, Some(write), now())
+        .await??;
+    tracing::info!(card_id = %card.id, actor = %auth.api_key_id, "PIN changed");
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+pub async fn reveal<S: Store>(
+    State(app): State<Arc<App<S>>>,
+    auth: Auth,
+    Path(card_id): Path<String>,
+    JsonBody(body): JsonBody<RevealPin>,
+) -> Result<Response, ApiError> {
+    let card = find(&app, &auth, &card_id).await?;
+    let settings = &auth.program.settings;
+    if !settings.reveal_enabled {
+        return Err(reveal_disabled());
+    }
+    let token = usable_token(&app, &card, &body.control_token, TokenType::RevealPin).await?;
+    if body.device_key.is_some() {
+        return Err(ApiError::bad_request(
+            "reveal to a `device_key` (JWE ECDH-ES) is not available in this version yet",
+        ));
+    }
+    if !settings.allow_plaintext_reveal {
+        return Err(ApiError::forbidden(
+            "plaintext_not_allowed",
+            "this program reveals PINs only encrypted to a `device_key`",
+        ));
+    }
+    // Read the PIN before spending the token, so a failure cannot waste it.
+    let pan = card_pan(&app, &card).await?;
+    app.ensure_key(KeyKind::Pin, card.pin_key_version).await?;
+    let pin = app
+        .keys
+        .decipher_pin(card.pin_key_version, &card.pin_block, &pan)?;
+    app.store.redeem_token(&token.id, None, now()).await??;
+    tracing::info!(card_id = %card.id, actor = %auth.api_key_id, cvm = token.cvm.as_deref().unwrap_or("-"), "PIN revealed in clear");
+    let body = json!({ "pin": &*pin.expose() });
+    Ok(axum::Json(body).into_response())
+}
+
+pub async fn unblock<S: Store>(
+    State(app): State<Arc<App<S>>>,
+    auth: Auth,
+    Path(card_id): Path<String>,
+    OptionalJsonBody(body): OptionalJsonBody<Unblock>,
+) -> Result<Response, ApiError> {
+    for (name, value) in [
+        ("description", &body.description),
+        ("updated_by", &body.updated_by),
+    ] {
+        if value.as_ref().is_some_and(|v| v.chars().count() > 500) {
+            return Err(ApiError::invalid(format!(
+                "`{name}` must be at most 500 characters"
+            )));
+        }
+    }
+    find(&app, &auth, &card_id).await?;
+    app.store
+        .unblock_pin(&auth.program.id, &card_id, now())
+        .await?
+        .ok_or_else(|| ApiError::not_found("card"))?;
+    tracing::info!(
+        card_id = %card_id,
+        actor = %auth.api_key_id,
+        updated_by = body.updated_by.as_deref().unwrap_or("-"),
+        description = body.description.as_deref().unwrap_or("-"),
+        "PIN unblocked"
+    );
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

@@ -1,0 +1,267 @@
+//! `pinvault serve` and what every command that touches the data shares: where
+//! the data lives and how to open it.
+
+use std::net::SocketAddr;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use clap::Args;
+
+use super::CliError;
+use crate::domain::ids::{Secret, new_id};
+use crate::domain::program::{Mode, Settings};
+use crate::domain::time::now;
+use crate::keys::KeyFile;
+use crate::service::{App, KEY_REFRESH, ServerSettings};
+use crate::store::{ApiKeyRow, ProgramRow, SqliteStore, Store};
+
+/// Where the data lives; every command that reads or writes it takes these.
+#[derive(Debug, Args, Clone)]
+pub struct DataArgs {
+    /// Data directory: the SQLite database and the master key file.
+    #[arg(
+        long,
+        env = "PINVAULT_DATA_DIR",
+        default_value = "./pinvault-data",
+        value_name = "DIR"
+    )]
+    pub data_dir: PathBuf,
+    /// Database URL; without one, SQLite in the data directory.
+    #[arg(long, env = "PINVAULT_DATABASE_URL", value_name = "URL")]
+    pub database_url: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    data: DataArgs,
+    /// Address to listen on.
+    #[arg(
+        long,
+        env = "PINVAULT_LISTEN",
+        default_value = "127.0.0.1:8080",
+        value_name = "ADDR"
+    )]
+    listen: SocketAddr,
+    /// Also make a test-mode program and print its API key and what to try.
+    #[arg(long)]
+    dev: bool,
+    /// The URL clients reach this server at (for `widget_url`); default http://ADDR.
+    #[arg(long, env = "PINVAULT_PUBLIC_URL", value_name = "URL")]
+    public_url: Option<String>,
+}
+
+/// Creates the data directory (mode 0700) if needed and opens the database named
+/// by the arguments.
+pub fn open_store(data: &DataArgs) -> Result<SqliteStore, CliError> {
+    ensure_dir(&data.data_dir)?;
+    let path = match data.database_url.as_deref() {
+        None => data.data_dir.join("pinvault.db"),
+        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            return Err(CliError(
+                "PostgreSQL is not supported by this version yet: leave out --database-url to use SQLite".into(),
+            ));
+        }
+        Some(url) => match url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+        {
+            Some(path) if !path.is_empty() => PathBuf::from(path),
+            _ => {
+                return Err(CliError(format!(
+                    "unsupported --database-url (expected sqlite:PATH): {}",
+                    redact_url(url)
+                )));
+            }
+        },
+    };
+    SqliteStore::open(&path)
+        .map_err(|e| CliError(format!("cannot open database {}: {e}", path.display())))
+}
+
+/// A URL without its password, for messages.
+fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => format!("{}://…@{}", &url[..s], &url[at + 1..]),
+        _ => url.to_owned(),
+    }
+}
+
+fn ensure_dir(dir: &Path) -> Result<(), CliError> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| {
+            CliError(format!(
+                "cannot create data directory {}: {e}",
+                dir.display()
+            ))
+        })
+}
+
+/// Opens the application over the data the arguments name (creating the master
+/// key and data keys on first use).
+pub async fn open_app(data: &DataArgs, public_url: String) -> Result<App<SqliteStore>, CliError> {
+    let store = open_store(data)?;
+    let provider =
+        Arc::new(KeyFile::open_or_create(&data.data_dir).map_err(|e| CliError(e.to_string()))?);
+    App::open(store, provider, ServerSettings { public_url })
+        .await
+        .map_err(|e| CliError(e.to_string()))
+}
+
+/// Creates a program and its first API key; returns the program and the key.
+pub async fn create_program<S: Store>(
+    app: &App<S>,
+    name: &str,
+    mode: Mode,
+    settings: Settings,
+) -> Result<(ProgramRow, Secret), CliError> {
+    let t = now();
+    let program = ProgramRow {
+        id: new_id("prg_"),
+        name: name.to_owned(),
+        mode,
+        settings,
+        created_at: t,
+        updated_at: t,
+    };
+    let (key, secret) = new_api_key(&program);
+    app.store
+        .create_program(program.clone(), key)
+        .await
+        .map_err(|e| CliError(e.to_string()))?;
+    Ok((program, secret))
+}
+
+pub fn new_api_key(program: &ProgramRow) -> (ApiKeyRow, Secret) {
+    let secret = Secret::generate(program.mode.api_key_prefix());
+    let hint: String = secret
+        .expose()
+        .chars()
+        .take(program.mode.api_key_prefix().len() + 4)
+        .collect();
+    let row = ApiKeyRow {
+        id: new_id("key_"),
+        program_id: program.id.clone(),
+        key_hash: secret.hash(),
+        hint: format!("{hint}…"),
+        created_at: now(),
+        revoked_at: None,
+    };
+    (row, secret)
+}
+
+pub async fn serve(args: ServeArgs) -> Result<(), CliError> {
+    let public_url = args
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{}", args.listen));
+    let app = Arc::new(open_app(&args.data, public_url.trim_end_matches('/').to_owned()).await?);
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| CliError(format!("cannot listen on {}: {e}", args.listen)))?;
+    let addr = listener.local_addr().map_err(|e| CliError(e.to_string()))?;
+    if args.dev {
+        dev_program(&app, addr).await?;
+    }
+
+    // Pick up key rotations made by other processes.
+    let refresher = app.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(KEY_REFRESH);
+        loop {
+            tick.tick().await;
+            if let Err(e) = refresher.reload_keys().await {
+                tracing::warn!(error = %e, "could not refresh data keys");
+            }
+        }
+    });
+
+    tracing::info!(%addr, key_provider = app.keys.provider_name(), "listening");
+    eprintln!("pinvault listening on http://{addr}");
+    axum::serve(listener, crate::api::router(app))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .map_err(|e| CliError(format!("server failed: {e}")))?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Waits for SIGTERM or Ctrl-C; in-flight requests then finish.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}
+
+/// `serve --dev`: a test-mode program named `dev` (made once, a new key each
+/// start), with PINs in clear allowed so that the curl lines below work.
+async fn dev_program(app: &App<SqliteStore>, addr: SocketAddr) -> Result<(), CliError> {
+    let existing = app
+        .store
+        .list_programs()
+        .await
+        .map_err(|e| CliError(e.to_string()))?
+        .into_iter()
+        .find(|p| p.name == "dev" && p.mode == Mode::Test);
+    let (program, key) = match existing {
+        Some(program) => {
+            let (row, secret) = new_api_key(&program);
+            app.store
+                .create_api_key(row)
+                .await
+                .map_err(|e| CliError(e.to_string()))?;
+            (program, secret)
+        }
+        None => {
+            let settings = Settings {
+                allow_plaintext_pin: true,
+                allow_plaintext_reveal: true,
+                ..Settings::default()
+            };
+            create_program(app, "dev", Mode::Test, settings).await?
+        }
+    };
+    let base = format!("http://{addr}");
+    let k = key.expose();
+    let out = format!(
+        r#"
+pinvault dev mode: test program {program_id} ("dev"); PINs in clear are allowed for it.
+API key (shown once): {k}
+
+Try:
+  export PV_KEY={k}
+  curl -s -X POST {base}/v1/cards -H "Authorization: Bearer $PV_KEY" \
+       -H 'Content-Type: application/json' -d '{{"pan":"4111111111111111","external_id":"demo-1"}}'
+  # then, with the card id it answered (card_…):
+  curl -s -X POST {base}/v1/cards/CARD_ID/control-tokens -H "Authorization: Bearer $PV_KEY" \
+       -H 'Content-Type: application/json' -d '{{"type":"set_pin"}}'
+  curl -s -X PUT {base}/v1/cards/CARD_ID/pin -H "Authorization: Bearer $PV_KEY" \
+       -H 'Content-Type: application/json' -d '{{"control_token":"PCT_TOKEN","pin":"8264"}}'
+  curl -s {base}/v1/cards/CARD_ID/pin/status -H "Authorization: Bearer $PV_KEY"
+"#,
+        program_id = program.id
+    );
+    println!("{out}");
+    tracing::info!(program_id = %program.id, "dev program ready");
+    Ok(())
+}

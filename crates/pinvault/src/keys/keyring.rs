@@ -1,0 +1,247 @@
+//! Unwrapped data keys, by kind and version, held in memory.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use aws_lc_rs::aead::{AES_256_GCM, RandomizedNonceKey};
+use aws_lc_rs::hmac;
+use pinblock::{Format, KeyAlgorithm, Pan, Pin, SecretKey, ZoneKey};
+use rand::RngCore;
+use zeroize::Zeroizing;
+
+use super::keyfile::{open, seal};
+use super::{KeyError, KeyProvider};
+use crate::domain::time::Timestamp;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum KeyKind {
+    Pin,
+    Pan,
+    Lookup,
+}
+
+impl KeyKind {
+    pub const ALL: [KeyKind; 3] = [KeyKind::Pin, KeyKind::Pan, KeyKind::Lookup];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyKind::Pin => "pin",
+            KeyKind::Pan => "pan",
+            KeyKind::Lookup => "lookup",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        KeyKind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+/// A data key as stored: wrapped by the master key.
+#[derive(Debug, Clone)]
+pub struct DataKeyRow {
+    pub kind: KeyKind,
+    pub version: u32,
+    pub wrapped: Vec<u8>,
+    pub created_at: Timestamp,
+}
+
+#[allow(clippy::large_enum_variant)] // one per key version, behind an Arc
+enum DataKey {
+    Pin(Box<ZoneKey>),
+    Pan(RandomizedNonceKey),
+    Lookup(hmac::Key),
+}
+
+#[derive(Default)]
+struct State {
+    keys: HashMap<(KeyKind, u32), Arc<DataKey>>,
+    current: HashMap<KeyKind, u32>,
+}
+
+pub struct Keyring {
+    provider: Arc<dyn KeyProvider>,
+    state: RwLock<State>,
+}
+
+impl std::fmt::Debug for Keyring {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Keyring")
+            .field("provider", &self.provider.name())
+            .finish_non_exhaustive()
+    }
+}
+
+fn aad(kind: KeyKind, version: u32) -> Vec<u8> {
+    format!("pinvault data key {} v{version}", kind.as_str()).into_bytes()
+}
+
+impl Keyring {
+    pub fn new(provider: Arc<dyn KeyProvider>) -> Self {
+        Keyring {
+            provider,
+            state: RwLock::new(State::default()),
+        }
+    }
+
+    pub fn provider_name(&self) -> &'static str {
+        self.provider.name()
+    }
+
+    /// A new random data key of `kind`, wrapped for storage.
+    pub fn new_row(
+        &self,
+        kind: KeyKind,
+        version: u32,
+        now: Timestamp,
+    ) -> Result<DataKeyRow, KeyError> {
+        let mut bytes = Zeroizing::new([0u8; 32]);
+        rand::rng().fill_bytes(bytes.as_mut_slice());
+        let wrapped = self.provider.wrap(bytes.as_slice(), &aad(kind, version))?;
+        Ok(DataKeyRow {
+            kind,
+            version,
+            wrapped,
+            created_at: now,
+        })
+    }
+
+    /// Unwraps the rows not yet held, and makes the highest version of each kind
+    /// the current one. Rows are unwrapped before the lock is taken.
+    pub fn install(&self, rows: &[DataKeyRow]) -> Result<(), KeyError> {
+        let known: Vec<(KeyKind, u32)> = match self.state.read() {
+            Ok(s) => s.keys.keys().copied().collect(),
+            Err(p) => p.into_inner().keys.keys().copied().collect(),
+        };
+        let mut fresh = Vec::new();
+        for row in rows {
+            if known.contains(&(row.kind, row.version)) {
+                continue;
+            }
+            let bytes = self
+                .provider
+                .unwrap(&row.wrapped, &aad(row.kind, row.version))?;
+            let key = match row.kind {
+                KeyKind::Pin => DataKey::Pin(Box::new(
+                    ZoneKey::new(
+                        KeyAlgorithm::Aes,
+                        &SecretKey::from_slice(&bytes)
+                            .map_err(|e| KeyError::Integrity(e.to_string()))?,
+                    )
+                    .map_err(|e| KeyError::Integrity(e.to_string()))?,
+                )),
+                KeyKind::Pan => DataKey::Pan(
+                    RandomizedNonceKey::new(&AES_256_GCM, &bytes)
+                        .map_err(|_| KeyError::Integrity("bad pan key".into()))?,
+                ),
+                KeyKind::Lookup => DataKey::Lookup(hmac::Key::new(hmac::HMAC_SHA256, &bytes)),
+            };
+            fresh.push(((row.kind, row.version), Arc::new(key)));
+        }
+        let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
+        state.keys.extend(fresh);
+        for row in rows {
+            let cur = state.current.entry(row.kind).or_insert(row.version);
+            *cur = (*cur).max(row.version);
+        }
+        Ok(())
+    }
+
+    /// The current version of `kind`, if any key of it is installed.
+    pub fn current_version(&self, kind: KeyKind) -> Option<u32> {
+        self.read(|s| s.current.get(&kind).copied())
+    }
+
+    pub fn has(&self, kind: KeyKind, version: u32) -> bool {
+        self.read(|s| s.keys.contains_key(&(kind, version)))
+    }
+
+    fn read<T>(&self, f: impl FnOnce(&State) -> T) -> T {
+        match self.state.read() {
+            Ok(s) => f(&s),
+            Err(p) => f(&p.into_inner()),
+        }
+    }
+
+    fn key(&self, kind: KeyKind, version: u32) -> Result<Arc<DataKey>, KeyError> {
+        self.read(|s| s.keys.get(&(kind, version)).cloned())
+            .ok_or(KeyError::UnknownVersion { kind, version })
+    }
+
+    fn current(&self, kind: KeyKind) -> Result<(u32, Arc<DataKey>), KeyError> {
+        self.read(|s| {
+            let v = *s.current.get(&kind)?;
+            Some((v, s.keys.get(&(kind, v))?.clone()))
+        })
+        .ok_or(KeyError::UnknownVersion { kind, version: 0 })
+    }
+
+    /// Enciphers a PIN for storage: an ISO 9564 format 4 block bound to the PAN,
+    /// under the current PIN storage key.
+    pub fn encipher_pin(&self, pin: &Pin, pan: &Pan) -> Result<(u32, Vec<u8>), KeyError> {
+        let (version, key) = self.current(KeyKind::Pin)?;
+        let DataKey::Pin(key) = &*key else {
+            return Err(KeyError::Integrity("pin key of the wrong type".into()));
+        };
+        let block = pinblock::encipher(Format::Iso4, pin, pan, key, &mut rand::rng())
+            .map_err(|e| KeyError::Integrity(e.to_string()))?;
+        Ok((version, block.as_bytes().to_vec()))
+    }
+
+    /// Reads a stored PIN.
+    pub fn decipher_pin(&self, version: u32, block: &[u8], pan: &Pan) -> Result<Pin, KeyError> {
+        let key = self.key(KeyKind::Pin, version)?;
+        let DataKey::Pin(key) = &*key else {
+            return Err(KeyError::Integrity("pin key of the wrong type".into()));
+        };
+        pinblock::decipher(Format::Iso4, block, pan, key)
+            .map_err(|_| KeyError::Integrity("stored PIN block does not decipher".into()))
+    }
+
+    /// Seals bytes under the current `pan` key, bound to `aad`.
+    pub fn seal(&self, data: &[u8], aad: &[u8]) -> Result<(u32, Vec<u8>), KeyError> {
+        let (version, key) = self.current(KeyKind::Pan)?;
+        let DataKey::Pan(key) = &*key else {
+            return Err(KeyError::Integrity("pan key of the wrong type".into()));
+        };
+        Ok((version, seal(key, data, aad)?))
+    }
+
+    pub fn open(
+        &self,
+        version: u32,
+        sealed: &[u8],
+        aad: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, KeyError> {
+        let key = self.key(KeyKind::Pan, version)?;
+        let DataKey::Pan(key) = &*key else {
+            return Err(KeyError::Integrity("pan key of the wrong type".into()));
+        };
+        open(key, sealed, aad)
+    }
+
+    /// Seals a PAN with the card's id as associated data.
+    pub fn seal_pan(&self, card_id: &str, pan: &Pan) -> Result<(u32, Vec<u8>), KeyError> {
+        self.seal(pan.expose().as_bytes(), card_id.as_bytes())
+    }
+
+    pub fn open_pan(&self, card_id: &str, version: u32, sealed: &[u8]) -> Result<Pan, KeyError> {
+        let digits = self.open(version, sealed, card_id.as_bytes())?;
+        let text = std::str::from_utf8(&digits)
+            .map_err(|_| KeyError::Integrity("PAN is not text".into()))?;
+        Pan::new(text).map_err(|_| KeyError::Integrity("sealed PAN is not a PAN".into()))
+    }
+
+    /// The keyed hash by which a PAN is found, under the current lookup key.
+    pub fn pan_hash(&self, pan: &Pan) -> Result<(u32, Vec<u8>), KeyError> {
+        let (version, _) = self.current(KeyKind::Lookup)?;
+        Ok((version, self.pan_hash_with(version, pan)?))
+    }
+
+    pub fn pan_hash_with(&self, version: u32, pan: &Pan) -> Result<Vec<u8>, KeyError> {
+        let key = self.key(KeyKind::Lookup, version)?;
+        let DataKey::Lookup(key) = &*key else {
+            return Err(KeyError::Integrity("lookup key of the wrong type".into()));
+        };
+        Ok(hmac::sign(key, pan.expose().as_bytes()).as_ref().to_vec())
+    }
+}

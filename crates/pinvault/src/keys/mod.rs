@@ -1,0 +1,58 @@
+//! Keys: the master key's provider, and the versioned data keys it wraps.
+//!
+//! The master key never encrypts data itself. It wraps data keys (AES-256-GCM,
+//! the key's kind and version as associated data), which live wrapped in the
+//! database. Three kinds:
+//! - `pin`: AES-256, enciphers stored PINs as ISO 9564 format 4 blocks bound to
+//!   the card's PAN;
+//! - `pan`: AES-256-GCM, seals PANs (the card id as associated data) and other
+//!   sealed records;
+//! - `lookup`: HMAC-SHA256, the keyed hash by which a PAN is found.
+//!
+//! Rotation adds a version of each kind; rows name the version that protects
+//! them, old versions stay readable, and `pinvault keys rotate` re-encrypts rows
+//! until none uses an old version.
+
+mod keyfile;
+mod keyring;
+
+pub use keyfile::KeyFile;
+pub use keyring::{DataKeyRow, KeyKind, Keyring};
+
+use zeroize::Zeroizing;
+
+/// Where the master key lives. A key file today; a PKCS#11 token (an HSM) fits
+/// the same seam: wrap and unwrap happen inside the provider, and the master key
+/// never leaves it.
+pub trait KeyProvider: Send + Sync + 'static {
+    /// A short name for logs and `keys list` (`file`, `pkcs11`).
+    fn name(&self) -> &'static str;
+    /// Encrypts a data key under the master key, bound to `aad`.
+    fn wrap(&self, key: &[u8], aad: &[u8]) -> Result<Vec<u8>, KeyError>;
+    /// Decrypts a wrapped data key; fails if it or `aad` was altered.
+    fn unwrap(&self, wrapped: &[u8], aad: &[u8]) -> Result<Zeroizing<Vec<u8>>, KeyError>;
+}
+
+#[derive(Debug)]
+pub enum KeyError {
+    /// The master key file or token is missing, unreadable or unsafe.
+    Provider(String),
+    /// A wrapped key or sealed value failed authentication.
+    Integrity(String),
+    /// A row names a key version that does not exist.
+    UnknownVersion { kind: KeyKind, version: u32 },
+}
+
+impl std::fmt::Display for KeyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KeyError::Provider(m) => write!(f, "key provider: {m}"),
+            KeyError::Integrity(m) => write!(f, "integrity check failed: {m}"),
+            KeyError::UnknownVersion { kind, version } => {
+                write!(f, "no {} data key version {version}", kind.as_str())
+            }
+        }
+    }
+}
+
+impl std::error::Error for KeyError {}

@@ -1,0 +1,100 @@
+//! Prometheus metrics: request counts and latency per route, method and status.
+//! Labels are route templates (`/v1/cards/{id}`), never raw paths or values.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Mutex;
+
+const BUCKETS: [f64; 12] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+];
+
+#[derive(Default)]
+struct Series {
+    count: u64,
+    sum: f64,
+    buckets: [u64; BUCKETS.len()],
+}
+
+#[derive(Default)]
+pub struct Metrics {
+    http: Mutex<BTreeMap<(String, &'static str, u16), Series>>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+fn method_label(m: &axum::http::Method) -> &'static str {
+    match m.as_str() {
+        "GET" => "GET",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "PATCH" => "PATCH",
+        "DELETE" => "DELETE",
+        "HEAD" => "HEAD",
+        "OPTIONS" => "OPTIONS",
+        _ => "OTHER",
+    }
+}
+
+impl Metrics {
+    pub fn observe(&self, route: &str, method: &axum::http::Method, status: u16, seconds: f64) {
+        let mut map = self.http.lock().unwrap_or_else(|p| p.into_inner());
+        let s = map
+            .entry((route.to_owned(), method_label(method), status))
+            .or_default();
+        s.count += 1;
+        s.sum += seconds;
+        for (slot, bound) in s.buckets.iter_mut().zip(BUCKETS) {
+            if seconds <= bound {
+                *slot += 1;
+            }
+        }
+    }
+
+    pub fn render(&self) -> String {
+        let map = self.http.lock().unwrap_or_else(|p| p.into_inner());
+        let mut out = String::new();
+        out.push_str("# HELP pinvault_http_requests_total HTTP requests answered.\n");
+        out.push_str("# TYPE pinvault_http_requests_total counter\n");
+        for ((route, method, status), s) in map.iter() {
+            let _ = writeln!(
+                out,
+                "pinvault_http_requests_total{{route=\"{route}\",method=\"{method}\",status=\"{status}\"}} {}",
+                s.count
+            );
+        }
+        out.push_str(
+            "# HELP pinvault_http_request_duration_seconds Time to answer HTTP requests.\n",
+        );
+        out.push_str("# TYPE pinvault_http_request_duration_seconds histogram\n");
+        for ((route, method, status), s) in map.iter() {
+            let labels = format!("route=\"{route}\",method=\"{method}\",status=\"{status}\"");
+            for (bound, n) in BUCKETS.iter().zip(s.buckets) {
+                let _ = writeln!(
+                    out,
+                    "pinvault_http_request_duration_seconds_bucket{{{labels},le=\"{bound}\"}} {n}"
+                );
+            }
+            let _ = writeln!(
+                out,
+                "pinvault_http_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}",
+                s.count
+            );
+            let _ = writeln!(
+                out,
+                "pinvault_http_request_duration_seconds_sum{{{labels}}} {}",
+                s.sum
+            );
+            let _ = writeln!(
+                out,
+                "pinvault_http_request_duration_seconds_count{{{labels}}} {}",
+                s.count
+            );
+        }
+        out
+    }
+}

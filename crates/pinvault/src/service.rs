@@ -1,0 +1,200 @@
+//! The application: store, keys and settings, and the operations the API and the
+//! command line share. Nothing here knows about HTTP.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::domain::time::{Timestamp, now};
+use crate::keys::{KeyError, KeyKind, KeyProvider, Keyring};
+use crate::store::{Store, StoreError};
+
+/// How often a server re-reads the data key versions, so that a rotation made by
+/// another process is used everywhere within this time.
+pub const KEY_REFRESH: Duration = Duration::from_secs(2);
+
+#[derive(Debug)]
+pub enum ServiceError {
+    Store(StoreError),
+    Keys(KeyError),
+}
+
+impl std::fmt::Display for ServiceError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ServiceError::Store(e) => e.fmt(f),
+            ServiceError::Keys(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for ServiceError {}
+
+impl From<StoreError> for ServiceError {
+    fn from(e: StoreError) -> Self {
+        ServiceError::Store(e)
+    }
+}
+
+impl From<KeyError> for ServiceError {
+    fn from(e: KeyError) -> Self {
+        ServiceError::Keys(e)
+    }
+}
+
+/// Settings of a running server that are not per program.
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    /// The base URL widgets are reached at, for `widget_url`.
+    pub public_url: String,
+}
+
+pub struct App<S: Store> {
+    pub store: S,
+    pub keys: Arc<Keyring>,
+    pub settings: ServerSettings,
+    pub metrics: crate::metrics::Metrics,
+}
+
+impl<S: Store> std::fmt::Debug for App<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App")
+            .field("keys", &self.keys)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: Store> App<S> {
+    /// Makes sure every kind of data key exists (creating version 1 where none
+    /// does) and loads them all.
+    pub async fn open(
+        store: S,
+        provider: Arc<dyn KeyProvider>,
+        settings: ServerSettings,
+    ) -> Result<Self, ServiceError> {
+        let keys = Arc::new(Keyring::new(provider));
+        let app = App {
+            store,
+            keys,
+            settings,
+            metrics: crate::metrics::Metrics::default(),
+        };
+        app.bootstrap_keys().await?;
+        Ok(app)
+    }
+
+    async fn bootstrap_keys(&self) -> Result<(), ServiceError> {
+        let rows = self.store.data_keys().await?;
+        for kind in KeyKind::ALL {
+            if !rows.iter().any(|r| r.kind == kind) {
+                // Another process may create it at the same moment: the loser's
+                // insert is a no-op and both load the winner's.
+                let row = self.keys.new_row(kind, 1, now())?;
+                self.store.insert_data_key(row).await?;
+            }
+        }
+        self.reload_keys().await
+    }
+
+    /// Re-reads the data keys (new versions from a rotation elsewhere).
+    pub async fn reload_keys(&self) -> Result<(), ServiceError> {
+        let rows = self.store.data_keys().await?;
+        self.keys.install(&rows)?;
+        Ok(())
+    }
+
+    /// Makes sure a key version a row names is loaded (it may be newer than the
+    /// last refresh).
+    pub async fn ensure_key(&self, kind: KeyKind, version: u32) -> Result<(), ServiceError> {
+        if !self.keys.has(kind, version) {
+            self.reload_keys().await?;
+        }
+        Ok(())
+    }
+
+    /// Adds a new version of each kind and re-encrypts every row under an older
+    /// one, until none is left. Safe while servers run: they pick up the new
+    /// versions within [`KEY_REFRESH`], old versions stay readable, and a row
+    /// whose PIN changed meanwhile is read again and retried.
+    pub async fn rotate_keys(&self, kinds: &[KeyKind]) -> Result<RotationReport, ServiceError> {
+        self.reload_keys().await?;
+        let mut report = RotationReport::default();
+        for &kind in kinds {
+            let next = self.keys.current_version(kind).unwrap_or(0) + 1;
+            let row = self.keys.new_row(kind, next, now())?;
+            if !self.store.insert_data_key(row).await? {
+                return Err(ServiceError::Store(StoreError::Conflict(format!(
+                    "{} key version {next} was created by another rotation at the same time; run it again",
+                    kind.as_str()
+                ))));
+            }
+            report.new_versions.push((kind, next));
+        }
+        self.reload_keys().await?;
+        let current = |k| self.keys.current_version(k).unwrap_or(1);
+        let (pin_v, pan_v, lookup_v) = (
+            current(KeyKind::Pin),
+            current(KeyKind::Pan),
+            current(KeyKind::Lookup),
+        );
+        // Servers that have not refreshed yet may still write under the old
+        // versions for up to KEY_REFRESH; passes continue until a quiet one.
+        let deadline = std::time::Instant::now() + KEY_REFRESH * 3;
+        loop {
+            let batch = self
+                .store
+                .cards_under_old_keys(pin_v, pan_v, lookup_v, 500)
+                .await?;
+            if batch.is_empty() {
+                if std::time::Instant::now() >= deadline {
+                    break;
+                }
+                tokio::time::sleep(KEY_REFRESH / 2).await;
+                continue;
+            }
+            for card in batch {
+                self.ensure_key(KeyKind::Pin, card.pin_key_version).await?;
+                self.ensure_key(KeyKind::Pan, card.pan_key_version).await?;
+                let pan = self
+                    .keys
+                    .open_pan(&card.id, card.pan_key_version, &card.pan_sealed)?;
+                let pin = self
+                    .keys
+                    .decipher_pin(card.pin_key_version, &card.pin_block, &pan)?;
+                let (pin_version, block) = self.keys.encipher_pin(&pin, &pan)?;
+                let (pan_version, pan_sealed) = self.keys.seal_pan(&card.id, &pan)?;
+                let (lookup_version, pan_hash) = self.keys.pan_hash(&pan)?;
+                let done = self
+                    .store
+                    .rewrap_card(crate::store::Rewrap {
+                        card_id: card.id.clone(),
+                        old_pin_block: card.pin_block.clone(),
+                        pin: crate::store::PinWrite {
+                            block,
+                            key_version: pin_version,
+                            set_by: card.pin_set_by,
+                        },
+                        pan_sealed,
+                        pan_key_version: pan_version,
+                        pan_hash,
+                        lookup_key_version: lookup_version,
+                    })
+                    .await?;
+                if done {
+                    report.cards_reencrypted += 1;
+                }
+            }
+        }
+        Ok(report)
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct RotationReport {
+    pub new_versions: Vec<(KeyKind, u32)>,
+    pub cards_reencrypted: u64,
+}
+
+/// Seconds from now.
+pub fn after(seconds: u32) -> Timestamp {
+    now() + i64::from(seconds)
+}

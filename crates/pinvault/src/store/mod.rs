@@ -1,0 +1,318 @@
+//! Storage: one trait, one implementation per database. Every method is one
+//! transaction; concurrency is made safe by the database, not by process memory.
+
+mod sqlite;
+
+use std::future::Future;
+
+pub use sqlite::SqliteStore;
+
+use crate::domain::ids::SecretHash;
+use crate::domain::program::{Mode, Settings};
+use crate::domain::time::Timestamp;
+use crate::domain::token::{TokenError, TokenType};
+use crate::keys::{DataKeyRow, KeyKind};
+
+#[derive(Debug, Clone)]
+pub struct ProgramRow {
+    pub id: String,
+    pub name: String,
+    pub mode: Mode,
+    pub settings: Settings,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+#[derive(Debug, Clone)]
+pub struct ApiKeyRow {
+    pub id: String,
+    pub program_id: String,
+    pub key_hash: SecretHash,
+    /// The key's prefix and first characters, to tell keys apart in listings.
+    pub hint: String,
+    pub created_at: Timestamp,
+    pub revoked_at: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CardStatus {
+    Active,
+    Inactive,
+    Suspended,
+}
+
+impl CardStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CardStatus::Active => "active",
+            CardStatus::Inactive => "inactive",
+            CardStatus::Suspended => "suspended",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "active" => Some(CardStatus::Active),
+            "inactive" => Some(CardStatus::Inactive),
+            "suspended" => Some(CardStatus::Suspended),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SetBy {
+    Random,
+    Issuer,
+    Cardholder,
+}
+
+impl SetBy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SetBy::Random => "random",
+            SetBy::Issuer => "issuer",
+            SetBy::Cardholder => "cardholder",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "random" => Some(SetBy::Random),
+            "issuer" => Some(SetBy::Issuer),
+            "cardholder" => Some(SetBy::Cardholder),
+            _ => None,
+        }
+    }
+}
+
+/// A stored PIN: the enciphered block and the key version that protects it.
+#[derive(Clone)]
+pub struct PinWrite {
+    pub block: Vec<u8>,
+    pub key_version: u32,
+    pub set_by: SetBy,
+}
+
+impl std::fmt::Debug for PinWrite {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PinWrite")
+            .field("key_version", &self.key_version)
+            .field("set_by", &self.set_by)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct CardRow {
+    pub id: String,
+    pub program_id: String,
+    pub pan_hash: Vec<u8>,
+    pub lookup_key_version: u32,
+    pub pan_sealed: Vec<u8>,
+    pub pan_key_version: u32,
+    pub last4: String,
+    pub expiry: Option<String>,
+    pub external_id: Option<String>,
+    pub status: CardStatus,
+    /// The card became inactive because its PIN was blocked (reactivating it
+    /// unblocks the PIN, and unblocking the PIN reactivates it).
+    pub inactive_by_block: bool,
+    pub pin_block: Vec<u8>,
+    pub pin_key_version: u32,
+    pub pin_set_by: SetBy,
+    pub pin_updated_at: Timestamp,
+    pub fail_count: u32,
+    pub last_failed_at: Option<Timestamp>,
+    pub pin_blocked: bool,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+#[derive(Debug, Clone)]
+pub struct TokenRow {
+    pub id: String,
+    pub token_hash: SecretHash,
+    pub card_id: String,
+    pub kind: TokenType,
+    pub cvm: Option<String>,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+    pub attempts_remaining: u32,
+    pub used_at: Option<Timestamp>,
+    pub superseded_at: Option<Timestamp>,
+}
+
+/// A stored first response to an `Idempotency-Key`, sealed (it may hold a
+/// control token).
+#[derive(Debug, Clone)]
+pub struct IdemRow {
+    pub program_id: String,
+    pub key: String,
+    pub request_hash: Vec<u8>,
+    pub status: u16,
+    pub response_sealed: Vec<u8>,
+    pub key_version: u32,
+    pub created_at: Timestamp,
+}
+
+/// The outcome of a create that carries an idempotency record.
+#[derive(Debug)]
+pub enum Created {
+    Created,
+    /// Another request with the same key got there first; nothing was written.
+    IdempotencyKeyTaken,
+}
+
+/// The new state of a card's rows after rotation re-encrypted them.
+#[derive(Debug, Clone)]
+pub struct Rewrap {
+    pub card_id: String,
+    /// The PIN block the rewrap was computed from: the update is skipped if the
+    /// PIN changed meanwhile.
+    pub old_pin_block: Vec<u8>,
+    pub pin: PinWrite,
+    pub pan_sealed: Vec<u8>,
+    pub pan_key_version: u32,
+    pub pan_hash: Vec<u8>,
+    pub lookup_key_version: u32,
+}
+
+#[derive(Debug)]
+pub enum StoreError {
+    /// The database failed or is unreachable.
+    Database(String),
+    /// A uniqueness rule was broken.
+    Conflict(String),
+}
+
+impl std::fmt::Display for StoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreError::Database(m) => write!(f, "database: {m}"),
+            StoreError::Conflict(m) => write!(f, "conflict: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Everything the service keeps. Each method is atomic.
+pub trait Store: Clone + Send + Sync + 'static {
+    /// Checks the database answers (readiness).
+    fn ping(&self) -> impl Future<Output = StoreResult<()>> + Send;
+
+    fn data_keys(&self) -> impl Future<Output = StoreResult<Vec<DataKeyRow>>> + Send;
+    /// Inserts a data key version; false if that version exists already.
+    fn insert_data_key(&self, row: DataKeyRow) -> impl Future<Output = StoreResult<bool>> + Send;
+    /// How many rows each key version protects.
+    fn key_usage(&self) -> impl Future<Output = StoreResult<Vec<(KeyKind, u32, u64)>>> + Send;
+    /// Cards with any row under a key version older than the given current ones.
+    fn cards_under_old_keys(
+        &self,
+        pin: u32,
+        pan: u32,
+        lookup: u32,
+        limit: u32,
+    ) -> impl Future<Output = StoreResult<Vec<CardRow>>> + Send;
+    /// Applies a rotation rewrap unless the card's PIN changed since it was read.
+    fn rewrap_card(&self, rewrap: Rewrap) -> impl Future<Output = StoreResult<bool>> + Send;
+
+    fn create_program(
+        &self,
+        program: ProgramRow,
+        key: ApiKeyRow,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+    fn get_program(&self, id: &str)
+    -> impl Future<Output = StoreResult<Option<ProgramRow>>> + Send;
+    fn list_programs(&self) -> impl Future<Output = StoreResult<Vec<ProgramRow>>> + Send;
+    fn update_program(
+        &self,
+        id: &str,
+        settings: Settings,
+        mode: Mode,
+        now: Timestamp,
+    ) -> impl Future<Output = StoreResult<bool>> + Send;
+    /// The unrevoked API key with this hash, and its program.
+    fn authenticate(
+        &self,
+        key_hash: SecretHash,
+    ) -> impl Future<Output = StoreResult<Option<(ApiKeyRow, ProgramRow)>>> + Send;
+    fn create_api_key(&self, key: ApiKeyRow) -> impl Future<Output = StoreResult<()>> + Send;
+    fn list_api_keys(
+        &self,
+        program_id: &str,
+    ) -> impl Future<Output = StoreResult<Vec<ApiKeyRow>>> + Send;
+    fn revoke_api_key(
+        &self,
+        id: &str,
+        now: Timestamp,
+    ) -> impl Future<Output = StoreResult<bool>> + Send;
+
+    fn create_card(
+        &self,
+        card: CardRow,
+        idem: Option<IdemRow>,
+    ) -> impl Future<Output = StoreResult<Created>> + Send;
+    fn get_card(
+        &self,
+        program_id: &str,
+        card_id: &str,
+    ) -> impl Future<Output = StoreResult<Option<CardRow>>> + Send;
+    /// Newest first. `None` when `starting_after` names no card of the program.
+    fn list_cards(
+        &self,
+        program_id: &str,
+        external_id: Option<&str>,
+        limit: u32,
+        starting_after: Option<&str>,
+    ) -> impl Future<Output = StoreResult<Option<(Vec<CardRow>, bool)>>> + Send;
+    /// Sets a card's status; reactivating a card PIN blocking made inactive also
+    /// unblocks its PIN.
+    fn set_card_status(
+        &self,
+        program_id: &str,
+        card_id: &str,
+        status: CardStatus,
+        now: Timestamp,
+    ) -> impl Future<Output = StoreResult<Option<CardRow>>> + Send;
+    /// Resets the fail count, unblocks the PIN, reactivates a card PIN blocking
+    /// made inactive.
+    fn unblock_pin(
+        &self,
+        program_id: &str,
+        card_id: &str,
+        now: Timestamp,
+    ) -> impl Future<Output = StoreResult<Option<CardRow>>> + Send;
+
+    /// Inserts a token; older unused tokens of its type for its card are superseded.
+    fn create_token(
+        &self,
+        token: TokenRow,
+        idem: Option<IdemRow>,
+    ) -> impl Future<Output = StoreResult<Created>> + Send;
+    fn find_token(
+        &self,
+        hash: SecretHash,
+    ) -> impl Future<Output = StoreResult<Option<TokenRow>>> + Send;
+    /// Uses one attempt of a still-valid token; returns the attempts left.
+    fn use_token_attempt(
+        &self,
+        token_id: &str,
+        now: Timestamp,
+    ) -> impl Future<Output = StoreResult<Result<u32, TokenError>>> + Send;
+    /// Redeems a still-valid token and, in the same transaction, sets the card's
+    /// PIN (resetting its fail count and unblocking it) when one is given.
+    fn redeem_token(
+        &self,
+        token_id: &str,
+        set_pin: Option<PinWrite>,
+        now: Timestamp,
+    ) -> impl Future<Output = StoreResult<Result<(), TokenError>>> + Send;
+
+    fn get_idempotency(
+        &self,
+        program_id: &str,
+        key: &str,
+    ) -> impl Future<Output = StoreResult<Option<IdemRow>>> + Send;
+}

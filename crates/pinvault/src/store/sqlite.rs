@@ -1,0 +1,793 @@
+//! SQLite: one file in the data directory, WAL, `synchronous=FULL` (an answered
+//! write survives a crash or power loss), a busy timeout so operator commands
+//! and servers share the file. Writes go through one connection inside
+//! `BEGIN IMMEDIATE` transactions (SQLite has one writer at a time anyway);
+//! reads use a pool of connections and run in parallel. All database work runs
+//! on the blocking thread pool, never on the async threads.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rusqlite::types::Type;
+use rusqlite::{Connection, ErrorCode, OptionalExtension, Row, TransactionBehavior, params};
+
+use super::*;
+use crate::domain::time::now;
+use crate::domain::token;
+
+const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../migrations/sqlite/0001_init.sql"))];
+
+/// Readers kept open between requests (more are opened under load, then closed).
+const IDLE_READERS: usize = 16;
+
+#[derive(Clone)]
+pub struct SqliteStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    writer: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.inner.path)
+            .finish()
+    }
+}
+
+fn connect(path: &Path) -> rusqlite::Result<Connection> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(Duration::from_secs(10))?;
+    conn.query_row("PRAGMA journal_mode=WAL", [], |_| Ok(()))?;
+    conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")?;
+    Ok(conn)
+}
+
+fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)",
+    )?;
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    for (version, sql) in MIGRATIONS {
+        let done: bool = tx.query_row(
+            "SELECT EXISTS (SELECT 1 FROM schema_migrations WHERE version = ?1)",
+            [version],
+            |r| r.get(0),
+        )?;
+        if !done {
+            tx.execute_batch(sql)?;
+            tx.execute(
+                "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)",
+                params![version, now()],
+            )?;
+        }
+    }
+    tx.commit()
+}
+
+fn db_error(e: rusqlite::Error) -> StoreError {
+    match &e {
+        rusqlite::Error::SqliteFailure(f, _) if f.code == ErrorCode::ConstraintViolation => {
+            StoreError::Conflict(e.to_string())
+        }
+        _ => StoreError::Database(e.to_string()),
+    }
+}
+
+fn is_unique_violation(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.code == ErrorCode::ConstraintViolation)
+}
+
+fn bad_value(idx: usize, what: &str) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(idx, Type::Text, format!("bad {what}").into())
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file and brings its schema up to date.
+    pub fn open(path: &Path) -> StoreResult<Self> {
+        let mut writer = connect(path).map_err(db_error)?;
+        migrate(&mut writer).map_err(db_error)?;
+        Ok(SqliteStore {
+            inner: Arc::new(Inner {
+                path: path.to_owned(),
+                writer: Mutex::new(writer),
+                readers: Mutex::new(Vec::new()),
+            }),
+        })
+    }
+
+    /// Runs `f` in an immediate (write-locked) transaction on the blocking pool.
+    async fn write<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<T> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = inner.writer.lock().unwrap_or_else(|p| p.into_inner());
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let out = f(&tx)?;
+            tx.commit()?;
+            Ok(out)
+        })
+        .await
+        .map_err(|e| StoreError::Database(format!("database task failed: {e}")))?
+        .map_err(db_error)
+    }
+
+    /// Runs `f` on a pooled read connection on the blocking pool.
+    async fn read<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let pooled = inner
+                .readers
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .pop();
+            let conn = match pooled {
+                Some(c) => c,
+                None => connect(&inner.path)?,
+            };
+            let out = f(&conn);
+            let mut idle = inner.readers.lock().unwrap_or_else(|p| p.into_inner());
+            if idle.len() < IDLE_READERS {
+                idle.push(conn);
+            }
+            out
+        })
+        .await
+        .map_err(|e| StoreError::Database(format!("database task failed: {e}")))?
+        .map_err(db_error)
+    }
+}
+
+const PROGRAM_COLS: &str = "id, name, mode, settings, created_at, updated_at";
+
+fn program_row(r: &Row<'_>) -> rusqlite::Result<ProgramRow> {
+    let mode: String = r.get(2)?;
+    let settings: String = r.get(3)?;
+    Ok(ProgramRow {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        mode: Mode::parse(&mode).ok_or_else(|| bad_value(2, "mode"))?,
+        settings: serde_json::from_str(&settings).map_err(|_| bad_value(3, "settings"))?,
+        created_at: r.get(4)?,
+        updated_at: r.get(5)?,
+    })
+}
+
+const API_KEY_COLS: &str = "id, program_id, key_hash, hint, created_at, revoked_at";
+
+fn hash32(r: &Row<'_>, idx: usize) -> rusqlite::Result<SecretHash> {
+    let v: Vec<u8> = r.get(idx)?;
+    v.try_into().map_err(|_| bad_value(idx, "hash"))
+}
+
+fn api_key_row(r: &Row<'_>) -> rusqlite::Result<ApiKeyRow> {
+    Ok(ApiKeyRow {
+        id: r.get(0)?,
+        program_id: r.get(1)?,
+        key_hash: hash32(r, 2)?,
+        hint: r.get(3)?,
+        created_at: r.get(4)?,
+        revoked_at: r.get(5)?,
+    })
+}
+
+const CARD_COLS: &str = "id, program_id, pan_hash, lookup_key_version, pan_sealed, pan_key_version, \
+    last4, expiry, external_id, status, inactive_by_block, pin_block, pin_key_version, pin_set_by, \
+    pin_updated_at, fail_count, last_failed_at, pin_blocked, created_at, updated_at";
+
+fn card_row(r: &Row<'_>) -> rusqlite::Result<CardRow> {
+    let status: String = r.get(9)?;
+    let set_by: String = r.get(13)?;
+    Ok(CardRow {
+        id: r.get(0)?,
+        program_id: r.get(1)?,
+        pan_hash: r.get(2)?,
+        lookup_key_version: r.get(3)?,
+        pan_sealed: r.get(4)?,
+        pan_key_version: r.get(5)?,
+        last4: r.get(6)?,
+        expiry: r.get(7)?,
+        external_id: r.get(8)?,
+        status: CardStatus::parse(&status).ok_or_else(|| bad_value(9, "status"))?,
+        inactive_by_block: r.get(10)?,
+        pin_block: r.get(11)?,
+        pin_key_version: r.get(12)?,
+        pin_set_by: SetBy::parse(&set_by).ok_or_else(|| bad_value(13, "pin_set_by"))?,
+        pin_updated_at: r.get(14)?,
+        fail_count: r.get(15)?,
+        last_failed_at: r.get(16)?,
+        pin_blocked: r.get(17)?,
+        created_at: r.get(18)?,
+        updated_at: r.get(19)?,
+    })
+}
+
+const TOKEN_COLS: &str = "id, token_hash, card_id, type, cvm, created_at, expires_at, attempts_remaining, used_at, superseded_at";
+
+fn token_row(r: &Row<'_>) -> rusqlite::Result<TokenRow> {
+    let kind: String = r.get(3)?;
+    Ok(TokenRow {
+        id: r.get(0)?,
+        token_hash: hash32(r, 1)?,
+        card_id: r.get(2)?,
+        kind: TokenType::parse(&kind).ok_or_else(|| bad_value(3, "type"))?,
+        cvm: r.get(4)?,
+        created_at: r.get(5)?,
+        expires_at: r.get(6)?,
+        attempts_remaining: r.get(7)?,
+        used_at: r.get(8)?,
+        superseded_at: r.get(9)?,
+    })
+}
+
+fn get_card_tx(
+    conn: &Connection,
+    program_id: &str,
+    card_id: &str,
+) -> rusqlite::Result<Option<CardRow>> {
+    conn.prepare_cached(&format!(
+        "SELECT {CARD_COLS} FROM cards WHERE id = ?1 AND program_id = ?2"
+    ))?
+    .query_row(params![card_id, program_id], card_row)
+    .optional()
+}
+
+fn insert_idem(tx: &Connection, idem: &IdemRow) -> rusqlite::Result<bool> {
+    // Idempotency records live 24 hours; expired ones are cleared as new ones come.
+    tx.execute(
+        "DELETE FROM idempotency_keys WHERE program_id = ?1 AND key = ?2 AND created_at <= ?3",
+        params![idem.program_id, idem.key, idem.created_at - 86_400],
+    )?;
+    match tx.execute(
+        "INSERT INTO idempotency_keys (program_id, key, request_hash, status, response_sealed, key_version, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            idem.program_id,
+            idem.key,
+            idem.request_hash,
+            idem.status,
+            idem.response_sealed,
+            idem.key_version,
+            idem.created_at
+        ],
+    ) {
+        Ok(_) => Ok(true),
+        Err(e) if is_unique_violation(&e) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Reads a token and says why it cannot be redeemed now.
+fn token_refusal(
+    conn: &Connection,
+    token_id: &str,
+    now: Timestamp,
+) -> rusqlite::Result<TokenError> {
+    let row = conn
+        .prepare_cached(&format!(
+            "SELECT {TOKEN_COLS} FROM control_tokens WHERE id = ?1"
+        ))?
+        .query_row([token_id], token_row)
+        .optional()?;
+    Ok(match row {
+        None => TokenError::Invalid,
+        Some(t) => token::state(
+            t.used_at,
+            t.superseded_at,
+            t.expires_at,
+            t.attempts_remaining,
+            now,
+        )
+        .err()
+        // Valid when re-read: only possible if the clock moved backwards; refuse anyway.
+        .unwrap_or(TokenError::Expired),
+    })
+}
+
+/// The condition under which a token may still be used, for `WHERE` clauses.
+const TOKEN_USABLE: &str =
+    "used_at IS NULL AND superseded_at IS NULL AND expires_at > ?2 AND attempts_remaining > 0";
+
+impl Store for SqliteStore {
+    async fn ping(&self) -> StoreResult<()> {
+        self.read(|c| c.query_row("SELECT 1", [], |_| Ok(()))).await
+    }
+
+    async fn data_keys(&self) -> StoreResult<Vec<DataKeyRow>> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT kind, version, wrapped, created_at FROM data_keys ORDER BY kind, version",
+            )?;
+            let rows = stmt.query_map([], |r| {
+                let kind: String = r.get(0)?;
+                Ok(DataKeyRow {
+                    kind: KeyKind::parse(&kind).ok_or_else(|| bad_value(0, "key kind"))?,
+                    version: r.get(1)?,
+                    wrapped: r.get(2)?,
+                    created_at: r.get(3)?,
+                })
+            })?;
+            rows.collect()
+        })
+        .await
+    }
+
+    async fn insert_data_key(&self, row: DataKeyRow) -> StoreResult<bool> {
+        self.write(move |tx| {
+            match tx.execute(
+                "INSERT INTO data_keys (kind, version, wrapped, created_at) VALUES (?1, ?2, ?3, ?4)",
+                params![row.kind.as_str(), row.version, row.wrapped, row.created_at],
+            ) {
+                Ok(_) => Ok(true),
+                Err(e) if is_unique_violation(&e) => Ok(false),
+                Err(e) => Err(e),
+            }
+        })
+        .await
+    }
+
+    async fn key_usage(&self) -> StoreResult<Vec<(KeyKind, u32, u64)>> {
+        self.read(|c| {
+            let mut out = Vec::new();
+            for (kind, col) in [
+                (KeyKind::Pin, "pin_key_version"),
+                (KeyKind::Pan, "pan_key_version"),
+                (KeyKind::Lookup, "lookup_key_version"),
+            ] {
+                let mut stmt =
+                    c.prepare(&format!("SELECT {col}, COUNT(*) FROM cards GROUP BY {col}"))?;
+                let rows =
+                    stmt.query_map([], |r| Ok((kind, r.get::<_, u32>(0)?, r.get::<_, u64>(1)?)))?;
+                for row in rows {
+                    out.push(row?);
+                }
+            }
+            let mut stmt = c.prepare(
+                "SELECT key_version, COUNT(*) FROM idempotency_keys GROUP BY key_version",
+            )?;
+            let rows = stmt.query_map([], |r| {
+                Ok((KeyKind::Pan, r.get::<_, u32>(0)?, r.get::<_, u64>(1)?))
+            })?;
+            for row in rows {
+                out.push(row?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn cards_under_old_keys(
+        &self,
+        pin: u32,
+        pan: u32,
+        lookup: u32,
+        limit: u32,
+    ) -> StoreResult<Vec<CardRow>> {
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {CARD_COLS} FROM cards
+                 WHERE pin_key_version < ?1 OR pan_key_version < ?2 OR lookup_key_version < ?3
+                 ORDER BY seq LIMIT ?4"
+            ))?;
+            let rows = stmt.query_map(params![pin, pan, lookup, limit], card_row)?;
+            rows.collect()
+        })
+        .await
+    }
+
+    async fn rewrap_card(&self, w: Rewrap) -> StoreResult<bool> {
+        self.write(move |tx| {
+            let n = tx.execute(
+                "UPDATE cards SET pin_block = ?1, pin_key_version = ?2, pan_sealed = ?3, pan_key_version = ?4,
+                     pan_hash = ?5, lookup_key_version = ?6
+                 WHERE id = ?7 AND pin_block = ?8",
+                params![
+                    w.pin.block,
+                    w.pin.key_version,
+                    w.pan_sealed,
+                    w.pan_key_version,
+                    w.pan_hash,
+                    w.lookup_key_version,
+                    w.card_id,
+                    w.old_pin_block
+                ],
+            )?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn create_program(&self, p: ProgramRow, key: ApiKeyRow) -> StoreResult<()> {
+        let settings =
+            serde_json::to_string(&p.settings).map_err(|e| StoreError::Database(e.to_string()))?;
+        self.write(move |tx| {
+            tx.execute(
+                "INSERT INTO programs (id, name, mode, settings, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![p.id, p.name, p.mode.as_str(), settings, p.created_at, p.updated_at],
+            )?;
+            tx.execute(
+                "INSERT INTO api_keys (id, program_id, key_hash, hint, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![key.id, key.program_id, &key.key_hash[..], key.hint, key.created_at],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn get_program(&self, id: &str) -> StoreResult<Option<ProgramRow>> {
+        let id = id.to_owned();
+        self.read(move |c| {
+            c.prepare_cached(&format!(
+                "SELECT {PROGRAM_COLS} FROM programs WHERE id = ?1"
+            ))?
+            .query_row([id], program_row)
+            .optional()
+        })
+        .await
+    }
+
+    async fn list_programs(&self) -> StoreResult<Vec<ProgramRow>> {
+        self.read(|c| {
+            let mut stmt =
+                c.prepare_cached(&format!("SELECT {PROGRAM_COLS} FROM programs ORDER BY seq"))?;
+            let rows = stmt.query_map([], program_row)?;
+            rows.collect()
+        })
+        .await
+    }
+
+    async fn update_program(
+        &self,
+        id: &str,
+        settings: Settings,
+        mode: Mode,
+        now: Timestamp,
+    ) -> StoreResult<bool> {
+        let id = id.to_owned();
+        let settings =
+            serde_json::to_string(&settings).map_err(|e| StoreError::Database(e.to_string()))?;
+        self.write(move |tx| {
+            let n = tx.execute(
+                "UPDATE programs SET settings = ?1, mode = ?2, updated_at = ?3 WHERE id = ?4",
+                params![settings, mode.as_str(), now, id],
+            )?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn authenticate(
+        &self,
+        key_hash: SecretHash,
+    ) -> StoreResult<Option<(ApiKeyRow, ProgramRow)>> {
+        self.read(move |c| {
+            c.prepare_cached(
+                "SELECT k.id, k.program_id, k.key_hash, k.hint, k.created_at, k.revoked_at,
+                        p.id, p.name, p.mode, p.settings, p.created_at, p.updated_at
+                 FROM api_keys k JOIN programs p ON p.id = k.program_id
+                 WHERE k.key_hash = ?1 AND k.revoked_at IS NULL",
+            )?
+            .query_row([&key_hash[..]], |r| {
+                let key = api_key_row(r)?;
+                let mode: String = r.get(8)?;
+                let settings: String = r.get(9)?;
+                let program = ProgramRow {
+                    id: r.get(6)?,
+                    name: r.get(7)?,
+                    mode: Mode::parse(&mode).ok_or_else(|| bad_value(8, "mode"))?,
+                    settings: serde_json::from_str(&settings)
+                        .map_err(|_| bad_value(9, "settings"))?,
+                    created_at: r.get(10)?,
+                    updated_at: r.get(11)?,
+                };
+                Ok((key, program))
+            })
+            .optional()
+        })
+        .await
+    }
+
+    async fn create_api_key(&self, key: ApiKeyRow) -> StoreResult<()> {
+        self.write(move |tx| {
+            tx.execute(
+                "INSERT INTO api_keys (id, program_id, key_hash, hint, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![key.id, key.program_id, &key.key_hash[..], key.hint, key.created_at],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn list_api_keys(&self, program_id: &str) -> StoreResult<Vec<ApiKeyRow>> {
+        let program_id = program_id.to_owned();
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {API_KEY_COLS} FROM api_keys WHERE program_id = ?1 ORDER BY seq"
+            ))?;
+            let rows = stmt.query_map([program_id], api_key_row)?;
+            rows.collect()
+        })
+        .await
+    }
+
+    async fn revoke_api_key(&self, id: &str, now: Timestamp) -> StoreResult<bool> {
+        let id = id.to_owned();
+        self.write(move |tx| {
+            let n = tx.execute(
+                "UPDATE api_keys SET revoked_at = ?1 WHERE id = ?2 AND revoked_at IS NULL",
+                params![now, id],
+            )?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn create_card(&self, c: CardRow, idem: Option<IdemRow>) -> StoreResult<Created> {
+        self.write(move |tx| {
+            if let Some(idem) = &idem {
+                if !insert_idem(tx, idem)? {
+                    return Ok(Created::IdempotencyKeyTaken);
+                }
+            }
+            tx.prepare_cached(
+                "INSERT INTO cards (id, program_id, pan_hash, lookup_key_version, pan_sealed, pan_key_version,
+                    last4, expiry, external_id, status, inactive_by_block, pin_block, pin_key_version, pin_set_by,
+                    pin_updated_at, fail_count, last_failed_at, pin_blocked, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)",
+            )?
+            .execute(params![
+                c.id,
+                c.program_id,
+                c.pan_hash,
+                c.lookup_key_version,
+                c.pan_sealed,
+                c.pan_key_version,
+                c.last4,
+                c.expiry,
+                c.external_id,
+                c.status.as_str(),
+                c.inactive_by_block,
+                c.pin_block,
+                c.pin_key_version,
+                c.pin_set_by.as_str(),
+                c.pin_updated_at,
+                c.fail_count,
+                c.last_failed_at,
+                c.pin_blocked,
+                c.created_at,
+                c.updated_at
+            ])?;
+            Ok(Created::Created)
+        })
+        .await
+    }
+
+    async fn get_card(&self, program_id: &str, card_id: &str) -> StoreResult<Option<CardRow>> {
+        let (program_id, card_id) = (program_id.to_owned(), card_id.to_owned());
+        self.read(move |c| get_card_tx(c, &program_id, &card_id))
+            .await
+    }
+
+    async fn list_cards(
+        &self,
+        program_id: &str,
+        external_id: Option<&str>,
+        limit: u32,
+        starting_after: Option<&str>,
+    ) -> StoreResult<Option<(Vec<CardRow>, bool)>> {
+        let program_id = program_id.to_owned();
+        let external_id = external_id.map(str::to_owned);
+        let starting_after = starting_after.map(str::to_owned);
+        self.read(move |c| {
+            let before = match &starting_after {
+                None => i64::MAX,
+                Some(id) => {
+                    let seq = c
+                        .prepare_cached("SELECT seq FROM cards WHERE id = ?1 AND program_id = ?2")?
+                        .query_row(params![id, program_id], |r| r.get::<_, i64>(0))
+                        .optional()?;
+                    match seq {
+                        Some(s) => s,
+                        None => return Ok(None),
+                    }
+                }
+            };
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {CARD_COLS} FROM cards
+                 WHERE program_id = ?1 AND seq < ?2 AND (?3 IS NULL OR external_id = ?3)
+                 ORDER BY seq DESC LIMIT ?4"
+            ))?;
+            let mut rows: Vec<CardRow> = stmt
+                .query_map(
+                    params![program_id, before, external_id, limit + 1],
+                    card_row,
+                )?
+                .collect::<rusqlite::Result<_>>()?;
+            let has_more = rows.len() > limit as usize;
+            rows.truncate(limit as usize);
+            Ok(Some((rows, has_more)))
+        })
+        .await
+    }
+
+    async fn set_card_status(
+        &self,
+        program_id: &str,
+        card_id: &str,
+        status: CardStatus,
+        now: Timestamp,
+    ) -> StoreResult<Option<CardRow>> {
+        let (program_id, card_id) = (program_id.to_owned(), card_id.to_owned());
+        self.write(move |tx| {
+            let Some(card) = get_card_tx(tx, &program_id, &card_id)? else {
+                return Ok(None);
+            };
+            let unblock = status == CardStatus::Active && card.inactive_by_block;
+            tx.execute(
+                "UPDATE cards SET status = ?1, updated_at = ?2, inactive_by_block = 0,
+                     pin_blocked = CASE WHEN ?3 THEN 0 ELSE pin_blocked END,
+                     fail_count = CASE WHEN ?3 THEN 0 ELSE fail_count END
+                 WHERE id = ?4",
+                params![status.as_str(), now, unblock, card_id],
+            )?;
+            get_card_tx(tx, &program_id, &card_id)
+        })
+        .await
+    }
+
+    async fn unblock_pin(
+        &self,
+        program_id: &str,
+        card_id: &str,
+        now: Timestamp,
+    ) -> StoreResult<Option<CardRow>> {
+        let (program_id, card_id) = (program_id.to_owned(), card_id.to_owned());
+        self.write(move |tx| {
+            let n = tx.execute(
+                "UPDATE cards SET fail_count = 0, pin_blocked = 0, updated_at = ?1,
+                     status = CASE WHEN inactive_by_block THEN 'active' ELSE status END,
+                     inactive_by_block = 0
+                 WHERE id = ?2 AND program_id = ?3",
+                params![now, card_id, program_id],
+            )?;
+            if n == 0 {
+                return Ok(None);
+            }
+            get_card_tx(tx, &program_id, &card_id)
+        })
+        .await
+    }
+
+    async fn create_token(&self, t: TokenRow, idem: Option<IdemRow>) -> StoreResult<Created> {
+        self.write(move |tx| {
+            if let Some(idem) = &idem {
+                if !insert_idem(tx, idem)? {
+                    return Ok(Created::IdempotencyKeyTaken);
+                }
+            }
+            // Only the newest token of a type is valid for a card.
+            tx.prepare_cached(
+                "UPDATE control_tokens SET superseded_at = ?1
+                 WHERE card_id = ?2 AND type = ?3 AND superseded_at IS NULL AND used_at IS NULL",
+            )?
+            .execute(params![t.created_at, t.card_id, t.kind.as_str()])?;
+            tx.prepare_cached(
+                "INSERT INTO control_tokens (id, token_hash, card_id, type, cvm, created_at, expires_at, attempts_remaining)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )?
+            .execute(params![
+                t.id,
+                &t.token_hash[..],
+                t.card_id,
+                t.kind.as_str(),
+                t.cvm,
+                t.created_at,
+                t.expires_at,
+                t.attempts_remaining
+            ])?;
+            Ok(Created::Created)
+        })
+        .await
+    }
+
+    async fn find_token(&self, hash: SecretHash) -> StoreResult<Option<TokenRow>> {
+        self.read(move |c| {
+            c.prepare_cached(&format!(
+                "SELECT {TOKEN_COLS} FROM control_tokens WHERE token_hash = ?1"
+            ))?
+            .query_row([&hash[..]], token_row)
+            .optional()
+        })
+        .await
+    }
+
+    async fn use_token_attempt(
+        &self,
+        token_id: &str,
+        now: Timestamp,
+    ) -> StoreResult<Result<u32, TokenError>> {
+        let token_id = token_id.to_owned();
+        self.write(move |tx| {
+            let left = tx
+                .prepare_cached(&format!(
+                    "UPDATE control_tokens SET attempts_remaining = attempts_remaining - 1
+                     WHERE id = ?1 AND {TOKEN_USABLE} RETURNING attempts_remaining"
+                ))?
+                .query_row(params![token_id, now], |r| r.get::<_, u32>(0))
+                .optional()?;
+            match left {
+                Some(left) => Ok(Ok(left)),
+                None => Ok(Err(token_refusal(tx, &token_id, now)?)),
+            }
+        })
+        .await
+    }
+
+    async fn redeem_token(
+        &self,
+        token_id: &str,
+        set_pin: Option<PinWrite>,
+        now: Timestamp,
+    ) -> StoreResult<Result<(), TokenError>> {
+        let token_id = token_id.to_owned();
+        self.write(move |tx| {
+            let card_id = tx
+                .prepare_cached(&format!(
+                    "UPDATE control_tokens SET used_at = ?2 WHERE id = ?1 AND {TOKEN_USABLE} RETURNING card_id"
+                ))?
+                .query_row(params![token_id, now], |r| r.get::<_, String>(0))
+                .optional()?;
+            let Some(card_id) = card_id else {
+                return Ok(Err(token_refusal(tx, &token_id, now)?));
+            };
+            if let Some(pin) = set_pin {
+                tx.prepare_cached(
+                    "UPDATE cards SET pin_block = ?1, pin_key_version = ?2, pin_set_by = ?3, pin_updated_at = ?4,
+                         fail_count = 0, pin_blocked = 0, updated_at = ?4,
+                         status = CASE WHEN inactive_by_block THEN 'active' ELSE status END,
+                         inactive_by_block = 0
+                     WHERE id = ?5",
+                )?
+                .execute(params![pin.block, pin.key_version, pin.set_by.as_str(), now, card_id])?;
+            }
+            Ok(Ok(()))
+        })
+        .await
+    }
+
+    async fn get_idempotency(&self, program_id: &str, key: &str) -> StoreResult<Option<IdemRow>> {
+        let (program_id, key) = (program_id.to_owned(), key.to_owned());
+        let since = now() - 86_400;
+        self.read(move |c| {
+            c.prepare_cached(
+                "SELECT program_id, key, request_hash, status, response_sealed, key_version, created_at
+                 FROM idempotency_keys WHERE program_id = ?1 AND key = ?2 AND created_at > ?3",
+            )?
+            .query_row(params![program_id, key, since], |r| {
+                Ok(IdemRow {
+                    program_id: r.get(0)?,
+                    key: r.get(1)?,
+                    request_hash: r.get(2)?,
+                    status: r.get(3)?,
+                    response_sealed: r.get(4)?,
+                    key_version: r.get(5)?,
+                    created_at: r.get(6)?,
+                })
+            })
+            .optional()
+        })
+        .await
+    }
+}
