@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use pinblock::{Pan, Pin};
@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use zeroize::Zeroizing;
 
 use super::error::ApiError;
-use super::extract::{Auth, JsonBody, QueryParams};
+use super::extract::{Auth, JsonBody, PathId, QueryParams};
 use super::idempotency::{self, Idempotency};
 use crate::domain::ids::{is_id, new_id};
 use crate::domain::policy;
@@ -230,7 +230,7 @@ pub async fn create<S: Store>(
 pub async fn get<S: Store>(
     State(app): State<Arc<App<S>>>,
     auth: Auth,
-    Path(id): Path<String>,
+    PathId(id): PathId,
 ) -> Result<Response, ApiError> {
     let card = find(&app, &auth, &id).await?;
     Ok(axum::Json(card_json(&card, &auth.program.settings)).into_response())
@@ -272,7 +272,7 @@ pub async fn list<S: Store>(
 pub async fn update<S: Store>(
     State(app): State<Arc<App<S>>>,
     auth: Auth,
-    Path(id): Path<String>,
+    PathId(id): PathId,
     JsonBody(body): JsonBody<UpdateCard>,
 ) -> Result<Response, ApiError> {
     let status = CardStatus::parse(&body.status).ok_or_else(|| {
@@ -291,7 +291,7 @@ pub async fn update<S: Store>(
 pub async fn pin_status<S: Store>(
     State(app): State<Arc<App<S>>>,
     auth: Auth,
-    Path(id): Path<String>,
+    PathId(id): PathId,
 ) -> Result<Response, ApiError> {
     let card = find(&app, &auth, &id).await?;
     Ok(axum::Json(pin_status_json(&card, &auth.program.settings)).into_response())

@@ -20,6 +20,7 @@ use crate::store::{Created, IdemRow, Store, StoreResult};
 #[derive(Debug, Clone)]
 pub struct Idempotency {
     program_id: String,
+    /// SHA-256 of the key, in hex.
     key: String,
     request_hash: Vec<u8>,
 }
@@ -46,9 +47,14 @@ impl Idempotency {
         let mut canonical = route.as_bytes().to_vec();
         canonical.push(b'\n');
         canonical.extend(serde_json::to_vec(body).map_err(|_| ApiError::internal())?);
+        // Only a hash of the key is stored: clients put all sorts of things in it.
+        let key_hash: String = secret_hash(key.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
         Ok(Some(Idempotency {
             program_id: program_id.to_owned(),
-            key: key.to_owned(),
+            key: key_hash,
             request_hash: secret_hash(&canonical).to_vec(),
         }))
     }

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -12,7 +12,7 @@ use zeroize::Zeroizing;
 
 use super::cards::find;
 use super::error::ApiError;
-use super::extract::{Auth, JsonBody, OptionalJsonBody};
+use super::extract::{Auth, JsonBody, OptionalJsonBody, PathId};
 use super::idempotency::{self, Idempotency};
 use crate::domain::DomainError;
 use crate::domain::ids::{Secret, new_id};
@@ -65,7 +65,7 @@ fn reveal_disabled() -> ApiError {
 pub async fn create_token<S: Store>(
     State(app): State<Arc<App<S>>>,
     auth: Auth,
-    Path(card_id): Path<String>,
+    PathId(card_id): PathId,
     headers: HeaderMap,
     JsonBody(raw): JsonBody<Value>,
 ) -> Result<Response, ApiError> {
@@ -174,7 +174,7 @@ async fn card_pan<S: Store>(app: &App<S>, card: &CardRow) -> Result<pinblock::Pa
 pub async fn set_pin<S: Store>(
     State(app): State<Arc<App<S>>>,
     auth: Auth,
-    Path(card_id): Path<String>,
+    PathId(card_id): PathId,
     JsonBody(body): JsonBody<SetPin>,
 ) -> Result<Response, ApiError> {
     let card = find(&app, &auth, &card_id).await?;
@@ -228,7 +228,7 @@ pub async fn set_pin<S: Store>(
 pub async fn reveal<S: Store>(
     State(app): State<Arc<App<S>>>,
     auth: Auth,
-    Path(card_id): Path<String>,
+    PathId(card_id): PathId,
     JsonBody(body): JsonBody<RevealPin>,
 ) -> Result<Response, ApiError> {
     let card = find(&app, &auth, &card_id).await?;
@@ -263,7 +263,7 @@ pub async fn reveal<S: Store>(
 pub async fn unblock<S: Store>(
     State(app): State<Arc<App<S>>>,
     auth: Auth,
-    Path(card_id): Path<String>,
+    PathId(card_id): PathId,
     OptionalJsonBody(body): OptionalJsonBody<Unblock>,
 ) -> Result<Response, ApiError> {
     for (name, value) in [
