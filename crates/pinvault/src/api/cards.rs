@@ -7,25 +7,32 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use pinblock::{Pan, Pin};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
 use zeroize::Zeroizing;
 
 use super::error::ApiError;
 use super::extract::{Auth, JsonBody, PathId, QueryParams};
 use super::idempotency::{self, Idempotency};
+use super::views::{CardList, CardView, PinStatusView, Problem};
 use crate::domain::ids::{is_id, new_id};
 use crate::domain::policy;
 use crate::domain::program::{Mode, Settings};
-use crate::domain::time::{now, rfc3339};
+use crate::domain::time::now;
 use crate::service::App;
 use crate::store::{CardRow, CardStatus, SetBy, Store};
 
 pub const CARD_PREFIX: &str = "card_";
 
-#[derive(Debug, Deserialize)]
+/// A new card.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateCard {
+    /// 12 to 19 digits, Luhn-valid.
+    #[schema(value_type = String, example = "4111111111111111")]
     pan: Zeroizing<String>,
+    /// `YYYY-MM`
+    #[schema(example = "2029-12")]
     expiry: Option<String>,
     external_id: Option<String>,
     pin: Option<PinInput>,
@@ -33,52 +40,33 @@ pub struct CreateCard {
 
 /// A PIN given at card creation: in clear (`allow_plaintext_pin` only) or as a
 /// JWE encrypted to the service's published key.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PinInput {
+    /// The PIN in clear: only where the program has `allow_plaintext_pin`.
+    #[schema(value_type = Option<String>)]
     pin: Option<Zeroizing<String>>,
+    /// A compact JWE encrypted to a published PIN encryption key.
     encrypted: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateCard {
+    /// `active`, `inactive` or `suspended`.
     status: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListCards {
+    /// 1 to 100 (default 20).
     limit: Option<u32>,
+    /// The id of the last card of the previous page.
     starting_after: Option<String>,
+    /// Only cards with this external id.
     external_id: Option<String>,
-}
-
-/// A card as the API shows it: never the PAN beyond its last four digits, never
-/// the PIN in any form.
-pub fn card_json(card: &CardRow, settings: &Settings) -> Value {
-    json!({
-        "id": card.id,
-        "last4": card.last4,
-        "expiry": card.expiry,
-        "external_id": card.external_id,
-        "status": card.status.as_str(),
-        "pin": pin_status_json(card, settings),
-        "created_at": rfc3339(card.created_at),
-        "updated_at": rfc3339(card.updated_at),
-    })
-}
-
-pub fn pin_status_json(card: &CardRow, settings: &Settings) -> Value {
-    json!({
-        "status": if card.pin_blocked { "blocked" } else { "unblocked" },
-        "remaining_tries": u32::from(settings.max_tries).saturating_sub(card.fail_count),
-        "fail_count": card.fail_count,
-        "last_failed_at": card.last_failed_at.map(rfc3339),
-        "set_by": card.pin_set_by.as_str(),
-        "updated_at": rfc3339(card.pin_updated_at),
-        "staged": false,
-    })
 }
 
 fn invalid_pan() -> ApiError {
@@ -135,6 +123,17 @@ fn random_pin(settings: &Settings, mode: Mode, pan: &Pan) -> Result<Pin, ApiErro
     }
 }
 
+/// Create a card, with a random PIN or a preset one.
+#[utoipa::path(post, path = "/v1/cards", operation_id = "createCard", tag = "cards", request_body = CreateCard,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Replays the first response for 24 h")),
+    responses(
+        (status = 201, description = "Created", body = CardView),
+        (status = 403, description = "`plaintext_not_allowed`", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`idempotency_conflict`", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "`unsupported_media_type`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`invalid_pan`, `invalid_pin`, `weak_pin`, `invalid_request`", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = [])))]
 pub async fn create<S: Store>(
     State(app): State<Arc<App<S>>>,
     auth: Auth,
@@ -219,7 +218,8 @@ pub async fn create<S: Store>(
         created_at: t,
         updated_at: t,
     };
-    let response = card_json(&card, settings);
+    let response =
+        serde_json::to_value(CardView::new(&card, settings)).map_err(|_| ApiError::internal())?;
     tracing::info!(card_id = %card.id, actor = %auth.api_key_id, set_by = set_by.as_str(), "card created");
     idempotency::create(&app, idem, StatusCode::CREATED, response, |idem_row| {
         app.store.create_card(card, idem_row)
@@ -227,15 +227,23 @@ pub async fn create<S: Store>(
     .await
 }
 
+/// A card of the calling program.
+#[utoipa::path(get, path = "/v1/cards/{id}", operation_id = "getCard", tag = "cards", params(("id" = String, Path)),
+    responses((status = 200, description = "OK", body = CardView), (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json")),
+    security(("api_key" = [])))]
 pub async fn get<S: Store>(
     State(app): State<Arc<App<S>>>,
     auth: Auth,
     PathId(id): PathId,
 ) -> Result<Response, ApiError> {
     let card = find(&app, &auth, &id).await?;
-    Ok(axum::Json(card_json(&card, &auth.program.settings)).into_response())
+    Ok(axum::Json(CardView::new(&card, &auth.program.settings)).into_response())
 }
 
+/// The program's cards, newest first.
+#[utoipa::path(get, path = "/v1/cards", operation_id = "listCards", tag = "cards", params(ListCards),
+    responses((status = 200, description = "OK", body = CardList), (status = 400, description = "`invalid_request`", body = Problem, content_type = "application/problem+json")),
+    security(("api_key" = [])))]
 pub async fn list<S: Store>(
     State(app): State<Arc<App<S>>>,
     auth: Auth,
@@ -262,13 +270,18 @@ pub async fn list<S: Store>(
             "`starting_after` names no card of this program",
         ));
     };
-    let data: Vec<Value> = cards
+    let data = cards
         .iter()
-        .map(|c| card_json(c, &auth.program.settings))
+        .map(|c| CardView::new(c, &auth.program.settings))
         .collect();
-    Ok(axum::Json(json!({ "data": data, "has_more": has_more })).into_response())
+    Ok(axum::Json(CardList { data, has_more }).into_response())
 }
 
+/// Change a card's status; reactivating a card PIN blocking made inactive also unblocks its PIN.
+#[utoipa::path(patch, path = "/v1/cards/{id}", operation_id = "updateCard", tag = "cards", params(("id" = String, Path)), request_body = UpdateCard,
+    responses((status = 200, description = "OK", body = CardView), (status = 404, description = "`not_found`: no such card for this program", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`invalid_request`", body = Problem, content_type = "application/problem+json")),
+    security(("api_key" = [])))]
 pub async fn update<S: Store>(
     State(app): State<Arc<App<S>>>,
     auth: Auth,
@@ -285,16 +298,20 @@ pub async fn update<S: Store>(
         .await?
         .ok_or_else(|| ApiError::not_found("card"))?;
     tracing::info!(card_id = %card.id, actor = %auth.api_key_id, status = status.as_str(), "card status changed");
-    Ok(axum::Json(card_json(&card, &auth.program.settings)).into_response())
+    Ok(axum::Json(CardView::new(&card, &auth.program.settings)).into_response())
 }
 
+/// The state of a card's PIN.
+#[utoipa::path(get, path = "/v1/cards/{id}/pin/status", operation_id = "getPinStatus", tag = "pin", params(("id" = String, Path)),
+    responses((status = 200, description = "OK", body = PinStatusView), (status = 404, description = "`not_found`: no such card for this program", body = Problem, content_type = "application/problem+json")),
+    security(("api_key" = [])))]
 pub async fn pin_status<S: Store>(
     State(app): State<Arc<App<S>>>,
     auth: Auth,
     PathId(id): PathId,
 ) -> Result<Response, ApiError> {
     let card = find(&app, &auth, &id).await?;
-    Ok(axum::Json(pin_status_json(&card, &auth.program.settings)).into_response())
+    Ok(axum::Json(PinStatusView::new(&card, &auth.program.settings)).into_response())
 }
 
 /// The program's card with this id; any other card (another program's, or none)

@@ -5,9 +5,11 @@ mod cards;
 pub mod error;
 mod extract;
 mod idempotency;
+mod openapi;
 mod ops;
 mod pin;
 mod program;
+mod views;
 
 pub use program::program_json;
 
@@ -53,6 +55,7 @@ pub fn router<S: Store>(app: Arc<App<S>>) -> Router {
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz::<S>))
         .route("/metrics", get(ops::metrics::<S>))
+        .route("/openapi.json", get(ops::openapi))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))

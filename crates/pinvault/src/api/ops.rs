@@ -1,51 +1,68 @@
-//! Health, readiness and metrics.
+//! Health, readiness, metrics and the OpenAPI document.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use utoipa::OpenApi;
 
+use super::views::StatusView;
 use crate::keys::KeyKind;
 use crate::service::App;
 use crate::store::Store;
 
+fn status(status: &str, reason: Option<&str>, key_provider: Option<&str>) -> StatusView {
+    StatusView {
+        status: status.to_owned(),
+        reason: reason.map(str::to_owned),
+        key_provider: key_provider.map(str::to_owned),
+    }
+}
+
 /// The process is up and answering.
+#[utoipa::path(get, path = "/healthz", operation_id = "healthz", tag = "operations", responses((status = 200, description = "OK", body = StatusView)))]
 pub async fn healthz() -> Response {
-    axum::Json(json!({ "status": "ok" })).into_response()
+    axum::Json(status("ok", None, None)).into_response()
 }
 
 /// The service can do its work: the database answers and the data keys are loaded.
+#[utoipa::path(get, path = "/readyz", operation_id = "readyz", tag = "operations",
+    responses((status = 200, description = "OK", body = StatusView), (status = 503, description = "Not ready, with the reason", body = StatusView)))]
 pub async fn readyz<S: Store>(State(app): State<Arc<App<S>>>) -> Response {
     if let Err(e) = app.store.ping().await {
         tracing::warn!(error = %e, "not ready: database");
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            axum::Json(
-                json!({ "status": "unavailable", "reason": "the database does not answer" }),
-            ),
-        )
-            .into_response();
+        let body = status("unavailable", Some("the database does not answer"), None);
+        return (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response();
     }
     if KeyKind::ALL
         .iter()
         .any(|&k| app.keys.current_version(k).is_none())
     {
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            axum::Json(json!({ "status": "unavailable", "reason": "data keys are not loaded" })),
-        )
-            .into_response();
+        let body = status("unavailable", Some("data keys are not loaded"), None);
+        return (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response();
     }
-    axum::Json(json!({ "status": "ready", "key_provider": app.keys.provider_name() }))
-        .into_response()
+    axum::Json(status("ready", None, Some(app.keys.provider_name()))).into_response()
 }
 
+/// Prometheus metrics (text exposition format).
+#[utoipa::path(get, path = "/metrics", operation_id = "metrics", tag = "operations", responses((status = 200, description = "OK", content_type = "text/plain", body = String)))]
 pub async fn metrics<S: Store>(State(app): State<Arc<App<S>>>) -> Response {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         app.metrics.render(),
     )
         .into_response()
+}
+
+/// This document (OpenAPI 3.1).
+#[utoipa::path(get, path = "/openapi.json", operation_id = "openapi", tag = "operations", responses((status = 200, description = "OpenAPI 3.1", body = Object)))]
+pub async fn openapi() -> Response {
+    static DOC: OnceLock<String> = OnceLock::new();
+    let doc = DOC.get_or_init(|| {
+        super::openapi::ApiDoc::openapi()
+            .to_json()
+            .unwrap_or_default()
+    });
+    ([(header::CONTENT_TYPE, "application/json")], doc.as_str()).into_response()
 }

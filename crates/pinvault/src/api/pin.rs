@@ -7,13 +7,15 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
+use utoipa::ToSchema;
 use zeroize::Zeroizing;
 
 use super::cards::find;
 use super::error::ApiError;
 use super::extract::{Auth, JsonBody, OptionalJsonBody, PathId};
 use super::idempotency::{self, Idempotency};
+use super::views::{Problem, RevealedPin, TokenView};
 use crate::domain::DomainError;
 use crate::domain::ids::{Secret, new_id};
 use crate::domain::policy;
@@ -25,30 +27,42 @@ use crate::keys::KeyKind;
 use crate::service::{App, after};
 use crate::store::{CardRow, PinWrite, SetBy, Store, TokenRow};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateToken {
+    /// `set_pin` or `reveal_pin`.
     #[serde(rename = "type")]
     kind: String,
+    /// Required for `reveal_pin`: `BIOMETRIC_FACE`, `BIOMETRIC_FINGERPRINT`,
+    /// `LOGIN`, `EXP_CVV`, `OTP_CVV`, `OTP` or `OTHER`.
     cardholder_verification_method: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetPin {
+    /// A `set_pin` token for this card.
+    #[schema(value_type = String)]
     control_token: Zeroizing<String>,
+    /// The PIN in clear: only where the program has `allow_plaintext_pin`.
+    #[schema(value_type = Option<String>)]
     pin: Option<Zeroizing<String>>,
+    /// A compact JWE encrypted to a published PIN encryption key.
     encrypted_pin: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RevealPin {
+    /// A `reveal_pin` token for this card.
+    #[schema(value_type = String)]
     control_token: Zeroizing<String>,
+    /// The device's public EC P-256 key (JWK) to encrypt the PIN to.
+    #[schema(value_type = Option<Object>)]
     device_key: Option<Value>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Unblock {
     description: Option<String>,
@@ -62,6 +76,16 @@ fn reveal_disabled() -> ApiError {
     )
 }
 
+/// Issue a single-use control token for one PIN operation on one card; older
+/// unused tokens of the same type for the card stop working.
+#[utoipa::path(post, path = "/v1/cards/{id}/control-tokens", operation_id = "createControlToken", tag = "pin", params(("id" = String, Path),
+        ("Idempotency-Key" = Option<String>, Header, description = "Replays the first response for 24 h")),
+    request_body = CreateToken,
+    responses((status = 201, description = "Created", body = TokenView),
+        (status = 403, description = "`reveal_disabled`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such card for this program", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`invalid_request`", body = Problem, content_type = "application/problem+json")),
+    security(("api_key" = [])))]
 pub async fn create_token<S: Store>(
     State(app): State<Arc<App<S>>>,
     auth: Auth,
@@ -123,14 +147,19 @@ pub async fn create_token<S: Store>(
         TokenType::SetPin => "pin-set",
         TokenType::RevealPin => "pin-reveal",
     };
-    let response = json!({
-        "token": secret.expose(),
-        "type": kind.as_str(),
-        "card_id": card.id,
-        "expires_at": rfc3339(row.expires_at),
-        "attempts_remaining": row.attempts_remaining,
-        "widget_url": format!("{}/widgets/{widget}?token={}", app.settings.public_url, secret.expose()),
-    });
+    let view = TokenView {
+        token: Zeroizing::new(secret.expose().to_owned()),
+        kind: kind.as_str().to_owned(),
+        card_id: card.id.clone(),
+        expires_at: rfc3339(row.expires_at),
+        attempts_remaining: row.attempts_remaining,
+        widget_url: Zeroizing::new(format!(
+            "{}/widgets/{widget}?token={}",
+            app.settings.public_url,
+            secret.expose()
+        )),
+    };
+    let response = serde_json::to_value(&view).map_err(|_| ApiError::internal())?;
     tracing::info!(card_id = %card.id, actor = %auth.api_key_id, r#type = kind.as_str(), cvm = cvm.as_deref().unwrap_or("-"), "control token created");
     idempotency::create(&app, idem, StatusCode::CREATED, response, |idem_row| {
         app.store.create_token(row, idem_row)
@@ -171,6 +200,14 @@ async fn card_pan<S: Store>(app: &App<S>, card: &CardRow) -> Result<pinblock::Pa
         .open_pan(&card.id, card.pan_key_version, &card.pan_sealed)?)
 }
 
+/// Set or change the PIN with a `set_pin` token. A refused PIN uses one of the
+/// token's attempts.
+#[utoipa::path(put, path = "/v1/cards/{id}/pin", operation_id = "setPin", tag = "pin", params(("id" = String, Path)), request_body = SetPin,
+    responses((status = 204, description = "The PIN is set; the fail count is reset and the PIN unblocked"),
+        (status = 403, description = "`token_invalid`, `token_expired`, `token_used`, `token_superseded`, `token_exhausted`, `plaintext_not_allowed`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such card for this program", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`invalid_pin`, `weak_pin`, `decryption_failed`, `invalid_request`", body = Problem, content_type = "application/problem+json")),
+    security(("api_key" = [])))]
 pub async fn set_pin<S: Store>(
     State(app): State<Arc<App<S>>>,
     auth: Auth,
@@ -225,6 +262,12 @@ pub async fn set_pin<S: Store>(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
+/// Reveal the PIN with a `reveal_pin` token.
+#[utoipa::path(post, path = "/v1/cards/{id}/pin/reveal", operation_id = "revealPin", tag = "pin", params(("id" = String, Path)), request_body = RevealPin,
+    responses((status = 200, description = "The PIN (in clear only where the program allows it)", body = RevealedPin),
+        (status = 403, description = "`reveal_disabled`, `plaintext_not_allowed`, token errors", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such card for this program", body = Problem, content_type = "application/problem+json")),
+    security(("api_key" = [])))]
 pub async fn reveal<S: Store>(
     State(app): State<Arc<App<S>>>,
     auth: Auth,
@@ -256,10 +299,15 @@ pub async fn reveal<S: Store>(
         .decipher_pin(card.pin_key_version, &card.pin_block, &pan)?;
     app.store.redeem_token(&token.id, None, now()).await??;
     tracing::info!(card_id = %card.id, actor = %auth.api_key_id, cvm = token.cvm.as_deref().unwrap_or("-"), "PIN revealed in clear");
-    let body = json!({ "pin": &*pin.expose() });
-    Ok(axum::Json(body).into_response())
+    Ok(axum::Json(RevealedPin { pin: pin.expose() }).into_response())
 }
 
+/// Unblock the PIN: reset the fail count and reactivate a card PIN blocking made inactive.
+#[utoipa::path(post, path = "/v1/cards/{id}/pin/unblock", operation_id = "unblockPin", tag = "pin", params(("id" = String, Path)), request_body = Unblock,
+    responses((status = 204, description = "Unblocked"),
+        (status = 404, description = "`not_found`: no such card for this program", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "`unsupported_media_type`", body = Problem, content_type = "application/problem+json")),
+    security(("api_key" = [])))]
 pub async fn unblock<S: Store>(
     State(app): State<Arc<App<S>>>,
     auth: Auth,

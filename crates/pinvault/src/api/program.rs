@@ -4,32 +4,35 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 use super::error::ApiError;
 use super::extract::{Auth, JsonBody};
-use crate::domain::time::{now, rfc3339};
+use super::views::{Problem, ProgramView};
+use crate::domain::program::Settings;
+use crate::domain::time::now;
 use crate::service::App;
 use crate::store::{ProgramRow, Store};
 
 pub fn program_json(p: &ProgramRow) -> Value {
-    json!({
-        "id": p.id,
-        "name": p.name,
-        "mode": p.mode.as_str(),
-        "settings": p.settings,
-        "created_at": rfc3339(p.created_at),
-        "updated_at": rfc3339(p.updated_at),
-    })
+    serde_json::to_value(ProgramView::new(p)).unwrap_or(Value::Null)
 }
 
+/// The calling program: id, name, mode and settings.
+#[utoipa::path(get, path = "/v1/program", operation_id = "getProgram", tag = "program", responses((status = 200, description = "OK", body = ProgramView)),
+    security(("api_key" = [])))]
 #[allow(clippy::extra_unused_type_parameters)] // names the router's state type for `Auth`
 pub async fn get<S: Store>(auth: Auth) -> Result<Response, ApiError> {
-    Ok(axum::Json(program_json(&auth.program)).into_response())
+    Ok(axum::Json(ProgramView::new(&auth.program)).into_response())
 }
 
-/// Changes settings that are not privileged; the body is an object of settings,
-/// either flat or under `settings`.
+/// Change settings that are not privileged. The body is any subset of the
+/// settings, flat or under `settings`.
+#[utoipa::path(patch, path = "/v1/program", operation_id = "updateProgram", tag = "program", request_body = Settings,
+    responses((status = 200, description = "OK", body = ProgramView),
+        (status = 403, description = "a privileged setting (`forbidden`)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`invalid_request`", body = Problem, content_type = "application/problem+json")),
+    security(("api_key" = [])))]
 pub async fn update<S: Store>(
     State(app): State<Arc<App<S>>>,
     auth: Auth,
@@ -59,5 +62,5 @@ pub async fn update<S: Store>(
         updated_at: t,
         ..auth.program
     };
-    Ok(axum::Json(program_json(&program)).into_response())
+    Ok(axum::Json(ProgramView::new(&program)).into_response())
 }

@@ -37,7 +37,7 @@ impl Mode {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum PinSetMode {
     Direct,
@@ -46,7 +46,10 @@ pub enum PinSetMode {
 
 /// A program's settings, always valid: built only by [`Settings::default`] and
 /// [`Settings::apply`], which check every rule.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// A program's settings (API.md "Programs"). `PATCH /v1/program` takes any
+/// subset of them, except `reveal_enabled` and `allow_plaintext_*`, which only
+/// the operator's command line changes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
     pub pin_length_min: u8,

@@ -1,0 +1,168 @@
+//! What the API answers, as types: the handlers serialize these, and the OpenAPI
+//! document is generated from the same types.
+
+use serde::Serialize;
+use utoipa::ToSchema;
+use zeroize::Zeroizing;
+
+use crate::domain::program::Settings;
+use crate::domain::time::rfc3339;
+use crate::store::{CardRow, ProgramRow};
+
+/// A card. Never the PAN beyond its last four digits, never the PIN in any form.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CardView {
+    /// `card_…`
+    pub id: String,
+    pub last4: String,
+    /// `YYYY-MM`
+    pub expiry: Option<String>,
+    pub external_id: Option<String>,
+    /// `active`, `inactive` or `suspended`.
+    pub status: String,
+    pub pin: PinStatusView,
+    /// RFC 3339, UTC.
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// The state of a card's PIN.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PinStatusView {
+    /// `unblocked` or `blocked`.
+    pub status: String,
+    pub remaining_tries: u32,
+    pub fail_count: u32,
+    pub last_failed_at: Option<String>,
+    /// `random`, `issuer` or `cardholder`.
+    pub set_by: String,
+    pub updated_at: String,
+    /// Whether a staged PIN awaits commit.
+    pub staged: bool,
+}
+
+impl CardView {
+    pub fn new(card: &CardRow, settings: &Settings) -> Self {
+        CardView {
+            id: card.id.clone(),
+            last4: card.last4.clone(),
+            expiry: card.expiry.clone(),
+            external_id: card.external_id.clone(),
+            status: card.status.as_str().to_owned(),
+            pin: PinStatusView::new(card, settings),
+            created_at: rfc3339(card.created_at),
+            updated_at: rfc3339(card.updated_at),
+        }
+    }
+}
+
+impl PinStatusView {
+    pub fn new(card: &CardRow, settings: &Settings) -> Self {
+        PinStatusView {
+            status: if card.pin_blocked {
+                "blocked"
+            } else {
+                "unblocked"
+            }
+            .to_owned(),
+            remaining_tries: u32::from(settings.max_tries).saturating_sub(card.fail_count),
+            fail_count: card.fail_count,
+            last_failed_at: card.last_failed_at.map(rfc3339),
+            set_by: card.pin_set_by.as_str().to_owned(),
+            updated_at: rfc3339(card.pin_updated_at),
+            staged: false,
+        }
+    }
+}
+
+/// A page of cards, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CardList {
+    pub data: Vec<CardView>,
+    pub has_more: bool,
+}
+
+/// A control token: shown once, the credential for one PIN operation on one card.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenView {
+    /// `pct_…`: a secret; only its hash is stored.
+    #[schema(value_type = String)]
+    pub token: Zeroizing<String>,
+    /// `set_pin` or `reveal_pin`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub card_id: String,
+    pub expires_at: String,
+    pub attempts_remaining: u32,
+    /// The hosted widget for this token.
+    #[schema(value_type = String)]
+    pub widget_url: Zeroizing<String>,
+}
+
+/// A PIN revealed in clear (only where the program allows it).
+#[derive(Serialize, ToSchema)]
+pub struct RevealedPin {
+    #[schema(value_type = String)]
+    pub pin: Zeroizing<String>,
+}
+
+impl std::fmt::Debug for RevealedPin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RevealedPin(<redacted>)")
+    }
+}
+
+/// The calling program.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProgramView {
+    /// `prg_…`
+    pub id: String,
+    pub name: String,
+    /// `test` or `live`.
+    pub mode: String,
+    pub settings: Settings,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl ProgramView {
+    pub fn new(p: &ProgramRow) -> Self {
+        ProgramView {
+            id: p.id.clone(),
+            name: p.name.clone(),
+            mode: p.mode.as_str().to_owned(),
+            settings: p.settings.clone(),
+            created_at: rfc3339(p.created_at),
+            updated_at: rfc3339(p.updated_at),
+        }
+    }
+}
+
+/// An error (RFC 9457 problem details, `application/problem+json`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Problem {
+    /// `urn:pinvault:problem:<code>`
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+    /// A stable code: `invalid_request`, `unauthorized`, `not_found`,
+    /// `unsupported_media_type`, `idempotency_conflict`, `invalid_pan`,
+    /// `invalid_pin`, `weak_pin`, `decryption_failed`, `token_invalid`,
+    /// `token_expired`, `token_used`, `token_superseded`, `token_exhausted`,
+    /// `reveal_disabled`, `plaintext_not_allowed`, `pin_blocked`,
+    /// `nothing_staged`, `rate_limited`, `internal`, ….
+    pub code: String,
+}
+
+/// Health or readiness.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StatusView {
+    /// `ok`, `ready` or `unavailable`.
+    pub status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_provider: Option<String>,
+}
