@@ -856,3 +856,51 @@ fn openapi_document_matches_the_routes() {
         );
     }
 }
+
+/// `serve --dev` on a fresh data directory prints an API key and shell lines that
+/// work as pasted: run them with bash and check what they print.
+#[test]
+fn dev_mode_prints_lines_that_work() {
+    use std::io::{BufRead, BufReader};
+    let dir = common::fresh_dir("dev");
+    let mut child = std::process::Command::new(common::BIN)
+        .args(["serve", "--dev", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut script = String::new();
+    let mut in_script = false;
+    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        if line.starts_with("export PV=") {
+            in_script = true;
+        }
+        if line.starts_with("The API:") {
+            break;
+        }
+        if in_script {
+            script.push_str(&line);
+            script.push('\n');
+        }
+    }
+    assert!(script.contains("pv_test_"), "no API key printed");
+    let out = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(&script)
+        .output()
+        .unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("set PIN: HTTP 204"), "{stdout}");
+    assert!(stdout.contains(r#""set_by":"cardholder""#), "{stdout}");
+    assert!(stdout.contains(r#"{"pin":"8264"}"#), "{stdout}");
+}

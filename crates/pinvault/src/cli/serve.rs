@@ -243,21 +243,30 @@ async fn dev_program(app: &App<SqliteStore>, addr: SocketAddr) -> Result<(), Cli
     };
     let base = format!("http://{addr}");
     let k = key.expose();
+    // Shell lines a newcomer can paste as they are (curl and sed only).
     let out = format!(
         r#"
 pinvault dev mode: test program {program_id} ("dev"); PINs in clear are allowed for it.
 API key (shown once): {k}
 
-Try:
-  export PV_KEY={k}
-  curl -s -X POST {base}/v1/cards -H "Authorization: Bearer $PV_KEY" \
-       -H 'Content-Type: application/json' -d '{{"pan":"4111111111111111","external_id":"demo-1"}}'
-  # then, with the card id it answered (card_…):
-  curl -s -X POST {base}/v1/cards/CARD_ID/control-tokens -H "Authorization: Bearer $PV_KEY" \
-       -H 'Content-Type: application/json' -d '{{"type":"set_pin"}}'
-  curl -s -X PUT {base}/v1/cards/CARD_ID/pin -H "Authorization: Bearer $PV_KEY" \
-       -H 'Content-Type: application/json' -d '{{"control_token":"PCT_TOKEN","pin":"8264"}}'
-  curl -s {base}/v1/cards/CARD_ID/pin/status -H "Authorization: Bearer $PV_KEY"
+Try it (paste into a shell):
+
+export PV={base} PV_KEY={k}
+CARD=$(curl -s -X POST $PV/v1/cards -H "Authorization: Bearer $PV_KEY" -H 'Content-Type: application/json' \
+  -d '{{"pan":"4111111111111111","external_id":"demo-1"}}' | sed -E 's/.*"id":"(card_[0-9a-f]+)".*/\1/')
+echo "card: $CARD"
+TOKEN=$(curl -s -X POST $PV/v1/cards/$CARD/control-tokens -H "Authorization: Bearer $PV_KEY" \
+  -H 'Content-Type: application/json' -d '{{"type":"set_pin"}}' | sed -E 's/.*"token":"(pct_[^"]+)".*/\1/')
+curl -s -o /dev/null -w 'set PIN: HTTP %{{http_code}}\n' -X PUT $PV/v1/cards/$CARD/pin \
+  -H "Authorization: Bearer $PV_KEY" -H 'Content-Type: application/json' -d '{{"control_token":"'$TOKEN'","pin":"8264"}}'
+curl -s $PV/v1/cards/$CARD/pin/status -H "Authorization: Bearer $PV_KEY"; echo
+REVEAL=$(curl -s -X POST $PV/v1/cards/$CARD/control-tokens -H "Authorization: Bearer $PV_KEY" \
+  -H 'Content-Type: application/json' -d '{{"type":"reveal_pin","cardholder_verification_method":"OTP"}}' \
+  | sed -E 's/.*"token":"(pct_[^"]+)".*/\1/')
+curl -s -X POST $PV/v1/cards/$CARD/pin/reveal -H "Authorization: Bearer $PV_KEY" \
+  -H 'Content-Type: application/json' -d '{{"control_token":"'$REVEAL'"}}'; echo
+
+The API: {base}/openapi.json
 "#,
         program_id = program.id
     );
