@@ -29,11 +29,12 @@ pub const CARD_PREFIX: &str = "card_";
 #[serde(deny_unknown_fields)]
 pub struct CreateCard {
     /// 12 to 19 digits, Luhn-valid.
-    #[schema(value_type = String, example = "4111111111111111")]
+    #[schema(value_type = String, example = "4111111111111111", pattern = "^[0-9]{12,19}$")]
     pan: Zeroizing<String>,
     /// `YYYY-MM`
-    #[schema(example = "2029-12")]
+    #[schema(example = "2029-12", pattern = "^[0-9]{4}-(0[1-9]|1[0-2])$")]
     expiry: Option<String>,
+    #[schema(min_length = 1, max_length = 255)]
     external_id: Option<String>,
     pin: Option<PinInput>,
 }
@@ -54,6 +55,7 @@ pub struct PinInput {
 #[serde(deny_unknown_fields)]
 pub struct UpdateCard {
     /// `active`, `inactive` or `suspended`.
+    #[schema(pattern = "^(active|inactive|suspended)$")]
     status: String,
 }
 
@@ -62,10 +64,12 @@ pub struct UpdateCard {
 #[serde(deny_unknown_fields)]
 pub struct ListCards {
     /// 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<u32>,
     /// The id of the last card of the previous page.
     starting_after: Option<String>,
     /// Only cards with this external id.
+    #[param(min_length = 1, max_length = 255)]
     external_id: Option<String>,
 }
 

@@ -32,9 +32,11 @@ use crate::store::{CardRow, PinWrite, SetBy, Store, TokenRow};
 pub struct CreateToken {
     /// `set_pin` or `reveal_pin`.
     #[serde(rename = "type")]
+    #[schema(pattern = "^(set_pin|reveal_pin)$")]
     kind: String,
     /// Required for `reveal_pin`: `BIOMETRIC_FACE`, `BIOMETRIC_FINGERPRINT`,
     /// `LOGIN`, `EXP_CVV`, `OTP_CVV`, `OTP` or `OTHER`.
+    #[schema(pattern = "^(BIOMETRIC_FACE|BIOMETRIC_FINGERPRINT|LOGIN|EXP_CVV|OTP_CVV|OTP|OTHER)$")]
     cardholder_verification_method: Option<String>,
 }
 
@@ -65,7 +67,9 @@ pub struct RevealPin {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Unblock {
+    #[schema(max_length = 500)]
     description: Option<String>,
+    #[schema(max_length = 500)]
     updated_by: Option<String>,
 }
 
