@@ -872,7 +872,8 @@ fn dev_mode_prints_lines_that_work() {
         .unwrap();
     let mut script = String::new();
     let mut in_script = false;
-    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    for line in lines.by_ref() {
         let line = line.unwrap();
         if line.starts_with("export PV=") {
             in_script = true;
@@ -886,6 +887,8 @@ fn dev_mode_prints_lines_that_work() {
         }
     }
     assert!(script.contains("pv_test_"), "no API key printed");
+    // Keep draining stdout, as a terminal would.
+    std::thread::spawn(move || lines.for_each(drop));
     let out = std::process::Command::new("bash")
         .arg("-c")
         .arg(&script)

@@ -77,6 +77,21 @@ fn runtime(multi: bool) -> Result<tokio::runtime::Runtime, CliError> {
         .map_err(|e| CliError(format!("cannot start the runtime: {e}")))
 }
 
+/// Writes a result to stdout. A reader that has gone away (`| head -1`, a test
+/// that stopped reading) is not an error worth dying for, so write errors are
+/// ignored rather than panicking as `println!` would.
+pub(crate) fn print_stdout(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{text}").and_then(|()| out.flush());
+}
+
+/// As [`print_stdout`], for stderr.
+pub(crate) fn print_stderr(text: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "{text}");
+}
+
 /// Parses the command line, runs the command, and maps the outcome to an exit code.
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
@@ -102,12 +117,12 @@ pub fn run() -> ExitCode {
     match outcome {
         Ok(output) => {
             if let Some(output) = output {
-                println!("{}", output.as_str());
+                print_stdout(output.as_str());
             }
             ExitCode::SUCCESS
         }
         Err(CliError(message)) => {
-            eprintln!("error: {message}");
+            print_stderr(&format!("error: {message}"));
             ExitCode::FAILURE
         }
     }

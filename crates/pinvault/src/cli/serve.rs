@@ -184,7 +184,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), CliError> {
     });
 
     tracing::info!(%addr, key_provider = app.keys.provider_name(), "listening");
-    eprintln!("pinvault listening on http://{addr}");
+    super::print_stderr(&format!("pinvault listening on http://{addr}"));
     axum::serve(listener, crate::api::router(app))
         .with_graceful_shutdown(shutdown_signal())
         .await
@@ -270,7 +270,7 @@ The API: {base}/openapi.json
 "#,
         program_id = program.id
     );
-    println!("{out}");
+    super::print_stdout(&out);
     tracing::info!(program_id = %program.id, "dev program ready");
     Ok(())
 }
