@@ -907,3 +907,77 @@ fn dev_mode_prints_lines_that_work() {
     assert!(stdout.contains(r#""set_by":"cardholder""#), "{stdout}");
     assert!(stdout.contains(r#"{"pin":"8264"}"#), "{stdout}");
 }
+
+/// A token's attempts count exactly under concurrency: 20 refused PINs at once on
+/// a token with 5 attempts use exactly 5 (422), and the rest are 403 exhausted.
+#[test]
+fn token_attempts_are_exact_under_concurrency() {
+    let s = Arc::new(Server::start("attempts"));
+    let key = Arc::new(s.program("live", PLAIN));
+    let card = Arc::new(s.card(&key, PAN));
+    let token = Arc::new(s.token(&key, &card, "set_pin"));
+    let handles: Vec<_> = (0..20)
+        .map(|_| {
+            let (s, key, card, token) = (s.clone(), key.clone(), card.clone(), token.clone());
+            std::thread::spawn(move || {
+                let r = s.call(
+                    "PUT",
+                    &format!("/v1/cards/{card}/pin"),
+                    Some(&key),
+                    Some(&format!(r#"{{"control_token":"{token}","pin":"0000"}}"#)),
+                );
+                (r.status, r.code().to_owned())
+            })
+        })
+        .collect();
+    let results: Vec<(u16, String)> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    let weak = results
+        .iter()
+        .filter(|(s, c)| *s == 422 && c == "weak_pin")
+        .count();
+    let exhausted = results
+        .iter()
+        .filter(|(s, c)| *s == 403 && c == "token_exhausted")
+        .count();
+    assert_eq!((weak, exhausted), (5, 15), "{results:?}");
+}
+
+/// SIGTERM stops the server cleanly (exit 0) and promptly.
+#[test]
+fn sigterm_stops_the_server_cleanly() {
+    let dir = common::fresh_dir("sigterm");
+    let mut child = std::process::Command::new(common::BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut reader = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("listening on") {
+        line.clear();
+        assert!(
+            std::io::BufRead::read_line(&mut reader, &mut line).unwrap() > 0,
+            "server exited early"
+        );
+    }
+    std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
+    let started = std::time::Instant::now();
+    std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "still running after SIGTERM"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(status.success(), "{status}");
+}
