@@ -244,6 +244,14 @@ fn get_card_tx(
     .optional()
 }
 
+fn insert_api_key(tx: &Connection, key: &ApiKeyRow) -> rusqlite::Result<()> {
+    tx.execute(
+        "INSERT INTO api_keys (id, program_id, key_hash, hint, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![key.id, key.program_id, &key.key_hash[..], key.hint, key.created_at],
+    )?;
+    Ok(())
+}
+
 fn insert_idem(tx: &Connection, idem: &IdemRow) -> rusqlite::Result<bool> {
     // Idempotency records live 24 hours; expired ones are cleared as new ones come.
     tx.execute(
@@ -417,11 +425,7 @@ impl Store for SqliteStore {
                 "INSERT INTO programs (id, name, mode, settings, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 params![p.id, p.name, p.mode.as_str(), settings, p.created_at, p.updated_at],
             )?;
-            tx.execute(
-                "INSERT INTO api_keys (id, program_id, key_hash, hint, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![key.id, key.program_id, &key.key_hash[..], key.hint, key.created_at],
-            )?;
-            Ok(())
+            insert_api_key(tx, &key)
         })
         .await
     }
@@ -500,14 +504,7 @@ impl Store for SqliteStore {
     }
 
     async fn create_api_key(&self, key: ApiKeyRow) -> StoreResult<()> {
-        self.write(move |tx| {
-            tx.execute(
-                "INSERT INTO api_keys (id, program_id, key_hash, hint, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![key.id, key.program_id, &key.key_hash[..], key.hint, key.created_at],
-            )?;
-            Ok(())
-        })
-        .await
+        self.write(move |tx| insert_api_key(tx, &key)).await
     }
 
     async fn list_api_keys(&self, program_id: &str) -> StoreResult<Vec<ApiKeyRow>> {
