@@ -183,34 +183,33 @@ pub async fn serve(args: ServeArgs) -> Result<(), CliError> {
         }
     });
 
+    let shutdown = shutdown_signal()?;
     tracing::info!(%addr, key_provider = app.keys.provider_name(), "listening");
     super::print_stderr(&format!("pinvault listening on http://{addr}"));
     axum::serve(listener, crate::api::router(app))
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(shutdown)
         .await
         .map_err(|e| CliError(format!("server failed: {e}")))?;
     tracing::info!("stopped");
     Ok(())
 }
 
-/// Waits for SIGTERM or Ctrl-C; in-flight requests then finish.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+/// Resolves on SIGTERM or SIGINT; in-flight requests then finish. The handlers
+/// are registered here, before the server says it is listening, so a signal that
+/// comes at once is a clean shutdown rather than the default abrupt exit.
+fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>, CliError> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())
+        .map_err(|e| CliError(format!("cannot handle SIGTERM: {e}")))?;
+    let mut int = signal(SignalKind::interrupt())
+        .map_err(|e| CliError(format!("cannot handle SIGINT: {e}")))?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {},
+            _ = int.recv() => {},
         }
-    };
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
-    }
-    tracing::info!("shutting down: finishing requests in flight");
+        tracing::info!("shutting down: finishing requests in flight");
+    })
 }
 
 /// `serve --dev`: a test-mode program named `dev` (made once, a new key each
