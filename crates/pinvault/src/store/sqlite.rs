@@ -89,7 +89,25 @@ fn bad_value(idx: usize, what: &str) -> rusqlite::Error {
 
 impl SqliteStore {
     /// Opens (creating if needed) the database file and brings its schema up to date.
+    /// A new file is created mode 0600; SQLite gives its `-wal` and `-shm` files
+    /// the database file's mode.
     pub fn open(path: &Path) -> StoreResult<Self> {
+        use std::os::unix::fs::OpenOptionsExt;
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+        {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => {
+                return Err(StoreError::Database(format!(
+                    "cannot create {}: {e}",
+                    path.display()
+                )));
+            }
+        }
         let mut writer = connect(path).map_err(db_error)?;
         migrate(&mut writer).map_err(db_error)?;
         Ok(SqliteStore {
