@@ -129,7 +129,7 @@ fn random_pin(settings: &Settings, mode: Mode, pan: &Pan) -> Result<Pin, ApiErro
 
 /// Create a card, with a random PIN or a preset one.
 #[utoipa::path(post, path = "/v1/cards", operation_id = "createCard", tag = "cards", request_body = CreateCard,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Replays the first response for 24 h")),
+    params(("Idempotency-Key" = Option<String>, Header, pattern = "^[\\x21-\\x7E]{1,255}$", description = "Replays the first response for 24 h")),
     responses(
         (status = 201, description = "Created", body = CardView),
         (status = 403, description = "`plaintext_not_allowed`", body = Problem, content_type = "application/problem+json"),

@@ -96,14 +96,28 @@ async fn json_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, Ap
     })
 }
 
+/// Every request body of the API is a JSON object. (serde would otherwise also
+/// read a struct from an array of its fields in order.)
 fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(bytes).map_err(|e| match e.classify() {
-        serde_json::error::Category::Data => ApiError::invalid(super::safe_message(&e)),
-        _ => ApiError::bad_request(format!(
+    let syntax = |e: serde_json::Error| {
+        ApiError::bad_request(format!(
             "the request body is not valid JSON (line {}, column {})",
             e.line(),
             e.column()
-        )),
+        ))
+    };
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+    if first.is_some_and(|&b| b != b'{') {
+        return Err(
+            match serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
+                Ok(_) => ApiError::invalid("the request body must be a JSON object"),
+                Err(e) => syntax(e),
+            },
+        );
+    }
+    serde_json::from_slice(bytes).map_err(|e| match e.classify() {
+        serde_json::error::Category::Data => ApiError::invalid(super::safe_message(&e)),
+        _ => syntax(e),
     })
 }
 
@@ -185,5 +199,9 @@ mod tests {
         let err = parse::<P>(br#"{"pin": "8264""#).unwrap_err();
         assert_eq!(err.status, StatusCode::BAD_REQUEST);
         assert!(!err.detail.contains("8264"), "{}", err.detail);
+        // A struct is not read from an array of its fields.
+        let err = parse::<P>(br#"["8264"]"#).unwrap_err();
+        assert_eq!(err.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(parse::<P>(b" [1,").unwrap_err().status == StatusCode::BAD_REQUEST);
     }
 }

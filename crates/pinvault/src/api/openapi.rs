@@ -21,9 +21,9 @@ use super::{cards, ops, pin, program, views};
     ),
     components(schemas(
         views::CardView, views::PinStatusView, views::CardList, views::TokenView, views::RevealedPin,
-        views::ProgramView, views::Problem, views::StatusView,
+        views::ProgramView, views::Problem, views::StatusView, program::SettingsChanges,
     )),
-    modifiers(&ApiKeyAuth),
+    modifiers(&ApiKeyAuth, &CommonErrors),
     tags(
         (name = "cards", description = "Cards and their PINs' state"),
         (name = "pin", description = "Control tokens, set, reveal, unblock"),
@@ -43,6 +43,66 @@ impl Modify for ApiKeyAuth {
                 "api_key",
                 SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
             );
+        }
+    }
+}
+
+/// The errors every operation of a kind can answer, added to each so the document
+/// lists every status the API really returns: 401 where an API key is needed;
+/// 400, 413, 415 and 422 where a JSON body is read; 400 for headers and query strings.
+struct CommonErrors;
+
+impl Modify for CommonErrors {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+        let problem = |description: &str| {
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/problem+json",
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("Problem")))
+                        .build(),
+                )
+                .build()
+        };
+        for item in openapi.paths.paths.values_mut() {
+            let ops = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.patch,
+                &mut item.delete,
+            ];
+            for op in ops.into_iter().flatten() {
+                let responses = &mut op.responses.responses;
+                let mut add = |code: &str, description: &str| {
+                    responses
+                        .entry(code.to_owned())
+                        .or_insert_with(|| problem(description).into());
+                };
+                if op.security.as_ref().is_some_and(|s| !s.is_empty()) {
+                    add("401", "`unauthorized`: no valid API key");
+                }
+                if op.request_body.is_some() {
+                    add("400", "`invalid_request`: the body is not valid JSON");
+                    add("413", "`invalid_request`: the body is too large");
+                    add(
+                        "415",
+                        "`unsupported_media_type`: the body is not `application/json`",
+                    );
+                    add(
+                        "422",
+                        "`invalid_request`: the JSON does not have the expected shape",
+                    );
+                }
+                if op.parameters.as_ref().is_some_and(|p| !p.is_empty()) {
+                    add(
+                        "400",
+                        "`invalid_request`: a malformed header or query parameter",
+                    );
+                }
+            }
         }
     }
 }

@@ -83,9 +83,10 @@ fn reveal_disabled() -> ApiError {
 /// Issue a single-use control token for one PIN operation on one card; older
 /// unused tokens of the same type for the card stop working.
 #[utoipa::path(post, path = "/v1/cards/{id}/control-tokens", operation_id = "createControlToken", tag = "pin", params(("id" = String, Path),
-        ("Idempotency-Key" = Option<String>, Header, description = "Replays the first response for 24 h")),
+        ("Idempotency-Key" = Option<String>, Header, pattern = "^[\\x21-\\x7E]{1,255}$", description = "Replays the first response for 24 h")),
     request_body = CreateToken,
     responses((status = 201, description = "Created", body = TokenView),
+        (status = 409, description = "`idempotency_conflict`", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`reveal_disabled`", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`not_found`: no such card for this program", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`invalid_request`", body = Problem, content_type = "application/problem+json")),
