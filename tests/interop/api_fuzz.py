@@ -43,7 +43,8 @@ with tempfile.TemporaryDirectory() as data, tempfile.TemporaryFile("w+") as log:
                 "--max-examples", EXAMPLES, "--workers", "1"]
         if SEED != "-":
             args += ["--seed", SEED]
-        result = subprocess.run(args, capture_output=True, text=True)
+        # From the temporary directory, so schemathesis's cache stays out of the tree.
+        result = subprocess.run(args, capture_output=True, text=True, cwd=data)
     finally:
         server.terminate()
         server.wait(timeout=10)
