@@ -143,7 +143,7 @@ fn test_mode_cards_get_0000_and_pagination_works() {
     problem(&s.get("/v1/cards?limit=x", &key), 400, "invalid_request");
     problem(
         &s.get(
-            "/v1/cards?starting_after=card_000000000000000000000000",
+            "/v1/cards?starting_after=card_aaaaaaaaaaaaaaaaaaaaaaaa",
             &key,
         ),
         400,
@@ -846,7 +846,7 @@ fn openapi_document_matches_the_routes() {
         let op = &paths[path][method];
         assert!(op.is_object(), "{method} {path} undocumented");
         assert!(op["operationId"].is_string());
-        let concrete = path.replace("{id}", "card_000000000000000000000000");
+        let concrete = path.replace("{id}", "card_aaaaaaaaaaaaaaaaaaaaaaaa");
         let r = s.call(&method.to_uppercase(), &concrete, None, Some("{}"));
         let fallback = r.body["detail"] == "no such resource" || r.status == 405;
         assert!(

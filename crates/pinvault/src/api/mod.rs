@@ -99,7 +99,7 @@ async fn observe<S: Store>(
             method = %method,
             route = %route,
             status,
-            micros = elapsed.as_micros() as u64,
+            ms = format_args!("{:.3}", elapsed.as_secs_f64() * 1000.0),
             "answered"
         );
     });

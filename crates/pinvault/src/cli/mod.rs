@@ -60,10 +60,29 @@ fn init_logging() {
         .with(
             tracing_subscriber::fmt::layer()
                 .with_writer(std::io::stderr)
-                .with_ansi(false),
+                .with_ansi(false)
+                .with_timer(MillisUtc),
         )
         .with(filter)
         .try_init();
+}
+
+/// Log timestamps in UTC to the millisecond (`2026-11-23T20:12:34.567Z`).
+struct MillisUtc;
+
+impl tracing_subscriber::fmt::time::FormatTime for MillisUtc {
+    fn format_time(&self, w: &mut tracing_subscriber::fmt::format::Writer<'_>) -> std::fmt::Result {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        let secs = crate::domain::time::rfc3339(now.as_secs() as i64);
+        write!(
+            w,
+            "{}.{:03}Z",
+            secs.trim_end_matches('Z'),
+            now.subsec_millis()
+        )
+    }
 }
 
 fn runtime(multi: bool) -> Result<tokio::runtime::Runtime, CliError> {

@@ -252,7 +252,7 @@ Try it (paste into a shell):
 
 export PV={base} PV_KEY={k}
 CARD=$(curl -s -X POST $PV/v1/cards -H "Authorization: Bearer $PV_KEY" -H 'Content-Type: application/json' \
-  -d '{{"pan":"4111111111111111","external_id":"demo-1"}}' | sed -E 's/.*"id":"(card_[0-9a-f]+)".*/\1/')
+  -d '{{"pan":"4111111111111111","external_id":"demo-1"}}' | sed -E 's/.*"id":"(card_[a-z]+)".*/\1/')
 echo "card: $CARD"
 TOKEN=$(curl -s -X POST $PV/v1/cards/$CARD/control-tokens -H "Authorization: Bearer $PV_KEY" \
   -H 'Content-Type: application/json' -d '{{"type":"set_pin"}}' | sed -E 's/.*"token":"(pct_[^"]+)".*/\1/')

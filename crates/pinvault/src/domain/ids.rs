@@ -13,14 +13,23 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rand::RngCore;
 use zeroize::Zeroizing;
 
-/// A new id: the prefix, then 96 random bits in lower-case hex.
+/// Length of an id after its prefix.
+const ID_LEN: usize = 24;
+
+/// A new id: the prefix, then 24 random lower-case letters (112 bits). Letters
+/// only, so that no id ever contains a run of digits that could be mistaken for,
+/// or match a search for, a PIN or a PAN in a log or a database file.
 pub fn new_id(prefix: &str) -> String {
-    let mut bytes = [0u8; 12];
-    rand::rng().fill_bytes(&mut bytes);
-    let mut id = String::with_capacity(prefix.len() + 24);
+    let mut rng = rand::rng();
+    let mut id = String::with_capacity(prefix.len() + ID_LEN);
     id.push_str(prefix);
-    for b in bytes {
-        id.push_str(&format!("{b:02x}"));
+    while id.len() < prefix.len() + ID_LEN {
+        let mut byte = [0u8; 1];
+        rng.fill_bytes(&mut byte);
+        // 234 = 9 × 26: bytes at or above it are redrawn, so every letter is equally likely.
+        if byte[0] < 234 {
+            id.push(char::from(b'a' + byte[0] % 26));
+        }
     }
     id
 }
@@ -29,7 +38,7 @@ pub fn new_id(prefix: &str) -> String {
 /// plain 404 without a database round trip).
 pub fn is_id(id: &str, prefix: &str) -> bool {
     id.strip_prefix(prefix)
-        .is_some_and(|rest| rest.len() == 24 && rest.bytes().all(|b| b.is_ascii_hexdigit()))
+        .is_some_and(|rest| rest.len() == ID_LEN && rest.bytes().all(|b| b.is_ascii_lowercase()))
 }
 
 /// A bearer secret (control token or API key). No `Display`; `Debug` is redacted;
@@ -88,6 +97,7 @@ mod tests {
         assert!(is_id(&id, "card_"), "{id}");
         assert!(!is_id(&id, "prg_"));
         assert!(!is_id("card_../../etc", "card_"));
+        assert!(!id.bytes().any(|b| b.is_ascii_digit()), "{id}");
         let a = Secret::generate("pct_");
         let b = Secret::generate("pct_");
         assert_ne!(a.expose(), b.expose());
