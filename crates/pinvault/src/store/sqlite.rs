@@ -138,6 +138,24 @@ impl SqliteStore {
         .map_err(db_error)
     }
 
+    /// A create with its optional idempotency record, in one transaction: the
+    /// record goes first, so a concurrent request with the same key writes nothing.
+    async fn write_created<F>(&self, idem: Option<IdemRow>, create: F) -> StoreResult<Created>
+    where
+        F: FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<()> + Send + 'static,
+    {
+        self.write(move |tx| {
+            if let Some(idem) = &idem {
+                if !insert_idem(tx, idem)? {
+                    return Ok(Created::IdempotencyKeyTaken);
+                }
+            }
+            create(tx)?;
+            Ok(Created::Created)
+        })
+        .await
+    }
+
     /// Runs `f` on a pooled read connection on the blocking pool.
     async fn read<T, F>(&self, f: F) -> StoreResult<T>
     where
@@ -550,12 +568,7 @@ impl Store for SqliteStore {
     }
 
     async fn create_card(&self, c: CardRow, idem: Option<IdemRow>) -> StoreResult<Created> {
-        self.write(move |tx| {
-            if let Some(idem) = &idem {
-                if !insert_idem(tx, idem)? {
-                    return Ok(Created::IdempotencyKeyTaken);
-                }
-            }
+        self.write_created(idem, move |tx| {
             tx.prepare_cached(
                 "INSERT INTO cards (id, program_id, pan_hash, lookup_key_version, pan_sealed, pan_key_version,
                     last4, expiry, external_id, status, inactive_by_block, pin_block, pin_key_version, pin_set_by,
@@ -584,7 +597,7 @@ impl Store for SqliteStore {
                 c.created_at,
                 c.updated_at
             ])?;
-            Ok(Created::Created)
+            Ok(())
         })
         .await
     }
@@ -686,12 +699,7 @@ impl Store for SqliteStore {
     }
 
     async fn create_token(&self, t: TokenRow, idem: Option<IdemRow>) -> StoreResult<Created> {
-        self.write(move |tx| {
-            if let Some(idem) = &idem {
-                if !insert_idem(tx, idem)? {
-                    return Ok(Created::IdempotencyKeyTaken);
-                }
-            }
+        self.write_created(idem, move |tx| {
             // Only the newest token of a type is valid for a card.
             tx.prepare_cached(
                 "UPDATE control_tokens SET superseded_at = ?1
@@ -712,7 +720,7 @@ impl Store for SqliteStore {
                 t.expires_at,
                 t.attempts_remaining
             ])?;
-            Ok(Created::Created)
+            Ok(())
         })
         .await
     }
