@@ -189,15 +189,20 @@ impl SqliteStore {
 const PROGRAM_COLS: &str = "id, name, mode, settings, created_at, updated_at";
 
 fn program_row(r: &Row<'_>) -> rusqlite::Result<ProgramRow> {
-    let mode: String = r.get(2)?;
-    let settings: String = r.get(3)?;
+    program_row_at(r, 0)
+}
+
+/// A program from `PROGRAM_COLS` starting at column `at` (joins put it after others).
+fn program_row_at(r: &Row<'_>, at: usize) -> rusqlite::Result<ProgramRow> {
+    let mode: String = r.get(at + 2)?;
+    let settings: String = r.get(at + 3)?;
     Ok(ProgramRow {
-        id: r.get(0)?,
-        name: r.get(1)?,
-        mode: Mode::parse(&mode).ok_or_else(|| bad_value(2, "mode"))?,
-        settings: serde_json::from_str(&settings).map_err(|_| bad_value(3, "settings"))?,
-        created_at: r.get(4)?,
-        updated_at: r.get(5)?,
+        id: r.get(at)?,
+        name: r.get(at + 1)?,
+        mode: Mode::parse(&mode).ok_or_else(|| bad_value(at + 2, "mode"))?,
+        settings: serde_json::from_str(&settings).map_err(|_| bad_value(at + 3, "settings"))?,
+        created_at: r.get(at + 4)?,
+        updated_at: r.get(at + 5)?,
     })
 }
 
@@ -520,19 +525,7 @@ impl Store for SqliteStore {
                  WHERE k.key_hash = ?1 AND k.revoked_at IS NULL",
             )?
             .query_row([&key_hash[..]], |r| {
-                let key = api_key_row(r)?;
-                let mode: String = r.get(8)?;
-                let settings: String = r.get(9)?;
-                let program = ProgramRow {
-                    id: r.get(6)?,
-                    name: r.get(7)?,
-                    mode: Mode::parse(&mode).ok_or_else(|| bad_value(8, "mode"))?,
-                    settings: serde_json::from_str(&settings)
-                        .map_err(|_| bad_value(9, "settings"))?,
-                    created_at: r.get(10)?,
-                    updated_at: r.get(11)?,
-                };
-                Ok((key, program))
+                Ok((api_key_row(r)?, program_row_at(r, 6)?))
             })
             .optional()
         })
