@@ -337,8 +337,7 @@ pub async fn unblock<S: Store>(
     tracing::info!(
         card_id = %card_id,
         actor = %auth.api_key_id,
-        updated_by = body.updated_by.as_deref().unwrap_or("-"),
-        description = body.description.as_deref().unwrap_or("-"),
+        // The free text stays out of the log; the audit trail will record it.
         "PIN unblocked"
     );
     Ok(StatusCode::NO_CONTENT.into_response())
