@@ -14,7 +14,7 @@ use crate::domain::program::{Mode, Settings};
 use crate::domain::time::now;
 use crate::keys::KeyFile;
 use crate::service::{App, KEY_REFRESH, ServerSettings};
-use crate::store::{ApiKeyRow, ProgramRow, SqliteStore, Store};
+use crate::store::{AnyStore, ApiKeyRow, PgSettings, PgStore, ProgramRow, SqliteStore, Store};
 
 /// Where the data lives; every command that reads or writes it takes these.
 #[derive(Debug, Args, Clone)]
@@ -27,9 +27,30 @@ pub struct DataArgs {
         value_name = "DIR"
     )]
     pub data_dir: PathBuf,
-    /// Database URL; without one, SQLite in the data directory.
+    /// Database URL: `postgres://USER@HOST:PORT/DB` for PostgreSQL, `sqlite:PATH`;
+    /// without one, SQLite in the data directory.
     #[arg(long, env = "PINVAULT_DATABASE_URL", value_name = "URL")]
     pub database_url: Option<String>,
+    /// PostgreSQL: most connections this process opens.
+    #[arg(long, env = "PINVAULT_DB_POOL_SIZE", default_value_t = 16,
+        value_parser = clap::value_parser!(u16).range(1..=1000), value_name = "N")]
+    pub db_pool_size: u16,
+    /// PostgreSQL: longest a statement may run, and longest a request waits for
+    /// a connection (milliseconds).
+    #[arg(long, env = "PINVAULT_DB_TIMEOUT_MS", default_value_t = 5000,
+        value_parser = clap::value_parser!(u64).range(100..=600_000), value_name = "MS")]
+    pub db_timeout_ms: u64,
+}
+
+impl DataArgs {
+    fn pg_settings(&self) -> PgSettings {
+        let timeout = std::time::Duration::from_millis(self.db_timeout_ms);
+        PgSettings {
+            pool_size: usize::from(self.db_pool_size),
+            statement_timeout: timeout,
+            acquire_timeout: timeout,
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -53,15 +74,17 @@ pub struct ServeArgs {
 }
 
 /// Creates the data directory (mode 0700) if needed and opens the database named
-/// by the arguments.
-pub fn open_store(data: &DataArgs) -> Result<SqliteStore, CliError> {
+/// by the arguments. The data directory holds the master key file in every case
+/// (on PostgreSQL, every node needs the same one).
+pub async fn open_store(data: &DataArgs) -> Result<AnyStore, CliError> {
     ensure_dir(&data.data_dir)?;
     let path = match data.database_url.as_deref() {
         None => data.data_dir.join("pinvault.db"),
         Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-            return Err(CliError(
-                "PostgreSQL is not supported by this version yet: leave out --database-url to use SQLite".into(),
-            ));
+            let store = PgStore::open(url, data.pg_settings())
+                .await
+                .map_err(|e| CliError(format!("cannot open database {}: {e}", redact_url(url))))?;
+            return Ok(AnyStore::Postgres(store));
         }
         Some(url) => match url
             .strip_prefix("sqlite://")
@@ -70,21 +93,26 @@ pub fn open_store(data: &DataArgs) -> Result<SqliteStore, CliError> {
             Some(path) if !path.is_empty() => PathBuf::from(path),
             _ => {
                 return Err(CliError(format!(
-                    "unsupported --database-url (expected sqlite:PATH): {}",
+                    "unsupported --database-url (expected postgres://… or sqlite:PATH): {}",
                     redact_url(url)
                 )));
             }
         },
     };
-    SqliteStore::open(&path)
-        .map_err(|e| CliError(format!("cannot open database {}: {e}", path.display())))
+    let store = SqliteStore::open(&path)
+        .map_err(|e| CliError(format!("cannot open database {}: {e}", path.display())))?;
+    Ok(AnyStore::Sqlite(store))
 }
 
-/// A URL without its password, for messages.
+/// A URL without its user, password or query (which may hold a password), for messages.
 fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => format!("{}://…@{}", &url[..s], &url[at + 1..]),
-        _ => url.to_owned(),
+    let (base, query) = match url.split_once('?') {
+        Some((base, _)) => (base, "?…"),
+        None => (url, ""),
+    };
+    match (base.find("://"), base.rfind('@')) {
+        (Some(s), Some(at)) if at > s => format!("{}://…@{}{query}", &base[..s], &base[at + 1..]),
+        _ => format!("{base}{query}"),
     }
 }
 
@@ -106,8 +134,8 @@ fn ensure_dir(dir: &Path) -> Result<(), CliError> {
 
 /// Opens the application over the data the arguments name (creating the master
 /// key and data keys on first use).
-pub async fn open_app(data: &DataArgs, public_url: String) -> Result<App<SqliteStore>, CliError> {
-    let store = open_store(data)?;
+pub async fn open_app(data: &DataArgs, public_url: String) -> Result<App<AnyStore>, CliError> {
+    let store = open_store(data).await?;
     let provider =
         Arc::new(KeyFile::open_or_create(&data.data_dir).map_err(|e| CliError(e.to_string()))?);
     App::open(store, provider, ServerSettings { public_url })
@@ -184,7 +212,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), CliError> {
     });
 
     let shutdown = shutdown_signal()?;
-    tracing::info!(%addr, key_provider = app.keys.provider_name(), "listening");
+    tracing::info!(%addr, key_provider = app.keys.provider_name(), database = app.store.backend(), "listening");
     super::print_stderr(&format!("pinvault listening on http://{addr}"));
     axum::serve(listener, crate::api::router(app))
         .with_graceful_shutdown(shutdown)
@@ -214,7 +242,7 @@ fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>, CliError> 
 
 /// `serve --dev`: a test-mode program named `dev` (made once, a new key each
 /// start), with PINs in clear allowed so that the curl lines below work.
-async fn dev_program(app: &App<SqliteStore>, addr: SocketAddr) -> Result<(), CliError> {
+async fn dev_program(app: &App<AnyStore>, addr: SocketAddr) -> Result<(), CliError> {
     let existing = app
         .store
         .list_programs()
