@@ -725,18 +725,14 @@ fn master_key_file_is_private_and_checked() {
     use std::os::unix::fs::PermissionsExt;
     let dir = common::fresh_dir("keyfile");
     let mut s = Server::start_in(dir.clone());
-    let path = dir.join("master.key");
+    let path = dir.path.join("master.key");
     assert_eq!(
         std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
         0o600
     );
     s.stop();
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let out = std::process::Command::new(common::BIN)
-        .args(["programs", "list", "--data-dir"])
-        .arg(&dir)
-        .output()
-        .unwrap();
+    let out = dir.command(&["programs", "list"]).output().unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("chmod 600"));
 }
@@ -798,12 +794,19 @@ fn no_clear_secret_in_the_data_directory_or_the_log() {
         let path = entry.unwrap().path();
         files.push((path.display().to_string(), std::fs::read(&path).unwrap()));
     }
-    assert!(files.iter().any(|(p, _)| p.ends_with("pinvault.db")));
+    match s.data.database_dump() {
+        // PostgreSQL: the rows as text, byte columns in hex.
+        Some(dump) => files.push(("the PostgreSQL database".into(), dump.into_bytes())),
+        None => assert!(files.iter().any(|(p, _)| p.ends_with("pinvault.db"))),
+    }
     for (i, canary) in canaries.iter().enumerate() {
         // The message names the canary by position, never by value.
         assert!(!logs.contains(canary.as_str()), "log holds canary #{i}");
         for (path, bytes) in &files {
-            let found = bytes.windows(canary.len()).any(|w| w == canary.as_bytes());
+            let hex: String = canary.bytes().map(|b| format!("{b:02x}")).collect();
+            let found = [canary.as_bytes(), hex.as_bytes()]
+                .iter()
+                .any(|needle| bytes.windows(needle.len()).any(|w| w == *needle));
             assert!(!found, "{path} holds canary #{i} in clear");
         }
     }
@@ -863,9 +866,8 @@ fn openapi_document_matches_the_routes() {
 fn dev_mode_prints_lines_that_work() {
     use std::io::{BufRead, BufReader};
     let dir = common::fresh_dir("dev");
-    let mut child = std::process::Command::new(common::BIN)
-        .args(["serve", "--dev", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(&dir)
+    let mut child = dir
+        .command(&["serve", "--dev", "--listen", "127.0.0.1:0"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -896,7 +898,7 @@ fn dev_mode_prints_lines_that_work() {
         .unwrap();
     let _ = child.kill();
     let _ = child.wait();
-    let _ = std::fs::remove_dir_all(&dir);
+    drop(dir);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -946,9 +948,8 @@ fn token_attempts_are_exact_under_concurrency() {
 #[test]
 fn sigterm_stops_the_server_cleanly() {
     let dir = common::fresh_dir("sigterm");
-    let mut child = std::process::Command::new(common::BIN)
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(&dir)
+    let mut child = dir
+        .command(&["serve", "--listen", "127.0.0.1:0"])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -978,6 +979,6 @@ fn sigterm_stops_the_server_cleanly() {
         );
         std::thread::sleep(std::time::Duration::from_millis(20));
     };
-    let _ = std::fs::remove_dir_all(&dir);
+    drop(dir);
     assert!(status.success(), "{status}");
 }

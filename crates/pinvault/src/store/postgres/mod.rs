@@ -26,7 +26,10 @@ use super::*;
 use crate::domain::time::now;
 use crate::domain::token;
 
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../../migrations/postgres/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[(
+    1,
+    include_str!("../../../migrations/postgres/0001_init.sql"),
+)];
 
 /// Times a transaction is run again after a serialization failure or deadlock.
 const RETRIES: u32 = 5;
@@ -183,7 +186,10 @@ impl PgStore {
                 Ok(out) => return Ok(out),
                 Err(e) if retryable(&e) && attempt < RETRIES => {
                     attempt += 1;
-                    tracing::debug!(attempt, "transaction aborted by the database; running it again");
+                    tracing::debug!(
+                        attempt,
+                        "transaction aborted by the database; running it again"
+                    );
                     drop(conn);
                     // A short, growing pause so the transactions that collided
                     // do not collide again at once.
@@ -349,7 +355,11 @@ async fn insert_idem(tx: &Transaction<'_>, idem: Option<&IdemRow>) -> PgResult<b
 }
 
 /// Reads a token and says why it cannot be redeemed now.
-async fn token_refusal(tx: &Transaction<'_>, token_id: &str, now: Timestamp) -> PgResult<TokenError> {
+async fn token_refusal(
+    tx: &Transaction<'_>,
+    token_id: &str,
+    now: Timestamp,
+) -> PgResult<TokenError> {
     let row = tx
         .query_opt(
             &format!("SELECT {TOKEN_COLS} FROM control_tokens WHERE id = $1"),
@@ -451,10 +461,22 @@ impl Store for PgStore {
             Box::pin(async move {
                 let mut out = Vec::new();
                 for (kind, sql) in [
-                    (KeyKind::Pin, "SELECT pin_key_version, COUNT(*) FROM cards GROUP BY 1"),
-                    (KeyKind::Pan, "SELECT pan_key_version, COUNT(*) FROM cards GROUP BY 1"),
-                    (KeyKind::Lookup, "SELECT lookup_key_version, COUNT(*) FROM cards GROUP BY 1"),
-                    (KeyKind::Pan, "SELECT key_version, COUNT(*) FROM idempotency_keys GROUP BY 1"),
+                    (
+                        KeyKind::Pin,
+                        "SELECT pin_key_version, COUNT(*) FROM cards GROUP BY 1",
+                    ),
+                    (
+                        KeyKind::Pan,
+                        "SELECT pan_key_version, COUNT(*) FROM cards GROUP BY 1",
+                    ),
+                    (
+                        KeyKind::Lookup,
+                        "SELECT lookup_key_version, COUNT(*) FROM cards GROUP BY 1",
+                    ),
+                    (
+                        KeyKind::Pan,
+                        "SELECT key_version, COUNT(*) FROM idempotency_keys GROUP BY 1",
+                    ),
                 ] {
                     for r in c.query(sql, &[]).await? {
                         let count: i64 = r.try_get(1)?;
@@ -986,4 +1008,3 @@ impl Store for PgStore {
         .await
     }
 }
-
