@@ -8,6 +8,10 @@
 //!
 //! Connections are plain TCP (`NoTls`): put the database on a private network
 //! or a local socket until TLS to the database is added.
+//!
+//! Not here yet: the webhook outbox belongs to the events work; its worker is to
+//! claim rows with `SELECT … FOR UPDATE SKIP LOCKED` so that two nodes never
+//! deliver the same attempt.
 
 mod pool;
 
