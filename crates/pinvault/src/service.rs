@@ -53,6 +53,8 @@ pub struct App<S: Store> {
     pub keys: Arc<Keyring>,
     pub settings: ServerSettings,
     pub metrics: crate::metrics::Metrics,
+    /// Zone keys unwrapped for PIN verification.
+    pub zone_keys: crate::verify::ZoneKeyCache,
 }
 
 impl<S: Store> std::fmt::Debug for App<S> {
@@ -77,6 +79,7 @@ impl<S: Store> App<S> {
             keys,
             settings,
             metrics: crate::metrics::Metrics::default(),
+            zone_keys: crate::verify::ZoneKeyCache::default(),
         };
         app.bootstrap_keys().await?;
         Ok(app)

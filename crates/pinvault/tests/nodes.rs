@@ -1,6 +1,6 @@
 //! Several server processes (nodes) on one database, as behind a load balancer:
-//! counts stay exact when requests for the same card come through different
-//! nodes at the same moment, a key rotation reaches every node, a node killed
+//! counts (token attempts, PIN tries) stay exact when requests for the same card
+//! come through different nodes at the same moment, a key rotation reaches every node, a node killed
 //! in the middle of work loses nothing it answered, and readiness follows the
 //! database. They run on SQLite (two processes on one file) and, with
 //! `PINVAULT_TEST_BACKEND=postgres`, on PostgreSQL (`scripts/test` runs both).
@@ -101,6 +101,86 @@ fn token_attempts_are_exact_across_two_nodes() {
         .filter(|(s, c)| *s == 403 && c == "token_exhausted")
         .count();
     assert_eq!((weak, exhausted), (5, 15), "{results:?}");
+}
+
+/// 50 wrong PIN blocks at once for one card, split across two nodes, as two
+/// authorization hosts would send them: exactly `max_tries` (4) are counted as
+/// mismatches, the other 46 answer `blocked`, and the card ends blocked and
+/// inactive, with a fail count of exactly 4.
+#[test]
+fn wrong_pins_through_two_nodes_stop_at_exactly_max_tries() {
+    let (a, b, _) = two_nodes("verify2");
+    let key = Arc::new(a.program("live", &["allow_plaintext_pin=true", "max_tries=4"]));
+    // A TDES zone key (published check value 08D7B4) and a block for a wrong PIN
+    // made by the integrator tool.
+    let zpk_hex = "0123456789ABCDEFFEDCBA9876543210";
+    let zpk = a.cli_json(&[
+        "zone-keys",
+        "import",
+        "--name",
+        "acquirer",
+        "--algorithm",
+        "tdes",
+        "--component",
+        zpk_hex,
+    ])["zone_key_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let out = std::process::Command::new(common::BIN)
+        .args([
+            "pinblock", "encode", "--format", "iso_0", "--pin", "1234", "--pan", PAN, "--key",
+            zpk_hex,
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let block = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let r = a.post(
+        "/v1/cards",
+        &key,
+        &format!(r#"{{"pan":"{PAN}","pin":{{"pin":"2580"}}}}"#),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let card = r.body["id"].as_str().unwrap().to_owned();
+
+    let (k, c) = (key.clone(), card.clone());
+    let results = at_once([&a, &b], 50, move |_, node| {
+        let r = node.post(
+            &format!("/v1/cards/{c}/pin/verify"),
+            &k,
+            &format!(r#"{{"pin_block":"{block}","format":"iso_0","zone_key_id":"{zpk}"}}"#),
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+        (
+            r.body["result"].as_str().unwrap().to_owned(),
+            r.body["remaining_tries"].as_u64().unwrap(),
+        )
+    });
+    let mut remaining: Vec<u64> = results
+        .iter()
+        .filter(|(result, _)| result == "mismatch")
+        .map(|(_, left)| *left)
+        .collect();
+    remaining.sort_unstable();
+    assert_eq!(remaining, [0, 1, 2, 3], "{results:?}");
+    assert_eq!(
+        results
+            .iter()
+            .filter(|(result, _)| result == "blocked")
+            .count(),
+        46,
+        "{results:?}"
+    );
+    for node in [&a, &b] {
+        let status = node.get(&format!("/v1/cards/{card}/pin/status"), &key).body;
+        assert_eq!(status["fail_count"], 4, "{status}");
+        assert_eq!(status["status"], "blocked", "{status}");
+        assert_eq!(
+            node.get(&format!("/v1/cards/{card}"), &key).body["status"],
+            "inactive"
+        );
+    }
 }
 
 /// Tokens made for one card through both nodes at once: only the newest is

@@ -9,6 +9,7 @@ mod openapi;
 mod ops;
 mod pin;
 mod program;
+mod verify;
 mod views;
 
 pub use program::program_json;
@@ -48,6 +49,12 @@ pub fn router<S: Store>(app: Arc<App<S>>) -> Router {
         .route("/v1/cards/{id}/pin", put(pin::set_pin::<S>))
         .route("/v1/cards/{id}/pin/reveal", post(pin::reveal::<S>))
         .route("/v1/cards/{id}/pin/unblock", post(pin::unblock::<S>))
+        .route("/v1/cards/{id}/pin/verify", post(verify::verify::<S>))
+        .route(
+            "/v1/test/cards/{id}/pin/verify",
+            post(verify::sandbox_verify::<S>),
+        )
+        .route("/v1/zone-keys", get(verify::list_zone_keys::<S>))
         .route(
             "/v1/program",
             get(program::get::<S>).patch(program::update::<S>),

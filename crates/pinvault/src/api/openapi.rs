@@ -4,7 +4,7 @@
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{cards, ops, pin, program, views};
+use super::{cards, ops, pin, program, verify, views};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -16,17 +16,20 @@ use super::{cards, ops, pin, program, views};
     paths(
         cards::create, cards::list, cards::get, cards::update, cards::pin_status,
         pin::create_token, pin::set_pin, pin::reveal, pin::unblock,
+        verify::verify, verify::sandbox_verify, verify::list_zone_keys,
         program::get, program::update,
         ops::healthz, ops::readyz, ops::metrics, ops::openapi,
     ),
     components(schemas(
         views::CardView, views::PinStatusView, views::CardList, views::TokenView, views::RevealedPin,
         views::ProgramView, views::Problem, views::StatusView, program::SettingsChanges,
+        verify::VerifyResult, verify::ZoneKeyView, verify::ZoneKeyList,
     )),
     modifiers(&ApiKeyAuth, &CommonErrors),
     tags(
         (name = "cards", description = "Cards and their PINs' state"),
         (name = "pin", description = "Control tokens, set, reveal, unblock"),
+        (name = "verification", description = "PIN verification at authorization time, the sandbox, zone keys"),
         (name = "program", description = "The calling program and its settings"),
         (name = "operations", description = "Health, readiness, metrics"),
     )

@@ -87,6 +87,11 @@ impl Keyring {
         self.provider.name()
     }
 
+    /// The master key's provider (zone keys are wrapped by it directly).
+    pub fn provider(&self) -> &dyn KeyProvider {
+        self.provider.as_ref()
+    }
+
     /// A new random data key of `kind`, wrapped for storage.
     pub fn new_row(
         &self,

@@ -15,9 +15,11 @@
 
 mod keyfile;
 mod keyring;
+pub mod zone;
 
 pub use keyfile::KeyFile;
 pub use keyring::{DataKeyRow, KeyKind, Keyring};
+pub use zone::ZoneAlgorithm;
 
 use zeroize::Zeroizing;
 

@@ -141,6 +141,30 @@ impl Store for AnyStore {
     ) -> StoreResult<Result<(), TokenError>> {
         each!(self, s => s.redeem_token(token_id, set_pin, now))
     }
+    async fn insert_zone_key(&self, key: ZoneKeyRow) -> StoreResult<()> {
+        each!(self, s => s.insert_zone_key(key))
+    }
+    async fn get_zone_key(&self, id: &str) -> StoreResult<Option<ZoneKeyRow>> {
+        each!(self, s => s.get_zone_key(id))
+    }
+    async fn list_zone_keys(
+        &self,
+        limit: u32,
+        starting_after: Option<&str>,
+    ) -> StoreResult<Option<(Vec<ZoneKeyRow>, bool)>> {
+        each!(self, s => s.list_zone_keys(limit, starting_after))
+    }
+    async fn record_pin_failure(
+        &self,
+        card_id: &str,
+        max_tries: u32,
+        now: Timestamp,
+    ) -> StoreResult<Option<PinFailure>> {
+        each!(self, s => s.record_pin_failure(card_id, max_tries, now))
+    }
+    async fn reset_pin_failures(&self, card_id: &str, now: Timestamp) -> StoreResult<bool> {
+        each!(self, s => s.reset_pin_failures(card_id, now))
+    }
     async fn get_idempotency(&self, program_id: &str, key: &str) -> StoreResult<Option<IdemRow>> {
         each!(self, s => s.get_idempotency(program_id, key))
     }

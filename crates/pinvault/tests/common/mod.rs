@@ -107,6 +107,16 @@ impl DataDir {
 
     /// Everything the database holds, as text (PostgreSQL; bytes as hex).
     pub fn database_dump(&self) -> Option<String> {
+        self.database_rows("t::text")
+    }
+
+    /// Every row with its row version (`xmin`): any write to a row, even of the
+    /// same values, changes it (PostgreSQL).
+    pub fn database_versions(&self) -> Option<String> {
+        self.database_rows("xmin::text || ' ' || t::text")
+    }
+
+    fn database_rows(&self, select: &str) -> Option<String> {
         let url = self.database_url.as_deref()?;
         let tables = postgres_query(
             url,
@@ -115,7 +125,8 @@ impl DataDir {
         let mut dump = String::new();
         for t in tables {
             let name: String = t.get(0);
-            for row in postgres_query(url, &format!("SELECT t::text FROM \"{name}\" t")) {
+            let sql = format!("SELECT {select} FROM \"{name}\" t ORDER BY 1");
+            for row in postgres_query(url, &sql) {
                 dump.push_str(row.get::<_, &str>(0));
                 dump.push('\n');
             }

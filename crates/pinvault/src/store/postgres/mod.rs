@@ -30,10 +30,16 @@ use super::*;
 use crate::domain::time::now;
 use crate::domain::token;
 
-const MIGRATIONS: &[(i64, &str)] = &[(
-    1,
-    include_str!("../../../migrations/postgres/0001_init.sql"),
-)];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (
+        1,
+        include_str!("../../../migrations/postgres/0001_init.sql"),
+    ),
+    (
+        2,
+        include_str!("../../../migrations/postgres/0002_zone_keys.sql"),
+    ),
+];
 
 /// Times a transaction is run again after a serialization failure or deadlock.
 const RETRIES: u32 = 5;
@@ -315,6 +321,20 @@ fn token_row(r: &Row) -> PgResult<TokenRow> {
         attempts_remaining: u32_at(r, 7)?,
         used_at: r.try_get(8)?,
         superseded_at: r.try_get(9)?,
+    })
+}
+
+const ZONE_KEY_COLS: &str = "id, name, algorithm, kcv, wrapped, created_at";
+
+fn zone_key_row(r: &Row) -> PgResult<ZoneKeyRow> {
+    let algorithm: String = r.try_get(2)?;
+    Ok(ZoneKeyRow {
+        id: r.try_get(0)?,
+        name: r.try_get(1)?,
+        algorithm: ZoneAlgorithm::parse(&algorithm).ok_or_else(|| decode("zone key algorithm"))?,
+        kcv: r.try_get(3)?,
+        wrapped: r.try_get(4)?,
+        created_at: r.try_get(5)?,
     })
 }
 
@@ -980,6 +1000,141 @@ impl Store for PgStore {
                     .await?;
                 }
                 Ok(Ok(()))
+            })
+        })
+        .await
+    }
+
+    async fn insert_zone_key(&self, k: ZoneKeyRow) -> StoreResult<()> {
+        self.write(|tx| {
+            let k = k.clone();
+            Box::pin(async move {
+                tx.execute(
+                    "INSERT INTO zone_keys (id, name, algorithm, kcv, wrapped, created_at)
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                    &[
+                        &k.id,
+                        &k.name,
+                        &k.algorithm.as_str(),
+                        &k.kcv,
+                        &k.wrapped,
+                        &k.created_at,
+                    ],
+                )
+                .await?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    async fn get_zone_key(&self, id: &str) -> StoreResult<Option<ZoneKeyRow>> {
+        let id = id.to_owned();
+        self.read(move |c| {
+            Box::pin(async move {
+                c.query_opt(
+                    &format!("SELECT {ZONE_KEY_COLS} FROM zone_keys WHERE id = $1"),
+                    &[&id],
+                )
+                .await?
+                .map(|r| zone_key_row(&r))
+                .transpose()
+            })
+        })
+        .await
+    }
+
+    async fn list_zone_keys(
+        &self,
+        limit: u32,
+        starting_after: Option<&str>,
+    ) -> StoreResult<Option<(Vec<ZoneKeyRow>, bool)>> {
+        let starting_after = starting_after.map(str::to_owned);
+        self.read(move |c| {
+            Box::pin(async move {
+                let before = match &starting_after {
+                    None => i64::MAX,
+                    Some(id) => {
+                        match c
+                            .query_opt("SELECT seq FROM zone_keys WHERE id = $1", &[id])
+                            .await?
+                        {
+                            Some(r) => r.try_get::<_, i64>(0)?,
+                            None => return Ok(None),
+                        }
+                    }
+                };
+                let rows = c
+                    .query(
+                        &format!(
+                            "SELECT {ZONE_KEY_COLS} FROM zone_keys WHERE seq < $1 ORDER BY seq DESC LIMIT $2"
+                        ),
+                        &[&before, &(i64::from(limit) + 1)],
+                    )
+                    .await?;
+                let mut rows: Vec<ZoneKeyRow> =
+                    rows.iter().map(zone_key_row).collect::<PgResult<_>>()?;
+                let has_more = rows.len() > limit as usize;
+                rows.truncate(limit as usize);
+                Ok(Some((rows, has_more)))
+            })
+        })
+        .await
+    }
+
+    async fn record_pin_failure(
+        &self,
+        card_id: &str,
+        max_tries: u32,
+        now: Timestamp,
+    ) -> StoreResult<Option<PinFailure>> {
+        let card_id = card_id.to_owned();
+        self.write(|tx| {
+            let card_id = card_id.clone();
+            Box::pin(async move {
+                // One conditional update: concurrent failures on any node queue
+                // on the card's row, each re-checks `pin_blocked` on the row as
+                // the one before left it, and none is counted once it is blocked.
+                tx.query_opt(
+                    "UPDATE cards SET
+                         fail_count = fail_count + 1,
+                         last_failed_at = $1,
+                         updated_at = $1,
+                         pin_blocked = (fail_count + 1 >= $2),
+                         inactive_by_block = CASE WHEN fail_count + 1 >= $2 AND status = 'active'
+                             THEN TRUE ELSE inactive_by_block END,
+                         status = CASE WHEN fail_count + 1 >= $2 AND status = 'active'
+                             THEN 'inactive' ELSE status END
+                     WHERE id = $3 AND NOT pin_blocked
+                     RETURNING fail_count, pin_blocked",
+                    &[&now, &i64::from(max_tries), &card_id],
+                )
+                .await?
+                .map(|r| {
+                    Ok(PinFailure {
+                        fail_count: u32_at(&r, 0)?,
+                        blocked: r.try_get(1)?,
+                    })
+                })
+                .transpose()
+            })
+        })
+        .await
+    }
+
+    async fn reset_pin_failures(&self, card_id: &str, now: Timestamp) -> StoreResult<bool> {
+        let card_id = card_id.to_owned();
+        self.write(|tx| {
+            let card_id = card_id.clone();
+            Box::pin(async move {
+                let n = tx
+                    .execute(
+                        "UPDATE cards SET fail_count = 0, updated_at = $1
+                         WHERE id = $2 AND NOT pin_blocked",
+                        &[&now, &card_id],
+                    )
+                    .await?;
+                Ok(n == 1)
             })
         })
         .await
