@@ -145,6 +145,37 @@ impl Drop for DataDir {
     }
 }
 
+/// Drops the test databases of test processes that are gone (killed before
+/// their data directories were dropped), once per process. Only on a server on
+/// this machine: the process ids in the names mean nothing on a shared one.
+fn drop_stale_databases() {
+    static DONE: OnceLock<()> = OnceLock::new();
+    DONE.get_or_init(|| {
+        let url = postgres_admin_url().unwrap_or("");
+        let host = url
+            .split_once("://")
+            .map_or("", |(_, rest)| rest)
+            .rsplit_once('@')
+            .map_or_else(|| url.split_once("://").map_or("", |(_, r)| r), |(_, h)| h);
+        if !["127.0.0.1", "localhost", "[::1]"].iter().any(|local| {
+            host.starts_with(&format!("{local}:")) || host.starts_with(&format!("{local}/"))
+        }) {
+            return;
+        }
+        let rows = postgres_admin(
+            "SELECT datname::text FROM pg_database WHERE datname LIKE 'pinvault\\_test\\_%'",
+        );
+        for row in rows {
+            let name: String = row.get(0);
+            let pid = name.split('_').nth(2).unwrap_or("");
+            let alive = !pid.is_empty() && std::path::Path::new("/proc").join(pid).exists();
+            if !alive {
+                postgres_admin(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+            }
+        }
+    });
+}
+
 pub fn fresh_dir(tag: &str) -> Arc<DataDir> {
     let n = COUNTER.fetch_add(1, Ordering::SeqCst);
     let path = std::env::temp_dir().join(format!("pinvault-test-{tag}-{}-{n}", std::process::id()));
@@ -157,6 +188,7 @@ pub fn fresh_dir(tag: &str) -> Arc<DataDir> {
                 .filter(|c| c.is_ascii_alphanumeric())
                 .map(|c| c.to_ascii_lowercase())
                 .collect();
+            drop_stale_databases();
             let db = format!("pinvault_test_{}_{n}_{tag}", std::process::id());
             postgres_admin(&format!(
                 "DROP DATABASE IF EXISTS {db} WITH (FORCE); CREATE DATABASE {db}"
