@@ -16,6 +16,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
+use std::time::Instant;
 
 use pinblock::{Format, KeyAlgorithm, Pan, Pin, ZoneKey};
 use zeroize::Zeroizing;
@@ -27,11 +28,24 @@ use crate::keys::{KeyKind, ZoneAlgorithm};
 use crate::service::{App, ServiceError};
 use crate::store::{CardRow, Store, ZoneKeyRow};
 
-/// Unwrapped zone keys by id. Zone keys never change once imported, so an entry
-/// stays valid for the life of the process.
+/// Unwrapped zone keys by id, with when they were unwrapped. Zone keys never
+/// change once imported; an entry is dropped (zeroed) after the key cache TTL,
+/// as data keys are, and unwrapped again on next use.
 #[derive(Default)]
 pub struct ZoneKeyCache {
-    keys: RwLock<HashMap<String, Arc<ZoneKey>>>,
+    keys: RwLock<HashMap<String, (Arc<ZoneKey>, Instant)>>,
+}
+
+impl ZoneKeyCache {
+    /// Drops (and so zeroes) keys held longer than `ttl`.
+    pub fn prune(&self, ttl: Option<std::time::Duration>) {
+        if let Some(ttl) = ttl {
+            self.keys
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .retain(|_, (_, at)| at.elapsed() < ttl);
+        }
+    }
 }
 
 impl std::fmt::Debug for ZoneKeyCache {
@@ -158,7 +172,7 @@ impl<S: Store> App<S> {
         let (key, kcv) = zone::combine(algorithm, components, expected_kcv)
             .map_err(ImportZoneKeyError::Refused)?;
         let id = new_id("zpk_");
-        let wrapped = zone::wrap(self.keys.provider(), &id, algorithm, &kcv, &key)
+        let wrapped = zone::wrap(&*self.keys.provider(), &id, algorithm, &kcv, &key)
             .map_err(|e| ImportZoneKeyError::Service(e.into()))?;
         drop(key);
         self.store
@@ -177,13 +191,15 @@ impl<S: Store> App<S> {
 
     /// A zone key, unwrapped once and then held in memory.
     async fn zone_key(&self, id: &str) -> Result<Arc<ZoneKey>, VerifyError> {
+        let ttl = self.keys.cache_ttl();
         let cached = self
             .zone_keys
             .keys
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .get(id)
-            .cloned();
+            .filter(|(_, at)| ttl.is_none_or(|ttl| at.elapsed() < ttl))
+            .map(|(k, _)| k.clone());
         if let Some(key) = cached {
             return Ok(key);
         }
@@ -193,7 +209,7 @@ impl<S: Store> App<S> {
             .await?
             .ok_or(VerifyError::UnknownZoneKey)?;
         let key = Arc::new(zone::unwrap(
-            self.keys.provider(),
+            &*self.keys.provider(),
             &row.id,
             row.algorithm,
             &row.kcv,
@@ -203,7 +219,7 @@ impl<S: Store> App<S> {
             .keys
             .write()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(row.id, key.clone());
+            .insert(row.id, (key.clone(), Instant::now()));
         Ok(key)
     }
 

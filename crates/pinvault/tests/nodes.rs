@@ -438,7 +438,10 @@ fn postgres_only_readiness_follows_the_database() {
     };
     let relay = Relay::start(upstream);
     let relayed = format!("{scheme}://{user}{}/{path}", relay.addr);
-    let node = Server::start_with(dir.clone(), Some(&relayed));
+    let node = Server::start_with(
+        dir.clone(),
+        vec![("PINVAULT_DATABASE_URL".to_owned(), relayed)],
+    );
     let key = node.program("live", PLAIN);
     node.card(&key, PAN);
     assert_eq!(node.call("GET", "/readyz", None, None).status, 200);

@@ -223,6 +223,31 @@ pub fn unwrap(
     Ok(zone)
 }
 
+/// Re-wraps a stored zone key from one provider to another (migration).
+pub fn rewrap(
+    from: &dyn KeyProvider,
+    to: &dyn KeyProvider,
+    id: &str,
+    algorithm: ZoneAlgorithm,
+    kcv: &str,
+    wrapped: &[u8],
+) -> Result<Vec<u8>, KeyError> {
+    let a = aad(id, algorithm, kcv);
+    let bytes = from.unwrap(wrapped, &a)?;
+    to.wrap(&bytes, &a)
+}
+
+/// Whether `provider` unwraps this stored zone key.
+pub fn unwraps(
+    provider: &dyn KeyProvider,
+    id: &str,
+    algorithm: ZoneAlgorithm,
+    kcv: &str,
+    wrapped: &[u8],
+) -> bool {
+    provider.unwrap(wrapped, &aad(id, algorithm, kcv)).is_ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

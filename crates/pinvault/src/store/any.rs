@@ -165,6 +165,9 @@ impl Store for AnyStore {
     async fn reset_pin_failures(&self, card_id: &str, now: Timestamp) -> StoreResult<bool> {
         each!(self, s => s.reset_pin_failures(card_id, now))
     }
+    async fn rewrap_master(&self, rewraps: Vec<MasterRewrap>) -> StoreResult<u64> {
+        each!(self, s => s.rewrap_master(rewraps))
+    }
     async fn get_idempotency(&self, program_id: &str, key: &str) -> StoreResult<Option<IdemRow>> {
         each!(self, s => s.get_idempotency(program_id, key))
     }

@@ -165,6 +165,23 @@ pub struct PinFailure {
     pub blocked: bool,
 }
 
+/// A key wrapped by the master key, re-wrapped under another provider
+/// (`pinvault keys migrate`). Applied only if the row still holds `old`.
+#[derive(Debug, Clone)]
+pub enum MasterRewrap {
+    DataKey {
+        kind: KeyKind,
+        version: u32,
+        old: Vec<u8>,
+        new: Vec<u8>,
+    },
+    ZoneKey {
+        id: String,
+        old: Vec<u8>,
+        new: Vec<u8>,
+    },
+}
+
 /// A stored first response to an `Idempotency-Key`, sealed (it may hold a
 /// control token).
 #[derive(Debug, Clone)]
@@ -363,6 +380,13 @@ pub trait Store: Clone + Send + Sync + 'static {
         card_id: &str,
         now: Timestamp,
     ) -> impl Future<Output = StoreResult<bool>> + Send;
+
+    /// Applies master-key re-wraps in one transaction; returns how many rows
+    /// changed (a row whose wrapping changed meanwhile is left alone).
+    fn rewrap_master(
+        &self,
+        rewraps: Vec<MasterRewrap>,
+    ) -> impl Future<Output = StoreResult<u64>> + Send;
 
     fn get_idempotency(
         &self,

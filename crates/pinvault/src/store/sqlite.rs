@@ -939,4 +939,29 @@ impl Store for SqliteStore {
         })
         .await
     }
+
+    async fn rewrap_master(&self, rewraps: Vec<MasterRewrap>) -> StoreResult<u64> {
+        self.write(move |tx| {
+            let mut n = 0u64;
+            for r in &rewraps {
+                n += match r {
+                    MasterRewrap::DataKey {
+                        kind,
+                        version,
+                        old,
+                        new,
+                    } => tx.execute(
+                        "UPDATE data_keys SET wrapped = ?1 WHERE kind = ?2 AND version = ?3 AND wrapped = ?4",
+                        params![new, kind.as_str(), version, old],
+                    )?,
+                    MasterRewrap::ZoneKey { id, old, new } => tx.execute(
+                        "UPDATE zone_keys SET wrapped = ?1 WHERE id = ?2 AND wrapped = ?3",
+                        params![new, id, old],
+                    )?,
+                } as u64;
+            }
+            Ok(n)
+        })
+        .await
+    }
 }

@@ -176,10 +176,18 @@ fn drop_stale_databases() {
     });
 }
 
-pub fn fresh_dir(tag: &str) -> Arc<DataDir> {
+/// A new, not yet existing path under the temporary directory (for what is not
+/// a data directory; the caller removes it).
+pub fn fresh_path(tag: &str) -> PathBuf {
     let n = COUNTER.fetch_add(1, Ordering::SeqCst);
     let path = std::env::temp_dir().join(format!("pinvault-test-{tag}-{}-{n}", std::process::id()));
     let _ = std::fs::remove_dir_all(&path);
+    path
+}
+
+pub fn fresh_dir(tag: &str) -> Arc<DataDir> {
+    let path = fresh_path(tag);
+    let n = COUNTER.fetch_add(1, Ordering::SeqCst);
     let (database, database_url) = match postgres_admin_url() {
         None => (None, None),
         Some(admin) => {
@@ -211,6 +219,52 @@ pub struct Server {
     pub data: Arc<DataDir>,
     stderr: Arc<Mutex<String>>,
     agent: ureq::Agent,
+    /// Environment given to the server and to operator commands.
+    env: Vec<(String, String)>,
+}
+
+/// With `PINVAULT_TEST_KEY_PROVIDER=pkcs11` (scripts/test sets it, with a
+/// SoftHSM2 token, `PINVAULT_TEST_PKCS11_MODULE`, `PINVAULT_TEST_PKCS11_TOKEN`
+/// and `PINVAULT_PKCS11_PIN`), every server's data directory is first put on
+/// the token with `pinvault keys init --provider pkcs11`: no key file.
+pub fn pkcs11_provider() -> bool {
+    std::env::var("PINVAULT_TEST_KEY_PROVIDER").as_deref() == Ok("pkcs11")
+}
+
+fn init_key_provider(data: &DataDir, env: &[(String, String)]) {
+    if !pkcs11_provider() {
+        return;
+    }
+    let var = |name: &str| std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set"));
+    let key_label = data
+        .path
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    let module = var("PINVAULT_TEST_PKCS11_MODULE");
+    let token = var("PINVAULT_TEST_PKCS11_TOKEN");
+    let out = data
+        .command(&[
+            "keys",
+            "init",
+            "--provider",
+            "pkcs11",
+            "--module",
+            &module,
+            "--token-label",
+            &token,
+            "--key-label",
+            &key_label,
+        ])
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .output()
+        .expect("run pinvault keys init");
+    assert!(
+        out.status.success(),
+        "keys init: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 pub struct Reply {
@@ -238,22 +292,23 @@ impl Server {
 
     /// Another server (node) on the same data directory and database.
     pub fn another_node(&self) -> Server {
-        Self::start_in(self.data.clone())
+        Self::start_with(self.data.clone(), self.env.clone())
     }
 
     pub fn start_in(data: Arc<DataDir>) -> Server {
-        Self::start_with(data, None)
+        if !data.path.exists() {
+            init_key_provider(&data, &[]);
+        }
+        Self::start_with(data, Vec::new())
     }
 
-    /// A server whose database URL is `database_url` instead of its data
-    /// directory's own (to put something between them).
-    pub fn start_with(data: Arc<DataDir>, database_url: Option<&str>) -> Server {
-        let mut cmd = data.command(&["serve", "--listen", "127.0.0.1:0"]);
-        if let Some(url) = database_url {
-            cmd.env("PINVAULT_DATABASE_URL", url);
-        }
-        let mut child = cmd
+    /// A server with extra environment (also given to its operator commands;
+    /// `PINVAULT_DATABASE_URL` there overrides the data directory's database).
+    pub fn start_with(data: Arc<DataDir>, env: Vec<(String, String)>) -> Server {
+        let mut child = data
+            .command(&["serve", "--listen", "127.0.0.1:0"])
             .env("PINVAULT_LOG", "debug")
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -292,6 +347,7 @@ impl Server {
             data,
             stderr,
             agent,
+            env,
         }
     }
 
@@ -302,7 +358,11 @@ impl Server {
 
     /// Runs an operator command against this server's data directory and database.
     pub fn cli(&self, args: &[&str]) -> Output {
-        self.data.command(args).output().expect("run pinvault")
+        self.data
+            .command(args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .output()
+            .expect("run pinvault")
     }
 
     pub fn cli_json(&self, args: &[&str]) -> Value {

@@ -1140,6 +1140,40 @@ impl Store for PgStore {
         .await
     }
 
+    async fn rewrap_master(&self, rewraps: Vec<MasterRewrap>) -> StoreResult<u64> {
+        self.write(|tx| {
+            let rewraps = rewraps.clone();
+            Box::pin(async move {
+                let mut n = 0u64;
+                for r in &rewraps {
+                    n += match r {
+                        MasterRewrap::DataKey {
+                            kind,
+                            version,
+                            old,
+                            new,
+                        } => {
+                            tx.execute(
+                                "UPDATE data_keys SET wrapped = $1 WHERE kind = $2 AND version = $3 AND wrapped = $4",
+                                &[new, &kind.as_str(), &i64::from(*version), old],
+                            )
+                            .await?
+                        }
+                        MasterRewrap::ZoneKey { id, old, new } => {
+                            tx.execute(
+                                "UPDATE zone_keys SET wrapped = $1 WHERE id = $2 AND wrapped = $3",
+                                &[new, id, old],
+                            )
+                            .await?
+                        }
+                    };
+                }
+                Ok(n)
+            })
+        })
+        .await
+    }
+
     async fn get_idempotency(&self, program_id: &str, key: &str) -> StoreResult<Option<IdemRow>> {
         let since = now() - 86_400;
         let (program_id, key) = (program_id.to_owned(), key.to_owned());
