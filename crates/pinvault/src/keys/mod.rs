@@ -7,14 +7,18 @@
 //!   the card's PAN;
 //! - `pan`: AES-256-GCM, seals PANs (the card id as associated data) and other
 //!   sealed records;
-//! - `lookup`: HMAC-SHA256, the keyed hash by which a PAN is found.
+//! - `lookup`: HMAC-SHA256, the keyed hash by which a PAN is found;
+//! - `transport`: an RSA key pair (PKCS#8) whose public half is published for
+//!   PIN encryption (see [`transport`]).
 //!
 //! Rotation adds a version of each kind; rows name the version that protects
 //! them, old versions stay readable, and `pinvault keys rotate` re-encrypts rows
-//! until none uses an old version.
+//! until none uses an old version. Transport keys protect no stored row: an old
+//! one keeps decrypting for a grace period after its successor is made.
 
 mod keyfile;
 mod keyring;
+pub mod transport;
 
 pub use keyfile::KeyFile;
 pub use keyring::{DataKeyRow, KeyKind, Keyring};

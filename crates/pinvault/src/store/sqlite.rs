@@ -16,7 +16,13 @@ use super::*;
 use crate::domain::time::now;
 use crate::domain::token;
 
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../migrations/sqlite/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../../migrations/sqlite/0001_init.sql")),
+    (
+        2,
+        include_str!("../../migrations/sqlite/0002_transport_keys.sql"),
+    ),
+];
 
 /// Readers kept open between requests (more are opened under load, then closed).
 const IDLE_READERS: usize = 16;

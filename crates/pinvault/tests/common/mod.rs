@@ -54,9 +54,15 @@ impl Server {
     }
 
     pub fn start_in(data_dir: PathBuf) -> Server {
+        Self::start_with(data_dir, &[])
+    }
+
+    /// A server with more `serve` arguments.
+    pub fn start_with(data_dir: PathBuf, args: &[&str]) -> Server {
         let mut child = Command::new(BIN)
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(&data_dir)
+            .args(args)
             .env("PINVAULT_LOG", "debug")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
