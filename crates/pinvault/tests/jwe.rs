@@ -442,7 +442,8 @@ fn every_inbound_failure_is_one_answer_and_uses_an_attempt() {
     assert_eq!(revealed_pin(&s, &key, &preset), "7392");
 
     // No PIN and no plaintext in the log.
-    let logs = s.logs();
+    // (Without the listening address, whose port could hold the digits.)
+    let logs = s.logs().replace(&s.base, "");
     for pin in ["4821", "0369", "7392"] {
         assert!(!logs.contains(pin), "log holds a PIN");
     }
