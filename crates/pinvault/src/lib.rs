@@ -10,3 +10,4 @@ pub mod keys;
 pub mod metrics;
 pub mod service;
 pub mod store;
+pub mod verify;

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 const BUCKETS: [f64; 12] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
@@ -19,7 +20,12 @@ struct Series {
 #[derive(Default)]
 pub struct Metrics {
     http: Mutex<BTreeMap<(String, &'static str, u16), Series>>,
+    /// PIN verifications by outcome, in [`VERIFY_RESULTS`] order.
+    verifications: [AtomicU64; VERIFY_RESULTS.len()],
 }
+
+/// The outcomes of a PIN verification, as metric labels.
+pub const VERIFY_RESULTS: [&str; 4] = ["match", "mismatch", "blocked", "decryption_failed"];
 
 impl std::fmt::Debug for Metrics {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -55,9 +61,27 @@ impl Metrics {
         }
     }
 
+    /// Counts a PIN verification outcome (one of [`VERIFY_RESULTS`]).
+    pub fn verification(&self, result: &str) {
+        if let Some(i) = VERIFY_RESULTS.iter().position(|r| *r == result) {
+            if let Some(c) = self.verifications.get(i) {
+                c.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
     pub fn render(&self) -> String {
         let map = self.http.lock().unwrap_or_else(|p| p.into_inner());
         let mut out = String::new();
+        out.push_str("# HELP pinvault_pin_verifications_total PIN verifications by outcome.\n");
+        out.push_str("# TYPE pinvault_pin_verifications_total counter\n");
+        for (result, n) in VERIFY_RESULTS.iter().zip(&self.verifications) {
+            let _ = writeln!(
+                out,
+                "pinvault_pin_verifications_total{{result=\"{result}\"}} {}",
+                n.load(Ordering::Relaxed)
+            );
+        }
         out.push_str("# HELP pinvault_http_requests_total HTTP requests answered.\n");
         out.push_str("# TYPE pinvault_http_requests_total counter\n");
         for ((route, method, status), s) in map.iter() {

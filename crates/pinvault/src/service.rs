@@ -46,11 +46,14 @@ impl From<KeyError> for ServiceError {
 }
 
 /// Settings of a running server that are not per program.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct ServerSettings {
     /// The base URL widgets are reached at, for `widget_url`.
     pub public_url: String,
     pub transport: TransportSettings,
+    /// How long unwrapped data and zone keys are held before the provider is
+    /// asked again (`None`: for the life of the process).
+    pub key_cache_ttl: Option<Duration>,
 }
 
 /// The published PIN encryption keys: their size, and how long a key still
@@ -78,6 +81,8 @@ pub struct App<S: Store> {
     pub keys: Arc<Keyring>,
     pub settings: ServerSettings,
     pub metrics: crate::metrics::Metrics,
+    /// Zone keys unwrapped for PIN verification.
+    pub zone_keys: crate::verify::ZoneKeyCache,
 }
 
 impl<S: Store> std::fmt::Debug for App<S> {
@@ -96,12 +101,13 @@ impl<S: Store> App<S> {
         provider: Arc<dyn KeyProvider>,
         settings: ServerSettings,
     ) -> Result<Self, ServiceError> {
-        let keys = Arc::new(Keyring::new(provider));
+        let keys = Arc::new(Keyring::with_cache_ttl(provider, settings.key_cache_ttl));
         let app = App {
             store,
             keys,
             settings,
             metrics: crate::metrics::Metrics::default(),
+            zone_keys: crate::verify::ZoneKeyCache::default(),
         };
         app.bootstrap_keys().await?;
         Ok(app)
@@ -212,10 +218,18 @@ impl<S: Store> App<S> {
         Ok(next)
     }
 
-    /// Re-reads the data keys (new versions from a rotation elsewhere).
+    /// Re-reads the data keys (new versions from a rotation elsewhere), and
+    /// unwraps again those held longer than the key cache TTL.
     pub async fn reload_keys(&self) -> Result<(), ServiceError> {
         let rows = self.store.data_keys().await?;
-        self.keys.install(&rows)?;
+        self.zone_keys.prune(self.keys.cache_ttl());
+        let keys = self.keys.clone();
+        // The provider may be a token across a network: off the async threads.
+        tokio::task::spawn_blocking(move || keys.install(&rows))
+            .await
+            .map_err(|e| {
+                ServiceError::Keys(KeyError::Provider(format!("key task failed: {e}")))
+            })??;
         Ok(())
     }
 
@@ -317,4 +331,88 @@ pub struct RotationReport {
 /// Seconds from now.
 pub fn after(seconds: u32) -> Timestamp {
     now() + i64::from(seconds)
+}
+
+/// What `pinvault keys migrate` left: every key, now under the new provider.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct MigrationReport {
+    /// Data key versions under the new provider.
+    pub data_keys: u64,
+    /// Zone keys under the new provider.
+    pub zone_keys: u64,
+    /// Rows re-wrapped by this run (the rest were already under it).
+    pub rewrapped: u64,
+}
+
+/// Re-wraps every key the master key protects (data keys, zone keys) from one
+/// provider to another, and checks that `to` alone unwraps every one of them
+/// afterwards. Safe to run again after an interruption: rows `to` already
+/// unwraps are left alone.
+pub async fn migrate_master<S: Store>(
+    store: &S,
+    from: Arc<dyn KeyProvider>,
+    to: Arc<dyn KeyProvider>,
+) -> Result<MigrationReport, ServiceError> {
+    use crate::keys::zone;
+    use crate::store::MasterRewrap;
+    let mut report = MigrationReport::default();
+    // A few passes: a row added meanwhile by a process still wrapping with
+    // `from` is caught by the next pass.
+    for _ in 0..5 {
+        let data = store.data_keys().await?;
+        let mut zones = Vec::new();
+        let mut after: Option<String> = None;
+        while let Some((rows, more)) = store.list_zone_keys(100, after.as_deref()).await? {
+            after = rows.last().map(|r| r.id.clone());
+            zones.extend(rows);
+            if !more {
+                break;
+            }
+        }
+        report.data_keys = data.len() as u64;
+        report.zone_keys = zones.len() as u64;
+        let (from, to) = (from.clone(), to.clone());
+        let rewraps = tokio::task::spawn_blocking(move || -> Result<_, KeyError> {
+            let mut out = Vec::new();
+            for row in &data {
+                let probe = Keyring::rewrap_row(to.as_ref(), to.as_ref(), row);
+                if probe.is_ok() {
+                    continue;
+                }
+                out.push(MasterRewrap::DataKey {
+                    kind: row.kind,
+                    version: row.version,
+                    old: row.wrapped.clone(),
+                    new: Keyring::rewrap_row(from.as_ref(), to.as_ref(), row)?,
+                });
+            }
+            for z in &zones {
+                if zone::unwraps(to.as_ref(), &z.id, z.algorithm, &z.kcv, &z.wrapped) {
+                    continue;
+                }
+                out.push(MasterRewrap::ZoneKey {
+                    id: z.id.clone(),
+                    old: z.wrapped.clone(),
+                    new: zone::rewrap(
+                        from.as_ref(),
+                        to.as_ref(),
+                        &z.id,
+                        z.algorithm,
+                        &z.kcv,
+                        &z.wrapped,
+                    )?,
+                });
+            }
+            Ok(out)
+        })
+        .await
+        .map_err(|e| ServiceError::Keys(KeyError::Provider(format!("key task failed: {e}"))))??;
+        if rewraps.is_empty() {
+            return Ok(report);
+        }
+        report.rewrapped += store.rewrap_master(rewraps).await?;
+    }
+    Err(ServiceError::Keys(KeyError::Provider(
+        "keys kept appearing under the old provider; run the migration again".into(),
+    )))
 }

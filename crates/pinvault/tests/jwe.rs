@@ -17,7 +17,7 @@ use aws_lc_rs::rsa::{
 use aws_lc_rs::{digest, hmac, rand};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD as B64};
-use common::{Reply, Server, fresh_dir};
+use common::{Reply, Server};
 use serde_json::{Value, json};
 
 const PAN: &str = "4111111111111111";
@@ -251,11 +251,11 @@ fn published_keys_default_3072_and_2048_by_configuration() {
     let dir = s.data_dir.clone();
     let mut s = s;
     s.stop();
-    let again = Server::start_with(dir.clone(), &[]);
+    let again = Server::start_with(dir.clone(), Vec::new());
     assert_eq!(jwks(&again)[0]["kid"], kid);
     drop(again);
 
-    let small = Server::start_with(fresh_dir("jwks2048"), &["--transport-key-bits", "2048"]);
+    let small = Server::start_env("jwks2048", &[("PINVAULT_TRANSPORT_KEY_BITS", "2048")]);
     let k = &jwks(&small)[0];
     assert_eq!(B64.decode(k["n"].as_str().unwrap()).unwrap().len(), 256);
 }
@@ -548,8 +548,8 @@ fn reveal_to_a_device_key_and_refuse_other_keys() {
 
 #[test]
 fn rotation_keeps_the_old_key_for_the_grace_period_then_retires_it() {
-    let grace = ["--transport-key-grace", "3"];
-    let s = Server::start_with(fresh_dir("jwerotate"), &grace);
+    // The grace period from the environment, which the operator commands share.
+    let s = Server::start_env("jwerotate", &[("PINVAULT_TRANSPORT_KEY_GRACE", "3")]);
     let key = s.program("live", &[]);
     let card = s.card(&key, PAN);
     let old = current(&s);
@@ -565,9 +565,7 @@ fn rotation_keeps_the_old_key_for_the_grace_period_then_retires_it() {
     assert_eq!(kinds, ["pin", "pan", "lookup"]);
     assert_eq!(kids(&s), std::slice::from_ref(&old.kid));
 
-    let mut args = vec!["keys", "rotate", "--kind", "transport"];
-    args.extend(grace);
-    let report = s.cli_json(&args);
+    let report = s.cli_json(&["keys", "rotate", "--kind", "transport"]);
     let rotated = report["rotated"].as_array().unwrap();
     assert_eq!(rotated.len(), 1, "{report}");
     assert_eq!(rotated[0]["kind"], "transport");
@@ -630,9 +628,7 @@ fn rotation_keeps_the_old_key_for_the_grace_period_then_retires_it() {
     assert_eq!((r.status, r.code()), (422, "decryption_failed"));
     assert_eq!(revealed_pin(&s, &key, &card), "1357");
 
-    let mut args = vec!["keys", "list"];
-    args.extend(grace);
-    let list = s.cli_json(&args);
+    let list = s.cli_json(&["keys", "list"]);
     let transport: Vec<&Value> = list
         .as_array()
         .unwrap()
@@ -658,7 +654,7 @@ fn a_key_made_by_a_rotation_elsewhere_is_used_by_every_server() {
     let new_kid = report["rotated"][0]["kid"].as_str().unwrap().to_owned();
     // Read the new public key from the database's side: a second server on the
     // same data directory loads it at start.
-    let second = Server::start_with(dir, &[]);
+    let second = Server::start_with(dir, Vec::new());
     let new = published(&second, &new_kid);
     let token = s.token(&key, &card, "set_pin");
     let r = set_encrypted(

@@ -10,6 +10,7 @@ mod openapi;
 mod ops;
 mod pin;
 mod program;
+mod verify;
 mod views;
 
 pub use program::program_json;
@@ -54,6 +55,12 @@ pub fn router<S: Store>(app: Arc<App<S>>) -> Router {
             "/v1/pin-encryption-keys/{file}",
             get(encryption_keys::pem::<S>),
         )
+        .route("/v1/cards/{id}/pin/verify", post(verify::verify::<S>))
+        .route(
+            "/v1/test/cards/{id}/pin/verify",
+            post(verify::sandbox_verify::<S>),
+        )
+        .route("/v1/zone-keys", get(verify::list_zone_keys::<S>))
         .route(
             "/v1/program",
             get(program::get::<S>).patch(program::update::<S>),

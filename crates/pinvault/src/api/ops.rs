@@ -35,6 +35,18 @@ pub async fn readyz<S: Store>(State(app): State<Arc<App<S>>>) -> Response {
         let body = status("unavailable", Some("the database does not answer"), None);
         return (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response();
     }
+    let provider = app.keys.provider();
+    let checked = tokio::task::spawn_blocking(move || provider.check()).await;
+    if let Ok(Err(e)) | Err(e) = checked.map_err(|e| crate::keys::KeyError::Provider(e.to_string()))
+    {
+        tracing::warn!(error = %e, "not ready: key provider");
+        let reason = format!(
+            "the master key's provider ({}) does not answer; the server log says why",
+            app.keys.provider_name()
+        );
+        let body = status("unavailable", Some(&reason), None);
+        return (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response();
+    }
     if KeyKind::ALL
         .iter()
         .any(|&k| app.keys.current_version(k).is_none())

@@ -203,7 +203,10 @@ async fn usable_token<S: Store>(
     Ok(row)
 }
 
-async fn card_pan<S: Store>(app: &App<S>, card: &CardRow) -> Result<pinblock::Pan, ApiError> {
+pub(super) async fn card_pan<S: Store>(
+    app: &App<S>,
+    card: &CardRow,
+) -> Result<pinblock::Pan, ApiError> {
     app.ensure_key(KeyKind::Pan, card.pan_key_version).await?;
     Ok(app
         .keys

@@ -1,16 +1,21 @@
-//! Operator commands: `programs`, `api-keys`, `keys`. Each prints JSON on stdout
+//! Operator commands: `programs`, `api-keys`, `keys`, `zone-keys`. Each prints JSON on stdout
 //! and works while servers run (the database arbitrates).
 
 use clap::{Subcommand, ValueEnum};
 use serde_json::{Map, Value, json};
+use zeroize::Zeroizing;
 
 use super::CliError;
-use super::serve::{DataArgs, TransportArgs, create_program, new_api_key, open_app, open_app_with};
+use super::serve::{
+    DataArgs, TransportArgs, create_program, new_api_key, open_app, open_app_with, open_store,
+};
 use crate::api::program_json;
 use crate::domain::program::{Mode, Settings};
 use crate::domain::time::{now, rfc3339};
-use crate::keys::KeyKind;
+use crate::keys::config::{self as key_config, KeysConfig, ProviderConfig};
+use crate::keys::pkcs11::{Pkcs11Config, Pkcs11Provider, pin_from_env};
 use crate::keys::transport::{in_service, retires_at};
+use crate::keys::{KeyKind, ZoneAlgorithm};
 use crate::service::ServerSettings;
 use crate::store::Store;
 
@@ -107,12 +112,155 @@ pub enum KeysCommand {
         #[command(flatten)]
         transport: TransportArgs,
     },
+    /// Choose where the master key lives, on a new data directory: a key file,
+    /// or a PKCS#11 token (the key is created inside it unless one with the
+    /// label exists). The user PIN comes from PINVAULT_PKCS11_PIN or
+    /// PINVAULT_PKCS11_PIN_FILE and is never recorded.
+    Init {
+        #[arg(long, value_enum)]
+        provider: ProviderArg,
+        #[command(flatten)]
+        token: TokenArgs,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// Move the master key to another provider: every key it wraps is
+    /// re-wrapped, and running servers switch within seconds.
+    Migrate {
+        #[arg(long = "to", value_enum)]
+        to: ProviderArg,
+        #[command(flatten)]
+        token: TokenArgs,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProviderArg {
+    /// `master.key` in the data directory.
+    File,
+    /// A non-extractable AES key in a PKCS#11 token (an HSM).
+    Pkcs11,
+}
+
+/// Where the PKCS#11 master key is (with `--provider pkcs11` / `--to pkcs11`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct TokenArgs {
+    /// The PKCS#11 module (shared library) of the HSM or SoftHSM2.
+    #[arg(long, value_name = "PATH")]
+    module: Option<std::path::PathBuf>,
+    /// The label of the token that holds the master key.
+    #[arg(long, value_name = "LABEL")]
+    token_label: Option<String>,
+    /// The label of the master key inside the token.
+    #[arg(long, value_name = "LABEL")]
+    key_label: Option<String>,
+}
+
+impl TokenArgs {
+    fn provider(&self, which: ProviderArg) -> Result<ProviderConfig, CliError> {
+        match which {
+            ProviderArg::File => {
+                if self.module.is_some() || self.token_label.is_some() || self.key_label.is_some() {
+                    return Err(CliError(
+                        "--module, --token-label and --key-label go with pkcs11 only".into(),
+                    ));
+                }
+                Ok(ProviderConfig::File)
+            }
+            ProviderArg::Pkcs11 => {
+                let (Some(module), Some(token_label), Some(key_label)) =
+                    (&self.module, &self.token_label, &self.key_label)
+                else {
+                    return Err(CliError(
+                        "pkcs11 needs --module PATH --token-label LABEL --key-label LABEL".into(),
+                    ));
+                };
+                if key_label.is_empty() || token_label.is_empty() {
+                    return Err(CliError("labels cannot be empty".into()));
+                }
+                Ok(ProviderConfig::Pkcs11(Pkcs11Config {
+                    module: module.clone(),
+                    token_label: token_label.clone(),
+                    key_label: key_label.clone(),
+                }))
+            }
+        }
+    }
+}
+
+fn provider_json(p: &ProviderConfig) -> Value {
+    match p {
+        ProviderConfig::File => json!({ "provider": "file" }),
+        ProviderConfig::Pkcs11(c) => json!({
+            "provider": "pkcs11",
+            "module": c.module.display().to_string(),
+            "token_label": c.token_label,
+            "key_label": c.key_label,
+        }),
+    }
+}
+
+/// Makes sure the master key exists in (or for) `p`: creates the token key or
+/// the key file. Returns whether it was created.
+fn ensure_master(dir: &std::path::Path, p: &ProviderConfig) -> Result<bool, CliError> {
+    match p {
+        ProviderConfig::File => {
+            let existed = dir.join(crate::keys::KEY_FILE_NAME).exists();
+            crate::keys::KeyFile::open_or_create(dir).map_err(err)?;
+            Ok(!existed)
+        }
+        ProviderConfig::Pkcs11(c) => {
+            let token =
+                Pkcs11Provider::new(c.clone(), pin_from_env().map_err(err)?).map_err(err)?;
+            token.create_key().map_err(err)
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ZoneAlgorithmArg {
+    /// Triple DES, double or triple length (32 or 48 hex digits).
+    Tdes,
+    Aes128,
+    Aes192,
+    Aes256,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ZoneKeysCommand {
+    /// Load a zone PIN key from clear components (XORed together). Prints its id
+    /// and key check value; the key itself is stored wrapped by the master key and
+    /// never shown again.
+    Import {
+        #[arg(long)]
+        name: String,
+        #[arg(long, value_enum)]
+        algorithm: ZoneAlgorithmArg,
+        /// A clear component in hex; repeat for each custodian's component. `-`
+        /// reads one line from standard input instead (keeps it out of the
+        /// process list and shell history).
+        #[arg(long = "component", value_name = "HEX", required = true)]
+        components: Vec<String>,
+        /// The expected key check value (hex, at least 4 digits): the import is
+        /// refused if the combined key's differs.
+        #[arg(long)]
+        kcv: Option<String>,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// List zone keys (id, name, algorithm, key check value; never the key).
+    List {
+        #[command(flatten)]
+        data: DataArgs,
+    },
 }
 
 fn settings(transport: &TransportArgs) -> ServerSettings {
     ServerSettings {
-        public_url: String::new(),
         transport: transport.settings(),
+        ..ServerSettings::default()
     }
 }
 
@@ -301,6 +449,12 @@ pub async fn keys(cmd: KeysCommand) -> Result<String, CliError> {
                 &json!({ "rotated": rotated, "cards_reencrypted": cards_reencrypted }),
             ))
         }
+        KeysCommand::Init {
+            provider,
+            token,
+            data,
+        } => keys_init(provider, &token, &data).await,
+        KeysCommand::Migrate { to, token, data } => keys_migrate(to, &token, &data).await,
         KeysCommand::List { data, transport } => {
             let app = open_app_with(&data, settings(&transport)).await?;
             let transport_keys = app.keys.transport_keys();
@@ -340,4 +494,187 @@ pub async fn keys(cmd: KeysCommand) -> Result<String, CliError> {
             Ok(pretty(&Value::Array(list)))
         }
     }
+}
+
+pub async fn zone_keys(cmd: ZoneKeysCommand) -> Result<String, CliError> {
+    match cmd {
+        ZoneKeysCommand::Import {
+            name,
+            algorithm,
+            components,
+            kcv,
+            data,
+        } => {
+            let name = name.trim();
+            if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
+                return Err(CliError("--name must be 1 to 200 characters".into()));
+            }
+            let algorithm = match algorithm {
+                ZoneAlgorithmArg::Tdes => ZoneAlgorithm::Tdes,
+                ZoneAlgorithmArg::Aes128 => ZoneAlgorithm::Aes128,
+                ZoneAlgorithmArg::Aes192 => ZoneAlgorithm::Aes192,
+                ZoneAlgorithmArg::Aes256 => ZoneAlgorithm::Aes256,
+            };
+            let mut clear = Vec::with_capacity(components.len());
+            for (i, c) in components.into_iter().enumerate() {
+                let c = Zeroizing::new(c);
+                if c.as_str() == "-" {
+                    let mut line = Zeroizing::new(String::new());
+                    std::io::stdin().read_line(&mut line).map_err(|e| {
+                        CliError(format!("reading component {} from stdin: {e}", i + 1))
+                    })?;
+                    clear.push(Zeroizing::new(line.trim().to_owned()));
+                } else {
+                    clear.push(c);
+                }
+            }
+            let app = open_app(&data, String::new()).await?;
+            let imported = app
+                .import_zone_key(name, algorithm, &clear, kcv.as_deref())
+                .await
+                .map_err(err)?;
+            Ok(pretty(
+                &json!({ "zone_key_id": imported.id, "kcv": imported.kcv }),
+            ))
+        }
+        ZoneKeysCommand::List { data } => {
+            let app = open_app(&data, String::new()).await?;
+            let mut out = Vec::new();
+            let mut after: Option<String> = None;
+            loop {
+                let Some((rows, more)) = app
+                    .store
+                    .list_zone_keys(100, after.as_deref())
+                    .await
+                    .map_err(err)?
+                else {
+                    break;
+                };
+                after = rows.last().map(|r| r.id.clone());
+                out.extend(rows.iter().map(|k| {
+                    json!({
+                        "id": k.id,
+                        "name": k.name,
+                        "algorithm": k.algorithm.as_str(),
+                        "kcv": k.kcv,
+                        "created_at": rfc3339(k.created_at),
+                    })
+                }));
+                if !more {
+                    break;
+                }
+            }
+            Ok(pretty(&Value::Array(out)))
+        }
+    }
+}
+
+async fn keys_init(
+    which: ProviderArg,
+    token: &TokenArgs,
+    data: &DataArgs,
+) -> Result<String, CliError> {
+    let target = token.provider(which)?;
+    let store = open_store(data)?;
+    let dir = &data.data_dir;
+    let current = key_config::read(dir).map_err(err)?;
+    if current.previous.is_some() {
+        return Err(CliError(
+            "a key migration was interrupted: run `pinvault keys migrate` again to finish it"
+                .into(),
+        ));
+    }
+    let rows = store.data_keys().await.map_err(err)?;
+    if let Some(row) = rows.first() {
+        // Keys exist: only a provider that already unwraps them may be recorded.
+        let provider = key_config::open_one(dir, &target, false).map_err(|e| {
+            CliError(format!(
+                "this data directory already has keys under the {} provider, and {e}: use `pinvault keys migrate --to …` to move them",
+                match current.provider { ProviderConfig::File => "file", ProviderConfig::Pkcs11(_) => "pkcs11" },
+            ))
+        })?;
+        crate::keys::Keyring::rewrap_row(provider.as_ref(), provider.as_ref(), row).map_err(|_| {
+            CliError(
+                "this data directory already has keys that this provider's master key does not unwrap: use `pinvault keys migrate --to …` to move them".into(),
+            )
+        })?;
+    }
+    let created = ensure_master(dir, &target)?;
+    key_config::write(dir, &KeysConfig::single(target.clone())).map_err(err)?;
+    let mut out = provider_json(&target);
+    out["master_key_created"] = json!(created);
+    Ok(pretty(&out))
+}
+
+async fn keys_migrate(
+    which: ProviderArg,
+    token: &TokenArgs,
+    data: &DataArgs,
+) -> Result<String, CliError> {
+    let dir = &data.data_dir;
+    let target = token.provider(which)?;
+    let current = key_config::read(dir).map_err(err)?;
+    let from_config = match &current.previous {
+        // An interrupted migration: finish it (to the same target only).
+        Some(prev) => {
+            if current.provider != target {
+                return Err(CliError(
+                    "an interrupted migration to another provider is recorded in keys.json: finish it first".into(),
+                ));
+            }
+            prev.clone()
+        }
+        None => {
+            if current.provider == target {
+                return Err(CliError(
+                    "the master key is already with this provider".into(),
+                ));
+            }
+            current.provider.clone()
+        }
+    };
+    let store = open_store(data)?;
+    let from = key_config::open_one(dir, &from_config, false).map_err(err)?;
+    ensure_master(dir, &target)?;
+    let to = key_config::open_one(dir, &target, false).map_err(err)?;
+    // Phase 1: servers wrap with the new provider and unwrap with either.
+    key_config::write(
+        dir,
+        &KeysConfig {
+            provider: target.clone(),
+            previous: Some(from_config.clone()),
+        },
+    )
+    .map_err(err)?;
+    // Let running servers read it before the keys move.
+    tokio::time::sleep(crate::service::KEY_REFRESH + std::time::Duration::from_millis(500)).await;
+    // Phase 2: every wrapped key moves, in one transaction per pass.
+    let report = crate::service::migrate_master(&store, from, to)
+        .await
+        .map_err(err)?;
+    // Phase 3: the new provider only.
+    key_config::write(dir, &KeysConfig::single(target.clone())).map_err(err)?;
+    let mut out = json!({
+        "from": provider_json(&from_config),
+        "to": provider_json(&target),
+        "data_keys": report.data_keys,
+        "zone_keys": report.zone_keys,
+        "rewrapped": report.rewrapped,
+    });
+    if from_config == ProviderConfig::File {
+        // The old key file no longer protects anything in the database, but it
+        // still opens backups taken before now: set it aside, for the operator
+        // to destroy once those backups are gone.
+        let old = dir.join(crate::keys::KEY_FILE_NAME);
+        if old.exists() {
+            let retired = dir.join(format!(
+                "{}.retired-{}",
+                crate::keys::KEY_FILE_NAME,
+                crate::domain::time::now()
+            ));
+            std::fs::rename(&old, &retired).map_err(err)?;
+            out["retired_key_file"] = json!(retired.display().to_string());
+        }
+    }
+    Ok(pretty(&out))
 }

@@ -30,6 +30,9 @@ enum Command {
     /// Rotate and list the data keys.
     #[command(subcommand)]
     Keys(admin::KeysCommand),
+    /// Import and list the zone PIN keys terminals' PIN blocks arrive under.
+    #[command(subcommand, name = "zone-keys")]
+    ZoneKeys(admin::ZoneKeysCommand),
     /// Build and read ISO 9564 PIN blocks (integrator tools, for test data).
     #[command(subcommand)]
     Pinblock(tools::PinblockCommand),
@@ -129,6 +132,9 @@ pub fn run() -> ExitCode {
             .map(|s| Some(s.into())),
         Command::Keys(cmd) => runtime(false)
             .and_then(|rt| rt.block_on(admin::keys(cmd)))
+            .map(|s| Some(s.into())),
+        Command::ZoneKeys(cmd) => runtime(false)
+            .and_then(|rt| rt.block_on(admin::zone_keys(cmd)))
             .map(|s| Some(s.into())),
         Command::Pinblock(cmd) => tools::pinblock(cmd).map(Some),
         Command::Kcv(args) => tools::kcv(&args).map(Some),

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use clap::Args;
 
@@ -12,7 +13,7 @@ use super::CliError;
 use crate::domain::ids::{Secret, new_id};
 use crate::domain::program::{Mode, Settings};
 use crate::domain::time::now;
-use crate::keys::KeyFile;
+use crate::keys::config as key_config;
 use crate::keys::transport::TransportBits;
 use crate::service::{App, KEY_REFRESH, ServerSettings, TransportSettings};
 use crate::store::{ApiKeyRow, ProgramRow, SqliteStore, Store};
@@ -51,6 +52,15 @@ pub struct ServeArgs {
     /// The URL clients reach this server at (for `widget_url`); default http://ADDR.
     #[arg(long, env = "PINVAULT_PUBLIC_URL", value_name = "URL")]
     public_url: Option<String>,
+    /// Seconds an unwrapped data or zone key is held in memory before the key
+    /// provider unwraps it again (0: for the life of the process).
+    #[arg(
+        long,
+        env = "PINVAULT_KEY_CACHE_TTL_S",
+        default_value_t = 3600,
+        value_name = "SECONDS"
+    )]
+    key_cache_ttl: u64,
     #[command(flatten)]
     transport: TransportArgs,
 }
@@ -156,19 +166,20 @@ pub async fn open_app(data: &DataArgs, public_url: String) -> Result<App<SqliteS
         data,
         ServerSettings {
             public_url,
-            transport: TransportSettings::default(),
+            ..ServerSettings::default()
         },
     )
     .await
 }
 
+/// Opens the application with the master key's provider that the data
+/// directory's `keys.json` names (the key file when none does).
 pub async fn open_app_with(
     data: &DataArgs,
     settings: ServerSettings,
 ) -> Result<App<SqliteStore>, CliError> {
     let store = open_store(data)?;
-    let provider =
-        Arc::new(KeyFile::open_or_create(&data.data_dir).map_err(|e| CliError(e.to_string()))?);
+    let provider = key_config::open(&data.data_dir).map_err(|e| CliError(e.to_string()))?;
     App::open(store, provider, settings)
         .await
         .map_err(|e| CliError(e.to_string()))
@@ -224,6 +235,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), CliError> {
     let settings = ServerSettings {
         public_url: public_url.trim_end_matches('/').to_owned(),
         transport: args.transport.settings(),
+        key_cache_ttl: (args.key_cache_ttl > 0).then(|| Duration::from_secs(args.key_cache_ttl)),
     };
     let app = Arc::new(open_app_with(&args.data, settings).await?);
     // The first start makes the first published PIN encryption key.
@@ -238,12 +250,30 @@ pub async fn serve(args: ServeArgs) -> Result<(), CliError> {
         dev_program(&app, addr).await?;
     }
 
-    // Pick up key rotations made by other processes.
+    // Pick up key rotations and provider migrations made by other processes.
     let refresher = app.clone();
+    let dir = args.data.data_dir.clone();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(KEY_REFRESH);
+        let mut config = key_config::read(&dir).ok();
         loop {
             tick.tick().await;
+            let now = key_config::read(&dir).ok();
+            if now.is_some() && now != config {
+                match key_config::open(&dir) {
+                    Ok(provider) => {
+                        tracing::info!(
+                            provider = provider.name(),
+                            "key provider configuration changed"
+                        );
+                        refresher.keys.set_provider(provider);
+                        config = now;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot open the newly configured key provider")
+                    }
+                }
+            }
             if let Err(e) = refresher.reload_keys().await {
                 tracing::warn!(error = %e, "could not refresh data keys");
             }

@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
 use aws_lc_rs::aead::{AES_256_GCM, RandomizedNonceKey};
 use aws_lc_rs::hmac;
@@ -66,21 +67,24 @@ enum DataKey {
 
 #[derive(Default)]
 struct State {
-    keys: HashMap<(KeyKind, u32), Arc<DataKey>>,
+    /// Unwrapped keys and when they were unwrapped.
+    keys: HashMap<(KeyKind, u32), (Arc<DataKey>, Instant)>,
     current: HashMap<KeyKind, u32>,
-    /// Every transport key, oldest first (retired ones included).
-    transport: Vec<Arc<TransportKey>>,
 }
 
 pub struct Keyring {
-    provider: Arc<dyn KeyProvider>,
+    provider: RwLock<Arc<dyn KeyProvider>>,
     state: RwLock<State>,
+    /// How long an unwrapped key is held before it is unwrapped again by the
+    /// provider (and dropped, zeroed, if the provider cannot). `None`: for the
+    /// life of the process.
+    cache_ttl: Option<Duration>,
 }
 
 impl std::fmt::Debug for Keyring {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Keyring")
-            .field("provider", &self.provider.name())
+            .field("provider", &self.provider_name())
             .finish_non_exhaustive()
     }
 }
@@ -91,14 +95,37 @@ fn aad(kind: KeyKind, version: u32) -> Vec<u8> {
 
 impl Keyring {
     pub fn new(provider: Arc<dyn KeyProvider>) -> Self {
+        Self::with_cache_ttl(provider, None)
+    }
+
+    pub fn with_cache_ttl(provider: Arc<dyn KeyProvider>, cache_ttl: Option<Duration>) -> Self {
         Keyring {
-            provider,
+            provider: RwLock::new(provider),
             state: RwLock::new(State::default()),
+            cache_ttl,
         }
     }
 
     pub fn provider_name(&self) -> &'static str {
-        self.provider.name()
+        self.provider().name()
+    }
+
+    /// The master key's provider (zone keys are wrapped by it directly).
+    pub fn provider(&self) -> Arc<dyn KeyProvider> {
+        self.provider
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Switches to another provider (after `pinvault keys migrate`). Keys
+    /// already unwrapped stay; new ones are unwrapped by `provider`.
+    pub fn set_provider(&self, provider: Arc<dyn KeyProvider>) {
+        *self.provider.write().unwrap_or_else(|p| p.into_inner()) = provider;
+    }
+
+    pub fn cache_ttl(&self) -> Option<Duration> {
+        self.cache_ttl
     }
 
     /// A new random data key of `kind`, wrapped for storage.
@@ -110,7 +137,9 @@ impl Keyring {
     ) -> Result<DataKeyRow, KeyError> {
         let mut bytes = Zeroizing::new([0u8; 32]);
         rand::rng().fill_bytes(bytes.as_mut_slice());
-        let wrapped = self.provider.wrap(bytes.as_slice(), &aad(kind, version))?;
+        let wrapped = self
+            .provider()
+            .wrap(bytes.as_slice(), &aad(kind, version))?;
         Ok(DataKeyRow {
             kind,
             version,
@@ -129,7 +158,7 @@ impl Keyring {
     ) -> Result<DataKeyRow, KeyError> {
         let pkcs8 = generate_pkcs8(bits)?;
         let kind = KeyKind::Transport;
-        let wrapped = self.provider.wrap(&pkcs8, &aad(kind, version))?;
+        let wrapped = self.provider().wrap(&pkcs8, &aad(kind, version))?;
         Ok(DataKeyRow {
             kind,
             version,
@@ -138,56 +167,83 @@ impl Keyring {
         })
     }
 
-    /// Unwraps the rows not yet held, and makes the highest version of each kind
-    /// the current one. Rows are unwrapped before the lock is taken.
+    /// Unwraps the rows not yet held (or held longer than the cache TTL), and
+    /// makes the highest version of each kind the current one. Rows are
+    /// unwrapped before the lock is taken. A key past its TTL that cannot be
+    /// unwrapped again is dropped (and zeroed); the first failure is returned
+    /// after every other row was tried.
     pub fn install(&self, rows: &[DataKeyRow]) -> Result<(), KeyError> {
-        let known: Vec<(KeyKind, u32)> = match self.state.read() {
-            Ok(s) => s.keys.keys().copied().collect(),
-            Err(p) => p.into_inner().keys.keys().copied().collect(),
+        let now = Instant::now();
+        let fresh_enough = |at: &Instant| {
+            self.cache_ttl
+                .is_none_or(|ttl| now.duration_since(*at) < ttl)
         };
+        let known: Vec<(KeyKind, u32)> = self.read(|s| {
+            s.keys
+                .iter()
+                .filter(|(_, (_, at))| fresh_enough(at))
+                .map(|(k, _)| *k)
+                .collect()
+        });
+        let provider = self.provider();
         let mut fresh = Vec::new();
+        let mut first_error = None;
         for row in rows {
             if known.contains(&(row.kind, row.version)) {
                 continue;
             }
-            let bytes = self
-                .provider
-                .unwrap(&row.wrapped, &aad(row.kind, row.version))?;
-            let key = match row.kind {
-                KeyKind::Pin => DataKey::Pin(Box::new(
-                    ZoneKey::new(
-                        KeyAlgorithm::Aes,
-                        &SecretKey::from_slice(&bytes)
-                            .map_err(|e| KeyError::Integrity(e.to_string()))?,
-                    )
-                    .map_err(|e| KeyError::Integrity(e.to_string()))?,
-                )),
-                KeyKind::Pan => DataKey::Pan(
-                    RandomizedNonceKey::new(&AES_256_GCM, &bytes)
-                        .map_err(|_| KeyError::Integrity("bad pan key".into()))?,
-                ),
-                KeyKind::Lookup => DataKey::Lookup(hmac::Key::new(hmac::HMAC_SHA256, &bytes)),
-                KeyKind::Transport => DataKey::Transport(Arc::new(TransportKey::from_pkcs8(
-                    row.version,
-                    row.created_at,
-                    &bytes,
-                )?)),
-            };
-            fresh.push(((row.kind, row.version), Arc::new(key)));
-        }
-        let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
-        for (_, key) in &fresh {
-            if let DataKey::Transport(t) = &**key {
-                state.transport.push(t.clone());
+            match Self::unwrap_row(provider.as_ref(), row) {
+                Ok(key) => fresh.push(((row.kind, row.version), (Arc::new(key), now))),
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
             }
         }
-        state.transport.sort_by_key(|t| t.version);
+        let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
+        state
+            .keys
+            .retain(|k, (_, at)| fresh_enough(at) || known.contains(k));
         state.keys.extend(fresh);
         for row in rows {
             let cur = state.current.entry(row.kind).or_insert(row.version);
             *cur = (*cur).max(row.version);
         }
-        Ok(())
+        first_error.map_or(Ok(()), Err)
+    }
+
+    fn unwrap_row(provider: &dyn KeyProvider, row: &DataKeyRow) -> Result<DataKey, KeyError> {
+        let bytes = provider.unwrap(&row.wrapped, &aad(row.kind, row.version))?;
+        Ok(match row.kind {
+            KeyKind::Pin => DataKey::Pin(Box::new(
+                ZoneKey::new(
+                    KeyAlgorithm::Aes,
+                    &SecretKey::from_slice(&bytes)
+                        .map_err(|e| KeyError::Integrity(e.to_string()))?,
+                )
+                .map_err(|e| KeyError::Integrity(e.to_string()))?,
+            )),
+            KeyKind::Pan => DataKey::Pan(
+                RandomizedNonceKey::new(&AES_256_GCM, &bytes)
+                    .map_err(|_| KeyError::Integrity("bad pan key".into()))?,
+            ),
+            KeyKind::Lookup => DataKey::Lookup(hmac::Key::new(hmac::HMAC_SHA256, &bytes)),
+            KeyKind::Transport => DataKey::Transport(Arc::new(TransportKey::from_pkcs8(
+                row.version,
+                row.created_at,
+                &bytes,
+            )?)),
+        })
+    }
+
+    /// Re-wraps a stored data key from one provider to another (migration).
+    pub fn rewrap_row(
+        from: &dyn KeyProvider,
+        to: &dyn KeyProvider,
+        row: &DataKeyRow,
+    ) -> Result<Vec<u8>, KeyError> {
+        let a = aad(row.kind, row.version);
+        let bytes = from.unwrap(&row.wrapped, &a)?;
+        to.wrap(&bytes, &a)
     }
 
     /// The current version of `kind`, if any key of it is installed.
@@ -201,7 +257,17 @@ impl Keyring {
 
     /// Every loaded transport key, oldest first (retired ones included).
     pub fn transport_keys(&self) -> Vec<Arc<TransportKey>> {
-        self.read(|s| s.transport.clone())
+        let mut keys: Vec<Arc<TransportKey>> = self.read(|s| {
+            s.keys
+                .values()
+                .filter_map(|(k, _)| match &**k {
+                    DataKey::Transport(t) => Some(t.clone()),
+                    _ => None,
+                })
+                .collect()
+        });
+        keys.sort_by_key(|t| t.version);
+        keys
     }
 
     fn read<T>(&self, f: impl FnOnce(&State) -> T) -> T {
@@ -212,14 +278,14 @@ impl Keyring {
     }
 
     fn key(&self, kind: KeyKind, version: u32) -> Result<Arc<DataKey>, KeyError> {
-        self.read(|s| s.keys.get(&(kind, version)).cloned())
+        self.read(|s| s.keys.get(&(kind, version)).map(|(k, _)| k.clone()))
             .ok_or(KeyError::UnknownVersion { kind, version })
     }
 
     fn current(&self, kind: KeyKind) -> Result<(u32, Arc<DataKey>), KeyError> {
         self.read(|s| {
             let v = *s.current.get(&kind)?;
-            Some((v, s.keys.get(&(kind, v))?.clone()))
+            Some((v, s.keys.get(&(kind, v))?.0.clone()))
         })
         .ok_or(KeyError::UnknownVersion { kind, version: 0 })
     }

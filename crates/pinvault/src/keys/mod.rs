@@ -16,18 +16,22 @@
 //! until none uses an old version. Transport keys protect no stored row: an old
 //! one keeps decrypting for a grace period after its successor is made.
 
+pub mod config;
 mod keyfile;
 mod keyring;
+pub mod pkcs11;
 pub mod transport;
+pub mod zone;
 
-pub use keyfile::KeyFile;
+pub use keyfile::{FILE_NAME as KEY_FILE_NAME, KeyFile};
 pub use keyring::{DataKeyRow, KeyKind, Keyring};
+pub use zone::ZoneAlgorithm;
 
 use zeroize::Zeroizing;
 
-/// Where the master key lives. A key file today; a PKCS#11 token (an HSM) fits
-/// the same seam: wrap and unwrap happen inside the provider, and the master key
-/// never leaves it.
+/// Where the master key lives: a key file (`keyfile`), or a PKCS#11 token, an
+/// HSM (`pkcs11`). Wrap and unwrap happen inside the provider, and the master key
+/// never leaves it. The data directory's `keys.json` says which (`config`).
 pub trait KeyProvider: Send + Sync + 'static {
     /// A short name for logs and `keys list` (`file`, `pkcs11`).
     fn name(&self) -> &'static str;
@@ -35,6 +39,11 @@ pub trait KeyProvider: Send + Sync + 'static {
     fn wrap(&self, key: &[u8], aad: &[u8]) -> Result<Vec<u8>, KeyError>;
     /// Decrypts a wrapped data key; fails if it or `aad` was altered.
     fn unwrap(&self, wrapped: &[u8], aad: &[u8]) -> Result<Zeroizing<Vec<u8>>, KeyError>;
+    /// Checks the master key is reachable now (readiness): a token that went
+    /// away fails here.
+    fn check(&self) -> Result<(), KeyError> {
+        Ok(())
+    }
 }
 
 #[derive(Debug)]

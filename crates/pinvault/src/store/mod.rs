@@ -11,7 +11,7 @@ use crate::domain::ids::SecretHash;
 use crate::domain::program::{Mode, Settings};
 use crate::domain::time::Timestamp;
 use crate::domain::token::{TokenError, TokenType};
-use crate::keys::{DataKeyRow, KeyKind};
+use crate::keys::{DataKeyRow, KeyKind, ZoneAlgorithm};
 
 #[derive(Debug, Clone)]
 pub struct ProgramRow {
@@ -139,6 +139,43 @@ pub struct TokenRow {
     pub attempts_remaining: u32,
     pub used_at: Option<Timestamp>,
     pub superseded_at: Option<Timestamp>,
+}
+
+/// A zone PIN key as stored: wrapped by the master key.
+#[derive(Debug, Clone)]
+pub struct ZoneKeyRow {
+    pub id: String,
+    pub name: String,
+    pub algorithm: ZoneAlgorithm,
+    /// Key check value, 6 upper-case hex digits.
+    pub kcv: String,
+    pub wrapped: Vec<u8>,
+    pub created_at: Timestamp,
+}
+
+/// The state of a card's PIN tries after a counted failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PinFailure {
+    pub fail_count: u32,
+    /// This failure reached `max_tries` and blocked the PIN.
+    pub blocked: bool,
+}
+
+/// A key wrapped by the master key, re-wrapped under another provider
+/// (`pinvault keys migrate`). Applied only if the row still holds `old`.
+#[derive(Debug, Clone)]
+pub enum MasterRewrap {
+    DataKey {
+        kind: KeyKind,
+        version: u32,
+        old: Vec<u8>,
+        new: Vec<u8>,
+    },
+    ZoneKey {
+        id: String,
+        old: Vec<u8>,
+        new: Vec<u8>,
+    },
 }
 
 /// A stored first response to an `Idempotency-Key`, sealed (it may hold a
@@ -309,6 +346,43 @@ pub trait Store: Clone + Send + Sync + 'static {
         set_pin: Option<PinWrite>,
         now: Timestamp,
     ) -> impl Future<Output = StoreResult<Result<(), TokenError>>> + Send;
+
+    fn insert_zone_key(&self, key: ZoneKeyRow) -> impl Future<Output = StoreResult<()>> + Send;
+    fn get_zone_key(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = StoreResult<Option<ZoneKeyRow>>> + Send;
+    /// Newest first. `None` when `starting_after` names no zone key.
+    fn list_zone_keys(
+        &self,
+        limit: u32,
+        starting_after: Option<&str>,
+    ) -> impl Future<Output = StoreResult<Option<(Vec<ZoneKeyRow>, bool)>>> + Send;
+
+    /// Counts one failed PIN try, atomically: the count goes up by one and, when
+    /// it reaches `max_tries`, the PIN is blocked and an active card becomes
+    /// inactive (marked as made so by blocking). `None` when the PIN was already
+    /// blocked (nothing is counted), or the card does not exist.
+    fn record_pin_failure(
+        &self,
+        card_id: &str,
+        max_tries: u32,
+        now: Timestamp,
+    ) -> impl Future<Output = StoreResult<Option<PinFailure>>> + Send;
+    /// Resets the fail count after a match; false when the PIN was blocked
+    /// meanwhile (a match never unblocks).
+    fn reset_pin_failures(
+        &self,
+        card_id: &str,
+        now: Timestamp,
+    ) -> impl Future<Output = StoreResult<bool>> + Send;
+
+    /// Applies master-key re-wraps in one transaction; returns how many rows
+    /// changed (a row whose wrapping changed meanwhile is left alone).
+    fn rewrap_master(
+        &self,
+        rewraps: Vec<MasterRewrap>,
+    ) -> impl Future<Output = StoreResult<u64>> + Send;
 
     fn get_idempotency(
         &self,

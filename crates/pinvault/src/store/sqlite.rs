@@ -20,7 +20,11 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../../migrations/sqlite/0001_init.sql")),
     (
         2,
-        include_str!("../../migrations/sqlite/0002_transport_keys.sql"),
+        include_str!("../../migrations/sqlite/0002_zone_keys.sql"),
+    ),
+    (
+        3,
+        include_str!("../../migrations/sqlite/0003_transport_keys.sql"),
     ),
 ];
 
@@ -276,6 +280,21 @@ fn token_row(r: &Row<'_>) -> rusqlite::Result<TokenRow> {
         attempts_remaining: r.get(7)?,
         used_at: r.get(8)?,
         superseded_at: r.get(9)?,
+    })
+}
+
+const ZONE_KEY_COLS: &str = "id, name, algorithm, kcv, wrapped, created_at";
+
+fn zone_key_row(r: &Row<'_>) -> rusqlite::Result<ZoneKeyRow> {
+    let algorithm: String = r.get(2)?;
+    Ok(ZoneKeyRow {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        algorithm: ZoneAlgorithm::parse(&algorithm)
+            .ok_or_else(|| bad_value(2, "zone key algorithm"))?,
+        kcv: r.get(3)?,
+        wrapped: r.get(4)?,
+        created_at: r.get(5)?,
     })
 }
 
@@ -809,6 +828,143 @@ impl Store for SqliteStore {
                 })
             })
             .optional()
+        })
+        .await
+    }
+
+    async fn insert_zone_key(&self, k: ZoneKeyRow) -> StoreResult<()> {
+        self.write(move |tx| {
+            tx.execute(
+                "INSERT INTO zone_keys (id, name, algorithm, kcv, wrapped, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    k.id,
+                    k.name,
+                    k.algorithm.as_str(),
+                    k.kcv,
+                    k.wrapped,
+                    k.created_at
+                ],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn get_zone_key(&self, id: &str) -> StoreResult<Option<ZoneKeyRow>> {
+        let id = id.to_owned();
+        self.read(move |c| {
+            c.prepare_cached(&format!(
+                "SELECT {ZONE_KEY_COLS} FROM zone_keys WHERE id = ?1"
+            ))?
+            .query_row(params![id], zone_key_row)
+            .optional()
+        })
+        .await
+    }
+
+    async fn list_zone_keys(
+        &self,
+        limit: u32,
+        starting_after: Option<&str>,
+    ) -> StoreResult<Option<(Vec<ZoneKeyRow>, bool)>> {
+        let starting_after = starting_after.map(str::to_owned);
+        self.read(move |c| {
+            let before = match &starting_after {
+                None => i64::MAX,
+                Some(id) => {
+                    let seq = c
+                        .prepare_cached("SELECT seq FROM zone_keys WHERE id = ?1")?
+                        .query_row(params![id], |r| r.get::<_, i64>(0))
+                        .optional()?;
+                    match seq {
+                        Some(s) => s,
+                        None => return Ok(None),
+                    }
+                }
+            };
+            let mut rows: Vec<ZoneKeyRow> = c
+                .prepare_cached(&format!(
+                    "SELECT {ZONE_KEY_COLS} FROM zone_keys WHERE seq < ?1 ORDER BY seq DESC LIMIT ?2"
+                ))?
+                .query_map(params![before, limit + 1], zone_key_row)?
+                .collect::<rusqlite::Result<_>>()?;
+            let has_more = rows.len() > limit as usize;
+            rows.truncate(limit as usize);
+            Ok(Some((rows, has_more)))
+        })
+        .await
+    }
+
+    async fn record_pin_failure(
+        &self,
+        card_id: &str,
+        max_tries: u32,
+        now: Timestamp,
+    ) -> StoreResult<Option<PinFailure>> {
+        let card_id = card_id.to_owned();
+        self.write(move |tx| {
+            // One conditional update: concurrent failures serialize on it, and
+            // none is counted once the PIN is blocked.
+            tx.prepare_cached(
+                "UPDATE cards SET
+                     fail_count = fail_count + 1,
+                     last_failed_at = ?1,
+                     updated_at = ?1,
+                     pin_blocked = (fail_count + 1 >= ?2),
+                     inactive_by_block = CASE WHEN fail_count + 1 >= ?2 AND status = 'active'
+                         THEN 1 ELSE inactive_by_block END,
+                     status = CASE WHEN fail_count + 1 >= ?2 AND status = 'active'
+                         THEN 'inactive' ELSE status END
+                 WHERE id = ?3 AND pin_blocked = 0
+                 RETURNING fail_count, pin_blocked",
+            )?
+            .query_row(params![now, max_tries, card_id], |r| {
+                Ok(PinFailure {
+                    fail_count: r.get(0)?,
+                    blocked: r.get(1)?,
+                })
+            })
+            .optional()
+        })
+        .await
+    }
+
+    async fn reset_pin_failures(&self, card_id: &str, now: Timestamp) -> StoreResult<bool> {
+        let card_id = card_id.to_owned();
+        self.write(move |tx| {
+            let n = tx
+                .prepare_cached(
+                    "UPDATE cards SET fail_count = 0, updated_at = ?1
+                     WHERE id = ?2 AND pin_blocked = 0",
+                )?
+                .execute(params![now, card_id])?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn rewrap_master(&self, rewraps: Vec<MasterRewrap>) -> StoreResult<u64> {
+        self.write(move |tx| {
+            let mut n = 0u64;
+            for r in &rewraps {
+                n += match r {
+                    MasterRewrap::DataKey {
+                        kind,
+                        version,
+                        old,
+                        new,
+                    } => tx.execute(
+                        "UPDATE data_keys SET wrapped = ?1 WHERE kind = ?2 AND version = ?3 AND wrapped = ?4",
+                        params![new, kind.as_str(), version, old],
+                    )?,
+                    MasterRewrap::ZoneKey { id, old, new } => tx.execute(
+                        "UPDATE zone_keys SET wrapped = ?1 WHERE id = ?2 AND wrapped = ?3",
+                        params![new, id, old],
+                    )?,
+                } as u64;
+            }
+            Ok(n)
         })
         .await
     }

@@ -3,7 +3,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
@@ -21,6 +21,43 @@ pub struct Server {
     pub data_dir: PathBuf,
     stderr: Arc<Mutex<String>>,
     agent: ureq::Agent,
+    /// Environment given to the server and to operator commands.
+    env: Vec<(String, String)>,
+}
+
+/// With `PINVAULT_TEST_KEY_PROVIDER=pkcs11` (scripts/test sets it, with a
+/// SoftHSM2 token, `PINVAULT_TEST_PKCS11_MODULE`, `PINVAULT_TEST_PKCS11_TOKEN`
+/// and `PINVAULT_PKCS11_PIN`), every server's data directory is first put on
+/// the token with `pinvault keys init --provider pkcs11`: no key file.
+pub fn pkcs11_provider() -> bool {
+    std::env::var("PINVAULT_TEST_KEY_PROVIDER").as_deref() == Ok("pkcs11")
+}
+
+fn init_key_provider(data_dir: &Path, env: &[(String, String)]) {
+    if !pkcs11_provider() {
+        return;
+    }
+    let var = |name: &str| std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set"));
+    let key_label = data_dir.file_name().unwrap().to_string_lossy().into_owned();
+    let out = Command::new(BIN)
+        .args(["keys", "init", "--provider", "pkcs11", "--module"])
+        .arg(var("PINVAULT_TEST_PKCS11_MODULE"))
+        .args([
+            "--token-label",
+            &var("PINVAULT_TEST_PKCS11_TOKEN"),
+            "--key-label",
+            &key_label,
+        ])
+        .arg("--data-dir")
+        .arg(data_dir)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .output()
+        .expect("run pinvault keys init");
+    assert!(
+        out.status.success(),
+        "keys init: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 pub struct Reply {
@@ -54,16 +91,31 @@ impl Server {
     }
 
     pub fn start_in(data_dir: PathBuf) -> Server {
-        Self::start_with(data_dir, &[])
+        if !data_dir.exists() {
+            init_key_provider(&data_dir, &[]);
+        }
+        Self::start_with(data_dir, Vec::new())
     }
 
-    /// A server with more `serve` arguments.
-    pub fn start_with(data_dir: PathBuf, args: &[&str]) -> Server {
+    /// A server on a fresh data directory with extra environment (also given
+    /// to its operator commands).
+    pub fn start_env(tag: &str, env: &[(&str, &str)]) -> Server {
+        let data_dir = fresh_dir(tag);
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        init_key_provider(&data_dir, &env);
+        Self::start_with(data_dir, env)
+    }
+
+    /// A server with extra environment (also given to its operator commands).
+    pub fn start_with(data_dir: PathBuf, env: Vec<(String, String)>) -> Server {
         let mut child = Command::new(BIN)
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(&data_dir)
-            .args(args)
             .env("PINVAULT_LOG", "debug")
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -101,6 +153,7 @@ impl Server {
             data_dir,
             stderr,
             agent,
+            env,
         }
     }
 
@@ -115,6 +168,7 @@ impl Server {
             .args(args)
             .arg("--data-dir")
             .arg(&self.data_dir)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .output()
             .expect("run pinvault")
     }

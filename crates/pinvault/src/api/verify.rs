@@ -1,0 +1,256 @@
+//! PIN verification at authorization time, its sandbox, and the zone keys it
+//! uses (API.md "PIN verification", "Sandbox").
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use pinblock::{Format, Pin};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use zeroize::Zeroizing;
+
+use super::cards::find;
+use super::error::ApiError;
+use super::extract::{Auth, JsonBody, PathId, QueryParams};
+use super::pin::card_pan;
+use super::views::Problem;
+use crate::domain::program::Mode;
+use crate::service::App;
+use crate::store::{Store, ZoneKeyRow};
+use crate::verify::{Entered, Verdict, VerifyError};
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyPin {
+    /// The enciphered ISO 9564 PIN block in hex: 16 digits for formats 0, 1 and 3
+    /// under TDES, 32 under AES (format 4 is AES only).
+    #[schema(max_length = 64)]
+    pin_block: String,
+    /// `iso_0`, `iso_1`, `iso_3` or `iso_4`.
+    #[schema(pattern = "^iso_[0134]$")]
+    format: String,
+    /// The zone key the block is enciphered under (`zpk_…`).
+    zone_key_id: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SandboxVerify {
+    /// The PIN as a cardholder would type it at a terminal (4 to 12 digits).
+    #[schema(value_type = String)]
+    pin: Zeroizing<String>,
+}
+
+impl std::fmt::Debug for SandboxVerify {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SandboxVerify")
+    }
+}
+
+/// The outcome of a PIN verification.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VerifyResult {
+    /// `match`, `mismatch` or `blocked`.
+    #[schema(pattern = "^(match|mismatch|blocked)$")]
+    pub result: &'static str,
+    /// Tries left before the PIN is blocked (0 once blocked).
+    pub remaining_tries: u32,
+}
+
+/// A zone PIN key: its facts, never its material.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ZoneKeyView {
+    /// `zpk_…`
+    pub id: String,
+    pub name: String,
+    /// `tdes`, `aes128`, `aes192` or `aes256`.
+    pub algorithm: &'static str,
+    /// Key check value: 6 upper-case hex digits.
+    pub kcv: String,
+    pub created_at: String,
+}
+
+impl ZoneKeyView {
+    pub fn new(k: &ZoneKeyRow) -> Self {
+        ZoneKeyView {
+            id: k.id.clone(),
+            name: k.name.clone(),
+            algorithm: k.algorithm.as_str(),
+            kcv: k.kcv.clone(),
+            created_at: crate::domain::time::rfc3339(k.created_at),
+        }
+    }
+}
+
+/// A page of zone keys, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ZoneKeyList {
+    pub data: Vec<ZoneKeyView>,
+    pub has_more: bool,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct ListZoneKeys {
+    /// 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
+    limit: Option<u32>,
+    /// The id of the last zone key of the previous page.
+    starting_after: Option<String>,
+}
+
+fn decryption_failed() -> ApiError {
+    ApiError::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "decryption_failed",
+        "the PIN block cannot be deciphered under this zone key, or is not a valid block of this format for this card",
+    )
+}
+
+fn answer<S: Store>(app: &App<S>, card_id: &str, verdict: Verdict) -> Response {
+    let result = verdict.outcome.as_str();
+    app.metrics.verification(result);
+    if verdict.blocked_now {
+        tracing::info!(card_id = %card_id, "PIN blocked: max_tries reached; the card is inactive if it was active");
+    } else if verdict.outcome == crate::verify::Outcome::Match {
+        tracing::debug!(card_id = %card_id, result, "PIN verified");
+    } else {
+        tracing::info!(card_id = %card_id, result, remaining_tries = verdict.remaining_tries, "PIN verified");
+    }
+    axum::Json(VerifyResult {
+        result,
+        remaining_tries: verdict.remaining_tries,
+    })
+    .into_response()
+}
+
+fn refused<S: Store>(app: &App<S>, e: VerifyError) -> ApiError {
+    match e {
+        VerifyError::UnknownZoneKey => ApiError::invalid("`zone_key_id` names no zone key"),
+        VerifyError::FormatNeedsAes => {
+            ApiError::invalid("format iso_4 is enciphered under AES only: this zone key is TDES")
+        }
+        VerifyError::Decryption => {
+            app.metrics.verification("decryption_failed");
+            decryption_failed()
+        }
+        VerifyError::Service(e) => e.into(),
+    }
+}
+
+/// Verify a PIN entered at a terminal or ATM, sent as an ISO 9564 PIN block
+/// enciphered under a zone key. A mismatch counts a try; at `max_tries` the PIN
+/// is blocked and an active card becomes inactive.
+#[utoipa::path(post, path = "/v1/cards/{id}/pin/verify", operation_id = "verifyPin", tag = "verification", params(("id" = String, Path)), request_body = VerifyPin,
+    responses((status = 200, description = "`match`, `mismatch` (one try counted) or `blocked` (not checked)", body = VerifyResult),
+        (status = 404, description = "`not_found`: no such card for this program", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`decryption_failed` (no try counted), `invalid_request`", body = Problem, content_type = "application/problem+json")),
+    security(("api_key" = [])))]
+pub async fn verify<S: Store>(
+    State(app): State<Arc<App<S>>>,
+    auth: Auth,
+    PathId(card_id): PathId,
+    JsonBody(body): JsonBody<VerifyPin>,
+) -> Result<Response, ApiError> {
+    let card = find(&app, &auth, &card_id).await?;
+    let format: Format = body
+        .format
+        .parse()
+        .map_err(|_| ApiError::invalid("`format` must be iso_0, iso_1, iso_3 or iso_4"))?;
+    if !crate::domain::ids::is_id(&body.zone_key_id, "zpk_") {
+        return Err(ApiError::invalid("`zone_key_id` names no zone key"));
+    }
+    let mut block = Zeroizing::new([0u8; 16]);
+    let len = if body.pin_block.len() > 32 {
+        None
+    } else {
+        pinblock::hex::decode_into(&body.pin_block, block.as_mut_slice()).ok()
+    };
+    let pan = card_pan(&app, &card).await?;
+    let entered = Entered::Block {
+        format,
+        // A block of the wrong length is refused as undecryptable.
+        block: block.get(..len.unwrap_or(0)).unwrap_or(&[]),
+        zone_key_id: &body.zone_key_id,
+    };
+    let verdict = app
+        .verify_pin(
+            &card,
+            &pan,
+            u32::from(auth.program.settings.max_tries),
+            entered,
+        )
+        .await
+        .map_err(|e| refused(&app, e))?;
+    Ok(answer(&app, &card.id, verdict))
+}
+
+/// Test-mode programs only: simulate a PIN typed at a terminal, counted exactly
+/// as a real verification is. A live program gets 404.
+#[utoipa::path(post, path = "/v1/test/cards/{id}/pin/verify", operation_id = "sandboxVerifyPin", tag = "verification", params(("id" = String, Path)), request_body = SandboxVerify,
+    responses((status = 200, description = "`match`, `mismatch` (one try counted) or `blocked` (not checked)", body = VerifyResult),
+        (status = 404, description = "`not_found`: no such card, or a live program", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`invalid_pin` (4 to 12 digits; no try counted)", body = Problem, content_type = "application/problem+json")),
+    security(("api_key" = [])))]
+pub async fn sandbox_verify<S: Store>(
+    State(app): State<Arc<App<S>>>,
+    auth: Auth,
+    PathId(card_id): PathId,
+    JsonBody(body): JsonBody<SandboxVerify>,
+) -> Result<Response, ApiError> {
+    if auth.program.mode != Mode::Test {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "no such resource",
+        ));
+    }
+    let card = find(&app, &auth, &card_id).await?;
+    let pin = Pin::new(&body.pin).map_err(|_| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_pin",
+            "a PIN typed at a terminal is 4 to 12 digits",
+        )
+    })?;
+    drop(body);
+    let pan = card_pan(&app, &card).await?;
+    let verdict = app
+        .verify_pin(
+            &card,
+            &pan,
+            u32::from(auth.program.settings.max_tries),
+            Entered::Clear(pin),
+        )
+        .await
+        .map_err(|e| refused(&app, e))?;
+    Ok(answer(&app, &card.id, verdict))
+}
+
+/// The zone keys PIN blocks may be enciphered under (loaded by the operator
+/// with `pinvault zone-keys import`), newest first.
+#[utoipa::path(get, path = "/v1/zone-keys", operation_id = "listZoneKeys", tag = "verification", params(ListZoneKeys),
+    responses((status = 200, description = "OK", body = ZoneKeyList), (status = 400, description = "`invalid_request`", body = Problem, content_type = "application/problem+json")),
+    security(("api_key" = [])))]
+pub async fn list_zone_keys<S: Store>(
+    State(app): State<Arc<App<S>>>,
+    _auth: Auth,
+    QueryParams(q): QueryParams<ListZoneKeys>,
+) -> Result<Response, ApiError> {
+    let limit = q.limit.unwrap_or(20);
+    if !(1..=100).contains(&limit) {
+        return Err(ApiError::bad_request("`limit` must be from 1 to 100"));
+    }
+    let page = app
+        .store
+        .list_zone_keys(limit, q.starting_after.as_deref())
+        .await?;
+    let Some((keys, has_more)) = page else {
+        return Err(ApiError::bad_request("`starting_after` names no zone key"));
+    };
+    let data = keys.iter().map(ZoneKeyView::new).collect();
+    Ok(axum::Json(ZoneKeyList { data, has_more }).into_response())
+}

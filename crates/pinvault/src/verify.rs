@@ -1,0 +1,295 @@
+//! PIN verification at authorization time: the PIN a cardholder typed at a
+//! terminal, as an ISO 9564 block under a zone key (or, in a test program's
+//! sandbox, in clear), checked against the card's stored PIN, with tries counted
+//! in the database.
+//!
+//! Try counting: a blocked PIN answers `blocked` without being checked; a
+//! mismatch counts one try in one conditional update, so concurrent failures
+//! stop at exactly `max_tries`; the try that reaches `max_tries` blocks the PIN
+//! and makes an active card inactive; a match resets the count, and needs no
+//! write at all when no failure is recorded (the common case). A block that
+//! does not decipher or parse counts nothing.
+//!
+//! Events seam: the `record_pin_failure` and `reset_pin_failures` store calls
+//! are the transactions where `pin.verification_failed` and `pin.blocked` are
+//! to be written to the outbox when events land.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Instant;
+
+use pinblock::{Format, KeyAlgorithm, Pan, Pin, ZoneKey};
+use zeroize::Zeroizing;
+
+use crate::domain::ids::new_id;
+use crate::domain::time::now;
+use crate::keys::zone::{self, ImportError};
+use crate::keys::{KeyKind, ZoneAlgorithm};
+use crate::service::{App, ServiceError};
+use crate::store::{CardRow, Store, ZoneKeyRow};
+
+/// Unwrapped zone keys by id, with when they were unwrapped. Zone keys never
+/// change once imported; an entry is dropped (zeroed) after the key cache TTL,
+/// as data keys are, and unwrapped again on next use.
+#[derive(Default)]
+pub struct ZoneKeyCache {
+    keys: RwLock<HashMap<String, (Arc<ZoneKey>, Instant)>>,
+}
+
+impl ZoneKeyCache {
+    /// Drops (and so zeroes) keys held longer than `ttl`.
+    pub fn prune(&self, ttl: Option<std::time::Duration>) {
+        if let Some(ttl) = ttl {
+            self.keys
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .retain(|_, (_, at)| at.elapsed() < ttl);
+        }
+    }
+}
+
+impl std::fmt::Debug for ZoneKeyCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ZoneKeyCache")
+    }
+}
+
+/// What the terminal sent.
+pub enum Entered<'a> {
+    /// An enciphered ISO 9564 block under a zone key.
+    Block {
+        format: Format,
+        block: &'a [u8],
+        zone_key_id: &'a str,
+    },
+    /// The sandbox: the PIN in clear.
+    Clear(Pin),
+}
+
+/// Names the format and key only: a PIN block, even enciphered, stays out of logs.
+impl std::fmt::Debug for Entered<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Entered::Block {
+                format,
+                zone_key_id,
+                ..
+            } => write!(f, "Entered::Block({format}, {zone_key_id})"),
+            Entered::Clear(_) => f.write_str("Entered::Clear"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Match,
+    Mismatch,
+    Blocked,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Match => "match",
+            Outcome::Mismatch => "mismatch",
+            Outcome::Blocked => "blocked",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Verdict {
+    pub outcome: Outcome,
+    pub remaining_tries: u32,
+    /// This verification blocked the PIN.
+    pub blocked_now: bool,
+}
+
+#[derive(Debug)]
+pub enum VerifyError {
+    /// No zone key with this id.
+    UnknownZoneKey,
+    /// Format 4 was sent under a TDES zone key.
+    FormatNeedsAes,
+    /// The block is malformed or does not decipher to a PIN block of its format
+    /// for this card's PAN. Counts no try.
+    Decryption,
+    Service(ServiceError),
+}
+
+impl From<ServiceError> for VerifyError {
+    fn from(e: ServiceError) -> Self {
+        VerifyError::Service(e)
+    }
+}
+
+impl From<crate::store::StoreError> for VerifyError {
+    fn from(e: crate::store::StoreError) -> Self {
+        VerifyError::Service(e.into())
+    }
+}
+
+impl From<crate::keys::KeyError> for VerifyError {
+    fn from(e: crate::keys::KeyError) -> Self {
+        VerifyError::Service(e.into())
+    }
+}
+
+/// A new zone key's public facts.
+#[derive(Debug, Clone)]
+pub struct ImportedZoneKey {
+    pub id: String,
+    pub kcv: String,
+}
+
+#[derive(Debug)]
+pub enum ImportZoneKeyError {
+    Refused(ImportError),
+    Service(ServiceError),
+}
+
+impl std::fmt::Display for ImportZoneKeyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ImportZoneKeyError::Refused(e) => e.fmt(f),
+            ImportZoneKeyError::Service(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for ImportZoneKeyError {}
+
+impl<S: Store> App<S> {
+    /// Combines clear components into a zone key, checks its KCV where one is
+    /// given, and stores it wrapped by the master key.
+    pub async fn import_zone_key(
+        &self,
+        name: &str,
+        algorithm: ZoneAlgorithm,
+        components: &[Zeroizing<String>],
+        expected_kcv: Option<&str>,
+    ) -> Result<ImportedZoneKey, ImportZoneKeyError> {
+        let (key, kcv) = zone::combine(algorithm, components, expected_kcv)
+            .map_err(ImportZoneKeyError::Refused)?;
+        let id = new_id("zpk_");
+        let wrapped = zone::wrap(&*self.keys.provider(), &id, algorithm, &kcv, &key)
+            .map_err(|e| ImportZoneKeyError::Service(e.into()))?;
+        drop(key);
+        self.store
+            .insert_zone_key(ZoneKeyRow {
+                id: id.clone(),
+                name: name.to_owned(),
+                algorithm,
+                kcv: kcv.clone(),
+                wrapped,
+                created_at: now(),
+            })
+            .await
+            .map_err(|e| ImportZoneKeyError::Service(e.into()))?;
+        Ok(ImportedZoneKey { id, kcv })
+    }
+
+    /// A zone key, unwrapped once and then held in memory.
+    async fn zone_key(&self, id: &str) -> Result<Arc<ZoneKey>, VerifyError> {
+        let ttl = self.keys.cache_ttl();
+        let cached = self
+            .zone_keys
+            .keys
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .filter(|(_, at)| ttl.is_none_or(|ttl| at.elapsed() < ttl))
+            .map(|(k, _)| k.clone());
+        if let Some(key) = cached {
+            return Ok(key);
+        }
+        let row = self
+            .store
+            .get_zone_key(id)
+            .await?
+            .ok_or(VerifyError::UnknownZoneKey)?;
+        let key = Arc::new(zone::unwrap(
+            &*self.keys.provider(),
+            &row.id,
+            row.algorithm,
+            &row.kcv,
+            &row.wrapped,
+        )?);
+        self.zone_keys
+            .keys
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(row.id, (key.clone(), Instant::now()));
+        Ok(key)
+    }
+
+    /// Checks an entered PIN against `card`'s PIN and counts the try.
+    pub async fn verify_pin(
+        &self,
+        card: &CardRow,
+        pan: &Pan,
+        max_tries: u32,
+        entered: Entered<'_>,
+    ) -> Result<Verdict, VerifyError> {
+        // Resolve the key and check the request's shape first: a request that
+        // cannot be verified is refused the same way whether or not the PIN is
+        // blocked.
+        let entered = match entered {
+            Entered::Block {
+                format,
+                block,
+                zone_key_id,
+            } => {
+                let key = self.zone_key(zone_key_id).await?;
+                if format == Format::Iso4 && key.algorithm() != KeyAlgorithm::Aes {
+                    return Err(VerifyError::FormatNeedsAes);
+                }
+                if card.pin_blocked {
+                    return Ok(blocked());
+                }
+                pinblock::decipher(format, block, pan, &key).map_err(|_| VerifyError::Decryption)?
+            }
+            Entered::Clear(pin) => pin,
+        };
+        if card.pin_blocked {
+            return Ok(blocked());
+        }
+        self.ensure_key(KeyKind::Pin, card.pin_key_version).await?;
+        let stored = self
+            .keys
+            .decipher_pin(card.pin_key_version, &card.pin_block, pan)?;
+        let matched = bool::from(stored.ct_eq(&entered));
+        drop((stored, entered));
+        if matched {
+            if card.fail_count > 0 && !self.store.reset_pin_failures(&card.id, now()).await? {
+                // Blocked by concurrent failures since the card was read.
+                return Ok(blocked());
+            }
+            return Ok(Verdict {
+                outcome: Outcome::Match,
+                remaining_tries: max_tries,
+                blocked_now: false,
+            });
+        }
+        match self
+            .store
+            .record_pin_failure(&card.id, max_tries, now())
+            .await?
+        {
+            None => Ok(blocked()),
+            Some(f) => Ok(Verdict {
+                outcome: Outcome::Mismatch,
+                remaining_tries: max_tries.saturating_sub(f.fail_count),
+                blocked_now: f.blocked,
+            }),
+        }
+    }
+}
+
+fn blocked() -> Verdict {
+    Verdict {
+        outcome: Outcome::Blocked,
+        remaining_tries: 0,
+        blocked_now: false,
+    }
+}
