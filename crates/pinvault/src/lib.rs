@@ -5,6 +5,7 @@
 pub mod api;
 pub mod cli;
 pub mod domain;
+pub mod jose;
 pub mod keys;
 pub mod metrics;
 pub mod service;

@@ -22,6 +22,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         2,
         include_str!("../../migrations/sqlite/0002_zone_keys.sql"),
     ),
+    (
+        3,
+        include_str!("../../migrations/sqlite/0003_transport_keys.sql"),
+    ),
 ];
 
 /// Readers kept open between requests (more are opened under load, then closed).

@@ -302,6 +302,18 @@ impl Server {
         Self::start_with(data, Vec::new())
     }
 
+    /// A server on a fresh data directory with extra environment (also given
+    /// to its operator commands).
+    pub fn start_env(tag: &str, env: &[(&str, &str)]) -> Server {
+        let data = fresh_dir(tag);
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        init_key_provider(&data, &env);
+        Self::start_with(data, env)
+    }
+
     /// A server with extra environment (also given to its operator commands;
     /// `PINVAULT_DATABASE_URL` there overrides the data directory's database).
     pub fn start_with(data: Arc<DataDir>, env: Vec<(String, String)>) -> Server {

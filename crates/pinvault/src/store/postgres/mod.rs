@@ -39,6 +39,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         2,
         include_str!("../../../migrations/postgres/0002_zone_keys.sql"),
     ),
+    (
+        3,
+        include_str!("../../../migrations/postgres/0003_transport_keys.sql"),
+    ),
 ];
 
 /// Times a transaction is run again after a serialization failure or deadlock.
