@@ -201,14 +201,16 @@ fn pin_policy_and_token_attempts() {
 #[test]
 fn token_rules() {
     let s = Server::start("tokens");
+    // Tokens live the default time until the expiry check below: with whole
+    // seconds, a 1 s token can expire a moment after it is made.
     let key = s.program(
         "live",
-        &[
-            "allow_plaintext_pin=true",
-            "allow_plaintext_reveal=true",
-            "set_token_ttl_s=1",
-        ],
+        &["allow_plaintext_pin=true", "allow_plaintext_reveal=true"],
     );
+    let program = s.get("/v1/program", &key).body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let card = s.card(&key, PAN);
     let other = s.card(&key, PAN);
     let put = |card: &str, token: &str| {
@@ -230,6 +232,7 @@ fn token_rules() {
     assert_eq!(put(&card, &second).status, 204);
     problem(&put(&card, &second), 403, "token_used");
 
+    s.cli_json(&["programs", "update", &program, "--set", "set_token_ttl_s=1"]);
     let stale = s.token(&key, &card, "set_pin");
     std::thread::sleep(std::time::Duration::from_millis(2100));
     problem(&put(&card, &stale), 403, "token_expired");
@@ -253,10 +256,6 @@ fn token_rules() {
         r#"{"type":"print_pin"}"#,
     );
     problem(&r, 422, "invalid_request");
-    let program = s.get("/v1/program", &key).body["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
     s.cli_json(&[
         "programs",
         "update",
