@@ -1,11 +1,14 @@
 //! SQLite: one file in the data directory, WAL, `synchronous=FULL` (an answered
 //! write survives a crash or power loss), a busy timeout so operator commands
 //! and servers share the file. Writes go through one connection inside
-//! `BEGIN IMMEDIATE` transactions (SQLite has one writer at a time anyway);
-//! reads use a pool of connections and run in parallel. All database work runs
+//! `BEGIN IMMEDIATE` transactions (SQLite has one writer at a time anyway),
+//! with group commit: the writes queued while one commits share the next
+//! transaction (each in its own savepoint) and its one fsync, and each is
+//! answered only after that commit (see `SqliteStore::write`); reads use a pool of connections and run in parallel. All database work runs
 //! on the blocking thread pool, never on the async threads.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -28,6 +31,70 @@ const MIGRATIONS: &[(i64, &str)] = &[
     ),
 ];
 
+/// The most writes one transaction (one fsync) carries.
+const GROUP_MAX: usize = 64;
+
+/// Delivers a write's answer once its group's commit is known (`Some`: failed).
+type Deliver = Box<dyn FnOnce(Option<&rusqlite::Error>) + Send>;
+/// A queued write: run on the writer connection (`None`: not run, the group
+/// failed first); says whether it succeeded, and how to deliver its answer.
+type WriteJob = Box<dyn FnOnce(Option<&Connection>) -> (bool, Deliver) + Send>;
+
+fn aborted(why: &str) -> rusqlite::Error {
+    rusqlite::Error::SqliteFailure(
+        rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ABORT),
+        Some(why.to_owned()),
+    )
+}
+
+/// Runs a group of writes in one immediate transaction, each in a savepoint,
+/// commits once, then delivers every answer.
+fn run_group(conn: &mut Connection, jobs: Vec<WriteJob>) {
+    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        for job in jobs {
+            job(None).1(Some(&e));
+        }
+        return;
+    }
+    let mut failed: Option<rusqlite::Error> = None;
+    let mut delivers = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        if failed.is_some() {
+            delivers.push(job(None).1);
+            continue;
+        }
+        if let Err(e) = conn.execute_batch("SAVEPOINT w") {
+            failed = Some(e);
+            delivers.push(job(None).1);
+            continue;
+        }
+        let (ok, deliver) = job(Some(conn));
+        delivers.push(deliver);
+        let end = if ok {
+            conn.execute_batch("RELEASE w")
+        } else {
+            conn.execute_batch("ROLLBACK TO w; RELEASE w")
+        };
+        if let Err(e) = end {
+            failed = Some(e);
+        } else if conn.is_autocommit() {
+            // An error made SQLite roll back the whole transaction.
+            failed = Some(aborted("the transaction was rolled back"));
+        }
+    }
+    let outcome = match failed {
+        Some(e) => Err(e),
+        None => conn.execute_batch("COMMIT"),
+    };
+    if outcome.is_err() && !conn.is_autocommit() {
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+    let commit_error = outcome.err();
+    for deliver in delivers {
+        deliver(commit_error.as_ref());
+    }
+}
+
 /// Readers kept open between requests (more are opened under load, then closed).
 const IDLE_READERS: usize = 16;
 
@@ -39,6 +106,8 @@ pub struct SqliteStore {
 struct Inner {
     path: PathBuf,
     writer: Mutex<Connection>,
+    /// Writes waiting for the writer connection (see `SqliteStore::write`).
+    queue: Mutex<Vec<WriteJob>>,
     readers: Mutex<Vec<Connection>>,
 }
 
@@ -124,35 +193,85 @@ impl SqliteStore {
             inner: Arc::new(Inner {
                 path: path.to_owned(),
                 writer: Mutex::new(writer),
+                queue: Mutex::new(Vec::new()),
                 readers: Mutex::new(Vec::new()),
             }),
         })
     }
 
-    /// Runs `f` in an immediate (write-locked) transaction on the blocking pool.
+    /// Runs `f` as one write on the blocking pool, and answers only once the
+    /// transaction holding it is committed (so an answered write is durable).
+    ///
+    /// Group commit: each write is queued, then its caller takes the writer
+    /// connection; whoever holds it runs every queued write (its own and those
+    /// queued meanwhile, at most `GROUP_MAX`) in one `BEGIN IMMEDIATE`
+    /// transaction, each in its own savepoint, and commits once: one fsync for
+    /// the group instead of one per write. A write whose `f` fails is rolled
+    /// back to its savepoint and gets its own error; the others are unaffected.
+    /// If the commit fails, every write of the group gets the error and none of
+    /// them happened. Results are delivered before the connection is released,
+    /// so a caller that gets the connection after its write ran has its answer.
     async fn write<T, F>(&self, f: F) -> StoreResult<T>
     where
         T: Send + 'static,
-        F: FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<T> + Send + 'static,
+        F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
     {
+        let (send, recv) = tokio::sync::oneshot::channel::<StoreResult<T>>();
+        let answered = Arc::new(AtomicBool::new(false));
+        let flag = answered.clone();
+        let job: WriteJob = Box::new(move |conn: Option<&Connection>| {
+            let out: StoreResult<T> = match conn {
+                None => Err(StoreError::Database("write not run".to_owned())),
+                Some(conn) => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(conn)))
+                    .unwrap_or_else(|_| Err(aborted("database write panicked")))
+                    .map_err(db_error),
+            };
+            let ok = out.is_ok();
+            let deliver: Deliver = Box::new(move |commit: Option<&rusqlite::Error>| {
+                let answer = match (out, commit) {
+                    (Err(e), _) => Err(e),
+                    (Ok(_), Some(e)) => Err(StoreError::Database(format!("commit failed: {e}"))),
+                    (Ok(v), None) => Ok(v),
+                };
+                // The caller may have gone (request cancelled): nothing to do.
+                let _ = send.send(answer);
+                flag.store(true, Ordering::Release);
+            });
+            (ok, deliver)
+        });
+        self.inner
+            .queue
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(job);
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
             let mut conn = inner.writer.lock().unwrap_or_else(|p| p.into_inner());
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let out = f(&tx)?;
-            tx.commit()?;
-            Ok(out)
+            // Until this caller's own write is answered (the queue is in order,
+            // so it is in the next groups unless an earlier holder ran it).
+            while !answered.load(Ordering::Acquire) {
+                let jobs: Vec<WriteJob> = {
+                    let mut queue = inner.queue.lock().unwrap_or_else(|p| p.into_inner());
+                    let n = queue.len().min(GROUP_MAX);
+                    queue.drain(..n).collect()
+                };
+                if jobs.is_empty() {
+                    break;
+                }
+                run_group(&mut conn, jobs);
+            }
         })
         .await
-        .map_err(|e| StoreError::Database(format!("database task failed: {e}")))?
-        .map_err(db_error)
+        .map_err(|e| StoreError::Database(format!("database task failed: {e}")))?;
+        recv.await
+            .map_err(|_| StoreError::Database("database write was dropped".to_owned()))?
     }
 
     /// A create with its optional idempotency record, in one transaction: the
     /// record goes first, so a concurrent request with the same key writes nothing.
     async fn write_created<F>(&self, idem: Option<IdemRow>, create: F) -> StoreResult<Created>
     where
-        F: FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<()> + Send + 'static,
+        F: FnOnce(&Connection) -> rusqlite::Result<()> + Send + 'static,
     {
         self.write(move |tx| {
             if let Some(idem) = &idem {
