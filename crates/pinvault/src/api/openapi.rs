@@ -4,7 +4,7 @@
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{cards, ops, pin, program, verify, views};
+use super::{cards, ops, pin, program, verify, views, webhooks};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -17,6 +17,8 @@ use super::{cards, ops, pin, program, verify, views};
         cards::create, cards::list, cards::get, cards::update, cards::pin_status,
         pin::create_token, pin::set_pin, pin::reveal, pin::unblock,
         verify::verify, verify::sandbox_verify, verify::list_zone_keys,
+        webhooks::list_events, webhooks::create_endpoint, webhooks::list_endpoints,
+        webhooks::delete_endpoint, webhooks::list_deliveries,
         program::get, program::update,
         ops::healthz, ops::readyz, ops::metrics, ops::openapi,
     ),
@@ -24,12 +26,15 @@ use super::{cards, ops, pin, program, verify, views};
         views::CardView, views::PinStatusView, views::CardList, views::TokenView, views::RevealedPin,
         views::ProgramView, views::Problem, views::StatusView, program::SettingsChanges,
         verify::VerifyResult, verify::ZoneKeyView, verify::ZoneKeyList,
+        webhooks::EventView, webhooks::EventList, webhooks::CreateEndpoint, webhooks::EndpointView,
+        webhooks::CreatedEndpoint, webhooks::EndpointList, webhooks::DeliveryView, webhooks::DeliveryList,
     )),
     modifiers(&ApiKeyAuth, &CommonErrors),
     tags(
         (name = "cards", description = "Cards and their PINs' state"),
         (name = "pin", description = "Control tokens, set, reveal, unblock"),
         (name = "verification", description = "PIN verification at authorization time, the sandbox, zone keys"),
+        (name = "events", description = "Events, webhook endpoints and their deliveries"),
         (name = "program", description = "The calling program and its settings"),
         (name = "operations", description = "Health, readiness, metrics"),
     )

@@ -7,7 +7,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::{Value, json};
 use utoipa::ToSchema;
 use zeroize::Zeroizing;
 
@@ -23,9 +23,10 @@ use crate::domain::time::{now, rfc3339};
 use crate::domain::token::{
     self, CARDHOLDER_VERIFICATION_METHODS, TOKEN_PREFIX, TokenError, TokenType,
 };
+use crate::events::{EventType, event};
 use crate::keys::KeyKind;
 use crate::service::{App, after};
-use crate::store::{CardRow, PinWrite, SetBy, Store, TokenRow};
+use crate::store::{CardRow, Effects, PinWrite, SetBy, Store, TokenRow};
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -165,9 +166,32 @@ pub async fn create_token<S: Store>(
         )),
     };
     let response = serde_json::to_value(&view).map_err(|_| ApiError::internal())?;
+    let effects = Effects {
+        events: vec![event(
+            &card.program_id,
+            &card.id,
+            EventType::PinTokenCreated,
+            json!({
+                "token_type": kind.as_str(),
+                "cardholder_verification_method": cvm,
+                "expires_at": view.expires_at,
+            }),
+        )],
+        audit: Some(auth.actor().record(
+            "pin.token_created",
+            Some(&card.program_id),
+            Some(&card.id),
+            json!({
+                "token_id": row.id,
+                "token_type": kind.as_str(),
+                "cardholder_verification_method": cvm,
+                "expires_at": view.expires_at,
+            }),
+        )),
+    };
     tracing::info!(card_id = %card.id, actor = %auth.api_key_id, r#type = kind.as_str(), cvm = cvm.as_deref().unwrap_or("-"), "control token created");
     idempotency::create(&app, idem, StatusCode::CREATED, response, |idem_row| {
-        app.store.create_token(row, idem_row)
+        app.store.create_token(row, idem_row, effects)
     })
     .await
 }
@@ -263,8 +287,26 @@ pub async fn set_pin<S: Store>(
         key_version,
         set_by: SetBy::Cardholder,
     };
+    let effects = Effects {
+        events: vec![event(
+            &card.program_id,
+            &card.id,
+            EventType::PinChanged,
+            json!({ "set_by": SetBy::Cardholder.as_str() }),
+        )],
+        audit: Some(auth.actor().record(
+            "pin.changed",
+            Some(&card.program_id),
+            Some(&card.id),
+            json!({
+                "set_by": SetBy::Cardholder.as_str(),
+                "token_id": token.id,
+                "was_blocked": card.pin_blocked,
+            }),
+        )),
+    };
     app.store
-        .redeem_token(&token.id, Some(write), now())
+        .redeem_token(&token.id, Some(write), now(), effects)
         .await??;
     tracing::info!(card_id = %card.id, actor = %auth.api_key_id, "PIN changed");
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -305,7 +347,27 @@ pub async fn reveal<S: Store>(
     let pin = app
         .keys
         .decipher_pin(card.pin_key_version, &card.pin_block, &pan)?;
-    app.store.redeem_token(&token.id, None, now()).await??;
+    let effects = Effects {
+        events: vec![event(
+            &card.program_id,
+            &card.id,
+            EventType::PinRevealed,
+            json!({ "cardholder_verification_method": token.cvm }),
+        )],
+        audit: Some(auth.actor().record(
+            "pin.revealed",
+            Some(&card.program_id),
+            Some(&card.id),
+            json!({
+                "token_id": token.id,
+                "cardholder_verification_method": token.cvm,
+                "to": "caller_in_clear",
+            }),
+        )),
+    };
+    app.store
+        .redeem_token(&token.id, None, now(), effects)
+        .await??;
     tracing::info!(card_id = %card.id, actor = %auth.api_key_id, cvm = token.cvm.as_deref().unwrap_or("-"), "PIN revealed in clear");
     Ok(axum::Json(RevealedPin { pin: pin.expose() }).into_response())
 }
@@ -331,16 +393,48 @@ pub async fn unblock<S: Store>(
                 "`{name}` must be at most 500 characters"
             )));
         }
+        // The text goes to the audit trail, where a card number must never be.
+        if value.as_deref().is_some_and(crate::domain::looks_like_pan) {
+            return Err(ApiError::invalid(format!(
+                "`{name}` must not contain a card number"
+            )));
+        }
     }
     find(&app, &auth, &card_id).await?;
+    let actor = auth.actor();
     app.store
-        .unblock_pin(&auth.program.id, &card_id, now())
+        .unblock_pin(&auth.program.id, &card_id, now(), move |before, after| {
+            let mut events = Vec::new();
+            if before.pin_blocked {
+                events.push(event(
+                    &after.program_id,
+                    &after.id,
+                    EventType::PinUnblocked,
+                    json!({ "reason": "unblock" }),
+                ));
+            }
+            Effects {
+                events,
+                audit: Some(actor.record(
+                    "pin.unblocked",
+                    Some(&after.program_id),
+                    Some(&after.id),
+                    json!({
+                        "was_blocked": before.pin_blocked,
+                        "fail_count_before": before.fail_count,
+                        "card_reactivated": before.inactive_by_block,
+                        "description": body.description,
+                        "updated_by": body.updated_by,
+                    }),
+                )),
+            }
+        })
         .await?
         .ok_or_else(|| ApiError::not_found("card"))?;
     tracing::info!(
         card_id = %card_id,
         actor = %auth.api_key_id,
-        // The free text stays out of the log; the audit trail will record it.
+        // The free text stays out of the log; the audit trail records it.
         "PIN unblocked"
     );
     Ok(StatusCode::NO_CONTENT.into_response())

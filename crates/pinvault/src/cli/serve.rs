@@ -16,6 +16,7 @@ use crate::domain::time::now;
 use crate::keys::config as key_config;
 use crate::service::{App, KEY_REFRESH, ServerSettings};
 use crate::store::{ApiKeyRow, ProgramRow, SqliteStore, Store};
+use crate::webhooks::{RetrySchedule, WebhookSettings};
 
 /// Where the data lives; every command that reads or writes it takes these.
 #[derive(Debug, Args, Clone)]
@@ -60,6 +61,27 @@ pub struct ServeArgs {
         value_name = "SECONDS"
     )]
     key_cache_ttl: u64,
+    /// Deliver webhooks to loopback, private and link-local addresses too
+    /// (refused by default: a webhook URL must not reach into your network).
+    #[arg(long, env = "PINVAULT_ALLOW_PRIVATE_WEBHOOK_TARGETS")]
+    allow_private_webhook_targets: bool,
+    /// Delays between webhook delivery attempts, after the first (each ±10 %).
+    #[arg(
+        long,
+        env = "PINVAULT_WEBHOOK_RETRY_SCHEDULE",
+        default_value = crate::webhooks::DEFAULT_SCHEDULE,
+        value_name = "DELAYS"
+    )]
+    webhook_retry_schedule: String,
+    /// Seconds one webhook delivery attempt may take (connect, TLS, answer).
+    #[arg(
+        long,
+        env = "PINVAULT_WEBHOOK_TIMEOUT_S",
+        default_value_t = 10,
+        value_parser = clap::value_parser!(u64).range(1..=120),
+        value_name = "SECONDS"
+    )]
+    webhook_timeout_s: u64,
 }
 
 /// Creates the data directory (mode 0700) if needed and opens the database named
@@ -187,9 +209,17 @@ pub async fn serve(args: ServeArgs) -> Result<(), CliError> {
         .public_url
         .clone()
         .unwrap_or_else(|| format!("http://{}", args.listen));
+    let schedule = RetrySchedule::parse(&args.webhook_retry_schedule)
+        .map_err(|e| CliError(format!("--webhook-retry-schedule: {e}")))?;
     let settings = ServerSettings {
         public_url: public_url.trim_end_matches('/').to_owned(),
         key_cache_ttl: (args.key_cache_ttl > 0).then(|| Duration::from_secs(args.key_cache_ttl)),
+        webhooks: WebhookSettings {
+            allow_private_targets: args.allow_private_webhook_targets,
+            schedule,
+            attempt_timeout: Duration::from_secs(args.webhook_timeout_s),
+            ..WebhookSettings::default()
+        },
     };
     let app = Arc::new(open_app_with(&args.data, settings).await?);
     let listener = tokio::net::TcpListener::bind(args.listen)
@@ -230,10 +260,16 @@ pub async fn serve(args: ServeArgs) -> Result<(), CliError> {
         }
     });
 
+    // Deliver the outbox's webhooks (every node runs a worker; claims keep
+    // them from delivering the same attempt twice).
+    crate::webhooks::spawn_worker(app.clone());
+
     let shutdown = shutdown_signal()?;
     tracing::info!(%addr, key_provider = app.keys.provider_name(), "listening");
     super::print_stderr(&format!("pinvault listening on http://{addr}"));
-    axum::serve(listener, crate::api::router(app))
+    // With the peer's address, for the audit trail's `source`.
+    let service = crate::api::router(app).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, service)
         .with_graceful_shutdown(shutdown)
         .await
         .map_err(|e| CliError(format!("server failed: {e}")))?;
