@@ -63,7 +63,12 @@ pub struct ServeArgs {
     key_cache_ttl: u64,
     /// Deliver webhooks to loopback, private and link-local addresses too
     /// (refused by default: a webhook URL must not reach into your network).
-    #[arg(long, env = "PINVAULT_ALLOW_PRIVATE_WEBHOOK_TARGETS")]
+    #[arg(
+        long,
+        env = "PINVAULT_ALLOW_PRIVATE_WEBHOOK_TARGETS",
+        action = clap::ArgAction::SetTrue,
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
     allow_private_webhook_targets: bool,
     /// Delays between webhook delivery attempts, after the first (each ±10 %).
     #[arg(
