@@ -313,7 +313,7 @@ impl<S: Store> App<S> {
                     json!({ "fail_count": f.fail_count }),
                 ));
             }
-            let mut details = method;
+            let mut details = method.clone();
             details["fail_count"] = json!(f.fail_count);
             details["remaining_tries"] = json!(remaining);
             details["blocked"] = json!(f.blocked);

@@ -410,6 +410,15 @@ fn a_failing_receiver_gets_every_event_signed_across_a_restart() {
     assert_eq!(b.call("DELETE", &url, Some(&key), None).status, 404);
     assert_eq!(b.get(&format!("{url}/deliveries"), &key).status, 404);
     assert_eq!(b.get("/v1/webhook-endpoints", &key).body["data"], json!([]));
+    // Both are in the audit trail, which still verifies.
+    let actions: Vec<Value> = audit_list(&b, &[])
+        .iter()
+        .map(|r| r["action"].clone())
+        .collect();
+    assert!(actions.contains(&json!("webhook_endpoint.created")));
+    assert_eq!(actions.last(), Some(&json!("webhook_endpoint.deleted")));
+    let (ok, report, _) = audit_verify(&b);
+    assert!(ok, "{report}");
     drop(b);
 }
 

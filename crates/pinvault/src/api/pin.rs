@@ -423,8 +423,8 @@ pub async fn unblock<S: Store>(
                         "was_blocked": before.pin_blocked,
                         "fail_count_before": before.fail_count,
                         "card_reactivated": before.inactive_by_block,
-                        "description": body.description,
-                        "updated_by": body.updated_by,
+                        "description": body.description.clone(),
+                        "updated_by": body.updated_by.clone(),
                     }),
                 )),
             }

@@ -296,9 +296,15 @@ pub async fn create_endpoint<S: Store>(
         secret: Zeroizing::new(secret.expose().to_owned()),
     };
     let response = serde_json::to_value(&view).map_err(|_| ApiError::internal())?;
+    let audit = auth.actor().record(
+        "webhook_endpoint.created",
+        Some(&auth.program.id),
+        None,
+        serde_json::json!({ "endpoint_id": id, "url": row.url, "events": row.events }),
+    );
     tracing::info!(endpoint_id = %id, actor = %auth.api_key_id, "webhook endpoint created");
     idempotency::create(&app, idem, StatusCode::CREATED, response, |idem_row| {
-        app.store.create_webhook_endpoint(row, idem_row)
+        app.store.create_webhook_endpoint(row, idem_row, audit)
     })
     .await
 }
@@ -339,7 +345,17 @@ pub async fn delete_endpoint<S: Store>(
     if !is_id(&id, ENDPOINT_PREFIX)
         || !app
             .store
-            .delete_webhook_endpoint(&auth.program.id, &id, now())
+            .delete_webhook_endpoint(
+                &auth.program.id,
+                &id,
+                now(),
+                auth.actor().record(
+                    "webhook_endpoint.deleted",
+                    Some(&auth.program.id),
+                    None,
+                    serde_json::json!({ "endpoint_id": id }),
+                ),
+            )
             .await?
     {
         return Err(ApiError::not_found("webhook endpoint"));

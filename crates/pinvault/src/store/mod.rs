@@ -363,6 +363,12 @@ impl std::error::Error for StoreError {}
 pub type StoreResult<T> = Result<T, StoreError>;
 
 /// Everything the service keeps. Each method is atomic.
+///
+/// A method that changes state takes the events and audit record to write with
+/// the change ([`Effects`]), or, where they depend on what the transaction
+/// finds, a function from its outcome to them. Such a function must be pure:
+/// a backend may run the transaction (and so the function) again after a
+/// serialization failure.
 pub trait Store: Clone + Send + Sync + 'static {
     /// Checks the database answers (readiness).
     fn ping(&self) -> impl Future<Output = StoreResult<()>> + Send;
@@ -446,7 +452,7 @@ pub trait Store: Clone + Send + Sync + 'static {
         effects: F,
     ) -> impl Future<Output = StoreResult<Option<CardRow>>> + Send
     where
-        F: FnOnce(&CardRow, &CardRow) -> Effects + Send + 'static;
+        F: Fn(&CardRow, &CardRow) -> Effects + Send + Sync + 'static;
     /// Resets the fail count, unblocks the PIN, reactivates a card PIN blocking
     /// made inactive.
     /// `effects` is given the card before and after the change.
@@ -458,7 +464,7 @@ pub trait Store: Clone + Send + Sync + 'static {
         effects: F,
     ) -> impl Future<Output = StoreResult<Option<CardRow>>> + Send
     where
-        F: FnOnce(&CardRow, &CardRow) -> Effects + Send + 'static;
+        F: Fn(&CardRow, &CardRow) -> Effects + Send + Sync + 'static;
 
     /// Inserts a token; older unused tokens of its type for its card are superseded.
     fn create_token(
@@ -517,7 +523,7 @@ pub trait Store: Clone + Send + Sync + 'static {
         effects: F,
     ) -> impl Future<Output = StoreResult<Option<PinFailure>>> + Send
     where
-        F: FnOnce(PinFailure) -> Effects + Send + 'static;
+        F: Fn(PinFailure) -> Effects + Send + Sync + 'static;
     /// Resets the fail count after a match; false when the PIN was blocked
     /// meanwhile (a match never unblocks).
     fn reset_pin_failures(
@@ -564,6 +570,7 @@ pub trait Store: Clone + Send + Sync + 'static {
         &self,
         endpoint: WebhookEndpointRow,
         idem: Option<IdemRow>,
+        audit: AuditEntry,
     ) -> impl Future<Output = StoreResult<Created>> + Send;
     /// A program's endpoints that are not deleted, newest first.
     fn list_webhook_endpoints(
@@ -583,6 +590,7 @@ pub trait Store: Clone + Send + Sync + 'static {
         program_id: &str,
         id: &str,
         now: Timestamp,
+        audit: AuditEntry,
     ) -> impl Future<Output = StoreResult<bool>> + Send;
     /// An endpoint's deliveries, newest first.
     fn list_deliveries(

@@ -850,7 +850,7 @@ impl Store for SqliteStore {
         effects: F,
     ) -> StoreResult<Option<CardRow>>
     where
-        F: FnOnce(&CardRow, &CardRow) -> Effects + Send + 'static,
+        F: Fn(&CardRow, &CardRow) -> Effects + Send + Sync + 'static,
     {
         let (program_id, card_id) = (program_id.to_owned(), card_id.to_owned());
         self.write(move |tx| {
@@ -882,7 +882,7 @@ impl Store for SqliteStore {
         effects: F,
     ) -> StoreResult<Option<CardRow>>
     where
-        F: FnOnce(&CardRow, &CardRow) -> Effects + Send + 'static,
+        F: Fn(&CardRow, &CardRow) -> Effects + Send + Sync + 'static,
     {
         let (program_id, card_id) = (program_id.to_owned(), card_id.to_owned());
         self.write(move |tx| {
@@ -1103,7 +1103,7 @@ impl Store for SqliteStore {
         effects: F,
     ) -> StoreResult<Option<PinFailure>>
     where
-        F: FnOnce(PinFailure) -> Effects + Send + 'static,
+        F: Fn(PinFailure) -> Effects + Send + Sync + 'static,
     {
         let card_id = card_id.to_owned();
         self.write(move |tx| {
@@ -1232,6 +1232,7 @@ impl Store for SqliteStore {
         &self,
         e: WebhookEndpointRow,
         idem: Option<IdemRow>,
+        audit: AuditEntry,
     ) -> StoreResult<Created> {
         let events = serde_json::to_string(&e.events)
             .map_err(|err| StoreError::Database(err.to_string()))?;
@@ -1241,7 +1242,7 @@ impl Store for SqliteStore {
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 params![e.id, e.program_id, e.url, events, e.secret_sealed, e.secret_key_version, e.created_at],
             )?;
-            Ok(())
+            append_audit_tx(tx, &audit)
         })
         .await
     }
@@ -1297,6 +1298,7 @@ impl Store for SqliteStore {
         program_id: &str,
         id: &str,
         now: Timestamp,
+        audit: AuditEntry,
     ) -> StoreResult<bool> {
         let (program_id, id) = (program_id.to_owned(), id.to_owned());
         self.write(move |tx| {
@@ -1311,6 +1313,7 @@ impl Store for SqliteStore {
                      WHERE endpoint_id = ?1 AND status = 'pending'",
                     params![id],
                 )?;
+                append_audit_tx(tx, &audit)?;
             }
             Ok(n == 1)
         })
