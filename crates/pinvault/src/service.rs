@@ -4,8 +4,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use zeroize::Zeroizing;
+
 use crate::domain::time::{Timestamp, now};
-use crate::keys::{KeyError, KeyKind, KeyProvider, Keyring};
+use crate::jose::{self, DecryptFailed, DeviceKey};
+use crate::keys::transport::{self, TransportBits, TransportKey};
+use crate::keys::{DataKeyRow, KeyError, KeyKind, KeyProvider, Keyring};
 use crate::store::{Store, StoreError};
 
 /// How often a server re-reads the data key versions, so that a rotation made by
@@ -46,12 +50,33 @@ impl From<KeyError> for ServiceError {
 pub struct ServerSettings {
     /// The base URL widgets are reached at, for `widget_url`.
     pub public_url: String,
+    pub transport: TransportSettings,
     /// How long unwrapped data and zone keys are held before the provider is
     /// asked again (`None`: for the life of the process).
     pub key_cache_ttl: Option<Duration>,
     /// Webhook delivery: retries, timeouts, private targets.
     pub webhooks: crate::webhooks::WebhookSettings,
 }
+
+/// The published PIN encryption keys: their size, and how long a key still
+/// decrypts after a rotation made its successor.
+#[derive(Debug, Clone, Copy)]
+pub struct TransportSettings {
+    pub bits: TransportBits,
+    pub grace_s: i64,
+}
+
+impl Default for TransportSettings {
+    fn default() -> Self {
+        TransportSettings {
+            bits: TransportBits::Rsa3072,
+            grace_s: 24 * 3600,
+        }
+    }
+}
+
+/// An inbound encrypted PIN is refused when its `iat` is older than this.
+pub const MAX_JWE_AGE_S: i64 = 300;
 
 pub struct App<S: Store> {
     pub store: S,
@@ -92,7 +117,7 @@ impl<S: Store> App<S> {
 
     async fn bootstrap_keys(&self) -> Result<(), ServiceError> {
         let rows = self.store.data_keys().await?;
-        for kind in KeyKind::ALL {
+        for kind in KeyKind::STORAGE {
             if !rows.iter().any(|r| r.kind == kind) {
                 // Another process may create it at the same moment: the loser's
                 // insert is a no-op and both load the winner's.
@@ -101,6 +126,98 @@ impl<S: Store> App<S> {
             }
         }
         self.reload_keys().await
+    }
+
+    /// Makes the first transport key where none exists (at a server's first
+    /// start). Two servers starting at once: the loser's insert is a no-op.
+    pub async fn bootstrap_transport_key(&self) -> Result<(), ServiceError> {
+        let rows = self.store.data_keys().await?;
+        if !rows.iter().any(|r| r.kind == KeyKind::Transport) {
+            let row = self.new_transport_row(1).await?;
+            self.store.insert_data_key(row).await?;
+        }
+        self.reload_keys().await
+    }
+
+    async fn new_transport_row(&self, version: u32) -> Result<DataKeyRow, ServiceError> {
+        let keys = self.keys.clone();
+        let bits = self.settings.transport.bits;
+        tokio::task::spawn_blocking(move || keys.new_transport_row(bits, version, now()))
+            .await
+            .map_err(|e| ServiceError::Keys(KeyError::Provider(format!("key generation: {e}"))))?
+            .map_err(ServiceError::Keys)
+    }
+
+    /// The transport keys that decrypt now, newest first: the current one and
+    /// those still within the grace period after their successor was made.
+    pub fn transport_keys_in_service(&self) -> Vec<Arc<TransportKey>> {
+        let all = self.keys.transport_keys();
+        let t = now();
+        let grace = self.settings.transport.grace_s;
+        let mut live: Vec<_> = all
+            .iter()
+            .filter(|k| transport::in_service(&all, k.version, t, grace))
+            .cloned()
+            .collect();
+        live.reverse();
+        live
+    }
+
+    /// Decrypts an inbound encrypted PIN (API.md "PIN encryption (inbound)") for
+    /// `card_id` (none at card creation) and returns its text for the PIN policy.
+    /// A JWE naming a key not yet loaded (made by a rotation elsewhere within the
+    /// last refresh) makes the keys be read again once.
+    pub async fn decrypt_pin(
+        &self,
+        jwe: &str,
+        card_id: Option<&str>,
+    ) -> Result<Result<Zeroizing<String>, DecryptFailed>, ServiceError> {
+        if jwe.len() > jose::MAX_JWE_LEN {
+            return Ok(Err(DecryptFailed("too long")));
+        }
+        let mut keys = self.transport_keys_in_service();
+        if let Ok(parsed) = jose::parse(jwe) {
+            if !keys.iter().any(|k| k.kid == parsed.kid) {
+                self.reload_keys().await?;
+                keys = self.transport_keys_in_service();
+            }
+        }
+        let jwe = jwe.to_owned();
+        let plain = tokio::task::spawn_blocking(move || jose::decrypt_with(&jwe, &keys))
+            .await
+            .map_err(|e| ServiceError::Keys(KeyError::Provider(format!("decryption task: {e}"))))?;
+        Ok(plain.and_then(|p| jose::pin_from_plaintext(&p, card_id, now(), MAX_JWE_AGE_S)))
+    }
+
+    /// Encrypts a revealed PIN to a device's key: `{"pin","card_id"}` as a
+    /// compact JWE (`ECDH-ES`, `A256GCM`).
+    pub async fn encrypt_for_device(
+        &self,
+        device: DeviceKey,
+        pin: Zeroizing<String>,
+        card_id: &str,
+    ) -> Result<String, ServiceError> {
+        let plain = Zeroizing::new(format!(r#"{{"pin":"{}","card_id":"{card_id}"}}"#, &*pin));
+        drop(pin);
+        tokio::task::spawn_blocking(move || jose::encrypt_to_device(&device, plain.as_bytes()))
+            .await
+            .map_err(|e| ServiceError::Keys(KeyError::Provider(format!("encryption task: {e}"))))?
+            .map_err(|_| ServiceError::Keys(KeyError::Provider("ECDH-ES encryption failed".into())))
+    }
+
+    /// Adds a new transport key; the previous one keeps decrypting for the grace
+    /// period. Servers publish the new one within [`KEY_REFRESH`].
+    pub async fn rotate_transport_key(&self) -> Result<u32, ServiceError> {
+        self.reload_keys().await?;
+        let next = self.keys.current_version(KeyKind::Transport).unwrap_or(0) + 1;
+        let row = self.new_transport_row(next).await?;
+        if !self.store.insert_data_key(row).await? {
+            return Err(ServiceError::Store(StoreError::Conflict(format!(
+                "transport key version {next} was created by another rotation at the same time; run it again"
+            ))));
+        }
+        self.reload_keys().await?;
+        Ok(next)
     }
 
     /// Re-reads the data keys (new versions from a rotation elsewhere), and
@@ -127,14 +244,17 @@ impl<S: Store> App<S> {
         Ok(())
     }
 
-    /// Adds a new version of each kind and re-encrypts every row under an older
-    /// one, until none is left. Safe while servers run: they pick up the new
+    /// Adds a new version of each storage kind and re-encrypts every row under
+    /// an older one, until none is left (transport keys: [`Self::rotate_transport_key`]). Safe while servers run: they pick up the new
     /// versions within [`KEY_REFRESH`], old versions stay readable, and a row
     /// whose PIN changed meanwhile is read again and retried.
     pub async fn rotate_keys(&self, kinds: &[KeyKind]) -> Result<RotationReport, ServiceError> {
         self.reload_keys().await?;
         let mut report = RotationReport::default();
         for &kind in kinds {
+            if kind == KeyKind::Transport {
+                continue;
+            }
             let next = self.keys.current_version(kind).unwrap_or(0) + 1;
             let row = self.keys.new_row(kind, next, now())?;
             if !self.store.insert_data_key(row).await? {

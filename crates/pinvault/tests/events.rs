@@ -202,6 +202,11 @@ fn env(allow_private: bool) -> Vec<(String, String)> {
     env
 }
 
+fn start_env(tag: &str, env: Vec<(String, String)>) -> Server {
+    let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    Server::start_env(tag, &pairs)
+}
+
 /// Every event of the program, newest first, through the paginated API.
 fn all_events(s: &Server, key: &str) -> Vec<Value> {
     let mut out: Vec<Value> = Vec::new();
@@ -273,7 +278,7 @@ fn no_secrets(text: &str) {
 fn a_failing_receiver_gets_every_event_signed_across_a_restart() {
     let rx = Receiver::start(3);
     rx.failing.store(true, Ordering::SeqCst);
-    let mut a = Server::start_env("webhooks", env(true));
+    let mut a = start_env("webhooks", env(true));
     let key = a.program(
         "test",
         &["allow_plaintext_pin=true", "allow_plaintext_reveal=true"],
@@ -426,7 +431,7 @@ fn a_failing_receiver_gets_every_event_signed_across_a_restart() {
 fn private_targets_are_refused_unless_the_operator_allows_them() {
     let rx = Receiver::start(0);
     // Created where private targets are allowed...
-    let mut a = Server::start_env("ssrf", env(true));
+    let mut a = start_env("ssrf", env(true));
     let key = a.program("test", &[]);
     let r = a.post(
         "/v1/webhook-endpoints",

@@ -681,7 +681,8 @@ fn operator_commands_print_json_and_fail_cleanly() {
         vec!["programs", "update", id, "--set", "no_such=1"],
         vec!["programs", "update", "prg_nope", "--set", "max_tries=2"],
         vec!["api-keys", "revoke", "key_nope"],
-        vec!["keys", "rotate", "--kind", "transport"],
+        vec!["keys", "rotate", "--kind", "nope"],
+        vec!["serve", "--transport-key-bits", "1024"],
     ] {
         let out = s.cli(&bad);
         assert!(!out.status.success(), "{bad:?}");
@@ -843,6 +844,8 @@ fn openapi_document_matches_the_routes() {
         ("/v1/webhook-endpoints/{id}/deliveries", "get"),
         ("/v1/program", "get"),
         ("/v1/program", "patch"),
+        ("/v1/pin-encryption-keys", "get"),
+        ("/v1/pin-encryption-keys/{kid}.pem", "get"),
         ("/healthz", "get"),
         ("/readyz", "get"),
         ("/metrics", "get"),
@@ -860,7 +863,9 @@ fn openapi_document_matches_the_routes() {
         let op = &paths[path][method];
         assert!(op.is_object(), "{method} {path} undocumented");
         assert!(op["operationId"].is_string());
-        let concrete = path.replace("{id}", "card_aaaaaaaaaaaaaaaaaaaaaaaa");
+        let concrete = path
+            .replace("{id}", "card_aaaaaaaaaaaaaaaaaaaaaaaa")
+            .replace("{kid}", "aaaa");
         let r = s.call(&method.to_uppercase(), &concrete, None, Some("{}"));
         let fallback = r.body["detail"] == "no such resource" || r.status == 405;
         assert!(

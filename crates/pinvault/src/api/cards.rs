@@ -48,7 +48,11 @@ pub struct PinInput {
     /// The PIN in clear: only where the program has `allow_plaintext_pin`.
     #[schema(value_type = Option<String>)]
     pin: Option<Zeroizing<String>>,
-    /// A compact JWE encrypted to a published PIN encryption key.
+    /// A compact JWE (`RSA-OAEP-256` or `RSA-OAEP`, `A256GCM` or
+    /// `A128CBC-HS256`) to a key of `GET /v1/pin-encryption-keys`, named by its
+    /// `kid`. Plaintext: the PIN's digits, or `{"pin","iat"?}` (no `card_id`:
+    /// the card has no id yet).
+    #[schema(max_length = 8192)]
     encrypted: Option<String>,
 }
 
@@ -136,7 +140,7 @@ fn random_pin(settings: &Settings, mode: Mode, pan: &Pan) -> Result<Pin, ApiErro
         (status = 403, description = "`plaintext_not_allowed`", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`idempotency_conflict`", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "`unsupported_media_type`", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`invalid_pan`, `invalid_pin`, `weak_pin`, `invalid_request`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`invalid_pan`, `invalid_pin`, `weak_pin`, `decryption_failed` (`pin.encrypted` cannot be used), `invalid_request`", body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = [])))]
 pub async fn create<S: Store>(
@@ -182,11 +186,18 @@ pub async fn create<S: Store>(
         }
         Some(PinInput {
             pin: None,
-            encrypted: Some(_),
+            encrypted: Some(jwe),
         }) => {
-            return Err(ApiError::bad_request(
-                "`pin.encrypted` needs the service's PIN encryption keys, which this version does not have yet",
-            ));
+            // The card has no id yet: a plaintext naming a `card_id` cannot match.
+            let text = app.decrypt_pin(&jwe, None).await?.map_err(|e| {
+                tracing::debug!(reason = e.0, "encrypted PIN refused");
+                ApiError::decryption_failed()
+            })?;
+            (
+                policy::check_text(&text, settings, &pan)
+                    .map_err(crate::domain::DomainError::from)?,
+                SetBy::Issuer,
+            )
         }
         Some(_) => {
             return Err(ApiError::invalid(

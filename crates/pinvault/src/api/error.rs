@@ -54,6 +54,16 @@ impl ApiError {
         Self::new(StatusCode::FORBIDDEN, code, detail)
     }
 
+    /// One answer for every way an encrypted PIN can fail (malformed, tampered,
+    /// unknown key, another card, stale, unsupported algorithm): no oracle.
+    pub fn decryption_failed() -> Self {
+        Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "decryption_failed",
+            "the encrypted PIN cannot be used: it must be a compact JWE (alg RSA-OAEP-256 or RSA-OAEP, enc A256GCM or A128CBC-HS256) to a key published at /v1/pin-encryption-keys named by its kid, unaltered, and where its plaintext has card_id or iat, for this card and at most 5 minutes old",
+        )
+    }
+
     pub fn internal() -> Self {
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,

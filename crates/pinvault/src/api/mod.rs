@@ -2,6 +2,7 @@
 //! A request flows one way: route, extractor, handler, store and keys.
 
 mod cards;
+mod encryption_keys;
 pub mod error;
 mod extract;
 mod idempotency;
@@ -50,6 +51,11 @@ pub fn router<S: Store>(app: Arc<App<S>>) -> Router {
         .route("/v1/cards/{id}/pin", put(pin::set_pin::<S>))
         .route("/v1/cards/{id}/pin/reveal", post(pin::reveal::<S>))
         .route("/v1/cards/{id}/pin/unblock", post(pin::unblock::<S>))
+        .route("/v1/pin-encryption-keys", get(encryption_keys::list::<S>))
+        .route(
+            "/v1/pin-encryption-keys/{file}",
+            get(encryption_keys::pem::<S>),
+        )
         .route("/v1/cards/{id}/pin/verify", post(verify::verify::<S>))
         .route(
             "/v1/test/cards/{id}/pin/verify",

@@ -4,7 +4,7 @@
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{cards, ops, pin, program, verify, views, webhooks};
+use super::{cards, encryption_keys, ops, pin, program, verify, views, webhooks};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -16,6 +16,7 @@ use super::{cards, ops, pin, program, verify, views, webhooks};
     paths(
         cards::create, cards::list, cards::get, cards::update, cards::pin_status,
         pin::create_token, pin::set_pin, pin::reveal, pin::unblock,
+        encryption_keys::list, encryption_keys::pem,
         verify::verify, verify::sandbox_verify, verify::list_zone_keys,
         webhooks::list_events, webhooks::create_endpoint, webhooks::list_endpoints,
         webhooks::delete_endpoint, webhooks::list_deliveries,
@@ -24,6 +25,7 @@ use super::{cards, ops, pin, program, verify, views, webhooks};
     ),
     components(schemas(
         views::CardView, views::PinStatusView, views::CardList, views::TokenView, views::RevealedPin,
+        views::EncryptedPin, views::RevealResponse, views::DeviceJwk, views::PinEncryptionKey, views::PinEncryptionKeys,
         views::ProgramView, views::Problem, views::StatusView, program::SettingsChanges,
         verify::VerifyResult, verify::ZoneKeyView, verify::ZoneKeyList,
         webhooks::EventView, webhooks::EventList, webhooks::CreateEndpoint, webhooks::EndpointView,
@@ -33,6 +35,7 @@ use super::{cards, ops, pin, program, verify, views, webhooks};
     tags(
         (name = "cards", description = "Cards and their PINs' state"),
         (name = "pin", description = "Control tokens, set, reveal, unblock"),
+        (name = "pin-encryption", description = "The keys a device encrypts PINs to"),
         (name = "verification", description = "PIN verification at authorization time, the sandbox, zone keys"),
         (name = "events", description = "Events, webhook endpoints and their deliveries"),
         (name = "program", description = "The calling program and its settings"),

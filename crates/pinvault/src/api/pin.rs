@@ -15,7 +15,7 @@ use super::cards::find;
 use super::error::ApiError;
 use super::extract::{Auth, JsonBody, OptionalJsonBody, PathId};
 use super::idempotency::{self, Idempotency};
-use super::views::{Problem, RevealedPin, TokenView};
+use super::views::{EncryptedPin, Problem, RevealResponse, RevealedPin, TokenView};
 use crate::domain::DomainError;
 use crate::domain::ids::{Secret, new_id};
 use crate::domain::policy;
@@ -24,6 +24,7 @@ use crate::domain::token::{
     self, CARDHOLDER_VERIFICATION_METHODS, TOKEN_PREFIX, TokenError, TokenType,
 };
 use crate::events::{EventType, event};
+use crate::jose::DeviceKey;
 use crate::keys::KeyKind;
 use crate::service::{App, after};
 use crate::store::{CardRow, Effects, PinWrite, SetBy, Store, TokenRow};
@@ -50,7 +51,10 @@ pub struct SetPin {
     /// The PIN in clear: only where the program has `allow_plaintext_pin`.
     #[schema(value_type = Option<String>)]
     pin: Option<Zeroizing<String>>,
-    /// A compact JWE encrypted to a published PIN encryption key.
+    /// A compact JWE (`RSA-OAEP-256` or `RSA-OAEP`, `A256GCM` or
+    /// `A128CBC-HS256`) to a key of `GET /v1/pin-encryption-keys`, named by its
+    /// `kid`. Plaintext: the PIN's digits, or `{"pin","card_id"?,"iat"?}`.
+    #[schema(max_length = 8192)]
     encrypted_pin: Option<String>,
 }
 
@@ -60,8 +64,9 @@ pub struct RevealPin {
     /// A `reveal_pin` token for this card.
     #[schema(value_type = String)]
     control_token: Zeroizing<String>,
-    /// The device's public EC P-256 key (JWK) to encrypt the PIN to.
-    #[schema(value_type = Option<Object>)]
+    /// The device's public EC P-256 key (JWK: `kty` `EC`, `crv` `P-256`, `x`,
+    /// `y`, optional `kid`, no `d`) to encrypt the PIN to.
+    #[schema(value_type = Option<super::views::DeviceJwk>)]
     device_key: Option<Value>,
 }
 
@@ -259,11 +264,15 @@ pub async fn set_pin<S: Store>(
             }
             text
         }
-        (None, Some(_)) => {
-            return Err(ApiError::bad_request(
-                "`encrypted_pin` needs the service's PIN encryption keys, which this version does not have yet",
-            ));
-        }
+        (None, Some(jwe)) => match app.decrypt_pin(&jwe, Some(&card.id)).await? {
+            Ok(text) => text,
+            Err(e) => {
+                // Whatever failed, one answer, and it uses one of the token's attempts.
+                app.store.use_token_attempt(&token.id, now()).await??;
+                tracing::info!(card_id = %card.id, reason = e.0, "encrypted PIN refused");
+                return Err(ApiError::decryption_failed());
+            }
+        },
         _ => {
             return Err(ApiError::invalid(
                 "give exactly one of `pin` and `encrypted_pin`",
@@ -314,9 +323,10 @@ pub async fn set_pin<S: Store>(
 
 /// Reveal the PIN with a `reveal_pin` token.
 #[utoipa::path(post, path = "/v1/cards/{id}/pin/reveal", operation_id = "revealPin", tag = "pin", params(("id" = String, Path)), request_body = RevealPin,
-    responses((status = 200, description = "The PIN (in clear only where the program allows it)", body = RevealedPin),
+    responses((status = 200, description = "With `device_key`: `{\"encrypted_pin\"}`, a compact JWE (`ECDH-ES`, `A256GCM`) to that key whose plaintext is `{\"pin\",\"card_id\"}`. Without: `{\"pin\"}` in clear, only where the program allows it", body = RevealResponse),
         (status = 403, description = "`reveal_disabled`, `plaintext_not_allowed`, token errors", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`not_found`: no such card for this program", body = Problem, content_type = "application/problem+json")),
+        (status = 404, description = "`not_found`: no such card for this program", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`invalid_request`: `device_key` is not a public P-256 key (wrong `kty` or curve, not on the curve, private part present)", body = Problem, content_type = "application/problem+json")),
     security(("api_key" = [])))]
 pub async fn reveal<S: Store>(
     State(app): State<Arc<App<S>>>,
@@ -330,10 +340,32 @@ pub async fn reveal<S: Store>(
         return Err(reveal_disabled());
     }
     let token = usable_token(&app, &card, &body.control_token, TokenType::RevealPin).await?;
-    if body.device_key.is_some() {
-        return Err(ApiError::bad_request(
-            "reveal to a `device_key` (JWE ECDH-ES) is not available in this version yet",
-        ));
+    if let Some(jwk) = &body.device_key {
+        let device = DeviceKey::from_jwk(jwk).map_err(ApiError::invalid)?;
+        // Read the PIN and encrypt it before spending the token, so a failure
+        // cannot waste it.
+        let pan = card_pan(&app, &card).await?;
+        app.ensure_key(KeyKind::Pin, card.pin_key_version).await?;
+        let pin = app
+            .keys
+            .decipher_pin(card.pin_key_version, &card.pin_block, &pan)?;
+        let jwe = app
+            .encrypt_for_device(device, pin.expose(), &card.id)
+            .await?;
+        drop(pin);
+        app.store
+            .redeem_token(
+                &token.id,
+                None,
+                now(),
+                revealed(&auth, &card, &token, "device_key"),
+            )
+            .await??;
+        tracing::info!(card_id = %card.id, actor = %auth.api_key_id, cvm = token.cvm.as_deref().unwrap_or("-"), "PIN revealed to a device key");
+        return Ok(axum::Json(RevealResponse::Encrypted(EncryptedPin {
+            encrypted_pin: jwe,
+        }))
+        .into_response());
     }
     if !settings.allow_plaintext_reveal {
         return Err(ApiError::forbidden(
@@ -347,12 +379,27 @@ pub async fn reveal<S: Store>(
     let pin = app
         .keys
         .decipher_pin(card.pin_key_version, &card.pin_block, &pan)?;
-    let effects = Effects {
+    app.store
+        .redeem_token(
+            &token.id,
+            None,
+            now(),
+            revealed(&auth, &card, &token, "clear"),
+        )
+        .await??;
+    tracing::info!(card_id = %card.id, actor = %auth.api_key_id, cvm = token.cvm.as_deref().unwrap_or("-"), "PIN revealed in clear");
+    Ok(axum::Json(RevealResponse::Clear(RevealedPin { pin: pin.expose() })).into_response())
+}
+
+/// The event and audit record of a reveal; `to` is `device_key` (encrypted to
+/// the cardholder's device) or `clear` (to the caller).
+fn revealed(auth: &Auth, card: &CardRow, token: &TokenRow, to: &str) -> Effects {
+    Effects {
         events: vec![event(
             &card.program_id,
             &card.id,
             EventType::PinRevealed,
-            json!({ "cardholder_verification_method": token.cvm }),
+            json!({ "cardholder_verification_method": token.cvm, "to": to }),
         )],
         audit: Some(auth.actor().record(
             "pin.revealed",
@@ -361,15 +408,10 @@ pub async fn reveal<S: Store>(
             json!({
                 "token_id": token.id,
                 "cardholder_verification_method": token.cvm,
-                "to": "caller_in_clear",
+                "to": to,
             }),
         )),
-    };
-    app.store
-        .redeem_token(&token.id, None, now(), effects)
-        .await??;
-    tracing::info!(card_id = %card.id, actor = %auth.api_key_id, cvm = token.cvm.as_deref().unwrap_or("-"), "PIN revealed in clear");
-    Ok(axum::Json(RevealedPin { pin: pin.expose() }).into_response())
+    }
 }
 
 /// Unblock the PIN: reset the fail count and reactivate a card PIN blocking made inactive.

@@ -112,6 +112,64 @@ impl std::fmt::Debug for RevealedPin {
     }
 }
 
+/// A PIN encrypted to the device key of the request: a compact JWE (`alg`
+/// `ECDH-ES`, `enc` `A256GCM`, the ephemeral key in `epk`) whose plaintext is
+/// `{"pin":"1234","card_id":"card_…"}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EncryptedPin {
+    pub encrypted_pin: String,
+}
+
+/// What a reveal answers: encrypted to the device key, or (only where the
+/// program allows it, and no device key was given) in clear.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum RevealResponse {
+    Encrypted(EncryptedPin),
+    Clear(RevealedPin),
+}
+
+/// A device's public EC P-256 key, as a JWK (RFC 7517).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeviceJwk {
+    /// `EC`
+    #[schema(pattern = "^EC$")]
+    pub kty: String,
+    /// `P-256`
+    #[schema(pattern = "^P-256$")]
+    pub crv: String,
+    /// The point's x coordinate, 32 bytes, base64url without padding.
+    pub x: String,
+    /// The point's y coordinate, 32 bytes, base64url without padding.
+    pub y: String,
+    /// Copied into the JWE header, for the device to pick its key.
+    pub kid: Option<String>,
+}
+
+/// A published PIN encryption key (RSA public key, RFC 7517).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PinEncryptionKey {
+    /// `RSA`
+    pub kty: String,
+    /// The RFC 7638 thumbprint of the key; name it in the JWE header's `kid`.
+    pub kid: String,
+    /// `enc`
+    #[serde(rename = "use")]
+    pub use_: String,
+    /// `RSA-OAEP-256` (`RSA-OAEP` is accepted too).
+    pub alg: String,
+    /// Modulus, base64url.
+    pub n: String,
+    /// Public exponent, base64url.
+    pub e: String,
+}
+
+/// The PIN encryption keys in service, newest first: encrypt to the first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PinEncryptionKeys {
+    pub keys: Vec<PinEncryptionKey>,
+}
+
 /// The calling program.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ProgramView {

@@ -6,14 +6,18 @@ use serde_json::{Map, Value, json};
 use zeroize::Zeroizing;
 
 use super::CliError;
-use super::serve::{DataArgs, create_program, new_api_key, open_app, open_store};
+use super::serve::{
+    DataArgs, TransportArgs, create_program, new_api_key, open_app, open_app_with, open_store,
+};
 use crate::api::program_json;
 use crate::audit::Actor;
 use crate::domain::program::{Mode, Settings};
 use crate::domain::time::{now, rfc3339};
 use crate::keys::config::{self as key_config, KeysConfig, ProviderConfig};
 use crate::keys::pkcs11::{Pkcs11Config, Pkcs11Provider, pin_from_env};
+use crate::keys::transport::{in_service, retires_at};
 use crate::keys::{KeyKind, ZoneAlgorithm};
+use crate::service::ServerSettings;
 use crate::store::Store;
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -89,16 +93,25 @@ pub enum KindArg {
 #[derive(Debug, Subcommand)]
 pub enum KeysCommand {
     /// Add new key versions and re-encrypt everything the old ones protect.
+    ///
+    /// Storage keys: every stored PIN and PAN is re-encrypted. Transport keys: a
+    /// new key pair is published; the previous one still decrypts for the grace
+    /// period (--transport-key-grace), then is retired.
     Rotate {
+        /// Only this kind (default: every kind).
         #[arg(long, value_enum)]
         kind: Option<KindArg>,
         #[command(flatten)]
         data: DataArgs,
+        #[command(flatten)]
+        transport: TransportArgs,
     },
     /// List key versions and how many records each protects.
     List {
         #[command(flatten)]
         data: DataArgs,
+        #[command(flatten)]
+        transport: TransportArgs,
     },
     /// Choose where the master key lives, on a new data directory: a key file,
     /// or a PKCS#11 token (the key is created inside it unless one with the
@@ -243,6 +256,13 @@ pub enum ZoneKeysCommand {
         #[command(flatten)]
         data: DataArgs,
     },
+}
+
+fn settings(transport: &TransportArgs) -> ServerSettings {
+    ServerSettings {
+        transport: transport.settings(),
+        ..ServerSettings::default()
+    }
 }
 
 fn err(e: impl std::fmt::Display) -> CliError {
@@ -391,30 +411,58 @@ pub async fn api_keys(cmd: ApiKeysCommand) -> Result<String, CliError> {
 
 pub async fn keys(cmd: KeysCommand) -> Result<String, CliError> {
     match cmd {
-        KeysCommand::Rotate { kind, data } => {
-            if matches!(kind, Some(KindArg::Transport)) {
-                return Err(CliError(
-                    "this version has no transport (PIN encryption) keys yet; --kind storage rotates the storage keys".into(),
-                ));
+        KeysCommand::Rotate {
+            kind,
+            data,
+            transport,
+        } => {
+            let app = open_app_with(&data, settings(&transport)).await?;
+            let (storage, transport) = match kind {
+                None => (true, true),
+                Some(KindArg::Storage) => (true, false),
+                Some(KindArg::Transport) => (false, true),
+            };
+            let mut rotated: Vec<Value> = Vec::new();
+            let mut cards_reencrypted = 0;
+            if storage {
+                let report = app.rotate_keys(&KeyKind::STORAGE).await.map_err(err)?;
+                rotated.extend(
+                    report
+                        .new_versions
+                        .iter()
+                        .map(|(k, v)| json!({ "kind": k.as_str(), "version": v })),
+                );
+                cards_reencrypted = report.cards_reencrypted;
             }
-            let app = open_app(&data, String::new()).await?;
-            let report = app.rotate_keys(&KeyKind::ALL).await.map_err(err)?;
-            let rotated: Vec<Value> = report
-                .new_versions
-                .iter()
-                .map(|(k, v)| json!({ "kind": k.as_str(), "version": v }))
-                .collect();
+            if transport {
+                let previous = app.keys.current_version(KeyKind::Transport);
+                let version = app.rotate_transport_key().await.map_err(err)?;
+                let keys = app.keys.transport_keys();
+                let kid = keys
+                    .iter()
+                    .find(|k| k.version == version)
+                    .map(|k| k.kid.clone());
+                let previous_retires_at = previous
+                    .and_then(|v| retires_at(&keys, v, app.settings.transport.grace_s))
+                    .map(rfc3339);
+                rotated.push(json!({
+                    "kind": "transport",
+                    "version": version,
+                    "kid": kid,
+                    "previous_retires_at": previous_retires_at,
+                }));
+            }
             app.store
                 .append_audit(Actor::operator().record(
                     "keys.rotated",
                     None,
                     None,
-                    json!({ "rotated": rotated, "cards_reencrypted": report.cards_reencrypted }),
+                    json!({ "rotated": rotated, "cards_reencrypted": cards_reencrypted }),
                 ))
                 .await
                 .map_err(err)?;
             Ok(pretty(
-                &json!({ "rotated": rotated, "cards_reencrypted": report.cards_reencrypted }),
+                &json!({ "rotated": rotated, "cards_reencrypted": cards_reencrypted }),
             ))
         }
         KeysCommand::Init {
@@ -423,8 +471,11 @@ pub async fn keys(cmd: KeysCommand) -> Result<String, CliError> {
             data,
         } => keys_init(provider, &token, &data).await,
         KeysCommand::Migrate { to, token, data } => keys_migrate(to, &token, &data).await,
-        KeysCommand::List { data } => {
-            let app = open_app(&data, String::new()).await?;
+        KeysCommand::List { data, transport } => {
+            let app = open_app_with(&data, settings(&transport)).await?;
+            let transport_keys = app.keys.transport_keys();
+            let grace = app.settings.transport.grace_s;
+            let t = now();
             let rows = app.store.data_keys().await.map_err(err)?;
             let usage = app.store.key_usage().await.map_err(err)?;
             let list: Vec<Value> = rows
@@ -435,14 +486,25 @@ pub async fn keys(cmd: KeysCommand) -> Result<String, CliError> {
                         .filter(|(k, v, _)| *k == r.kind && *v == r.version)
                         .map(|(_, _, n)| n)
                         .sum();
-                    json!({
+                    let mut entry = json!({
                         "kind": r.kind.as_str(),
                         "version": r.version,
                         "created_at": rfc3339(r.created_at),
                         "current": app.keys.current_version(r.kind) == Some(r.version),
                         "protects": protects,
                         "provider": app.keys.provider_name(),
-                    })
+                    });
+                    if r.kind == KeyKind::Transport {
+                        if let Some(k) = transport_keys.iter().find(|k| k.version == r.version) {
+                            entry["kid"] = json!(k.kid);
+                            entry["bits"] = json!(k.bits);
+                            entry["retires_at"] =
+                                json!(retires_at(&transport_keys, r.version, grace).map(rfc3339));
+                            entry["retired"] =
+                                json!(!in_service(&transport_keys, r.version, t, grace));
+                        }
+                    }
+                    entry
                 })
                 .collect();
             Ok(pretty(&Value::Array(list)))

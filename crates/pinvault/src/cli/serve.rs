@@ -14,7 +14,8 @@ use crate::domain::ids::{Secret, new_id};
 use crate::domain::program::{Mode, Settings};
 use crate::domain::time::now;
 use crate::keys::config as key_config;
-use crate::service::{App, KEY_REFRESH, ServerSettings};
+use crate::keys::transport::TransportBits;
+use crate::service::{App, KEY_REFRESH, ServerSettings, TransportSettings};
 use crate::store::{ApiKeyRow, ProgramRow, SqliteStore, Store};
 use crate::webhooks::{RetrySchedule, WebhookSettings};
 
@@ -87,6 +88,50 @@ pub struct ServeArgs {
         value_name = "SECONDS"
     )]
     webhook_timeout_s: u64,
+    #[command(flatten)]
+    transport: TransportArgs,
+}
+
+/// The published PIN encryption (transport) keys.
+#[derive(Debug, Args, Clone)]
+pub struct TransportArgs {
+    /// Size of new transport (PIN encryption) RSA keys: 3072 or 2048 bits.
+    #[arg(
+        long,
+        env = "PINVAULT_TRANSPORT_KEY_BITS",
+        default_value_t = 3072,
+        value_parser = parse_bits,
+        value_name = "BITS"
+    )]
+    pub transport_key_bits: u32,
+    /// How long a transport key still decrypts after a rotation made its
+    /// successor, in seconds (default 24 h); then it is retired.
+    #[arg(
+        long,
+        env = "PINVAULT_TRANSPORT_KEY_GRACE",
+        default_value_t = 86_400,
+        value_parser = clap::value_parser!(u32).range(0..=31_536_000),
+        value_name = "SECONDS"
+    )]
+    pub transport_key_grace: u32,
+}
+
+fn parse_bits(s: &str) -> Result<u32, String> {
+    match s {
+        "2048" => Ok(2048),
+        "3072" => Ok(3072),
+        _ => Err("must be 3072 or 2048".into()),
+    }
+}
+
+impl TransportArgs {
+    pub fn settings(&self) -> TransportSettings {
+        TransportSettings {
+            bits: TransportBits::from_bits(self.transport_key_bits)
+                .unwrap_or(TransportBits::Rsa3072),
+            grace_s: i64::from(self.transport_key_grace),
+        }
+    }
 }
 
 /// Creates the data directory (mode 0700) if needed and opens the database named
@@ -218,6 +263,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), CliError> {
         .map_err(|e| CliError(format!("--webhook-retry-schedule: {e}")))?;
     let settings = ServerSettings {
         public_url: public_url.trim_end_matches('/').to_owned(),
+        transport: args.transport.settings(),
         key_cache_ttl: (args.key_cache_ttl > 0).then(|| Duration::from_secs(args.key_cache_ttl)),
         webhooks: WebhookSettings {
             allow_private_targets: args.allow_private_webhook_targets,
@@ -227,6 +273,10 @@ pub async fn serve(args: ServeArgs) -> Result<(), CliError> {
         },
     };
     let app = Arc::new(open_app_with(&args.data, settings).await?);
+    // The first start makes the first published PIN encryption key.
+    app.bootstrap_transport_key()
+        .await
+        .map_err(|e| CliError(format!("cannot make the PIN encryption key: {e}")))?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|e| CliError(format!("cannot listen on {}: {e}", args.listen)))?;

@@ -11,6 +11,7 @@ use rand::RngCore;
 use zeroize::Zeroizing;
 
 use super::keyfile::{open, seal};
+use super::transport::{TransportBits, TransportKey, generate_pkcs8};
 use super::{KeyError, KeyProvider};
 use crate::domain::time::Timestamp;
 
@@ -19,16 +20,26 @@ pub enum KeyKind {
     Pin,
     Pan,
     Lookup,
+    /// An RSA key pair whose public half is published for PIN encryption.
+    Transport,
 }
 
 impl KeyKind {
-    pub const ALL: [KeyKind; 3] = [KeyKind::Pin, KeyKind::Pan, KeyKind::Lookup];
+    pub const ALL: [KeyKind; 4] = [
+        KeyKind::Pin,
+        KeyKind::Pan,
+        KeyKind::Lookup,
+        KeyKind::Transport,
+    ];
+    /// The kinds that protect stored data (rotation re-encrypts under them).
+    pub const STORAGE: [KeyKind; 3] = [KeyKind::Pin, KeyKind::Pan, KeyKind::Lookup];
 
     pub fn as_str(self) -> &'static str {
         match self {
             KeyKind::Pin => "pin",
             KeyKind::Pan => "pan",
             KeyKind::Lookup => "lookup",
+            KeyKind::Transport => "transport",
         }
     }
 
@@ -51,6 +62,7 @@ enum DataKey {
     Pin(Box<ZoneKey>),
     Pan(RandomizedNonceKey),
     Lookup(hmac::Key),
+    Transport(Arc<TransportKey>),
 }
 
 #[derive(Default)]
@@ -136,6 +148,25 @@ impl Keyring {
         })
     }
 
+    /// A new transport key pair (RSA, PKCS#8), wrapped for storage. Slow: call
+    /// it off the async threads.
+    pub fn new_transport_row(
+        &self,
+        bits: TransportBits,
+        version: u32,
+        now: Timestamp,
+    ) -> Result<DataKeyRow, KeyError> {
+        let pkcs8 = generate_pkcs8(bits)?;
+        let kind = KeyKind::Transport;
+        let wrapped = self.provider().wrap(&pkcs8, &aad(kind, version))?;
+        Ok(DataKeyRow {
+            kind,
+            version,
+            wrapped,
+            created_at: now,
+        })
+    }
+
     /// Unwraps the rows not yet held (or held longer than the cache TTL), and
     /// makes the highest version of each kind the current one. Rows are
     /// unwrapped before the lock is taken. A key past its TTL that cannot be
@@ -196,6 +227,11 @@ impl Keyring {
                     .map_err(|_| KeyError::Integrity("bad pan key".into()))?,
             ),
             KeyKind::Lookup => DataKey::Lookup(hmac::Key::new(hmac::HMAC_SHA256, &bytes)),
+            KeyKind::Transport => DataKey::Transport(Arc::new(TransportKey::from_pkcs8(
+                row.version,
+                row.created_at,
+                &bytes,
+            )?)),
         })
     }
 
@@ -217,6 +253,21 @@ impl Keyring {
 
     pub fn has(&self, kind: KeyKind, version: u32) -> bool {
         self.read(|s| s.keys.contains_key(&(kind, version)))
+    }
+
+    /// Every loaded transport key, oldest first (retired ones included).
+    pub fn transport_keys(&self) -> Vec<Arc<TransportKey>> {
+        let mut keys: Vec<Arc<TransportKey>> = self.read(|s| {
+            s.keys
+                .values()
+                .filter_map(|(k, _)| match &**k {
+                    DataKey::Transport(t) => Some(t.clone()),
+                    _ => None,
+                })
+                .collect()
+        });
+        keys.sort_by_key(|t| t.version);
+        keys
     }
 
     fn read<T>(&self, f: impl FnOnce(&State) -> T) -> T {

@@ -7,16 +7,20 @@
 //!   the card's PAN;
 //! - `pan`: AES-256-GCM, seals PANs (the card id as associated data) and other
 //!   sealed records;
-//! - `lookup`: HMAC-SHA256, the keyed hash by which a PAN is found.
+//! - `lookup`: HMAC-SHA256, the keyed hash by which a PAN is found;
+//! - `transport`: an RSA key pair (PKCS#8) whose public half is published for
+//!   PIN encryption (see [`transport`]).
 //!
 //! Rotation adds a version of each kind; rows name the version that protects
 //! them, old versions stay readable, and `pinvault keys rotate` re-encrypts rows
-//! until none uses an old version.
+//! until none uses an old version. Transport keys protect no stored row: an old
+//! one keeps decrypting for a grace period after its successor is made.
 
 pub mod config;
 mod keyfile;
 mod keyring;
 pub mod pkcs11;
+pub mod transport;
 pub mod zone;
 
 pub use keyfile::{FILE_NAME as KEY_FILE_NAME, KeyFile};

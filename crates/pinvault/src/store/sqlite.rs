@@ -25,7 +25,11 @@ const MIGRATIONS: &[(i64, &str)] = &[
     ),
     (
         3,
-        include_str!("../../migrations/sqlite/0003_events_audit.sql"),
+        include_str!("../../migrations/sqlite/0003_transport_keys.sql"),
+    ),
+    (
+        4,
+        include_str!("../../migrations/sqlite/0004_events_audit.sql"),
     ),
 ];
 

@@ -97,12 +97,16 @@ impl Server {
         Self::start_with(data_dir, Vec::new())
     }
 
-    /// A server with extra environment, on a new data directory (put on the
-    /// test token first where the tests run with PKCS#11).
-    pub fn start_env(tag: &str, env: Vec<(String, String)>) -> Server {
-        let dir = fresh_dir(tag);
-        init_key_provider(&dir, &env);
-        Self::start_with(dir, env)
+    /// A server on a fresh data directory with extra environment (also given
+    /// to its operator commands).
+    pub fn start_env(tag: &str, env: &[(&str, &str)]) -> Server {
+        let data_dir = fresh_dir(tag);
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        init_key_provider(&data_dir, &env);
+        Self::start_with(data_dir, env)
     }
 
     /// A server with extra environment (also given to its operator commands).
