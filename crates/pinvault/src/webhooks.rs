@@ -363,15 +363,23 @@ pub async fn attempt(
     }
 }
 
-/// Runs the delivery worker until the process ends.
-pub fn spawn_worker<S: Store>(app: Arc<App<S>>) {
+/// Runs the delivery worker until `stop` turns true; the attempts under way
+/// then finish (each within the attempt timeout) and are recorded, so a
+/// clean shutdown leaves no claim to expire.
+pub fn spawn_worker<S: Store>(
+    app: Arc<App<S>>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
     let settings = app.settings.webhooks.clone();
     let owner = new_id("wrk_");
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(settings.poll_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            tick.tick().await;
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = stop.wait_for(|s| *s) => return,
+            }
             let t = now();
             // The lease outlasts an attempt: only a dead worker's claim expires.
             let lease = t + settings.attempt_timeout.as_secs() as i64 * 2 + 30;
@@ -389,7 +397,7 @@ pub fn spawn_worker<S: Store>(app: Arc<App<S>>) {
             }
             while set.join_next().await.is_some() {}
         }
-    });
+    })
 }
 
 async fn deliver<S: Store>(

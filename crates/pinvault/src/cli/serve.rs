@@ -317,7 +317,9 @@ pub async fn serve(args: ServeArgs) -> Result<(), CliError> {
 
     // Deliver the outbox's webhooks (every node runs a worker; claims keep
     // them from delivering the same attempt twice).
-    crate::webhooks::spawn_worker(app.clone());
+    let (stop_worker, stop) = tokio::sync::watch::channel(false);
+    let worker = crate::webhooks::spawn_worker(app.clone(), stop);
+    let attempt_timeout = app.settings.webhooks.attempt_timeout;
 
     let shutdown = shutdown_signal()?;
     tracing::info!(%addr, key_provider = app.keys.provider_name(), "listening");
@@ -328,6 +330,16 @@ pub async fn serve(args: ServeArgs) -> Result<(), CliError> {
         .with_graceful_shutdown(shutdown)
         .await
         .map_err(|e| CliError(format!("server failed: {e}")))?;
+    // Let the webhook attempts under way finish and be recorded.
+    let _ = stop_worker.send(true);
+    if tokio::time::timeout(attempt_timeout + Duration::from_secs(5), worker)
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "webhook attempts still under way at exit; their claims expire and they are retried"
+        );
+    }
     tracing::info!("stopped");
     Ok(())
 }
