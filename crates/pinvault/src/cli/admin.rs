@@ -286,6 +286,17 @@ pub async fn programs(cmd: ProgramsCommand) -> Result<String, CliError> {
                 ModeArg::Live => Mode::Live,
             };
             let (program, key) = create_program(&app, name, mode, Settings::default()).await?;
+            // After the program exists (its own transaction): an interruption
+            // in between leaves a program without its record, never the reverse.
+            app.store
+                .append_audit(Actor::operator().record(
+                    "program.created",
+                    Some(&program.id),
+                    None,
+                    json!({ "name": program.name, "mode": program.mode.as_str() }),
+                ))
+                .await
+                .map_err(err)?;
             Ok(pretty(
                 &json!({ "program_id": program.id, "api_key": key.expose() }),
             ))
@@ -370,7 +381,17 @@ pub async fn api_keys(cmd: ApiKeysCommand) -> Result<String, CliError> {
             };
             let (row, secret) = new_api_key(&program);
             let id = row.id.clone();
+            let hint = row.hint.clone();
             app.store.create_api_key(row).await.map_err(err)?;
+            app.store
+                .append_audit(Actor::operator().record(
+                    "api_key.created",
+                    Some(&program.id),
+                    None,
+                    json!({ "api_key_id": id, "hint": hint }),
+                ))
+                .await
+                .map_err(err)?;
             Ok(pretty(
                 &json!({ "api_key_id": id, "program_id": program.id, "api_key": secret.expose() }),
             ))
@@ -383,6 +404,15 @@ pub async fn api_keys(cmd: ApiKeysCommand) -> Result<String, CliError> {
                 .await
                 .map_err(err)?
             {
+                app.store
+                    .append_audit(Actor::operator().record(
+                        "api_key.revoked",
+                        None,
+                        None,
+                        json!({ "api_key_id": api_key_id }),
+                    ))
+                    .await
+                    .map_err(err)?;
                 Ok(pretty(
                     &json!({ "api_key_id": api_key_id, "revoked": true }),
                 ))
