@@ -301,12 +301,15 @@ where
         .await
         .map_err(|e| format!("HTTP handshake failed: {e}"))?;
     let conn = tokio::spawn(conn);
-    let host = if (target.https && target.port == 443) || (!target.https && target.port == 80) {
-        target.host.clone()
-    } else if target.host.contains(':') {
-        format!("[{}]:{}", target.host, target.port)
+    let name = if target.host.contains(':') {
+        format!("[{}]", target.host) // an IPv6 literal
     } else {
-        format!("{}:{}", target.host, target.port)
+        target.host.clone()
+    };
+    let host = if (target.https && target.port == 443) || (!target.https && target.port == 80) {
+        name
+    } else {
+        format!("{name}:{}", target.port)
     };
     let req = Request::post(target.path_and_query.as_str())
         .header(header::HOST, host)
@@ -447,13 +450,19 @@ async fn deliver<S: Store>(
             (code, error, next)
         }
     };
+    let outcome = match next {
+        AttemptNext::Delivered => "delivered",
+        AttemptNext::RetryAt(_) => "retry",
+        AttemptNext::GiveUp => "gave_up",
+    };
+    app.metrics.webhook_attempt(outcome);
     tracing::info!(
         delivery_id = %d.id,
         endpoint_id = %d.endpoint_id,
         attempt = attempts,
         status = code.unwrap_or(0),
         error = error.as_deref().unwrap_or("-"),
-        outcome = match next { AttemptNext::Delivered => "delivered", AttemptNext::RetryAt(_) => "retry", AttemptNext::GiveUp => "gave up" },
+        outcome,
         "webhook attempt"
     );
     let result = AttemptResult {

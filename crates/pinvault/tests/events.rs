@@ -409,6 +409,17 @@ fn a_failing_receiver_gets_every_event_signed_across_a_restart() {
         .unwrap();
     assert!(events.iter().any(|e| e["id"] == retried["event_id"]));
 
+    // The restarted server counts its attempts.
+    let metrics = b.call("GET", "/metrics", None, None).body;
+    let metrics = metrics.as_str().unwrap();
+    let delivered: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("pinvault_webhook_attempts_total{outcome=\"delivered\"} "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(delivered >= 1, "{metrics}");
+
     // Deleted: gone from the list, 404 after.
     let url = format!("/v1/webhook-endpoints/{endpoint}");
     assert_eq!(b.call("DELETE", &url, Some(&key), None).status, 204);

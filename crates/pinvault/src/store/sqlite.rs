@@ -1362,6 +1362,21 @@ impl Store for SqliteStore {
         limit: u32,
     ) -> StoreResult<Vec<ClaimedDelivery>> {
         let owner = owner.to_owned();
+        // Workers poll every second: look on a reader first, so that an idle
+        // poll never takes the write lock.
+        let due = self
+            .read(move |c| {
+                c.prepare_cached(
+                    "SELECT EXISTS (SELECT 1 FROM webhook_deliveries
+                     WHERE status = 'pending' AND next_attempt_at <= ?1
+                       AND (lease_until IS NULL OR lease_until <= ?1))",
+                )?
+                .query_row([now], |r| r.get::<_, bool>(0))
+            })
+            .await?;
+        if !due {
+            return Ok(Vec::new());
+        }
         self.write(move |tx| {
             // One conditional update takes the rows: a row is due, and not held
             // by an unexpired lease. (PostgreSQL: the inner SELECT is
