@@ -309,7 +309,7 @@ fn a_failing_receiver_gets_every_event_signed_across_a_restart() {
     // Restarted on the same data: the same deliveries are retried, and new
     // events join them.
     rx.failing.store(false, Ordering::SeqCst);
-    let b = Server::start_with(a.data_dir.clone(), env(true));
+    let b = Server::start_with(a.data.clone(), env(true));
     let card2 = b.card(&key, PAN2);
     let events = all_events(&b, &key);
     let mut expected = vec![
@@ -455,7 +455,7 @@ fn private_targets_are_refused_unless_the_operator_allows_them() {
 
     // ...then served without the flag: nothing reaches the receiver; the
     // attempt says why (checked after resolution, when delivering).
-    let b = Server::start_with(a.data_dir.clone(), env(false));
+    let b = Server::start_with(a.data.clone(), env(false));
     b.card(&key, PAN);
     let deliveries = format!("/v1/webhook-endpoints/{endpoint}/deliveries");
     wait_for("a refused attempt", || {
@@ -702,69 +702,158 @@ fn the_audit_trail_records_who_did_what_and_names_a_changed_record() {
 
     // The database refuses changes to the trail...
     s.stop();
-    let db = rusqlite::Connection::open(s.data_dir.join("pinvault.db")).unwrap();
+    let db = Db::open(&s);
     assert!(
-        db.execute("UPDATE audit_log SET action = 'x' WHERE seq = 1", [])
+        db.exec("UPDATE audit_log SET action = 'x' WHERE seq = 1")
             .is_err()
     );
-    assert!(
-        db.execute("DELETE FROM audit_log WHERE seq = 1", [])
-            .is_err()
-    );
+    assert!(db.exec("DELETE FROM audit_log WHERE seq = 1").is_err());
 
-    // ...and where someone with the file goes around that, any changed field
-    // of a record makes `audit verify` fail and name that record.
-    db.execute_batch("DROP TRIGGER audit_log_no_update; DROP TRIGGER audit_log_no_delete;")
-        .unwrap();
+    // ...and where someone with the database goes around that, any changed
+    // field of a record makes `audit verify` fail and name that record.
+    db.drop_triggers();
     let target = 7; // pin.revealed: every field set
-    for (column, change) in [
-        ("at", "at + 1"),
-        ("actor", "actor || 'x'"),
-        ("request_id", "'req_bbbbbbbbbbbbbbbbbbbbbbbb'"),
-        ("source", "'10.1.2.3'"),
-        ("action", "'pin.changed'"),
-        ("program_id", "program_id || 'x'"),
-        ("card_id", "NULL"),
-        ("details", "replace(details, 'BIOMETRIC_FACE', 'OTP')"),
-        ("prev_hash", "randomblob(32)"),
-        ("hash", "randomblob(32)"),
+    let trim = |c: &str| format!("substr({c}, 1, length({c}) - 1)");
+    for (column, change, undo) in [
+        ("at", "at + 1".to_owned(), "at - 1".to_owned()),
+        ("actor", "actor || 'x'".to_owned(), trim("actor")),
+        (
+            "request_id",
+            "request_id || 'x'".to_owned(),
+            trim("request_id"),
+        ),
+        ("source", "source || '0'".to_owned(), trim("source")),
+        ("action", "action || 'x'".to_owned(), trim("action")),
+        (
+            "program_id",
+            "program_id || 'x'".to_owned(),
+            trim("program_id"),
+        ),
+        ("card_id", "card_id || 'x'".to_owned(), trim("card_id")),
+        (
+            "details",
+            "replace(details, 'BIOMETRIC_FACE', 'OTP')".to_owned(),
+            "replace(details, 'OTP', 'BIOMETRIC_FACE')".to_owned(),
+        ),
+        (
+            "prev_hash",
+            "hash".to_owned(),
+            db.blob(&db.hex("prev_hash", target)),
+        ),
+        (
+            "hash",
+            "prev_hash".to_owned(),
+            db.blob(&db.hex("hash", target)),
+        ),
     ] {
-        let original: rusqlite::types::Value = db
-            .query_row(
-                &format!("SELECT {column} FROM audit_log WHERE seq = ?1"),
-                [target],
-                |r| r.get(0),
-            )
-            .unwrap();
-        let n = db
-            .execute(
-                &format!("UPDATE audit_log SET {column} = {change} WHERE seq = ?1"),
-                [target],
-            )
-            .unwrap();
-        assert_eq!(n, 1);
+        let set = |value: &str| {
+            let n = db
+                .exec(&format!(
+                    "UPDATE audit_log SET {column} = {value} WHERE seq = {target}"
+                ))
+                .unwrap();
+            assert_eq!(n, 1);
+        };
+        set(&change);
         let (ok, report, stderr) = audit_verify(&s);
         assert!(!ok, "{column} changed, yet the chain verifies");
         assert_eq!(report["ok"], false);
         assert_eq!(report["broken_at"]["seq"], target, "{column}: {report}");
         assert_eq!(report["records_checked"], target - 1);
         assert!(stderr.contains(&format!("record {target}")), "{stderr}");
-        db.execute(
-            &format!("UPDATE audit_log SET {column} = ?1 WHERE seq = ?2"),
-            rusqlite::params![original, target],
-        )
-        .unwrap();
+        set(&undo);
+        let (ok, report, _) = audit_verify(&s);
         assert!(
-            audit_verify(&s).0,
-            "restoring {column} did not restore the chain"
+            ok,
+            "undoing the change to {column} did not restore the chain: {report}"
         );
     }
     // A removed record is named too.
-    db.execute("DELETE FROM audit_log WHERE seq = ?1", [target])
+    db.exec(&format!("DELETE FROM audit_log WHERE seq = {target}"))
         .unwrap();
     let (ok, report, _) = audit_verify(&s);
     assert!(!ok);
     assert_eq!(report["broken_at"]["seq"], target);
+}
+
+/// The server's database, reached directly, as someone with access to it would.
+enum Db {
+    Sqlite(rusqlite::Connection),
+    Postgres(String),
+}
+
+impl Db {
+    fn open(s: &Server) -> Db {
+        match &s.data.database_url {
+            Some(url) => Db::Postgres(url.clone()),
+            None => Db::Sqlite(rusqlite::Connection::open(s.data_dir.join("pinvault.db")).unwrap()),
+        }
+    }
+
+    /// Runs one statement; the number of rows it changed, or the error.
+    fn exec(&self, sql: &str) -> Result<u64, String> {
+        match self {
+            Db::Sqlite(c) => c
+                .execute(sql, [])
+                .map(|n| n as u64)
+                .map_err(|e| e.to_string()),
+            Db::Postgres(url) => {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                rt.block_on(async {
+                    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    tokio::spawn(conn);
+                    client.execute(sql, &[]).await.map_err(|e| e.to_string())
+                })
+            }
+        }
+    }
+
+    fn drop_triggers(&self) {
+        match self {
+            Db::Sqlite(c) => c
+                .execute_batch(
+                    "DROP TRIGGER audit_log_no_update; DROP TRIGGER audit_log_no_delete;",
+                )
+                .unwrap(),
+            Db::Postgres(_) => {
+                self.exec("DROP TRIGGER audit_log_no_update ON audit_log")
+                    .unwrap();
+            }
+        }
+    }
+
+    /// A blob column of record `seq`, in hex.
+    fn hex(&self, column: &str, seq: i64) -> String {
+        match self {
+            Db::Sqlite(c) => c
+                .query_row(
+                    &format!("SELECT hex({column}) FROM audit_log WHERE seq = {seq}"),
+                    [],
+                    |r| r.get(0),
+                )
+                .unwrap(),
+            Db::Postgres(url) => {
+                let rows = common::postgres_query(
+                    url,
+                    &format!("SELECT encode({column}, 'hex') FROM audit_log WHERE seq = {seq}"),
+                );
+                rows[0].get::<_, String>(0)
+            }
+        }
+    }
+
+    /// A blob literal from hex.
+    fn blob(&self, hex: &str) -> String {
+        match self {
+            Db::Sqlite(_) => format!("X'{hex}'"),
+            Db::Postgres(_) => format!("decode('{hex}', 'hex')"),
+        }
+    }
 }
 
 /// Two nodes on one database both run delivery workers: every event reaches
@@ -773,7 +862,7 @@ fn the_audit_trail_records_who_did_what_and_names_a_changed_record() {
 fn two_nodes_deliver_each_event_once() {
     let rx = Receiver::start(0);
     let a = start_env("two-nodes", env(true));
-    let b = Server::start_with(a.data_dir.clone(), env(true));
+    let b = Server::start_with(a.data.clone(), env(true));
     let key = a.program("test", &[]);
     let r = a.post(
         "/v1/webhook-endpoints",

@@ -248,7 +248,7 @@ fn published_keys_default_3072_and_2048_by_configuration() {
 
     // The key is made once: a restart publishes the same one.
     let kid = k["kid"].clone();
-    let dir = s.data_dir.clone();
+    let dir = s.data.clone();
     let mut s = s;
     s.stop();
     let again = Server::start_with(dir.clone(), Vec::new());
@@ -649,7 +649,7 @@ fn a_key_made_by_a_rotation_elsewhere_is_used_by_every_server() {
     let s = Server::start("jwefresh");
     let key = s.program("live", &[]);
     let card = s.card(&key, PAN);
-    let dir = s.data_dir.clone();
+    let dir = s.data.clone();
     let report = s.cli_json(&["keys", "rotate", "--kind", "transport"]);
     let new_kid = report["rotated"][0]["kid"].as_str().unwrap().to_owned();
     // Read the new public key from the database's side: a second server on the

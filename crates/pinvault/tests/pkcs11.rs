@@ -52,7 +52,7 @@ impl Token {
             );
             return None;
         };
-        let dir = common::fresh_dir(&format!("hsm-{tag}"));
+        let dir = common::fresh_path(&format!("hsm-{tag}"));
         std::fs::create_dir_all(dir.join("tokens")).unwrap();
         std::fs::write(
             dir.join("softhsm2.conf"),
@@ -189,13 +189,13 @@ fn lifecycle_on_a_token_with_no_key_file() {
     let mut args = vec!["keys", "init", "--provider", "pkcs11"];
     let targs = token.args();
     args.extend(targs.iter().map(String::as_str));
-    let init = json(&token.pinvault(&args, &dir));
+    let init = json(&token.pinvault(&args, &dir.path));
     assert_eq!(init["provider"], "pkcs11");
     assert_eq!(init["master_key_created"], true);
     // Again: idempotent, the key is found, not created.
-    let again = json(&token.pinvault(&args, &dir));
+    let again = json(&token.pinvault(&args, &dir.path));
     assert_eq!(again["master_key_created"], false);
-    let config = std::fs::read_to_string(dir.join("keys.json")).unwrap();
+    let config = std::fs::read_to_string(dir.path.join("keys.json")).unwrap();
     assert!(!config.contains(USER_PIN), "the user PIN is never recorded");
 
     let s = Server::start_with(dir.clone(), token.env());
@@ -226,7 +226,7 @@ fn lifecycle_on_a_token_with_no_key_file() {
     for k in s.cli_json(&["keys", "list"]).as_array().unwrap() {
         assert_eq!(k["provider"], "pkcs11");
     }
-    let files: Vec<String> = std::fs::read_dir(&dir)
+    let files: Vec<String> = std::fs::read_dir(&dir.path)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
@@ -297,7 +297,7 @@ fn migration_both_ways_loses_nothing() {
     };
     let dir = common::fresh_dir("pkcs11-migrate");
     let mut s = Server::start_with(dir.clone(), token.env());
-    assert!(dir.join("master.key").exists());
+    assert!(dir.path.join("master.key").exists());
     let key = s.program("test", PLAIN);
     let pans = ["4111111111111111", "5555555555554444", "4000056655665556"];
     let pins = ["2580", "739164", "58204739"];
@@ -358,7 +358,7 @@ fn migration_both_ways_loses_nothing() {
     assert_eq!(out["data_keys"], 4, "{out}");
     assert_eq!(out["zone_keys"], 1, "{out}");
     assert!(
-        !dir.join("master.key").exists(),
+        !dir.path.join("master.key").exists(),
         "the key file is set aside"
     );
     let retired = out["retired_key_file"].as_str().unwrap();
@@ -379,7 +379,7 @@ fn migration_both_ways_loses_nothing() {
     let out = json(&s.cli(&["keys", "migrate", "--to", "file"]));
     assert_eq!(out["from"]["provider"], "pkcs11", "{out}");
     assert_eq!(out["data_keys"], 8, "{out}");
-    assert!(dir.join("master.key").exists());
+    assert!(dir.path.join("master.key").exists());
     assert!(eventually(10, || {
         s.call("GET", "/readyz", None, None).body["key_provider"] == "file"
     }));
@@ -404,7 +404,7 @@ fn a_token_that_goes_away_fails_readiness_and_recovers() {
     let mut args = vec!["keys", "init", "--provider", "pkcs11"];
     let targs = token.args();
     args.extend(targs.iter().map(String::as_str));
-    json(&token.pinvault(&args, &dir));
+    json(&token.pinvault(&args, &dir.path));
     let mut env = token.env();
     env.push(("PINVAULT_KEY_CACHE_TTL_S".into(), "1".into()));
     let s = Server::start_with(dir, env);
@@ -481,12 +481,12 @@ fn init_refuses_to_orphan_keys_and_names_a_wrong_pin() {
         return;
     };
     let dir = common::fresh_dir("pkcs11-refuse");
-    let out = token.pinvault(&["programs", "list"], &dir);
+    let out = token.pinvault(&["programs", "list"], &dir.path);
     assert!(out.status.success(), "a key-file directory with data keys");
     let mut args = vec!["keys", "init", "--provider", "pkcs11"];
     let targs = token.args();
     args.extend(targs.iter().map(String::as_str));
-    let out = token.pinvault(&args, &dir);
+    let out = token.pinvault(&args, &dir.path);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("keys migrate"), "{err}");
@@ -495,7 +495,7 @@ fn init_refuses_to_orphan_keys_and_names_a_wrong_pin() {
     let out = Command::new(common::BIN)
         .args(&args)
         .arg("--data-dir")
-        .arg(&fresh)
+        .arg(&fresh.path)
         .envs(token.env())
         .env("PINVAULT_PKCS11_PIN", "00000000")
         .output()
@@ -507,7 +507,7 @@ fn init_refuses_to_orphan_keys_and_names_a_wrong_pin() {
     let out = Command::new(common::BIN)
         .args(&args)
         .arg("--data-dir")
-        .arg(&fresh)
+        .arg(&fresh.path)
         .env("SOFTHSM2_CONF", token.dir.join("softhsm2.conf"))
         .env_remove("PINVAULT_PKCS11_PIN")
         .env_remove("PINVAULT_PKCS11_PIN_FILE")
@@ -521,7 +521,7 @@ fn init_refuses_to_orphan_keys_and_names_a_wrong_pin() {
     let out = Command::new(common::BIN)
         .args(&args)
         .arg("--data-dir")
-        .arg(&fresh)
+        .arg(&fresh.path)
         .env("SOFTHSM2_CONF", token.dir.join("softhsm2.conf"))
         .env_remove("PINVAULT_PKCS11_PIN")
         .env("PINVAULT_PKCS11_PIN_FILE", &pin_file)
@@ -532,6 +532,5 @@ fn init_refuses_to_orphan_keys_and_names_a_wrong_pin() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let _ = std::fs::remove_dir_all(&dir);
-    let _ = std::fs::remove_dir_all(&fresh);
+    drop((dir, fresh));
 }

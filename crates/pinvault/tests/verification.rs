@@ -504,11 +504,14 @@ fn a_clean_match_writes_nothing() {
         outcome(&verify(&s, &key, &c, &v.format, &v.enciphered, &zpk)).0,
         "match"
     );
+    // SQLite: the files' sizes and times; PostgreSQL: every row and its version.
     let state = || {
-        ["pinvault.db", "pinvault.db-wal"].map(|f| {
-            let m = std::fs::metadata(s.data_dir.join(f)).unwrap();
-            (m.len(), m.modified().unwrap())
-        })
+        let files = ["pinvault.db", "pinvault.db-wal"].map(|f| {
+            let m = std::fs::metadata(s.data_dir.join(f)).ok()?;
+            Some((m.len(), m.modified().unwrap()))
+        });
+        assert!(s.data.database_url.is_some() || files.iter().all(Option::is_some));
+        (files, s.data.database_versions())
     };
     let before = state();
     for _ in 0..20 {
@@ -631,8 +634,11 @@ fn zone_key_import_checks_and_hides_the_key() {
         let path = entry.unwrap().path();
         files.push(std::fs::read(&path).unwrap());
     }
+    // PostgreSQL: every row as text, byte columns in hex.
+    let dump = s.data.database_dump().unwrap_or_default().to_uppercase();
     for (i, k) in clear.iter().enumerate() {
         assert!(!everything.to_uppercase().contains(k), "key #{i} shown");
+        assert!(!dump.contains(k), "key #{i} stored in clear");
         let bytes: Vec<u8> = (0..k.len() / 2)
             .map(|j| u8::from_str_radix(&k[2 * j..2 * j + 2], 16).unwrap())
             .collect();

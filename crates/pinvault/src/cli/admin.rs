@@ -621,7 +621,7 @@ async fn keys_init(
     data: &DataArgs,
 ) -> Result<String, CliError> {
     let target = token.provider(which)?;
-    let store = open_store(data)?;
+    let store = open_store(data).await?;
     let dir = &data.data_dir;
     let current = key_config::read(dir).map_err(err)?;
     if current.previous.is_some() {
@@ -679,7 +679,7 @@ async fn keys_migrate(
             current.provider.clone()
         }
     };
-    let store = open_store(data)?;
+    let store = open_store(data).await?;
     let from = key_config::open_one(dir, &from_config, false).map_err(err)?;
     ensure_master(dir, &target)?;
     let to = key_config::open_one(dir, &target, false).map_err(err)?;
@@ -757,7 +757,7 @@ pub async fn audit(cmd: AuditCommand) -> Result<String, CliError> {
     match cmd {
         AuditCommand::Verify { data } => {
             // The chain needs no key: only the database is opened.
-            let store = open_store(&data)?;
+            let store = open_store(&data).await?;
             let check = crate::audit::verify(&store).await.map_err(err)?;
             let out = pretty(&check.to_json());
             match check {
@@ -779,7 +779,7 @@ pub async fn audit(cmd: AuditCommand) -> Result<String, CliError> {
             if !(1..=10_000).contains(&limit) {
                 return Err(CliError("--limit must be from 1 to 10000".into()));
             }
-            let store = open_store(&data)?;
+            let store = open_store(&data).await?;
             let mut out = Vec::new();
             let mut from = after;
             while out.len() < limit as usize {

@@ -16,7 +16,7 @@ use crate::domain::time::now;
 use crate::keys::config as key_config;
 use crate::keys::transport::TransportBits;
 use crate::service::{App, KEY_REFRESH, ServerSettings, TransportSettings};
-use crate::store::{ApiKeyRow, ProgramRow, SqliteStore, Store};
+use crate::store::{AnyStore, ApiKeyRow, PgSettings, PgStore, ProgramRow, SqliteStore, Store};
 use crate::webhooks::{RetrySchedule, WebhookSettings};
 
 /// Where the data lives; every command that reads or writes it takes these.
@@ -30,9 +30,30 @@ pub struct DataArgs {
         value_name = "DIR"
     )]
     pub data_dir: PathBuf,
-    /// Database URL; without one, SQLite in the data directory.
+    /// Database URL: `postgres://USER@HOST:PORT/DB` for PostgreSQL, `sqlite:PATH`;
+    /// without one, SQLite in the data directory.
     #[arg(long, env = "PINVAULT_DATABASE_URL", value_name = "URL")]
     pub database_url: Option<String>,
+    /// PostgreSQL: most connections this process opens.
+    #[arg(long, env = "PINVAULT_DB_POOL_SIZE", default_value_t = 16,
+        value_parser = clap::value_parser!(u16).range(1..=1000), value_name = "N")]
+    pub db_pool_size: u16,
+    /// PostgreSQL: longest a statement may run, and longest a request waits for
+    /// a connection (milliseconds).
+    #[arg(long, env = "PINVAULT_DB_TIMEOUT_MS", default_value_t = 5000,
+        value_parser = clap::value_parser!(u64).range(100..=600_000), value_name = "MS")]
+    pub db_timeout_ms: u64,
+}
+
+impl DataArgs {
+    fn pg_settings(&self) -> PgSettings {
+        let timeout = std::time::Duration::from_millis(self.db_timeout_ms);
+        PgSettings {
+            pool_size: usize::from(self.db_pool_size),
+            statement_timeout: timeout,
+            acquire_timeout: timeout,
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -135,15 +156,17 @@ impl TransportArgs {
 }
 
 /// Creates the data directory (mode 0700) if needed and opens the database named
-/// by the arguments.
-pub fn open_store(data: &DataArgs) -> Result<SqliteStore, CliError> {
+/// by the arguments. The data directory holds the master key file in every case
+/// (on PostgreSQL, every node needs the same one).
+pub async fn open_store(data: &DataArgs) -> Result<AnyStore, CliError> {
     ensure_dir(&data.data_dir)?;
     let path = match data.database_url.as_deref() {
         None => data.data_dir.join("pinvault.db"),
         Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-            return Err(CliError(
-                "PostgreSQL is not supported by this version yet: leave out --database-url to use SQLite".into(),
-            ));
+            let store = PgStore::open(url, data.pg_settings())
+                .await
+                .map_err(|e| CliError(format!("cannot open database {}: {e}", redact_url(url))))?;
+            return Ok(AnyStore::Postgres(store));
         }
         Some(url) => match url
             .strip_prefix("sqlite://")
@@ -152,21 +175,26 @@ pub fn open_store(data: &DataArgs) -> Result<SqliteStore, CliError> {
             Some(path) if !path.is_empty() => PathBuf::from(path),
             _ => {
                 return Err(CliError(format!(
-                    "unsupported --database-url (expected sqlite:PATH): {}",
+                    "unsupported --database-url (expected postgres://… or sqlite:PATH): {}",
                     redact_url(url)
                 )));
             }
         },
     };
-    SqliteStore::open(&path)
-        .map_err(|e| CliError(format!("cannot open database {}: {e}", path.display())))
+    let store = SqliteStore::open(&path)
+        .map_err(|e| CliError(format!("cannot open database {}: {e}", path.display())))?;
+    Ok(AnyStore::Sqlite(store))
 }
 
-/// A URL without its password, for messages.
+/// A URL without its user, password or query (which may hold a password), for messages.
 fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => format!("{}://…@{}", &url[..s], &url[at + 1..]),
-        _ => url.to_owned(),
+    let (base, query) = match url.split_once('?') {
+        Some((base, _)) => (base, "?…"),
+        None => (url, ""),
+    };
+    match (base.find("://"), base.rfind('@')) {
+        (Some(s), Some(at)) if at > s => format!("{}://…@{}{query}", &base[..s], &base[at + 1..]),
+        _ => format!("{base}{query}"),
     }
 }
 
@@ -188,7 +216,7 @@ fn ensure_dir(dir: &Path) -> Result<(), CliError> {
 
 /// Opens the application over the data the arguments name (creating the master
 /// key and data keys on first use).
-pub async fn open_app(data: &DataArgs, public_url: String) -> Result<App<SqliteStore>, CliError> {
+pub async fn open_app(data: &DataArgs, public_url: String) -> Result<App<AnyStore>, CliError> {
     open_app_with(
         data,
         ServerSettings {
@@ -204,8 +232,8 @@ pub async fn open_app(data: &DataArgs, public_url: String) -> Result<App<SqliteS
 pub async fn open_app_with(
     data: &DataArgs,
     settings: ServerSettings,
-) -> Result<App<SqliteStore>, CliError> {
-    let store = open_store(data)?;
+) -> Result<App<AnyStore>, CliError> {
+    let store = open_store(data).await?;
     let provider = key_config::open(&data.data_dir).map_err(|e| CliError(e.to_string()))?;
     App::open(store, provider, settings)
         .await
@@ -322,7 +350,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), CliError> {
     let attempt_timeout = app.settings.webhooks.attempt_timeout;
 
     let shutdown = shutdown_signal()?;
-    tracing::info!(%addr, key_provider = app.keys.provider_name(), "listening");
+    tracing::info!(%addr, key_provider = app.keys.provider_name(), database = app.store.backend(), "listening");
     super::print_stderr(&format!("pinvault listening on http://{addr}"));
     // With the peer's address, for the audit trail's `source`.
     let service = crate::api::router(app).into_make_service_with_connect_info::<SocketAddr>();
@@ -364,7 +392,7 @@ fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>, CliError> 
 
 /// `serve --dev`: a test-mode program named `dev` (made once, a new key each
 /// start), with PINs in clear allowed so that the curl lines below work.
-async fn dev_program(app: &App<SqliteStore>, addr: SocketAddr) -> Result<(), CliError> {
+async fn dev_program(app: &App<AnyStore>, addr: SocketAddr) -> Result<(), CliError> {
     let existing = app
         .store
         .list_programs()

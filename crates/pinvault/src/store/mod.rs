@@ -1,10 +1,14 @@
 //! Storage: one trait, one implementation per database. Every method is one
 //! transaction; concurrency is made safe by the database, not by process memory.
 
+mod any;
+mod postgres;
 mod sqlite;
 
 use std::future::Future;
 
+pub use any::AnyStore;
+pub use postgres::{PgSettings, PgStore};
 pub use sqlite::SqliteStore;
 
 use crate::domain::ids::SecretHash;

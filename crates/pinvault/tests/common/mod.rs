@@ -1,12 +1,17 @@
 //! Test harness: the real `pinvault` binary, serving on port 0 over a fresh data
-//! directory, driven over HTTP and through its command line.
+//! directory and database, driven over HTTP and through its command line.
+//!
+//! The database is SQLite in the data directory, or, with
+//! `PINVAULT_TEST_BACKEND=postgres`, a PostgreSQL database of its own per data
+//! directory (made on the server at `PINVAULT_TEST_POSTGRES_URL`, else the local
+//! one at 127.0.0.1:5432), dropped when the data directory goes.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, Mutex, OnceLock, mpsc};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -15,10 +20,203 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_pinvault");
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
+/// The PostgreSQL server the tests use, when they run on PostgreSQL: a URL to
+/// a database the harness can create other databases from.
+pub fn postgres_admin_url() -> Option<&'static str> {
+    static URL: OnceLock<Option<String>> = OnceLock::new();
+    URL.get_or_init(|| {
+        match std::env::var("PINVAULT_TEST_BACKEND").as_deref() {
+            Ok("postgres") => {}
+            Ok("sqlite") | Err(_) => return None,
+            Ok(other) => panic!("PINVAULT_TEST_BACKEND={other}: expected sqlite or postgres"),
+        }
+        Some(
+            std::env::var("PINVAULT_TEST_POSTGRES_URL")
+                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned()),
+        )
+    })
+    .as_deref()
+}
+
+pub fn on_postgres() -> bool {
+    postgres_admin_url().is_some()
+}
+
+/// Runs SQL on the admin connection of the test PostgreSQL server.
+pub fn postgres_admin(sql: &str) -> Vec<tokio_postgres::Row> {
+    postgres_query(postgres_admin_url().expect("on PostgreSQL"), sql)
+}
+
+/// Runs SQL (statements separated by `;` are run one by one; the rows of the
+/// last are returned) against the database at `url`.
+pub fn postgres_query(url: &str, sql: &str) -> Vec<tokio_postgres::Row> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+            .await
+            .unwrap_or_else(|e| panic!("cannot reach the test PostgreSQL server: {e}"));
+        tokio::spawn(connection);
+        let mut rows = Vec::new();
+        for statement in sql.split(';').filter(|s| !s.trim().is_empty()) {
+            rows = client
+                .query(statement, &[])
+                .await
+                .unwrap_or_else(|e| panic!("{statement}: {e}"));
+        }
+        rows
+    })
+}
+
+/// `url` with its database name replaced by `db`.
+pub fn with_database(url: &str, db: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, format!("?{q}")),
+        None => (url, String::new()),
+    };
+    let host_start = base.find("://").map_or(0, |i| i + 3);
+    let host_end = base[host_start..]
+        .find('/')
+        .map_or(base.len(), |i| host_start + i);
+    format!("{}/{db}{query}", &base[..host_end])
+}
+
+/// A data directory (and, on PostgreSQL, a database) for one or more servers
+/// and commands; both are removed when the last user drops it.
+pub struct DataDir {
+    pub path: PathBuf,
+    /// The database URL servers and commands get, on PostgreSQL.
+    pub database_url: Option<String>,
+    database: Option<String>,
+}
+
+impl DataDir {
+    /// The binary with these arguments, then `--data-dir` (and the database URL
+    /// in the environment, on PostgreSQL).
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(BIN);
+        cmd.args(args).arg("--data-dir").arg(&self.path);
+        match &self.database_url {
+            Some(url) => cmd.env("PINVAULT_DATABASE_URL", url),
+            None => cmd.env_remove("PINVAULT_DATABASE_URL"),
+        };
+        cmd
+    }
+
+    /// Everything the database holds, as text (PostgreSQL; bytes as hex).
+    pub fn database_dump(&self) -> Option<String> {
+        self.database_rows("t::text")
+    }
+
+    /// Every row with its row version (`xmin`): any write to a row, even of the
+    /// same values, changes it (PostgreSQL).
+    pub fn database_versions(&self) -> Option<String> {
+        self.database_rows("xmin::text || ' ' || t::text")
+    }
+
+    fn database_rows(&self, select: &str) -> Option<String> {
+        let url = self.database_url.as_deref()?;
+        let tables = postgres_query(
+            url,
+            "SELECT table_name::text FROM information_schema.tables WHERE table_schema = 'public'",
+        );
+        let mut dump = String::new();
+        for t in tables {
+            let name: String = t.get(0);
+            let sql = format!("SELECT {select} FROM \"{name}\" t ORDER BY 1");
+            for row in postgres_query(url, &sql) {
+                dump.push_str(row.get::<_, &str>(0));
+                dump.push('\n');
+            }
+        }
+        Some(dump)
+    }
+}
+
+impl Drop for DataDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+        if let Some(db) = &self.database {
+            // FORCE: a killed server's connections may not be gone yet.
+            postgres_admin(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"));
+        }
+    }
+}
+
+/// Drops the test databases of test processes that are gone (killed before
+/// their data directories were dropped), once per process. Only on a server on
+/// this machine: the process ids in the names mean nothing on a shared one.
+fn drop_stale_databases() {
+    static DONE: OnceLock<()> = OnceLock::new();
+    DONE.get_or_init(|| {
+        let url = postgres_admin_url().unwrap_or("");
+        let host = url
+            .split_once("://")
+            .map_or("", |(_, rest)| rest)
+            .rsplit_once('@')
+            .map_or_else(|| url.split_once("://").map_or("", |(_, r)| r), |(_, h)| h);
+        if !["127.0.0.1", "localhost", "[::1]"].iter().any(|local| {
+            host.starts_with(&format!("{local}:")) || host.starts_with(&format!("{local}/"))
+        }) {
+            return;
+        }
+        let rows = postgres_admin(
+            "SELECT datname::text FROM pg_database WHERE datname LIKE 'pinvault\\_test\\_%'",
+        );
+        for row in rows {
+            let name: String = row.get(0);
+            let pid = name.split('_').nth(2).unwrap_or("");
+            let alive = !pid.is_empty() && std::path::Path::new("/proc").join(pid).exists();
+            if !alive {
+                postgres_admin(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+            }
+        }
+    });
+}
+
+/// A new, not yet existing path under the temporary directory (for what is not
+/// a data directory; the caller removes it).
+pub fn fresh_path(tag: &str) -> PathBuf {
+    let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+    let path = std::env::temp_dir().join(format!("pinvault-test-{tag}-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&path);
+    path
+}
+
+pub fn fresh_dir(tag: &str) -> Arc<DataDir> {
+    let path = fresh_path(tag);
+    let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+    let (database, database_url) = match postgres_admin_url() {
+        None => (None, None),
+        Some(admin) => {
+            let tag: String = tag
+                .chars()
+                .filter(|c| c.is_ascii_alphanumeric())
+                .map(|c| c.to_ascii_lowercase())
+                .collect();
+            drop_stale_databases();
+            let db = format!("pinvault_test_{}_{n}_{tag}", std::process::id());
+            postgres_admin(&format!(
+                "DROP DATABASE IF EXISTS {db} WITH (FORCE); CREATE DATABASE {db}"
+            ));
+            let url = with_database(admin, &db);
+            (Some(db), Some(url))
+        }
+    };
+    Arc::new(DataDir {
+        path,
+        database_url,
+        database,
+    })
+}
+
 pub struct Server {
     child: Child,
     pub base: String,
     pub data_dir: PathBuf,
+    pub data: Arc<DataDir>,
     stderr: Arc<Mutex<String>>,
     agent: ureq::Agent,
     /// Environment given to the server and to operator commands.
@@ -33,23 +231,32 @@ pub fn pkcs11_provider() -> bool {
     std::env::var("PINVAULT_TEST_KEY_PROVIDER").as_deref() == Ok("pkcs11")
 }
 
-fn init_key_provider(data_dir: &Path, env: &[(String, String)]) {
+fn init_key_provider(data: &DataDir, env: &[(String, String)]) {
     if !pkcs11_provider() {
         return;
     }
     let var = |name: &str| std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set"));
-    let key_label = data_dir.file_name().unwrap().to_string_lossy().into_owned();
-    let out = Command::new(BIN)
-        .args(["keys", "init", "--provider", "pkcs11", "--module"])
-        .arg(var("PINVAULT_TEST_PKCS11_MODULE"))
-        .args([
+    let key_label = data
+        .path
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    let module = var("PINVAULT_TEST_PKCS11_MODULE");
+    let token = var("PINVAULT_TEST_PKCS11_TOKEN");
+    let out = data
+        .command(&[
+            "keys",
+            "init",
+            "--provider",
+            "pkcs11",
+            "--module",
+            &module,
             "--token-label",
-            &var("PINVAULT_TEST_PKCS11_TOKEN"),
+            &token,
             "--key-label",
             &key_label,
         ])
-        .arg("--data-dir")
-        .arg(data_dir)
         .envs(env.iter().map(|(k, v)| (k, v)))
         .output()
         .expect("run pinvault keys init");
@@ -78,42 +285,40 @@ impl Reply {
     }
 }
 
-pub fn fresh_dir(tag: &str) -> PathBuf {
-    let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-    let dir = std::env::temp_dir().join(format!("pinvault-test-{tag}-{}-{n}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
-
 impl Server {
     pub fn start(tag: &str) -> Server {
         Self::start_in(fresh_dir(tag))
     }
 
-    pub fn start_in(data_dir: PathBuf) -> Server {
-        if !data_dir.exists() {
-            init_key_provider(&data_dir, &[]);
+    /// Another server (node) on the same data directory and database.
+    pub fn another_node(&self) -> Server {
+        Self::start_with(self.data.clone(), self.env.clone())
+    }
+
+    pub fn start_in(data: Arc<DataDir>) -> Server {
+        if !data.path.exists() {
+            init_key_provider(&data, &[]);
         }
-        Self::start_with(data_dir, Vec::new())
+        Self::start_with(data, Vec::new())
     }
 
     /// A server on a fresh data directory with extra environment (also given
     /// to its operator commands).
     pub fn start_env(tag: &str, env: &[(&str, &str)]) -> Server {
-        let data_dir = fresh_dir(tag);
+        let data = fresh_dir(tag);
         let env: Vec<(String, String)> = env
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
-        init_key_provider(&data_dir, &env);
-        Self::start_with(data_dir, env)
+        init_key_provider(&data, &env);
+        Self::start_with(data, env)
     }
 
-    /// A server with extra environment (also given to its operator commands).
-    pub fn start_with(data_dir: PathBuf, env: Vec<(String, String)>) -> Server {
-        let mut child = Command::new(BIN)
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(&data_dir)
+    /// A server with extra environment (also given to its operator commands;
+    /// `PINVAULT_DATABASE_URL` there overrides the data directory's database).
+    pub fn start_with(data: Arc<DataDir>, env: Vec<(String, String)>) -> Server {
+        let mut child = data
+            .command(&["serve", "--listen", "127.0.0.1:0"])
             .env("PINVAULT_LOG", "debug")
             .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
@@ -150,7 +355,8 @@ impl Server {
         Server {
             child,
             base,
-            data_dir,
+            data_dir: data.path.clone(),
+            data,
             stderr,
             agent,
             env,
@@ -162,12 +368,10 @@ impl Server {
         self.stderr.lock().unwrap().clone()
     }
 
-    /// Runs an operator command against this server's data directory.
+    /// Runs an operator command against this server's data directory and database.
     pub fn cli(&self, args: &[&str]) -> Output {
-        Command::new(BIN)
-            .args(args)
-            .arg("--data-dir")
-            .arg(&self.data_dir)
+        self.data
+            .command(args)
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .output()
             .expect("run pinvault")
@@ -212,6 +416,30 @@ impl Server {
         content_type: &str,
         headers: &[(&str, &str)],
     ) -> Reply {
+        self.try_call_with(method, path, key, body, content_type, headers)
+            .expect("HTTP request")
+    }
+
+    /// As [`Server::call`], with a failed connection as an error rather than a panic.
+    pub fn try_call(
+        &self,
+        method: &str,
+        path: &str,
+        key: Option<&str>,
+        body: Option<&str>,
+    ) -> Result<Reply, ureq::Error> {
+        self.try_call_with(method, path, key, body, "application/json", &[])
+    }
+
+    pub fn try_call_with(
+        &self,
+        method: &str,
+        path: &str,
+        key: Option<&str>,
+        body: Option<&str>,
+        content_type: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<Reply, ureq::Error> {
         let url = format!("{}{path}", self.base);
         let mut req = ureq::http::Request::builder().method(method).uri(&url);
         if let Some(key) = key {
@@ -224,7 +452,7 @@ impl Server {
             req = req.header(*k, *v);
         }
         let req = req.body(body.unwrap_or("").to_owned()).unwrap();
-        let mut res = self.agent.run(req).expect("HTTP request");
+        let mut res = self.agent.run(req)?;
         let status = res.status().as_u16();
         let headers = res
             .headers()
@@ -237,11 +465,11 @@ impl Server {
         } else {
             serde_json::from_str(&text).unwrap_or(Value::String(text))
         };
-        Reply {
+        Ok(Reply {
             status,
             body,
             headers,
-        }
+        })
     }
 
     pub fn get(&self, path: &str, key: &str) -> Reply {
@@ -294,6 +522,13 @@ impl Server {
         r.body["pin"].as_str().unwrap().to_owned()
     }
 
+    /// Kills the server at once (SIGKILL): no shutdown, no flushing.
+    pub fn kill9(&self) {
+        let _ = Command::new("kill")
+            .args(["-KILL", &self.child.id().to_string()])
+            .status();
+    }
+
     pub fn stop(&mut self) {
         let _ = Command::new("kill")
             .arg(self.child.id().to_string())
@@ -306,6 +541,5 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.data_dir);
     }
 }
