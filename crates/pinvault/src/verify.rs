@@ -221,13 +221,15 @@ impl<S: Store> App<S> {
             .get_zone_key(id)
             .await?
             .ok_or(VerifyError::UnknownZoneKey)?;
-        let key = Arc::new(zone::unwrap(
-            &*self.keys.provider(),
-            &row.id,
-            row.algorithm,
-            &row.kcv,
-            &row.wrapped,
-        )?);
+        // The provider may be a token across a network: off the async threads.
+        let provider = self.keys.provider();
+        let (id, algorithm, kcv, wrapped) = (row.id.clone(), row.algorithm, row.kcv, row.wrapped);
+        let key = tokio::task::spawn_blocking(move || {
+            zone::unwrap(&*provider, &id, algorithm, &kcv, &wrapped)
+        })
+        .await
+        .map_err(|e| crate::keys::KeyError::Provider(format!("key task failed: {e}")))??;
+        let key = Arc::new(key);
         self.zone_keys
             .keys
             .write()
