@@ -3,11 +3,14 @@
 //! The binary is a thin shell over [`cli::run`]; every command lives in this library.
 
 pub mod api;
+pub mod audit;
 pub mod cli;
 pub mod domain;
+pub mod events;
 pub mod jose;
 pub mod keys;
 pub mod metrics;
 pub mod service;
 pub mod store;
 pub mod verify;
+pub mod webhooks;

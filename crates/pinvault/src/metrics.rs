@@ -22,7 +22,12 @@ pub struct Metrics {
     http: Mutex<BTreeMap<(String, &'static str, u16), Series>>,
     /// PIN verifications by outcome, in [`VERIFY_RESULTS`] order.
     verifications: [AtomicU64; VERIFY_RESULTS.len()],
+    /// Webhook delivery attempts by outcome, in [`WEBHOOK_OUTCOMES`] order.
+    webhook_attempts: [AtomicU64; WEBHOOK_OUTCOMES.len()],
 }
+
+/// The outcomes of a webhook delivery attempt, as metric labels.
+pub const WEBHOOK_OUTCOMES: [&str; 3] = ["delivered", "retry", "gave_up"];
 
 /// The outcomes of a PIN verification, as metric labels.
 pub const VERIFY_RESULTS: [&str; 4] = ["match", "mismatch", "blocked", "decryption_failed"];
@@ -70,9 +75,29 @@ impl Metrics {
         }
     }
 
+    /// Counts a webhook delivery attempt (one of [`WEBHOOK_OUTCOMES`]).
+    pub fn webhook_attempt(&self, outcome: &str) {
+        if let Some(i) = WEBHOOK_OUTCOMES.iter().position(|r| *r == outcome) {
+            if let Some(c) = self.webhook_attempts.get(i) {
+                c.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
     pub fn render(&self) -> String {
         let map = self.http.lock().unwrap_or_else(|p| p.into_inner());
         let mut out = String::new();
+        out.push_str(
+            "# HELP pinvault_webhook_attempts_total Webhook delivery attempts by outcome.\n",
+        );
+        out.push_str("# TYPE pinvault_webhook_attempts_total counter\n");
+        for (outcome, n) in WEBHOOK_OUTCOMES.iter().zip(&self.webhook_attempts) {
+            let _ = writeln!(
+                out,
+                "pinvault_webhook_attempts_total{{outcome=\"{outcome}\"}} {}",
+                n.load(Ordering::Relaxed)
+            );
+        }
         out.push_str("# HELP pinvault_pin_verifications_total PIN verifications by outcome.\n");
         out.push_str("# TYPE pinvault_pin_verifications_total counter\n");
         for (result, n) in VERIFY_RESULTS.iter().zip(&self.verifications) {

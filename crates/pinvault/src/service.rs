@@ -54,6 +54,8 @@ pub struct ServerSettings {
     /// How long unwrapped data and zone keys are held before the provider is
     /// asked again (`None`: for the life of the process).
     pub key_cache_ttl: Option<Duration>,
+    /// Webhook delivery: retries, timeouts, private targets.
+    pub webhooks: crate::webhooks::WebhookSettings,
 }
 
 /// The published PIN encryption keys: their size, and how long a key still

@@ -10,9 +10,10 @@
 //! write at all when no failure is recorded (the common case). A block that
 //! does not decipher or parse counts nothing.
 //!
-//! Events seam: the `record_pin_failure` and `reset_pin_failures` store calls
-//! are the transactions where `pin.verification_failed` and `pin.blocked` are
-//! to be written to the outbox when events land.
+//! Events: a counted failure writes `pin.verification_failed` (and, when it
+//! blocks, `pin.blocked`) and its audit record in the transaction that counts
+//! it. A match writes nothing (the hot path stays read-only), so it is neither
+//! an event nor an audit record.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -21,12 +22,15 @@ use std::time::Instant;
 use pinblock::{Format, KeyAlgorithm, Pan, Pin, ZoneKey};
 use zeroize::Zeroizing;
 
+use crate::audit::Actor;
 use crate::domain::ids::new_id;
 use crate::domain::time::now;
+use crate::events::{EventType, event};
 use crate::keys::zone::{self, ImportError};
 use crate::keys::{KeyKind, ZoneAlgorithm};
 use crate::service::{App, ServiceError};
-use crate::store::{CardRow, Store, ZoneKeyRow};
+use crate::store::{CardRow, Effects, PinFailure, Store, ZoneKeyRow};
+use serde_json::json;
 
 /// Unwrapped zone keys by id, with when they were unwrapped. Zone keys never
 /// change once imported; an entry is dropped (zeroed) after the key cache TTL,
@@ -175,15 +179,24 @@ impl<S: Store> App<S> {
         let wrapped = zone::wrap(&*self.keys.provider(), &id, algorithm, &kcv, &key)
             .map_err(|e| ImportZoneKeyError::Service(e.into()))?;
         drop(key);
+        let audit = Actor::operator().record(
+            "zone_key.imported",
+            None,
+            None,
+            json!({ "zone_key_id": id, "name": name, "algorithm": algorithm.as_str(), "kcv": kcv }),
+        );
         self.store
-            .insert_zone_key(ZoneKeyRow {
-                id: id.clone(),
-                name: name.to_owned(),
-                algorithm,
-                kcv: kcv.clone(),
-                wrapped,
-                created_at: now(),
-            })
+            .insert_zone_key(
+                ZoneKeyRow {
+                    id: id.clone(),
+                    name: name.to_owned(),
+                    algorithm,
+                    kcv: kcv.clone(),
+                    wrapped,
+                    created_at: now(),
+                },
+                audit,
+            )
             .await
             .map_err(|e| ImportZoneKeyError::Service(e.into()))?;
         Ok(ImportedZoneKey { id, kcv })
@@ -208,13 +221,15 @@ impl<S: Store> App<S> {
             .get_zone_key(id)
             .await?
             .ok_or(VerifyError::UnknownZoneKey)?;
-        let key = Arc::new(zone::unwrap(
-            &*self.keys.provider(),
-            &row.id,
-            row.algorithm,
-            &row.kcv,
-            &row.wrapped,
-        )?);
+        // The provider may be a token across a network: off the async threads.
+        let provider = self.keys.provider();
+        let (id, algorithm, kcv, wrapped) = (row.id.clone(), row.algorithm, row.kcv, row.wrapped);
+        let key = tokio::task::spawn_blocking(move || {
+            zone::unwrap(&*provider, &id, algorithm, &kcv, &wrapped)
+        })
+        .await
+        .map_err(|e| crate::keys::KeyError::Provider(format!("key task failed: {e}")))??;
+        let key = Arc::new(key);
         self.zone_keys
             .keys
             .write()
@@ -230,7 +245,18 @@ impl<S: Store> App<S> {
         pan: &Pan,
         max_tries: u32,
         entered: Entered<'_>,
+        actor: &Actor,
     ) -> Result<Verdict, VerifyError> {
+        let method = match &entered {
+            Entered::Block {
+                format,
+                zone_key_id,
+                ..
+            } => {
+                json!({ "method": "pin_block", "format": format.to_string(), "zone_key_id": zone_key_id })
+            }
+            Entered::Clear(_) => json!({ "method": "sandbox" }),
+        };
         // Resolve the key and check the request's shape first: a request that
         // cannot be verified is refused the same way whether or not the PIN is
         // blocked.
@@ -271,9 +297,45 @@ impl<S: Store> App<S> {
                 blocked_now: false,
             });
         }
+        let (program_id, card_id, actor) =
+            (card.program_id.clone(), card.id.clone(), actor.clone());
+        let effects = move |f: PinFailure| {
+            let remaining = max_tries.saturating_sub(f.fail_count);
+            let mut events = vec![event(
+                &program_id,
+                &card_id,
+                EventType::PinVerificationFailed,
+                json!({ "fail_count": f.fail_count, "remaining_tries": remaining }),
+            )];
+            if f.blocked {
+                events.push(event(
+                    &program_id,
+                    &card_id,
+                    EventType::PinBlocked,
+                    json!({ "fail_count": f.fail_count }),
+                ));
+            }
+            let mut details = method.clone();
+            details["fail_count"] = json!(f.fail_count);
+            details["remaining_tries"] = json!(remaining);
+            details["blocked"] = json!(f.blocked);
+            Effects {
+                events,
+                audit: Some(actor.record(
+                    if f.blocked {
+                        "pin.blocked"
+                    } else {
+                        "pin.verification_failed"
+                    },
+                    Some(&program_id),
+                    Some(&card_id),
+                    details,
+                )),
+            }
+        };
         match self
             .store
-            .record_pin_failure(&card.id, max_tries, now())
+            .record_pin_failure(&card.id, max_tries, now(), effects)
             .await?
         {
             None => Ok(blocked()),

@@ -839,6 +839,11 @@ fn openapi_document_matches_the_routes() {
         ("/v1/cards/{id}/pin/verify", "post"),
         ("/v1/test/cards/{id}/pin/verify", "post"),
         ("/v1/zone-keys", "get"),
+        ("/v1/events", "get"),
+        ("/v1/webhook-endpoints", "post"),
+        ("/v1/webhook-endpoints", "get"),
+        ("/v1/webhook-endpoints/{id}", "delete"),
+        ("/v1/webhook-endpoints/{id}/deliveries", "get"),
         ("/v1/program", "get"),
         ("/v1/program", "patch"),
         ("/v1/pin-encryption-keys", "get"),
@@ -863,7 +868,11 @@ fn openapi_document_matches_the_routes() {
         let concrete = path
             .replace("{id}", "card_aaaaaaaaaaaaaaaaaaaaaaaa")
             .replace("{kid}", "aaaa");
-        let r = s.call(&method.to_uppercase(), &concrete, None, Some("{}"));
+        // A body only where the method takes one: a body the server never
+        // reads (401 comes first) can end a kept-alive connection under the
+        // client's feet.
+        let body = ["post", "put", "patch"].contains(&method).then_some("{}");
+        let r = s.call(&method.to_uppercase(), &concrete, None, body);
         let fallback = r.body["detail"] == "no such resource" || r.status == 405;
         assert!(
             !fallback,

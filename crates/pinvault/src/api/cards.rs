@@ -7,7 +7,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use pinblock::{Pan, Pin};
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::{Value, json};
 use utoipa::{IntoParams, ToSchema};
 use zeroize::Zeroizing;
 
@@ -19,8 +19,9 @@ use crate::domain::ids::{is_id, new_id};
 use crate::domain::policy;
 use crate::domain::program::{Mode, Settings};
 use crate::domain::time::now;
+use crate::events::{EventType, event};
 use crate::service::App;
-use crate::store::{CardRow, CardStatus, SetBy, Store};
+use crate::store::{CardRow, CardStatus, Effects, SetBy, Store};
 
 pub const CARD_PREFIX: &str = "card_";
 
@@ -235,9 +236,29 @@ pub async fn create<S: Store>(
     };
     let response =
         serde_json::to_value(CardView::new(&card, settings)).map_err(|_| ApiError::internal())?;
+    let effects = Effects {
+        events: vec![event(
+            &card.program_id,
+            &card.id,
+            EventType::CardCreated,
+            json!({
+                "last4": card.last4,
+                "expiry": card.expiry,
+                "external_id": card.external_id,
+                "status": card.status.as_str(),
+                "pin_set_by": set_by.as_str(),
+            }),
+        )],
+        audit: Some(auth.actor().record(
+            "card.created",
+            Some(&card.program_id),
+            Some(&card.id),
+            json!({ "last4": card.last4, "pin_set_by": set_by.as_str() }),
+        )),
+    };
     tracing::info!(card_id = %card.id, actor = %auth.api_key_id, set_by = set_by.as_str(), "card created");
     idempotency::create(&app, idem, StatusCode::CREATED, response, |idem_row| {
-        app.store.create_card(card, idem_row)
+        app.store.create_card(card, idem_row, effects)
     })
     .await
 }
@@ -307,9 +328,40 @@ pub async fn update<S: Store>(
         ApiError::invalid("`status` must be \"active\", \"inactive\" or \"suspended\"")
     })?;
     find(&app, &auth, &id).await?;
+    let actor = auth.actor();
     let card = app
         .store
-        .set_card_status(&auth.program.id, &id, status, now())
+        .set_card_status(
+            &auth.program.id,
+            &id,
+            status,
+            now(),
+            move |before, after| {
+                let unblocked = before.pin_blocked && !after.pin_blocked;
+                let mut events = Vec::new();
+                if unblocked {
+                    events.push(event(
+                        &after.program_id,
+                        &after.id,
+                        EventType::PinUnblocked,
+                        json!({ "reason": "card_reactivated" }),
+                    ));
+                }
+                Effects {
+                    events,
+                    audit: Some(actor.record(
+                        "card.status_changed",
+                        Some(&after.program_id),
+                        Some(&after.id),
+                        json!({
+                            "from": before.status.as_str(),
+                            "to": after.status.as_str(),
+                            "pin_unblocked": unblocked,
+                        }),
+                    )),
+                }
+            },
+        )
         .await?
         .ok_or_else(|| ApiError::not_found("card"))?;
     tracing::info!(card_id = %card.id, actor = %auth.api_key_id, status = status.as_str(), "card status changed");

@@ -1,24 +1,44 @@
 //! Extractors: the API key, JSON bodies and query strings, each refusing bad input
 //! with a problem+json error before a handler runs.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
+use crate::audit::Actor;
 use crate::domain::ids::Secret;
 use crate::service::App;
 use crate::store::{ProgramRow, Store};
 
-/// The calling program, from `Authorization: Bearer <api key>`.
+/// The calling program, from `Authorization: Bearer <api key>`, with the
+/// request's id and source address for the audit trail.
 #[derive(Debug, Clone)]
 pub struct Auth {
     pub program: ProgramRow,
     pub api_key_id: String,
+    pub request_id: Option<String>,
+    pub source: Option<String>,
+}
+
+/// The request id the middleware gave this request (`req_…`).
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+impl Auth {
+    /// The caller as an audit actor.
+    pub fn actor(&self) -> Actor {
+        Actor {
+            actor: self.api_key_id.clone(),
+            request_id: self.request_id.clone(),
+            source: self.source.clone(),
+        }
+    }
 }
 
 impl<S: Store> FromRequestParts<Arc<App<S>>> for Auth {
@@ -43,6 +63,11 @@ impl<S: Store> FromRequestParts<Arc<App<S>>> for Auth {
             Some((key, program)) => Ok(Auth {
                 program,
                 api_key_id: key.id,
+                request_id: parts.extensions.get::<RequestId>().map(|r| r.0.clone()),
+                source: parts
+                    .extensions
+                    .get::<ConnectInfo<SocketAddr>>()
+                    .map(|c| c.0.ip().to_string()),
             }),
             None => Err(ApiError::unauthorized()),
         }

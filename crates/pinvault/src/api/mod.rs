@@ -12,6 +12,7 @@ mod pin;
 mod program;
 mod verify;
 mod views;
+mod webhooks;
 
 pub use program::program_json;
 
@@ -23,7 +24,7 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 use tracing::Instrument;
 
 use crate::domain::ids::new_id;
@@ -61,6 +62,19 @@ pub fn router<S: Store>(app: Arc<App<S>>) -> Router {
             post(verify::sandbox_verify::<S>),
         )
         .route("/v1/zone-keys", get(verify::list_zone_keys::<S>))
+        .route("/v1/events", get(webhooks::list_events::<S>))
+        .route(
+            "/v1/webhook-endpoints",
+            post(webhooks::create_endpoint::<S>).get(webhooks::list_endpoints::<S>),
+        )
+        .route(
+            "/v1/webhook-endpoints/{id}",
+            delete(webhooks::delete_endpoint::<S>),
+        )
+        .route(
+            "/v1/webhook-endpoints/{id}/deliveries",
+            get(webhooks::list_deliveries::<S>),
+        )
         .route(
             "/v1/program",
             get(program::get::<S>).patch(program::update::<S>),
@@ -94,7 +108,7 @@ async fn method_not_allowed() -> ApiError {
 async fn observe<S: Store>(
     State(app): State<Arc<App<S>>>,
     matched: Option<MatchedPath>,
-    req: Request,
+    mut req: Request,
     next: Next,
 ) -> Response {
     let start = Instant::now();
@@ -102,6 +116,8 @@ async fn observe<S: Store>(
     let route = matched.map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned());
     let request_id = new_id("req_");
     let span = tracing::info_span!("request", request_id = %request_id);
+    req.extensions_mut()
+        .insert(extract::RequestId(request_id.clone()));
     let mut res = next.run(req).instrument(span.clone()).await;
     let elapsed = start.elapsed();
     let status = res.status().as_u16();

@@ -4,7 +4,7 @@
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{cards, encryption_keys, ops, pin, program, verify, views};
+use super::{cards, encryption_keys, ops, pin, program, verify, views, webhooks};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -18,6 +18,8 @@ use super::{cards, encryption_keys, ops, pin, program, verify, views};
         pin::create_token, pin::set_pin, pin::reveal, pin::unblock,
         encryption_keys::list, encryption_keys::pem,
         verify::verify, verify::sandbox_verify, verify::list_zone_keys,
+        webhooks::list_events, webhooks::create_endpoint, webhooks::list_endpoints,
+        webhooks::delete_endpoint, webhooks::list_deliveries,
         program::get, program::update,
         ops::healthz, ops::readyz, ops::metrics, ops::openapi,
     ),
@@ -26,6 +28,8 @@ use super::{cards, encryption_keys, ops, pin, program, verify, views};
         views::EncryptedPin, views::RevealResponse, views::DeviceJwk, views::PinEncryptionKey, views::PinEncryptionKeys,
         views::ProgramView, views::Problem, views::StatusView, program::SettingsChanges,
         verify::VerifyResult, verify::ZoneKeyView, verify::ZoneKeyList,
+        webhooks::EventView, webhooks::EventList, webhooks::CreateEndpoint, webhooks::EndpointView,
+        webhooks::CreatedEndpoint, webhooks::EndpointList, webhooks::DeliveryView, webhooks::DeliveryList,
     )),
     modifiers(&ApiKeyAuth, &CommonErrors),
     tags(
@@ -33,6 +37,7 @@ use super::{cards, encryption_keys, ops, pin, program, verify, views};
         (name = "pin", description = "Control tokens, set, reveal, unblock"),
         (name = "pin-encryption", description = "The keys a device encrypts PINs to"),
         (name = "verification", description = "PIN verification at authorization time, the sandbox, zone keys"),
+        (name = "events", description = "Events, webhook endpoints and their deliveries"),
         (name = "program", description = "The calling program and its settings"),
         (name = "operations", description = "Health, readiness, metrics"),
     )

@@ -7,7 +7,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::{Value, json};
 use utoipa::ToSchema;
 use zeroize::Zeroizing;
 
@@ -23,10 +23,11 @@ use crate::domain::time::{now, rfc3339};
 use crate::domain::token::{
     self, CARDHOLDER_VERIFICATION_METHODS, TOKEN_PREFIX, TokenError, TokenType,
 };
+use crate::events::{EventType, event};
 use crate::jose::DeviceKey;
 use crate::keys::KeyKind;
 use crate::service::{App, after};
-use crate::store::{CardRow, PinWrite, SetBy, Store, TokenRow};
+use crate::store::{CardRow, Effects, PinWrite, SetBy, Store, TokenRow};
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -170,9 +171,32 @@ pub async fn create_token<S: Store>(
         )),
     };
     let response = serde_json::to_value(&view).map_err(|_| ApiError::internal())?;
+    let effects = Effects {
+        events: vec![event(
+            &card.program_id,
+            &card.id,
+            EventType::PinTokenCreated,
+            json!({
+                "token_type": kind.as_str(),
+                "cardholder_verification_method": cvm,
+                "expires_at": view.expires_at,
+            }),
+        )],
+        audit: Some(auth.actor().record(
+            "pin.token_created",
+            Some(&card.program_id),
+            Some(&card.id),
+            json!({
+                "token_id": row.id,
+                "token_type": kind.as_str(),
+                "cardholder_verification_method": cvm,
+                "expires_at": view.expires_at,
+            }),
+        )),
+    };
     tracing::info!(card_id = %card.id, actor = %auth.api_key_id, r#type = kind.as_str(), cvm = cvm.as_deref().unwrap_or("-"), "control token created");
     idempotency::create(&app, idem, StatusCode::CREATED, response, |idem_row| {
-        app.store.create_token(row, idem_row)
+        app.store.create_token(row, idem_row, effects)
     })
     .await
 }
@@ -272,8 +296,26 @@ pub async fn set_pin<S: Store>(
         key_version,
         set_by: SetBy::Cardholder,
     };
+    let effects = Effects {
+        events: vec![event(
+            &card.program_id,
+            &card.id,
+            EventType::PinChanged,
+            json!({ "set_by": SetBy::Cardholder.as_str() }),
+        )],
+        audit: Some(auth.actor().record(
+            "pin.changed",
+            Some(&card.program_id),
+            Some(&card.id),
+            json!({
+                "set_by": SetBy::Cardholder.as_str(),
+                "token_id": token.id,
+                "was_blocked": card.pin_blocked,
+            }),
+        )),
+    };
     app.store
-        .redeem_token(&token.id, Some(write), now())
+        .redeem_token(&token.id, Some(write), now(), effects)
         .await??;
     tracing::info!(card_id = %card.id, actor = %auth.api_key_id, "PIN changed");
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -311,7 +353,14 @@ pub async fn reveal<S: Store>(
             .encrypt_for_device(device, pin.expose(), &card.id)
             .await?;
         drop(pin);
-        app.store.redeem_token(&token.id, None, now()).await??;
+        app.store
+            .redeem_token(
+                &token.id,
+                None,
+                now(),
+                revealed(&auth, &card, &token, "device_key"),
+            )
+            .await??;
         tracing::info!(card_id = %card.id, actor = %auth.api_key_id, cvm = token.cvm.as_deref().unwrap_or("-"), "PIN revealed to a device key");
         return Ok(axum::Json(RevealResponse::Encrypted(EncryptedPin {
             encrypted_pin: jwe,
@@ -330,9 +379,39 @@ pub async fn reveal<S: Store>(
     let pin = app
         .keys
         .decipher_pin(card.pin_key_version, &card.pin_block, &pan)?;
-    app.store.redeem_token(&token.id, None, now()).await??;
+    app.store
+        .redeem_token(
+            &token.id,
+            None,
+            now(),
+            revealed(&auth, &card, &token, "clear"),
+        )
+        .await??;
     tracing::info!(card_id = %card.id, actor = %auth.api_key_id, cvm = token.cvm.as_deref().unwrap_or("-"), "PIN revealed in clear");
     Ok(axum::Json(RevealResponse::Clear(RevealedPin { pin: pin.expose() })).into_response())
+}
+
+/// The event and audit record of a reveal; `to` is `device_key` (encrypted to
+/// the cardholder's device) or `clear` (to the caller).
+fn revealed(auth: &Auth, card: &CardRow, token: &TokenRow, to: &str) -> Effects {
+    Effects {
+        events: vec![event(
+            &card.program_id,
+            &card.id,
+            EventType::PinRevealed,
+            json!({ "cardholder_verification_method": token.cvm, "to": to }),
+        )],
+        audit: Some(auth.actor().record(
+            "pin.revealed",
+            Some(&card.program_id),
+            Some(&card.id),
+            json!({
+                "token_id": token.id,
+                "cardholder_verification_method": token.cvm,
+                "to": to,
+            }),
+        )),
+    }
 }
 
 /// Unblock the PIN: reset the fail count and reactivate a card PIN blocking made inactive.
@@ -356,16 +435,48 @@ pub async fn unblock<S: Store>(
                 "`{name}` must be at most 500 characters"
             )));
         }
+        // The text goes to the audit trail, where a card number must never be.
+        if value.as_deref().is_some_and(crate::domain::looks_like_pan) {
+            return Err(ApiError::invalid(format!(
+                "`{name}` must not contain a card number"
+            )));
+        }
     }
     find(&app, &auth, &card_id).await?;
+    let actor = auth.actor();
     app.store
-        .unblock_pin(&auth.program.id, &card_id, now())
+        .unblock_pin(&auth.program.id, &card_id, now(), move |before, after| {
+            let mut events = Vec::new();
+            if before.pin_blocked {
+                events.push(event(
+                    &after.program_id,
+                    &after.id,
+                    EventType::PinUnblocked,
+                    json!({ "reason": "unblock" }),
+                ));
+            }
+            Effects {
+                events,
+                audit: Some(actor.record(
+                    "pin.unblocked",
+                    Some(&after.program_id),
+                    Some(&after.id),
+                    json!({
+                        "was_blocked": before.pin_blocked,
+                        "fail_count_before": before.fail_count,
+                        "card_reactivated": before.inactive_by_block,
+                        "description": body.description.clone(),
+                        "updated_by": body.updated_by.clone(),
+                    }),
+                )),
+            }
+        })
         .await?
         .ok_or_else(|| ApiError::not_found("card"))?;
     tracing::info!(
         card_id = %card_id,
         actor = %auth.api_key_id,
-        // The free text stays out of the log; the audit trail will record it.
+        // The free text stays out of the log; the audit trail records it.
         "PIN unblocked"
     );
     Ok(StatusCode::NO_CONTENT.into_response())

@@ -51,7 +51,18 @@ pub async fn update<S: Store>(
     let t = now();
     if !app
         .store
-        .update_program(&auth.program.id, settings.clone(), auth.program.mode, t)
+        .update_program(
+            &auth.program.id,
+            settings.clone(),
+            auth.program.mode,
+            t,
+            auth.actor().record(
+                "program.updated",
+                Some(&auth.program.id),
+                None,
+                serde_json::json!({ "changes": changes }),
+            ),
+        )
         .await?
     {
         return Err(ApiError::not_found("program"));

@@ -182,6 +182,7 @@ pub async fn verify<S: Store>(
             &pan,
             u32::from(auth.program.settings.max_tries),
             entered,
+            &auth.actor(),
         )
         .await
         .map_err(|e| refused(&app, e))?;
@@ -224,6 +225,7 @@ pub async fn sandbox_verify<S: Store>(
             &pan,
             u32::from(auth.program.settings.max_tries),
             Entered::Clear(pin),
+            &auth.actor(),
         )
         .await
         .map_err(|e| refused(&app, e))?;

@@ -10,6 +10,7 @@ use super::serve::{
     DataArgs, TransportArgs, create_program, new_api_key, open_app, open_app_with, open_store,
 };
 use crate::api::program_json;
+use crate::audit::Actor;
 use crate::domain::program::{Mode, Settings};
 use crate::domain::time::{now, rfc3339};
 use crate::keys::config::{self as key_config, KeysConfig, ProviderConfig};
@@ -285,6 +286,17 @@ pub async fn programs(cmd: ProgramsCommand) -> Result<String, CliError> {
                 ModeArg::Live => Mode::Live,
             };
             let (program, key) = create_program(&app, name, mode, Settings::default()).await?;
+            // After the program exists (its own transaction): an interruption
+            // in between leaves a program without its record, never the reverse.
+            app.store
+                .append_audit(Actor::operator().record(
+                    "program.created",
+                    Some(&program.id),
+                    None,
+                    json!({ "name": program.name, "mode": program.mode.as_str() }),
+                ))
+                .await
+                .map_err(err)?;
             Ok(pretty(
                 &json!({ "program_id": program.id, "api_key": key.expose() }),
             ))
@@ -323,8 +335,14 @@ pub async fn programs(cmd: ProgramsCommand) -> Result<String, CliError> {
                     other => CliError(format!("{other:?}")),
                 })?;
             let t = now();
+            let mut details = json!({ "changes": changes });
+            if mode != program.mode {
+                details["mode"] = json!({ "from": program.mode.as_str(), "to": mode.as_str() });
+            }
+            let audit =
+                Actor::operator().record("program.updated", Some(&program.id), None, details);
             app.store
-                .update_program(&program.id, settings.clone(), mode, t)
+                .update_program(&program.id, settings.clone(), mode, t, audit)
                 .await
                 .map_err(err)?;
             program.settings = settings;
@@ -363,7 +381,17 @@ pub async fn api_keys(cmd: ApiKeysCommand) -> Result<String, CliError> {
             };
             let (row, secret) = new_api_key(&program);
             let id = row.id.clone();
+            let hint = row.hint.clone();
             app.store.create_api_key(row).await.map_err(err)?;
+            app.store
+                .append_audit(Actor::operator().record(
+                    "api_key.created",
+                    Some(&program.id),
+                    None,
+                    json!({ "api_key_id": id, "hint": hint }),
+                ))
+                .await
+                .map_err(err)?;
             Ok(pretty(
                 &json!({ "api_key_id": id, "program_id": program.id, "api_key": secret.expose() }),
             ))
@@ -376,6 +404,15 @@ pub async fn api_keys(cmd: ApiKeysCommand) -> Result<String, CliError> {
                 .await
                 .map_err(err)?
             {
+                app.store
+                    .append_audit(Actor::operator().record(
+                        "api_key.revoked",
+                        None,
+                        None,
+                        json!({ "api_key_id": api_key_id }),
+                    ))
+                    .await
+                    .map_err(err)?;
                 Ok(pretty(
                     &json!({ "api_key_id": api_key_id, "revoked": true }),
                 ))
@@ -445,6 +482,15 @@ pub async fn keys(cmd: KeysCommand) -> Result<String, CliError> {
                     "previous_retires_at": previous_retires_at,
                 }));
             }
+            app.store
+                .append_audit(Actor::operator().record(
+                    "keys.rotated",
+                    None,
+                    None,
+                    json!({ "rotated": rotated, "cards_reencrypted": cards_reencrypted }),
+                ))
+                .await
+                .map_err(err)?;
             Ok(pretty(
                 &json!({ "rotated": rotated, "cards_reencrypted": cards_reencrypted }),
             ))
@@ -661,6 +707,10 @@ async fn keys_migrate(
         "zone_keys": report.zone_keys,
         "rewrapped": report.rewrapped,
     });
+    store
+        .append_audit(Actor::operator().record("keys.provider_migrated", None, None, out.clone()))
+        .await
+        .map_err(err)?;
     if from_config == ProviderConfig::File {
         // The old key file no longer protects anything in the database, but it
         // still opens backups taken before now: set it aside, for the operator
@@ -677,4 +727,74 @@ async fn keys_migrate(
         }
     }
     Ok(pretty(&out))
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Check the hash chain from the first record; prints how many records
+    /// were checked and the head hash, or the first broken record (exit 1).
+    Verify {
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// Print audit records, oldest first, as a JSON array.
+    List {
+        /// Only records after this sequence number.
+        #[arg(long, default_value_t = 0, value_name = "SEQ")]
+        after: i64,
+        /// At most this many records (1 to 10000).
+        #[arg(long, default_value_t = 100, value_name = "N")]
+        limit: u32,
+        /// Only records about this card.
+        #[arg(long, value_name = "CARD_ID")]
+        card_id: Option<String>,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+}
+
+pub async fn audit(cmd: AuditCommand) -> Result<String, CliError> {
+    match cmd {
+        AuditCommand::Verify { data } => {
+            // The chain needs no key: only the database is opened.
+            let store = open_store(&data).await?;
+            let check = crate::audit::verify(&store).await.map_err(err)?;
+            let out = pretty(&check.to_json());
+            match check {
+                crate::audit::ChainCheck::Intact { .. } => Ok(out),
+                crate::audit::ChainCheck::Broken { seq, reason, .. } => {
+                    super::print_stdout(&out);
+                    Err(CliError(format!(
+                        "the audit chain is broken at record {seq}: {reason}"
+                    )))
+                }
+            }
+        }
+        AuditCommand::List {
+            after,
+            limit,
+            card_id,
+            data,
+        } => {
+            if !(1..=10_000).contains(&limit) {
+                return Err(CliError("--limit must be from 1 to 10000".into()));
+            }
+            let store = open_store(&data).await?;
+            let mut out = Vec::new();
+            let mut from = after;
+            while out.len() < limit as usize {
+                let batch = store.list_audit(from, 1000).await.map_err(err)?;
+                let Some(last) = batch.last() else { break };
+                from = last.seq;
+                out.extend(
+                    batch
+                        .iter()
+                        .filter(|r| card_id.is_none() || r.entry.card_id == card_id)
+                        .map(crate::audit::record_json),
+                );
+            }
+            out.truncate(limit as usize);
+            Ok(pretty(&Value::Array(out)))
+        }
+    }
 }

@@ -33,6 +33,9 @@ enum Command {
     /// Import and list the zone PIN keys terminals' PIN blocks arrive under.
     #[command(subcommand, name = "zone-keys")]
     ZoneKeys(admin::ZoneKeysCommand),
+    /// Read and verify the tamper-evident audit trail.
+    #[command(subcommand)]
+    Audit(admin::AuditCommand),
     /// Build and read ISO 9564 PIN blocks (integrator tools, for test data).
     #[command(subcommand)]
     Pinblock(tools::PinblockCommand),
@@ -135,6 +138,9 @@ pub fn run() -> ExitCode {
             .map(|s| Some(s.into())),
         Command::ZoneKeys(cmd) => runtime(false)
             .and_then(|rt| rt.block_on(admin::zone_keys(cmd)))
+            .map(|s| Some(s.into())),
+        Command::Audit(cmd) => runtime(false)
+            .and_then(|rt| rt.block_on(admin::audit(cmd)))
             .map(|s| Some(s.into())),
         Command::Pinblock(cmd) => tools::pinblock(cmd).map(Some),
         Command::Kcv(args) => tools::kcv(&args).map(Some),

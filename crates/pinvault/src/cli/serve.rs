@@ -17,6 +17,7 @@ use crate::keys::config as key_config;
 use crate::keys::transport::TransportBits;
 use crate::service::{App, KEY_REFRESH, ServerSettings, TransportSettings};
 use crate::store::{AnyStore, ApiKeyRow, PgSettings, PgStore, ProgramRow, SqliteStore, Store};
+use crate::webhooks::{RetrySchedule, WebhookSettings};
 
 /// Where the data lives; every command that reads or writes it takes these.
 #[derive(Debug, Args, Clone)]
@@ -82,6 +83,32 @@ pub struct ServeArgs {
         value_name = "SECONDS"
     )]
     key_cache_ttl: u64,
+    /// Deliver webhooks to loopback, private and link-local addresses too
+    /// (refused by default: a webhook URL must not reach into your network).
+    #[arg(
+        long,
+        env = "PINVAULT_ALLOW_PRIVATE_WEBHOOK_TARGETS",
+        action = clap::ArgAction::SetTrue,
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    allow_private_webhook_targets: bool,
+    /// Delays between webhook delivery attempts, after the first (each ±10 %).
+    #[arg(
+        long,
+        env = "PINVAULT_WEBHOOK_RETRY_SCHEDULE",
+        default_value = crate::webhooks::DEFAULT_SCHEDULE,
+        value_name = "DELAYS"
+    )]
+    webhook_retry_schedule: String,
+    /// Seconds one webhook delivery attempt may take (connect, TLS, answer).
+    #[arg(
+        long,
+        env = "PINVAULT_WEBHOOK_TIMEOUT_S",
+        default_value_t = 10,
+        value_parser = clap::value_parser!(u64).range(1..=120),
+        value_name = "SECONDS"
+    )]
+    webhook_timeout_s: u64,
     #[command(flatten)]
     transport: TransportArgs,
 }
@@ -260,10 +287,18 @@ pub async fn serve(args: ServeArgs) -> Result<(), CliError> {
         .public_url
         .clone()
         .unwrap_or_else(|| format!("http://{}", args.listen));
+    let schedule = RetrySchedule::parse(&args.webhook_retry_schedule)
+        .map_err(|e| CliError(format!("--webhook-retry-schedule: {e}")))?;
     let settings = ServerSettings {
         public_url: public_url.trim_end_matches('/').to_owned(),
         transport: args.transport.settings(),
         key_cache_ttl: (args.key_cache_ttl > 0).then(|| Duration::from_secs(args.key_cache_ttl)),
+        webhooks: WebhookSettings {
+            allow_private_targets: args.allow_private_webhook_targets,
+            schedule,
+            attempt_timeout: Duration::from_secs(args.webhook_timeout_s),
+            ..WebhookSettings::default()
+        },
     };
     let app = Arc::new(open_app_with(&args.data, settings).await?);
     // The first start makes the first published PIN encryption key.
@@ -308,13 +343,31 @@ pub async fn serve(args: ServeArgs) -> Result<(), CliError> {
         }
     });
 
+    // Deliver the outbox's webhooks (every node runs a worker; claims keep
+    // them from delivering the same attempt twice).
+    let (stop_worker, stop) = tokio::sync::watch::channel(false);
+    let worker = crate::webhooks::spawn_worker(app.clone(), stop);
+    let attempt_timeout = app.settings.webhooks.attempt_timeout;
+
     let shutdown = shutdown_signal()?;
     tracing::info!(%addr, key_provider = app.keys.provider_name(), database = app.store.backend(), "listening");
     super::print_stderr(&format!("pinvault listening on http://{addr}"));
-    axum::serve(listener, crate::api::router(app))
+    // With the peer's address, for the audit trail's `source`.
+    let service = crate::api::router(app).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, service)
         .with_graceful_shutdown(shutdown)
         .await
         .map_err(|e| CliError(format!("server failed: {e}")))?;
+    // Let the webhook attempts under way finish and be recorded.
+    let _ = stop_worker.send(true);
+    if tokio::time::timeout(attempt_timeout + Duration::from_secs(5), worker)
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "webhook attempts still under way at exit; their claims expire and they are retried"
+        );
+    }
     tracing::info!("stopped");
     Ok(())
 }

@@ -89,8 +89,7 @@ impl TransportKey {
             .as_ref()
             .to_vec();
         let public = aws_lc_rs::rsa::PublicKey::from_der(&spki).map_err(|_| bad("public key"))?;
-        let n = public.modulus().big_endian_without_leading_zero().to_vec();
-        let e = public.exponent().big_endian_without_leading_zero().to_vec();
+        let (n, e) = rsa_public_components(public.as_ref()).ok_or_else(|| bad("public key"))?;
         let kid = thumbprint(&n, &e);
         let oaep = OaepPrivateDecryptingKey::new(private).map_err(|_| bad("OAEP"))?;
         Ok(TransportKey {
@@ -128,6 +127,46 @@ impl TransportKey {
 }
 
 /// RFC 7638: SHA-256 over the required members in lexicographic order, no spaces.
+/// `n` and `e` (big-endian, no leading zero) from a PKCS#1 `RSAPublicKey` in DER,
+/// `SEQUENCE { INTEGER n, INTEGER e }`: what aws-lc-rs's `PublicKey::as_ref`
+/// gives. (Its own accessors need the `ring-io` feature, which would bring a
+/// second `untrusted` crate next to rustls-webpki's.)
+fn rsa_public_components(der: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
+    /// One DER element of `tag`: its contents and what follows it.
+    fn element(input: &[u8], tag: u8) -> Option<(&[u8], &[u8])> {
+        let (&t, rest) = input.split_first()?;
+        if t != tag {
+            return None;
+        }
+        let (&first, rest) = rest.split_first()?;
+        let (len, rest) = if first < 0x80 {
+            (usize::from(first), rest)
+        } else {
+            let count = usize::from(first & 0x7f);
+            if count == 0 || count > 4 || rest.len() < count {
+                return None;
+            }
+            let (bytes, rest) = rest.split_at(count);
+            (
+                bytes
+                    .iter()
+                    .fold(0usize, |acc, &b| (acc << 8) | usize::from(b)),
+                rest,
+            )
+        };
+        (rest.len() >= len).then(|| rest.split_at(len))
+    }
+    let unsigned = |int: &[u8]| {
+        let start = int.iter().position(|&b| b != 0).unwrap_or(int.len());
+        int[start..].to_vec()
+    };
+    let (seq, trailing) = element(der, 0x30)?;
+    let (n, rest) = element(seq, 0x02)?;
+    let (e, rest) = element(rest, 0x02)?;
+    let (n, e) = (unsigned(n), unsigned(e));
+    (trailing.is_empty() && rest.is_empty() && !n.is_empty() && !e.is_empty()).then_some((n, e))
+}
+
 fn thumbprint(n: &[u8], e: &[u8]) -> String {
     let canonical = format!(
         r#"{{"e":"{}","kty":"RSA","n":"{}"}}"#,
@@ -176,6 +215,30 @@ pub fn retires_at(
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn pkcs1_public_components() {
+        // SEQUENCE { INTEGER 0x00C5 (a leading zero keeps it positive), INTEGER 65537 }
+        let der = [
+            0x30, 0x09, 0x02, 0x02, 0x00, 0xC5, 0x02, 0x03, 0x01, 0x00, 0x01,
+        ];
+        assert_eq!(
+            super::rsa_public_components(&der),
+            Some((vec![0xC5], vec![0x01, 0x00, 0x01]))
+        );
+        // Long-form length.
+        let mut long = vec![0x30, 0x81, 0x87, 0x02, 0x81, 0x81, 0x00];
+        long.extend([0xAB; 128]);
+        long.extend([0x02, 0x01, 0x03]);
+        let (n, e) = super::rsa_public_components(&long).unwrap_or_default();
+        assert_eq!((n.len(), e), (128, vec![3]));
+        for bad in [&der[..10], &[0x31, 0x00][..], &[0x30, 0x02, 0x02, 0x00][..]] {
+            assert_eq!(super::rsa_public_components(bad), None);
+        }
+        let mut trailing = der.to_vec();
+        trailing.push(0);
+        assert_eq!(super::rsa_public_components(&trailing), None);
+    }
 
     #[test]
     fn thumbprint_matches_rfc7638_example() {

@@ -70,8 +70,9 @@ impl Store for AnyStore {
         settings: Settings,
         mode: Mode,
         now: Timestamp,
+        audit: AuditEntry,
     ) -> StoreResult<bool> {
-        each!(self, s => s.update_program(id, settings, mode, now))
+        each!(self, s => s.update_program(id, settings, mode, now, audit))
     }
     async fn authenticate(
         &self,
@@ -88,8 +89,13 @@ impl Store for AnyStore {
     async fn revoke_api_key(&self, id: &str, now: Timestamp) -> StoreResult<bool> {
         each!(self, s => s.revoke_api_key(id, now))
     }
-    async fn create_card(&self, card: CardRow, idem: Option<IdemRow>) -> StoreResult<Created> {
-        each!(self, s => s.create_card(card, idem))
+    async fn create_card(
+        &self,
+        card: CardRow,
+        idem: Option<IdemRow>,
+        effects: Effects,
+    ) -> StoreResult<Created> {
+        each!(self, s => s.create_card(card, idem, effects))
     }
     async fn get_card(&self, program_id: &str, card_id: &str) -> StoreResult<Option<CardRow>> {
         each!(self, s => s.get_card(program_id, card_id))
@@ -103,25 +109,38 @@ impl Store for AnyStore {
     ) -> StoreResult<Option<(Vec<CardRow>, bool)>> {
         each!(self, s => s.list_cards(program_id, external_id, limit, starting_after))
     }
-    async fn set_card_status(
+    async fn set_card_status<F>(
         &self,
         program_id: &str,
         card_id: &str,
         status: CardStatus,
         now: Timestamp,
-    ) -> StoreResult<Option<CardRow>> {
-        each!(self, s => s.set_card_status(program_id, card_id, status, now))
+        effects: F,
+    ) -> StoreResult<Option<CardRow>>
+    where
+        F: Fn(&CardRow, &CardRow) -> Effects + Send + Sync + 'static,
+    {
+        each!(self, s => s.set_card_status(program_id, card_id, status, now, effects))
     }
-    async fn unblock_pin(
+    async fn unblock_pin<F>(
         &self,
         program_id: &str,
         card_id: &str,
         now: Timestamp,
-    ) -> StoreResult<Option<CardRow>> {
-        each!(self, s => s.unblock_pin(program_id, card_id, now))
+        effects: F,
+    ) -> StoreResult<Option<CardRow>>
+    where
+        F: Fn(&CardRow, &CardRow) -> Effects + Send + Sync + 'static,
+    {
+        each!(self, s => s.unblock_pin(program_id, card_id, now, effects))
     }
-    async fn create_token(&self, token: TokenRow, idem: Option<IdemRow>) -> StoreResult<Created> {
-        each!(self, s => s.create_token(token, idem))
+    async fn create_token(
+        &self,
+        token: TokenRow,
+        idem: Option<IdemRow>,
+        effects: Effects,
+    ) -> StoreResult<Created> {
+        each!(self, s => s.create_token(token, idem, effects))
     }
     async fn find_token(&self, hash: SecretHash) -> StoreResult<Option<TokenRow>> {
         each!(self, s => s.find_token(hash))
@@ -138,11 +157,12 @@ impl Store for AnyStore {
         token_id: &str,
         set_pin: Option<PinWrite>,
         now: Timestamp,
+        effects: Effects,
     ) -> StoreResult<Result<(), TokenError>> {
-        each!(self, s => s.redeem_token(token_id, set_pin, now))
+        each!(self, s => s.redeem_token(token_id, set_pin, now, effects))
     }
-    async fn insert_zone_key(&self, key: ZoneKeyRow) -> StoreResult<()> {
-        each!(self, s => s.insert_zone_key(key))
+    async fn insert_zone_key(&self, key: ZoneKeyRow, audit: AuditEntry) -> StoreResult<()> {
+        each!(self, s => s.insert_zone_key(key, audit))
     }
     async fn get_zone_key(&self, id: &str) -> StoreResult<Option<ZoneKeyRow>> {
         each!(self, s => s.get_zone_key(id))
@@ -154,13 +174,17 @@ impl Store for AnyStore {
     ) -> StoreResult<Option<(Vec<ZoneKeyRow>, bool)>> {
         each!(self, s => s.list_zone_keys(limit, starting_after))
     }
-    async fn record_pin_failure(
+    async fn record_pin_failure<F>(
         &self,
         card_id: &str,
         max_tries: u32,
         now: Timestamp,
-    ) -> StoreResult<Option<PinFailure>> {
-        each!(self, s => s.record_pin_failure(card_id, max_tries, now))
+        effects: F,
+    ) -> StoreResult<Option<PinFailure>>
+    where
+        F: Fn(PinFailure) -> Effects + Send + Sync + 'static,
+    {
+        each!(self, s => s.record_pin_failure(card_id, max_tries, now, effects))
     }
     async fn reset_pin_failures(&self, card_id: &str, now: Timestamp) -> StoreResult<bool> {
         each!(self, s => s.reset_pin_failures(card_id, now))
@@ -170,5 +194,78 @@ impl Store for AnyStore {
     }
     async fn get_idempotency(&self, program_id: &str, key: &str) -> StoreResult<Option<IdemRow>> {
         each!(self, s => s.get_idempotency(program_id, key))
+    }
+    async fn append_audit(&self, entry: AuditEntry) -> StoreResult<()> {
+        each!(self, s => s.append_audit(entry))
+    }
+    async fn list_audit(&self, after: i64, limit: u32) -> StoreResult<Vec<AuditRecord>> {
+        each!(self, s => s.list_audit(after, limit))
+    }
+    async fn list_events(
+        &self,
+        program_id: &str,
+        card_id: Option<&str>,
+        kind: Option<&str>,
+        limit: u32,
+        starting_after: Option<&str>,
+    ) -> StoreResult<Option<(Vec<EventRow>, bool)>> {
+        each!(self, s => s.list_events(program_id, card_id, kind, limit, starting_after))
+    }
+    async fn create_webhook_endpoint(
+        &self,
+        endpoint: WebhookEndpointRow,
+        idem: Option<IdemRow>,
+        audit: AuditEntry,
+    ) -> StoreResult<Created> {
+        each!(self, s => s.create_webhook_endpoint(endpoint, idem, audit))
+    }
+    async fn list_webhook_endpoints(
+        &self,
+        program_id: &str,
+        limit: u32,
+        starting_after: Option<&str>,
+    ) -> StoreResult<Option<(Vec<WebhookEndpointRow>, bool)>> {
+        each!(self, s => s.list_webhook_endpoints(program_id, limit, starting_after))
+    }
+    async fn get_webhook_endpoint(
+        &self,
+        program_id: &str,
+        id: &str,
+    ) -> StoreResult<Option<WebhookEndpointRow>> {
+        each!(self, s => s.get_webhook_endpoint(program_id, id))
+    }
+    async fn delete_webhook_endpoint(
+        &self,
+        program_id: &str,
+        id: &str,
+        now: Timestamp,
+        audit: AuditEntry,
+    ) -> StoreResult<bool> {
+        each!(self, s => s.delete_webhook_endpoint(program_id, id, now, audit))
+    }
+    async fn list_deliveries(
+        &self,
+        endpoint_id: &str,
+        limit: u32,
+        starting_after: Option<&str>,
+    ) -> StoreResult<Option<(Vec<DeliveryRow>, bool)>> {
+        each!(self, s => s.list_deliveries(endpoint_id, limit, starting_after))
+    }
+    async fn claim_deliveries(
+        &self,
+        owner: &str,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: u32,
+    ) -> StoreResult<Vec<ClaimedDelivery>> {
+        each!(self, s => s.claim_deliveries(owner, now, lease_until, limit))
+    }
+    async fn finish_delivery(
+        &self,
+        id: &str,
+        owner: &str,
+        result: AttemptResult,
+    ) -> StoreResult<bool> {
+        each!(self, s => s.finish_delivery(id, owner, result))
     }
 }

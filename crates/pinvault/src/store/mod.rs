@@ -195,6 +195,134 @@ pub struct IdemRow {
     pub created_at: Timestamp,
 }
 
+/// An event as stored in the outbox: `body` is the JSON listed and delivered.
+#[derive(Debug, Clone)]
+pub struct EventRow {
+    pub id: String,
+    pub program_id: String,
+    pub card_id: Option<String>,
+    pub kind: String,
+    pub created_at: Timestamp,
+    pub body: String,
+}
+
+/// An audit record before it is chained.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEntry {
+    pub at: Timestamp,
+    /// An API key id (`key_…`) or `operator`.
+    pub actor: String,
+    pub request_id: Option<String>,
+    pub source: Option<String>,
+    pub action: String,
+    pub program_id: Option<String>,
+    pub card_id: Option<String>,
+    /// A JSON object.
+    pub details: String,
+}
+
+/// A chained audit record as stored.
+#[derive(Debug, Clone)]
+pub struct AuditRecord {
+    pub seq: i64,
+    pub entry: AuditEntry,
+    pub prev_hash: Vec<u8>,
+    pub hash: Vec<u8>,
+}
+
+/// What a state change writes besides the change itself, in the same
+/// transaction: its events (each fanned out to the program's subscribed
+/// webhook endpoints as deliveries) and its audit record.
+#[derive(Debug, Clone, Default)]
+pub struct Effects {
+    pub events: Vec<EventRow>,
+    pub audit: Option<AuditEntry>,
+}
+
+#[derive(Debug, Clone)]
+pub struct WebhookEndpointRow {
+    pub id: String,
+    pub program_id: String,
+    pub url: String,
+    pub events: Vec<String>,
+    pub secret_sealed: Vec<u8>,
+    pub secret_key_version: u32,
+    pub created_at: Timestamp,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryStatus {
+    Pending,
+    Delivered,
+    /// Retries were exhausted, or the endpoint was deleted.
+    Failed,
+}
+
+impl DeliveryStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryStatus::Pending => "pending",
+            DeliveryStatus::Delivered => "delivered",
+            DeliveryStatus::Failed => "failed",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "pending" => Some(DeliveryStatus::Pending),
+            "delivered" => Some(DeliveryStatus::Delivered),
+            "failed" => Some(DeliveryStatus::Failed),
+            _ => None,
+        }
+    }
+}
+
+/// One event's delivery to one endpoint, with its last attempt.
+#[derive(Debug, Clone)]
+pub struct DeliveryRow {
+    pub id: String,
+    pub endpoint_id: String,
+    pub event_id: String,
+    pub event_type: String,
+    pub status: DeliveryStatus,
+    pub attempts: u32,
+    pub next_attempt_at: Option<Timestamp>,
+    pub last_attempt_at: Option<Timestamp>,
+    pub last_response_code: Option<u16>,
+    pub last_error: Option<String>,
+    pub delivered_at: Option<Timestamp>,
+    pub created_at: Timestamp,
+}
+
+/// A delivery a worker claimed (leased) for one attempt.
+#[derive(Debug, Clone)]
+pub struct ClaimedDelivery {
+    pub id: String,
+    /// Attempts made before this one.
+    pub attempts: u32,
+    pub endpoint_id: String,
+    pub url: String,
+    pub secret_sealed: Vec<u8>,
+    pub secret_key_version: u32,
+    pub event_body: String,
+}
+
+/// The result of one delivery attempt.
+#[derive(Debug, Clone)]
+pub struct AttemptResult {
+    pub at: Timestamp,
+    pub response_code: Option<u16>,
+    pub error: Option<String>,
+    /// What happens next.
+    pub next: AttemptNext,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttemptNext {
+    Delivered,
+    RetryAt(Timestamp),
+    GiveUp,
+}
+
 /// The outcome of a create that carries an idempotency record.
 #[derive(Debug)]
 pub enum Created {
@@ -239,6 +367,12 @@ impl std::error::Error for StoreError {}
 pub type StoreResult<T> = Result<T, StoreError>;
 
 /// Everything the service keeps. Each method is atomic.
+///
+/// A method that changes state takes the events and audit record to write with
+/// the change ([`Effects`]), or, where they depend on what the transaction
+/// finds, a function from its outcome to them. Such a function must be pure:
+/// a backend may run the transaction (and so the function) again after a
+/// serialization failure.
 pub trait Store: Clone + Send + Sync + 'static {
     /// Checks the database answers (readiness).
     fn ping(&self) -> impl Future<Output = StoreResult<()>> + Send;
@@ -273,6 +407,7 @@ pub trait Store: Clone + Send + Sync + 'static {
         settings: Settings,
         mode: Mode,
         now: Timestamp,
+        audit: AuditEntry,
     ) -> impl Future<Output = StoreResult<bool>> + Send;
     /// The unrevoked API key with this hash, and its program.
     fn authenticate(
@@ -294,6 +429,7 @@ pub trait Store: Clone + Send + Sync + 'static {
         &self,
         card: CardRow,
         idem: Option<IdemRow>,
+        effects: Effects,
     ) -> impl Future<Output = StoreResult<Created>> + Send;
     fn get_card(
         &self,
@@ -310,27 +446,36 @@ pub trait Store: Clone + Send + Sync + 'static {
     ) -> impl Future<Output = StoreResult<Option<(Vec<CardRow>, bool)>>> + Send;
     /// Sets a card's status; reactivating a card PIN blocking made inactive also
     /// unblocks its PIN.
-    fn set_card_status(
+    /// `effects` is given the card before and after the change.
+    fn set_card_status<F>(
         &self,
         program_id: &str,
         card_id: &str,
         status: CardStatus,
         now: Timestamp,
-    ) -> impl Future<Output = StoreResult<Option<CardRow>>> + Send;
+        effects: F,
+    ) -> impl Future<Output = StoreResult<Option<CardRow>>> + Send
+    where
+        F: Fn(&CardRow, &CardRow) -> Effects + Send + Sync + 'static;
     /// Resets the fail count, unblocks the PIN, reactivates a card PIN blocking
     /// made inactive.
-    fn unblock_pin(
+    /// `effects` is given the card before and after the change.
+    fn unblock_pin<F>(
         &self,
         program_id: &str,
         card_id: &str,
         now: Timestamp,
-    ) -> impl Future<Output = StoreResult<Option<CardRow>>> + Send;
+        effects: F,
+    ) -> impl Future<Output = StoreResult<Option<CardRow>>> + Send
+    where
+        F: Fn(&CardRow, &CardRow) -> Effects + Send + Sync + 'static;
 
     /// Inserts a token; older unused tokens of its type for its card are superseded.
     fn create_token(
         &self,
         token: TokenRow,
         idem: Option<IdemRow>,
+        effects: Effects,
     ) -> impl Future<Output = StoreResult<Created>> + Send;
     fn find_token(
         &self,
@@ -344,14 +489,20 @@ pub trait Store: Clone + Send + Sync + 'static {
     ) -> impl Future<Output = StoreResult<Result<u32, TokenError>>> + Send;
     /// Redeems a still-valid token and, in the same transaction, sets the card's
     /// PIN (resetting its fail count and unblocking it) when one is given.
+    /// `effects` are written only when the token is redeemed.
     fn redeem_token(
         &self,
         token_id: &str,
         set_pin: Option<PinWrite>,
         now: Timestamp,
+        effects: Effects,
     ) -> impl Future<Output = StoreResult<Result<(), TokenError>>> + Send;
 
-    fn insert_zone_key(&self, key: ZoneKeyRow) -> impl Future<Output = StoreResult<()>> + Send;
+    fn insert_zone_key(
+        &self,
+        key: ZoneKeyRow,
+        audit: AuditEntry,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
     fn get_zone_key(
         &self,
         id: &str,
@@ -366,13 +517,17 @@ pub trait Store: Clone + Send + Sync + 'static {
     /// Counts one failed PIN try, atomically: the count goes up by one and, when
     /// it reaches `max_tries`, the PIN is blocked and an active card becomes
     /// inactive (marked as made so by blocking). `None` when the PIN was already
-    /// blocked (nothing is counted), or the card does not exist.
-    fn record_pin_failure(
+    /// blocked (nothing is counted), or the card does not exist. `effects`
+    /// (given the counted failure) are written with the count.
+    fn record_pin_failure<F>(
         &self,
         card_id: &str,
         max_tries: u32,
         now: Timestamp,
-    ) -> impl Future<Output = StoreResult<Option<PinFailure>>> + Send;
+        effects: F,
+    ) -> impl Future<Output = StoreResult<Option<PinFailure>>> + Send
+    where
+        F: Fn(PinFailure) -> Effects + Send + Sync + 'static;
     /// Resets the fail count after a match; false when the PIN was blocked
     /// meanwhile (a match never unblocks).
     fn reset_pin_failures(
@@ -393,4 +548,77 @@ pub trait Store: Clone + Send + Sync + 'static {
         program_id: &str,
         key: &str,
     ) -> impl Future<Output = StoreResult<Option<IdemRow>>> + Send;
+
+    /// Appends one audit record on its own (operator actions whose change is
+    /// not one transaction, such as a key rotation).
+    fn append_audit(&self, entry: AuditEntry) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Audit records with `seq` greater than `after`, oldest first.
+    fn list_audit(
+        &self,
+        after: i64,
+        limit: u32,
+    ) -> impl Future<Output = StoreResult<Vec<AuditRecord>>> + Send;
+
+    /// A program's events, newest first, optionally of one card and one type.
+    /// `None` when `starting_after` names no event of the program.
+    fn list_events(
+        &self,
+        program_id: &str,
+        card_id: Option<&str>,
+        kind: Option<&str>,
+        limit: u32,
+        starting_after: Option<&str>,
+    ) -> impl Future<Output = StoreResult<Option<(Vec<EventRow>, bool)>>> + Send;
+
+    fn create_webhook_endpoint(
+        &self,
+        endpoint: WebhookEndpointRow,
+        idem: Option<IdemRow>,
+        audit: AuditEntry,
+    ) -> impl Future<Output = StoreResult<Created>> + Send;
+    /// A program's endpoints that are not deleted, newest first.
+    fn list_webhook_endpoints(
+        &self,
+        program_id: &str,
+        limit: u32,
+        starting_after: Option<&str>,
+    ) -> impl Future<Output = StoreResult<Option<(Vec<WebhookEndpointRow>, bool)>>> + Send;
+    fn get_webhook_endpoint(
+        &self,
+        program_id: &str,
+        id: &str,
+    ) -> impl Future<Output = StoreResult<Option<WebhookEndpointRow>>> + Send;
+    /// Deletes an endpoint; its pending deliveries fail. False if there is none.
+    fn delete_webhook_endpoint(
+        &self,
+        program_id: &str,
+        id: &str,
+        now: Timestamp,
+        audit: AuditEntry,
+    ) -> impl Future<Output = StoreResult<bool>> + Send;
+    /// An endpoint's deliveries, newest first.
+    fn list_deliveries(
+        &self,
+        endpoint_id: &str,
+        limit: u32,
+        starting_after: Option<&str>,
+    ) -> impl Future<Output = StoreResult<Option<(Vec<DeliveryRow>, bool)>>> + Send;
+    /// Claims up to `limit` due deliveries for `owner` until `lease_until`: a
+    /// conditional update, so two workers (or nodes) never claim the same
+    /// attempt while a lease holds. (PostgreSQL: `FOR UPDATE SKIP LOCKED`.)
+    fn claim_deliveries(
+        &self,
+        owner: &str,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: u32,
+    ) -> impl Future<Output = StoreResult<Vec<ClaimedDelivery>>> + Send;
+    /// Records an attempt of a delivery `owner` holds; false (nothing written)
+    /// when the lease was lost.
+    fn finish_delivery(
+        &self,
+        id: &str,
+        owner: &str,
+        result: AttemptResult,
+    ) -> impl Future<Output = StoreResult<bool>> + Send;
 }

@@ -16,6 +16,7 @@ use rusqlite::types::Type;
 use rusqlite::{Connection, ErrorCode, OptionalExtension, Row, TransactionBehavior, params};
 
 use super::*;
+use crate::domain::ids::new_id;
 use crate::domain::time::now;
 use crate::domain::token;
 
@@ -28,6 +29,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (
         3,
         include_str!("../../migrations/sqlite/0003_transport_keys.sql"),
+    ),
+    (
+        4,
+        include_str!("../../migrations/sqlite/0004_events_audit.sql"),
     ),
 ];
 
@@ -489,6 +494,166 @@ fn token_refusal(
     })
 }
 
+/// Writes a change's events (with a delivery for each subscribed endpoint of
+/// the program) and its audit record, inside the change's transaction.
+fn apply_effects(tx: &Connection, effects: &Effects) -> rusqlite::Result<()> {
+    for event in &effects.events {
+        insert_event(tx, event)?;
+    }
+    if let Some(entry) = &effects.audit {
+        append_audit_tx(tx, entry)?;
+    }
+    Ok(())
+}
+
+fn insert_event(tx: &Connection, ev: &EventRow) -> rusqlite::Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO events (id, program_id, card_id, type, created_at, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![ev.id, ev.program_id, ev.card_id, ev.kind, ev.created_at, ev.body])?;
+    let endpoints: Vec<(String, String)> = tx
+        .prepare_cached(
+            "SELECT id, events FROM webhook_endpoints WHERE program_id = ?1 AND deleted_at IS NULL",
+        )?
+        .query_map([&ev.program_id], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    for (endpoint_id, types) in endpoints {
+        let types: Vec<String> =
+            serde_json::from_str(&types).map_err(|_| bad_value(1, "events"))?;
+        if types.iter().any(|t| t == &ev.kind) {
+            tx.prepare_cached(
+                "INSERT INTO webhook_deliveries (id, endpoint_id, event_id, status, attempts, next_attempt_at, created_at)
+                 VALUES (?1, ?2, ?3, 'pending', 0, ?4, ?4)",
+            )?
+            .execute(params![new_id("whd_"), endpoint_id, ev.id, ev.created_at])?;
+        }
+    }
+    Ok(())
+}
+
+/// Appends a record to the chain. Runs in a write (`BEGIN IMMEDIATE`)
+/// transaction, so appends are serialized and each sees the latest head.
+fn append_audit_tx(tx: &Connection, entry: &AuditEntry) -> rusqlite::Result<()> {
+    let head = tx
+        .prepare_cached("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")?
+        .query_row([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)))
+        .optional()?;
+    let (seq, prev) = match head {
+        Some((seq, hash)) => (seq + 1, hash),
+        None => (1, crate::audit::GENESIS.to_vec()),
+    };
+    let hash = crate::audit::chain_hash(&prev, seq, entry);
+    tx.prepare_cached(
+        "INSERT INTO audit_log (seq, at, actor, request_id, source, action, program_id, card_id, details, prev_hash, hash)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+    )?
+    .execute(params![
+        seq,
+        entry.at,
+        entry.actor,
+        entry.request_id,
+        entry.source,
+        entry.action,
+        entry.program_id,
+        entry.card_id,
+        entry.details,
+        prev,
+        &hash[..]
+    ])?;
+    Ok(())
+}
+
+fn audit_row(r: &Row<'_>) -> rusqlite::Result<AuditRecord> {
+    Ok(AuditRecord {
+        seq: r.get(0)?,
+        entry: AuditEntry {
+            at: r.get(1)?,
+            actor: r.get(2)?,
+            request_id: r.get(3)?,
+            source: r.get(4)?,
+            action: r.get(5)?,
+            program_id: r.get(6)?,
+            card_id: r.get(7)?,
+            details: r.get(8)?,
+        },
+        prev_hash: r.get(9)?,
+        hash: r.get(10)?,
+    })
+}
+
+const EVENT_COLS: &str = "id, program_id, card_id, type, created_at, body";
+
+fn event_row(r: &Row<'_>) -> rusqlite::Result<EventRow> {
+    Ok(EventRow {
+        id: r.get(0)?,
+        program_id: r.get(1)?,
+        card_id: r.get(2)?,
+        kind: r.get(3)?,
+        created_at: r.get(4)?,
+        body: r.get(5)?,
+    })
+}
+
+const ENDPOINT_COLS: &str =
+    "id, program_id, url, events, secret_sealed, secret_key_version, created_at";
+
+fn endpoint_row(r: &Row<'_>) -> rusqlite::Result<WebhookEndpointRow> {
+    let events: String = r.get(3)?;
+    Ok(WebhookEndpointRow {
+        id: r.get(0)?,
+        program_id: r.get(1)?,
+        url: r.get(2)?,
+        events: serde_json::from_str(&events).map_err(|_| bad_value(3, "events"))?,
+        secret_sealed: r.get(4)?,
+        secret_key_version: r.get(5)?,
+        created_at: r.get(6)?,
+    })
+}
+
+const DELIVERY_COLS: &str = "d.id, d.endpoint_id, d.event_id, ev.type, d.status, d.attempts, d.next_attempt_at, \
+    d.last_attempt_at, d.last_response_code, d.last_error, d.delivered_at, d.created_at";
+
+fn delivery_row(r: &Row<'_>) -> rusqlite::Result<DeliveryRow> {
+    let status: String = r.get(4)?;
+    Ok(DeliveryRow {
+        id: r.get(0)?,
+        endpoint_id: r.get(1)?,
+        event_id: r.get(2)?,
+        event_type: r.get(3)?,
+        status: DeliveryStatus::parse(&status).ok_or_else(|| bad_value(4, "status"))?,
+        attempts: r.get(5)?,
+        next_attempt_at: r.get(6)?,
+        last_attempt_at: r.get(7)?,
+        last_response_code: r.get(8)?,
+        last_error: r.get(9)?,
+        delivered_at: r.get(10)?,
+        created_at: r.get(11)?,
+    })
+}
+
+/// The `seq` before which a page starts: `None` when `starting_after` names no
+/// row the `lookup` query finds.
+fn page_start(
+    c: &Connection,
+    lookup: &str,
+    starting_after: Option<&str>,
+    scope: &str,
+) -> rusqlite::Result<Option<i64>> {
+    match starting_after {
+        None => Ok(Some(i64::MAX)),
+        Some(id) => c
+            .prepare_cached(lookup)?
+            .query_row(params![id, scope], |r| r.get::<_, i64>(0))
+            .optional(),
+    }
+}
+
+fn page<T>(mut rows: Vec<T>, limit: u32) -> (Vec<T>, bool) {
+    let has_more = rows.len() > limit as usize;
+    rows.truncate(limit as usize);
+    (rows, has_more)
+}
+
 /// The condition under which a token may still be used, for `WHERE` clauses.
 const TOKEN_USABLE: &str =
     "used_at IS NULL AND superseded_at IS NULL AND expires_at > ?2 AND attempts_remaining > 0";
@@ -547,14 +712,17 @@ impl Store for SqliteStore {
                     out.push(row?);
                 }
             }
-            let mut stmt = c.prepare(
+            for sql in [
                 "SELECT key_version, COUNT(*) FROM idempotency_keys GROUP BY key_version",
-            )?;
-            let rows = stmt.query_map([], |r| {
-                Ok((KeyKind::Pan, r.get::<_, u32>(0)?, r.get::<_, u64>(1)?))
-            })?;
-            for row in rows {
-                out.push(row?);
+                "SELECT secret_key_version, COUNT(*) FROM webhook_endpoints GROUP BY secret_key_version",
+            ] {
+                let mut stmt = c.prepare(sql)?;
+                let rows = stmt.query_map([], |r| {
+                    Ok((KeyKind::Pan, r.get::<_, u32>(0)?, r.get::<_, u64>(1)?))
+                })?;
+                for row in rows {
+                    out.push(row?);
+                }
             }
             Ok(out)
         })
@@ -643,6 +811,7 @@ impl Store for SqliteStore {
         settings: Settings,
         mode: Mode,
         now: Timestamp,
+        audit: AuditEntry,
     ) -> StoreResult<bool> {
         let id = id.to_owned();
         let settings =
@@ -652,6 +821,9 @@ impl Store for SqliteStore {
                 "UPDATE programs SET settings = ?1, mode = ?2, updated_at = ?3 WHERE id = ?4",
                 params![settings, mode.as_str(), now, id],
             )?;
+            if n == 1 {
+                append_audit_tx(tx, &audit)?;
+            }
             Ok(n == 1)
         })
         .await
@@ -704,7 +876,12 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn create_card(&self, c: CardRow, idem: Option<IdemRow>) -> StoreResult<Created> {
+    async fn create_card(
+        &self,
+        c: CardRow,
+        idem: Option<IdemRow>,
+        effects: Effects,
+    ) -> StoreResult<Created> {
         self.write_created(idem, move |tx| {
             tx.prepare_cached(
                 "INSERT INTO cards (id, program_id, pan_hash, lookup_key_version, pan_sealed, pan_key_version,
@@ -734,7 +911,7 @@ impl Store for SqliteStore {
                 c.created_at,
                 c.updated_at
             ])?;
-            Ok(())
+            apply_effects(tx, &effects)
         })
         .await
     }
@@ -787,13 +964,17 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn set_card_status(
+    async fn set_card_status<F>(
         &self,
         program_id: &str,
         card_id: &str,
         status: CardStatus,
         now: Timestamp,
-    ) -> StoreResult<Option<CardRow>> {
+        effects: F,
+    ) -> StoreResult<Option<CardRow>>
+    where
+        F: Fn(&CardRow, &CardRow) -> Effects + Send + Sync + 'static,
+    {
         let (program_id, card_id) = (program_id.to_owned(), card_id.to_owned());
         self.write(move |tx| {
             let Some(card) = get_card_tx(tx, &program_id, &card_id)? else {
@@ -807,19 +988,30 @@ impl Store for SqliteStore {
                  WHERE id = ?4",
                 params![status.as_str(), now, unblock, card_id],
             )?;
-            get_card_tx(tx, &program_id, &card_id)
+            let after = get_card_tx(tx, &program_id, &card_id)?;
+            if let Some(after) = &after {
+                apply_effects(tx, &effects(&card, after))?;
+            }
+            Ok(after)
         })
         .await
     }
 
-    async fn unblock_pin(
+    async fn unblock_pin<F>(
         &self,
         program_id: &str,
         card_id: &str,
         now: Timestamp,
-    ) -> StoreResult<Option<CardRow>> {
+        effects: F,
+    ) -> StoreResult<Option<CardRow>>
+    where
+        F: Fn(&CardRow, &CardRow) -> Effects + Send + Sync + 'static,
+    {
         let (program_id, card_id) = (program_id.to_owned(), card_id.to_owned());
         self.write(move |tx| {
+            let Some(before) = get_card_tx(tx, &program_id, &card_id)? else {
+                return Ok(None);
+            };
             let n = tx.execute(
                 "UPDATE cards SET fail_count = 0, pin_blocked = 0, updated_at = ?1,
                      status = CASE WHEN inactive_by_block THEN 'active' ELSE status END,
@@ -830,12 +1022,21 @@ impl Store for SqliteStore {
             if n == 0 {
                 return Ok(None);
             }
-            get_card_tx(tx, &program_id, &card_id)
+            let after = get_card_tx(tx, &program_id, &card_id)?;
+            if let Some(after) = &after {
+                apply_effects(tx, &effects(&before, after))?;
+            }
+            Ok(after)
         })
         .await
     }
 
-    async fn create_token(&self, t: TokenRow, idem: Option<IdemRow>) -> StoreResult<Created> {
+    async fn create_token(
+        &self,
+        t: TokenRow,
+        idem: Option<IdemRow>,
+        effects: Effects,
+    ) -> StoreResult<Created> {
         self.write_created(idem, move |tx| {
             // Only the newest token of a type is valid for a card.
             tx.prepare_cached(
@@ -857,7 +1058,7 @@ impl Store for SqliteStore {
                 t.expires_at,
                 t.attempts_remaining
             ])?;
-            Ok(())
+            apply_effects(tx, &effects)
         })
         .await
     }
@@ -900,6 +1101,7 @@ impl Store for SqliteStore {
         token_id: &str,
         set_pin: Option<PinWrite>,
         now: Timestamp,
+        effects: Effects,
     ) -> StoreResult<Result<(), TokenError>> {
         let token_id = token_id.to_owned();
         self.write(move |tx| {
@@ -922,6 +1124,7 @@ impl Store for SqliteStore {
                 )?
                 .execute(params![pin.block, pin.key_version, pin.set_by.as_str(), now, card_id])?;
             }
+            apply_effects(tx, &effects)?;
             Ok(Ok(()))
         })
         .await
@@ -951,7 +1154,7 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn insert_zone_key(&self, k: ZoneKeyRow) -> StoreResult<()> {
+    async fn insert_zone_key(&self, k: ZoneKeyRow, audit: AuditEntry) -> StoreResult<()> {
         self.write(move |tx| {
             tx.execute(
                 "INSERT INTO zone_keys (id, name, algorithm, kcv, wrapped, created_at)
@@ -965,7 +1168,7 @@ impl Store for SqliteStore {
                     k.created_at
                 ],
             )?;
-            Ok(())
+            append_audit_tx(tx, &audit)
         })
         .await
     }
@@ -1015,18 +1218,23 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn record_pin_failure(
+    async fn record_pin_failure<F>(
         &self,
         card_id: &str,
         max_tries: u32,
         now: Timestamp,
-    ) -> StoreResult<Option<PinFailure>> {
+        effects: F,
+    ) -> StoreResult<Option<PinFailure>>
+    where
+        F: Fn(PinFailure) -> Effects + Send + Sync + 'static,
+    {
         let card_id = card_id.to_owned();
         self.write(move |tx| {
             // One conditional update: concurrent failures serialize on it, and
             // none is counted once the PIN is blocked.
-            tx.prepare_cached(
-                "UPDATE cards SET
+            let failure = tx
+                .prepare_cached(
+                    "UPDATE cards SET
                      fail_count = fail_count + 1,
                      last_failed_at = ?1,
                      updated_at = ?1,
@@ -1037,14 +1245,18 @@ impl Store for SqliteStore {
                          THEN 'inactive' ELSE status END
                  WHERE id = ?3 AND pin_blocked = 0
                  RETURNING fail_count, pin_blocked",
-            )?
-            .query_row(params![now, max_tries, card_id], |r| {
-                Ok(PinFailure {
-                    fail_count: r.get(0)?,
-                    blocked: r.get(1)?,
+                )?
+                .query_row(params![now, max_tries, card_id], |r| {
+                    Ok(PinFailure {
+                        fail_count: r.get(0)?,
+                        blocked: r.get(1)?,
+                    })
                 })
-            })
-            .optional()
+                .optional()?;
+            if let Some(f) = failure {
+                apply_effects(tx, &effects(f))?;
+            }
+            Ok(failure)
         })
         .await
     }
@@ -1084,6 +1296,280 @@ impl Store for SqliteStore {
                 } as u64;
             }
             Ok(n)
+        })
+        .await
+    }
+
+    async fn append_audit(&self, entry: AuditEntry) -> StoreResult<()> {
+        self.write(move |tx| append_audit_tx(tx, &entry)).await
+    }
+
+    async fn list_audit(&self, after: i64, limit: u32) -> StoreResult<Vec<AuditRecord>> {
+        self.read(move |c| {
+            c.prepare_cached(
+                "SELECT seq, at, actor, request_id, source, action, program_id, card_id, details, prev_hash, hash
+                 FROM audit_log WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+            )?
+            .query_map(params![after, limit], audit_row)?
+            .collect()
+        })
+        .await
+    }
+
+    async fn list_events(
+        &self,
+        program_id: &str,
+        card_id: Option<&str>,
+        kind: Option<&str>,
+        limit: u32,
+        starting_after: Option<&str>,
+    ) -> StoreResult<Option<(Vec<EventRow>, bool)>> {
+        let program_id = program_id.to_owned();
+        let card_id = card_id.map(str::to_owned);
+        let kind = kind.map(str::to_owned);
+        let starting_after = starting_after.map(str::to_owned);
+        self.read(move |c| {
+            let Some(before) = page_start(
+                c,
+                "SELECT seq FROM events WHERE id = ?1 AND program_id = ?2",
+                starting_after.as_deref(),
+                &program_id,
+            )?
+            else {
+                return Ok(None);
+            };
+            let rows = c
+                .prepare_cached(&format!(
+                    "SELECT {EVENT_COLS} FROM events
+                     WHERE program_id = ?1 AND seq < ?2 AND (?3 IS NULL OR card_id = ?3) AND (?4 IS NULL OR type = ?4)
+                     ORDER BY seq DESC LIMIT ?5"
+                ))?
+                .query_map(params![program_id, before, card_id, kind, limit + 1], event_row)?
+                .collect::<rusqlite::Result<_>>()?;
+            Ok(Some(page(rows, limit)))
+        })
+        .await
+    }
+
+    async fn create_webhook_endpoint(
+        &self,
+        e: WebhookEndpointRow,
+        idem: Option<IdemRow>,
+        audit: AuditEntry,
+    ) -> StoreResult<Created> {
+        let events = serde_json::to_string(&e.events)
+            .map_err(|err| StoreError::Database(err.to_string()))?;
+        self.write_created(idem, move |tx| {
+            tx.execute(
+                "INSERT INTO webhook_endpoints (id, program_id, url, events, secret_sealed, secret_key_version, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![e.id, e.program_id, e.url, events, e.secret_sealed, e.secret_key_version, e.created_at],
+            )?;
+            append_audit_tx(tx, &audit)
+        })
+        .await
+    }
+
+    async fn list_webhook_endpoints(
+        &self,
+        program_id: &str,
+        limit: u32,
+        starting_after: Option<&str>,
+    ) -> StoreResult<Option<(Vec<WebhookEndpointRow>, bool)>> {
+        let program_id = program_id.to_owned();
+        let starting_after = starting_after.map(str::to_owned);
+        self.read(move |c| {
+            let Some(before) = page_start(
+                c,
+                "SELECT seq FROM webhook_endpoints WHERE id = ?1 AND program_id = ?2 AND deleted_at IS NULL",
+                starting_after.as_deref(),
+                &program_id,
+            )?
+            else {
+                return Ok(None);
+            };
+            let rows = c
+                .prepare_cached(&format!(
+                    "SELECT {ENDPOINT_COLS} FROM webhook_endpoints
+                     WHERE program_id = ?1 AND seq < ?2 AND deleted_at IS NULL ORDER BY seq DESC LIMIT ?3"
+                ))?
+                .query_map(params![program_id, before, limit + 1], endpoint_row)?
+                .collect::<rusqlite::Result<_>>()?;
+            Ok(Some(page(rows, limit)))
+        })
+        .await
+    }
+
+    async fn get_webhook_endpoint(
+        &self,
+        program_id: &str,
+        id: &str,
+    ) -> StoreResult<Option<WebhookEndpointRow>> {
+        let (program_id, id) = (program_id.to_owned(), id.to_owned());
+        self.read(move |c| {
+            c.prepare_cached(&format!(
+                "SELECT {ENDPOINT_COLS} FROM webhook_endpoints WHERE id = ?1 AND program_id = ?2 AND deleted_at IS NULL"
+            ))?
+            .query_row(params![id, program_id], endpoint_row)
+            .optional()
+        })
+        .await
+    }
+
+    async fn delete_webhook_endpoint(
+        &self,
+        program_id: &str,
+        id: &str,
+        now: Timestamp,
+        audit: AuditEntry,
+    ) -> StoreResult<bool> {
+        let (program_id, id) = (program_id.to_owned(), id.to_owned());
+        self.write(move |tx| {
+            let n = tx.execute(
+                "UPDATE webhook_endpoints SET deleted_at = ?1 WHERE id = ?2 AND program_id = ?3 AND deleted_at IS NULL",
+                params![now, id, program_id],
+            )?;
+            if n == 1 {
+                tx.execute(
+                    "UPDATE webhook_deliveries SET status = 'failed', next_attempt_at = NULL,
+                         last_error = 'the endpoint was deleted', lease_owner = NULL, lease_until = NULL
+                     WHERE endpoint_id = ?1 AND status = 'pending'",
+                    params![id],
+                )?;
+                append_audit_tx(tx, &audit)?;
+            }
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn list_deliveries(
+        &self,
+        endpoint_id: &str,
+        limit: u32,
+        starting_after: Option<&str>,
+    ) -> StoreResult<Option<(Vec<DeliveryRow>, bool)>> {
+        let endpoint_id = endpoint_id.to_owned();
+        let starting_after = starting_after.map(str::to_owned);
+        self.read(move |c| {
+            let Some(before) = page_start(
+                c,
+                "SELECT seq FROM webhook_deliveries WHERE id = ?1 AND endpoint_id = ?2",
+                starting_after.as_deref(),
+                &endpoint_id,
+            )?
+            else {
+                return Ok(None);
+            };
+            let rows = c
+                .prepare_cached(&format!(
+                    "SELECT {DELIVERY_COLS} FROM webhook_deliveries d JOIN events ev ON ev.id = d.event_id
+                     WHERE d.endpoint_id = ?1 AND d.seq < ?2 ORDER BY d.seq DESC LIMIT ?3"
+                ))?
+                .query_map(params![endpoint_id, before, limit + 1], delivery_row)?
+                .collect::<rusqlite::Result<_>>()?;
+            Ok(Some(page(rows, limit)))
+        })
+        .await
+    }
+
+    async fn claim_deliveries(
+        &self,
+        owner: &str,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: u32,
+    ) -> StoreResult<Vec<ClaimedDelivery>> {
+        let owner = owner.to_owned();
+        // Workers poll every second: look on a reader first, so that an idle
+        // poll never takes the write lock.
+        let due = self
+            .read(move |c| {
+                c.prepare_cached(
+                    "SELECT EXISTS (SELECT 1 FROM webhook_deliveries
+                     WHERE status = 'pending' AND next_attempt_at <= ?1
+                       AND (lease_until IS NULL OR lease_until <= ?1))",
+                )?
+                .query_row([now], |r| r.get::<_, bool>(0))
+            })
+            .await?;
+        if !due {
+            return Ok(Vec::new());
+        }
+        self.write(move |tx| {
+            // One conditional update takes the rows: a row is due, and not held
+            // by an unexpired lease. (PostgreSQL: the inner SELECT is
+            // `FOR UPDATE SKIP LOCKED`.)
+            let ids: Vec<String> = tx
+                .prepare_cached(
+                    "UPDATE webhook_deliveries SET lease_owner = ?1, lease_until = ?3
+                     WHERE id IN (SELECT id FROM webhook_deliveries
+                                  WHERE status = 'pending' AND next_attempt_at <= ?2
+                                    AND (lease_until IS NULL OR lease_until <= ?2)
+                                  ORDER BY next_attempt_at, seq LIMIT ?4)
+                     RETURNING id",
+                )?
+                .query_map(params![owner, now, lease_until, limit], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            let mut out = Vec::with_capacity(ids.len());
+            for id in ids {
+                out.push(
+                    tx.prepare_cached(
+                        "SELECT d.id, d.attempts, e.id, e.url, e.secret_sealed, e.secret_key_version, ev.body
+                         FROM webhook_deliveries d
+                         JOIN webhook_endpoints e ON e.id = d.endpoint_id
+                         JOIN events ev ON ev.id = d.event_id
+                         WHERE d.id = ?1",
+                    )?
+                    .query_row([&id], |r| {
+                        Ok(ClaimedDelivery {
+                            id: r.get(0)?,
+                            attempts: r.get(1)?,
+                            endpoint_id: r.get(2)?,
+                            url: r.get(3)?,
+                            secret_sealed: r.get(4)?,
+                            secret_key_version: r.get(5)?,
+                            event_body: r.get(6)?,
+                        })
+                    })?,
+                );
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn finish_delivery(
+        &self,
+        id: &str,
+        owner: &str,
+        result: AttemptResult,
+    ) -> StoreResult<bool> {
+        let (id, owner) = (id.to_owned(), owner.to_owned());
+        self.write(move |tx| {
+            let (status, next_at, delivered_at) = match result.next {
+                AttemptNext::Delivered => (DeliveryStatus::Delivered, None, Some(result.at)),
+                AttemptNext::RetryAt(t) => (DeliveryStatus::Pending, Some(t), None),
+                AttemptNext::GiveUp => (DeliveryStatus::Failed, None, None),
+            };
+            let n = tx
+                .prepare_cached(
+                    "UPDATE webhook_deliveries SET attempts = attempts + 1, last_attempt_at = ?1,
+                         last_response_code = ?2, last_error = ?3, status = ?4, next_attempt_at = ?5,
+                         delivered_at = ?6, lease_owner = NULL, lease_until = NULL
+                     WHERE id = ?7 AND lease_owner = ?8 AND status = 'pending'",
+                )?
+                .execute(params![
+                    result.at,
+                    result.response_code,
+                    result.error,
+                    status.as_str(),
+                    next_at,
+                    delivered_at,
+                    id,
+                    owner
+                ])?;
+            Ok(n == 1)
         })
         .await
     }

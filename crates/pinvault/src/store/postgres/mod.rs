@@ -9,9 +9,11 @@
 //! Connections are plain TCP (`NoTls`): put the database on a private network
 //! or a local socket until TLS to the database is added.
 //!
-//! Not here yet: the webhook outbox belongs to the events work; its worker is to
-//! claim rows with `SELECT … FOR UPDATE SKIP LOCKED` so that two nodes never
-//! deliver the same attempt.
+//! Events and the audit trail are written in the transaction of the change
+//! they record. Webhook workers on every node claim due deliveries with
+//! `FOR UPDATE SKIP LOCKED` and a lease, so two nodes never deliver the same
+//! attempt; audit appends queue on the one `audit_head` row, so the hash chain
+//! stays a chain whatever node writes.
 
 mod pool;
 
@@ -42,6 +44,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (
         3,
         include_str!("../../../migrations/postgres/0003_transport_keys.sql"),
+    ),
+    (
+        4,
+        include_str!("../../../migrations/postgres/0004_events_audit.sql"),
     ),
 ];
 
@@ -426,6 +432,195 @@ async fn lock_card(tx: &Transaction<'_>, card_id: &str) -> PgResult<bool> {
 const TOKEN_USABLE: &str =
     "used_at IS NULL AND superseded_at IS NULL AND expires_at > $2 AND attempts_remaining > 0";
 
+/// Writes a change's events (with a delivery for each subscribed endpoint of
+/// the program) and its audit record, inside the change's transaction.
+async fn apply_effects(tx: &Transaction<'_>, effects: &Effects) -> PgResult<()> {
+    for event in &effects.events {
+        insert_event(tx, event).await?;
+    }
+    if let Some(entry) = &effects.audit {
+        append_audit_tx(tx, entry).await?;
+    }
+    Ok(())
+}
+
+async fn insert_event(tx: &Transaction<'_>, ev: &EventRow) -> PgResult<()> {
+    tx.execute(
+        "INSERT INTO events (id, program_id, card_id, type, created_at, body) VALUES ($1, $2, $3, $4, $5, $6)",
+        &[&ev.id, &ev.program_id, &ev.card_id, &ev.kind, &ev.created_at, &ev.body],
+    )
+    .await?;
+    let endpoints = tx
+        .query(
+            "SELECT id, events FROM webhook_endpoints WHERE program_id = $1 AND deleted_at IS NULL",
+            &[&ev.program_id],
+        )
+        .await?;
+    for r in endpoints {
+        let endpoint_id: String = r.try_get(0)?;
+        let types: String = r.try_get(1)?;
+        let types: Vec<String> = serde_json::from_str(&types).map_err(|_| decode("events"))?;
+        if types.iter().any(|t| t == &ev.kind) {
+            tx.execute(
+                "INSERT INTO webhook_deliveries (id, endpoint_id, event_id, status, attempts, next_attempt_at, created_at)
+                 VALUES ($1, $2, $3, 'pending', 0, $4, $4)",
+                &[&crate::domain::ids::new_id("whd_"), &endpoint_id, &ev.id, &ev.created_at],
+            )
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+/// Appends a record to the chain. The single `audit_head` row is locked
+/// (`FOR UPDATE`) for the rest of the transaction, so appends from every node
+/// queue one behind the other and each sees the head the previous one left.
+/// It is taken last in every transaction (after any card row), so it never
+/// waits in a cycle.
+async fn append_audit_tx(tx: &Transaction<'_>, entry: &AuditEntry) -> PgResult<()> {
+    let head = tx
+        .query_one("SELECT seq, hash FROM audit_head FOR UPDATE", &[])
+        .await?;
+    let seq: i64 = head.try_get::<_, i64>(0)? + 1;
+    let prev: Vec<u8> = head.try_get(1)?;
+    let hash = crate::audit::chain_hash(&prev, seq, entry);
+    tx.execute(
+        "INSERT INTO audit_log (seq, at, actor, request_id, source, action, program_id, card_id, details, prev_hash, hash)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        &[
+            &seq,
+            &entry.at,
+            &entry.actor,
+            &entry.request_id,
+            &entry.source,
+            &entry.action,
+            &entry.program_id,
+            &entry.card_id,
+            &entry.details,
+            &prev,
+            &&hash[..],
+        ],
+    )
+    .await?;
+    tx.execute(
+        "UPDATE audit_head SET seq = $1, hash = $2",
+        &[&seq, &&hash[..]],
+    )
+    .await?;
+    Ok(())
+}
+
+fn audit_row(r: &Row) -> PgResult<AuditRecord> {
+    Ok(AuditRecord {
+        seq: r.try_get(0)?,
+        entry: AuditEntry {
+            at: r.try_get(1)?,
+            actor: r.try_get(2)?,
+            request_id: r.try_get(3)?,
+            source: r.try_get(4)?,
+            action: r.try_get(5)?,
+            program_id: r.try_get(6)?,
+            card_id: r.try_get(7)?,
+            details: r.try_get(8)?,
+        },
+        prev_hash: r.try_get(9)?,
+        hash: r.try_get(10)?,
+    })
+}
+
+const EVENT_COLS: &str = "id, program_id, card_id, type, created_at, body";
+
+fn event_row(r: &Row) -> PgResult<EventRow> {
+    Ok(EventRow {
+        id: r.try_get(0)?,
+        program_id: r.try_get(1)?,
+        card_id: r.try_get(2)?,
+        kind: r.try_get(3)?,
+        created_at: r.try_get(4)?,
+        body: r.try_get(5)?,
+    })
+}
+
+const ENDPOINT_COLS: &str =
+    "id, program_id, url, events, secret_sealed, secret_key_version, created_at";
+
+fn endpoint_row(r: &Row) -> PgResult<WebhookEndpointRow> {
+    let events: String = r.try_get(3)?;
+    Ok(WebhookEndpointRow {
+        id: r.try_get(0)?,
+        program_id: r.try_get(1)?,
+        url: r.try_get(2)?,
+        events: serde_json::from_str(&events).map_err(|_| decode("events"))?,
+        secret_sealed: r.try_get(4)?,
+        secret_key_version: u32_at(r, 5)?,
+        created_at: r.try_get(6)?,
+    })
+}
+
+const DELIVERY_COLS: &str = "d.id, d.endpoint_id, d.event_id, ev.type, d.status, d.attempts, d.next_attempt_at, \
+    d.last_attempt_at, d.last_response_code, d.last_error, d.delivered_at, d.created_at";
+
+fn delivery_row(r: &Row) -> PgResult<DeliveryRow> {
+    let status: String = r.try_get(4)?;
+    let code: Option<i64> = r.try_get(8)?;
+    Ok(DeliveryRow {
+        id: r.try_get(0)?,
+        endpoint_id: r.try_get(1)?,
+        event_id: r.try_get(2)?,
+        event_type: r.try_get(3)?,
+        status: DeliveryStatus::parse(&status).ok_or_else(|| decode("status"))?,
+        attempts: u32_at(r, 5)?,
+        next_attempt_at: r.try_get(6)?,
+        last_attempt_at: r.try_get(7)?,
+        last_response_code: code
+            .map(|c| u16::try_from(c).map_err(|_| decode("last_response_code")))
+            .transpose()?,
+        last_error: r.try_get(9)?,
+        delivered_at: r.try_get(10)?,
+        created_at: r.try_get(11)?,
+    })
+}
+
+/// The `seq` before which a page starts; `None` when `starting_after` names
+/// no row `lookup` (`$1` the id, `$2` the scope) finds.
+async fn page_start(
+    c: &Client,
+    lookup: &str,
+    starting_after: Option<&str>,
+    scope: &str,
+) -> PgResult<Option<i64>> {
+    match starting_after {
+        None => Ok(Some(i64::MAX)),
+        Some(id) => c
+            .query_opt(lookup, &[&id, &scope])
+            .await?
+            .map(|r| r.try_get::<_, i64>(0))
+            .transpose()
+            .map_err(PgErr::from),
+    }
+}
+
+fn page<T>(mut rows: Vec<T>, limit: u32) -> (Vec<T>, bool) {
+    let has_more = rows.len() > limit as usize;
+    rows.truncate(limit as usize);
+    (rows, has_more)
+}
+
+/// A program's card, locked for the rest of the transaction.
+async fn lock_card_row(
+    tx: &Transaction<'_>,
+    program_id: &str,
+    card_id: &str,
+) -> PgResult<Option<CardRow>> {
+    tx.query_opt(
+        &format!("SELECT {CARD_COLS} FROM cards WHERE id = $1 AND program_id = $2 FOR UPDATE"),
+        &[&card_id, &program_id],
+    )
+    .await?
+    .map(|r| card_row(&r))
+    .transpose()
+}
+
 impl Store for PgStore {
     async fn ping(&self) -> StoreResult<()> {
         self.read(|c| {
@@ -504,6 +699,10 @@ impl Store for PgStore {
                     (
                         KeyKind::Pan,
                         "SELECT key_version, COUNT(*) FROM idempotency_keys GROUP BY 1",
+                    ),
+                    (
+                        KeyKind::Pan,
+                        "SELECT secret_key_version, COUNT(*) FROM webhook_endpoints GROUP BY 1",
                     ),
                 ] {
                     for r in c.query(sql, &[]).await? {
@@ -628,12 +827,13 @@ impl Store for PgStore {
         settings: Settings,
         mode: Mode,
         now: Timestamp,
+        audit: AuditEntry,
     ) -> StoreResult<bool> {
         let settings =
             serde_json::to_string(&settings).map_err(|e| StoreError::Database(e.to_string()))?;
         let id = id.to_owned();
         self.write(|tx| {
-            let (id, settings) = (id.clone(), settings.clone());
+            let (id, settings, audit) = (id.clone(), settings.clone(), audit.clone());
             Box::pin(async move {
                 let n = tx
                     .execute(
@@ -641,6 +841,9 @@ impl Store for PgStore {
                         &[&settings, &mode.as_str(), &now, &id],
                     )
                     .await?;
+                if n == 1 {
+                    append_audit_tx(tx, &audit).await?;
+                }
                 Ok(n == 1)
             })
         })
@@ -711,9 +914,14 @@ impl Store for PgStore {
         .await
     }
 
-    async fn create_card(&self, c: CardRow, idem: Option<IdemRow>) -> StoreResult<Created> {
+    async fn create_card(
+        &self,
+        c: CardRow,
+        idem: Option<IdemRow>,
+        effects: Effects,
+    ) -> StoreResult<Created> {
         self.write(|tx| {
-            let (c, idem) = (c.clone(), idem.clone());
+            let (c, idem, effects) = (c.clone(), idem.clone(), effects.clone());
             Box::pin(async move {
                 if !insert_idem(tx, idem.as_ref()).await? {
                     return Ok(Created::IdempotencyKeyTaken);
@@ -747,6 +955,7 @@ impl Store for PgStore {
                     ],
                 )
                 .await?;
+                apply_effects(tx, &effects).await?;
                 Ok(Created::Created)
             })
         })
@@ -815,20 +1024,30 @@ impl Store for PgStore {
         .await
     }
 
-    async fn set_card_status(
+    async fn set_card_status<F>(
         &self,
         program_id: &str,
         card_id: &str,
         status: CardStatus,
         now: Timestamp,
-    ) -> StoreResult<Option<CardRow>> {
+        effects: F,
+    ) -> StoreResult<Option<CardRow>>
+    where
+        F: Fn(&CardRow, &CardRow) -> Effects + Send + Sync + 'static,
+    {
         let (program_id, card_id) = (program_id.to_owned(), card_id.to_owned());
+        let effects = Arc::new(effects);
         self.write(|tx| {
-            let (program_id, card_id) = (program_id.clone(), card_id.clone());
+            let (program_id, card_id, effects) = (program_id.clone(), card_id.clone(), effects.clone());
             Box::pin(async move {
+                // The card as it is before the change, locked: the effects are
+                // computed from it and from the row the update returns.
+                let Some(before) = lock_card_row(tx, &program_id, &card_id).await? else {
+                    return Ok(None);
+                };
                 // One statement: the CASEs read the row as it is when the lock
                 // is taken, so a concurrent change cannot slip in between.
-                tx.query_opt(
+                let after = tx.query_opt(
                     &format!(
                         "UPDATE cards SET status = $1, updated_at = $2, inactive_by_block = FALSE,
                              pin_blocked = CASE WHEN $1 = 'active' AND inactive_by_block THEN FALSE ELSE pin_blocked END,
@@ -840,43 +1059,66 @@ impl Store for PgStore {
                 )
                 .await?
                 .map(|r| card_row(&r))
-                .transpose()
+                .transpose()?;
+                if let Some(after) = &after {
+                    apply_effects(tx, &effects(&before, after)).await?;
+                }
+                Ok(after)
             })
         })
         .await
     }
 
-    async fn unblock_pin(
+    async fn unblock_pin<F>(
         &self,
         program_id: &str,
         card_id: &str,
         now: Timestamp,
-    ) -> StoreResult<Option<CardRow>> {
+        effects: F,
+    ) -> StoreResult<Option<CardRow>>
+    where
+        F: Fn(&CardRow, &CardRow) -> Effects + Send + Sync + 'static,
+    {
         let (program_id, card_id) = (program_id.to_owned(), card_id.to_owned());
+        let effects = Arc::new(effects);
         self.write(|tx| {
-            let (program_id, card_id) = (program_id.clone(), card_id.clone());
+            let (program_id, card_id, effects) =
+                (program_id.clone(), card_id.clone(), effects.clone());
             Box::pin(async move {
-                tx.query_opt(
-                    &format!(
-                        "UPDATE cards SET fail_count = 0, pin_blocked = FALSE, updated_at = $1,
+                let Some(before) = lock_card_row(tx, &program_id, &card_id).await? else {
+                    return Ok(None);
+                };
+                let after = tx
+                    .query_opt(
+                        &format!(
+                            "UPDATE cards SET fail_count = 0, pin_blocked = FALSE, updated_at = $1,
                              status = CASE WHEN inactive_by_block THEN 'active' ELSE status END,
                              inactive_by_block = FALSE
                          WHERE id = $2 AND program_id = $3
                          RETURNING {CARD_COLS}"
-                    ),
-                    &[&now, &card_id, &program_id],
-                )
-                .await?
-                .map(|r| card_row(&r))
-                .transpose()
+                        ),
+                        &[&now, &card_id, &program_id],
+                    )
+                    .await?
+                    .map(|r| card_row(&r))
+                    .transpose()?;
+                if let Some(after) = &after {
+                    apply_effects(tx, &effects(&before, after)).await?;
+                }
+                Ok(after)
             })
         })
         .await
     }
 
-    async fn create_token(&self, t: TokenRow, idem: Option<IdemRow>) -> StoreResult<Created> {
+    async fn create_token(
+        &self,
+        t: TokenRow,
+        idem: Option<IdemRow>,
+        effects: Effects,
+    ) -> StoreResult<Created> {
         self.write(|tx| {
-            let (t, idem) = (t.clone(), idem.clone());
+            let (t, idem, effects) = (t.clone(), idem.clone(), effects.clone());
             Box::pin(async move {
                 if !insert_idem(tx, idem.as_ref()).await? {
                     return Ok(Created::IdempotencyKeyTaken);
@@ -905,6 +1147,7 @@ impl Store for PgStore {
                     ],
                 )
                 .await?;
+                apply_effects(tx, &effects).await?;
                 Ok(Created::Created)
             })
         })
@@ -960,10 +1203,11 @@ impl Store for PgStore {
         token_id: &str,
         set_pin: Option<PinWrite>,
         now: Timestamp,
+        effects: Effects,
     ) -> StoreResult<Result<(), TokenError>> {
         let token_id = token_id.to_owned();
         self.write(|tx| {
-            let (token_id, set_pin) = (token_id.clone(), set_pin.clone());
+            let (token_id, set_pin, effects) = (token_id.clone(), set_pin.clone(), effects.clone());
             Box::pin(async move {
                 // The card first, then the token: the order create_token locks
                 // them in, so the two never wait on each other in a cycle.
@@ -1003,15 +1247,16 @@ impl Store for PgStore {
                     )
                     .await?;
                 }
+                apply_effects(tx, &effects).await?;
                 Ok(Ok(()))
             })
         })
         .await
     }
 
-    async fn insert_zone_key(&self, k: ZoneKeyRow) -> StoreResult<()> {
+    async fn insert_zone_key(&self, k: ZoneKeyRow, audit: AuditEntry) -> StoreResult<()> {
         self.write(|tx| {
-            let k = k.clone();
+            let (k, audit) = (k.clone(), audit.clone());
             Box::pin(async move {
                 tx.execute(
                     "INSERT INTO zone_keys (id, name, algorithm, kcv, wrapped, created_at)
@@ -1026,7 +1271,7 @@ impl Store for PgStore {
                     ],
                 )
                 .await?;
-                Ok(())
+                append_audit_tx(tx, &audit).await
             })
         })
         .await
@@ -1086,21 +1331,27 @@ impl Store for PgStore {
         .await
     }
 
-    async fn record_pin_failure(
+    async fn record_pin_failure<F>(
         &self,
         card_id: &str,
         max_tries: u32,
         now: Timestamp,
-    ) -> StoreResult<Option<PinFailure>> {
+        effects: F,
+    ) -> StoreResult<Option<PinFailure>>
+    where
+        F: Fn(PinFailure) -> Effects + Send + Sync + 'static,
+    {
         let card_id = card_id.to_owned();
+        let effects = Arc::new(effects);
         self.write(|tx| {
-            let card_id = card_id.clone();
+            let (card_id, effects) = (card_id.clone(), effects.clone());
             Box::pin(async move {
                 // One conditional update: concurrent failures on any node queue
                 // on the card's row, each re-checks `pin_blocked` on the row as
                 // the one before left it, and none is counted once it is blocked.
-                tx.query_opt(
-                    "UPDATE cards SET
+                let failure = tx
+                    .query_opt(
+                        "UPDATE cards SET
                          fail_count = fail_count + 1,
                          last_failed_at = $1,
                          updated_at = $1,
@@ -1111,16 +1362,20 @@ impl Store for PgStore {
                              THEN 'inactive' ELSE status END
                      WHERE id = $3 AND NOT pin_blocked
                      RETURNING fail_count, pin_blocked",
-                    &[&now, &i64::from(max_tries), &card_id],
-                )
-                .await?
-                .map(|r| {
-                    Ok(PinFailure {
-                        fail_count: u32_at(&r, 0)?,
-                        blocked: r.try_get(1)?,
+                        &[&now, &i64::from(max_tries), &card_id],
+                    )
+                    .await?
+                    .map(|r| {
+                        Ok::<_, PgErr>(PinFailure {
+                            fail_count: u32_at(&r, 0)?,
+                            blocked: r.try_get(1)?,
+                        })
                     })
-                })
-                .transpose()
+                    .transpose()?;
+                if let Some(f) = failure {
+                    apply_effects(tx, &effects(f)).await?;
+                }
+                Ok(failure)
             })
         })
         .await
@@ -1200,6 +1455,332 @@ impl Store for PgStore {
                     key_version: u32_at(&r, 5)?,
                     created_at: r.try_get(6)?,
                 }))
+            })
+        })
+        .await
+    }
+
+    async fn append_audit(&self, entry: AuditEntry) -> StoreResult<()> {
+        self.write(|tx| {
+            let entry = entry.clone();
+            Box::pin(async move { append_audit_tx(tx, &entry).await })
+        })
+        .await
+    }
+
+    async fn list_audit(&self, after: i64, limit: u32) -> StoreResult<Vec<AuditRecord>> {
+        self.read(move |c| {
+            Box::pin(async move {
+                c.query(
+                    "SELECT seq, at, actor, request_id, source, action, program_id, card_id, details, prev_hash, hash
+                     FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2",
+                    &[&after, &i64::from(limit)],
+                )
+                .await?
+                .iter()
+                .map(audit_row)
+                .collect()
+            })
+        })
+        .await
+    }
+
+    async fn list_events(
+        &self,
+        program_id: &str,
+        card_id: Option<&str>,
+        kind: Option<&str>,
+        limit: u32,
+        starting_after: Option<&str>,
+    ) -> StoreResult<Option<(Vec<EventRow>, bool)>> {
+        let program_id = program_id.to_owned();
+        let card_id = card_id.map(str::to_owned);
+        let kind = kind.map(str::to_owned);
+        let starting_after = starting_after.map(str::to_owned);
+        self.read(move |c| {
+            Box::pin(async move {
+                let Some(before) = page_start(
+                    c,
+                    "SELECT seq FROM events WHERE id = $1 AND program_id = $2",
+                    starting_after.as_deref(),
+                    &program_id,
+                )
+                .await?
+                else {
+                    return Ok(None);
+                };
+                let rows = c
+                    .query(
+                        &format!(
+                            "SELECT {EVENT_COLS} FROM events
+                             WHERE program_id = $1 AND seq < $2 AND ($3::text IS NULL OR card_id = $3)
+                               AND ($4::text IS NULL OR type = $4)
+                             ORDER BY seq DESC LIMIT $5"
+                        ),
+                        &[&program_id, &before, &card_id, &kind, &(i64::from(limit) + 1)],
+                    )
+                    .await?
+                    .iter()
+                    .map(event_row)
+                    .collect::<PgResult<Vec<_>>>()?;
+                Ok(Some(page(rows, limit)))
+            })
+        })
+        .await
+    }
+
+    async fn create_webhook_endpoint(
+        &self,
+        e: WebhookEndpointRow,
+        idem: Option<IdemRow>,
+        audit: AuditEntry,
+    ) -> StoreResult<Created> {
+        let events = serde_json::to_string(&e.events)
+            .map_err(|err| StoreError::Database(err.to_string()))?;
+        self.write(|tx| {
+            let (e, idem, audit, events) = (e.clone(), idem.clone(), audit.clone(), events.clone());
+            Box::pin(async move {
+                if !insert_idem(tx, idem.as_ref()).await? {
+                    return Ok(Created::IdempotencyKeyTaken);
+                }
+                tx.execute(
+                    "INSERT INTO webhook_endpoints (id, program_id, url, events, secret_sealed, secret_key_version, created_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    &[
+                        &e.id,
+                        &e.program_id,
+                        &e.url,
+                        &events,
+                        &e.secret_sealed,
+                        &i64::from(e.secret_key_version),
+                        &e.created_at,
+                    ],
+                )
+                .await?;
+                append_audit_tx(tx, &audit).await?;
+                Ok(Created::Created)
+            })
+        })
+        .await
+    }
+
+    async fn list_webhook_endpoints(
+        &self,
+        program_id: &str,
+        limit: u32,
+        starting_after: Option<&str>,
+    ) -> StoreResult<Option<(Vec<WebhookEndpointRow>, bool)>> {
+        let program_id = program_id.to_owned();
+        let starting_after = starting_after.map(str::to_owned);
+        self.read(move |c| {
+            Box::pin(async move {
+                let Some(before) = page_start(
+                    c,
+                    "SELECT seq FROM webhook_endpoints WHERE id = $1 AND program_id = $2 AND deleted_at IS NULL",
+                    starting_after.as_deref(),
+                    &program_id,
+                )
+                .await?
+                else {
+                    return Ok(None);
+                };
+                let rows = c
+                    .query(
+                        &format!(
+                            "SELECT {ENDPOINT_COLS} FROM webhook_endpoints
+                             WHERE program_id = $1 AND seq < $2 AND deleted_at IS NULL ORDER BY seq DESC LIMIT $3"
+                        ),
+                        &[&program_id, &before, &(i64::from(limit) + 1)],
+                    )
+                    .await?
+                    .iter()
+                    .map(endpoint_row)
+                    .collect::<PgResult<Vec<_>>>()?;
+                Ok(Some(page(rows, limit)))
+            })
+        })
+        .await
+    }
+
+    async fn get_webhook_endpoint(
+        &self,
+        program_id: &str,
+        id: &str,
+    ) -> StoreResult<Option<WebhookEndpointRow>> {
+        let (program_id, id) = (program_id.to_owned(), id.to_owned());
+        self.read(move |c| {
+            Box::pin(async move {
+                c.query_opt(
+                    &format!(
+                        "SELECT {ENDPOINT_COLS} FROM webhook_endpoints
+                         WHERE id = $1 AND program_id = $2 AND deleted_at IS NULL"
+                    ),
+                    &[&id, &program_id],
+                )
+                .await?
+                .map(|r| endpoint_row(&r))
+                .transpose()
+            })
+        })
+        .await
+    }
+
+    async fn delete_webhook_endpoint(
+        &self,
+        program_id: &str,
+        id: &str,
+        now: Timestamp,
+        audit: AuditEntry,
+    ) -> StoreResult<bool> {
+        let (program_id, id) = (program_id.to_owned(), id.to_owned());
+        self.write(|tx| {
+            let (program_id, id, audit) = (program_id.clone(), id.clone(), audit.clone());
+            Box::pin(async move {
+                let n = tx
+                    .execute(
+                        "UPDATE webhook_endpoints SET deleted_at = $1
+                         WHERE id = $2 AND program_id = $3 AND deleted_at IS NULL",
+                        &[&now, &id, &program_id],
+                    )
+                    .await?;
+                if n == 1 {
+                    tx.execute(
+                        "UPDATE webhook_deliveries SET status = 'failed', next_attempt_at = NULL,
+                             last_error = 'the endpoint was deleted', lease_owner = NULL, lease_until = NULL
+                         WHERE endpoint_id = $1 AND status = 'pending'",
+                        &[&id],
+                    )
+                    .await?;
+                    append_audit_tx(tx, &audit).await?;
+                }
+                Ok(n == 1)
+            })
+        })
+        .await
+    }
+
+    async fn list_deliveries(
+        &self,
+        endpoint_id: &str,
+        limit: u32,
+        starting_after: Option<&str>,
+    ) -> StoreResult<Option<(Vec<DeliveryRow>, bool)>> {
+        let endpoint_id = endpoint_id.to_owned();
+        let starting_after = starting_after.map(str::to_owned);
+        self.read(move |c| {
+            Box::pin(async move {
+                let Some(before) = page_start(
+                    c,
+                    "SELECT seq FROM webhook_deliveries WHERE id = $1 AND endpoint_id = $2",
+                    starting_after.as_deref(),
+                    &endpoint_id,
+                )
+                .await?
+                else {
+                    return Ok(None);
+                };
+                let rows = c
+                    .query(
+                        &format!(
+                            "SELECT {DELIVERY_COLS} FROM webhook_deliveries d JOIN events ev ON ev.id = d.event_id
+                             WHERE d.endpoint_id = $1 AND d.seq < $2 ORDER BY d.seq DESC LIMIT $3"
+                        ),
+                        &[&endpoint_id, &before, &(i64::from(limit) + 1)],
+                    )
+                    .await?
+                    .iter()
+                    .map(delivery_row)
+                    .collect::<PgResult<Vec<_>>>()?;
+                Ok(Some(page(rows, limit)))
+            })
+        })
+        .await
+    }
+
+    async fn claim_deliveries(
+        &self,
+        owner: &str,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: u32,
+    ) -> StoreResult<Vec<ClaimedDelivery>> {
+        let owner = owner.to_owned();
+        self.write(|tx| {
+            let owner = owner.clone();
+            Box::pin(async move {
+                // Due rows not held by an unexpired lease; rows another node is
+                // claiming at this moment are skipped (SKIP LOCKED), not waited
+                // for, so two nodes never take the same attempt.
+                let rows = tx
+                    .query(
+                        "WITH claimed AS (
+                             UPDATE webhook_deliveries SET lease_owner = $1, lease_until = $3
+                             WHERE id IN (SELECT id FROM webhook_deliveries
+                                          WHERE status = 'pending' AND next_attempt_at <= $2
+                                            AND (lease_until IS NULL OR lease_until <= $2)
+                                          ORDER BY next_attempt_at, seq LIMIT $4
+                                          FOR UPDATE SKIP LOCKED)
+                             RETURNING id, attempts, endpoint_id, event_id)
+                         SELECT c.id, c.attempts, e.id, e.url, e.secret_sealed, e.secret_key_version, ev.body
+                         FROM claimed c
+                         JOIN webhook_endpoints e ON e.id = c.endpoint_id
+                         JOIN events ev ON ev.id = c.event_id",
+                        &[&owner, &now, &lease_until, &i64::from(limit)],
+                    )
+                    .await?;
+                rows.iter()
+                    .map(|r| {
+                        Ok(ClaimedDelivery {
+                            id: r.try_get(0)?,
+                            attempts: u32_at(r, 1)?,
+                            endpoint_id: r.try_get(2)?,
+                            url: r.try_get(3)?,
+                            secret_sealed: r.try_get(4)?,
+                            secret_key_version: u32_at(r, 5)?,
+                            event_body: r.try_get(6)?,
+                        })
+                    })
+                    .collect()
+            })
+        })
+        .await
+    }
+
+    async fn finish_delivery(
+        &self,
+        id: &str,
+        owner: &str,
+        result: AttemptResult,
+    ) -> StoreResult<bool> {
+        let (id, owner) = (id.to_owned(), owner.to_owned());
+        let (status, next_at, delivered_at) = match result.next {
+            AttemptNext::Delivered => (DeliveryStatus::Delivered, None, Some(result.at)),
+            AttemptNext::RetryAt(t) => (DeliveryStatus::Pending, Some(t), None),
+            AttemptNext::GiveUp => (DeliveryStatus::Failed, None, None),
+        };
+        let code = result.response_code.map(i64::from);
+        self.write(|tx| {
+            let (id, owner, error) = (id.clone(), owner.clone(), result.error.clone());
+            Box::pin(async move {
+                let n = tx
+                    .execute(
+                        "UPDATE webhook_deliveries SET attempts = attempts + 1, last_attempt_at = $1,
+                             last_response_code = $2, last_error = $3, status = $4, next_attempt_at = $5,
+                             delivered_at = $6, lease_owner = NULL, lease_until = NULL
+                         WHERE id = $7 AND lease_owner = $8 AND status = 'pending'",
+                        &[
+                            &result.at,
+                            &code,
+                            &error,
+                            &status.as_str(),
+                            &next_at,
+                            &delivered_at,
+                            &id,
+                            &owner,
+                        ],
+                    )
+                    .await?;
+                Ok(n == 1)
             })
         })
         .await

@@ -1,0 +1,402 @@
+//! Events and webhook endpoints (API.md "Webhooks and events").
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use utoipa::{IntoParams, ToSchema};
+use zeroize::Zeroizing;
+
+use super::cards::CARD_PREFIX;
+use super::error::ApiError;
+use super::extract::{Auth, JsonBody, PathId, QueryParams};
+use super::idempotency::{self, Idempotency};
+use super::views::Problem;
+use crate::domain::ids::{Secret, is_id, new_id};
+use crate::domain::time::{now, rfc3339};
+use crate::events::{EVENT_PREFIX, EventType};
+use crate::service::App;
+use crate::store::{DeliveryRow, Store, WebhookEndpointRow};
+use crate::webhooks;
+
+pub const ENDPOINT_PREFIX: &str = "we_";
+const SECRET_PREFIX: &str = "whsec_";
+
+/// An event: `data` always has `card_id`, never a PIN, a PIN block or a full PAN.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventView {
+    /// `evt_…`
+    pub id: String,
+    /// `card.created`, `pin.token_created`, `pin.changed`, `pin.staged`,
+    /// `pin.stage_failed`, `pin.revealed`, `pin.verification_failed`,
+    /// `pin.blocked` or `pin.unblocked`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// RFC 3339, UTC.
+    pub created_at: String,
+    #[schema(value_type = Object)]
+    pub data: Map<String, Value>,
+}
+
+/// A page of events, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventList {
+    #[schema(value_type = Vec<EventView>)]
+    pub data: Vec<Value>,
+    pub has_more: bool,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct ListEvents {
+    /// 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
+    limit: Option<u32>,
+    /// The id of the last event of the previous page.
+    starting_after: Option<String>,
+    /// Only this card's events.
+    card_id: Option<String>,
+    /// Only events of this type.
+    #[serde(rename = "type")]
+    #[param(rename = "type")]
+    kind: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateEndpoint {
+    /// `https://…` (or `http://…`), at most 2048 characters, no user name or
+    /// password. Loopback, private and link-local targets are refused unless
+    /// the operator allows them.
+    #[schema(max_length = 2048)]
+    url: String,
+    /// The event types to deliver (at least one).
+    events: Vec<String>,
+}
+
+/// A webhook endpoint (its secret is shown only when it is created).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EndpointView {
+    /// `we_…`
+    pub id: String,
+    pub url: String,
+    pub events: Vec<String>,
+    pub created_at: String,
+}
+
+/// A new webhook endpoint, with its signing secret: shown only here.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CreatedEndpoint {
+    /// `we_…`
+    pub id: String,
+    pub url: String,
+    pub events: Vec<String>,
+    pub created_at: String,
+    /// The HMAC-SHA256 key for `Pinvault-Signature` (`whsec_…`), as UTF-8 bytes.
+    #[schema(value_type = String)]
+    pub secret: Zeroizing<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EndpointList {
+    pub data: Vec<EndpointView>,
+    pub has_more: bool,
+}
+
+/// One event's delivery to an endpoint, with its last attempt.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeliveryView {
+    /// `whd_…`
+    pub id: String,
+    pub event_id: String,
+    pub event_type: String,
+    /// `pending` (another attempt is due at `next_attempt_at`), `delivered`
+    /// (a 2xx answer), or `failed` (retries exhausted, or the endpoint deleted).
+    pub status: String,
+    pub attempts: u32,
+    pub last_attempt_at: Option<String>,
+    /// The HTTP status of the last attempt, if one came back.
+    pub last_response_code: Option<u16>,
+    /// Why the last attempt failed, where no answer came back (or a redirect).
+    pub last_error: Option<String>,
+    pub next_attempt_at: Option<String>,
+    pub delivered_at: Option<String>,
+    pub created_at: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeliveryList {
+    pub data: Vec<DeliveryView>,
+    pub has_more: bool,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct Page {
+    /// 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
+    limit: Option<u32>,
+    /// The id of the last item of the previous page.
+    starting_after: Option<String>,
+}
+
+fn limit(l: Option<u32>) -> Result<u32, ApiError> {
+    let l = l.unwrap_or(20);
+    if !(1..=100).contains(&l) {
+        return Err(ApiError::bad_request("`limit` must be from 1 to 100"));
+    }
+    Ok(l)
+}
+
+fn endpoint_view(e: &WebhookEndpointRow) -> EndpointView {
+    EndpointView {
+        id: e.id.clone(),
+        url: e.url.clone(),
+        events: e.events.clone(),
+        created_at: rfc3339(e.created_at),
+    }
+}
+
+fn delivery_view(d: &DeliveryRow) -> DeliveryView {
+    DeliveryView {
+        id: d.id.clone(),
+        event_id: d.event_id.clone(),
+        event_type: d.event_type.clone(),
+        status: d.status.as_str().to_owned(),
+        attempts: d.attempts,
+        last_attempt_at: d.last_attempt_at.map(rfc3339),
+        last_response_code: d.last_response_code,
+        last_error: d.last_error.clone(),
+        next_attempt_at: d.next_attempt_at.map(rfc3339),
+        delivered_at: d.delivered_at.map(rfc3339),
+        created_at: rfc3339(d.created_at),
+    }
+}
+
+/// The program's events, newest first.
+#[utoipa::path(get, path = "/v1/events", operation_id = "listEvents", tag = "events", params(ListEvents),
+    responses((status = 200, description = "OK", body = EventList), (status = 400, description = "`invalid_request`", body = Problem, content_type = "application/problem+json")),
+    security(("api_key" = [])))]
+pub async fn list_events<S: Store>(
+    State(app): State<Arc<App<S>>>,
+    auth: Auth,
+    QueryParams(q): QueryParams<ListEvents>,
+) -> Result<Response, ApiError> {
+    let limit = limit(q.limit)?;
+    if let Some(t) = &q.kind {
+        if EventType::parse(t).is_none() {
+            return Err(ApiError::bad_request(format!(
+                "`type` must be one of {}",
+                EventType::list()
+            )));
+        }
+    }
+    if let Some(c) = &q.card_id {
+        if !is_id(c, CARD_PREFIX) {
+            return Err(ApiError::bad_request("`card_id` is not a card id"));
+        }
+    }
+    if let Some(after) = &q.starting_after {
+        if !is_id(after, EVENT_PREFIX) {
+            return Err(ApiError::bad_request("`starting_after` is not an event id"));
+        }
+    }
+    let page = app
+        .store
+        .list_events(
+            &auth.program.id,
+            q.card_id.as_deref(),
+            q.kind.as_deref(),
+            limit,
+            q.starting_after.as_deref(),
+        )
+        .await?;
+    let Some((events, has_more)) = page else {
+        return Err(ApiError::bad_request(
+            "`starting_after` names no event of this program",
+        ));
+    };
+    let data = events
+        .iter()
+        .map(|e| serde_json::from_str(&e.body).map_err(|_| ApiError::internal()))
+        .collect::<Result<_, _>>()?;
+    Ok(axum::Json(EventList { data, has_more }).into_response())
+}
+
+/// Subscribe a URL to events. The answer holds the signing secret, shown only here.
+#[utoipa::path(post, path = "/v1/webhook-endpoints", operation_id = "createWebhookEndpoint", tag = "events", request_body = CreateEndpoint,
+    params(("Idempotency-Key" = Option<String>, Header, pattern = "^[\\x21-\\x7E]{1,255}$", description = "Replays the first response for 24 h")),
+    responses((status = 201, description = "Created", body = CreatedEndpoint),
+        (status = 409, description = "`idempotency_conflict`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`invalid_request`: a bad URL, a refused target, an unknown event type", body = Problem, content_type = "application/problem+json")),
+    security(("api_key" = [])))]
+pub async fn create_endpoint<S: Store>(
+    State(app): State<Arc<App<S>>>,
+    auth: Auth,
+    headers: HeaderMap,
+    JsonBody(raw): JsonBody<Value>,
+) -> Result<Response, ApiError> {
+    let idem = Idempotency::from_headers(
+        &headers,
+        &auth.program.id,
+        "POST /v1/webhook-endpoints",
+        &raw,
+    )?;
+    if let Some(idem) = &idem {
+        if let Some(replay) = idempotency::replay(&app, idem).await? {
+            return Ok(replay);
+        }
+    }
+    let body: CreateEndpoint =
+        serde_json::from_value(raw).map_err(|e| ApiError::invalid(super::safe_message(&e)))?;
+    let target = webhooks::parse_url(&body.url).map_err(ApiError::invalid)?;
+    webhooks::check_literal(&target, app.settings.webhooks.allow_private_targets)
+        .map_err(ApiError::invalid)?;
+    if body.events.is_empty() {
+        return Err(ApiError::invalid(
+            "`events` must name at least one event type",
+        ));
+    }
+    let mut events: Vec<String> = Vec::new();
+    for t in &body.events {
+        if EventType::parse(t).is_none() {
+            return Err(ApiError::invalid(format!(
+                "`events` may hold only {}",
+                EventType::list()
+            )));
+        }
+        if !events.contains(t) {
+            events.push(t.clone());
+        }
+    }
+    let id = new_id(ENDPOINT_PREFIX);
+    let secret = Secret::generate(SECRET_PREFIX);
+    let (secret_key_version, secret_sealed) = app
+        .keys
+        .seal(secret.expose().as_bytes(), &webhooks::secret_aad(&id))?;
+    let row = WebhookEndpointRow {
+        id: id.clone(),
+        program_id: auth.program.id.clone(),
+        url: body.url,
+        events,
+        secret_sealed,
+        secret_key_version,
+        created_at: now(),
+    };
+    let view = CreatedEndpoint {
+        id: row.id.clone(),
+        url: row.url.clone(),
+        events: row.events.clone(),
+        created_at: rfc3339(row.created_at),
+        secret: Zeroizing::new(secret.expose().to_owned()),
+    };
+    let response = serde_json::to_value(&view).map_err(|_| ApiError::internal())?;
+    let audit = auth.actor().record(
+        "webhook_endpoint.created",
+        Some(&auth.program.id),
+        None,
+        serde_json::json!({ "endpoint_id": id, "url": row.url, "events": row.events }),
+    );
+    tracing::info!(endpoint_id = %id, actor = %auth.api_key_id, "webhook endpoint created");
+    idempotency::create(&app, idem, StatusCode::CREATED, response, |idem_row| {
+        app.store.create_webhook_endpoint(row, idem_row, audit)
+    })
+    .await
+}
+
+/// The program's webhook endpoints, newest first (never their secrets).
+#[utoipa::path(get, path = "/v1/webhook-endpoints", operation_id = "listWebhookEndpoints", tag = "events", params(Page),
+    responses((status = 200, description = "OK", body = EndpointList), (status = 400, description = "`invalid_request`", body = Problem, content_type = "application/problem+json")),
+    security(("api_key" = [])))]
+pub async fn list_endpoints<S: Store>(
+    State(app): State<Arc<App<S>>>,
+    auth: Auth,
+    QueryParams(q): QueryParams<Page>,
+) -> Result<Response, ApiError> {
+    let limit = limit(q.limit)?;
+    let page = app
+        .store
+        .list_webhook_endpoints(&auth.program.id, limit, q.starting_after.as_deref())
+        .await?;
+    let Some((rows, has_more)) = page else {
+        return Err(ApiError::bad_request(
+            "`starting_after` names no webhook endpoint of this program",
+        ));
+    };
+    let data = rows.iter().map(endpoint_view).collect();
+    Ok(axum::Json(EndpointList { data, has_more }).into_response())
+}
+
+/// Delete an endpoint: nothing more is delivered to it; its pending deliveries fail.
+#[utoipa::path(delete, path = "/v1/webhook-endpoints/{id}", operation_id = "deleteWebhookEndpoint", tag = "events", params(("id" = String, Path)),
+    responses((status = 204, description = "Deleted"),
+        (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json")),
+    security(("api_key" = [])))]
+pub async fn delete_endpoint<S: Store>(
+    State(app): State<Arc<App<S>>>,
+    auth: Auth,
+    PathId(id): PathId,
+) -> Result<Response, ApiError> {
+    if !is_id(&id, ENDPOINT_PREFIX)
+        || !app
+            .store
+            .delete_webhook_endpoint(
+                &auth.program.id,
+                &id,
+                now(),
+                auth.actor().record(
+                    "webhook_endpoint.deleted",
+                    Some(&auth.program.id),
+                    None,
+                    serde_json::json!({ "endpoint_id": id }),
+                ),
+            )
+            .await?
+    {
+        return Err(ApiError::not_found("webhook endpoint"));
+    }
+    tracing::info!(endpoint_id = %id, actor = %auth.api_key_id, "webhook endpoint deleted");
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// An endpoint's deliveries, newest first: status, attempts, the last
+/// attempt's answer or error, and when the next attempt is due.
+#[utoipa::path(get, path = "/v1/webhook-endpoints/{id}/deliveries", operation_id = "listWebhookDeliveries", tag = "events",
+    params(("id" = String, Path), Page),
+    responses((status = 200, description = "OK", body = DeliveryList),
+        (status = 400, description = "`invalid_request`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json")),
+    security(("api_key" = [])))]
+pub async fn list_deliveries<S: Store>(
+    State(app): State<Arc<App<S>>>,
+    auth: Auth,
+    PathId(id): PathId,
+    QueryParams(q): QueryParams<Page>,
+) -> Result<Response, ApiError> {
+    let limit = limit(q.limit)?;
+    if !is_id(&id, ENDPOINT_PREFIX)
+        || app
+            .store
+            .get_webhook_endpoint(&auth.program.id, &id)
+            .await?
+            .is_none()
+    {
+        return Err(ApiError::not_found("webhook endpoint"));
+    }
+    let page = app
+        .store
+        .list_deliveries(&id, limit, q.starting_after.as_deref())
+        .await?;
+    let Some((rows, has_more)) = page else {
+        return Err(ApiError::bad_request(
+            "`starting_after` names no delivery of this endpoint",
+        ));
+    };
+    let data = rows.iter().map(delivery_view).collect();
+    Ok(axum::Json(DeliveryList { data, has_more }).into_response())
+}
