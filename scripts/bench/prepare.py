@@ -1,75 +1,146 @@
 #!/usr/bin/env python3
-"""Prepares the requests scripts/bench-pin-encryption replays: COUNT cards of a
-live program, each with a set_pin token and a JWE (jwcrypto, RSA-OAEP-256 +
-A256GCM, {"pin","card_id"}) for PUT /v1/cards/{id}/pin, and a reveal_pin
-token for POST /v1/cards/{id}/pin/reveal with one device key. Tokens are made
-before the timed runs (a token is single use); their own cost is measured
-separately. The prepared tokens live reveal_token_ttl_s / set_token_ttl_s, set
-to an hour for the bench program.
+"""Prepares what the benchmarks replay, through the public API of a running
+server: cards of one live program with known PINs, JWEs of those PINs to the
+server's published transport key (jwcrypto, RSA-OAEP-256 + A256GCM,
+{"pin","card_id"}, no `iat`, so they stay usable however long the run takes),
+ISO 9564 format 4 PIN blocks under a zone key (psec), control tokens, and one
+P-256 device key for reveal.
 
-    prepare.py BASE API_KEY COUNT OUT_DIR
+    prepare.py service BASE API_KEY COUNT ZONE_KEY_HEX OUT_DIR
+        For scripts/benchmark: COUNT cards (PAN 4111111111111111, a known PIN
+        set in the clear, which the bench program allows), one line each in
+        OUT_DIR/cards.txt:
+            CARD_ID MATCH_BLOCK MISMATCH_BLOCK SET_JWE
+        MATCH_BLOCK / MISMATCH_BLOCK: format 4 blocks of the card's PIN and of
+        another PIN under the AES-128 zone key; SET_JWE: replayable with any
+        fresh set_pin token for that card. OUT_DIR/device.json: the device key.
+
+    prepare.py tokens BASE API_KEY COUNT OUT_DIR
+        For scripts/bench-pin-encryption: COUNT cards (random PIN), each with a
+        set_pin and a reveal_pin token (single use: one replayed request each),
+        written as request lines to OUT_DIR/set.txt (PUT /v1/cards/{id}/pin with
+        a JWE of a new PIN) and OUT_DIR/reveal.txt (POST …/pin/reveal to the
+        device key). The bench program's token lifetimes are an hour.
 """
 import http.client
 import json
 import random
 import sys
 import threading
-import time
 import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
 
 from jwcrypto import jwe, jwk
 
-BASE, KEY, COUNT, OUT = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
-url = urllib.parse.urlparse(BASE)
-local = threading.local()
+PAN = "4111111111111111"
 
 
-def call(method, path, body):
-    if not hasattr(local, "conn"):
-        local.conn = http.client.HTTPConnection(url.hostname, url.port, timeout=60)
-    local.conn.request(method, path, json.dumps(body),
-                       {"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"})
-    res = local.conn.getresponse()
-    data = json.loads(res.read())
-    assert res.status == 201, (res.status, data)
-    return data
+class Api:
+    """One keep-alive connection per thread to the server, with the API key."""
+
+    def __init__(self, base, key):
+        self.url = urllib.parse.urlparse(base)
+        self.key = key
+        self.local = threading.local()
+
+    def conn(self):
+        if not hasattr(self.local, "conn"):
+            self.local.conn = http.client.HTTPConnection(self.url.hostname, self.url.port, timeout=60)
+        return self.local.conn
+
+    def create(self, path, body):
+        """POST a JSON body; the answer must be 201."""
+        conn = self.conn()
+        conn.request("POST", path, json.dumps(body),
+                     {"Authorization": f"Bearer {self.key}", "Content-Type": "application/json"})
+        res = conn.getresponse()
+        data = json.loads(res.read())
+        assert res.status == 201, (res.status, data)
+        return data
+
+    def transport_key(self):
+        conn = self.conn()
+        conn.request("GET", "/v1/pin-encryption-keys")
+        return json.loads(conn.getresponse().read())["keys"][0]
 
 
-conn = http.client.HTTPConnection(url.hostname, url.port)
-conn.request("GET", "/v1/pin-encryption-keys")
-published = json.loads(conn.getresponse().read())["keys"][0]
-rsa = jwk.JWK(**published)
-device = jwk.JWK.generate(kty="EC", crv="P-256").export_public(as_dict=True)
-
-
-def pin():
+def pin(unlike=()):
+    """A random 4-digit PIN the default policy accepts, not one of `unlike`."""
     while True:
         p = "".join(random.choice("0123456789") for _ in range(4))
         steps = {int(b) - int(a) for a, b in zip(p, p[1:])}
-        if steps not in ({0}, {1}, {-1}) and p != "1111":
+        if steps not in ({0}, {1}, {-1}) and p != PAN[-4:] and p not in unlike:
             return p
 
 
-def one(_):
-    card = call("POST", "/v1/cards", {"pan": "4111111111111111"})["id"]
-    st = call("POST", f"/v1/cards/{card}/control-tokens", {"type": "set_pin"})["token"]
-    rt = call("POST", f"/v1/cards/{card}/control-tokens",
-              {"type": "reveal_pin", "cardholder_verification_method": "OTP"})["token"]
-    # No `iat`: the prepared JWEs may be used more than 5 minutes after they were made.
-    token = jwe.JWE(json.dumps({"pin": pin(), "card_id": card}).encode(),
+def pin_jwe(published, card, p):
+    """A compact JWE of {"pin","card_id"} to the published transport key."""
+    token = jwe.JWE(json.dumps({"pin": p, "card_id": card}).encode(),
                     protected=json.dumps({"alg": "RSA-OAEP-256", "enc": "A256GCM", "kid": published["kid"]}))
-    token.add_recipient(rsa)
-    set_body = json.dumps({"control_token": st, "encrypted_pin": token.serialize(compact=True)},
-                          separators=(",", ":"))
-    reveal_body = json.dumps({"control_token": rt, "device_key": device}, separators=(",", ":"))
-    return (f"PUT /v1/cards/{card}/pin {set_body}", f"POST /v1/cards/{card}/pin/reveal {reveal_body}")
+    token.add_recipient(jwk.JWK(**published))
+    return token.serialize(compact=True)
 
 
-with ThreadPoolExecutor(8) as pool:
-    rows = list(pool.map(one, range(COUNT)))
-with open(f"{OUT}/set.txt", "w") as f:
-    f.writelines(r[0] + "\n" for r in rows)
-with open(f"{OUT}/reveal.txt", "w") as f:
-    f.writelines(r[1] + "\n" for r in rows)
-print(f"prepared {COUNT} set and {COUNT} reveal requests", file=sys.stderr)
+def device_key():
+    """The public half of a new P-256 key (the private half is not needed)."""
+    return jwk.JWK.generate(kty="EC", crv="P-256").export_public(as_dict=True)
+
+
+def prepare(count, one):
+    with ThreadPoolExecutor(8) as pool:
+        return list(pool.map(one, range(count)))
+
+
+def service(base, key, count, zone_hex, out):
+    from psec import pinblock
+
+    api, zone = Api(base, key), bytes.fromhex(zone_hex)
+    published = api.transport_key()
+
+    def one(_):
+        p = pin()
+        other = pin(unlike=(p,))
+        card = api.create("/v1/cards", {"pan": PAN, "pin": {"pin": p}})["id"]
+        match = pinblock.encipher_pinblock_iso_4(zone, p, PAN).hex().upper()
+        mismatch = pinblock.encipher_pinblock_iso_4(zone, other, PAN).hex().upper()
+        return f"{card} {match} {mismatch} {pin_jwe(published, card, p)}\n"
+
+    rows = prepare(count, one)
+    with open(f"{out}/cards.txt", "w") as f:
+        f.writelines(rows)
+    with open(f"{out}/device.json", "w") as f:
+        f.write(json.dumps(device_key(), separators=(",", ":")))
+    print(f"prepared {count} cards", file=sys.stderr)
+
+
+def tokens(base, key, count, out):
+    api = Api(base, key)
+    published = api.transport_key()
+    device = device_key()
+
+    def one(_):
+        card = api.create("/v1/cards", {"pan": PAN})["id"]
+        st = api.create(f"/v1/cards/{card}/control-tokens", {"type": "set_pin"})["token"]
+        rt = api.create(f"/v1/cards/{card}/control-tokens",
+                        {"type": "reveal_pin", "cardholder_verification_method": "OTP"})["token"]
+        set_body = json.dumps({"control_token": st, "encrypted_pin": pin_jwe(published, card, pin())},
+                              separators=(",", ":"))
+        reveal_body = json.dumps({"control_token": rt, "device_key": device}, separators=(",", ":"))
+        return (f"PUT /v1/cards/{card}/pin {set_body}\n", f"POST /v1/cards/{card}/pin/reveal {reveal_body}\n")
+
+    rows = prepare(count, one)
+    with open(f"{out}/set.txt", "w") as f:
+        f.writelines(r[0] for r in rows)
+    with open(f"{out}/reveal.txt", "w") as f:
+        f.writelines(r[1] for r in rows)
+    print(f"prepared {count} set and {count} reveal requests", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    args = sys.argv[1:]
+    if len(args) == 6 and args[0] == "service":
+        service(args[1], args[2], int(args[3]), args[4], args[5])
+    elif len(args) == 5 and args[0] == "tokens":
+        tokens(args[1], args[2], int(args[3]), args[4])
+    else:
+        sys.exit(__doc__)

@@ -3,7 +3,7 @@
 --   wrk -t1 -c16 -d10s --latency -s scripts/bench/scenario.lua URL -- SCENARIO KEY CARDS DEVICE ZONE_KEY_ID
 --
 -- SCENARIO: healthz | verify_match | verify_mismatch_unblock | token_set |
--- token_reveal | card_create. CARDS is the file scripts/bench/prepare_service.py
+-- token_reveal | card_create. CARDS is the file scripts/bench/prepare.py service
 -- writes (CARD MATCH_BLOCK MISMATCH_BLOCK SET_JWE a line), DEVICE the device key.
 --
 -- Two-request scenarios: verify_mismatch_unblock sends a mismatching PIN block

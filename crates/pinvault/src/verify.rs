@@ -247,15 +247,14 @@ impl<S: Store> App<S> {
         entered: Entered<'_>,
         actor: &Actor,
     ) -> Result<Verdict, VerifyError> {
+        // How the PIN was entered, for the audit record of a failure (built then).
         let method = match &entered {
             Entered::Block {
                 format,
                 zone_key_id,
                 ..
-            } => {
-                json!({ "method": "pin_block", "format": format.to_string(), "zone_key_id": zone_key_id })
-            }
-            Entered::Clear(_) => json!({ "method": "sandbox" }),
+            } => Some((*format, *zone_key_id)),
+            Entered::Clear(_) => None,
         };
         // Resolve the key and check the request's shape first: a request that
         // cannot be verified is refused the same way whether or not the PIN is
@@ -297,6 +296,12 @@ impl<S: Store> App<S> {
                 blocked_now: false,
             });
         }
+        let method = match method {
+            Some((format, zone_key_id)) => {
+                json!({ "method": "pin_block", "format": format.to_string(), "zone_key_id": zone_key_id })
+            }
+            None => json!({ "method": "sandbox" }),
+        };
         let (program_id, card_id, actor) =
             (card.program_id.clone(), card.id.clone(), actor.clone());
         let effects = move |f: PinFailure| {

@@ -12,7 +12,7 @@ use utoipa::{IntoParams, ToSchema};
 use zeroize::Zeroizing;
 
 use super::error::ApiError;
-use super::extract::{Auth, JsonBody, PathId, QueryParams};
+use super::extract::{Auth, AuthCard, JsonBody, PathId, QueryParams};
 use super::idempotency::{self, Idempotency};
 use super::views::{CardList, CardView, PinStatusView, Problem};
 use crate::domain::ids::{is_id, new_id};
@@ -267,12 +267,9 @@ pub async fn create<S: Store>(
 #[utoipa::path(get, path = "/v1/cards/{id}", operation_id = "getCard", tag = "cards", params(("id" = String, Path)),
     responses((status = 200, description = "OK", body = CardView), (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json")),
     security(("api_key" = [])))]
-pub async fn get<S: Store>(
-    State(app): State<Arc<App<S>>>,
-    auth: Auth,
-    PathId(id): PathId,
-) -> Result<Response, ApiError> {
-    let card = find(&app, &auth, &id).await?;
+pub async fn get<S: Store>(mut found: AuthCard) -> Result<Response, ApiError> {
+    let card = found.card()?;
+    let auth = found.auth;
     Ok(axum::Json(CardView::new(&card, &auth.program.settings)).into_response())
 }
 
@@ -372,12 +369,9 @@ pub async fn update<S: Store>(
 #[utoipa::path(get, path = "/v1/cards/{id}/pin/status", operation_id = "getPinStatus", tag = "pin", params(("id" = String, Path)),
     responses((status = 200, description = "OK", body = PinStatusView), (status = 404, description = "`not_found`: no such card for this program", body = Problem, content_type = "application/problem+json")),
     security(("api_key" = [])))]
-pub async fn pin_status<S: Store>(
-    State(app): State<Arc<App<S>>>,
-    auth: Auth,
-    PathId(id): PathId,
-) -> Result<Response, ApiError> {
-    let card = find(&app, &auth, &id).await?;
+pub async fn pin_status<S: Store>(mut found: AuthCard) -> Result<Response, ApiError> {
+    let card = found.card()?;
+    let auth = found.auth;
     Ok(axum::Json(PinStatusView::new(&card, &auth.program.settings)).into_response())
 }
 

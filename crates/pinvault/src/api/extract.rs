@@ -10,11 +10,12 @@ use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use serde::de::DeserializeOwned;
 
+use super::cards::CARD_PREFIX;
 use super::error::ApiError;
 use crate::audit::Actor;
-use crate::domain::ids::Secret;
+use crate::domain::ids::{Secret, SecretHash, is_id};
 use crate::service::App;
-use crate::store::{ProgramRow, Store};
+use crate::store::{ApiKeyRow, CardRow, ProgramRow, Store};
 
 /// The calling program, from `Authorization: Bearer <api key>`, with the
 /// request's id and source address for the audit trail.
@@ -23,7 +24,8 @@ pub struct Auth {
     pub program: ProgramRow,
     pub api_key_id: String,
     pub request_id: Option<String>,
-    pub source: Option<String>,
+    /// The peer's address (written as text only when an audit record needs it).
+    pub source: Option<std::net::IpAddr>,
 }
 
 /// The request id the middleware gave this request (`req_…`).
@@ -36,7 +38,39 @@ impl Auth {
         Actor {
             actor: self.api_key_id.clone(),
             request_id: self.request_id.clone(),
-            source: self.source.clone(),
+            source: self.source.map(|ip| ip.to_string()),
+        }
+    }
+}
+
+/// The hash of the API key the request presents; 401 without a well-formed one.
+fn presented_key(parts: &Parts) -> Result<SecretHash, ApiError> {
+    let header = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(ApiError::unauthorized)?;
+    let key = header
+        .strip_prefix("Bearer ")
+        .or_else(|| header.strip_prefix("bearer "))
+        .map(str::trim)
+        .filter(|k| k.starts_with("pv_test_") || k.starts_with("pv_live_"))
+        .ok_or_else(ApiError::unauthorized)?;
+    // Looked up by hash: the stored value is never compared byte by byte with
+    // the presented one, and a database failure fails closed (500, not 401).
+    Ok(Secret::from_presented(key).hash())
+}
+
+impl Auth {
+    fn new(parts: &Parts, key: ApiKeyRow, program: ProgramRow) -> Self {
+        Auth {
+            program,
+            api_key_id: key.id,
+            request_id: parts.extensions.get::<RequestId>().map(|r| r.0.clone()),
+            source: parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0.ip()),
         }
     }
 }
@@ -45,32 +79,54 @@ impl<S: Store> FromRequestParts<Arc<App<S>>> for Auth {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, app: &Arc<App<S>>) -> Result<Self, ApiError> {
-        let header = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .ok_or_else(ApiError::unauthorized)?;
-        let key = header
-            .strip_prefix("Bearer ")
-            .or_else(|| header.strip_prefix("bearer "))
-            .map(str::trim)
-            .filter(|k| k.starts_with("pv_test_") || k.starts_with("pv_live_"))
-            .ok_or_else(ApiError::unauthorized)?;
-        // Looked up by hash: the stored value is never compared byte by byte with
-        // the presented one, and a database failure fails closed (500, not 401).
-        let hash = Secret::from_presented(key).hash();
+        let hash = presented_key(parts)?;
         match app.store.authenticate(hash).await? {
-            Some((key, program)) => Ok(Auth {
-                program,
-                api_key_id: key.id,
-                request_id: parts.extensions.get::<RequestId>().map(|r| r.0.clone()),
-                source: parts
-                    .extensions
-                    .get::<ConnectInfo<SocketAddr>>()
-                    .map(|c| c.0.ip().to_string()),
-            }),
+            Some((key, program)) => Ok(Auth::new(parts, key, program)),
             None => Err(ApiError::unauthorized()),
         }
+    }
+}
+
+/// The caller and the card the path names, read from the database together
+/// (one read instead of two: the path of PIN verification). `card` is `None`
+/// when the caller's program has no such card; the handler answers 404 where it
+/// would have looked the card up, so refusals keep their order (401, then the
+/// body's 4xx, then 404).
+#[derive(Debug)]
+pub struct AuthCard {
+    pub auth: Auth,
+    pub card_id: String,
+    pub card: Option<CardRow>,
+}
+
+impl AuthCard {
+    /// The card, or 404 `not_found`.
+    pub fn card(&mut self) -> Result<CardRow, ApiError> {
+        self.card.take().ok_or_else(|| ApiError::not_found("card"))
+    }
+}
+
+impl<S: Store> FromRequestParts<Arc<App<S>>> for AuthCard {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &Arc<App<S>>) -> Result<Self, ApiError> {
+        let hash = presented_key(parts)?;
+        let PathId(card_id) = PathId::from_request_parts(parts, app).await?;
+        let (key, program, card) = if is_id(&card_id, CARD_PREFIX) {
+            app.store.authenticate_card(hash, &card_id).await?
+        } else {
+            // Not even a card id: no card to read.
+            app.store
+                .authenticate(hash)
+                .await?
+                .map(|(key, program)| (key, program, None))
+        }
+        .ok_or_else(ApiError::unauthorized)?;
+        Ok(AuthCard {
+            auth: Auth::new(parts, key, program),
+            card_id,
+            card,
+        })
     }
 }
 

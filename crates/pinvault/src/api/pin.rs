@@ -11,9 +11,8 @@ use serde_json::{Value, json};
 use utoipa::ToSchema;
 use zeroize::Zeroizing;
 
-use super::cards::find;
 use super::error::ApiError;
-use super::extract::{Auth, JsonBody, OptionalJsonBody, PathId};
+use super::extract::{Auth, AuthCard, JsonBody, OptionalJsonBody};
 use super::idempotency::{self, Idempotency};
 use super::views::{EncryptedPin, Problem, RevealResponse, RevealedPin, TokenView};
 use crate::domain::DomainError;
@@ -99,14 +98,15 @@ fn reveal_disabled() -> ApiError {
     security(("api_key" = [])))]
 pub async fn create_token<S: Store>(
     State(app): State<Arc<App<S>>>,
-    auth: Auth,
-    PathId(card_id): PathId,
+    mut found: AuthCard,
     headers: HeaderMap,
     JsonBody(raw): JsonBody<Value>,
 ) -> Result<Response, ApiError> {
+    let (auth, card_id) = (&found.auth, &found.card_id);
     let route = format!("POST /v1/cards/{card_id}/control-tokens");
     let idem = Idempotency::from_headers(&headers, &auth.program.id, &route, &raw)?;
-    let card = find(&app, &auth, &card_id).await?;
+    let card = found.card()?;
+    let auth = found.auth;
     if let Some(idem) = &idem {
         if let Some(replay) = idempotency::replay(&app, idem).await? {
             return Ok(replay);
@@ -247,11 +247,11 @@ pub(super) async fn card_pan<S: Store>(
     security(("api_key" = [])))]
 pub async fn set_pin<S: Store>(
     State(app): State<Arc<App<S>>>,
-    auth: Auth,
-    PathId(card_id): PathId,
+    mut found: AuthCard,
     JsonBody(body): JsonBody<SetPin>,
 ) -> Result<Response, ApiError> {
-    let card = find(&app, &auth, &card_id).await?;
+    let card = found.card()?;
+    let auth = found.auth;
     let settings = &auth.program.settings;
     let token = usable_token(&app, &card, &body.control_token, TokenType::SetPin).await?;
     let text = match (body.pin, body.encrypted_pin) {
@@ -330,11 +330,11 @@ pub async fn set_pin<S: Store>(
     security(("api_key" = [])))]
 pub async fn reveal<S: Store>(
     State(app): State<Arc<App<S>>>,
-    auth: Auth,
-    PathId(card_id): PathId,
+    mut found: AuthCard,
     JsonBody(body): JsonBody<RevealPin>,
 ) -> Result<Response, ApiError> {
-    let card = find(&app, &auth, &card_id).await?;
+    let card = found.card()?;
+    let auth = found.auth;
     let settings = &auth.program.settings;
     if !settings.reveal_enabled {
         return Err(reveal_disabled());
@@ -422,8 +422,7 @@ fn revealed(auth: &Auth, card: &CardRow, token: &TokenRow, to: &str) -> Effects 
     security(("api_key" = [])))]
 pub async fn unblock<S: Store>(
     State(app): State<Arc<App<S>>>,
-    auth: Auth,
-    PathId(card_id): PathId,
+    mut found: AuthCard,
     OptionalJsonBody(body): OptionalJsonBody<Unblock>,
 ) -> Result<Response, ApiError> {
     for (name, value) in [
@@ -442,7 +441,8 @@ pub async fn unblock<S: Store>(
             )));
         }
     }
-    find(&app, &auth, &card_id).await?;
+    found.card()?;
+    let (auth, card_id) = (found.auth, found.card_id);
     let actor = auth.actor();
     app.store
         .unblock_pin(&auth.program.id, &card_id, now(), move |before, after| {

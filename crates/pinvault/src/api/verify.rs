@@ -11,9 +11,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use zeroize::Zeroizing;
 
-use super::cards::find;
 use super::error::ApiError;
-use super::extract::{Auth, JsonBody, PathId, QueryParams};
+use super::extract::{Auth, AuthCard, JsonBody, QueryParams};
 use super::pin::card_pan;
 use super::views::Problem;
 use crate::domain::program::Mode;
@@ -151,11 +150,11 @@ fn refused<S: Store>(app: &App<S>, e: VerifyError) -> ApiError {
     security(("api_key" = [])))]
 pub async fn verify<S: Store>(
     State(app): State<Arc<App<S>>>,
-    auth: Auth,
-    PathId(card_id): PathId,
+    mut found: AuthCard,
     JsonBody(body): JsonBody<VerifyPin>,
 ) -> Result<Response, ApiError> {
-    let card = find(&app, &auth, &card_id).await?;
+    let card = found.card()?;
+    let auth = found.auth;
     let format: Format = body
         .format
         .parse()
@@ -198,10 +197,10 @@ pub async fn verify<S: Store>(
     security(("api_key" = [])))]
 pub async fn sandbox_verify<S: Store>(
     State(app): State<Arc<App<S>>>,
-    auth: Auth,
-    PathId(card_id): PathId,
+    mut found: AuthCard,
     JsonBody(body): JsonBody<SandboxVerify>,
 ) -> Result<Response, ApiError> {
+    let auth = &found.auth;
     if auth.program.mode != Mode::Test {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
@@ -209,7 +208,8 @@ pub async fn sandbox_verify<S: Store>(
             "no such resource",
         ));
     }
-    let card = find(&app, &auth, &card_id).await?;
+    let card = found.card()?;
+    let auth = found.auth;
     let pin = Pin::new(&body.pin).map_err(|_| {
         ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,

@@ -80,6 +80,13 @@ impl Store for AnyStore {
     ) -> StoreResult<Option<(ApiKeyRow, ProgramRow)>> {
         each!(self, s => s.authenticate(key_hash))
     }
+    async fn authenticate_card(
+        &self,
+        key_hash: SecretHash,
+        card_id: &str,
+    ) -> StoreResult<Option<AuthenticatedCard>> {
+        each!(self, s => s.authenticate_card(key_hash, card_id))
+    }
     async fn create_api_key(&self, key: ApiKeyRow) -> StoreResult<()> {
         each!(self, s => s.create_api_key(key))
     }

@@ -131,6 +131,31 @@ pub struct CardRow {
     pub updated_at: Timestamp,
 }
 
+/// Program settings from their stored JSON text. Every authenticated request
+/// reads its program's settings; parsing them is a large part of a PIN
+/// verification's own work, so the parsed value is kept by its exact text (a
+/// changed setting is different text, so nothing is ever stale). At most
+/// `SETTINGS_MEMO` texts are kept; past that the memo starts again.
+pub(crate) fn parse_settings(text: &str) -> Option<Settings> {
+    use std::collections::HashMap;
+    use std::sync::{LazyLock, RwLock};
+    const SETTINGS_MEMO: usize = 1024;
+    static MEMO: LazyLock<RwLock<HashMap<String, Settings>>> = LazyLock::new(Default::default);
+    if let Some(s) = MEMO.read().unwrap_or_else(|p| p.into_inner()).get(text) {
+        return Some(s.clone());
+    }
+    let parsed: Settings = serde_json::from_str(text).ok()?;
+    let mut memo = MEMO.write().unwrap_or_else(|p| p.into_inner());
+    if memo.len() >= SETTINGS_MEMO {
+        memo.clear();
+    }
+    memo.insert(text.to_owned(), parsed.clone());
+    Some(parsed)
+}
+
+/// An API key, its program, and the card asked for if that program has it.
+pub type AuthenticatedCard = (ApiKeyRow, ProgramRow, Option<CardRow>);
+
 #[derive(Debug, Clone)]
 pub struct TokenRow {
     pub id: String,
@@ -414,6 +439,15 @@ pub trait Store: Clone + Send + Sync + 'static {
         &self,
         key_hash: SecretHash,
     ) -> impl Future<Output = StoreResult<Option<(ApiKeyRow, ProgramRow)>>> + Send;
+    /// [`Store::authenticate`] and [`Store::get_card`] of the key's program in one
+    /// read (one statement): the path of every request about one card, PIN
+    /// verification first. `None`: no such unrevoked key; `Some((.., None))`: the
+    /// key is good but its program has no card with this id.
+    fn authenticate_card(
+        &self,
+        key_hash: SecretHash,
+        card_id: &str,
+    ) -> impl Future<Output = StoreResult<Option<AuthenticatedCard>>> + Send;
     fn create_api_key(&self, key: ApiKeyRow) -> impl Future<Output = StoreResult<()>> + Send;
     fn list_api_keys(
         &self,

@@ -257,12 +257,12 @@ const PROGRAM_COLS: &str = "id, name, mode, settings, created_at, updated_at";
 /// A program from `PROGRAM_COLS` starting at column `at` (joins put it after others).
 fn program_row_at(r: &Row, at: usize) -> PgResult<ProgramRow> {
     let mode: String = r.try_get(at + 2)?;
-    let settings: String = r.try_get(at + 3)?;
+    let settings: &str = r.try_get(at + 3)?;
     Ok(ProgramRow {
         id: r.try_get(at)?,
         name: r.try_get(at + 1)?,
         mode: Mode::parse(&mode).ok_or_else(|| decode("mode"))?,
-        settings: serde_json::from_str(&settings).map_err(|_| decode("settings"))?,
+        settings: parse_settings(settings).ok_or_else(|| decode("settings"))?,
         created_at: r.try_get(at + 4)?,
         updated_at: r.try_get(at + 5)?,
     })
@@ -286,29 +286,34 @@ const CARD_COLS: &str = "id, program_id, pan_hash, lookup_key_version, pan_seale
     pin_updated_at, fail_count, last_failed_at, pin_blocked, created_at, updated_at";
 
 fn card_row(r: &Row) -> PgResult<CardRow> {
-    let status: String = r.try_get(9)?;
-    let set_by: String = r.try_get(13)?;
+    card_row_at(r, 0)
+}
+
+/// A card from `CARD_COLS` starting at column `at` (joins put it after others).
+fn card_row_at(r: &Row, at: usize) -> PgResult<CardRow> {
+    let status: String = r.try_get(at + 9)?;
+    let set_by: String = r.try_get(at + 13)?;
     Ok(CardRow {
-        id: r.try_get(0)?,
-        program_id: r.try_get(1)?,
-        pan_hash: r.try_get(2)?,
-        lookup_key_version: u32_at(r, 3)?,
-        pan_sealed: r.try_get(4)?,
-        pan_key_version: u32_at(r, 5)?,
-        last4: r.try_get(6)?,
-        expiry: r.try_get(7)?,
-        external_id: r.try_get(8)?,
+        id: r.try_get(at)?,
+        program_id: r.try_get(at + 1)?,
+        pan_hash: r.try_get(at + 2)?,
+        lookup_key_version: u32_at(r, at + 3)?,
+        pan_sealed: r.try_get(at + 4)?,
+        pan_key_version: u32_at(r, at + 5)?,
+        last4: r.try_get(at + 6)?,
+        expiry: r.try_get(at + 7)?,
+        external_id: r.try_get(at + 8)?,
         status: CardStatus::parse(&status).ok_or_else(|| decode("status"))?,
-        inactive_by_block: r.try_get(10)?,
-        pin_block: r.try_get(11)?,
-        pin_key_version: u32_at(r, 12)?,
+        inactive_by_block: r.try_get(at + 10)?,
+        pin_block: r.try_get(at + 11)?,
+        pin_key_version: u32_at(r, at + 12)?,
         pin_set_by: SetBy::parse(&set_by).ok_or_else(|| decode("pin_set_by"))?,
-        pin_updated_at: r.try_get(14)?,
-        fail_count: u32_at(r, 15)?,
-        last_failed_at: r.try_get(16)?,
-        pin_blocked: r.try_get(17)?,
-        created_at: r.try_get(18)?,
-        updated_at: r.try_get(19)?,
+        pin_updated_at: r.try_get(at + 14)?,
+        fail_count: u32_at(r, at + 15)?,
+        last_failed_at: r.try_get(at + 16)?,
+        pin_blocked: r.try_get(at + 17)?,
+        created_at: r.try_get(at + 18)?,
+        updated_at: r.try_get(at + 19)?,
     })
 }
 
@@ -866,6 +871,43 @@ impl Store for PgStore {
                 .await?
                 .map(|r| Ok((api_key_row(&r)?, program_row_at(&r, 6)?)))
                 .transpose()
+            })
+        })
+        .await
+    }
+
+    async fn authenticate_card(
+        &self,
+        key_hash: SecretHash,
+        card_id: &str,
+    ) -> StoreResult<Option<AuthenticatedCard>> {
+        static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+            let cols = CARD_COLS
+                .split(',')
+                .map(|c| format!("c.{}", c.trim()))
+                .collect::<Vec<_>>()
+                .join(", ");
+            format!(
+                "SELECT k.id, k.program_id, k.key_hash, k.hint, k.created_at, k.revoked_at,
+                        p.id, p.name, p.mode, p.settings, p.created_at, p.updated_at, {cols}
+                 FROM api_keys k JOIN programs p ON p.id = k.program_id
+                 LEFT JOIN cards c ON c.id = $2 AND c.program_id = k.program_id
+                 WHERE k.key_hash = $1 AND k.revoked_at IS NULL"
+            )
+        });
+        let card_id = card_id.to_owned();
+        self.read(move |c| {
+            Box::pin(async move {
+                c.query_opt(SQL.as_str(), &[&&key_hash[..], &card_id])
+                    .await?
+                    .map(|r| {
+                        let card = match r.try_get::<_, Option<String>>(12)? {
+                            None => None,
+                            Some(_) => Some(card_row_at(&r, 12)?),
+                        };
+                        Ok((api_key_row(&r)?, program_row_at(&r, 6)?, card))
+                    })
+                    .transpose()
             })
         })
         .await
