@@ -267,7 +267,7 @@ pub async fn create<S: Store>(
 #[utoipa::path(get, path = "/v1/cards/{id}", operation_id = "getCard", tag = "cards", params(("id" = String, Path)),
     responses((status = 200, description = "OK", body = CardView), (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json")),
     security(("api_key" = [])))]
-pub async fn get<S: Store>(mut found: AuthCard) -> Result<Response, ApiError> {
+pub async fn get(mut found: AuthCard) -> Result<Response, ApiError> {
     let card = found.card()?;
     let auth = found.auth;
     Ok(axum::Json(CardView::new(&card, &auth.program.settings)).into_response())
@@ -369,7 +369,7 @@ pub async fn update<S: Store>(
 #[utoipa::path(get, path = "/v1/cards/{id}/pin/status", operation_id = "getPinStatus", tag = "pin", params(("id" = String, Path)),
     responses((status = 200, description = "OK", body = PinStatusView), (status = 404, description = "`not_found`: no such card for this program", body = Problem, content_type = "application/problem+json")),
     security(("api_key" = [])))]
-pub async fn pin_status<S: Store>(mut found: AuthCard) -> Result<Response, ApiError> {
+pub async fn pin_status(mut found: AuthCard) -> Result<Response, ApiError> {
     let card = found.card()?;
     let auth = found.auth;
     Ok(axum::Json(PinStatusView::new(&card, &auth.program.settings)).into_response())

@@ -39,11 +39,8 @@ pub const BODY_LIMIT: usize = 64 * 1024;
 pub fn router<S: Store>(app: Arc<App<S>>) -> Router {
     Router::new()
         .route("/v1/cards", post(cards::create::<S>).get(cards::list::<S>))
-        .route(
-            "/v1/cards/{id}",
-            get(cards::get::<S>).patch(cards::update::<S>),
-        )
-        .route("/v1/cards/{id}/pin/status", get(cards::pin_status::<S>))
+        .route("/v1/cards/{id}", get(cards::get).patch(cards::update::<S>))
+        .route("/v1/cards/{id}/pin/status", get(cards::pin_status))
         .route(
             "/v1/cards/{id}/control-tokens",
             post(pin::create_token::<S>),
