@@ -656,3 +656,25 @@ pub trait Store: Clone + Send + Sync + 'static {
         result: AttemptResult,
     ) -> impl Future<Output = StoreResult<bool>> + Send;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_are_parsed_by_their_exact_text() {
+        let mut s = Settings::default();
+        let text = serde_json::to_string(&s).unwrap_or_default();
+        assert_eq!(parse_settings(&text), Some(s.clone()));
+        // Read again (from the memo): the same value.
+        assert_eq!(parse_settings(&text), Some(s.clone()));
+        // A changed setting is different text, so a different value, never the memo's.
+        s.max_tries = 7;
+        let changed = serde_json::to_string(&s).unwrap_or_default();
+        assert_eq!(parse_settings(&changed).map(|p| p.max_tries), Some(7));
+        assert_eq!(parse_settings(&text).map(|p| p.max_tries), Some(3));
+        // Text that is not settings is refused, also when asked twice.
+        assert_eq!(parse_settings("{\"max_tries\": \"x\"}"), None);
+        assert_eq!(parse_settings("{\"max_tries\": \"x\"}"), None);
+    }
+}

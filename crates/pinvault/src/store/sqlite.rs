@@ -4,8 +4,11 @@
 //! `BEGIN IMMEDIATE` transactions (SQLite has one writer at a time anyway),
 //! with group commit: the writes queued while one commits share the next
 //! transaction (each in its own savepoint) and its one fsync, and each is
-//! answered only after that commit (see `SqliteStore::write`); reads use a pool of connections and run in parallel. All database work runs
-//! on the blocking thread pool, never on the async threads.
+//! answered only after that commit (see `SqliteStore::write`); reads use a pool
+//! of connections and run in parallel. Database work runs on the blocking thread
+//! pool, except the one-statement indexed read of a request's API key and card
+//! (`SqliteStore::read_short`), which runs on the async thread: on the path of
+//! every PIN verification, the hand-off cost more than the read.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
