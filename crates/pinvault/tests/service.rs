@@ -834,6 +834,7 @@ fn openapi_document_matches_the_routes() {
         ("/v1/cards/{id}/pin/status", "get"),
         ("/v1/cards/{id}/control-tokens", "post"),
         ("/v1/cards/{id}/pin", "put"),
+        ("/v1/cards/{id}/pin/commit", "post"),
         ("/v1/cards/{id}/pin/reveal", "post"),
         ("/v1/cards/{id}/pin/unblock", "post"),
         ("/v1/cards/{id}/pin/verify", "post"),

@@ -34,6 +34,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         4,
         include_str!("../../migrations/sqlite/0004_events_audit.sql"),
     ),
+    (
+        5,
+        include_str!("../../migrations/sqlite/0005_staged_pin.sql"),
+    ),
 ];
 
 /// The most writes one transaction (one fsync) carries.
@@ -360,7 +364,8 @@ fn api_key_row(r: &Row<'_>) -> rusqlite::Result<ApiKeyRow> {
 
 const CARD_COLS: &str = "id, program_id, pan_hash, lookup_key_version, pan_sealed, pan_key_version, \
     last4, expiry, external_id, status, inactive_by_block, pin_block, pin_key_version, pin_set_by, \
-    pin_updated_at, fail_count, last_failed_at, pin_blocked, created_at, updated_at";
+    pin_updated_at, fail_count, last_failed_at, pin_blocked, created_at, updated_at, \
+    staged_expires_at, staged_token_id, staged_pin_block, staged_pin_key_version";
 
 fn card_row(r: &Row<'_>) -> rusqlite::Result<CardRow> {
     let status: String = r.get(9)?;
@@ -386,6 +391,10 @@ fn card_row(r: &Row<'_>) -> rusqlite::Result<CardRow> {
         pin_blocked: r.get(17)?,
         created_at: r.get(18)?,
         updated_at: r.get(19)?,
+        staged_expires_at: r.get(20)?,
+        staged_token_id: r.get(21)?,
+        staged_pin_block: r.get(22)?,
+        staged_pin_key_version: r.get(23)?,
     })
 }
 
@@ -654,6 +663,10 @@ fn page<T>(mut rows: Vec<T>, limit: u32) -> (Vec<T>, bool) {
     (rows, has_more)
 }
 
+/// The assignments that remove a card's staged PIN, for `UPDATE … SET`.
+const CLEAR_STAGED: &str = "staged_pin_block = NULL, staged_pin_key_version = NULL, \
+    staged_expires_at = NULL, staged_token_id = NULL";
+
 /// The condition under which a token may still be used, for `WHERE` clauses.
 const TOKEN_USABLE: &str =
     "used_at IS NULL AND superseded_at IS NULL AND expires_at > ?2 AND attempts_remaining > 0";
@@ -712,6 +725,16 @@ impl Store for SqliteStore {
                     out.push(row?);
                 }
             }
+            let mut stmt = c.prepare(
+                "SELECT staged_pin_key_version, COUNT(*) FROM cards
+                 WHERE staged_pin_key_version IS NOT NULL GROUP BY staged_pin_key_version",
+            )?;
+            let rows = stmt.query_map([], |r| {
+                Ok((KeyKind::Pin, r.get::<_, u32>(0)?, r.get::<_, u64>(1)?))
+            })?;
+            for row in rows {
+                out.push(row?);
+            }
             for sql in [
                 "SELECT key_version, COUNT(*) FROM idempotency_keys GROUP BY key_version",
                 "SELECT secret_key_version, COUNT(*) FROM webhook_endpoints GROUP BY secret_key_version",
@@ -740,6 +763,7 @@ impl Store for SqliteStore {
             let mut stmt = c.prepare_cached(&format!(
                 "SELECT {CARD_COLS} FROM cards
                  WHERE pin_key_version < ?1 OR pan_key_version < ?2 OR lookup_key_version < ?3
+                    OR staged_pin_key_version < ?1
                  ORDER BY seq LIMIT ?4"
             ))?;
             let rows = stmt.query_map(params![pin, pan, lookup, limit], card_row)?;
@@ -750,10 +774,11 @@ impl Store for SqliteStore {
 
     async fn rewrap_card(&self, w: Rewrap) -> StoreResult<bool> {
         self.write(move |tx| {
+            let staged = w.staged.as_ref();
             let n = tx.execute(
                 "UPDATE cards SET pin_block = ?1, pin_key_version = ?2, pan_sealed = ?3, pan_key_version = ?4,
-                     pan_hash = ?5, lookup_key_version = ?6
-                 WHERE id = ?7 AND pin_block = ?8",
+                     pan_hash = ?5, lookup_key_version = ?6, staged_pin_block = ?10, staged_pin_key_version = ?11
+                 WHERE id = ?7 AND pin_block = ?8 AND staged_pin_block IS ?9",
                 params![
                     w.pin.block,
                     w.pin.key_version,
@@ -762,7 +787,10 @@ impl Store for SqliteStore {
                     w.pan_hash,
                     w.lookup_key_version,
                     w.card_id,
-                    w.old_pin_block
+                    w.old_pin_block,
+                    staged.map(|s| &s.old_block),
+                    staged.map(|s| &s.block),
+                    staged.map(|s| s.key_version),
                 ],
             )?;
             Ok(n == 1)
@@ -1078,6 +1106,7 @@ impl Store for SqliteStore {
         &self,
         token_id: &str,
         now: Timestamp,
+        effects: Effects,
     ) -> StoreResult<Result<u32, TokenError>> {
         let token_id = token_id.to_owned();
         self.write(move |tx| {
@@ -1089,7 +1118,10 @@ impl Store for SqliteStore {
                 .query_row(params![token_id, now], |r| r.get::<_, u32>(0))
                 .optional()?;
             match left {
-                Some(left) => Ok(Ok(left)),
+                Some(left) => {
+                    apply_effects(tx, &effects)?;
+                    Ok(Ok(left))
+                }
                 None => Ok(Err(token_refusal(tx, &token_id, now)?)),
             }
         })
@@ -1099,7 +1131,7 @@ impl Store for SqliteStore {
     async fn redeem_token(
         &self,
         token_id: &str,
-        set_pin: Option<PinWrite>,
+        change: Option<PinChange>,
         now: Timestamp,
         effects: Effects,
     ) -> StoreResult<Result<(), TokenError>> {
@@ -1114,18 +1146,99 @@ impl Store for SqliteStore {
             let Some(card_id) = card_id else {
                 return Ok(Err(token_refusal(tx, &token_id, now)?));
             };
-            if let Some(pin) = set_pin {
-                tx.prepare_cached(
-                    "UPDATE cards SET pin_block = ?1, pin_key_version = ?2, pin_set_by = ?3, pin_updated_at = ?4,
-                         fail_count = 0, pin_blocked = 0, updated_at = ?4,
-                         status = CASE WHEN inactive_by_block THEN 'active' ELSE status END,
-                         inactive_by_block = 0
-                     WHERE id = ?5",
-                )?
-                .execute(params![pin.block, pin.key_version, pin.set_by.as_str(), now, card_id])?;
+            match change {
+                None => {}
+                Some(PinChange::Set(pin)) => {
+                    tx.prepare_cached(&format!(
+                        "UPDATE cards SET pin_block = ?1, pin_key_version = ?2, pin_set_by = ?3, pin_updated_at = ?4,
+                             fail_count = 0, pin_blocked = 0, updated_at = ?4,
+                             status = CASE WHEN inactive_by_block THEN 'active' ELSE status END,
+                             inactive_by_block = 0, {CLEAR_STAGED}
+                         WHERE id = ?5"
+                    ))?
+                    .execute(params![pin.block, pin.key_version, pin.set_by.as_str(), now, card_id])?;
+                }
+                Some(PinChange::Stage { pin, expires_at }) => {
+                    tx.prepare_cached(
+                        "UPDATE cards SET staged_pin_block = ?1, staged_pin_key_version = ?2,
+                             staged_expires_at = ?3, staged_token_id = ?4, updated_at = ?5
+                         WHERE id = ?6",
+                    )?
+                    .execute(params![pin.block, pin.key_version, expires_at, token_id, now, card_id])?;
+                }
             }
             apply_effects(tx, &effects)?;
             Ok(Ok(()))
+        })
+        .await
+    }
+
+    async fn commit_staged_pin<F>(
+        &self,
+        program_id: &str,
+        card_id: &str,
+        now: Timestamp,
+        effects: F,
+    ) -> StoreResult<bool>
+    where
+        F: Fn(&CardRow) -> Effects + Send + Sync + 'static,
+    {
+        let (program_id, card_id) = (program_id.to_owned(), card_id.to_owned());
+        self.write(move |tx| {
+            let Some(before) = get_card_tx(tx, &program_id, &card_id)? else {
+                return Ok(false);
+            };
+            // The compare-and-set: only a row that still holds an unexpired
+            // staged PIN is changed, and the change clears it.
+            let n = tx
+                .prepare_cached(&format!(
+                    "UPDATE cards SET pin_block = staged_pin_block, pin_key_version = staged_pin_key_version,
+                         pin_set_by = 'cardholder', pin_updated_at = ?1,
+                         fail_count = 0, pin_blocked = 0, updated_at = ?1,
+                         status = CASE WHEN inactive_by_block THEN 'active' ELSE status END,
+                         inactive_by_block = 0, {CLEAR_STAGED}
+                     WHERE id = ?2 AND program_id = ?3
+                       AND staged_pin_block IS NOT NULL AND staged_expires_at > ?1"
+                ))?
+                .execute(params![now, card_id, program_id])?;
+            if n == 1 {
+                apply_effects(tx, &effects(&before))?;
+                return Ok(true);
+            }
+            // An expired staged PIN is absent: remove it now.
+            tx.prepare_cached(&format!(
+                "UPDATE cards SET {CLEAR_STAGED}
+                 WHERE id = ?1 AND staged_expires_at IS NOT NULL AND staged_expires_at <= ?2"
+            ))?
+            .execute(params![card_id, now])?;
+            Ok(false)
+        })
+        .await
+    }
+
+    async fn clear_expired_staged_pins(&self, now: Timestamp) -> StoreResult<u64> {
+        // Look on a reader first, so that a sweep with nothing to do never
+        // takes the write lock.
+        let due = self
+            .read(move |c| {
+                c.prepare_cached(
+                    "SELECT EXISTS (SELECT 1 FROM cards
+                     WHERE staged_expires_at IS NOT NULL AND staged_expires_at <= ?1)",
+                )?
+                .query_row([now], |r| r.get::<_, bool>(0))
+            })
+            .await?;
+        if !due {
+            return Ok(0);
+        }
+        self.write(move |tx| {
+            let n = tx
+                .prepare_cached(&format!(
+                    "UPDATE cards SET {CLEAR_STAGED}
+                     WHERE staged_expires_at IS NOT NULL AND staged_expires_at <= ?1"
+                ))?
+                .execute([now])?;
+            Ok(n as u64)
         })
         .await
     }
