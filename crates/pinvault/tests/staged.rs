@@ -46,13 +46,10 @@ fn commit(s: &Server, key: &str, card: &str) -> Reply {
 
 /// The sandbox's answer for `pin`: `match` or `mismatch`.
 fn verify(s: &Server, key: &str, card: &str, pin: &str) -> String {
-    let r = s.post(
-        &format!("/v1/test/cards/{card}/pin/verify"),
-        key,
-        &format!(r#"{{"pin":"{pin}"}}"#),
-    );
-    assert_eq!(r.status, 200, "{}", r.body);
-    r.body["result"].as_str().unwrap().to_owned()
+    s.sandbox_verify(key, card, pin)["result"]
+        .as_str()
+        .unwrap()
+        .to_owned()
 }
 
 fn status(s: &Server, key: &str, card: &str) -> Value {
@@ -433,29 +430,8 @@ fn events_and_no_clear_staged_pin_anywhere() {
         String::from_utf8_lossy(&audit.stderr)
     );
 
-    let logs = s.logs();
-    assert!(logs.contains("PIN staged"), "the log was captured");
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(&s.data_dir).unwrap() {
-        let path = entry.unwrap().path();
-        files.push((path.display().to_string(), std::fs::read(&path).unwrap()));
-    }
-    match s.data.database_dump() {
-        // PostgreSQL: the rows as text, byte columns in hex.
-        Some(dump) => files.push(("the PostgreSQL database".into(), dump.into_bytes())),
-        None => assert!(files.iter().any(|(p, _)| p.ends_with("pinvault.db"))),
-    }
-    for (i, canary) in canaries.iter().enumerate() {
-        // The message names the canary by position, never by value.
-        assert!(!logs.contains(canary), "log holds canary #{i}");
-        for (path, bytes) in &files {
-            let hex: String = canary.bytes().map(|b| format!("{b:02x}")).collect();
-            let found = [canary.as_bytes(), hex.as_bytes()]
-                .iter()
-                .any(|needle| bytes.windows(needle.len()).any(|w| w == *needle));
-            assert!(!found, "{path} holds canary #{i} in clear");
-        }
-    }
+    assert!(s.logs().contains("PIN staged"), "the log was captured");
+    s.assert_nowhere(&canaries);
 }
 
 /// Rotation re-enciphers a staged PIN too; it still commits and verifies.

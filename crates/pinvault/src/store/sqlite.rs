@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use rusqlite::ToSql;
 use rusqlite::types::Type;
 use rusqlite::{Connection, ErrorCode, OptionalExtension, Row, TransactionBehavior, params};
 
@@ -640,27 +641,54 @@ fn delivery_row(r: &Row<'_>) -> rusqlite::Result<DeliveryRow> {
     })
 }
 
-/// The `seq` before which a page starts: `None` when `starting_after` names no
-/// row the `lookup` query finds.
-fn page_start(
-    c: &Connection,
-    lookup: &str,
-    starting_after: Option<&str>,
-    scope: &str,
-) -> rusqlite::Result<Option<i64>> {
-    match starting_after {
-        None => Ok(Some(i64::MAX)),
-        Some(id) => c
-            .prepare_cached(lookup)?
-            .query_row(params![id, scope], |r| r.get::<_, i64>(0))
-            .optional(),
-    }
+/// One query of a cursor-paginated list (API.md: `limit`, `starting_after`),
+/// newest first by `seq`.
+struct PageQuery<'a> {
+    /// Finds the `seq` of the `starting_after` row: `?1` its id, then `scope`
+    /// (so an id of another program's list is not found).
+    lookup: &'static str,
+    scope: &'a [&'a dyn ToSql],
+    /// Selects the rows: `params`, then the `seq` to stay below and the row
+    /// limit as its last two parameters.
+    list: String,
+    params: &'a [&'a dyn ToSql],
 }
 
-fn page<T>(mut rows: Vec<T>, limit: u32) -> (Vec<T>, bool) {
+/// A page of at most `limit` rows and whether more follow; `None` when
+/// `starting_after` names no row of the list.
+fn list_page<T>(
+    c: &Connection,
+    q: PageQuery<'_>,
+    starting_after: Option<&str>,
+    limit: u32,
+    row: fn(&Row<'_>) -> rusqlite::Result<T>,
+) -> rusqlite::Result<Option<(Vec<T>, bool)>> {
+    let before: i64 = match starting_after {
+        None => i64::MAX,
+        Some(id) => {
+            let mut args: Vec<&dyn ToSql> = vec![&id];
+            args.extend_from_slice(q.scope);
+            match c
+                .prepare_cached(q.lookup)?
+                .query_row(&args[..], |r| r.get(0))
+                .optional()?
+            {
+                Some(seq) => seq,
+                None => return Ok(None),
+            }
+        }
+    };
+    let fetch = limit + 1;
+    let mut args: Vec<&dyn ToSql> = q.params.to_vec();
+    args.push(&before);
+    args.push(&fetch);
+    let mut rows = c
+        .prepare_cached(&q.list)?
+        .query_map(&args[..], row)?
+        .collect::<rusqlite::Result<Vec<T>>>()?;
     let has_more = rows.len() > limit as usize;
     rows.truncate(limit as usize);
-    (rows, has_more)
+    Ok(Some((rows, has_more)))
 }
 
 /// The assignments that remove a card's staged PIN, for `UPDATE … SET`.
@@ -961,33 +989,17 @@ impl Store for SqliteStore {
         let external_id = external_id.map(str::to_owned);
         let starting_after = starting_after.map(str::to_owned);
         self.read(move |c| {
-            let before = match &starting_after {
-                None => i64::MAX,
-                Some(id) => {
-                    let seq = c
-                        .prepare_cached("SELECT seq FROM cards WHERE id = ?1 AND program_id = ?2")?
-                        .query_row(params![id, program_id], |r| r.get::<_, i64>(0))
-                        .optional()?;
-                    match seq {
-                        Some(s) => s,
-                        None => return Ok(None),
-                    }
-                }
+            let q = PageQuery {
+                lookup: "SELECT seq FROM cards WHERE id = ?1 AND program_id = ?2",
+                scope: &[&program_id],
+                list: format!(
+                    "SELECT {CARD_COLS} FROM cards
+                     WHERE program_id = ?1 AND (?2 IS NULL OR external_id = ?2) AND seq < ?3
+                     ORDER BY seq DESC LIMIT ?4"
+                ),
+                params: &[&program_id, &external_id],
             };
-            let mut stmt = c.prepare_cached(&format!(
-                "SELECT {CARD_COLS} FROM cards
-                 WHERE program_id = ?1 AND seq < ?2 AND (?3 IS NULL OR external_id = ?3)
-                 ORDER BY seq DESC LIMIT ?4"
-            ))?;
-            let mut rows: Vec<CardRow> = stmt
-                .query_map(
-                    params![program_id, before, external_id, limit + 1],
-                    card_row,
-                )?
-                .collect::<rusqlite::Result<_>>()?;
-            let has_more = rows.len() > limit as usize;
-            rows.truncate(limit as usize);
-            Ok(Some((rows, has_more)))
+            list_page(c, q, starting_after.as_deref(), limit, card_row)
         })
         .await
     }
@@ -1305,28 +1317,15 @@ impl Store for SqliteStore {
     ) -> StoreResult<Option<(Vec<ZoneKeyRow>, bool)>> {
         let starting_after = starting_after.map(str::to_owned);
         self.read(move |c| {
-            let before = match &starting_after {
-                None => i64::MAX,
-                Some(id) => {
-                    let seq = c
-                        .prepare_cached("SELECT seq FROM zone_keys WHERE id = ?1")?
-                        .query_row(params![id], |r| r.get::<_, i64>(0))
-                        .optional()?;
-                    match seq {
-                        Some(s) => s,
-                        None => return Ok(None),
-                    }
-                }
-            };
-            let mut rows: Vec<ZoneKeyRow> = c
-                .prepare_cached(&format!(
+            let q = PageQuery {
+                lookup: "SELECT seq FROM zone_keys WHERE id = ?1",
+                scope: &[],
+                list: format!(
                     "SELECT {ZONE_KEY_COLS} FROM zone_keys WHERE seq < ?1 ORDER BY seq DESC LIMIT ?2"
-                ))?
-                .query_map(params![before, limit + 1], zone_key_row)?
-                .collect::<rusqlite::Result<_>>()?;
-            let has_more = rows.len() > limit as usize;
-            rows.truncate(limit as usize);
-            Ok(Some((rows, has_more)))
+                ),
+                params: &[],
+            };
+            list_page(c, q, starting_after.as_deref(), limit, zone_key_row)
         })
         .await
     }
@@ -1442,24 +1441,17 @@ impl Store for SqliteStore {
         let kind = kind.map(str::to_owned);
         let starting_after = starting_after.map(str::to_owned);
         self.read(move |c| {
-            let Some(before) = page_start(
-                c,
-                "SELECT seq FROM events WHERE id = ?1 AND program_id = ?2",
-                starting_after.as_deref(),
-                &program_id,
-            )?
-            else {
-                return Ok(None);
-            };
-            let rows = c
-                .prepare_cached(&format!(
+            let q = PageQuery {
+                lookup: "SELECT seq FROM events WHERE id = ?1 AND program_id = ?2",
+                scope: &[&program_id],
+                list: format!(
                     "SELECT {EVENT_COLS} FROM events
-                     WHERE program_id = ?1 AND seq < ?2 AND (?3 IS NULL OR card_id = ?3) AND (?4 IS NULL OR type = ?4)
+                     WHERE program_id = ?1 AND (?2 IS NULL OR card_id = ?2) AND (?3 IS NULL OR type = ?3) AND seq < ?4
                      ORDER BY seq DESC LIMIT ?5"
-                ))?
-                .query_map(params![program_id, before, card_id, kind, limit + 1], event_row)?
-                .collect::<rusqlite::Result<_>>()?;
-            Ok(Some(page(rows, limit)))
+                ),
+                params: &[&program_id, &card_id, &kind],
+            };
+            list_page(c, q, starting_after.as_deref(), limit, event_row)
         })
         .await
     }
@@ -1492,23 +1484,16 @@ impl Store for SqliteStore {
         let program_id = program_id.to_owned();
         let starting_after = starting_after.map(str::to_owned);
         self.read(move |c| {
-            let Some(before) = page_start(
-                c,
-                "SELECT seq FROM webhook_endpoints WHERE id = ?1 AND program_id = ?2 AND deleted_at IS NULL",
-                starting_after.as_deref(),
-                &program_id,
-            )?
-            else {
-                return Ok(None);
-            };
-            let rows = c
-                .prepare_cached(&format!(
+            let q = PageQuery {
+                lookup: "SELECT seq FROM webhook_endpoints WHERE id = ?1 AND program_id = ?2 AND deleted_at IS NULL",
+                scope: &[&program_id],
+                list: format!(
                     "SELECT {ENDPOINT_COLS} FROM webhook_endpoints
-                     WHERE program_id = ?1 AND seq < ?2 AND deleted_at IS NULL ORDER BY seq DESC LIMIT ?3"
-                ))?
-                .query_map(params![program_id, before, limit + 1], endpoint_row)?
-                .collect::<rusqlite::Result<_>>()?;
-            Ok(Some(page(rows, limit)))
+                     WHERE program_id = ?1 AND deleted_at IS NULL AND seq < ?2 ORDER BY seq DESC LIMIT ?3"
+                ),
+                params: &[&program_id],
+            };
+            list_page(c, q, starting_after.as_deref(), limit, endpoint_row)
         })
         .await
     }
@@ -1565,23 +1550,16 @@ impl Store for SqliteStore {
         let endpoint_id = endpoint_id.to_owned();
         let starting_after = starting_after.map(str::to_owned);
         self.read(move |c| {
-            let Some(before) = page_start(
-                c,
-                "SELECT seq FROM webhook_deliveries WHERE id = ?1 AND endpoint_id = ?2",
-                starting_after.as_deref(),
-                &endpoint_id,
-            )?
-            else {
-                return Ok(None);
-            };
-            let rows = c
-                .prepare_cached(&format!(
+            let q = PageQuery {
+                lookup: "SELECT seq FROM webhook_deliveries WHERE id = ?1 AND endpoint_id = ?2",
+                scope: &[&endpoint_id],
+                list: format!(
                     "SELECT {DELIVERY_COLS} FROM webhook_deliveries d JOIN events ev ON ev.id = d.event_id
                      WHERE d.endpoint_id = ?1 AND d.seq < ?2 ORDER BY d.seq DESC LIMIT ?3"
-                ))?
-                .query_map(params![endpoint_id, before, limit + 1], delivery_row)?
-                .collect::<rusqlite::Result<_>>()?;
-            Ok(Some(page(rows, limit)))
+                ),
+                params: &[&endpoint_id],
+            };
+            list_page(c, q, starting_after.as_deref(), limit, delivery_row)
         })
         .await
     }

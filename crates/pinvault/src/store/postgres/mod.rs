@@ -597,29 +597,55 @@ fn delivery_row(r: &Row) -> PgResult<DeliveryRow> {
     })
 }
 
-/// The `seq` before which a page starts; `None` when `starting_after` names
-/// no row `lookup` (`$1` the id, `$2` the scope) finds.
-async fn page_start(
-    c: &Client,
-    lookup: &str,
-    starting_after: Option<&str>,
-    scope: &str,
-) -> PgResult<Option<i64>> {
-    match starting_after {
-        None => Ok(Some(i64::MAX)),
-        Some(id) => c
-            .query_opt(lookup, &[&id, &scope])
-            .await?
-            .map(|r| r.try_get::<_, i64>(0))
-            .transpose()
-            .map_err(PgErr::from),
-    }
+/// A query parameter.
+type Param<'a> = &'a (dyn tokio_postgres::types::ToSql + Sync);
+
+/// One query of a cursor-paginated list (API.md: `limit`, `starting_after`),
+/// newest first by `seq`.
+struct PageQuery<'a> {
+    /// Finds the `seq` of the `starting_after` row: `$1` its id, then `scope`
+    /// (so an id of another program's list is not found).
+    lookup: &'static str,
+    scope: &'a [Param<'a>],
+    /// Selects the rows: `params`, then the `seq` to stay below and the row
+    /// limit as its last two parameters.
+    list: String,
+    params: &'a [Param<'a>],
 }
 
-fn page<T>(mut rows: Vec<T>, limit: u32) -> (Vec<T>, bool) {
+/// A page of at most `limit` rows and whether more follow; `None` when
+/// `starting_after` names no row of the list.
+async fn list_page<T>(
+    c: &Client,
+    q: PageQuery<'_>,
+    starting_after: Option<&str>,
+    limit: u32,
+    row: fn(&Row) -> PgResult<T>,
+) -> PgResult<Option<(Vec<T>, bool)>> {
+    let before: i64 = match starting_after {
+        None => i64::MAX,
+        Some(id) => {
+            let mut args: Vec<Param<'_>> = vec![&id];
+            args.extend_from_slice(q.scope);
+            match c.query_opt(q.lookup, &args).await? {
+                Some(r) => r.try_get(0)?,
+                None => return Ok(None),
+            }
+        }
+    };
+    let fetch = i64::from(limit) + 1;
+    let mut args: Vec<Param<'_>> = q.params.to_vec();
+    args.push(&before);
+    args.push(&fetch);
+    let mut rows = c
+        .query(&q.list, &args)
+        .await?
+        .iter()
+        .map(row)
+        .collect::<PgResult<Vec<T>>>()?;
     let has_more = rows.len() > limit as usize;
     rows.truncate(limit as usize);
-    (rows, has_more)
+    Ok(Some((rows, has_more)))
 }
 
 /// A program's card, locked for the rest of the transaction.
@@ -1016,35 +1042,17 @@ impl Store for PgStore {
         let starting_after = starting_after.map(str::to_owned);
         self.read(move |c| {
             Box::pin(async move {
-                let before = match &starting_after {
-                    None => i64::MAX,
-                    Some(id) => {
-                        let seq = c
-                            .query_opt(
-                                "SELECT seq FROM cards WHERE id = $1 AND program_id = $2",
-                                &[&id, &program_id],
-                            )
-                            .await?;
-                        match seq {
-                            Some(r) => r.try_get::<_, i64>(0)?,
-                            None => return Ok(None),
-                        }
-                    }
+                let q = PageQuery {
+                    lookup: "SELECT seq FROM cards WHERE id = $1 AND program_id = $2",
+                    scope: &[&program_id],
+                    list: format!(
+                        "SELECT {CARD_COLS} FROM cards
+                         WHERE program_id = $1 AND ($2::text IS NULL OR external_id = $2) AND seq < $3
+                         ORDER BY seq DESC LIMIT $4"
+                    ),
+                    params: &[&program_id, &external_id],
                 };
-                let rows = c
-                    .query(
-                        &format!(
-                            "SELECT {CARD_COLS} FROM cards
-                             WHERE program_id = $1 AND seq < $2 AND ($3::text IS NULL OR external_id = $3)
-                             ORDER BY seq DESC LIMIT $4"
-                        ),
-                        &[&program_id, &before, &external_id, &(i64::from(limit) + 1)],
-                    )
-                    .await?;
-                let mut rows = card_rows(&rows)?;
-                let has_more = rows.len() > limit as usize;
-                rows.truncate(limit as usize);
-                Ok(Some((rows, has_more)))
+                list_page(c, q, starting_after.as_deref(), limit, card_row).await
             })
         })
         .await
@@ -1425,31 +1433,15 @@ impl Store for PgStore {
         let starting_after = starting_after.map(str::to_owned);
         self.read(move |c| {
             Box::pin(async move {
-                let before = match &starting_after {
-                    None => i64::MAX,
-                    Some(id) => {
-                        match c
-                            .query_opt("SELECT seq FROM zone_keys WHERE id = $1", &[id])
-                            .await?
-                        {
-                            Some(r) => r.try_get::<_, i64>(0)?,
-                            None => return Ok(None),
-                        }
-                    }
+                let q = PageQuery {
+                    lookup: "SELECT seq FROM zone_keys WHERE id = $1",
+                    scope: &[],
+                    list: format!(
+                        "SELECT {ZONE_KEY_COLS} FROM zone_keys WHERE seq < $1 ORDER BY seq DESC LIMIT $2"
+                    ),
+                    params: &[],
                 };
-                let rows = c
-                    .query(
-                        &format!(
-                            "SELECT {ZONE_KEY_COLS} FROM zone_keys WHERE seq < $1 ORDER BY seq DESC LIMIT $2"
-                        ),
-                        &[&before, &(i64::from(limit) + 1)],
-                    )
-                    .await?;
-                let mut rows: Vec<ZoneKeyRow> =
-                    rows.iter().map(zone_key_row).collect::<PgResult<_>>()?;
-                let has_more = rows.len() > limit as usize;
-                rows.truncate(limit as usize);
-                Ok(Some((rows, has_more)))
+                list_page(c, q, starting_after.as_deref(), limit, zone_key_row).await
             })
         })
         .await
@@ -1623,31 +1615,18 @@ impl Store for PgStore {
         let starting_after = starting_after.map(str::to_owned);
         self.read(move |c| {
             Box::pin(async move {
-                let Some(before) = page_start(
-                    c,
-                    "SELECT seq FROM events WHERE id = $1 AND program_id = $2",
-                    starting_after.as_deref(),
-                    &program_id,
-                )
-                .await?
-                else {
-                    return Ok(None);
+                let q = PageQuery {
+                    lookup: "SELECT seq FROM events WHERE id = $1 AND program_id = $2",
+                    scope: &[&program_id],
+                    list: format!(
+                        "SELECT {EVENT_COLS} FROM events
+                         WHERE program_id = $1 AND ($2::text IS NULL OR card_id = $2)
+                           AND ($3::text IS NULL OR type = $3) AND seq < $4
+                         ORDER BY seq DESC LIMIT $5"
+                    ),
+                    params: &[&program_id, &card_id, &kind],
                 };
-                let rows = c
-                    .query(
-                        &format!(
-                            "SELECT {EVENT_COLS} FROM events
-                             WHERE program_id = $1 AND seq < $2 AND ($3::text IS NULL OR card_id = $3)
-                               AND ($4::text IS NULL OR type = $4)
-                             ORDER BY seq DESC LIMIT $5"
-                        ),
-                        &[&program_id, &before, &card_id, &kind, &(i64::from(limit) + 1)],
-                    )
-                    .await?
-                    .iter()
-                    .map(event_row)
-                    .collect::<PgResult<Vec<_>>>()?;
-                Ok(Some(page(rows, limit)))
+                list_page(c, q, starting_after.as_deref(), limit, event_row).await
             })
         })
         .await
@@ -1698,29 +1677,16 @@ impl Store for PgStore {
         let starting_after = starting_after.map(str::to_owned);
         self.read(move |c| {
             Box::pin(async move {
-                let Some(before) = page_start(
-                    c,
-                    "SELECT seq FROM webhook_endpoints WHERE id = $1 AND program_id = $2 AND deleted_at IS NULL",
-                    starting_after.as_deref(),
-                    &program_id,
-                )
-                .await?
-                else {
-                    return Ok(None);
+                let q = PageQuery {
+                    lookup: "SELECT seq FROM webhook_endpoints WHERE id = $1 AND program_id = $2 AND deleted_at IS NULL",
+                    scope: &[&program_id],
+                    list: format!(
+                        "SELECT {ENDPOINT_COLS} FROM webhook_endpoints
+                         WHERE program_id = $1 AND deleted_at IS NULL AND seq < $2 ORDER BY seq DESC LIMIT $3"
+                    ),
+                    params: &[&program_id],
                 };
-                let rows = c
-                    .query(
-                        &format!(
-                            "SELECT {ENDPOINT_COLS} FROM webhook_endpoints
-                             WHERE program_id = $1 AND seq < $2 AND deleted_at IS NULL ORDER BY seq DESC LIMIT $3"
-                        ),
-                        &[&program_id, &before, &(i64::from(limit) + 1)],
-                    )
-                    .await?
-                    .iter()
-                    .map(endpoint_row)
-                    .collect::<PgResult<Vec<_>>>()?;
-                Ok(Some(page(rows, limit)))
+                list_page(c, q, starting_after.as_deref(), limit, endpoint_row).await
             })
         })
         .await
@@ -1793,29 +1759,16 @@ impl Store for PgStore {
         let starting_after = starting_after.map(str::to_owned);
         self.read(move |c| {
             Box::pin(async move {
-                let Some(before) = page_start(
-                    c,
-                    "SELECT seq FROM webhook_deliveries WHERE id = $1 AND endpoint_id = $2",
-                    starting_after.as_deref(),
-                    &endpoint_id,
-                )
-                .await?
-                else {
-                    return Ok(None);
+                let q = PageQuery {
+                    lookup: "SELECT seq FROM webhook_deliveries WHERE id = $1 AND endpoint_id = $2",
+                    scope: &[&endpoint_id],
+                    list: format!(
+                        "SELECT {DELIVERY_COLS} FROM webhook_deliveries d JOIN events ev ON ev.id = d.event_id
+                         WHERE d.endpoint_id = $1 AND d.seq < $2 ORDER BY d.seq DESC LIMIT $3"
+                    ),
+                    params: &[&endpoint_id],
                 };
-                let rows = c
-                    .query(
-                        &format!(
-                            "SELECT {DELIVERY_COLS} FROM webhook_deliveries d JOIN events ev ON ev.id = d.event_id
-                             WHERE d.endpoint_id = $1 AND d.seq < $2 ORDER BY d.seq DESC LIMIT $3"
-                        ),
-                        &[&endpoint_id, &before, &(i64::from(limit) + 1)],
-                    )
-                    .await?
-                    .iter()
-                    .map(delivery_row)
-                    .collect::<PgResult<Vec<_>>>()?;
-                Ok(Some(page(rows, limit)))
+                list_page(c, q, starting_after.as_deref(), limit, delivery_row).await
             })
         })
         .await
