@@ -24,7 +24,11 @@ use crate::widgets;
 pub struct DemoProgram(pub String);
 
 /// The demo's back end acts as the dev program.
-async fn dev_auth<S: Store>(app: &App<S>, demo: &DemoProgram, caller: Caller) -> Result<Auth, ApiError> {
+async fn dev_auth<S: Store>(
+    app: &App<S>,
+    demo: &DemoProgram,
+    caller: Caller,
+) -> Result<Auth, ApiError> {
     let program = app
         .store
         .get_program(&demo.0)
@@ -37,7 +41,10 @@ fn page(body: &'static str, content_type: &'static str) -> Response {
     let mut res = body.into_response();
     let h = res.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     h.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(

@@ -96,7 +96,10 @@ pub fn router<S: Store>(app: Arc<App<S>>, demo: Option<DemoProgram>) -> Router {
             get(widgets::pin_reveal_get::<S>).post(widgets::pin_reveal_post::<S>),
         )
         .route("/widgets/api/pin-set", post(widgets::api_set_pin::<S>))
-        .route("/widgets/api/pin-reveal", post(widgets::api_reveal_pin::<S>))
+        .route(
+            "/widgets/api/pin-reveal",
+            post(widgets::api_reveal_pin::<S>),
+        )
         .route("/widgets/assets/widget.js", get(widgets::widget_js))
         .route("/widgets/assets/widget.css", get(widgets::widget_css))
         .route("/sdk/pinvault.js", get(widgets::sdk_js));

@@ -221,7 +221,13 @@ pub async fn pin_set_get<S: Store>(
     State(app): State<Arc<App<S>>>,
     uri: axum::http::Uri,
 ) -> Result<Response, ApiError> {
-    page(&app, Widget::PinSet, parse_fields(query_bytes(&uri))?, "token").await
+    page(
+        &app,
+        Widget::PinSet,
+        parse_fields(query_bytes(&uri))?,
+        "token",
+    )
+    .await
 }
 
 /// The set widget, with the token in a form field (what the SDK does).
@@ -235,7 +241,13 @@ pub async fn pin_set_post<S: Store>(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    page(&app, Widget::PinSet, form_body(&headers, &body)?, "controlId").await
+    page(
+        &app,
+        Widget::PinSet,
+        form_body(&headers, &body)?,
+        "controlId",
+    )
+    .await
 }
 
 /// The reveal widget: makes a key pair in the page, shows the PIN decrypted
@@ -288,7 +300,9 @@ async fn page<S: Store>(
     let presented = fields
         .get(token_field)
         .filter(|t| !t.is_empty())
-        .ok_or_else(|| ApiError::bad_request(format!("`{token_field}` (the control token) is required")))?;
+        .ok_or_else(|| {
+            ApiError::bad_request(format!("`{token_field}` (the control token) is required"))
+        })?;
     let appearance = Appearance::parse(fields.0.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .map_err(ApiError::bad_request)?;
     let kind = match widget {
@@ -349,10 +363,17 @@ async fn page<S: Store>(
 }
 
 /// The headers of every widget response (the middleware adds `no-store` and `nosniff`).
-fn with_widget_headers(mut res: Response, content_type: &'static str, frame: &[String]) -> Response {
+fn with_widget_headers(
+    mut res: Response,
+    content_type: &'static str,
+    frame: &[String],
+) -> Response {
     let h = res.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     if let Ok(v) = HeaderValue::from_str(&widgets::csp(frame)) {
         h.insert(header::CONTENT_SECURITY_POLICY, v);
     }

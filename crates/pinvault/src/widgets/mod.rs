@@ -102,9 +102,7 @@ pub fn is_radius(s: &str) -> bool {
 impl Appearance {
     /// From the request's fields (`name`, value); unknown names are not
     /// appearance and are ignored here. An invalid value is an error naming it.
-    pub fn parse<'a>(
-        fields: impl IntoIterator<Item = (&'a str, &'a str)>,
-    ) -> Result<Self, String> {
+    pub fn parse<'a>(fields: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<Self, String> {
         let mut values = Vec::new();
         for (name, value) in fields {
             let Some((_, prop, check)) = APPEARANCE.iter().find(|(n, _, _)| *n == name) else {
