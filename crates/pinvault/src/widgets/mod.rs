@@ -63,8 +63,10 @@ pub struct Appearance {
     values: Vec<(&'static str, String)>,
 }
 
-/// The appearance fields: form or query name, CSS custom property, checker.
-pub const APPEARANCE: &[(&str, &str, fn(&str) -> bool)] = &[
+/// An appearance field: form or query name, CSS custom property, checker.
+pub type AppearanceField = (&'static str, &'static str, fn(&str) -> bool);
+
+pub const APPEARANCE: &[AppearanceField] = &[
     ("font_family", "--pv-font-family", is_font_family),
     ("color_text", "--pv-color-text", is_color),
     ("color_background", "--pv-color-background", is_color),
