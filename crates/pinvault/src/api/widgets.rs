@@ -23,7 +23,7 @@ use crate::domain::ids::Secret;
 use crate::domain::time::now;
 use crate::domain::token::{self, TOKEN_PREFIX, TokenError, TokenType};
 use crate::service::App;
-use crate::store::{CardRow, ProgramRow, Store};
+use crate::store::{CardRow, ProgramRow, Store, TokenRow};
 use crate::widgets::{self, Appearance, Page, Widget, code};
 
 /// The audit trail's actor for what a widget does (the cardholder, holding a token).
@@ -67,43 +67,33 @@ impl Caller {
 }
 
 /// The token's card and program, for a token of `kind` that exists (its state
-/// is checked by the shared logic, or by the page).
+/// is checked by the shared logic, or by the page). A database failure is an
+/// error, never "no such token".
 async fn resolve<S: Store>(
     app: &App<S>,
     presented: &str,
     kind: TokenType,
-) -> Result<(crate::store::TokenRow, CardRow, ProgramRow), TokenError> {
+) -> Result<Result<(TokenRow, CardRow, ProgramRow), TokenError>, ApiError> {
     if !presented.starts_with(TOKEN_PREFIX) || presented.len() > 200 {
-        return Err(TokenError::Invalid);
+        return Ok(Err(TokenError::Invalid));
     }
-    let lookup = async {
-        let Some(token) = app
-            .store
-            .find_token(Secret::from_presented(presented).hash())
-            .await?
-            .filter(|t| t.kind == kind)
-        else {
-            return Ok(None);
-        };
-        let Some(card) = app.store.card_of_token(&token.card_id).await? else {
-            return Ok(None);
-        };
-        Ok::<_, crate::store::StoreError>(
-            app.store
-                .get_program(&card.program_id)
-                .await?
-                .map(|p| (token, card, p)),
-        )
+    let Some(token) = app
+        .store
+        .find_token(Secret::from_presented(presented).hash())
+        .await?
+        .filter(|t| t.kind == kind)
+    else {
+        return Ok(Err(TokenError::Invalid));
     };
-    match lookup.await {
-        Ok(Some(found)) => Ok(found),
-        Ok(None) => Err(TokenError::Invalid),
-        // Fail closed, but say so in the log: the page shows -10, not a PIN form.
-        Err(e) => {
-            tracing::error!(error = %e, "widget token lookup failed");
-            Err(TokenError::Invalid)
-        }
-    }
+    let Some(card) = app.store.card_of_token(&token.card_id).await? else {
+        return Ok(Err(TokenError::Invalid));
+    };
+    Ok(app
+        .store
+        .get_program(&card.program_id)
+        .await?
+        .map(|p| (token, card, p))
+        .ok_or(TokenError::Invalid))
 }
 
 /// Form or query fields, zeroed when dropped (one of them is a token).
@@ -309,7 +299,7 @@ async fn page<S: Store>(
         Widget::PinSet => TokenType::SetPin,
         Widget::PinReveal => TokenType::RevealPin,
     };
-    let found = resolve(app, presented, kind).await;
+    let found = resolve(app, presented, kind).await?;
     let (status, program, card_id) = match &found {
         Err(e) => (Some(widgets::token_code(*e)), None, None),
         Ok((t, card, program)) => {
@@ -441,7 +431,7 @@ pub async fn api_set_pin<S: Store>(
     caller: Caller,
     JsonBody(body): JsonBody<WidgetSetPin>,
 ) -> Result<Response, ApiError> {
-    let (_, card, program) = resolve(&app, &body.control_token, TokenType::SetPin).await?;
+    let (_, card, program) = resolve(&app, &body.control_token, TokenType::SetPin).await??;
     let auth = caller.auth(program);
     let body = SetPin {
         control_token: body.control_token,
@@ -462,7 +452,7 @@ pub async fn api_reveal_pin<S: Store>(
     caller: Caller,
     JsonBody(body): JsonBody<WidgetRevealPin>,
 ) -> Result<Response, ApiError> {
-    let (_, card, program) = resolve(&app, &body.control_token, TokenType::RevealPin).await?;
+    let (_, card, program) = resolve(&app, &body.control_token, TokenType::RevealPin).await??;
     let auth = caller.auth(program);
     let body = RevealPin {
         control_token: body.control_token,
