@@ -528,6 +528,29 @@ try {
     await dark.page.close();
   });
 
+  await check('staged mode: the widget stages (0, pin_staged), the program commits, then the PIN verifies', async () => {
+    const card = await newCard();
+    await program({ pin_set_mode: 'staged' });
+    try {
+      const t = await token(card, 'set_pin');
+      const { page } = await open(`/widgets/pin-set?token=${t}`, { bridges: true });
+      await typePins(page, '7046');
+      await waitStatus(page, 0);
+      assert((await status(page).textContent()).includes('saved'), 'the staged message');
+      eq(await page.evaluate(() => [window.__android, window.__ios]), [[0], [0]], 'bridges');
+      await shot(page, 'pin-set-staged');
+      await page.close();
+      eq(await sandboxVerify(card, '0000'), 'match', 'the old PIN until the commit');
+      const st = await api('GET', `/v1/cards/${card}/pin/status`);
+      eq(st.body.staged, true, 'staged');
+      const commit = await api('POST', `/v1/cards/${card}/pin/commit`);
+      eq(commit.status, 204, 'commit');
+      eq(await sandboxVerify(card, '7046'), 'match', 'the new PIN after the commit');
+    } finally {
+      await program({ pin_set_mode: 'direct' });
+    }
+  });
+
   await check('/demo: create a card, set its PIN in the set widget, see it in the reveal widget, verify it, watch the events', async () => {
     const page = await context.newPage();
     await page.setViewportSize({ width: 900, height: 900 });
