@@ -100,6 +100,25 @@ pub struct AuthCard {
 }
 
 impl AuthCard {
+    /// For a caller already known (the demo page acts for its program): reads
+    /// the card the same way.
+    pub async fn lookup<S: Store>(
+        app: &App<S>,
+        auth: Auth,
+        card_id: String,
+    ) -> Result<Self, ApiError> {
+        let card = if is_id(&card_id, CARD_PREFIX) {
+            app.store.get_card(&auth.program.id, &card_id).await?
+        } else {
+            None
+        };
+        Ok(AuthCard {
+            auth,
+            card_id,
+            card,
+        })
+    }
+
     /// The card, or 404 `not_found`.
     pub fn card(&mut self) -> Result<CardRow, ApiError> {
         self.card.take().ok_or_else(|| ApiError::not_found("card"))

@@ -4,7 +4,7 @@
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{cards, encryption_keys, ops, pin, program, verify, views, webhooks};
+use super::{cards, encryption_keys, ops, pin, program, verify, views, webhooks, widgets};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -22,6 +22,8 @@ use super::{cards, encryption_keys, ops, pin, program, verify, views, webhooks};
         webhooks::delete_endpoint, webhooks::list_deliveries,
         program::get, program::update,
         ops::healthz, ops::readyz, ops::metrics, ops::openapi,
+        widgets::pin_set_get, widgets::pin_set_post, widgets::pin_reveal_get, widgets::pin_reveal_post,
+        widgets::api_set_pin, widgets::api_reveal_pin, widgets::sdk_js,
     ),
     components(schemas(
         views::CardView, views::PinStatusView, views::CardList, views::TokenView, views::RevealedPin,
@@ -31,6 +33,7 @@ use super::{cards, encryption_keys, ops, pin, program, verify, views, webhooks};
         verify::VerifyResult, verify::ZoneKeyView, verify::ZoneKeyList,
         webhooks::EventView, webhooks::EventList, webhooks::CreateEndpoint, webhooks::EndpointView,
         webhooks::CreatedEndpoint, webhooks::EndpointList, webhooks::DeliveryView, webhooks::DeliveryList,
+        widgets::PageForm, widgets::WidgetSetPin, widgets::WidgetRevealPin,
     )),
     modifiers(&ApiKeyAuth, &CommonErrors),
     tags(
@@ -41,6 +44,7 @@ use super::{cards, encryption_keys, ops, pin, program, verify, views, webhooks};
         (name = "events", description = "Events, webhook endpoints and their deliveries"),
         (name = "program", description = "The calling program and its settings"),
         (name = "operations", description = "Health, readiness, metrics"),
+        (name = "widgets", description = "Hosted widgets: pages, the SDK, and the calls the pages make (no API key: the control token is the credential)"),
     )
 )]
 pub struct ApiDoc;
