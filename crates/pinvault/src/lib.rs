@@ -9,6 +9,7 @@ pub mod domain;
 pub mod events;
 pub mod jose;
 pub mod keys;
+pub mod limits;
 pub mod metrics;
 pub mod service;
 pub mod store;

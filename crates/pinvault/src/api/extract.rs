@@ -64,10 +64,14 @@ impl<S: Store> FromRequestParts<Arc<App<S>>> for Auth {
                 program,
                 api_key_id: key.id,
                 request_id: parts.extensions.get::<RequestId>().map(|r| r.0.clone()),
-                source: parts
-                    .extensions
-                    .get::<ConnectInfo<SocketAddr>>()
-                    .map(|c| c.0.ip().to_string()),
+                source: parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| {
+                    super::limits::client_ip(
+                        c.0.ip(),
+                        &parts.headers,
+                        &app.settings.trusted_proxies,
+                    )
+                    .to_string()
+                }),
             }),
             None => Err(ApiError::unauthorized()),
         }
@@ -116,7 +120,7 @@ async fn json_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, Ap
                 StatusCode::BAD_REQUEST
             },
             "invalid_request",
-            "the request body could not be read (it may be too large)",
+            "the request body could not be read: it is too large, malformed, or did not arrive in time",
         )
     })
 }

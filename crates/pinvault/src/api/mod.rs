@@ -6,6 +6,7 @@ mod encryption_keys;
 pub mod error;
 mod extract;
 mod idempotency;
+pub mod limits;
 mod openapi;
 mod ops;
 mod pin;
@@ -118,6 +119,11 @@ async fn observe<S: Store>(
     let span = tracing::info_span!("request", request_id = %request_id);
     req.extensions_mut()
         .insert(extract::RequestId(request_id.clone()));
+    if let Some(limit) = app.settings.body_timeout {
+        if !axum::body::HttpBody::is_end_stream(req.body()) {
+            req = req.map(|body| axum::body::Body::new(DeadlineBody::new(body, limit)));
+        }
+    }
     let mut res = next.run(req).instrument(span.clone()).await;
     let elapsed = start.elapsed();
     let status = res.status().as_u16();
@@ -142,6 +148,50 @@ async fn observe<S: Store>(
         HeaderValue::from_static("nosniff"),
     );
     res
+}
+
+/// A request body that must arrive within a time limit from the request's
+/// headers (a client trickling a body in holds a connection and a task).
+struct DeadlineBody {
+    inner: axum::body::Body,
+    deadline: std::pin::Pin<Box<tokio::time::Sleep>>,
+}
+
+impl DeadlineBody {
+    fn new(inner: axum::body::Body, limit: std::time::Duration) -> Self {
+        DeadlineBody {
+            inner,
+            deadline: Box::pin(tokio::time::sleep(limit)),
+        }
+    }
+}
+
+impl axum::body::HttpBody for DeadlineBody {
+    type Data = axum::body::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        use std::future::Future as _;
+        let this = &mut *self;
+        let frame = std::pin::Pin::new(&mut this.inner).poll_frame(cx);
+        if frame.is_pending() && this.deadline.as_mut().poll(cx).is_ready() {
+            return std::task::Poll::Ready(Some(Err(axum::Error::new(
+                "the request body did not arrive in time",
+            ))));
+        }
+        frame
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 /// serde's messages can quote the offending value ("invalid type: integer

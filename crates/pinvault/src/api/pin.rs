@@ -15,6 +15,7 @@ use super::cards::find;
 use super::error::ApiError;
 use super::extract::{Auth, JsonBody, OptionalJsonBody, PathId};
 use super::idempotency::{self, Idempotency};
+use super::limits::Operation;
 use super::views::{EncryptedPin, Problem, RevealResponse, RevealedPin, TokenView};
 use crate::domain::DomainError;
 use crate::domain::ids::{Secret, new_id};
@@ -104,6 +105,7 @@ pub async fn create_token<S: Store>(
     headers: HeaderMap,
     JsonBody(raw): JsonBody<Value>,
 ) -> Result<Response, ApiError> {
+    super::limits::check(&app, Operation::CreateToken, &auth, &card_id)?;
     let route = format!("POST /v1/cards/{card_id}/control-tokens");
     let idem = Idempotency::from_headers(&headers, &auth.program.id, &route, &raw)?;
     let card = find(&app, &auth, &card_id).await?;
@@ -334,6 +336,7 @@ pub async fn reveal<S: Store>(
     PathId(card_id): PathId,
     JsonBody(body): JsonBody<RevealPin>,
 ) -> Result<Response, ApiError> {
+    super::limits::check(&app, Operation::Reveal, &auth, &card_id)?;
     let card = find(&app, &auth, &card_id).await?;
     let settings = &auth.program.settings;
     if !settings.reveal_enabled {

@@ -14,6 +14,7 @@ use zeroize::Zeroizing;
 use super::cards::find;
 use super::error::ApiError;
 use super::extract::{Auth, JsonBody, PathId, QueryParams};
+use super::limits::Operation;
 use super::pin::card_pan;
 use super::views::Problem;
 use crate::domain::program::Mode;
@@ -155,6 +156,7 @@ pub async fn verify<S: Store>(
     PathId(card_id): PathId,
     JsonBody(body): JsonBody<VerifyPin>,
 ) -> Result<Response, ApiError> {
+    super::limits::check(&app, Operation::Verify, &auth, &card_id)?;
     let card = find(&app, &auth, &card_id).await?;
     let format: Format = body
         .format
@@ -209,6 +211,7 @@ pub async fn sandbox_verify<S: Store>(
             "no such resource",
         ));
     }
+    super::limits::check(&app, Operation::Verify, &auth, &card_id)?;
     let card = find(&app, &auth, &card_id).await?;
     let pin = Pin::new(&body.pin).map_err(|_| {
         ApiError::new(
