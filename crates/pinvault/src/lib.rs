@@ -7,6 +7,7 @@ pub mod audit;
 pub mod cli;
 pub mod domain;
 pub mod events;
+pub mod fuzzing;
 pub mod jose;
 pub mod keys;
 pub mod limits;

@@ -132,6 +132,71 @@ pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[Cidr]) -> IpAddr 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::limits::Rate;
+
+    /// A route group under `per_address`, as the widget routes are put.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn route_groups_are_limited_per_client_address() {
+        use crate::cli::serve::{DataArgs, open_app_with};
+        use axum::body::Body;
+        use axum::http::Request;
+        use tower_service::Service;
+        let dir = std::env::temp_dir().join(format!(
+            "pinvault-limits-{}-{}",
+            std::process::id(),
+            crate::domain::ids::new_id("")
+        ));
+        let data = DataArgs {
+            data_dir: dir.clone(),
+            database_url: None,
+            db_pool_size: 1,
+            db_timeout_ms: 5000,
+        };
+        let mut settings = crate::service::ServerSettings::default();
+        settings.limits = crate::limits::LimitSettings::off();
+        settings
+            .limits
+            .set(Scope::WidgetAddress, Rate::parse("2/h").unwrap());
+        settings.trusted_proxies = Cidr::parse_list("10.0.0.0/8").unwrap();
+        let app = Arc::new(open_app_with(&data, settings).await.unwrap());
+        let group = axum::Router::new().route("/widgets/x", axum::routing::get(|| async { "ok" }));
+        let mut router: axum::Router = per_address(app.clone(), group)
+            .route("/other", axum::routing::get(|| async { "free" }))
+            .with_state(app);
+        let mut call = async |path: &str, peer: &str, xff: Option<&str>| {
+            let mut req = Request::builder().uri(path);
+            if let Some(x) = xff {
+                req = req.header("x-forwarded-for", x);
+            }
+            let mut req = req.body(Body::empty()).unwrap();
+            let peer: SocketAddr = format!("{peer}:5000").parse().unwrap();
+            req.extensions_mut().insert(ConnectInfo(peer));
+            let res = router.call(req).await.unwrap();
+            (
+                res.status().as_u16(),
+                res.headers()
+                    .get("retry-after")
+                    .map(|v| v.to_str().unwrap().to_owned()),
+            )
+        };
+        assert_eq!(call("/widgets/x", "1.2.3.4", None).await.0, 200);
+        assert_eq!(call("/widgets/x", "1.2.3.4", None).await.0, 200);
+        let (status, retry) = call("/widgets/x", "1.2.3.4", None).await;
+        assert_eq!(status, 429);
+        assert!(retry.unwrap().parse::<u64>().unwrap() >= 1);
+        // Routes outside the group are not limited; another address has its own bucket.
+        assert_eq!(call("/other", "1.2.3.4", None).await.0, 200);
+        assert_eq!(call("/widgets/x", "5.6.7.8", None).await.0, 200);
+        // Behind a trusted proxy, the forwarded client counts, not the proxy.
+        for _ in 0..2 {
+            assert_eq!(call("/widgets/x", "10.0.0.1", Some("9.9.9.9")).await.0, 200);
+        }
+        assert_eq!(call("/widgets/x", "10.0.0.1", Some("9.9.9.9")).await.0, 429);
+        assert_eq!(call("/widgets/x", "10.0.0.1", Some("8.8.8.8")).await.0, 200);
+        // An untrusted peer cannot pick its bucket with the header.
+        assert_eq!(call("/widgets/x", "1.2.3.4", Some("7.7.7.7")).await.0, 429);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()

@@ -58,9 +58,18 @@ impl Modify for ApiKeyAuth {
     }
 }
 
+/// The operations under abuse limits (429 `rate_limited`, with `Retry-After`).
+pub const RATE_LIMITED: [&str; 4] = [
+    "createControlToken",
+    "revealPin",
+    "verifyPin",
+    "sandboxVerifyPin",
+];
+
 /// The errors every operation of a kind can answer, added to each so the document
 /// lists every status the API really returns: 401 where an API key is needed;
-/// 400, 413, 415 and 422 where a JSON body is read; 400 for headers and query strings.
+/// 400, 413, 415 and 422 where a JSON body is read; 400 for headers and query
+/// strings; 429 where a rate limit applies.
 struct CommonErrors;
 
 impl Modify for CommonErrors {
@@ -96,7 +105,10 @@ impl Modify for CommonErrors {
                     add("401", "`unauthorized`: no valid API key");
                 }
                 if op.request_body.is_some() {
-                    add("400", "`invalid_request`: the body is not valid JSON");
+                    add(
+                        "400",
+                        "`invalid_request`: the body is not valid JSON, or did not arrive in time",
+                    );
                     add("413", "`invalid_request`: the body is too large");
                     add(
                         "415",
@@ -112,6 +124,28 @@ impl Modify for CommonErrors {
                         "400",
                         "`invalid_request`: a malformed header or query parameter",
                     );
+                }
+                if op
+                    .operation_id
+                    .as_deref()
+                    .is_some_and(|id| RATE_LIMITED.contains(&id))
+                {
+                    let mut limited = problem(
+                        "`rate_limited`: too many requests for this API key or this card; `Retry-After` says in how many seconds to try again",
+                    );
+                    limited.headers.insert(
+                        "Retry-After".to_owned(),
+                        utoipa::openapi::HeaderBuilder::new()
+                            .schema(Some(
+                                utoipa::openapi::ObjectBuilder::new()
+                                    .schema_type(utoipa::openapi::schema::Type::Integer)
+                                    .minimum(Some(1)),
+                            ))
+                            .description(Some("Seconds to wait before trying again"))
+                            .build()
+                            .into(),
+                    );
+                    responses.insert("429".to_owned(), limited.into());
                 }
             }
         }

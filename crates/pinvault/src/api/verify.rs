@@ -40,7 +40,7 @@ pub struct VerifyPin {
 #[serde(deny_unknown_fields)]
 pub struct SandboxVerify {
     /// The PIN as a cardholder would type it at a terminal (4 to 12 digits).
-    #[schema(value_type = String)]
+    #[schema(value_type = String, pattern = "^[0-9]{4,12}$")]
     pin: Zeroizing<String>,
 }
 

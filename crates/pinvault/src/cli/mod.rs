@@ -4,7 +4,7 @@
 
 mod admin;
 mod listen;
-mod serve;
+pub(crate) mod serve;
 mod tools;
 
 use std::process::ExitCode;
