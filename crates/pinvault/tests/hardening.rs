@@ -108,6 +108,17 @@ fn rate_limits_per_card_and_per_key() {
         metric(&s, "pinvault_rate_limited_total{limit=\"key_tokens\"}"),
         1
     );
+    // The document says so, for each limited operation.
+    let doc = s.call("GET", "/openapi.json", None, None).body;
+    for (path, method) in [
+        ("/v1/cards/{id}/pin/verify", "post"),
+        ("/v1/test/cards/{id}/pin/verify", "post"),
+        ("/v1/cards/{id}/control-tokens", "post"),
+        ("/v1/cards/{id}/pin/reveal", "post"),
+    ] {
+        let r = &doc["paths"][path][method]["responses"]["429"];
+        assert!(r["headers"]["Retry-After"].is_object(), "{path}: {r}");
+    }
     assert_eq!(
         metric(&s, "pinvault_rate_limited_total{limit=\"card_reveal\"}"),
         1
