@@ -14,8 +14,7 @@ use crate::store::EventRow;
 pub const EVENT_PREFIX: &str = "evt_";
 
 /// The event types of API.md. `pin.staged` and `pin.stage_failed` belong to
-/// the staged PIN set mode (`pin_set_mode` `staged`), which this version does
-/// not implement yet: the types exist so endpoints can subscribe to them.
+/// the staged PIN set mode (`pin_set_mode` `staged`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventType {
     CardCreated,

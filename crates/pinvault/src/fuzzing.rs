@@ -123,7 +123,7 @@ pub fn jwe(data: &[u8]) {
 
 /// The operations that read a JSON body, with the path the harness sends
 /// them to (`{card}` is the harness's card).
-pub const BODY_OPERATIONS: [(&str, &str); 13] = [
+pub const BODY_OPERATIONS: [(&str, &str); 14] = [
     ("POST", "/v1/cards"),
     ("PATCH", "/v1/cards/{card}"),
     ("POST", "/v1/cards/{card}/control-tokens"),
@@ -138,6 +138,7 @@ pub const BODY_OPERATIONS: [(&str, &str); 13] = [
     ("PUT", "/v1/cards/{live}/pin"),
     ("POST", "/v1/cards/{live}/pin/reveal"),
     ("POST", "/v1/cards/{live}/pin/verify"),
+    ("POST", "/v1/cards/{card}/pin/commit"),
 ];
 
 /// A server in process: the real router over a SQLite store in a temporary

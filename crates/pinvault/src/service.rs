@@ -309,6 +309,19 @@ impl<S: Store> App<S> {
                 let (pin_version, block) = self.keys.encipher_pin(&pin, &pan)?;
                 let (pan_version, pan_sealed) = self.keys.seal_pan(&card.id, &pan)?;
                 let (lookup_version, pan_hash) = self.keys.pan_hash(&pan)?;
+                let staged = match (&card.staged_pin_block, card.staged_pin_key_version) {
+                    (Some(old_block), Some(version)) => {
+                        self.ensure_key(KeyKind::Pin, version).await?;
+                        let staged_pin = self.keys.decipher_pin(version, old_block, &pan)?;
+                        let (key_version, block) = self.keys.encipher_pin(&staged_pin, &pan)?;
+                        Some(crate::store::StagedRewrap {
+                            old_block: old_block.clone(),
+                            block,
+                            key_version,
+                        })
+                    }
+                    _ => None,
+                };
                 let done = self
                     .store
                     .rewrap_card(crate::store::Rewrap {
@@ -323,6 +336,7 @@ impl<S: Store> App<S> {
                         pan_key_version: pan_version,
                         pan_hash,
                         lookup_key_version: lookup_version,
+                        staged,
                     })
                     .await?;
                 if done {

@@ -227,16 +227,6 @@ fn all_events(s: &Server, key: &str) -> Vec<Value> {
     }
 }
 
-fn sandbox_verify(s: &Server, key: &str, card: &str, pin: &str) -> Value {
-    let r = s.post(
-        &format!("/v1/test/cards/{card}/pin/verify"),
-        key,
-        &format!(r#"{{"pin":"{pin}"}}"#),
-    );
-    assert_eq!(r.status, 200, "{}", r.body);
-    r.body
-}
-
 /// A card's life: created, PIN set by the cardholder, revealed, blocked by
 /// three wrong PINs, unblocked. Returns the card id.
 fn lifecycle(s: &Server, key: &str) -> String {
@@ -245,11 +235,11 @@ fn lifecycle(s: &Server, key: &str) -> String {
     assert_eq!(s.reveal(key, &card), PIN);
     for _ in 0..3 {
         assert_eq!(
-            sandbox_verify(s, key, &card, WRONG_PIN)["result"],
+            s.sandbox_verify(key, &card, WRONG_PIN)["result"],
             "mismatch"
         );
     }
-    assert_eq!(sandbox_verify(s, key, &card, PIN)["result"], "blocked");
+    assert_eq!(s.sandbox_verify(key, &card, PIN)["result"], "blocked");
     let r = s.post(
         &format!("/v1/cards/{card}/pin/unblock"),
         key,
@@ -902,4 +892,79 @@ fn two_nodes_deliver_each_event_once() {
             .iter()
             .all(|d| d["status"] == "delivered" && d["attempts"] == 1)
     );
+}
+
+/// The ids of a whole list, walked one row per page with `starting_after`.
+fn walk(s: &Server, key: &str, path: &str) -> Vec<String> {
+    let mut ids: Vec<String> = Vec::new();
+    loop {
+        let page = match ids.last() {
+            None => format!("{path}?limit=1"),
+            Some(last) => format!("{path}?limit=1&starting_after={last}"),
+        };
+        let r = s.get(&page, key);
+        assert_eq!(r.status, 200, "{page}: {}", r.body);
+        let data = r.body["data"].as_array().unwrap();
+        assert!(data.len() <= 1, "{}", r.body);
+        ids.extend(data.iter().map(|d| d["id"].as_str().unwrap().to_owned()));
+        if r.body["has_more"] != true {
+            return ids;
+        }
+        assert_eq!(data.len(), 1, "has_more with an empty page");
+    }
+}
+
+/// Webhook endpoints and their deliveries page like every list: newest first,
+/// each row once, and a cursor from another list is refused.
+#[test]
+fn endpoints_and_deliveries_are_paginated() {
+    let rx = Receiver::start(0);
+    let s = start_env("paging", env(true));
+    let key = s.program("test", &[]);
+    let other = s.program("test", &[]);
+    let mut endpoints = Vec::new();
+    for _ in 0..3 {
+        let r = s.post(
+            "/v1/webhook-endpoints",
+            &key,
+            &json!({ "url": rx.url(), "events": ["card.created"] }).to_string(),
+        );
+        assert_eq!(r.status, 201, "{}", r.body);
+        endpoints.push(r.body["id"].as_str().unwrap().to_owned());
+    }
+    let r = s.post(
+        "/v1/webhook-endpoints",
+        &other,
+        &json!({ "url": rx.url(), "events": ["card.created"] }).to_string(),
+    );
+    let foreign = r.body["id"].as_str().unwrap().to_owned();
+    for _ in 0..3 {
+        s.card(&key, PAN);
+    }
+    let listed = walk(&s, &key, "/v1/webhook-endpoints");
+    let newest_first: Vec<String> = endpoints.iter().rev().cloned().collect();
+    assert_eq!(listed, newest_first);
+    let r = s.get(
+        &format!("/v1/webhook-endpoints?starting_after={foreign}"),
+        &key,
+    );
+    assert_eq!((r.status, r.code()), (400, "invalid_request"), "{}", r.body);
+
+    let first = format!("/v1/webhook-endpoints/{}/deliveries", endpoints[0]);
+    let second = format!("/v1/webhook-endpoints/{}/deliveries", endpoints[1]);
+    let mine = walk(&s, &key, &first);
+    assert_eq!(mine.len(), 3, "{mine:?}");
+    let theirs = walk(&s, &key, &second);
+    assert_eq!(theirs.len(), 3, "{theirs:?}");
+    assert!(mine.iter().all(|d| !theirs.contains(d)));
+    let all = s.get(&format!("{first}?limit=100"), &key).body["data"].clone();
+    let all: Vec<&str> = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(all, mine, "one page and many agree");
+    let r = s.get(&format!("{first}?starting_after={}", theirs[0]), &key);
+    assert_eq!((r.status, r.code()), (400, "invalid_request"), "{}", r.body);
 }

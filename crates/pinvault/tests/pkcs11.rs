@@ -157,13 +157,10 @@ fn card_with_pin(s: &Server, key: &str, pan: &str, pin: &str) -> String {
 }
 
 fn sandbox(s: &Server, key: &str, card: &str, pin: &str) -> String {
-    let r = s.post(
-        &format!("/v1/test/cards/{card}/pin/verify"),
-        key,
-        &format!(r#"{{"pin":"{pin}"}}"#),
-    );
-    assert_eq!(r.status, 200, "{}", r.body);
-    r.body["result"].as_str().unwrap().to_owned()
+    s.sandbox_verify(key, card, pin)["result"]
+        .as_str()
+        .unwrap()
+        .to_owned()
 }
 
 /// Until `f` holds, for at most `secs` seconds.

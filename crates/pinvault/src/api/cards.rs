@@ -233,6 +233,10 @@ pub async fn create<S: Store>(
         pin_blocked: false,
         created_at: t,
         updated_at: t,
+        staged_expires_at: None,
+        staged_token_id: None,
+        staged_pin_block: None,
+        staged_pin_key_version: None,
     };
     let response =
         serde_json::to_value(CardView::new(&card, settings)).map_err(|_| ApiError::internal())?;

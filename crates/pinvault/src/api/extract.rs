@@ -88,6 +88,12 @@ pub struct JsonBody<T>(pub T);
 #[derive(Debug)]
 pub struct OptionalJsonBody<T>(pub T);
 
+/// For actions that need no input: no body at all (whatever the content type
+/// says), or a JSON body (`null`, or an object of the given shape). A
+/// non-empty body that is not `application/json` is 415 `unsupported_media_type`.
+#[derive(Debug)]
+pub struct NoBodyOrJson<T>(pub T);
+
 fn is_json(parts_ct: Option<&str>) -> bool {
     let Some(ct) = parts_ct else { return false };
     let essence = ct
@@ -100,18 +106,28 @@ fn is_json(parts_ct: Option<&str>) -> bool {
         || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
-async fn json_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
-    let ct = req
-        .headers()
+fn not_json() -> ApiError {
+    ApiError::new(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+        "the request body must be JSON: Content-Type: application/json",
+    )
+}
+
+fn content_type(req: &Request) -> Option<&str> {
+    req.headers()
         .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok());
-    if !is_json(ct) {
-        return Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            "the request body must be JSON: Content-Type: application/json",
-        ));
+        .and_then(|v| v.to_str().ok())
+}
+
+async fn json_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
+    if !is_json(content_type(&req)) {
+        return Err(not_json());
     }
+    body_bytes(req, state).await
+}
+
+async fn body_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
     Bytes::from_request(req, state).await.map_err(|e| {
         ApiError::new(
             if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
@@ -168,6 +184,26 @@ impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalJ
             return Ok(OptionalJsonBody(T::default()));
         }
         Ok(OptionalJsonBody(parse(&bytes)?))
+    }
+}
+
+impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for NoBodyOrJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let json = is_json(content_type(&req));
+        let bytes = body_bytes(req, state).await?;
+        if bytes.is_empty() {
+            return Ok(NoBodyOrJson(T::default()));
+        }
+        if !json {
+            return Err(not_json());
+        }
+        // Whitespace or JSON `null`: no input either.
+        if bytes.trim_ascii().is_empty() || bytes.trim_ascii() == b"null" {
+            return Ok(NoBodyOrJson(T::default()));
+        }
+        Ok(NoBodyOrJson(parse(&bytes)?))
     }
 }
 

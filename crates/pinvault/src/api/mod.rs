@@ -50,6 +50,7 @@ pub fn router<S: Store>(app: Arc<App<S>>) -> Router {
             post(pin::create_token::<S>),
         )
         .route("/v1/cards/{id}/pin", put(pin::set_pin::<S>))
+        .route("/v1/cards/{id}/pin/commit", post(pin::commit::<S>))
         .route("/v1/cards/{id}/pin/reveal", post(pin::reveal::<S>))
         .route("/v1/cards/{id}/pin/unblock", post(pin::unblock::<S>))
         .route("/v1/pin-encryption-keys", get(encryption_keys::list::<S>))

@@ -15,7 +15,7 @@ use super::{cards, encryption_keys, ops, pin, program, verify, views, webhooks};
     ),
     paths(
         cards::create, cards::list, cards::get, cards::update, cards::pin_status,
-        pin::create_token, pin::set_pin, pin::reveal, pin::unblock,
+        pin::create_token, pin::set_pin, pin::commit, pin::reveal, pin::unblock,
         encryption_keys::list, encryption_keys::pem,
         verify::verify, verify::sandbox_verify, verify::list_zone_keys,
         webhooks::list_events, webhooks::create_endpoint, webhooks::list_endpoints,
@@ -27,6 +27,7 @@ use super::{cards, encryption_keys, ops, pin, program, verify, views, webhooks};
         views::CardView, views::PinStatusView, views::CardList, views::TokenView, views::RevealedPin,
         views::EncryptedPin, views::RevealResponse, views::DeviceJwk, views::PinEncryptionKey, views::PinEncryptionKeys,
         views::ProgramView, views::Problem, views::StatusView, program::SettingsChanges,
+        pin::StagedView, pin::CommitPin,
         verify::VerifyResult, verify::ZoneKeyView, verify::ZoneKeyList,
         webhooks::EventView, webhooks::EventList, webhooks::CreateEndpoint, webhooks::EndpointView,
         webhooks::CreatedEndpoint, webhooks::EndpointList, webhooks::DeliveryView, webhooks::DeliveryList,
@@ -34,7 +35,7 @@ use super::{cards, encryption_keys, ops, pin, program, verify, views, webhooks};
     modifiers(&ApiKeyAuth, &CommonErrors),
     tags(
         (name = "cards", description = "Cards and their PINs' state"),
-        (name = "pin", description = "Control tokens, set, reveal, unblock"),
+        (name = "pin", description = "Control tokens, set (direct or staged, then commit), reveal, unblock"),
         (name = "pin-encryption", description = "The keys a device encrypts PINs to"),
         (name = "verification", description = "PIN verification at authorization time, the sandbox, zone keys"),
         (name = "events", description = "Events, webhook endpoints and their deliveries"),

@@ -13,13 +13,14 @@ use zeroize::Zeroizing;
 
 use super::cards::find;
 use super::error::ApiError;
-use super::extract::{Auth, JsonBody, OptionalJsonBody, PathId};
+use super::extract::{Auth, JsonBody, NoBodyOrJson, OptionalJsonBody, PathId};
 use super::idempotency::{self, Idempotency};
 use super::limits::Operation;
 use super::views::{EncryptedPin, Problem, RevealResponse, RevealedPin, TokenView};
 use crate::domain::DomainError;
 use crate::domain::ids::{Secret, new_id};
-use crate::domain::policy;
+use crate::domain::policy::{self, PinRejection};
+use crate::domain::program::PinSetMode;
 use crate::domain::time::{now, rfc3339};
 use crate::domain::token::{
     self, CARDHOLDER_VERIFICATION_METHODS, TOKEN_PREFIX, TokenError, TokenType,
@@ -28,7 +29,7 @@ use crate::events::{EventType, event};
 use crate::jose::DeviceKey;
 use crate::keys::KeyKind;
 use crate::service::{App, after};
-use crate::store::{CardRow, Effects, PinWrite, SetBy, Store, TokenRow};
+use crate::store::{CardRow, Effects, PinChange, PinWrite, SetBy, Store, TokenRow};
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -57,6 +58,18 @@ pub struct SetPin {
     /// `kid`. Plaintext: the PIN's digits, or `{"pin","card_id"?,"iat"?}`.
     #[schema(max_length = 8192)]
     encrypted_pin: Option<String>,
+}
+
+/// The body of a commit, if one is sent: an empty JSON object.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CommitPin {}
+
+/// The answer to a set in staged mode.
+#[derive(Debug, serde::Serialize, ToSchema)]
+pub struct StagedView {
+    /// `staged`
+    pub status: String,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -240,9 +253,12 @@ pub(super) async fn card_pan<S: Store>(
 }
 
 /// Set or change the PIN with a `set_pin` token. A refused PIN uses one of the
-/// token's attempts.
+/// token's attempts. In a program with `pin_set_mode` `staged` the PIN is
+/// staged instead (202), and becomes the card's PIN at
+/// `POST /v1/cards/{id}/pin/commit`.
 #[utoipa::path(put, path = "/v1/cards/{id}/pin", operation_id = "setPin", tag = "pin", params(("id" = String, Path)), request_body = SetPin,
-    responses((status = 204, description = "The PIN is set; the fail count is reset and the PIN unblocked"),
+    responses((status = 204, description = "The PIN is set; the fail count is reset and the PIN unblocked (and anything staged is discarded)"),
+        (status = 202, description = "Staged mode: the PIN is staged (replacing any staged before) until the token's `expires_at`; commit it with `POST /v1/cards/{id}/pin/commit`", body = StagedView),
         (status = 403, description = "`token_invalid`, `token_expired`, `token_used`, `token_superseded`, `token_exhausted`, `plaintext_not_allowed`", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`not_found`: no such card for this program", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`invalid_pin`, `weak_pin`, `decryption_failed`, `invalid_request`", body = Problem, content_type = "application/problem+json")),
@@ -255,6 +271,7 @@ pub async fn set_pin<S: Store>(
 ) -> Result<Response, ApiError> {
     let card = find(&app, &auth, &card_id).await?;
     let settings = &auth.program.settings;
+    let staged = settings.pin_set_mode == PinSetMode::Staged;
     let token = usable_token(&app, &card, &body.control_token, TokenType::SetPin).await?;
     let text = match (body.pin, body.encrypted_pin) {
         (Some(text), None) => {
@@ -270,7 +287,13 @@ pub async fn set_pin<S: Store>(
             Ok(text) => text,
             Err(e) => {
                 // Whatever failed, one answer, and it uses one of the token's attempts.
-                app.store.use_token_attempt(&token.id, now()).await??;
+                app.store
+                    .use_token_attempt(
+                        &token.id,
+                        now(),
+                        stage_failed(staged, &card, "decryption_failed"),
+                    )
+                    .await??;
                 tracing::info!(card_id = %card.id, reason = e.0, "encrypted PIN refused");
                 return Err(ApiError::decryption_failed());
             }
@@ -286,7 +309,13 @@ pub async fn set_pin<S: Store>(
         Ok(pin) => pin,
         Err(rejection) => {
             // A refused PIN uses one of the token's attempts.
-            app.store.use_token_attempt(&token.id, now()).await??;
+            let reason = match rejection {
+                PinRejection::Invalid => "invalid_pin",
+                PinRejection::Weak => "weak_pin",
+            };
+            app.store
+                .use_token_attempt(&token.id, now(), stage_failed(staged, &card, reason))
+                .await??;
             tracing::info!(card_id = %card.id, "PIN refused by policy");
             return Err(DomainError::from(rejection).into());
         }
@@ -298,6 +327,9 @@ pub async fn set_pin<S: Store>(
         key_version,
         set_by: SetBy::Cardholder,
     };
+    if staged {
+        return stage(&app, &auth, &card, &token, write).await;
+    }
     let effects = Effects {
         events: vec![event(
             &card.program_id,
@@ -317,9 +349,120 @@ pub async fn set_pin<S: Store>(
         )),
     };
     app.store
-        .redeem_token(&token.id, Some(write), now(), effects)
+        .redeem_token(&token.id, Some(PinChange::Set(write)), now(), effects)
         .await??;
     tracing::info!(card_id = %card.id, actor = %auth.api_key_id, "PIN changed");
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// Staged mode: what a refused set attempt writes besides using one of the
+/// token's attempts (`pin.stage_failed`, with the reason's error code). In
+/// direct mode a refusal has no event.
+fn stage_failed(staged: bool, card: &CardRow, reason: &str) -> Effects {
+    if !staged {
+        return Effects::default();
+    }
+    Effects {
+        events: vec![event(
+            &card.program_id,
+            &card.id,
+            EventType::PinStageFailed,
+            json!({ "reason": reason }),
+        )],
+        audit: None,
+    }
+}
+
+/// Staged mode: redeems the token and stages the PIN until the token's
+/// expiry, replacing whatever was staged before.
+async fn stage<S: Store>(
+    app: &App<S>,
+    auth: &Auth,
+    card: &CardRow,
+    token: &TokenRow,
+    write: PinWrite,
+) -> Result<Response, ApiError> {
+    let expires_at = rfc3339(token.expires_at);
+    let effects = Effects {
+        events: vec![event(
+            &card.program_id,
+            &card.id,
+            EventType::PinStaged,
+            json!({ "expires_at": expires_at }),
+        )],
+        audit: Some(auth.actor().record(
+            "pin.staged",
+            Some(&card.program_id),
+            Some(&card.id),
+            json!({
+                "token_id": token.id,
+                "expires_at": expires_at,
+                "replaced": card.has_staged_pin(now()),
+            }),
+        )),
+    };
+    let change = PinChange::Stage {
+        pin: write,
+        expires_at: token.expires_at,
+    };
+    app.store
+        .redeem_token(&token.id, Some(change), now(), effects)
+        .await??;
+    tracing::info!(card_id = %card.id, actor = %auth.api_key_id, "PIN staged");
+    Ok((
+        StatusCode::ACCEPTED,
+        axum::Json(StagedView {
+            status: "staged".to_owned(),
+        }),
+    )
+        .into_response())
+}
+
+/// Staged mode: make the staged PIN the card's PIN.
+#[utoipa::path(post, path = "/v1/cards/{id}/pin/commit", operation_id = "commitPin", tag = "pin", params(("id" = String, Path)),
+    request_body(content = Option<CommitPin>, description = "Optional: no body, or an empty JSON object (`Content-Type: application/json`)"),
+    responses((status = 204, description = "The staged PIN is now the card's PIN: set by the cardholder, the fail count reset, the PIN unblocked; nothing is staged any more"),
+        (status = 404, description = "`not_found`: no such card for this program", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`nothing_staged`: no staged PIN, or it expired (with its token), or another commit took it", body = Problem, content_type = "application/problem+json")),
+    security(("api_key" = [])))]
+pub async fn commit<S: Store>(
+    State(app): State<Arc<App<S>>>,
+    auth: Auth,
+    PathId(card_id): PathId,
+    NoBodyOrJson(_): NoBodyOrJson<CommitPin>,
+) -> Result<Response, ApiError> {
+    find(&app, &auth, &card_id).await?;
+    let actor = auth.actor();
+    let committed = app
+        .store
+        .commit_staged_pin(&auth.program.id, &card_id, now(), move |before| Effects {
+            events: vec![event(
+                &before.program_id,
+                &before.id,
+                EventType::PinChanged,
+                json!({ "set_by": SetBy::Cardholder.as_str() }),
+            )],
+            audit: Some(actor.record(
+                "pin.changed",
+                Some(&before.program_id),
+                Some(&before.id),
+                json!({
+                    "set_by": SetBy::Cardholder.as_str(),
+                    "token_id": before.staged_token_id,
+                    "staged": true,
+                    "was_blocked": before.pin_blocked,
+                }),
+            )),
+        })
+        .await?;
+    if !committed {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "nothing_staged",
+            "this card has no staged PIN to commit (none was staged, it expired with its token, or it was committed already)",
+        ));
+    }
+    tracing::info!(card_id = %card_id, actor = %auth.api_key_id, "staged PIN committed");
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

@@ -37,7 +37,8 @@ pub struct PinStatusView {
     /// `random`, `issuer` or `cardholder`.
     pub set_by: String,
     pub updated_at: String,
-    /// Whether a staged PIN awaits commit.
+    /// Whether a staged PIN (staged mode) awaits commit: true until it is
+    /// committed, replaced by a direct set, or expires with its token.
     pub staged: bool,
 }
 
@@ -70,7 +71,7 @@ impl PinStatusView {
             last_failed_at: card.last_failed_at.map(rfc3339),
             set_by: card.pin_set_by.as_str().to_owned(),
             updated_at: rfc3339(card.pin_updated_at),
-            staged: false,
+            staged: card.has_staged_pin(crate::domain::time::now()),
         }
     }
 }

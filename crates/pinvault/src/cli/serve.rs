@@ -20,6 +20,9 @@ use crate::service::{App, KEY_REFRESH, ServerSettings, TransportSettings};
 use crate::store::{AnyStore, ApiKeyRow, PgSettings, PgStore, ProgramRow, SqliteStore, Store};
 use crate::webhooks::{RetrySchedule, WebhookSettings};
 
+/// How often a server removes expired staged PINs.
+const STAGED_SWEEP: Duration = Duration::from_secs(60);
+
 /// Where the data lives; every command that reads or writes it takes these.
 #[derive(Debug, Args, Clone)]
 pub struct DataArgs {
@@ -516,6 +519,20 @@ pub async fn serve(args: ServeArgs) -> Result<(), CliError> {
             }
             if let Err(e) = refresher.reload_keys().await {
                 tracing::warn!(error = %e, "could not refresh data keys");
+            }
+        }
+    });
+
+    // Remove expired staged PINs (a commit already treats them as absent).
+    let sweeper = app.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(STAGED_SWEEP);
+        loop {
+            tick.tick().await;
+            match sweeper.store.clear_expired_staged_pins(now()).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(removed = n, "expired staged PINs removed"),
+                Err(e) => tracing::warn!(error = %e, "could not remove expired staged PINs"),
             }
         }
     });

@@ -169,12 +169,6 @@ impl Settings {
                 _ => return Err(DomainError::Invalid(format!("unknown setting `{name}`"))),
             }
         }
-        if next.pin_set_mode == PinSetMode::Staged {
-            // Accepting the setting without honouring it would be worse than refusing it.
-            return Err(DomainError::Invalid(
-                "`pin_set_mode` \"staged\" is not available in this version yet".into(),
-            ));
-        }
         if next.pin_length_min > next.pin_length_max {
             return Err(DomainError::Invalid(
                 "`pin_length_min` must not exceed `pin_length_max`".into(),
@@ -268,6 +262,13 @@ mod tests {
             .is_err()
         );
         assert!(apply(json!({"widget_allowed_origins": ["*"]}), false).is_err());
+        assert_eq!(
+            apply(json!({"pin_set_mode": "staged"}), false)
+                .unwrap()
+                .pin_set_mode,
+            PinSetMode::Staged
+        );
+        assert!(apply(json!({"pin_set_mode": "later"}), false).is_err());
         assert!(
             apply(
                 json!({"widget_allowed_origins": ["https://a.example; script-src *"]}),

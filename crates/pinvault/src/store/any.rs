@@ -149,17 +149,33 @@ impl Store for AnyStore {
         &self,
         token_id: &str,
         now: Timestamp,
+        effects: Effects,
     ) -> StoreResult<Result<u32, TokenError>> {
-        each!(self, s => s.use_token_attempt(token_id, now))
+        each!(self, s => s.use_token_attempt(token_id, now, effects))
     }
     async fn redeem_token(
         &self,
         token_id: &str,
-        set_pin: Option<PinWrite>,
+        change: Option<PinChange>,
         now: Timestamp,
         effects: Effects,
     ) -> StoreResult<Result<(), TokenError>> {
-        each!(self, s => s.redeem_token(token_id, set_pin, now, effects))
+        each!(self, s => s.redeem_token(token_id, change, now, effects))
+    }
+    async fn commit_staged_pin<F>(
+        &self,
+        program_id: &str,
+        card_id: &str,
+        now: Timestamp,
+        effects: F,
+    ) -> StoreResult<bool>
+    where
+        F: Fn(&CardRow) -> Effects + Send + Sync + 'static,
+    {
+        each!(self, s => s.commit_staged_pin(program_id, card_id, now, effects))
+    }
+    async fn clear_expired_staged_pins(&self, now: Timestamp) -> StoreResult<u64> {
+        each!(self, s => s.clear_expired_staged_pins(now))
     }
     async fn insert_zone_key(&self, key: ZoneKeyRow, audit: AuditEntry) -> StoreResult<()> {
         each!(self, s => s.insert_zone_key(key, audit))

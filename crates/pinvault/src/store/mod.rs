@@ -129,6 +129,35 @@ pub struct CardRow {
     pub pin_blocked: bool,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+    /// When the staged PIN (staged mode) expires; `None` when nothing is
+    /// staged. An expired one counts as absent until it is removed.
+    pub staged_expires_at: Option<Timestamp>,
+    /// The `set_pin` token that staged the PIN.
+    pub staged_token_id: Option<String>,
+    /// The staged PIN, enciphered like `pin_block`, and its key version.
+    pub staged_pin_block: Option<Vec<u8>>,
+    pub staged_pin_key_version: Option<u32>,
+}
+
+impl CardRow {
+    /// Whether a staged PIN awaits commit at `now`.
+    pub fn has_staged_pin(&self, now: Timestamp) -> bool {
+        self.staged_expires_at.is_some_and(|t| t > now)
+    }
+}
+
+/// What redeeming a `set_pin` token does to the card's PIN.
+#[derive(Debug, Clone)]
+pub enum PinChange {
+    /// The PIN becomes the card's PIN at once (fail count reset, unblocked);
+    /// a staged PIN is discarded.
+    Set(PinWrite),
+    /// Staged mode: the PIN waits, until `expires_at`, for a commit; it
+    /// replaces whatever was staged before. The card's PIN does not change.
+    Stage {
+        pin: PinWrite,
+        expires_at: Timestamp,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -343,6 +372,25 @@ pub struct Rewrap {
     pub pan_key_version: u32,
     pub pan_hash: Vec<u8>,
     pub lookup_key_version: u32,
+    /// The staged PIN the rewrap was computed from (`None`: nothing staged),
+    /// and its new block: the update is skipped if it changed meanwhile.
+    pub staged: Option<StagedRewrap>,
+}
+
+/// A staged PIN re-enciphered by rotation.
+#[derive(Clone)]
+pub struct StagedRewrap {
+    pub old_block: Vec<u8>,
+    pub block: Vec<u8>,
+    pub key_version: u32,
+}
+
+impl std::fmt::Debug for StagedRewrap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StagedRewrap")
+            .field("key_version", &self.key_version)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug)]
@@ -382,7 +430,8 @@ pub trait Store: Clone + Send + Sync + 'static {
     fn insert_data_key(&self, row: DataKeyRow) -> impl Future<Output = StoreResult<bool>> + Send;
     /// How many rows each key version protects.
     fn key_usage(&self) -> impl Future<Output = StoreResult<Vec<(KeyKind, u32, u64)>>> + Send;
-    /// Cards with any row under a key version older than the given current ones.
+    /// Cards with any row (the staged PIN included) under a key version older
+    /// than the given current ones.
     fn cards_under_old_keys(
         &self,
         pin: u32,
@@ -390,7 +439,8 @@ pub trait Store: Clone + Send + Sync + 'static {
         lookup: u32,
         limit: u32,
     ) -> impl Future<Output = StoreResult<Vec<CardRow>>> + Send;
-    /// Applies a rotation rewrap unless the card's PIN changed since it was read.
+    /// Applies a rotation rewrap unless the card's PIN or staged PIN changed
+    /// since it was read.
     fn rewrap_card(&self, rewrap: Rewrap) -> impl Future<Output = StoreResult<bool>> + Send;
 
     fn create_program(
@@ -482,21 +532,43 @@ pub trait Store: Clone + Send + Sync + 'static {
         hash: SecretHash,
     ) -> impl Future<Output = StoreResult<Option<TokenRow>>> + Send;
     /// Uses one attempt of a still-valid token; returns the attempts left.
+    /// `effects` are written only when an attempt is used.
     fn use_token_attempt(
         &self,
         token_id: &str,
         now: Timestamp,
+        effects: Effects,
     ) -> impl Future<Output = StoreResult<Result<u32, TokenError>>> + Send;
-    /// Redeems a still-valid token and, in the same transaction, sets the card's
-    /// PIN (resetting its fail count and unblocking it) when one is given.
+    /// Redeems a still-valid token and, in the same transaction, sets or stages
+    /// the card's PIN when a change is given (see [`PinChange`]).
     /// `effects` are written only when the token is redeemed.
     fn redeem_token(
         &self,
         token_id: &str,
-        set_pin: Option<PinWrite>,
+        change: Option<PinChange>,
         now: Timestamp,
         effects: Effects,
     ) -> impl Future<Output = StoreResult<Result<(), TokenError>>> + Send;
+    /// Makes the card's staged PIN its PIN, as a set does (fail count reset,
+    /// PIN unblocked, a card PIN blocking made inactive reactivated, set by the
+    /// cardholder), and clears the staged PIN. One conditional update: of
+    /// commits racing, exactly one succeeds. False (nothing committed) when the
+    /// program's card has no unexpired staged PIN; an expired one is removed.
+    /// `effects` (given the card before the commit) are written with it.
+    fn commit_staged_pin<F>(
+        &self,
+        program_id: &str,
+        card_id: &str,
+        now: Timestamp,
+        effects: F,
+    ) -> impl Future<Output = StoreResult<bool>> + Send
+    where
+        F: Fn(&CardRow) -> Effects + Send + Sync + 'static;
+    /// Removes staged PINs that expired at or before `now`; returns how many.
+    fn clear_expired_staged_pins(
+        &self,
+        now: Timestamp,
+    ) -> impl Future<Output = StoreResult<u64>> + Send;
 
     fn insert_zone_key(
         &self,

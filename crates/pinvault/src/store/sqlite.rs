@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use rusqlite::ToSql;
 use rusqlite::types::Type;
 use rusqlite::{Connection, ErrorCode, OptionalExtension, Row, TransactionBehavior, params};
 
@@ -33,6 +34,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (
         4,
         include_str!("../../migrations/sqlite/0004_events_audit.sql"),
+    ),
+    (
+        5,
+        include_str!("../../migrations/sqlite/0005_staged_pin.sql"),
     ),
 ];
 
@@ -360,7 +365,8 @@ fn api_key_row(r: &Row<'_>) -> rusqlite::Result<ApiKeyRow> {
 
 const CARD_COLS: &str = "id, program_id, pan_hash, lookup_key_version, pan_sealed, pan_key_version, \
     last4, expiry, external_id, status, inactive_by_block, pin_block, pin_key_version, pin_set_by, \
-    pin_updated_at, fail_count, last_failed_at, pin_blocked, created_at, updated_at";
+    pin_updated_at, fail_count, last_failed_at, pin_blocked, created_at, updated_at, \
+    staged_expires_at, staged_token_id, staged_pin_block, staged_pin_key_version";
 
 fn card_row(r: &Row<'_>) -> rusqlite::Result<CardRow> {
     let status: String = r.get(9)?;
@@ -386,6 +392,10 @@ fn card_row(r: &Row<'_>) -> rusqlite::Result<CardRow> {
         pin_blocked: r.get(17)?,
         created_at: r.get(18)?,
         updated_at: r.get(19)?,
+        staged_expires_at: r.get(20)?,
+        staged_token_id: r.get(21)?,
+        staged_pin_block: r.get(22)?,
+        staged_pin_key_version: r.get(23)?,
     })
 }
 
@@ -631,28 +641,59 @@ fn delivery_row(r: &Row<'_>) -> rusqlite::Result<DeliveryRow> {
     })
 }
 
-/// The `seq` before which a page starts: `None` when `starting_after` names no
-/// row the `lookup` query finds.
-fn page_start(
-    c: &Connection,
-    lookup: &str,
-    starting_after: Option<&str>,
-    scope: &str,
-) -> rusqlite::Result<Option<i64>> {
-    match starting_after {
-        None => Ok(Some(i64::MAX)),
-        Some(id) => c
-            .prepare_cached(lookup)?
-            .query_row(params![id, scope], |r| r.get::<_, i64>(0))
-            .optional(),
-    }
+/// One query of a cursor-paginated list (API.md: `limit`, `starting_after`),
+/// newest first by `seq`.
+struct PageQuery<'a> {
+    /// Finds the `seq` of the `starting_after` row: `?1` its id, then `scope`
+    /// (so an id of another program's list is not found).
+    lookup: &'static str,
+    scope: &'a [&'a dyn ToSql],
+    /// Selects the rows: `params`, then the `seq` to stay below and the row
+    /// limit as its last two parameters.
+    list: String,
+    params: &'a [&'a dyn ToSql],
 }
 
-fn page<T>(mut rows: Vec<T>, limit: u32) -> (Vec<T>, bool) {
+/// A page of at most `limit` rows and whether more follow; `None` when
+/// `starting_after` names no row of the list.
+fn list_page<T>(
+    c: &Connection,
+    q: PageQuery<'_>,
+    starting_after: Option<&str>,
+    limit: u32,
+    row: fn(&Row<'_>) -> rusqlite::Result<T>,
+) -> rusqlite::Result<Option<(Vec<T>, bool)>> {
+    let before: i64 = match starting_after {
+        None => i64::MAX,
+        Some(id) => {
+            let mut args: Vec<&dyn ToSql> = vec![&id];
+            args.extend_from_slice(q.scope);
+            match c
+                .prepare_cached(q.lookup)?
+                .query_row(&args[..], |r| r.get(0))
+                .optional()?
+            {
+                Some(seq) => seq,
+                None => return Ok(None),
+            }
+        }
+    };
+    let fetch = limit + 1;
+    let mut args: Vec<&dyn ToSql> = q.params.to_vec();
+    args.push(&before);
+    args.push(&fetch);
+    let mut rows = c
+        .prepare_cached(&q.list)?
+        .query_map(&args[..], row)?
+        .collect::<rusqlite::Result<Vec<T>>>()?;
     let has_more = rows.len() > limit as usize;
     rows.truncate(limit as usize);
-    (rows, has_more)
+    Ok(Some((rows, has_more)))
 }
+
+/// The assignments that remove a card's staged PIN, for `UPDATE … SET`.
+const CLEAR_STAGED: &str = "staged_pin_block = NULL, staged_pin_key_version = NULL, \
+    staged_expires_at = NULL, staged_token_id = NULL";
 
 /// The condition under which a token may still be used, for `WHERE` clauses.
 const TOKEN_USABLE: &str =
@@ -712,6 +753,16 @@ impl Store for SqliteStore {
                     out.push(row?);
                 }
             }
+            let mut stmt = c.prepare(
+                "SELECT staged_pin_key_version, COUNT(*) FROM cards
+                 WHERE staged_pin_key_version IS NOT NULL GROUP BY staged_pin_key_version",
+            )?;
+            let rows = stmt.query_map([], |r| {
+                Ok((KeyKind::Pin, r.get::<_, u32>(0)?, r.get::<_, u64>(1)?))
+            })?;
+            for row in rows {
+                out.push(row?);
+            }
             for sql in [
                 "SELECT key_version, COUNT(*) FROM idempotency_keys GROUP BY key_version",
                 "SELECT secret_key_version, COUNT(*) FROM webhook_endpoints GROUP BY secret_key_version",
@@ -740,6 +791,7 @@ impl Store for SqliteStore {
             let mut stmt = c.prepare_cached(&format!(
                 "SELECT {CARD_COLS} FROM cards
                  WHERE pin_key_version < ?1 OR pan_key_version < ?2 OR lookup_key_version < ?3
+                    OR staged_pin_key_version < ?1
                  ORDER BY seq LIMIT ?4"
             ))?;
             let rows = stmt.query_map(params![pin, pan, lookup, limit], card_row)?;
@@ -750,10 +802,11 @@ impl Store for SqliteStore {
 
     async fn rewrap_card(&self, w: Rewrap) -> StoreResult<bool> {
         self.write(move |tx| {
+            let staged = w.staged.as_ref();
             let n = tx.execute(
                 "UPDATE cards SET pin_block = ?1, pin_key_version = ?2, pan_sealed = ?3, pan_key_version = ?4,
-                     pan_hash = ?5, lookup_key_version = ?6
-                 WHERE id = ?7 AND pin_block = ?8",
+                     pan_hash = ?5, lookup_key_version = ?6, staged_pin_block = ?10, staged_pin_key_version = ?11
+                 WHERE id = ?7 AND pin_block = ?8 AND staged_pin_block IS ?9",
                 params![
                     w.pin.block,
                     w.pin.key_version,
@@ -762,7 +815,10 @@ impl Store for SqliteStore {
                     w.pan_hash,
                     w.lookup_key_version,
                     w.card_id,
-                    w.old_pin_block
+                    w.old_pin_block,
+                    staged.map(|s| &s.old_block),
+                    staged.map(|s| &s.block),
+                    staged.map(|s| s.key_version),
                 ],
             )?;
             Ok(n == 1)
@@ -933,33 +989,17 @@ impl Store for SqliteStore {
         let external_id = external_id.map(str::to_owned);
         let starting_after = starting_after.map(str::to_owned);
         self.read(move |c| {
-            let before = match &starting_after {
-                None => i64::MAX,
-                Some(id) => {
-                    let seq = c
-                        .prepare_cached("SELECT seq FROM cards WHERE id = ?1 AND program_id = ?2")?
-                        .query_row(params![id, program_id], |r| r.get::<_, i64>(0))
-                        .optional()?;
-                    match seq {
-                        Some(s) => s,
-                        None => return Ok(None),
-                    }
-                }
+            let q = PageQuery {
+                lookup: "SELECT seq FROM cards WHERE id = ?1 AND program_id = ?2",
+                scope: &[&program_id],
+                list: format!(
+                    "SELECT {CARD_COLS} FROM cards
+                     WHERE program_id = ?1 AND (?2 IS NULL OR external_id = ?2) AND seq < ?3
+                     ORDER BY seq DESC LIMIT ?4"
+                ),
+                params: &[&program_id, &external_id],
             };
-            let mut stmt = c.prepare_cached(&format!(
-                "SELECT {CARD_COLS} FROM cards
-                 WHERE program_id = ?1 AND seq < ?2 AND (?3 IS NULL OR external_id = ?3)
-                 ORDER BY seq DESC LIMIT ?4"
-            ))?;
-            let mut rows: Vec<CardRow> = stmt
-                .query_map(
-                    params![program_id, before, external_id, limit + 1],
-                    card_row,
-                )?
-                .collect::<rusqlite::Result<_>>()?;
-            let has_more = rows.len() > limit as usize;
-            rows.truncate(limit as usize);
-            Ok(Some((rows, has_more)))
+            list_page(c, q, starting_after.as_deref(), limit, card_row)
         })
         .await
     }
@@ -1078,6 +1118,7 @@ impl Store for SqliteStore {
         &self,
         token_id: &str,
         now: Timestamp,
+        effects: Effects,
     ) -> StoreResult<Result<u32, TokenError>> {
         let token_id = token_id.to_owned();
         self.write(move |tx| {
@@ -1089,7 +1130,10 @@ impl Store for SqliteStore {
                 .query_row(params![token_id, now], |r| r.get::<_, u32>(0))
                 .optional()?;
             match left {
-                Some(left) => Ok(Ok(left)),
+                Some(left) => {
+                    apply_effects(tx, &effects)?;
+                    Ok(Ok(left))
+                }
                 None => Ok(Err(token_refusal(tx, &token_id, now)?)),
             }
         })
@@ -1099,7 +1143,7 @@ impl Store for SqliteStore {
     async fn redeem_token(
         &self,
         token_id: &str,
-        set_pin: Option<PinWrite>,
+        change: Option<PinChange>,
         now: Timestamp,
         effects: Effects,
     ) -> StoreResult<Result<(), TokenError>> {
@@ -1114,18 +1158,99 @@ impl Store for SqliteStore {
             let Some(card_id) = card_id else {
                 return Ok(Err(token_refusal(tx, &token_id, now)?));
             };
-            if let Some(pin) = set_pin {
-                tx.prepare_cached(
-                    "UPDATE cards SET pin_block = ?1, pin_key_version = ?2, pin_set_by = ?3, pin_updated_at = ?4,
-                         fail_count = 0, pin_blocked = 0, updated_at = ?4,
-                         status = CASE WHEN inactive_by_block THEN 'active' ELSE status END,
-                         inactive_by_block = 0
-                     WHERE id = ?5",
-                )?
-                .execute(params![pin.block, pin.key_version, pin.set_by.as_str(), now, card_id])?;
+            match change {
+                None => {}
+                Some(PinChange::Set(pin)) => {
+                    tx.prepare_cached(&format!(
+                        "UPDATE cards SET pin_block = ?1, pin_key_version = ?2, pin_set_by = ?3, pin_updated_at = ?4,
+                             fail_count = 0, pin_blocked = 0, updated_at = ?4,
+                             status = CASE WHEN inactive_by_block THEN 'active' ELSE status END,
+                             inactive_by_block = 0, {CLEAR_STAGED}
+                         WHERE id = ?5"
+                    ))?
+                    .execute(params![pin.block, pin.key_version, pin.set_by.as_str(), now, card_id])?;
+                }
+                Some(PinChange::Stage { pin, expires_at }) => {
+                    tx.prepare_cached(
+                        "UPDATE cards SET staged_pin_block = ?1, staged_pin_key_version = ?2,
+                             staged_expires_at = ?3, staged_token_id = ?4, updated_at = ?5
+                         WHERE id = ?6",
+                    )?
+                    .execute(params![pin.block, pin.key_version, expires_at, token_id, now, card_id])?;
+                }
             }
             apply_effects(tx, &effects)?;
             Ok(Ok(()))
+        })
+        .await
+    }
+
+    async fn commit_staged_pin<F>(
+        &self,
+        program_id: &str,
+        card_id: &str,
+        now: Timestamp,
+        effects: F,
+    ) -> StoreResult<bool>
+    where
+        F: Fn(&CardRow) -> Effects + Send + Sync + 'static,
+    {
+        let (program_id, card_id) = (program_id.to_owned(), card_id.to_owned());
+        self.write(move |tx| {
+            let Some(before) = get_card_tx(tx, &program_id, &card_id)? else {
+                return Ok(false);
+            };
+            // The compare-and-set: only a row that still holds an unexpired
+            // staged PIN is changed, and the change clears it.
+            let n = tx
+                .prepare_cached(&format!(
+                    "UPDATE cards SET pin_block = staged_pin_block, pin_key_version = staged_pin_key_version,
+                         pin_set_by = 'cardholder', pin_updated_at = ?1,
+                         fail_count = 0, pin_blocked = 0, updated_at = ?1,
+                         status = CASE WHEN inactive_by_block THEN 'active' ELSE status END,
+                         inactive_by_block = 0, {CLEAR_STAGED}
+                     WHERE id = ?2 AND program_id = ?3
+                       AND staged_pin_block IS NOT NULL AND staged_expires_at > ?1"
+                ))?
+                .execute(params![now, card_id, program_id])?;
+            if n == 1 {
+                apply_effects(tx, &effects(&before))?;
+                return Ok(true);
+            }
+            // An expired staged PIN is absent: remove it now.
+            tx.prepare_cached(&format!(
+                "UPDATE cards SET {CLEAR_STAGED}
+                 WHERE id = ?1 AND staged_expires_at IS NOT NULL AND staged_expires_at <= ?2"
+            ))?
+            .execute(params![card_id, now])?;
+            Ok(false)
+        })
+        .await
+    }
+
+    async fn clear_expired_staged_pins(&self, now: Timestamp) -> StoreResult<u64> {
+        // Look on a reader first, so that a sweep with nothing to do never
+        // takes the write lock.
+        let due = self
+            .read(move |c| {
+                c.prepare_cached(
+                    "SELECT EXISTS (SELECT 1 FROM cards
+                     WHERE staged_expires_at IS NOT NULL AND staged_expires_at <= ?1)",
+                )?
+                .query_row([now], |r| r.get::<_, bool>(0))
+            })
+            .await?;
+        if !due {
+            return Ok(0);
+        }
+        self.write(move |tx| {
+            let n = tx
+                .prepare_cached(&format!(
+                    "UPDATE cards SET {CLEAR_STAGED}
+                     WHERE staged_expires_at IS NOT NULL AND staged_expires_at <= ?1"
+                ))?
+                .execute([now])?;
+            Ok(n as u64)
         })
         .await
     }
@@ -1192,28 +1317,15 @@ impl Store for SqliteStore {
     ) -> StoreResult<Option<(Vec<ZoneKeyRow>, bool)>> {
         let starting_after = starting_after.map(str::to_owned);
         self.read(move |c| {
-            let before = match &starting_after {
-                None => i64::MAX,
-                Some(id) => {
-                    let seq = c
-                        .prepare_cached("SELECT seq FROM zone_keys WHERE id = ?1")?
-                        .query_row(params![id], |r| r.get::<_, i64>(0))
-                        .optional()?;
-                    match seq {
-                        Some(s) => s,
-                        None => return Ok(None),
-                    }
-                }
-            };
-            let mut rows: Vec<ZoneKeyRow> = c
-                .prepare_cached(&format!(
+            let q = PageQuery {
+                lookup: "SELECT seq FROM zone_keys WHERE id = ?1",
+                scope: &[],
+                list: format!(
                     "SELECT {ZONE_KEY_COLS} FROM zone_keys WHERE seq < ?1 ORDER BY seq DESC LIMIT ?2"
-                ))?
-                .query_map(params![before, limit + 1], zone_key_row)?
-                .collect::<rusqlite::Result<_>>()?;
-            let has_more = rows.len() > limit as usize;
-            rows.truncate(limit as usize);
-            Ok(Some((rows, has_more)))
+                ),
+                params: &[],
+            };
+            list_page(c, q, starting_after.as_deref(), limit, zone_key_row)
         })
         .await
     }
@@ -1329,24 +1441,17 @@ impl Store for SqliteStore {
         let kind = kind.map(str::to_owned);
         let starting_after = starting_after.map(str::to_owned);
         self.read(move |c| {
-            let Some(before) = page_start(
-                c,
-                "SELECT seq FROM events WHERE id = ?1 AND program_id = ?2",
-                starting_after.as_deref(),
-                &program_id,
-            )?
-            else {
-                return Ok(None);
-            };
-            let rows = c
-                .prepare_cached(&format!(
+            let q = PageQuery {
+                lookup: "SELECT seq FROM events WHERE id = ?1 AND program_id = ?2",
+                scope: &[&program_id],
+                list: format!(
                     "SELECT {EVENT_COLS} FROM events
-                     WHERE program_id = ?1 AND seq < ?2 AND (?3 IS NULL OR card_id = ?3) AND (?4 IS NULL OR type = ?4)
+                     WHERE program_id = ?1 AND (?2 IS NULL OR card_id = ?2) AND (?3 IS NULL OR type = ?3) AND seq < ?4
                      ORDER BY seq DESC LIMIT ?5"
-                ))?
-                .query_map(params![program_id, before, card_id, kind, limit + 1], event_row)?
-                .collect::<rusqlite::Result<_>>()?;
-            Ok(Some(page(rows, limit)))
+                ),
+                params: &[&program_id, &card_id, &kind],
+            };
+            list_page(c, q, starting_after.as_deref(), limit, event_row)
         })
         .await
     }
@@ -1379,23 +1484,16 @@ impl Store for SqliteStore {
         let program_id = program_id.to_owned();
         let starting_after = starting_after.map(str::to_owned);
         self.read(move |c| {
-            let Some(before) = page_start(
-                c,
-                "SELECT seq FROM webhook_endpoints WHERE id = ?1 AND program_id = ?2 AND deleted_at IS NULL",
-                starting_after.as_deref(),
-                &program_id,
-            )?
-            else {
-                return Ok(None);
-            };
-            let rows = c
-                .prepare_cached(&format!(
+            let q = PageQuery {
+                lookup: "SELECT seq FROM webhook_endpoints WHERE id = ?1 AND program_id = ?2 AND deleted_at IS NULL",
+                scope: &[&program_id],
+                list: format!(
                     "SELECT {ENDPOINT_COLS} FROM webhook_endpoints
-                     WHERE program_id = ?1 AND seq < ?2 AND deleted_at IS NULL ORDER BY seq DESC LIMIT ?3"
-                ))?
-                .query_map(params![program_id, before, limit + 1], endpoint_row)?
-                .collect::<rusqlite::Result<_>>()?;
-            Ok(Some(page(rows, limit)))
+                     WHERE program_id = ?1 AND deleted_at IS NULL AND seq < ?2 ORDER BY seq DESC LIMIT ?3"
+                ),
+                params: &[&program_id],
+            };
+            list_page(c, q, starting_after.as_deref(), limit, endpoint_row)
         })
         .await
     }
@@ -1452,23 +1550,16 @@ impl Store for SqliteStore {
         let endpoint_id = endpoint_id.to_owned();
         let starting_after = starting_after.map(str::to_owned);
         self.read(move |c| {
-            let Some(before) = page_start(
-                c,
-                "SELECT seq FROM webhook_deliveries WHERE id = ?1 AND endpoint_id = ?2",
-                starting_after.as_deref(),
-                &endpoint_id,
-            )?
-            else {
-                return Ok(None);
-            };
-            let rows = c
-                .prepare_cached(&format!(
+            let q = PageQuery {
+                lookup: "SELECT seq FROM webhook_deliveries WHERE id = ?1 AND endpoint_id = ?2",
+                scope: &[&endpoint_id],
+                list: format!(
                     "SELECT {DELIVERY_COLS} FROM webhook_deliveries d JOIN events ev ON ev.id = d.event_id
                      WHERE d.endpoint_id = ?1 AND d.seq < ?2 ORDER BY d.seq DESC LIMIT ?3"
-                ))?
-                .query_map(params![endpoint_id, before, limit + 1], delivery_row)?
-                .collect::<rusqlite::Result<_>>()?;
-            Ok(Some(page(rows, limit)))
+                ),
+                params: &[&endpoint_id],
+            };
+            list_page(c, q, starting_after.as_deref(), limit, delivery_row)
         })
         .await
     }

@@ -647,6 +647,45 @@ impl Server {
         self.child.wait().expect("wait for the server")
     }
 
+    /// The sandbox's answer (`{"result","remaining_tries"}`) for `pin`, in a
+    /// test-mode program.
+    pub fn sandbox_verify(&self, key: &str, card: &str, pin: &str) -> Value {
+        let r = self.post(
+            &format!("/v1/test/cards/{card}/pin/verify"),
+            key,
+            &format!(r#"{{"pin":"{pin}"}}"#),
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+        r.body
+    }
+
+    /// Asserts that none of `canaries` (clear PINs, PANs, tokens, keys) is in
+    /// the server's log or, in clear or as hex, in the data directory's files
+    /// and the database. Failures name a canary by position, never by value.
+    pub fn assert_nowhere(&self, canaries: &[&str]) {
+        let logs = self.logs();
+        let mut files = Vec::new();
+        for entry in std::fs::read_dir(&self.data_dir).unwrap() {
+            let path = entry.unwrap().path();
+            files.push((path.display().to_string(), std::fs::read(&path).unwrap()));
+        }
+        match self.data.database_dump() {
+            // PostgreSQL: the rows as text, byte columns in hex.
+            Some(dump) => files.push(("the PostgreSQL database".into(), dump.into_bytes())),
+            None => assert!(files.iter().any(|(p, _)| p.ends_with("pinvault.db"))),
+        }
+        for (i, canary) in canaries.iter().enumerate() {
+            assert!(!logs.contains(canary), "log holds canary #{i}");
+            let hex: String = canary.bytes().map(|b| format!("{b:02x}")).collect();
+            for (path, bytes) in &files {
+                let found = [canary.as_bytes(), hex.as_bytes()]
+                    .iter()
+                    .any(|needle| bytes.windows(needle.len()).any(|w| w == *needle));
+                assert!(!found, "{path} holds canary #{i} in clear");
+            }
+        }
+    }
+
     /// Kills the server at once (SIGKILL): no shutdown, no flushing.
     pub fn kill9(&self) {
         let _ = Command::new("kill")

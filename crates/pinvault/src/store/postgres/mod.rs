@@ -49,6 +49,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         4,
         include_str!("../../../migrations/postgres/0004_events_audit.sql"),
     ),
+    (
+        5,
+        include_str!("../../../migrations/postgres/0005_staged_pin.sql"),
+    ),
 ];
 
 /// Times a transaction is run again after a serialization failure or deadlock.
@@ -283,7 +287,8 @@ fn api_key_row(r: &Row) -> PgResult<ApiKeyRow> {
 
 const CARD_COLS: &str = "id, program_id, pan_hash, lookup_key_version, pan_sealed, pan_key_version, \
     last4, expiry, external_id, status, inactive_by_block, pin_block, pin_key_version, pin_set_by, \
-    pin_updated_at, fail_count, last_failed_at, pin_blocked, created_at, updated_at";
+    pin_updated_at, fail_count, last_failed_at, pin_blocked, created_at, updated_at, \
+    staged_expires_at, staged_token_id, staged_pin_block, staged_pin_key_version";
 
 fn card_row(r: &Row) -> PgResult<CardRow> {
     let status: String = r.try_get(9)?;
@@ -309,6 +314,13 @@ fn card_row(r: &Row) -> PgResult<CardRow> {
         pin_blocked: r.try_get(17)?,
         created_at: r.try_get(18)?,
         updated_at: r.try_get(19)?,
+        staged_expires_at: r.try_get(20)?,
+        staged_token_id: r.try_get(21)?,
+        staged_pin_block: r.try_get(22)?,
+        staged_pin_key_version: r
+            .try_get::<_, Option<i64>>(23)?
+            .map(|v| u32::try_from(v).map_err(|_| decode("staged_pin_key_version")))
+            .transpose()?,
     })
 }
 
@@ -427,6 +439,10 @@ async fn lock_card(tx: &Transaction<'_>, card_id: &str) -> PgResult<bool> {
         .await?
         .is_some())
 }
+
+/// The assignments that remove a card's staged PIN, for `UPDATE … SET`.
+const CLEAR_STAGED: &str = "staged_pin_block = NULL, staged_pin_key_version = NULL, \
+    staged_expires_at = NULL, staged_token_id = NULL";
 
 /// The condition under which a token may still be used, for `WHERE` clauses.
 const TOKEN_USABLE: &str =
@@ -581,29 +597,55 @@ fn delivery_row(r: &Row) -> PgResult<DeliveryRow> {
     })
 }
 
-/// The `seq` before which a page starts; `None` when `starting_after` names
-/// no row `lookup` (`$1` the id, `$2` the scope) finds.
-async fn page_start(
-    c: &Client,
-    lookup: &str,
-    starting_after: Option<&str>,
-    scope: &str,
-) -> PgResult<Option<i64>> {
-    match starting_after {
-        None => Ok(Some(i64::MAX)),
-        Some(id) => c
-            .query_opt(lookup, &[&id, &scope])
-            .await?
-            .map(|r| r.try_get::<_, i64>(0))
-            .transpose()
-            .map_err(PgErr::from),
-    }
+/// A query parameter.
+type Param<'a> = &'a (dyn tokio_postgres::types::ToSql + Sync);
+
+/// One query of a cursor-paginated list (API.md: `limit`, `starting_after`),
+/// newest first by `seq`.
+struct PageQuery<'a> {
+    /// Finds the `seq` of the `starting_after` row: `$1` its id, then `scope`
+    /// (so an id of another program's list is not found).
+    lookup: &'static str,
+    scope: &'a [Param<'a>],
+    /// Selects the rows: `params`, then the `seq` to stay below and the row
+    /// limit as its last two parameters.
+    list: String,
+    params: &'a [Param<'a>],
 }
 
-fn page<T>(mut rows: Vec<T>, limit: u32) -> (Vec<T>, bool) {
+/// A page of at most `limit` rows and whether more follow; `None` when
+/// `starting_after` names no row of the list.
+async fn list_page<T>(
+    c: &Client,
+    q: PageQuery<'_>,
+    starting_after: Option<&str>,
+    limit: u32,
+    row: fn(&Row) -> PgResult<T>,
+) -> PgResult<Option<(Vec<T>, bool)>> {
+    let before: i64 = match starting_after {
+        None => i64::MAX,
+        Some(id) => {
+            let mut args: Vec<Param<'_>> = vec![&id];
+            args.extend_from_slice(q.scope);
+            match c.query_opt(q.lookup, &args).await? {
+                Some(r) => r.try_get(0)?,
+                None => return Ok(None),
+            }
+        }
+    };
+    let fetch = i64::from(limit) + 1;
+    let mut args: Vec<Param<'_>> = q.params.to_vec();
+    args.push(&before);
+    args.push(&fetch);
+    let mut rows = c
+        .query(&q.list, &args)
+        .await?
+        .iter()
+        .map(row)
+        .collect::<PgResult<Vec<T>>>()?;
     let has_more = rows.len() > limit as usize;
     rows.truncate(limit as usize);
-    (rows, has_more)
+    Ok(Some((rows, has_more)))
 }
 
 /// A program's card, locked for the rest of the transaction.
@@ -697,6 +739,11 @@ impl Store for PgStore {
                         "SELECT lookup_key_version, COUNT(*) FROM cards GROUP BY 1",
                     ),
                     (
+                        KeyKind::Pin,
+                        "SELECT staged_pin_key_version, COUNT(*) FROM cards
+                         WHERE staged_pin_key_version IS NOT NULL GROUP BY 1",
+                    ),
+                    (
                         KeyKind::Pan,
                         "SELECT key_version, COUNT(*) FROM idempotency_keys GROUP BY 1",
                     ),
@@ -730,6 +777,7 @@ impl Store for PgStore {
                         &format!(
                             "SELECT {CARD_COLS} FROM cards
                              WHERE pin_key_version < $1 OR pan_key_version < $2 OR lookup_key_version < $3
+                                OR staged_pin_key_version < $1
                              ORDER BY seq LIMIT $4"
                         ),
                         &[
@@ -750,11 +798,12 @@ impl Store for PgStore {
         self.write(|tx| {
             let w = w.clone();
             Box::pin(async move {
+                let staged = w.staged.as_ref();
                 let n = tx
                     .execute(
                         "UPDATE cards SET pin_block = $1, pin_key_version = $2, pan_sealed = $3, pan_key_version = $4,
-                             pan_hash = $5, lookup_key_version = $6
-                         WHERE id = $7 AND pin_block = $8",
+                             pan_hash = $5, lookup_key_version = $6, staged_pin_block = $10, staged_pin_key_version = $11
+                         WHERE id = $7 AND pin_block = $8 AND staged_pin_block IS NOT DISTINCT FROM $9",
                         &[
                             &w.pin.block,
                             &i64::from(w.pin.key_version),
@@ -764,6 +813,9 @@ impl Store for PgStore {
                             &i64::from(w.lookup_key_version),
                             &w.card_id,
                             &w.old_pin_block,
+                            &staged.map(|s| &s.old_block),
+                            &staged.map(|s| &s.block),
+                            &staged.map(|s| i64::from(s.key_version)),
                         ],
                     )
                     .await?;
@@ -990,35 +1042,17 @@ impl Store for PgStore {
         let starting_after = starting_after.map(str::to_owned);
         self.read(move |c| {
             Box::pin(async move {
-                let before = match &starting_after {
-                    None => i64::MAX,
-                    Some(id) => {
-                        let seq = c
-                            .query_opt(
-                                "SELECT seq FROM cards WHERE id = $1 AND program_id = $2",
-                                &[&id, &program_id],
-                            )
-                            .await?;
-                        match seq {
-                            Some(r) => r.try_get::<_, i64>(0)?,
-                            None => return Ok(None),
-                        }
-                    }
+                let q = PageQuery {
+                    lookup: "SELECT seq FROM cards WHERE id = $1 AND program_id = $2",
+                    scope: &[&program_id],
+                    list: format!(
+                        "SELECT {CARD_COLS} FROM cards
+                         WHERE program_id = $1 AND ($2::text IS NULL OR external_id = $2) AND seq < $3
+                         ORDER BY seq DESC LIMIT $4"
+                    ),
+                    params: &[&program_id, &external_id],
                 };
-                let rows = c
-                    .query(
-                        &format!(
-                            "SELECT {CARD_COLS} FROM cards
-                             WHERE program_id = $1 AND seq < $2 AND ($3::text IS NULL OR external_id = $3)
-                             ORDER BY seq DESC LIMIT $4"
-                        ),
-                        &[&program_id, &before, &external_id, &(i64::from(limit) + 1)],
-                    )
-                    .await?;
-                let mut rows = card_rows(&rows)?;
-                let has_more = rows.len() > limit as usize;
-                rows.truncate(limit as usize);
-                Ok(Some((rows, has_more)))
+                list_page(c, q, starting_after.as_deref(), limit, card_row).await
             })
         })
         .await
@@ -1173,10 +1207,11 @@ impl Store for PgStore {
         &self,
         token_id: &str,
         now: Timestamp,
+        effects: Effects,
     ) -> StoreResult<Result<u32, TokenError>> {
         let token_id = token_id.to_owned();
         self.write(|tx| {
-            let token_id = token_id.clone();
+            let (token_id, effects) = (token_id.clone(), effects.clone());
             Box::pin(async move {
                 // Concurrent attempts queue on the token's row; each re-checks
                 // the condition on the row as the one before it left it.
@@ -1190,7 +1225,10 @@ impl Store for PgStore {
                     )
                     .await?;
                 match left {
-                    Some(r) => Ok(Ok(u32_at(&r, 0)?)),
+                    Some(r) => {
+                        apply_effects(tx, &effects).await?;
+                        Ok(Ok(u32_at(&r, 0)?))
+                    }
                     None => Ok(Err(token_refusal(tx, &token_id, now).await?)),
                 }
             })
@@ -1201,13 +1239,13 @@ impl Store for PgStore {
     async fn redeem_token(
         &self,
         token_id: &str,
-        set_pin: Option<PinWrite>,
+        change: Option<PinChange>,
         now: Timestamp,
         effects: Effects,
     ) -> StoreResult<Result<(), TokenError>> {
         let token_id = token_id.to_owned();
         self.write(|tx| {
-            let (token_id, set_pin, effects) = (token_id.clone(), set_pin.clone(), effects.clone());
+            let (token_id, change, effects) = (token_id.clone(), change.clone(), effects.clone());
             Box::pin(async move {
                 // The card first, then the token: the order create_token locks
                 // them in, so the two never wait on each other in a cycle.
@@ -1230,25 +1268,119 @@ impl Store for PgStore {
                 if redeemed == 0 {
                     return Ok(Err(token_refusal(tx, &token_id, now).await?));
                 }
-                if let Some(pin) = set_pin {
-                    tx.execute(
-                        "UPDATE cards SET pin_block = $1, pin_key_version = $2, pin_set_by = $3, pin_updated_at = $4,
-                             fail_count = 0, pin_blocked = FALSE, updated_at = $4,
-                             status = CASE WHEN inactive_by_block THEN 'active' ELSE status END,
-                             inactive_by_block = FALSE
-                         WHERE id = $5",
-                        &[
-                            &pin.block,
-                            &i64::from(pin.key_version),
-                            &pin.set_by.as_str(),
-                            &now,
-                            &card_id,
-                        ],
-                    )
-                    .await?;
+                match change {
+                    None => {}
+                    Some(PinChange::Set(pin)) => {
+                        tx.execute(
+                            &format!(
+                                "UPDATE cards SET pin_block = $1, pin_key_version = $2, pin_set_by = $3, pin_updated_at = $4,
+                                     fail_count = 0, pin_blocked = FALSE, updated_at = $4,
+                                     status = CASE WHEN inactive_by_block THEN 'active' ELSE status END,
+                                     inactive_by_block = FALSE, {CLEAR_STAGED}
+                                 WHERE id = $5"
+                            ),
+                            &[
+                                &pin.block,
+                                &i64::from(pin.key_version),
+                                &pin.set_by.as_str(),
+                                &now,
+                                &card_id,
+                            ],
+                        )
+                        .await?;
+                    }
+                    Some(PinChange::Stage { pin, expires_at }) => {
+                        tx.execute(
+                            "UPDATE cards SET staged_pin_block = $1, staged_pin_key_version = $2,
+                                 staged_expires_at = $3, staged_token_id = $4, updated_at = $5
+                             WHERE id = $6",
+                            &[
+                                &pin.block,
+                                &i64::from(pin.key_version),
+                                &expires_at,
+                                &token_id,
+                                &now,
+                                &card_id,
+                            ],
+                        )
+                        .await?;
+                    }
                 }
                 apply_effects(tx, &effects).await?;
                 Ok(Ok(()))
+            })
+        })
+        .await
+    }
+
+    async fn commit_staged_pin<F>(
+        &self,
+        program_id: &str,
+        card_id: &str,
+        now: Timestamp,
+        effects: F,
+    ) -> StoreResult<bool>
+    where
+        F: Fn(&CardRow) -> Effects + Send + Sync + 'static,
+    {
+        let (program_id, card_id) = (program_id.to_owned(), card_id.to_owned());
+        let effects = Arc::new(effects);
+        self.write(|tx| {
+            let (program_id, card_id, effects) =
+                (program_id.clone(), card_id.clone(), effects.clone());
+            Box::pin(async move {
+                // Commits of one card queue on its row; the one that comes
+                // second re-reads it and finds nothing staged.
+                let Some(before) = lock_card_row(tx, &program_id, &card_id).await? else {
+                    return Ok(false);
+                };
+                // The compare-and-set: only a row that still holds an
+                // unexpired staged PIN is changed, and the change clears it.
+                let n = tx
+                    .execute(
+                        &format!(
+                            "UPDATE cards SET pin_block = staged_pin_block, pin_key_version = staged_pin_key_version,
+                                 pin_set_by = 'cardholder', pin_updated_at = $1,
+                                 fail_count = 0, pin_blocked = FALSE, updated_at = $1,
+                                 status = CASE WHEN inactive_by_block THEN 'active' ELSE status END,
+                                 inactive_by_block = FALSE, {CLEAR_STAGED}
+                             WHERE id = $2 AND program_id = $3
+                               AND staged_pin_block IS NOT NULL AND staged_expires_at > $1"
+                        ),
+                        &[&now, &card_id, &program_id],
+                    )
+                    .await?;
+                if n == 1 {
+                    apply_effects(tx, &effects(&before)).await?;
+                    return Ok(true);
+                }
+                // An expired staged PIN is absent: remove it now.
+                tx.execute(
+                    &format!(
+                        "UPDATE cards SET {CLEAR_STAGED}
+                         WHERE id = $1 AND staged_expires_at IS NOT NULL AND staged_expires_at <= $2"
+                    ),
+                    &[&card_id, &now],
+                )
+                .await?;
+                Ok(false)
+            })
+        })
+        .await
+    }
+
+    async fn clear_expired_staged_pins(&self, now: Timestamp) -> StoreResult<u64> {
+        self.write(|tx| {
+            Box::pin(async move {
+                Ok(tx
+                    .execute(
+                        &format!(
+                            "UPDATE cards SET {CLEAR_STAGED}
+                             WHERE staged_expires_at IS NOT NULL AND staged_expires_at <= $1"
+                        ),
+                        &[&now],
+                    )
+                    .await?)
             })
         })
         .await
@@ -1301,31 +1433,15 @@ impl Store for PgStore {
         let starting_after = starting_after.map(str::to_owned);
         self.read(move |c| {
             Box::pin(async move {
-                let before = match &starting_after {
-                    None => i64::MAX,
-                    Some(id) => {
-                        match c
-                            .query_opt("SELECT seq FROM zone_keys WHERE id = $1", &[id])
-                            .await?
-                        {
-                            Some(r) => r.try_get::<_, i64>(0)?,
-                            None => return Ok(None),
-                        }
-                    }
+                let q = PageQuery {
+                    lookup: "SELECT seq FROM zone_keys WHERE id = $1",
+                    scope: &[],
+                    list: format!(
+                        "SELECT {ZONE_KEY_COLS} FROM zone_keys WHERE seq < $1 ORDER BY seq DESC LIMIT $2"
+                    ),
+                    params: &[],
                 };
-                let rows = c
-                    .query(
-                        &format!(
-                            "SELECT {ZONE_KEY_COLS} FROM zone_keys WHERE seq < $1 ORDER BY seq DESC LIMIT $2"
-                        ),
-                        &[&before, &(i64::from(limit) + 1)],
-                    )
-                    .await?;
-                let mut rows: Vec<ZoneKeyRow> =
-                    rows.iter().map(zone_key_row).collect::<PgResult<_>>()?;
-                let has_more = rows.len() > limit as usize;
-                rows.truncate(limit as usize);
-                Ok(Some((rows, has_more)))
+                list_page(c, q, starting_after.as_deref(), limit, zone_key_row).await
             })
         })
         .await
@@ -1499,31 +1615,18 @@ impl Store for PgStore {
         let starting_after = starting_after.map(str::to_owned);
         self.read(move |c| {
             Box::pin(async move {
-                let Some(before) = page_start(
-                    c,
-                    "SELECT seq FROM events WHERE id = $1 AND program_id = $2",
-                    starting_after.as_deref(),
-                    &program_id,
-                )
-                .await?
-                else {
-                    return Ok(None);
+                let q = PageQuery {
+                    lookup: "SELECT seq FROM events WHERE id = $1 AND program_id = $2",
+                    scope: &[&program_id],
+                    list: format!(
+                        "SELECT {EVENT_COLS} FROM events
+                         WHERE program_id = $1 AND ($2::text IS NULL OR card_id = $2)
+                           AND ($3::text IS NULL OR type = $3) AND seq < $4
+                         ORDER BY seq DESC LIMIT $5"
+                    ),
+                    params: &[&program_id, &card_id, &kind],
                 };
-                let rows = c
-                    .query(
-                        &format!(
-                            "SELECT {EVENT_COLS} FROM events
-                             WHERE program_id = $1 AND seq < $2 AND ($3::text IS NULL OR card_id = $3)
-                               AND ($4::text IS NULL OR type = $4)
-                             ORDER BY seq DESC LIMIT $5"
-                        ),
-                        &[&program_id, &before, &card_id, &kind, &(i64::from(limit) + 1)],
-                    )
-                    .await?
-                    .iter()
-                    .map(event_row)
-                    .collect::<PgResult<Vec<_>>>()?;
-                Ok(Some(page(rows, limit)))
+                list_page(c, q, starting_after.as_deref(), limit, event_row).await
             })
         })
         .await
@@ -1574,29 +1677,16 @@ impl Store for PgStore {
         let starting_after = starting_after.map(str::to_owned);
         self.read(move |c| {
             Box::pin(async move {
-                let Some(before) = page_start(
-                    c,
-                    "SELECT seq FROM webhook_endpoints WHERE id = $1 AND program_id = $2 AND deleted_at IS NULL",
-                    starting_after.as_deref(),
-                    &program_id,
-                )
-                .await?
-                else {
-                    return Ok(None);
+                let q = PageQuery {
+                    lookup: "SELECT seq FROM webhook_endpoints WHERE id = $1 AND program_id = $2 AND deleted_at IS NULL",
+                    scope: &[&program_id],
+                    list: format!(
+                        "SELECT {ENDPOINT_COLS} FROM webhook_endpoints
+                         WHERE program_id = $1 AND deleted_at IS NULL AND seq < $2 ORDER BY seq DESC LIMIT $3"
+                    ),
+                    params: &[&program_id],
                 };
-                let rows = c
-                    .query(
-                        &format!(
-                            "SELECT {ENDPOINT_COLS} FROM webhook_endpoints
-                             WHERE program_id = $1 AND seq < $2 AND deleted_at IS NULL ORDER BY seq DESC LIMIT $3"
-                        ),
-                        &[&program_id, &before, &(i64::from(limit) + 1)],
-                    )
-                    .await?
-                    .iter()
-                    .map(endpoint_row)
-                    .collect::<PgResult<Vec<_>>>()?;
-                Ok(Some(page(rows, limit)))
+                list_page(c, q, starting_after.as_deref(), limit, endpoint_row).await
             })
         })
         .await
@@ -1669,29 +1759,16 @@ impl Store for PgStore {
         let starting_after = starting_after.map(str::to_owned);
         self.read(move |c| {
             Box::pin(async move {
-                let Some(before) = page_start(
-                    c,
-                    "SELECT seq FROM webhook_deliveries WHERE id = $1 AND endpoint_id = $2",
-                    starting_after.as_deref(),
-                    &endpoint_id,
-                )
-                .await?
-                else {
-                    return Ok(None);
+                let q = PageQuery {
+                    lookup: "SELECT seq FROM webhook_deliveries WHERE id = $1 AND endpoint_id = $2",
+                    scope: &[&endpoint_id],
+                    list: format!(
+                        "SELECT {DELIVERY_COLS} FROM webhook_deliveries d JOIN events ev ON ev.id = d.event_id
+                         WHERE d.endpoint_id = $1 AND d.seq < $2 ORDER BY d.seq DESC LIMIT $3"
+                    ),
+                    params: &[&endpoint_id],
                 };
-                let rows = c
-                    .query(
-                        &format!(
-                            "SELECT {DELIVERY_COLS} FROM webhook_deliveries d JOIN events ev ON ev.id = d.event_id
-                             WHERE d.endpoint_id = $1 AND d.seq < $2 ORDER BY d.seq DESC LIMIT $3"
-                        ),
-                        &[&endpoint_id, &before, &(i64::from(limit) + 1)],
-                    )
-                    .await?
-                    .iter()
-                    .map(delivery_row)
-                    .collect::<PgResult<Vec<_>>>()?;
-                Ok(Some(page(rows, limit)))
+                list_page(c, q, starting_after.as_deref(), limit, delivery_row).await
             })
         })
         .await
