@@ -152,12 +152,13 @@ mod tests {
             db_pool_size: 1,
             db_timeout_ms: 5000,
         };
-        let mut settings = crate::service::ServerSettings::default();
-        settings.limits = crate::limits::LimitSettings::off();
-        settings
-            .limits
-            .set(Scope::WidgetAddress, Rate::parse("2/h").unwrap());
-        settings.trusted_proxies = Cidr::parse_list("10.0.0.0/8").unwrap();
+        let mut limits = crate::limits::LimitSettings::off();
+        limits.set(Scope::WidgetAddress, Rate::parse("2/h").unwrap());
+        let settings = crate::service::ServerSettings {
+            limits,
+            trusted_proxies: Cidr::parse_list("10.0.0.0/8").unwrap(),
+            ..Default::default()
+        };
         let app = Arc::new(open_app_with(&data, settings).await.unwrap());
         let group = axum::Router::new().route("/widgets/x", axum::routing::get(|| async { "ok" }));
         let mut router: axum::Router = per_address(app.clone(), group)
