@@ -244,6 +244,12 @@ impl Limiter {
     /// Takes one request from the bucket of `parts` (joined, e.g. a program
     /// and a card id) in `scope`; `Err` when it is empty.
     pub fn check(&self, scope: Scope, parts: &[&str]) -> Result<(), Limited> {
+        self.check_at(scope, parts, self.epoch.elapsed().as_secs_f64())
+    }
+
+    /// [`Limiter::check`] at `now` seconds after the limiter was made (the
+    /// tests give the time rather than wait for it).
+    fn check_at(&self, scope: Scope, parts: &[&str], now: f64) -> Result<(), Limited> {
         let Some(rate) = self.settings.rate(scope) else {
             return Ok(());
         };
@@ -253,7 +259,6 @@ impl Limiter {
             p.hash(&mut h);
         }
         let key = h.finish();
-        let now = self.epoch.elapsed().as_secs_f64();
         let shard = &self.shards[(key >> 32) as usize % SHARDS];
         let mut map = shard.lock().unwrap_or_else(|p| p.into_inner());
         if map.len() >= self.per_shard && !map.contains_key(&key) {
@@ -405,33 +410,46 @@ mod tests {
     #[test]
     fn a_burst_then_refused_with_a_retry_after() {
         let l = one(Scope::CardVerify, "3/min", 1000);
+        let card = ["prg_a", "card_1"];
         for _ in 0..3 {
-            l.check(Scope::CardVerify, &["prg_a", "card_1"]).unwrap();
+            l.check_at(Scope::CardVerify, &card, 5.0).unwrap();
         }
-        let e = l
-            .check(Scope::CardVerify, &["prg_a", "card_1"])
-            .unwrap_err();
+        let e = l.check_at(Scope::CardVerify, &card, 5.0).unwrap_err();
         assert_eq!(e.scope, Scope::CardVerify);
         // One request per 20 s comes back.
-        assert!((1..=20).contains(&e.retry_after_secs()), "{e:?}");
+        assert_eq!(e.retry_after_secs(), 20);
+        let e = l.check_at(Scope::CardVerify, &card, 19.5).unwrap_err();
+        assert_eq!(e.retry_after_secs(), 6, "{e:?}");
+        l.check_at(Scope::CardVerify, &card, 25.0).unwrap();
         // Another card, another program, another scope: their own buckets.
-        l.check(Scope::CardVerify, &["prg_a", "card_2"]).unwrap();
-        l.check(Scope::CardVerify, &["prg_b", "card_1"]).unwrap();
-        l.check(Scope::CardTokens, &["prg_a", "card_1"]).unwrap();
+        l.check_at(Scope::CardVerify, &["prg_a", "card_2"], 25.0)
+            .unwrap();
+        l.check_at(Scope::CardVerify, &["prg_b", "card_1"], 25.0)
+            .unwrap();
+        l.check_at(Scope::CardTokens, &card, 25.0).unwrap();
         let counts: Vec<_> = l.limited_counts().collect();
-        assert!(counts.contains(&(Scope::CardVerify, 1)));
+        assert!(counts.contains(&(Scope::CardVerify, 2)));
         assert!(counts.contains(&(Scope::KeyVerify, 0)));
+        // The clock-reading entry point takes from the same buckets.
+        l.check(Scope::CardVerify, &["prg_c", "card_1"]).unwrap();
     }
 
     #[test]
     fn refills_over_time() {
         let l = one(Scope::KeyVerify, "1000/s", 1000);
         for _ in 0..1000 {
-            l.check(Scope::KeyVerify, &["key"]).unwrap();
+            l.check_at(Scope::KeyVerify, &["key"], 1.0).unwrap();
         }
-        assert!(l.check(Scope::KeyVerify, &["key"]).is_err());
-        std::thread::sleep(Duration::from_millis(20));
-        l.check(Scope::KeyVerify, &["key"]).unwrap();
+        assert!(l.check_at(Scope::KeyVerify, &["key"], 1.0).is_err());
+        // 20 ms later, 20 more; after a long pause, never more than the burst.
+        for _ in 0..20 {
+            l.check_at(Scope::KeyVerify, &["key"], 1.020).unwrap();
+        }
+        assert!(l.check_at(Scope::KeyVerify, &["key"], 1.020).is_err());
+        for _ in 0..1000 {
+            l.check_at(Scope::KeyVerify, &["key"], 100.0).unwrap();
+        }
+        assert!(l.check_at(Scope::KeyVerify, &["key"], 100.0).is_err());
     }
 
     #[test]
@@ -449,24 +467,36 @@ mod tests {
         for i in 0..50_000 {
             // Every address sends two requests, so no bucket is full again.
             let a = format!("10.0.{}.{}", i / 256, i % 256);
-            l.check(Scope::WidgetAddress, &[&a]).unwrap();
-            l.check(Scope::WidgetAddress, &[&a]).unwrap();
+            l.check_at(Scope::WidgetAddress, &[&a], 1.0).unwrap();
+            l.check_at(Scope::WidgetAddress, &[&a], 1.0).unwrap();
         }
         assert!(l.buckets() <= 2048 + SHARDS, "{}", l.buckets());
         // A busy key that keeps sending is still limited after the churn.
         for _ in 0..10 {
-            let _ = l.check(Scope::WidgetAddress, &["busy"]);
+            let _ = l.check_at(Scope::WidgetAddress, &["busy"], 1.0);
         }
-        assert!(l.check(Scope::WidgetAddress, &["busy"]).is_err());
+        assert!(l.check_at(Scope::WidgetAddress, &["busy"], 1.0).is_err());
     }
 
     #[test]
     fn idle_buckets_are_dropped_first() {
-        let l = one(Scope::KeyTokens, "1000000/s", 64 * 16);
+        let l = one(Scope::KeyTokens, "10/s", 64 * 16);
         for i in 0..20_000 {
-            l.check(Scope::KeyTokens, &[&i.to_string()]).unwrap();
+            // Each bucket is full again a second after its one request.
+            l.check_at(Scope::KeyTokens, &[&i.to_string()], f64::from(i))
+                .unwrap();
         }
-        // Each bucket refills within a microsecond: sweeps keep the map small.
-        assert!(l.buckets() <= 64 * 16);
+        assert!(l.buckets() <= 64 * 16 + SHARDS, "{}", l.buckets());
+        // A bucket in use (emptied just now) survives the sweeps that new
+        // keys cause: they drop the idle buckets, which fill every shard.
+        for _ in 0..10 {
+            l.check_at(Scope::KeyTokens, &["busy"], 30_000.0).unwrap();
+        }
+        for i in 0..100 {
+            l.check_at(Scope::KeyTokens, &[&format!("x{i}")], 30_000.01)
+                .unwrap();
+        }
+        assert!(l.buckets() <= 64 * 16 + SHARDS, "{}", l.buckets());
+        assert!(l.check_at(Scope::KeyTokens, &["busy"], 30_000.01).is_err());
     }
 }

@@ -49,7 +49,7 @@ fn rate_limits_per_card_and_per_key() {
     let s = Server::start_env(
         "limits",
         &[
-            ("PINVAULT_RATE_LIMIT_CARD_VERIFY", "3/min"),
+            ("PINVAULT_RATE_LIMIT_CARD_VERIFY", "3/h"),
             ("PINVAULT_RATE_LIMIT_KEY_TOKENS", "4/h"),
             ("PINVAULT_RATE_LIMIT_CARD_REVEAL", "1/h"),
             ("PINVAULT_RATE_LIMIT_CARD_TOKENS", "off"),
