@@ -8,7 +8,7 @@
 //!   byte changed must not.
 //! - [`ApiHarness`]: JSON request bodies through the real router in process
 //!   (extractors, request structs, the domain validation behind them, a real
-//!   SQLite store): any body on any operation that reads one gets an answer
+//!   SQLite store), the hosted widgets' calls included: any body on any operation that reads one gets an answer
 //!   below 500, in problem+json when it is an error.
 #![doc(hidden)]
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
@@ -123,7 +123,7 @@ pub fn jwe(data: &[u8]) {
 
 /// The operations that read a JSON body, with the path the harness sends
 /// them to (`{card}` is the harness's card).
-pub const BODY_OPERATIONS: [(&str, &str); 14] = [
+pub const BODY_OPERATIONS: [(&str, &str); 16] = [
     ("POST", "/v1/cards"),
     ("PATCH", "/v1/cards/{card}"),
     ("POST", "/v1/cards/{card}/control-tokens"),
@@ -139,6 +139,9 @@ pub const BODY_OPERATIONS: [(&str, &str); 14] = [
     ("POST", "/v1/cards/{live}/pin/reveal"),
     ("POST", "/v1/cards/{live}/pin/verify"),
     ("POST", "/v1/cards/{card}/pin/commit"),
+    // The hosted widgets' calls (the token is the credential).
+    ("POST", "/widgets/api/pin-set"),
+    ("POST", "/widgets/api/pin-reveal"),
 ];
 
 /// A server in process: the real router over a SQLite store in a temporary
@@ -216,7 +219,7 @@ impl ApiHarness {
                 live_key.expose().to_owned(),
             )
         });
-        let router = crate::api::router(Arc::new(app));
+        let router = crate::api::router(Arc::new(app), None);
         let mut h = ApiHarness {
             runtime,
             router,

@@ -16,3 +16,4 @@ pub mod service;
 pub mod store;
 pub mod verify;
 pub mod webhooks;
+pub mod widgets;

@@ -1,6 +1,7 @@
 //! Leak canaries: every path a PIN or a PAN takes (card creation with a PIN,
 //! set in clear and encrypted, refused PINs and PANs, reveal in clear and to a
-//! device, PIN blocks verified and mismatched, the sandbox, unblock, webhooks)
+//! device, PIN blocks verified and mismatched, the sandbox, unblock, the hosted
+//! widgets' pages and calls, webhooks)
 //! with distinctive values: 12-digit PINs and Luhn-valid PANs that occur
 //! nowhere by chance. Afterwards none of them is in the data directory's files
 //! (SQLite database, WAL, key file), the PostgreSQL database, the server's
@@ -286,6 +287,47 @@ fn no_pin_or_pan_is_left_anywhere() {
         );
         assert_eq!(r.status, 200, "{}", r.body);
     }
+    // The hosted widgets: the pages (token in the query), a PIN set through
+    // the set widget's call (encrypted on the "device"), a reveal through the
+    // reveal widget's call.
+    let widget_pin = "284619375028";
+    s.mark(widget_pin);
+    let token = s.token(&live, &card_b, "set_pin");
+    let r = s.call(
+        "GET",
+        &format!("/widgets/pin-set?token={token}"),
+        None,
+        None,
+    );
+    assert_eq!(r.status, 200);
+    let jwe = encrypt_pin(
+        &s,
+        &json!({"pin": widget_pin, "card_id": card_b}).to_string(),
+    );
+    let r = s.call(
+        "POST",
+        "/widgets/api/pin-set",
+        None,
+        Some(&json!({"control_token": token, "encrypted_pin": jwe}).to_string()),
+    );
+    assert_eq!(r.status, 204, "{}", r.body);
+    let token = s.token(&live, &card_b, "reveal_pin");
+    let r = s.call(
+        "GET",
+        &format!("/widgets/pin-reveal?token={token}"),
+        None,
+        None,
+    );
+    assert_eq!(r.status, 200);
+    let r = s.call(
+        "POST",
+        "/widgets/api/pin-reveal",
+        None,
+        Some(&json!({"control_token": token, "device_key": jwk}).to_string()),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body["encrypted_pin"].is_string(), "{}", r.body);
+
     // The planted value: stored by design, so the scan must find it.
     let planted = "7391046285519264";
     let r = s.post(

@@ -335,6 +335,7 @@ fn every_body_is_size_limited() {
     let card = s.card(&key, PAN);
     let doc = s.call("GET", "/openapi.json", None, None).body;
     let big = format!(r#"{{"pan":"{}"}}"#, "1".repeat(70 * 1024));
+    let big_form = format!("controlId=pct_{}", "A".repeat(70 * 1024));
     let mut checked = 0;
     for (path, item) in doc["paths"].as_object().unwrap() {
         for (method, op) in item.as_object().unwrap() {
@@ -342,13 +343,29 @@ fn every_body_is_size_limited() {
                 continue;
             }
             let concrete = path.replace("{id}", &card);
-            let r = s.call(&method.to_uppercase(), &concrete, Some(&key), Some(&big));
+            // In the content type the operation reads (JSON, or a widget's form).
+            let form = op["requestBody"]["content"]
+                .get("application/x-www-form-urlencoded")
+                .is_some();
+            let (body, ct) = if form {
+                (big_form.as_str(), "application/x-www-form-urlencoded")
+            } else {
+                (big.as_str(), "application/json")
+            };
+            let r = s.call_with(
+                &method.to_uppercase(),
+                &concrete,
+                Some(&key),
+                Some(body),
+                ct,
+                &[],
+            );
             assert_eq!(r.status, 413, "{method} {path}: {}", r.body);
-            assert_eq!(r.code(), "invalid_request");
+            assert_eq!(r.code(), "invalid_request", "{method} {path}");
             checked += 1;
         }
     }
-    assert!(checked >= 10, "only {checked} operations take a body");
+    assert!(checked >= 14, "only {checked} operations take a body");
 }
 
 /// Reads from `c` until the server closes it; what it sent. Panics if the
@@ -502,4 +519,47 @@ fn shutdown_gives_back_webhook_claims() {
     rx.recv_timeout(Duration::from_secs(60))
         .expect("the next start attempts the released delivery");
     drop(b);
+}
+
+/// The widget pages and their API are limited per client address (their
+/// static assets are not); behind a trusted proxy, per forwarded address.
+#[test]
+fn widgets_are_limited_per_client_address() {
+    let s = Server::start_env(
+        "limits-widgets",
+        &[
+            ("PINVAULT_RATE_LIMIT_WIDGET_ADDRESS", "3/h"),
+            ("PINVAULT_TRUSTED_PROXIES", "127.0.0.1/32"),
+        ],
+    );
+    let key = s.program("test", &[]);
+    let card = s.card(&key, PAN);
+    let token = s.token(&key, &card, "set_pin");
+    let page = format!("/widgets/pin-set?token={token}");
+    let from =
+        |ip: &str, path: &str| s.call_with("GET", path, None, None, "", &[("X-Forwarded-For", ip)]);
+    for _ in 0..3 {
+        let r = from("203.0.113.7", &page);
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    let r = from("203.0.113.7", &page);
+    assert_limited(&r, "from this address");
+    // The widget API shares the bucket; the assets and the SDK do not count.
+    let r = s.call_with(
+        "POST",
+        "/widgets/api/pin-set",
+        None,
+        Some(&json!({"control_token": token, "encrypted_pin": "x"}).to_string()),
+        "application/json",
+        &[("X-Forwarded-For", "203.0.113.7")],
+    );
+    assert_limited(&r, "from this address");
+    assert_eq!(from("203.0.113.7", "/widgets/assets/widget.js").status, 200);
+    assert_eq!(from("203.0.113.7", "/sdk/pinvault.js").status, 200);
+    // Another client behind the same proxy has its own bucket.
+    assert_eq!(from("198.51.100.9", &page).status, 200);
+    assert_eq!(
+        metric(&s, "pinvault_rate_limited_total{limit=\"widget_address\"}"),
+        2
+    );
 }

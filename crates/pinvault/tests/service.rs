@@ -833,6 +833,13 @@ fn openapi_document_matches_the_routes() {
         ("/readyz", "get"),
         ("/metrics", "get"),
         ("/openapi.json", "get"),
+        ("/widgets/pin-set", "get"),
+        ("/widgets/pin-set", "post"),
+        ("/widgets/pin-reveal", "get"),
+        ("/widgets/pin-reveal", "post"),
+        ("/widgets/api/pin-set", "post"),
+        ("/widgets/api/pin-reveal", "post"),
+        ("/sdk/pinvault.js", "get"),
     ];
     let paths = doc["paths"].as_object().unwrap();
     let documented: usize = paths.values().map(|v| v.as_object().unwrap().len()).sum();

@@ -1,11 +1,10 @@
 //! Extractors: the API key, JSON bodies and query strings, each refusing bad input
 //! with a problem+json error before a handler runs.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
+use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use serde::de::DeserializeOwned;
@@ -25,6 +24,11 @@ pub struct Auth {
     pub request_id: Option<String>,
     pub source: Option<String>,
 }
+
+/// The client's address: the peer's, or the one a trusted proxy forwarded
+/// (`serve --trusted-proxies`); set by the middleware for every request.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub std::net::IpAddr);
 
 /// The request id the middleware gave this request (`req_…`).
 #[derive(Debug, Clone)]
@@ -64,14 +68,10 @@ impl<S: Store> FromRequestParts<Arc<App<S>>> for Auth {
                 program,
                 api_key_id: key.id,
                 request_id: parts.extensions.get::<RequestId>().map(|r| r.0.clone()),
-                source: parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| {
-                    super::limits::client_ip(
-                        c.0.ip(),
-                        &parts.headers,
-                        &app.settings.trusted_proxies,
-                    )
-                    .to_string()
-                }),
+                source: parts
+                    .extensions
+                    .get::<ClientAddr>()
+                    .map(|c| c.0.to_string()),
             }),
             None => Err(ApiError::unauthorized()),
         }

@@ -75,12 +75,14 @@ pub async fn limit_by_address<S: Store>(
     req: Request,
     next: Next,
 ) -> Response {
-    let peer = req
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip());
-    if let Some(peer) = peer {
-        let ip = client_ip(peer, req.headers(), &app.settings.trusted_proxies);
+    let ip = match req.extensions().get::<super::extract::ClientAddr>() {
+        Some(c) => Some(c.0),
+        None => req
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| client_ip(c.0.ip(), req.headers(), &app.settings.trusted_proxies)),
+    };
+    if let Some(ip) = ip {
         if let Err(l) = app.limiter.check(Scope::WidgetAddress, &[&ip.to_string()]) {
             return ApiError::from(l).into_response();
         }

@@ -2,6 +2,7 @@
 //! A request flows one way: route, extractor, handler, store and keys.
 
 mod cards;
+mod demo;
 mod encryption_keys;
 pub mod error;
 mod extract;
@@ -14,7 +15,9 @@ mod program;
 mod verify;
 mod views;
 mod webhooks;
+mod widgets;
 
+pub use demo::DemoProgram;
 pub use program::program_json;
 
 use std::sync::Arc;
@@ -37,8 +40,9 @@ use error::ApiError;
 /// encrypted PIN, is under 2 KiB).
 pub const BODY_LIMIT: usize = 64 * 1024;
 
-pub fn router<S: Store>(app: Arc<App<S>>) -> Router {
-    Router::new()
+/// The service's routes; with `demo` (`serve --dev`), also `/demo` acting as that program.
+pub fn router<S: Store>(app: Arc<App<S>>, demo: Option<DemoProgram>) -> Router {
+    let mut router = Router::new()
         .route("/v1/cards", post(cards::create::<S>).get(cards::list::<S>))
         .route(
             "/v1/cards/{id}",
@@ -85,6 +89,49 @@ pub fn router<S: Store>(app: Arc<App<S>>) -> Router {
         .route("/readyz", get(ops::readyz::<S>))
         .route("/metrics", get(ops::metrics::<S>))
         .route("/openapi.json", get(ops::openapi))
+        // The widget pages and their API (a token lookup, and crypto, each)
+        // are limited per client address; their static assets are not.
+        .merge(limits::per_address(
+            app.clone(),
+            Router::new()
+                .route(
+                    "/widgets/pin-set",
+                    get(widgets::pin_set_get::<S>).post(widgets::pin_set_post::<S>),
+                )
+                .route(
+                    "/widgets/pin-reveal",
+                    get(widgets::pin_reveal_get::<S>).post(widgets::pin_reveal_post::<S>),
+                )
+                .route("/widgets/api/pin-set", post(widgets::api_set_pin::<S>))
+                .route(
+                    "/widgets/api/pin-reveal",
+                    post(widgets::api_reveal_pin::<S>),
+                ),
+        ))
+        .route("/widgets/assets/widget.js", get(widgets::widget_js))
+        .route("/widgets/assets/widget.css", get(widgets::widget_css))
+        .route("/sdk/pinvault.js", get(widgets::sdk_js));
+    if let Some(demo) = demo {
+        router = router.merge(
+            Router::new()
+                .route("/demo", get(demo::html))
+                .route("/demo/demo.js", get(demo::js))
+                .route("/demo/demo.css", get(demo::css))
+                .route("/demo/api/cards", post(demo::create_card::<S>))
+                .route("/demo/api/cards/{id}", get(demo::card::<S>))
+                .route(
+                    "/demo/api/cards/{id}/control-tokens",
+                    post(demo::create_token::<S>),
+                )
+                .route(
+                    "/demo/api/cards/{id}/verify",
+                    post(demo::sandbox_verify::<S>),
+                )
+                .route("/demo/api/events", get(demo::events::<S>))
+                .with_state((app.clone(), demo)),
+        );
+    }
+    router
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
@@ -120,6 +167,14 @@ async fn observe<S: Store>(
     let span = tracing::info_span!("request", request_id = %request_id);
     req.extensions_mut()
         .insert(extract::RequestId(request_id.clone()));
+    if let Some(peer) = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip())
+    {
+        let ip = limits::client_ip(peer, req.headers(), &app.settings.trusted_proxies);
+        req.extensions_mut().insert(extract::ClientAddr(ip));
+    }
     if let Some(limit) = app.settings.body_timeout {
         if !axum::body::HttpBody::is_end_stream(req.body()) {
             req = req.map(|body| axum::body::Body::new(DeadlineBody::new(body, limit)));

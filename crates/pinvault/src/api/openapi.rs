@@ -4,7 +4,7 @@
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{cards, encryption_keys, ops, pin, program, verify, views, webhooks};
+use super::{cards, encryption_keys, ops, pin, program, verify, views, webhooks, widgets};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -22,6 +22,8 @@ use super::{cards, encryption_keys, ops, pin, program, verify, views, webhooks};
         webhooks::delete_endpoint, webhooks::list_deliveries,
         program::get, program::update,
         ops::healthz, ops::readyz, ops::metrics, ops::openapi,
+        widgets::pin_set_get, widgets::pin_set_post, widgets::pin_reveal_get, widgets::pin_reveal_post,
+        widgets::api_set_pin, widgets::api_reveal_pin, widgets::sdk_js,
     ),
     components(schemas(
         views::CardView, views::PinStatusView, views::CardList, views::TokenView, views::RevealedPin,
@@ -31,6 +33,7 @@ use super::{cards, encryption_keys, ops, pin, program, verify, views, webhooks};
         verify::VerifyResult, verify::ZoneKeyView, verify::ZoneKeyList,
         webhooks::EventView, webhooks::EventList, webhooks::CreateEndpoint, webhooks::EndpointView,
         webhooks::CreatedEndpoint, webhooks::EndpointList, webhooks::DeliveryView, webhooks::DeliveryList,
+        widgets::PageForm, widgets::WidgetSetPin, widgets::WidgetRevealPin,
     )),
     modifiers(&ApiKeyAuth, &CommonErrors),
     tags(
@@ -41,6 +44,7 @@ use super::{cards, encryption_keys, ops, pin, program, verify, views, webhooks};
         (name = "events", description = "Events, webhook endpoints and their deliveries"),
         (name = "program", description = "The calling program and its settings"),
         (name = "operations", description = "Health, readiness, metrics"),
+        (name = "widgets", description = "Hosted widgets: pages, the SDK, and the calls the pages make (no API key: the control token is the credential)"),
     )
 )]
 pub struct ApiDoc;
@@ -59,12 +63,22 @@ impl Modify for ApiKeyAuth {
     }
 }
 
-/// The operations under abuse limits (429 `rate_limited`, with `Retry-After`).
-pub const RATE_LIMITED: [&str; 4] = [
-    "createControlToken",
-    "revealPin",
-    "verifyPin",
-    "sandboxVerifyPin",
+/// The operations under abuse limits (429 `rate_limited`, with `Retry-After`):
+/// per API key and per card, and the widgets per client address.
+pub const RATE_LIMITED: [(&str, &str); 10] = [
+    ("createControlToken", "for this API key or this card"),
+    ("revealPin", "for this API key or this card"),
+    ("verifyPin", "for this API key or this card"),
+    ("sandboxVerifyPin", "for this API key or this card"),
+    ("pinSetWidget", "from this client address"),
+    ("pinSetWidgetForm", "from this client address"),
+    ("pinRevealWidget", "from this client address"),
+    ("pinRevealWidgetForm", "from this client address"),
+    ("widgetSetPin", "from this client address"),
+    (
+        "widgetRevealPin",
+        "from this client address or for this card",
+    ),
 ];
 
 /// The errors every operation of a kind can answer, added to each so the document
@@ -126,14 +140,13 @@ impl Modify for CommonErrors {
                         "`invalid_request`: a malformed header or query parameter",
                     );
                 }
-                if op
-                    .operation_id
-                    .as_deref()
-                    .is_some_and(|id| RATE_LIMITED.contains(&id))
-                {
-                    let mut limited = problem(
-                        "`rate_limited`: too many requests for this API key or this card; `Retry-After` says in how many seconds to try again",
-                    );
+                let limit = RATE_LIMITED
+                    .iter()
+                    .find(|(id, _)| op.operation_id.as_deref() == Some(*id));
+                if let Some((_, whose)) = limit {
+                    let mut limited = problem(&format!(
+                        "`rate_limited`: too many requests {whose}; `Retry-After` says in how many seconds to try again"
+                    ));
                     limited.headers.insert(
                         "Retry-After".to_owned(),
                         utoipa::openapi::HeaderBuilder::new()

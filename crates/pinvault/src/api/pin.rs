@@ -49,15 +49,15 @@ pub struct CreateToken {
 pub struct SetPin {
     /// A `set_pin` token for this card.
     #[schema(value_type = String)]
-    control_token: Zeroizing<String>,
+    pub(super) control_token: Zeroizing<String>,
     /// The PIN in clear: only where the program has `allow_plaintext_pin`.
     #[schema(value_type = Option<String>)]
-    pin: Option<Zeroizing<String>>,
+    pub(super) pin: Option<Zeroizing<String>>,
     /// A compact JWE (`RSA-OAEP-256` or `RSA-OAEP`, `A256GCM` or
     /// `A128CBC-HS256`) to a key of `GET /v1/pin-encryption-keys`, named by its
     /// `kid`. Plaintext: the PIN's digits, or `{"pin","card_id"?,"iat"?}`.
     #[schema(max_length = 8192)]
-    encrypted_pin: Option<String>,
+    pub(super) encrypted_pin: Option<String>,
 }
 
 /// The body of a commit, if one is sent: an empty JSON object.
@@ -77,11 +77,11 @@ pub struct StagedView {
 pub struct RevealPin {
     /// A `reveal_pin` token for this card.
     #[schema(value_type = String)]
-    control_token: Zeroizing<String>,
+    pub(super) control_token: Zeroizing<String>,
     /// The device's public EC P-256 key (JWK: `kty` `EC`, `crv` `P-256`, `x`,
     /// `y`, optional `kid`, no `d`) to encrypt the PIN to.
     #[schema(value_type = Option<super::views::DeviceJwk>)]
-    device_key: Option<Value>,
+    pub(super) device_key: Option<Value>,
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -270,9 +270,20 @@ pub async fn set_pin<S: Store>(
     JsonBody(body): JsonBody<SetPin>,
 ) -> Result<Response, ApiError> {
     let card = find(&app, &auth, &card_id).await?;
+    set_pin_of(&app, &auth, card, body).await
+}
+
+/// Set or change the PIN of `card` (found for `auth`'s program, or through a
+/// widget's token): shared by the API and the hosted set widget.
+pub(super) async fn set_pin_of<S: Store>(
+    app: &App<S>,
+    auth: &Auth,
+    card: CardRow,
+    body: SetPin,
+) -> Result<Response, ApiError> {
     let settings = &auth.program.settings;
     let staged = settings.pin_set_mode == PinSetMode::Staged;
-    let token = usable_token(&app, &card, &body.control_token, TokenType::SetPin).await?;
+    let token = usable_token(app, &card, &body.control_token, TokenType::SetPin).await?;
     let text = match (body.pin, body.encrypted_pin) {
         (Some(text), None) => {
             if !settings.allow_plaintext_pin {
@@ -304,7 +315,7 @@ pub async fn set_pin<S: Store>(
             ));
         }
     };
-    let pan = card_pan(&app, &card).await?;
+    let pan = card_pan(app, &card).await?;
     let pin = match policy::check_text(&text, settings, &pan) {
         Ok(pin) => pin,
         Err(rejection) => {
@@ -328,7 +339,7 @@ pub async fn set_pin<S: Store>(
         set_by: SetBy::Cardholder,
     };
     if staged {
-        return stage(&app, &auth, &card, &token, write).await;
+        return stage(app, auth, &card, &token, write).await;
     }
     let effects = Effects {
         events: vec![event(
@@ -481,16 +492,27 @@ pub async fn reveal<S: Store>(
 ) -> Result<Response, ApiError> {
     super::limits::check(&app, Operation::Reveal, &auth, &card_id)?;
     let card = find(&app, &auth, &card_id).await?;
+    reveal_of(&app, &auth, card, body).await
+}
+
+/// Reveal the PIN of `card` (found for `auth`'s program, or through a widget's
+/// token): shared by the API and the hosted reveal widget.
+pub(super) async fn reveal_of<S: Store>(
+    app: &App<S>,
+    auth: &Auth,
+    card: CardRow,
+    body: RevealPin,
+) -> Result<Response, ApiError> {
     let settings = &auth.program.settings;
     if !settings.reveal_enabled {
         return Err(reveal_disabled());
     }
-    let token = usable_token(&app, &card, &body.control_token, TokenType::RevealPin).await?;
+    let token = usable_token(app, &card, &body.control_token, TokenType::RevealPin).await?;
     if let Some(jwk) = &body.device_key {
         let device = DeviceKey::from_jwk(jwk).map_err(ApiError::invalid)?;
         // Read the PIN and encrypt it before spending the token, so a failure
         // cannot waste it.
-        let pan = card_pan(&app, &card).await?;
+        let pan = card_pan(app, &card).await?;
         app.ensure_key(KeyKind::Pin, card.pin_key_version).await?;
         let pin = app
             .keys
@@ -504,7 +526,7 @@ pub async fn reveal<S: Store>(
                 &token.id,
                 None,
                 now(),
-                revealed(&auth, &card, &token, "device_key"),
+                revealed(auth, &card, &token, "device_key"),
             )
             .await??;
         tracing::info!(card_id = %card.id, actor = %auth.api_key_id, cvm = token.cvm.as_deref().unwrap_or("-"), "PIN revealed to a device key");
@@ -520,7 +542,7 @@ pub async fn reveal<S: Store>(
         ));
     }
     // Read the PIN before spending the token, so a failure cannot waste it.
-    let pan = card_pan(&app, &card).await?;
+    let pan = card_pan(app, &card).await?;
     app.ensure_key(KeyKind::Pin, card.pin_key_version).await?;
     let pin = app
         .keys
@@ -530,7 +552,7 @@ pub async fn reveal<S: Store>(
             &token.id,
             None,
             now(),
-            revealed(&auth, &card, &token, "clear"),
+            revealed(auth, &card, &token, "clear"),
         )
         .await??;
     tracing::info!(card_id = %card.id, actor = %auth.api_key_id, cvm = token.cvm.as_deref().unwrap_or("-"), "PIN revealed in clear");

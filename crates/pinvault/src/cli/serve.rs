@@ -489,9 +489,11 @@ pub async fn serve(args: ServeArgs) -> Result<(), CliError> {
         .await
         .map_err(|e| CliError(format!("cannot listen on {}: {e}", args.listen)))?;
     let addr = listener.local_addr().map_err(|e| CliError(e.to_string()))?;
-    if args.dev {
-        dev_program(&app, addr).await?;
-    }
+    let demo = if args.dev {
+        Some(dev_program(&app, addr).await?)
+    } else {
+        None
+    };
 
     // Pick up key rotations and provider migrations made by other processes.
     let refresher = app.clone();
@@ -561,7 +563,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), CliError> {
     let at = signalled.clone();
     super::listen::run(
         listener,
-        crate::api::router(app.clone()),
+        crate::api::router(app.clone(), demo),
         settings,
         async move {
             let _ = stopped.wait_for(|s| *s).await;
@@ -615,8 +617,13 @@ fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>, CliError> 
 }
 
 /// `serve --dev`: a test-mode program named `dev` (made once, a new key each
-/// start), with PINs in clear allowed so that the curl lines below work.
-async fn dev_program(app: &App<AnyStore>, addr: SocketAddr) -> Result<(), CliError> {
+/// start), with PINs in clear allowed so that the curl lines below work, and
+/// this server's own origin among its `widget_allowed_origins` so that `/demo`
+/// can frame the widgets.
+async fn dev_program(
+    app: &App<AnyStore>,
+    addr: SocketAddr,
+) -> Result<crate::api::DemoProgram, CliError> {
     let existing = app
         .store
         .list_programs()
@@ -643,6 +650,29 @@ async fn dev_program(app: &App<AnyStore>, addr: SocketAddr) -> Result<(), CliErr
         }
     };
     let base = format!("http://{addr}");
+    let mut settings = program.settings.clone();
+    for origin in [base.as_str(), app.settings.public_url.as_str()] {
+        if crate::domain::program::is_origin(origin)
+            && !settings.widget_allowed_origins.iter().any(|o| o == origin)
+        {
+            settings.widget_allowed_origins.push(origin.to_owned());
+        }
+    }
+    // The list has at most 20 entries: a dev program that met many ports keeps the newest.
+    let excess = settings.widget_allowed_origins.len().saturating_sub(20);
+    settings.widget_allowed_origins.drain(..excess);
+    if settings != program.settings {
+        let audit = crate::audit::Actor::operator().record(
+            "program.updated",
+            Some(&program.id),
+            None,
+            serde_json::json!({ "changes": { "widget_allowed_origins": settings.widget_allowed_origins }, "by": "serve --dev" }),
+        );
+        app.store
+            .update_program(&program.id, settings, program.mode, now(), audit)
+            .await
+            .map_err(|e| CliError(e.to_string()))?;
+    }
     let k = key.expose();
     // Shell lines a newcomer can paste as they are (curl and sed only).
     let out = format!(
@@ -668,10 +698,11 @@ curl -s -X POST $PV/v1/cards/$CARD/pin/reveal -H "Authorization: Bearer $PV_KEY"
   -H 'Content-Type: application/json' -d '{{"control_token":"'$REVEAL'"}}'; echo
 
 The API: {base}/openapi.json
+The demo (make a card, set and reveal its PIN in the hosted widgets, watch the events): {base}/demo
 "#,
         program_id = program.id
     );
     super::print_stdout(&out);
     tracing::info!(program_id = %program.id, "dev program ready");
-    Ok(())
+    Ok(crate::api::DemoProgram(program.id))
 }

@@ -100,6 +100,9 @@ impl Store for AnyStore {
     async fn get_card(&self, program_id: &str, card_id: &str) -> StoreResult<Option<CardRow>> {
         each!(self, s => s.get_card(program_id, card_id))
     }
+    async fn card_of_token(&self, card_id: &str) -> StoreResult<Option<CardRow>> {
+        each!(self, s => s.card_of_token(card_id))
+    }
     async fn list_cards(
         &self,
         program_id: &str,

@@ -486,6 +486,12 @@ pub trait Store: Clone + Send + Sync + 'static {
         program_id: &str,
         card_id: &str,
     ) -> impl Future<Output = StoreResult<Option<CardRow>>> + Send;
+    /// A card whatever its program: only for the hosted widgets, which reach the
+    /// card of the control token they were given (and nothing else).
+    fn card_of_token(
+        &self,
+        card_id: &str,
+    ) -> impl Future<Output = StoreResult<Option<CardRow>>> + Send;
     /// Newest first. `None` when `starting_after` names no card of the program.
     fn list_cards(
         &self,

@@ -978,6 +978,16 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn card_of_token(&self, card_id: &str) -> StoreResult<Option<CardRow>> {
+        let card_id = card_id.to_owned();
+        self.read(move |c| {
+            c.prepare_cached(&format!("SELECT {CARD_COLS} FROM cards WHERE id = ?1"))?
+                .query_row(params![card_id], card_row)
+                .optional()
+        })
+        .await
+    }
+
     async fn list_cards(
         &self,
         program_id: &str,

@@ -1030,6 +1030,22 @@ impl Store for PgStore {
         .await
     }
 
+    async fn card_of_token(&self, card_id: &str) -> StoreResult<Option<CardRow>> {
+        let card_id = card_id.to_owned();
+        self.read(move |c| {
+            Box::pin(async move {
+                c.query_opt(
+                    &format!("SELECT {CARD_COLS} FROM cards WHERE id = $1"),
+                    &[&card_id],
+                )
+                .await?
+                .map(|r| card_row(&r))
+                .transpose()
+            })
+        })
+        .await
+    }
+
     async fn list_cards(
         &self,
         program_id: &str,
