@@ -560,7 +560,23 @@ impl Server {
             req = req.header(*k, *v);
         }
         let req = req.body(body.unwrap_or("").to_owned()).unwrap();
-        let mut res = self.agent.run(req)?;
+        // A kept-alive connection the server closed as the request went out
+        // (after an answer that left a body unread, or idle past the header
+        // timeout) never reached a handler: send it once more, on a new one.
+        let again = req.clone();
+        let mut res = match self.agent.run(req) {
+            Err(ureq::Error::Io(e))
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::UnexpectedEof
+                        | std::io::ErrorKind::ConnectionReset
+                        | std::io::ErrorKind::BrokenPipe
+                ) =>
+            {
+                self.agent.run(again)?
+            }
+            other => other?,
+        };
         let status = res.status().as_u16();
         let headers = res
             .headers()
