@@ -56,6 +56,12 @@ pub struct ServerSettings {
     pub key_cache_ttl: Option<Duration>,
     /// Webhook delivery: retries, timeouts, private targets.
     pub webhooks: crate::webhooks::WebhookSettings,
+    /// Abuse limits (per API key, per card, per client address).
+    pub limits: crate::limits::LimitSettings,
+    /// Peers whose `X-Forwarded-For` names the client (reverse proxies).
+    pub trusted_proxies: Vec<crate::limits::Cidr>,
+    /// Longest a request body may take to arrive (`None`: no limit).
+    pub body_timeout: Option<Duration>,
 }
 
 /// The published PIN encryption keys: their size, and how long a key still
@@ -85,6 +91,8 @@ pub struct App<S: Store> {
     pub metrics: crate::metrics::Metrics,
     /// Zone keys unwrapped for PIN verification.
     pub zone_keys: crate::verify::ZoneKeyCache,
+    /// The abuse limits' buckets (in memory: limits are per node).
+    pub limiter: crate::limits::Limiter,
 }
 
 impl<S: Store> std::fmt::Debug for App<S> {
@@ -104,7 +112,9 @@ impl<S: Store> App<S> {
         settings: ServerSettings,
     ) -> Result<Self, ServiceError> {
         let keys = Arc::new(Keyring::with_cache_ttl(provider, settings.key_cache_ttl));
+        let limiter = crate::limits::Limiter::new(settings.limits.clone());
         let app = App {
+            limiter,
             store,
             keys,
             settings,

@@ -366,16 +366,25 @@ pub async fn attempt(
     }
 }
 
+/// A running delivery worker: its task, and the owner name its claims carry.
+#[derive(Debug)]
+pub struct Worker {
+    pub handle: tokio::task::JoinHandle<()>,
+    pub owner: String,
+}
+
 /// Runs the delivery worker until `stop` turns true; the attempts under way
 /// then finish (each within the attempt timeout) and are recorded, so a
-/// clean shutdown leaves no claim to expire.
+/// clean shutdown leaves no claim to expire. (One stopped at a deadline
+/// instead gives its claims back with [`Store::release_deliveries`].)
 pub fn spawn_worker<S: Store>(
     app: Arc<App<S>>,
     mut stop: tokio::sync::watch::Receiver<bool>,
-) -> tokio::task::JoinHandle<()> {
+) -> Worker {
     let settings = app.settings.webhooks.clone();
     let owner = new_id("wrk_");
-    tokio::spawn(async move {
+    let name = owner.clone();
+    let handle = tokio::spawn(async move {
         let mut tick = tokio::time::interval(settings.poll_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -400,7 +409,11 @@ pub fn spawn_worker<S: Store>(
             }
             while set.join_next().await.is_some() {}
         }
-    })
+    });
+    Worker {
+        handle,
+        owner: name,
+    }
 }
 
 async fn deliver<S: Store>(

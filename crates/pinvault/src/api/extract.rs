@@ -1,11 +1,10 @@
 //! Extractors: the API key, JSON bodies and query strings, each refusing bad input
 //! with a problem+json error before a handler runs.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
+use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use serde::de::DeserializeOwned;
@@ -27,6 +26,11 @@ pub struct Auth {
     /// The peer's address (written as text only when an audit record needs it).
     pub source: Option<std::net::IpAddr>,
 }
+
+/// The client's address: the peer's, or the one a trusted proxy forwarded
+/// (`serve --trusted-proxies`); set by the middleware for every request.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub std::net::IpAddr);
 
 /// The request id the middleware gave this request (`req_…`).
 #[derive(Debug, Clone)]
@@ -67,10 +71,7 @@ impl Auth {
             program,
             api_key_id: key.id,
             request_id: parts.extensions.get::<RequestId>().map(|r| r.0.clone()),
-            source: parts
-                .extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|c| c.0.ip()),
+            source: parts.extensions.get::<ClientAddr>().map(|c| c.0),
         }
     }
 }
@@ -207,7 +208,7 @@ async fn body_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, Ap
                 StatusCode::BAD_REQUEST
             },
             "invalid_request",
-            "the request body could not be read (it may be too large)",
+            "the request body could not be read: it is too large, malformed, or did not arrive in time",
         )
     })
 }

@@ -7,6 +7,7 @@ mod encryption_keys;
 pub mod error;
 mod extract;
 mod idempotency;
+pub mod limits;
 mod openapi;
 mod ops;
 mod pin;
@@ -85,19 +86,25 @@ pub fn router<S: Store>(app: Arc<App<S>>, demo: Option<DemoProgram>) -> Router {
         .route("/readyz", get(ops::readyz::<S>))
         .route("/metrics", get(ops::metrics::<S>))
         .route("/openapi.json", get(ops::openapi))
-        .route(
-            "/widgets/pin-set",
-            get(widgets::pin_set_get::<S>).post(widgets::pin_set_post::<S>),
-        )
-        .route(
-            "/widgets/pin-reveal",
-            get(widgets::pin_reveal_get::<S>).post(widgets::pin_reveal_post::<S>),
-        )
-        .route("/widgets/api/pin-set", post(widgets::api_set_pin::<S>))
-        .route(
-            "/widgets/api/pin-reveal",
-            post(widgets::api_reveal_pin::<S>),
-        )
+        // The widget pages and their API (a token lookup, and crypto, each)
+        // are limited per client address; their static assets are not.
+        .merge(limits::per_address(
+            app.clone(),
+            Router::new()
+                .route(
+                    "/widgets/pin-set",
+                    get(widgets::pin_set_get::<S>).post(widgets::pin_set_post::<S>),
+                )
+                .route(
+                    "/widgets/pin-reveal",
+                    get(widgets::pin_reveal_get::<S>).post(widgets::pin_reveal_post::<S>),
+                )
+                .route("/widgets/api/pin-set", post(widgets::api_set_pin::<S>))
+                .route(
+                    "/widgets/api/pin-reveal",
+                    post(widgets::api_reveal_pin::<S>),
+                ),
+        ))
         .route("/widgets/assets/widget.js", get(widgets::widget_js))
         .route("/widgets/assets/widget.css", get(widgets::widget_css))
         .route("/sdk/pinvault.js", get(widgets::sdk_js));
@@ -157,6 +164,19 @@ async fn observe<S: Store>(
     let span = tracing::info_span!("request", request_id = %request_id);
     req.extensions_mut()
         .insert(extract::RequestId(request_id.clone()));
+    if let Some(peer) = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip())
+    {
+        let ip = limits::client_ip(peer, req.headers(), &app.settings.trusted_proxies);
+        req.extensions_mut().insert(extract::ClientAddr(ip));
+    }
+    if let Some(limit) = app.settings.body_timeout {
+        if !axum::body::HttpBody::is_end_stream(req.body()) {
+            req = req.map(|body| axum::body::Body::new(DeadlineBody::new(body, limit)));
+        }
+    }
     let mut res = next.run(req).instrument(span.clone()).await;
     let elapsed = start.elapsed();
     let status = res.status().as_u16();
@@ -181,6 +201,50 @@ async fn observe<S: Store>(
         HeaderValue::from_static("nosniff"),
     );
     res
+}
+
+/// A request body that must arrive within a time limit from the request's
+/// headers (a client trickling a body in holds a connection and a task).
+struct DeadlineBody {
+    inner: axum::body::Body,
+    deadline: std::pin::Pin<Box<tokio::time::Sleep>>,
+}
+
+impl DeadlineBody {
+    fn new(inner: axum::body::Body, limit: std::time::Duration) -> Self {
+        DeadlineBody {
+            inner,
+            deadline: Box::pin(tokio::time::sleep(limit)),
+        }
+    }
+}
+
+impl axum::body::HttpBody for DeadlineBody {
+    type Data = axum::body::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        use std::future::Future as _;
+        let this = &mut *self;
+        let frame = std::pin::Pin::new(&mut this.inner).poll_frame(cx);
+        if frame.is_pending() && this.deadline.as_mut().poll(cx).is_ready() {
+            return std::task::Poll::Ready(Some(Err(axum::Error::new(
+                "the request body did not arrive in time",
+            ))));
+        }
+        frame
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 /// serde's messages can quote the offending value ("invalid type: integer

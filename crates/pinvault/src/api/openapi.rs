@@ -63,9 +63,28 @@ impl Modify for ApiKeyAuth {
     }
 }
 
+/// The operations under abuse limits (429 `rate_limited`, with `Retry-After`):
+/// per API key and per card, and the widgets per client address.
+pub const RATE_LIMITED: [(&str, &str); 10] = [
+    ("createControlToken", "for this API key or this card"),
+    ("revealPin", "for this API key or this card"),
+    ("verifyPin", "for this API key or this card"),
+    ("sandboxVerifyPin", "for this API key or this card"),
+    ("pinSetWidget", "from this client address"),
+    ("pinSetWidgetForm", "from this client address"),
+    ("pinRevealWidget", "from this client address"),
+    ("pinRevealWidgetForm", "from this client address"),
+    ("widgetSetPin", "from this client address"),
+    (
+        "widgetRevealPin",
+        "from this client address or for this card",
+    ),
+];
+
 /// The errors every operation of a kind can answer, added to each so the document
 /// lists every status the API really returns: 401 where an API key is needed;
-/// 400, 413, 415 and 422 where a JSON body is read; 400 for headers and query strings.
+/// 400, 413, 415 and 422 where a JSON body is read; 400 for headers and query
+/// strings; 429 where a rate limit applies.
 struct CommonErrors;
 
 impl Modify for CommonErrors {
@@ -101,7 +120,10 @@ impl Modify for CommonErrors {
                     add("401", "`unauthorized`: no valid API key");
                 }
                 if op.request_body.is_some() {
-                    add("400", "`invalid_request`: the body is not valid JSON");
+                    add(
+                        "400",
+                        "`invalid_request`: the body is not valid JSON, or did not arrive in time",
+                    );
                     add("413", "`invalid_request`: the body is too large");
                     add(
                         "415",
@@ -117,6 +139,27 @@ impl Modify for CommonErrors {
                         "400",
                         "`invalid_request`: a malformed header or query parameter",
                     );
+                }
+                let limit = RATE_LIMITED
+                    .iter()
+                    .find(|(id, _)| op.operation_id.as_deref() == Some(*id));
+                if let Some((_, whose)) = limit {
+                    let mut limited = problem(&format!(
+                        "`rate_limited`: too many requests {whose}; `Retry-After` says in how many seconds to try again"
+                    ));
+                    limited.headers.insert(
+                        "Retry-After".to_owned(),
+                        utoipa::openapi::HeaderBuilder::new()
+                            .schema(Some(
+                                utoipa::openapi::ObjectBuilder::new()
+                                    .schema_type(utoipa::openapi::schema::Type::Integer)
+                                    .minimum(Some(1)),
+                            ))
+                            .description(Some("Seconds to wait before trying again"))
+                            .build()
+                            .into(),
+                    );
+                    responses.insert("429".to_owned(), limited.into());
                 }
             }
         }

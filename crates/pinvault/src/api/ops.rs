@@ -62,9 +62,25 @@ pub async fn readyz<S: Store>(State(app): State<Arc<App<S>>>) -> Response {
 pub async fn metrics<S: Store>(State(app): State<Arc<App<S>>>) -> Response {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        app.metrics.render(),
+        app.metrics.render() + &render_limited(&app.limiter),
     )
         .into_response()
+}
+
+fn render_limited(limiter: &crate::limits::Limiter) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::from(
+        "# HELP pinvault_rate_limited_total Requests refused with 429 rate_limited, by limit.\n\
+         # TYPE pinvault_rate_limited_total counter\n",
+    );
+    for (scope, n) in limiter.limited_counts() {
+        let _ = writeln!(
+            out,
+            "pinvault_rate_limited_total{{limit=\"{}\"}} {n}",
+            scope.label()
+        );
+    }
+    out
 }
 
 /// This document (OpenAPI 3.1).

@@ -15,6 +15,7 @@ use super::cards::find;
 use super::error::ApiError;
 use super::extract::{Auth, AuthCard, JsonBody, NoBodyOrJson, OptionalJsonBody, PathId};
 use super::idempotency::{self, Idempotency};
+use super::limits::Operation;
 use super::views::{EncryptedPin, Problem, RevealResponse, RevealedPin, TokenView};
 use crate::domain::DomainError;
 use crate::domain::ids::{Secret, new_id};
@@ -117,6 +118,7 @@ pub async fn create_token<S: Store>(
     JsonBody(raw): JsonBody<Value>,
 ) -> Result<Response, ApiError> {
     let (auth, card_id) = (&found.auth, &found.card_id);
+    super::limits::check(&app, Operation::CreateToken, auth, card_id)?;
     let route = format!("POST /v1/cards/{card_id}/control-tokens");
     let idem = Idempotency::from_headers(&headers, &auth.program.id, &route, &raw)?;
     let card = found.card()?;
@@ -488,6 +490,7 @@ pub async fn reveal<S: Store>(
     mut found: AuthCard,
     JsonBody(body): JsonBody<RevealPin>,
 ) -> Result<Response, ApiError> {
+    super::limits::check(&app, Operation::Reveal, &found.auth, &found.card_id)?;
     let card = found.card()?;
     let auth = found.auth;
     reveal_of(&app, &auth, card, body).await

@@ -13,6 +13,7 @@ use zeroize::Zeroizing;
 
 use super::error::ApiError;
 use super::extract::{Auth, AuthCard, JsonBody, QueryParams};
+use super::limits::Operation;
 use super::pin::card_pan;
 use super::views::Problem;
 use crate::domain::program::Mode;
@@ -38,7 +39,7 @@ pub struct VerifyPin {
 #[serde(deny_unknown_fields)]
 pub struct SandboxVerify {
     /// The PIN as a cardholder would type it at a terminal (4 to 12 digits).
-    #[schema(value_type = String)]
+    #[schema(value_type = String, pattern = "^[0-9]{4,12}$")]
     pin: Zeroizing<String>,
 }
 
@@ -153,6 +154,7 @@ pub async fn verify<S: Store>(
     mut found: AuthCard,
     JsonBody(body): JsonBody<VerifyPin>,
 ) -> Result<Response, ApiError> {
+    super::limits::check(&app, Operation::Verify, &found.auth, &found.card_id)?;
     let card = found.card()?;
     let auth = found.auth;
     let format: Format = body
@@ -208,6 +210,7 @@ pub async fn sandbox_verify<S: Store>(
             "no such resource",
         ));
     }
+    super::limits::check(&app, Operation::Verify, &found.auth, &found.card_id)?;
     let card = found.card()?;
     let auth = found.auth;
     let pin = Pin::new(&body.pin).map_err(|_| {

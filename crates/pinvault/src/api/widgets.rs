@@ -2,11 +2,11 @@
 //! and style, the SDK, and the two calls the pages make. No API key here: the
 //! control token is the credential, and it reaches only the card it was issued for.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, FromRequestParts, State};
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -16,7 +16,7 @@ use utoipa::ToSchema;
 use zeroize::{Zeroize, Zeroizing};
 
 use super::error::ApiError;
-use super::extract::{Auth, JsonBody, RequestId};
+use super::extract::{Auth, ClientAddr, JsonBody, RequestId};
 use super::pin::{RevealPin, SetPin, reveal_of, set_pin_of};
 use super::views::{EncryptedPin, Problem};
 use crate::domain::ids::Secret;
@@ -43,8 +43,8 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
             request_id: parts.extensions.get::<RequestId>().map(|r| r.0.clone()),
             source: parts
                 .extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|c| c.0.ip()),
+                .get::<ClientAddr>()
+                .map(|c| c.0),
         })
     }
 }
@@ -114,6 +114,16 @@ impl Fields {
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())
     }
+}
+
+/// A form body that cannot be read (over the 64 KiB limit, or not received
+/// in time): problem+json like every other refusal, not the framework's text.
+fn form_unreadable(e: BytesRejection) -> ApiError {
+    ApiError::new(
+        e.status(),
+        "invalid_request",
+        "the form could not be read: it is too large or did not arrive in time",
+    )
 }
 
 fn parse_fields(bytes: &[u8]) -> Result<Fields, ApiError> {
@@ -229,8 +239,9 @@ pub async fn pin_set_get<S: Store>(
 pub async fn pin_set_post<S: Store>(
     State(app): State<Arc<App<S>>>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    let body = body.map_err(form_unreadable)?;
     page(
         &app,
         Widget::PinSet,
@@ -268,8 +279,9 @@ pub async fn pin_reveal_get<S: Store>(
 pub async fn pin_reveal_post<S: Store>(
     State(app): State<Arc<App<S>>>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    let body = body.map_err(form_unreadable)?;
     page(
         &app,
         Widget::PinReveal,
@@ -453,6 +465,9 @@ pub async fn api_reveal_pin<S: Store>(
     JsonBody(body): JsonBody<WidgetRevealPin>,
 ) -> Result<Response, ApiError> {
     let (_, card, program) = resolve(&app, &body.control_token, TokenType::RevealPin).await??;
+    // The card's reveal limit holds here too (the API key's does not: there is none).
+    app.limiter
+        .check(crate::limits::Scope::CardReveal, &[&program.id, &card.id])?;
     let auth = caller.auth(program);
     let body = RevealPin {
         control_token: body.control_token,

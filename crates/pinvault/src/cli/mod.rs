@@ -3,7 +3,8 @@
 //! command, 2 for a usage error).
 
 mod admin;
-mod serve;
+mod listen;
+pub(crate) mod serve;
 mod tools;
 
 use std::process::ExitCode;
@@ -20,7 +21,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the HTTP service.
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// Manage programs (tenants) and their settings.
     #[command(subcommand)]
     Programs(admin::ProgramsCommand),
@@ -124,7 +125,7 @@ pub fn run() -> ExitCode {
         Command::Serve(args) => {
             init_logging();
             runtime(true)
-                .and_then(|rt| rt.block_on(serve::serve(args)))
+                .and_then(|rt| rt.block_on(serve::serve(*args)))
                 .map(|()| None)
         }
         Command::Programs(cmd) => runtime(false)

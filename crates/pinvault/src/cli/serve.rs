@@ -15,6 +15,7 @@ use crate::domain::program::{Mode, Settings};
 use crate::domain::time::now;
 use crate::keys::config as key_config;
 use crate::keys::transport::TransportBits;
+use crate::limits::{Cidr, LimitSettings, Rate, Scope};
 use crate::service::{App, KEY_REFRESH, ServerSettings, TransportSettings};
 use crate::store::{AnyStore, ApiKeyRow, PgSettings, PgStore, ProgramRow, SqliteStore, Store};
 use crate::webhooks::{RetrySchedule, WebhookSettings};
@@ -114,6 +115,171 @@ pub struct ServeArgs {
     webhook_timeout_s: u64,
     #[command(flatten)]
     transport: TransportArgs,
+    #[command(flatten)]
+    http: HttpArgs,
+    #[command(flatten)]
+    limits: LimitArgs,
+}
+
+/// How the server speaks HTTP: TLS, timeouts, shutdown.
+#[derive(Debug, Args)]
+pub struct HttpArgs {
+    /// Serve HTTPS with this certificate chain (PEM); needs --tls-key.
+    #[arg(
+        long,
+        env = "PINVAULT_TLS_CERT",
+        value_name = "FILE",
+        requires = "tls_key"
+    )]
+    tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(
+        long,
+        env = "PINVAULT_TLS_KEY",
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
+    tls_key: Option<PathBuf>,
+    /// Seconds a client may take to send a request's headers (and a TLS
+    /// handshake); a kept-alive connection idle this long is closed.
+    #[arg(long, env = "PINVAULT_HEADER_TIMEOUT_S", default_value_t = 10,
+        value_parser = clap::value_parser!(u64).range(1..=3600), value_name = "SECONDS")]
+    header_timeout_s: u64,
+    /// Seconds a client may take to send a request's body, from its headers.
+    #[arg(long, env = "PINVAULT_BODY_TIMEOUT_S", default_value_t = 30,
+        value_parser = clap::value_parser!(u64).range(1..=3600), value_name = "SECONDS")]
+    body_timeout_s: u64,
+    /// On SIGTERM or SIGINT: seconds the requests (and webhook attempts) in
+    /// flight may take to finish before the server exits anyway.
+    #[arg(long, env = "PINVAULT_SHUTDOWN_TIMEOUT_S", default_value_t = 30,
+        value_parser = clap::value_parser!(u64).range(0..=3600), value_name = "SECONDS")]
+    shutdown_timeout_s: u64,
+    /// Reverse proxies (addresses or networks, comma-separated) whose
+    /// `X-Forwarded-For` names the client, for per-address limits and the
+    /// audit trail; from anyone else the header is ignored.
+    #[arg(
+        long,
+        env = "PINVAULT_TRUSTED_PROXIES",
+        value_name = "CIDRS",
+        default_value = ""
+    )]
+    trusted_proxies: String,
+}
+
+/// Abuse limits: token buckets of N requests refilled over the period
+/// (`N/s`, `N/min`, `N/h`), or `off`. Held in each server's memory: per node.
+#[derive(Debug, Args)]
+pub struct LimitArgs {
+    /// PIN verifications (incl. the sandbox's) per API key.
+    #[arg(
+        long,
+        env = "PINVAULT_RATE_LIMIT_KEY_VERIFY",
+        default_value = "50000/s",
+        value_name = "RATE"
+    )]
+    rate_limit_key_verify: String,
+    /// Control tokens created per API key.
+    #[arg(
+        long,
+        env = "PINVAULT_RATE_LIMIT_KEY_TOKENS",
+        default_value = "10000/s",
+        value_name = "RATE"
+    )]
+    rate_limit_key_tokens: String,
+    /// PIN reveals per API key.
+    #[arg(
+        long,
+        env = "PINVAULT_RATE_LIMIT_KEY_REVEAL",
+        default_value = "10000/s",
+        value_name = "RATE"
+    )]
+    rate_limit_key_reveal: String,
+    /// PIN verifications per card.
+    #[arg(
+        long,
+        env = "PINVAULT_RATE_LIMIT_CARD_VERIFY",
+        default_value = "600/min",
+        value_name = "RATE"
+    )]
+    rate_limit_card_verify: String,
+    /// Control tokens created per card.
+    #[arg(
+        long,
+        env = "PINVAULT_RATE_LIMIT_CARD_TOKENS",
+        default_value = "120/min",
+        value_name = "RATE"
+    )]
+    rate_limit_card_tokens: String,
+    /// PIN reveals per card.
+    #[arg(
+        long,
+        env = "PINVAULT_RATE_LIMIT_CARD_REVEAL",
+        default_value = "120/min",
+        value_name = "RATE"
+    )]
+    rate_limit_card_reveal: String,
+    /// Requests to the hosted widgets per client address.
+    #[arg(
+        long,
+        env = "PINVAULT_RATE_LIMIT_WIDGET_ADDRESS",
+        default_value = "600/min",
+        value_name = "RATE"
+    )]
+    rate_limit_widget_address: String,
+    /// Most rate-limit buckets held at once (idle ones are evicted first).
+    #[arg(long, env = "PINVAULT_RATE_LIMIT_BUCKETS", default_value_t = 100_000,
+        value_parser = clap::value_parser!(u64).range(1024..=100_000_000), value_name = "N")]
+    rate_limit_buckets: u64,
+}
+
+impl LimitArgs {
+    fn settings(&self) -> Result<LimitSettings, CliError> {
+        let mut s = LimitSettings::off();
+        s.max_buckets = usize::try_from(self.rate_limit_buckets).unwrap_or(usize::MAX);
+        for (scope, flag, text) in [
+            (
+                Scope::KeyVerify,
+                "--rate-limit-key-verify",
+                &self.rate_limit_key_verify,
+            ),
+            (
+                Scope::KeyTokens,
+                "--rate-limit-key-tokens",
+                &self.rate_limit_key_tokens,
+            ),
+            (
+                Scope::KeyReveal,
+                "--rate-limit-key-reveal",
+                &self.rate_limit_key_reveal,
+            ),
+            (
+                Scope::CardVerify,
+                "--rate-limit-card-verify",
+                &self.rate_limit_card_verify,
+            ),
+            (
+                Scope::CardTokens,
+                "--rate-limit-card-tokens",
+                &self.rate_limit_card_tokens,
+            ),
+            (
+                Scope::CardReveal,
+                "--rate-limit-card-reveal",
+                &self.rate_limit_card_reveal,
+            ),
+            (
+                Scope::WidgetAddress,
+                "--rate-limit-widget-address",
+                &self.rate_limit_widget_address,
+            ),
+        ] {
+            s.set(
+                scope,
+                Rate::parse(text).map_err(|e| CliError(format!("{flag}: {e}")))?,
+            );
+        }
+        Ok(s)
+    }
 }
 
 /// The published PIN encryption (transport) keys.
@@ -286,10 +452,18 @@ pub fn new_api_key(program: &ProgramRow) -> (ApiKeyRow, Secret) {
 }
 
 pub async fn serve(args: ServeArgs) -> Result<(), CliError> {
+    let tls = match (&args.http.tls_cert, &args.http.tls_key) {
+        (Some(cert), Some(key)) => Some(super::listen::tls_config(cert, key).map_err(CliError)?),
+        _ => None,
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let public_url = args
         .public_url
         .clone()
-        .unwrap_or_else(|| format!("http://{}", args.listen));
+        .unwrap_or_else(|| format!("{scheme}://{}", args.listen));
+    let limits = args.limits.settings()?;
+    let trusted_proxies = Cidr::parse_list(&args.http.trusted_proxies)
+        .map_err(|e| CliError(format!("--trusted-proxies: {e}")))?;
     let schedule = RetrySchedule::parse(&args.webhook_retry_schedule)
         .map_err(|e| CliError(format!("--webhook-retry-schedule: {e}")))?;
     let settings = ServerSettings {
@@ -302,6 +476,9 @@ pub async fn serve(args: ServeArgs) -> Result<(), CliError> {
             attempt_timeout: Duration::from_secs(args.webhook_timeout_s),
             ..WebhookSettings::default()
         },
+        limits,
+        trusted_proxies,
+        body_timeout: Some(Duration::from_secs(args.http.body_timeout_s)),
     };
     let app = Arc::new(open_app_with(&args.data, settings).await?);
     // The first start makes the first published PIN encryption key.
@@ -363,29 +540,59 @@ pub async fn serve(args: ServeArgs) -> Result<(), CliError> {
     });
 
     // Deliver the outbox's webhooks (every node runs a worker; claims keep
-    // them from delivering the same attempt twice).
-    let (stop_worker, stop) = tokio::sync::watch::channel(false);
-    let worker = crate::webhooks::spawn_worker(app.clone(), stop);
-    let attempt_timeout = app.settings.webhooks.attempt_timeout;
-
+    // them from delivering the same attempt twice). The stop signal reaches
+    // the worker and the HTTP server at once.
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    let worker = crate::webhooks::spawn_worker(app.clone(), stop.clone());
     let shutdown = shutdown_signal()?;
-    tracing::info!(%addr, key_provider = app.keys.provider_name(), database = app.store.backend(), "listening");
-    super::print_stderr(&format!("pinvault listening on http://{addr}"));
-    // With the peer's address, for the audit trail's `source`.
-    let service = crate::api::router(app, demo).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, service)
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(|e| CliError(format!("server failed: {e}")))?;
-    // Let the webhook attempts under way finish and be recorded.
-    let _ = stop_worker.send(true);
-    if tokio::time::timeout(attempt_timeout + Duration::from_secs(5), worker)
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+
+    tracing::info!(%addr, key_provider = app.keys.provider_name(), database = app.store.backend(), tls = tls.is_some(), "listening");
+    super::print_stderr(&format!("pinvault listening on {scheme}://{addr}"));
+    let deadline = Duration::from_secs(args.http.shutdown_timeout_s);
+    let settings = super::listen::ListenSettings {
+        header_timeout: Duration::from_secs(args.http.header_timeout_s),
+        shutdown_timeout: deadline,
+        tls,
+    };
+    let mut stopped = stop.clone();
+    let signalled = Arc::new(std::sync::OnceLock::new());
+    let at = signalled.clone();
+    super::listen::run(
+        listener,
+        crate::api::router(app.clone(), demo),
+        settings,
+        async move {
+            let _ = stopped.wait_for(|s| *s).await;
+            let _ = at.set(tokio::time::Instant::now());
+        },
+    )
+    .await;
+    // The webhook attempts under way finish and are recorded within what is
+    // left of the deadline; a worker still busy then is stopped and gives its
+    // claims back, so the next start (or another node) delivers them at once.
+    let mut handle = worker.handle;
+    let since = signalled.get().map_or(Duration::ZERO, |t| t.elapsed());
+    let left = deadline.saturating_sub(since);
+    if tokio::time::timeout(left.max(Duration::from_millis(100)), &mut handle)
         .await
         .is_err()
     {
-        tracing::warn!(
-            "webhook attempts still under way at exit; their claims expire and they are retried"
-        );
+        handle.abort();
+        let _ = handle.await;
+        match app.store.release_deliveries(&worker.owner).await {
+            Ok(n) => tracing::warn!(
+                released = n,
+                "webhook attempts still under way at the deadline: their claims were given back"
+            ),
+            Err(e) => tracing::warn!(
+                error = %e,
+                "cannot give back webhook claims; they are retried when their leases expire"
+            ),
+        }
     }
     tracing::info!("stopped");
     Ok(())

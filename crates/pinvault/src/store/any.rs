@@ -286,6 +286,9 @@ impl Store for AnyStore {
     ) -> StoreResult<Vec<ClaimedDelivery>> {
         each!(self, s => s.claim_deliveries(owner, now, lease_until, limit))
     }
+    async fn release_deliveries(&self, owner: &str) -> StoreResult<u64> {
+        each!(self, s => s.release_deliveries(owner))
+    }
     async fn finish_delivery(
         &self,
         id: &str,

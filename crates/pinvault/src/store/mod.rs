@@ -725,6 +725,10 @@ pub trait Store: Clone + Send + Sync + 'static {
         lease_until: Timestamp,
         limit: u32,
     ) -> impl Future<Output = StoreResult<Vec<ClaimedDelivery>>> + Send;
+    /// Gives back every claim `owner` still holds (a worker stopped before its
+    /// attempts ended), so another worker takes them at once rather than when
+    /// the leases expire; the attempts count as not made. Returns how many.
+    fn release_deliveries(&self, owner: &str) -> impl Future<Output = StoreResult<u64>> + Send;
     /// Records an attempt of a delivery `owner` holds; false (nothing written)
     /// when the lease was lost.
     fn finish_delivery(

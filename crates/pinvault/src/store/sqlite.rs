@@ -1720,6 +1720,20 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn release_deliveries(&self, owner: &str) -> StoreResult<u64> {
+        let owner = owner.to_owned();
+        self.write(move |tx| {
+            let n = tx
+                .prepare_cached(
+                    "UPDATE webhook_deliveries SET lease_owner = NULL, lease_until = NULL
+                     WHERE lease_owner = ?1 AND status = 'pending'",
+                )?
+                .execute([&owner])?;
+            Ok(n as u64)
+        })
+        .await
+    }
+
     async fn finish_delivery(
         &self,
         id: &str,

@@ -221,6 +221,65 @@ pub struct Server {
     agent: ureq::Agent,
     /// Environment given to the server and to operator commands.
     env: Vec<(String, String)>,
+    /// Leak canaries: every PAN and every long PIN sent (see [`Server::leaks`]).
+    canaries: Arc<Mutex<std::collections::BTreeSet<String>>>,
+}
+
+/// The values of a request body that must never be stored or logged in
+/// clear: every `pan`, and every `pin` of 8 digits or more (shorter ones occur
+/// by chance in binary files, so a scan for them would mean nothing).
+fn canaries_in(v: &Value, out: &mut std::collections::BTreeSet<String>) {
+    match v {
+        Value::Object(m) => {
+            for (k, v) in m {
+                if let Value::String(text) = v {
+                    let digits = text.chars().all(|c| c.is_ascii_digit());
+                    if digits
+                        && ((k == "pan" && text.len() >= 12) || (k == "pin" && text.len() >= 8))
+                    {
+                        out.insert(text.clone());
+                    }
+                }
+                canaries_in(v, out);
+            }
+        }
+        Value::Array(a) => a.iter().for_each(|v| canaries_in(v, out)),
+        _ => {}
+    }
+}
+
+/// Where `needles` occur in `hay` (as they are, and as hex of their ASCII,
+/// the way PostgreSQL prints `bytea`).
+pub fn find_canaries(
+    hay: &[u8],
+    needles: &std::collections::BTreeSet<String>,
+    place: &str,
+) -> Vec<String> {
+    let mut found = Vec::new();
+    for n in needles {
+        let hex: String = n.bytes().map(|b| format!("{b:02x}")).collect();
+        for (form, pat) in [("digits", n.as_bytes()), ("hex", hex.as_bytes())] {
+            if hay.windows(pat.len()).any(|w| w == pat) {
+                found.push(format!("{n} ({form}) in {place}"));
+            }
+        }
+    }
+    found
+}
+
+/// Every file under `dir`, recursively.
+fn files_under(dir: &std::path::Path, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            files_under(&p, out);
+        } else {
+            out.push(p);
+        }
+    }
 }
 
 /// With `PINVAULT_TEST_KEY_PROVIDER=pkcs11` (scripts/test sets it, with a
@@ -360,7 +419,53 @@ impl Server {
             stderr,
             agent,
             env,
+            canaries: Arc::default(),
         }
+    }
+
+    /// Marks a value as a leak canary (a PIN sent encrypted, say).
+    pub fn mark(&self, value: &str) {
+        self.canaries.lock().unwrap().insert(value.to_owned());
+    }
+
+    /// The canaries registered so far.
+    pub fn canaries(&self) -> std::collections::BTreeSet<String> {
+        self.canaries.lock().unwrap().clone()
+    }
+
+    /// Where the canaries occur: every file of the data directory (the SQLite
+    /// database with its WAL and shared memory, the key file…), the server's
+    /// log, and on PostgreSQL every row of the database as text. Empty when
+    /// none leaked.
+    pub fn leaks(&self) -> Vec<String> {
+        self.leaks_of(&self.canaries())
+    }
+
+    pub fn leaks_of(&self, canaries: &std::collections::BTreeSet<String>) -> Vec<String> {
+        if canaries.is_empty() {
+            return Vec::new();
+        }
+        let mut found = Vec::new();
+        let mut files = Vec::new();
+        files_under(&self.data_dir, &mut files);
+        for f in files {
+            if let Ok(bytes) = std::fs::read(&f) {
+                found.extend(find_canaries(&bytes, canaries, &f.display().to_string()));
+            }
+        }
+        found.extend(find_canaries(
+            self.logs().as_bytes(),
+            canaries,
+            "the server log",
+        ));
+        if let Some(dump) = self.data.database_dump() {
+            found.extend(find_canaries(
+                dump.as_bytes(),
+                canaries,
+                "the PostgreSQL database",
+            ));
+        }
+        found
     }
 
     /// Everything the server logged so far.
@@ -440,6 +545,9 @@ impl Server {
         content_type: &str,
         headers: &[(&str, &str)],
     ) -> Result<Reply, ureq::Error> {
+        if let Some(v) = body.and_then(|b| serde_json::from_str::<Value>(b).ok()) {
+            canaries_in(&v, &mut self.canaries.lock().unwrap());
+        }
         let url = format!("{}{path}", self.base);
         let mut req = ureq::http::Request::builder().method(method).uri(&url);
         if let Some(key) = key {
@@ -452,7 +560,23 @@ impl Server {
             req = req.header(*k, *v);
         }
         let req = req.body(body.unwrap_or("").to_owned()).unwrap();
-        let mut res = self.agent.run(req)?;
+        // A kept-alive connection the server closed as the request went out
+        // (after an answer that left a body unread, or idle past the header
+        // timeout) never reached a handler: send it once more, on a new one.
+        let again = req.clone();
+        let mut res = match self.agent.run(req) {
+            Err(ureq::Error::Io(e))
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::UnexpectedEof
+                        | std::io::ErrorKind::ConnectionReset
+                        | std::io::ErrorKind::BrokenPipe
+                ) =>
+            {
+                self.agent.run(again)?
+            }
+            other => other?,
+        };
         let status = res.status().as_u16();
         let headers = res
             .headers()
@@ -522,6 +646,23 @@ impl Server {
         r.body["pin"].as_str().unwrap().to_owned()
     }
 
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends SIGTERM (a clean stop), without waiting.
+    pub fn sigterm(&self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+    }
+
+    /// Waits for the server to exit; its exit status.
+    pub fn wait(&mut self) -> std::process::ExitStatus {
+        self.child.wait().expect("wait for the server")
+    }
+
     /// The sandbox's answer (`{"result","remaining_tries"}`) for `pin`, in a
     /// test-mode program.
     pub fn sandbox_verify(&self, key: &str, card: &str, pin: &str) -> Value {
@@ -577,8 +718,14 @@ impl Server {
 }
 
 impl Drop for Server {
+    /// Stops the server, then checks that no PAN or long PIN it was sent is in
+    /// its data directory, its database or its log (unless the test failed).
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if !std::thread::panicking() {
+            let leaks = self.leaks();
+            assert!(leaks.is_empty(), "leak canaries found: {leaks:#?}");
+        }
     }
 }

@@ -1881,6 +1881,23 @@ impl Store for PgStore {
         .await
     }
 
+    async fn release_deliveries(&self, owner: &str) -> StoreResult<u64> {
+        let owner = owner.to_owned();
+        self.write(|tx| {
+            let owner = owner.clone();
+            Box::pin(async move {
+                Ok(tx
+                    .execute(
+                        "UPDATE webhook_deliveries SET lease_owner = NULL, lease_until = NULL
+                         WHERE lease_owner = $1 AND status = 'pending'",
+                        &[&owner],
+                    )
+                    .await?)
+            })
+        })
+        .await
+    }
+
     async fn finish_delivery(
         &self,
         id: &str,
