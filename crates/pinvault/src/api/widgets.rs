@@ -41,10 +41,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
         Ok(Caller {
             request_id: parts.extensions.get::<RequestId>().map(|r| r.0.clone()),
-            source: parts
-                .extensions
-                .get::<ClientAddr>()
-                .map(|c| c.0),
+            source: parts.extensions.get::<ClientAddr>().map(|c| c.0),
         })
     }
 }
