@@ -7,6 +7,9 @@ pub mod audit;
 pub mod cli;
 pub mod domain;
 pub mod events;
+// The fuzz targets' harness (with a fixed test-only RSA key): built for the unit
+// tests and for fuzz/ (feature `fuzzing`), never into the server.
+#[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;
 pub mod jose;
 pub mod keys;
