@@ -200,18 +200,19 @@ impl<S: Store> App<S> {
     }
 
     /// Encrypts a revealed PIN to a device's key: `{"pin","card_id"}` as a
-    /// compact JWE (`ECDH-ES`, `A256GCM`).
-    pub async fn encrypt_for_device(
+    /// compact JWE (`ECDH-ES`, `A256GCM`). Runs on the calling thread: one
+    /// ephemeral P-256 key and one ECDH (tens of microseconds, in software,
+    /// whatever the key provider) cost less than a hand-off to the blocking
+    /// pool and back.
+    pub fn encrypt_for_device(
         &self,
-        device: DeviceKey,
+        device: &DeviceKey,
         pin: Zeroizing<String>,
         card_id: &str,
     ) -> Result<String, ServiceError> {
         let plain = Zeroizing::new(format!(r#"{{"pin":"{}","card_id":"{card_id}"}}"#, &*pin));
         drop(pin);
-        tokio::task::spawn_blocking(move || jose::encrypt_to_device(&device, plain.as_bytes()))
-            .await
-            .map_err(|e| ServiceError::Keys(KeyError::Provider(format!("encryption task: {e}"))))?
+        jose::encrypt_to_device(device, plain.as_bytes())
             .map_err(|_| ServiceError::Keys(KeyError::Provider("ECDH-ES encryption failed".into())))
     }
 

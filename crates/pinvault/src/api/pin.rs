@@ -518,9 +518,7 @@ pub(super) async fn reveal_of<S: Store>(
         let pin = app
             .keys
             .decipher_pin(card.pin_key_version, &card.pin_block, &pan)?;
-        let jwe = app
-            .encrypt_for_device(device, pin.expose(), &card.id)
-            .await?;
+        let jwe = app.encrypt_for_device(&device, pin.expose(), &card.id)?;
         drop(pin);
         app.store
             .redeem_token(
