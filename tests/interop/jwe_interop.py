@@ -169,7 +169,7 @@ def run(api, rng, cli):
     key = jwk.JWK(**published)
     kid = published["kid"]
     check(key.thumbprint() == kid, "kid is the RFC 7638 thumbprint")
-    check(len(unb64url(published["n"])) * 8 == 3072, "3072-bit key by default")
+    check(len(unb64url(published["n"])) * 8 == 2048, "2048-bit key by default")
     status, pem = api.call("GET", f"/v1/pin-encryption-keys/{kid}.pem", auth=False)
     check(status == 200 and jwk.JWK.from_pem(pem.encode()).thumbprint() == kid, "PEM is the same key")
     status, _ = api.call("GET", "/v1/pin-encryption-keys/nope.pem", auth=False)

@@ -75,7 +75,7 @@ pub struct TransportSettings {
 impl Default for TransportSettings {
     fn default() -> Self {
         TransportSettings {
-            bits: TransportBits::Rsa3072,
+            bits: TransportBits::Rsa2048,
             grace_s: 24 * 3600,
         }
     }

@@ -215,7 +215,7 @@ fn eventually(what: &str, mut f: impl FnMut() -> bool) {
 }
 
 #[test]
-fn published_keys_default_3072_and_2048_by_configuration() {
+fn published_keys_default_2048_and_3072_by_configuration() {
     let s = Server::start("jwks");
     let keys = jwks(&s);
     assert_eq!(keys.len(), 1);
@@ -228,14 +228,14 @@ fn published_keys_default_3072_and_2048_by_configuration() {
     ] {
         assert_eq!(k[member], value, "{k}");
     }
-    assert_eq!(B64.decode(k["n"].as_str().unwrap()).unwrap().len(), 384);
+    assert_eq!(B64.decode(k["n"].as_str().unwrap()).unwrap().len(), 256);
     assert_eq!(
         k.as_object().unwrap().len(),
         6,
         "nothing but kty kid use alg n e: {k}"
     );
     let pem = published(&s, k["kid"].as_str().unwrap());
-    assert_eq!(pem.key.key_size_bits(), 3072);
+    assert_eq!(pem.key.key_size_bits(), 2048);
     let r = s.call("GET", "/v1/pin-encryption-keys/nope.pem", None, None);
     assert_eq!((r.status, r.code()), (404, "not_found"));
     let r = s.call(
@@ -255,9 +255,9 @@ fn published_keys_default_3072_and_2048_by_configuration() {
     assert_eq!(jwks(&again)[0]["kid"], kid);
     drop(again);
 
-    let small = Server::start_env("jwks2048", &[("PINVAULT_TRANSPORT_KEY_BITS", "2048")]);
-    let k = &jwks(&small)[0];
-    assert_eq!(B64.decode(k["n"].as_str().unwrap()).unwrap().len(), 256);
+    let large = Server::start_env("jwks3072", &[("PINVAULT_TRANSPORT_KEY_BITS", "3072")]);
+    let k = &jwks(&large)[0];
+    assert_eq!(B64.decode(k["n"].as_str().unwrap()).unwrap().len(), 384);
 }
 
 #[test]

@@ -162,23 +162,28 @@ pub enum PinChange {
 
 /// Program settings from their stored JSON text. Every authenticated request
 /// reads its program's settings; parsing them is a large part of a PIN
-/// verification's own work, so the parsed value is kept by its exact text (a
-/// changed setting is different text, so nothing is ever stale). At most
-/// `SETTINGS_MEMO` texts are kept; past that the memo starts again.
-pub(crate) fn parse_settings(text: &str) -> Option<Settings> {
+/// verification's own work, so the parsed value is kept per program with the
+/// exact text it came from, and used again only for that same text (a changed
+/// setting is different text, so nothing is ever stale). Looking a program up
+/// by its id and comparing the text costs less than hashing the whole text.
+/// At most `SETTINGS_MEMO` programs are kept; past that the memo starts again.
+pub(crate) fn parse_settings(program_id: &str, text: &str) -> Option<Settings> {
     use std::collections::HashMap;
     use std::sync::{LazyLock, RwLock};
     const SETTINGS_MEMO: usize = 1024;
-    static MEMO: LazyLock<RwLock<HashMap<String, Settings>>> = LazyLock::new(Default::default);
-    if let Some(s) = MEMO.read().unwrap_or_else(|p| p.into_inner()).get(text) {
-        return Some(s.clone());
+    type Memo = HashMap<String, (String, Settings)>;
+    static MEMO: LazyLock<RwLock<Memo>> = LazyLock::new(Default::default);
+    if let Some((seen, s)) = MEMO.read().unwrap_or_else(|p| p.into_inner()).get(program_id) {
+        if seen == text {
+            return Some(s.clone());
+        }
     }
     let parsed: Settings = serde_json::from_str(text).ok()?;
     let mut memo = MEMO.write().unwrap_or_else(|p| p.into_inner());
     if memo.len() >= SETTINGS_MEMO {
         memo.clear();
     }
-    memo.insert(text.to_owned(), parsed.clone());
+    memo.insert(program_id.to_owned(), (text.to_owned(), parsed.clone()));
     Some(parsed)
 }
 
@@ -747,16 +752,21 @@ mod tests {
     fn settings_are_parsed_by_their_exact_text() {
         let mut s = Settings::default();
         let text = serde_json::to_string(&s).unwrap_or_default();
-        assert_eq!(parse_settings(&text), Some(s.clone()));
+        let p = "prg_settingsmemotest";
+        assert_eq!(parse_settings(p, &text), Some(s.clone()));
         // Read again (from the memo): the same value.
-        assert_eq!(parse_settings(&text), Some(s.clone()));
+        assert_eq!(parse_settings(p, &text), Some(s.clone()));
         // A changed setting is different text, so a different value, never the memo's.
         s.max_tries = 7;
         let changed = serde_json::to_string(&s).unwrap_or_default();
-        assert_eq!(parse_settings(&changed).map(|p| p.max_tries), Some(7));
-        assert_eq!(parse_settings(&text).map(|p| p.max_tries), Some(3));
+        assert_eq!(parse_settings(p, &changed).map(|p| p.max_tries), Some(7));
+        assert_eq!(parse_settings(p, &text).map(|p| p.max_tries), Some(3));
+        // Another program with the same text reads its own entry.
+        assert_eq!(parse_settings("prg_othermemotest", &changed).map(|p| p.max_tries), Some(7));
+        assert_eq!(parse_settings(p, &text).map(|p| p.max_tries), Some(3));
         // Text that is not settings is refused, also when asked twice.
-        assert_eq!(parse_settings("{\"max_tries\": \"x\"}"), None);
-        assert_eq!(parse_settings("{\"max_tries\": \"x\"}"), None);
+        assert_eq!(parse_settings(p, "{\"max_tries\": \"x\"}"), None);
+        assert_eq!(parse_settings(p, "{\"max_tries\": \"x\"}"), None);
+        assert_eq!(parse_settings(p, &text).map(|p| p.max_tries), Some(3));
     }
 }

@@ -367,15 +367,16 @@ fn program_row(r: &Row<'_>) -> rusqlite::Result<ProgramRow> {
 /// A program from `PROGRAM_COLS` starting at column `at` (joins put it after others).
 fn program_row_at(r: &Row<'_>, at: usize) -> rusqlite::Result<ProgramRow> {
     let mode: String = r.get(at + 2)?;
+    let id: String = r.get(at)?;
     let settings = r
         .get_ref(at + 3)?
         .as_str()
         .map_err(|_| bad_value(at + 3, "settings"))?;
     Ok(ProgramRow {
-        id: r.get(at)?,
+        settings: parse_settings(&id, settings).ok_or_else(|| bad_value(at + 3, "settings"))?,
+        id,
         name: r.get(at + 1)?,
         mode: Mode::parse(&mode).ok_or_else(|| bad_value(at + 2, "mode"))?,
-        settings: parse_settings(settings).ok_or_else(|| bad_value(at + 3, "settings"))?,
         created_at: r.get(at + 4)?,
         updated_at: r.get(at + 5)?,
     })

@@ -262,11 +262,12 @@ const PROGRAM_COLS: &str = "id, name, mode, settings, created_at, updated_at";
 fn program_row_at(r: &Row, at: usize) -> PgResult<ProgramRow> {
     let mode: String = r.try_get(at + 2)?;
     let settings: &str = r.try_get(at + 3)?;
+    let id: String = r.try_get(at)?;
     Ok(ProgramRow {
-        id: r.try_get(at)?,
+        settings: parse_settings(&id, settings).ok_or_else(|| decode("settings"))?,
+        id,
         name: r.try_get(at + 1)?,
         mode: Mode::parse(&mode).ok_or_else(|| decode("mode"))?,
-        settings: parse_settings(settings).ok_or_else(|| decode("settings"))?,
         created_at: r.try_get(at + 4)?,
         updated_at: r.try_get(at + 5)?,
     })
