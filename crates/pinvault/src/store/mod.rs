@@ -173,7 +173,11 @@ pub(crate) fn parse_settings(program_id: &str, text: &str) -> Option<Settings> {
     const SETTINGS_MEMO: usize = 1024;
     type Memo = HashMap<String, (String, Settings)>;
     static MEMO: LazyLock<RwLock<Memo>> = LazyLock::new(Default::default);
-    if let Some((seen, s)) = MEMO.read().unwrap_or_else(|p| p.into_inner()).get(program_id) {
+    if let Some((seen, s)) = MEMO
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(program_id)
+    {
         if seen == text {
             return Some(s.clone());
         }
@@ -762,7 +766,10 @@ mod tests {
         assert_eq!(parse_settings(p, &changed).map(|p| p.max_tries), Some(7));
         assert_eq!(parse_settings(p, &text).map(|p| p.max_tries), Some(3));
         // Another program with the same text reads its own entry.
-        assert_eq!(parse_settings("prg_othermemotest", &changed).map(|p| p.max_tries), Some(7));
+        assert_eq!(
+            parse_settings("prg_othermemotest", &changed).map(|p| p.max_tries),
+            Some(7)
+        );
         assert_eq!(parse_settings(p, &text).map(|p| p.max_tries), Some(3));
         // Text that is not settings is refused, also when asked twice.
         assert_eq!(parse_settings(p, "{\"max_tries\": \"x\"}"), None);
