@@ -43,6 +43,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         5,
         include_str!("../../migrations/sqlite/0005_staged_pin.sql"),
     ),
+    (
+        6,
+        include_str!("../../migrations/sqlite/0006_live_tokens_index.sql"),
+    ),
 ];
 
 /// The most writes one transaction (one fsync) carries.

@@ -53,6 +53,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         5,
         include_str!("../../../migrations/postgres/0005_staged_pin.sql"),
     ),
+    (
+        6,
+        include_str!("../../../migrations/postgres/0006_live_tokens_index.sql"),
+    ),
 ];
 
 /// Times a transaction is run again after a serialization failure or deadlock.
