@@ -239,13 +239,14 @@ impl<S: Store> App<S> {
     }
 
     /// Checks an entered PIN against `card`'s PIN and counts the try.
+    /// `actor` (who asks, for the audit record) is only made when a try counts.
     pub async fn verify_pin(
         &self,
         card: &CardRow,
         pan: &Pan,
         max_tries: u32,
         entered: Entered<'_>,
-        actor: &Actor,
+        actor: impl FnOnce() -> Actor,
     ) -> Result<Verdict, VerifyError> {
         // How the PIN was entered, for the audit record of a failure (built then).
         let method = match &entered {
@@ -302,8 +303,7 @@ impl<S: Store> App<S> {
             }
             None => json!({ "method": "sandbox" }),
         };
-        let (program_id, card_id, actor) =
-            (card.program_id.clone(), card.id.clone(), actor.clone());
+        let (program_id, card_id, actor) = (card.program_id.clone(), card.id.clone(), actor());
         let effects = move |f: PinFailure| {
             let remaining = max_tries.saturating_sub(f.fail_count);
             let mut events = vec![event(

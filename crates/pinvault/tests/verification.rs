@@ -650,3 +650,64 @@ fn zone_key_import_checks_and_hides_the_key() {
         }
     }
 }
+
+/// Changes the server's database directly, as a writer that is not this server
+/// would (an operator's SQL client, another process on the same file).
+fn write_directly(s: &Server, sql: &str) {
+    match &s.data.database_url {
+        Some(url) => {
+            common::postgres_query(url, sql);
+        }
+        None => {
+            let db = rusqlite::Connection::open(s.data_dir.join("pinvault.db")).unwrap();
+            db.busy_timeout(std::time::Duration::from_secs(10)).unwrap();
+            db.execute_batch(sql).unwrap();
+        }
+    }
+}
+
+/// The rows every request reads (the API key, its program, the card) may be
+/// held between requests, but a change committed by any writer counts from the
+/// next request: the operator command line in another process, or SQL from
+/// outside pinvault altogether.
+#[test]
+fn changes_by_any_writer_count_at_once() {
+    let s = Server::start("verify-writers");
+    let key = s.program("live", SETTINGS);
+    let v = vectors().into_iter().find(|v| v.format == "iso_4").unwrap();
+    let zpk = import(&s, algorithm(&v), &[&v.key]);
+    let c = card(&s, &key, &v.pan, &v.pin);
+    let right = |key: &str| verify(&s, key, &c, &v.format, &v.enciphered, &zpk);
+    for _ in 0..3 {
+        assert_eq!(outcome(&right(&key)), ("match".into(), 3));
+    }
+
+    let program = s.get("/v1/program", &key).body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    s.cli_json(&["programs", "update", &program, "--set", "max_tries=5"]);
+    assert_eq!(outcome(&right(&key)), ("match".into(), 5));
+
+    write_directly(
+        &s,
+        &format!("UPDATE cards SET pin_blocked = TRUE WHERE id = '{c}'"),
+    );
+    assert_eq!(outcome(&right(&key)), ("blocked".into(), 0));
+    assert_eq!(outcome(&right(&key)), ("blocked".into(), 0));
+    write_directly(
+        &s,
+        &format!("UPDATE cards SET pin_blocked = FALSE WHERE id = '{c}'"),
+    );
+    assert_eq!(outcome(&right(&key)), ("match".into(), 5));
+
+    let extra = s.cli_json(&["api-keys", "create", "--program", &program]);
+    let extra_key = extra["api_key"].as_str().unwrap();
+    for _ in 0..3 {
+        assert_eq!(outcome(&right(extra_key)), ("match".into(), 5));
+    }
+    s.cli_json(&["api-keys", "revoke", extra["api_key_id"].as_str().unwrap()]);
+    let r = right(extra_key);
+    assert_eq!((r.status, r.code()), (401, "unauthorized"), "{}", r.body);
+    assert_eq!(outcome(&right(&key)), ("match".into(), 5));
+}

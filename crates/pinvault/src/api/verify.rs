@@ -183,7 +183,7 @@ pub async fn verify<S: Store>(
             &pan,
             u32::from(auth.program.settings.max_tries),
             entered,
-            &auth.actor(),
+            || auth.actor(),
         )
         .await
         .map_err(|e| refused(&app, e))?;
@@ -228,7 +228,7 @@ pub async fn sandbox_verify<S: Store>(
             &pan,
             u32::from(auth.program.settings.max_tries),
             Entered::Clear(pin),
-            &auth.actor(),
+            || auth.actor(),
         )
         .await
         .map_err(|e| refused(&app, e))?;

@@ -4,6 +4,7 @@
 mod any;
 mod postgres;
 mod sqlite;
+mod sqlite_cache;
 
 use std::future::Future;
 

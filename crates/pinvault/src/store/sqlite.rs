@@ -20,6 +20,7 @@ use rusqlite::ToSql;
 use rusqlite::types::Type;
 use rusqlite::{Connection, ErrorCode, OptionalExtension, Row, TransactionBehavior, params};
 
+use super::sqlite_cache::ReadCache;
 use super::*;
 use crate::domain::ids::new_id;
 use crate::domain::time::now;
@@ -127,6 +128,8 @@ struct Inner {
     /// when the store is dropped and this sender with it.
     writes: Sender<WriteJob>,
     readers: Mutex<Vec<Connection>>,
+    /// API keys with their programs, and cards, between commits.
+    cache: ReadCache,
 }
 
 /// The writer thread: takes the next write (waiting for one), then whatever
@@ -233,6 +236,7 @@ impl SqliteStore {
                 path: path.to_owned(),
                 writes,
                 readers: Mutex::new(Vec::new()),
+                cache: ReadCache::new(path),
             }),
         })
     }
@@ -943,19 +947,30 @@ impl Store for SqliteStore {
         &self,
         key_hash: SecretHash,
     ) -> StoreResult<Option<(ApiKeyRow, ProgramRow)>> {
-        self.read_short(move |c| {
-            c.prepare_cached(
-                "SELECT k.id, k.program_id, k.key_hash, k.hint, k.created_at, k.revoked_at,
+        let stamp = self.inner.cache.stamp();
+        if let Some(stamp) = &stamp {
+            if let (Some(auth), _) = self.inner.cache.get(stamp, &key_hash, None) {
+                return Ok(Some(auth));
+            }
+        }
+        let found = self
+            .read_short(move |c| {
+                c.prepare_cached(
+                    "SELECT k.id, k.program_id, k.key_hash, k.hint, k.created_at, k.revoked_at,
                         p.id, p.name, p.mode, p.settings, p.created_at, p.updated_at
                  FROM api_keys k JOIN programs p ON p.id = k.program_id
                  WHERE k.key_hash = ?1 AND k.revoked_at IS NULL",
-            )?
-            .query_row([&key_hash[..]], |r| {
-                Ok((api_key_row(r)?, program_row_at(r, 6)?))
+                )?
+                .query_row([&key_hash[..]], |r| {
+                    Ok((api_key_row(r)?, program_row_at(r, 6)?))
+                })
+                .optional()
             })
-            .optional()
-        })
-        .await
+            .await?;
+        if let (Some(stamp), Some((key, program))) = (&stamp, &found) {
+            self.inner.cache.put(stamp, Some((key, program)), None);
+        }
+        Ok(found)
     }
 
     async fn authenticate_card(
@@ -973,19 +988,43 @@ impl Store for SqliteStore {
                 prefixed("c.", CARD_COLS)
             )
         });
+        let cache = &self.inner.cache;
+        let stamp = cache.stamp();
+        if let Some(stamp) = &stamp {
+            match cache.get(stamp, &key_hash, Some(card_id)) {
+                (Some((key, program)), Some(card)) => return Ok(Some((key, program, Some(card)))),
+                (Some((key, program)), None) => {
+                    // The caller is known: only the card to read.
+                    let (program_id, card_id) = (program.id.clone(), card_id.to_owned());
+                    let card = self
+                        .read_short(move |c| get_card_tx(c, &program_id, &card_id))
+                        .await?;
+                    if let Some(card) = &card {
+                        cache.put(stamp, None, Some(card));
+                    }
+                    return Ok(Some((key, program, card)));
+                }
+                (None, _) => {}
+            }
+        }
         let card_id = card_id.to_owned();
-        self.read_short(move |c| {
-            c.prepare_cached(&SQL)?
-                .query_row(params![&key_hash[..], card_id], |r| {
-                    let card = match r.get_ref(12)? {
-                        rusqlite::types::ValueRef::Null => None,
-                        _ => Some(card_row_at(r, 12)?),
-                    };
-                    Ok((api_key_row(r)?, program_row_at(r, 6)?, card))
-                })
-                .optional()
-        })
-        .await
+        let found = self
+            .read_short(move |c| {
+                c.prepare_cached(&SQL)?
+                    .query_row(params![&key_hash[..], card_id], |r| {
+                        let card = match r.get_ref(12)? {
+                            rusqlite::types::ValueRef::Null => None,
+                            _ => Some(card_row_at(r, 12)?),
+                        };
+                        Ok((api_key_row(r)?, program_row_at(r, 6)?, card))
+                    })
+                    .optional()
+            })
+            .await?;
+        if let (Some(stamp), Some((key, program, card))) = (&stamp, &found) {
+            cache.put(stamp, Some((key, program)), card.as_ref());
+        }
+        Ok(found)
     }
 
     async fn create_api_key(&self, key: ApiKeyRow) -> StoreResult<()> {
