@@ -226,6 +226,9 @@ impl SqliteStore {
         }
         let mut writer = connect(path).map_err(db_error)?;
         migrate(&mut writer).map_err(db_error)?;
+        // The file name as SQLite resolved it (symbolic links followed): its
+        // WAL index is that name with `-shm`.
+        let cache = ReadCache::new(writer.path().map_or(path, Path::new));
         let (writes, queued) = std::sync::mpsc::channel();
         std::thread::Builder::new()
             .name("sqlite-writer".to_owned())
@@ -236,7 +239,7 @@ impl SqliteStore {
                 path: path.to_owned(),
                 writes,
                 readers: Mutex::new(Vec::new()),
-                cache: ReadCache::new(path),
+                cache,
             }),
         })
     }
@@ -1811,5 +1814,30 @@ impl Store for SqliteStore {
             Ok(n == 1)
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Through a symbolic link, the cache reads the WAL index SQLite uses (the
+    /// link's target with `-shm`), not a file beside the link.
+    #[test]
+    fn the_wal_index_is_found_through_a_symbolic_link() {
+        let dir = std::env::temp_dir().join(format!("pinvault-sqlite-link-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("real")).unwrap();
+        let real = dir.join("real").join("pinvault.db");
+        let link = dir.join("pinvault.db");
+        connect(&real).unwrap();
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        std::fs::write(dir.join("pinvault.db-shm"), [0u8; 4096]).unwrap();
+        let store = SqliteStore::open(&link).unwrap();
+        let mut expected = std::fs::canonicalize(&real).unwrap().into_os_string();
+        expected.push("-shm");
+        assert_eq!(store.inner.cache.shm_path(), Path::new(&expected));
+        assert!(store.inner.cache.stamp().is_some());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

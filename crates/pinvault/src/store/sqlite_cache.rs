@@ -108,6 +108,11 @@ impl ReadCache {
         read_stamp(&shm.as_ref()?.0)
     }
 
+    #[cfg(test)]
+    pub(super) fn shm_path(&self) -> &std::path::Path {
+        &self.shm_path
+    }
+
     fn clear(&self) {
         let mut state = self.lock();
         state.stamp = [0; STAMP_LEN];
