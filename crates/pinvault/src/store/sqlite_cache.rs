@@ -24,8 +24,9 @@
 //! The entries hold what the rows hold: key hashes and sealed values, never a
 //! key or a PIN in the clear.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::fs::File;
+use std::hash::{BuildHasher, RandomState};
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::PathBuf;
 use std::sync::{Mutex, RwLock};
@@ -38,10 +39,10 @@ use crate::domain::ids::SecretHash;
 const STAMP_LEN: usize = 96;
 /// `WALINDEX_MAX_VERSION`: the only WAL-index format SQLite has had.
 const WAL_INDEX_VERSION: u32 = 3_007_000;
-/// At most this many cards are held (about 0.5 KB each); when full, the cache
-/// of cards starts again empty.
+/// At most this many cards are held (about 0.5 KB each); when full, the one
+/// held longest makes room.
 const MAX_CARDS: usize = 16_384;
-/// API keys (one or a few per program).
+/// API keys (one or a few per program; when full, the keys start again empty).
 const MAX_KEYS: usize = 1_024;
 /// How often the `-shm` file opened is checked to be still the one at its path.
 const RECHECK: Duration = Duration::from_secs(1);
@@ -56,9 +57,20 @@ pub(super) struct ReadCache {
 }
 
 struct State {
+    /// The stamp the entries were read under.
     stamp: Stamp,
+    entries: Entries,
+    /// Hashes of card ids read once and not held (see [`ReadCache::put`]).
+    seen: HashSet<u64>,
+    hasher: RandomState,
+}
+
+#[derive(Default)]
+struct Entries {
     keys: HashMap<SecretHash, (ApiKeyRow, ProgramRow)>,
     cards: HashMap<String, CardRow>,
+    /// Card ids in the order they were put in: when full, the oldest goes.
+    order: VecDeque<String>,
 }
 
 impl ReadCache {
@@ -77,10 +89,16 @@ impl ReadCache {
             shm: RwLock::new(shm),
             state: Mutex::new(State {
                 stamp: [0; STAMP_LEN],
-                keys: HashMap::new(),
-                cards: HashMap::new(),
+                entries: Entries::default(),
+                seen: HashSet::new(),
+                hasher: RandomState::new(),
             }),
         }
+    }
+
+    #[cfg(test)]
+    pub(super) fn shm_path(&self) -> &std::path::Path {
+        &self.shm_path
     }
 
     /// The database's commit stamp now, or `None` when it cannot be read
@@ -101,60 +119,52 @@ impl ReadCache {
         if stale {
             tracing::warn!(path = %self.shm_path.display(), "the WAL index file was replaced: reopened");
             *shm = File::open(&self.shm_path).ok().map(|f| (f, Instant::now()));
-            self.clear();
+            let old = std::mem::take(&mut self.lock().entries);
+            drop(old);
         } else if let Some((_, checked)) = shm.as_mut() {
             *checked = Instant::now();
         }
         read_stamp(&shm.as_ref()?.0)
     }
 
-    #[cfg(test)]
-    pub(super) fn shm_path(&self) -> &std::path::Path {
-        &self.shm_path
-    }
-
-    fn clear(&self) {
-        let mut state = self.lock();
-        state.stamp = [0; STAMP_LEN];
-        state.keys.clear();
-        state.cards.clear();
-    }
-
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The state, emptied first if the database has changed since its entries were read.
-    fn at(&self, stamp: &Stamp) -> std::sync::MutexGuard<'_, State> {
-        let mut state = self.lock();
-        if state.stamp != *stamp {
-            state.stamp = *stamp;
-            state.keys.clear();
-            state.cards.clear();
-        }
-        state
-    }
-
     /// The live key with this hash and its program, and (if `card_id` is given)
-    /// that card of the program, as far as they are held.
+    /// that card of the program, as far as they are held. When the database
+    /// has changed since the entries were read, they are all dropped (after
+    /// the lock is released: thousands of rows take a while to free).
     pub(super) fn get(
         &self,
         stamp: &Stamp,
         key_hash: &SecretHash,
         card_id: Option<&str>,
     ) -> (Option<(ApiKeyRow, ProgramRow)>, Option<CardRow>) {
-        let state = self.at(stamp);
-        let Some((key, program)) = state.keys.get(key_hash) else {
+        let mut state = self.lock();
+        if state.stamp != *stamp {
+            state.stamp = *stamp;
+            let old = std::mem::take(&mut state.entries);
+            drop(state);
+            drop(old);
+            return (None, None);
+        }
+        let entries = &state.entries;
+        let Some((key, program)) = entries.keys.get(key_hash) else {
             return (None, None);
         };
         let card = card_id
-            .and_then(|id| state.cards.get(id))
+            .and_then(|id| entries.cards.get(id))
             .filter(|c| c.program_id == program.id)
             .cloned();
         (Some((key.clone(), program.clone())), card)
     }
 
-    /// Keeps rows read after `stamp` was: only if the database has not changed since.
+    /// Keeps rows read after `stamp` was: only if the database has not changed
+    /// since. A card is held from the second time it is read: when the cards
+    /// read are more than the cache holds (many cards, each verified once),
+    /// a miss costs a hash, not a copy of the row that would be pushed out
+    /// before it is read again.
     pub(super) fn put(
         &self,
         stamp: &Stamp,
@@ -165,19 +175,40 @@ impl ReadCache {
         if state.stamp != *stamp {
             return;
         }
+        let state = &mut *state;
+        let entries = &mut state.entries;
         if let Some((key, program)) = auth {
-            if state.keys.len() >= MAX_KEYS {
-                state.keys.clear();
+            if entries.keys.len() >= MAX_KEYS && !entries.keys.contains_key(&key.key_hash) {
+                entries.keys.clear();
             }
-            state
+            entries
                 .keys
                 .insert(key.key_hash, (key.clone(), program.clone()));
         }
         if let Some(card) = card {
-            if state.cards.len() >= MAX_CARDS {
-                state.cards.clear();
+            if !entries.cards.contains_key(&card.id) {
+                let seen = state.hasher.hash_one(&card.id);
+                if !state.seen.remove(&seen) {
+                    if state.seen.len() >= MAX_CARDS {
+                        state.seen.clear();
+                    }
+                    state.seen.insert(seen);
+                    return;
+                }
             }
-            state.cards.insert(card.id.clone(), card.clone());
+            if entries
+                .cards
+                .insert(card.id.clone(), card.clone())
+                .is_none()
+            {
+                entries.order.push_back(card.id.clone());
+                while entries.cards.len() > MAX_CARDS {
+                    match entries.order.pop_front() {
+                        Some(oldest) => entries.cards.remove(&oldest),
+                        None => break,
+                    };
+                }
+            }
         }
     }
 }
@@ -246,6 +277,102 @@ mod tests {
             .unwrap();
         assert_eq!(n, 50);
         assert_eq!(cache.stamp().unwrap(), *seen.last().unwrap());
+    }
+
+    fn card(id: &str, program: &str) -> CardRow {
+        CardRow {
+            id: id.to_owned(),
+            program_id: program.to_owned(),
+            pan_hash: vec![1; 32],
+            lookup_key_version: 1,
+            pan_sealed: vec![2; 40],
+            pan_key_version: 1,
+            last4: "1111".to_owned(),
+            expiry: None,
+            external_id: None,
+            status: super::super::CardStatus::Active,
+            inactive_by_block: false,
+            pin_block: vec![3; 16],
+            pin_key_version: 1,
+            pin_set_by: super::super::SetBy::Random,
+            pin_updated_at: 0,
+            fail_count: 0,
+            last_failed_at: None,
+            pin_blocked: false,
+            created_at: 0,
+            updated_at: 0,
+            staged_expires_at: None,
+            staged_token_id: None,
+            staged_pin_block: None,
+            staged_pin_key_version: None,
+        }
+    }
+
+    fn auth(hash: u8, program: &str) -> (ApiKeyRow, ProgramRow) {
+        (
+            ApiKeyRow {
+                id: format!("key_{hash}"),
+                program_id: program.to_owned(),
+                key_hash: [hash; 32],
+                hint: "pv_test_…".to_owned(),
+                created_at: 0,
+                revoked_at: None,
+            },
+            ProgramRow {
+                id: program.to_owned(),
+                name: "p".to_owned(),
+                mode: crate::domain::program::Mode::Test,
+                settings: crate::domain::program::Settings::default(),
+                created_at: 0,
+                updated_at: 0,
+            },
+        )
+    }
+
+    #[test]
+    fn entries_serve_only_their_stamp_their_program_and_a_bounded_count() {
+        let (path, conn) = db("entries");
+        let cache = ReadCache::new(&path);
+        let s1 = cache.stamp().unwrap();
+        let (key, program) = auth(7, "prg_a");
+        // Nothing held yet; a miss leaves nothing behind.
+        assert!(cache.get(&s1, &[7; 32], Some("card_1")).0.is_none());
+        cache.put(&s1, Some((&key, &program)), Some(&card("card_1", "prg_a")));
+        // A card is held from its second reading.
+        assert!(cache.get(&s1, &[7; 32], Some("card_1")).1.is_none());
+        cache.put(&s1, None, Some(&card("card_1", "prg_a")));
+        cache.put(&s1, None, Some(&card("card_b", "prg_b")));
+        cache.put(&s1, None, Some(&card("card_b", "prg_b")));
+        let (found, c) = cache.get(&s1, &[7; 32], Some("card_1"));
+        assert_eq!(found.unwrap().1.id, "prg_a");
+        assert_eq!(c.unwrap().id, "card_1");
+        // Another program's card is not this caller's.
+        assert!(cache.get(&s1, &[7; 32], Some("card_b")).1.is_none());
+        assert!(cache.get(&s1, &[8; 32], Some("card_1")).0.is_none());
+
+        // A commit: everything read before it is gone, and rows read under the
+        // old stamp are not kept.
+        conn.execute("INSERT INTO t VALUES (1)", []).unwrap();
+        let s2 = cache.stamp().unwrap();
+        assert_ne!(s1, s2);
+        assert!(cache.get(&s2, &[7; 32], Some("card_1")).0.is_none());
+        cache.put(&s1, Some((&key, &program)), Some(&card("card_1", "prg_a")));
+        cache.put(&s1, Some((&key, &program)), Some(&card("card_1", "prg_a")));
+        assert!(cache.get(&s2, &[7; 32], Some("card_1")).0.is_none());
+
+        // At most MAX_CARDS cards; the oldest make room.
+        cache.put(&s2, Some((&key, &program)), None);
+        for i in 0..MAX_CARDS + 10 {
+            let c = card(&format!("card_{i}"), "prg_a");
+            cache.put(&s2, None, Some(&c));
+            cache.put(&s2, None, Some(&c));
+        }
+        let held = cache.lock().entries.cards.len();
+        assert_eq!(held, MAX_CARDS);
+        assert_eq!(cache.lock().entries.order.len(), MAX_CARDS);
+        assert!(cache.get(&s2, &[7; 32], Some("card_0")).1.is_none());
+        let last = format!("card_{}", MAX_CARDS + 9);
+        assert!(cache.get(&s2, &[7; 32], Some(&last)).1.is_some());
     }
 
     #[test]
