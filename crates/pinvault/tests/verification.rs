@@ -104,6 +104,16 @@ fn card(s: &Server, key: &str, pan: &str, pin: &str) -> String {
     r.body["id"].as_str().unwrap().to_owned()
 }
 
+/// A live program's API key, a format 4 vector, its zone key imported, and a
+/// card whose PIN is the vector's (so the vector's block matches).
+fn iso4_card(s: &Server) -> (String, Vector, String, String) {
+    let key = s.program("live", SETTINGS);
+    let v = vectors().into_iter().find(|v| v.format == "iso_4").unwrap();
+    let zpk = import(s, algorithm(&v), &[&v.key]);
+    let c = card(s, &key, &v.pan, &v.pin);
+    (key, v, zpk, c)
+}
+
 fn verify(s: &Server, key: &str, card: &str, format: &str, block: &str, zpk: &str) -> Reply {
     s.post(
         &format!("/v1/cards/{card}/pin/verify"),
@@ -496,10 +506,7 @@ fn sandbox_counts_like_a_terminal_and_is_absent_for_live_programs() {
 #[test]
 fn a_clean_match_writes_nothing() {
     let s = Server::start("verify-nowrite");
-    let key = s.program("live", SETTINGS);
-    let v = vectors().into_iter().find(|v| v.format == "iso_4").unwrap();
-    let zpk = import(&s, algorithm(&v), &[&v.key]);
-    let c = card(&s, &key, &v.pan, &v.pin);
+    let (key, v, zpk, c) = iso4_card(&s);
     assert_eq!(
         outcome(&verify(&s, &key, &c, &v.format, &v.enciphered, &zpk)).0,
         "match"
@@ -673,10 +680,7 @@ fn write_directly(s: &Server, sql: &str) {
 #[test]
 fn changes_by_any_writer_count_at_once() {
     let s = Server::start("verify-writers");
-    let key = s.program("live", SETTINGS);
-    let v = vectors().into_iter().find(|v| v.format == "iso_4").unwrap();
-    let zpk = import(&s, algorithm(&v), &[&v.key]);
-    let c = card(&s, &key, &v.pan, &v.pin);
+    let (key, v, zpk, c) = iso4_card(&s);
     let right = |key: &str| verify(&s, key, &c, &v.format, &v.enciphered, &zpk);
     for _ in 0..3 {
         assert_eq!(outcome(&right(&key)), ("match".into(), 3));
