@@ -24,44 +24,15 @@
 //!
 //! Never in a record: a PIN, a PIN block, a key or a full PAN.
 
-use aws_lc_rs::digest;
 use serde_json::{Value, json};
 
 use crate::domain::time::{now, rfc3339};
 use crate::store::{AuditEntry, AuditRecord, Store, StoreResult};
 
-/// The previous hash of record 1.
-pub const GENESIS: [u8; 32] = [0; 32];
-
-const DOMAIN: &[u8] = b"pinvault-audit-v1";
+pub use crate::domain::audit::{GENESIS, chain_hash};
 
 /// The actor `operator`: the command line.
 pub const OPERATOR: &str = "operator";
-
-pub fn chain_hash(prev: &[u8], seq: i64, e: &AuditEntry) -> [u8; 32] {
-    let mut ctx = digest::Context::new(&digest::SHA256);
-    ctx.update(DOMAIN);
-    ctx.update(prev);
-    let mut field = |v: Option<&str>| match v {
-        Some(s) => {
-            ctx.update(&(s.len() as u32).to_be_bytes());
-            ctx.update(s.as_bytes());
-        }
-        None => ctx.update(&[0xff; 4]),
-    };
-    field(Some(&seq.to_string()));
-    field(Some(&e.at.to_string()));
-    field(Some(&e.actor));
-    field(e.request_id.as_deref());
-    field(e.source.as_deref());
-    field(Some(&e.action));
-    field(e.program_id.as_deref());
-    field(e.card_id.as_deref());
-    field(Some(&e.details));
-    let mut out = [0u8; 32];
-    out.copy_from_slice(ctx.finish().as_ref());
-    out
-}
 
 /// Who is acting, for audit records: an API key (with its request) or the
 /// operator.

@@ -207,12 +207,18 @@ impl ApiHarness {
                 allow_plaintext_reveal: true,
                 ..Settings::default()
             };
-            let (_, test_key) = create_program(&app, "fuzz", Mode::Test, plain)
+            let (_, test_key) = create_program(&app, "fuzz", Mode::Test, plain, "program.created")
                 .await
                 .expect("program");
-            let (_, live_key) = create_program(&app, "fuzz-live", Mode::Live, Settings::default())
-                .await
-                .expect("program");
+            let (_, live_key) = create_program(
+                &app,
+                "fuzz-live",
+                Mode::Live,
+                Settings::default(),
+                "program.created",
+            )
+            .await
+            .expect("program");
             (
                 app,
                 test_key.expose().to_owned(),

@@ -624,6 +624,7 @@ fn the_audit_trail_records_who_did_what_and_names_a_changed_record() {
         actions,
         [
             "program.created", // by the operator
+            "api_key.created", // the program's first key, in the same transaction
             "program.updated", // the harness's settings, by the operator
             "card.created",
             "pin.token_created",
@@ -638,12 +639,12 @@ fn the_audit_trail_records_who_did_what_and_names_a_changed_record() {
             "zone_key.imported",
         ]
     );
-    // The first record, the harness's `programs create`, is left out of the
-    // indices below.
-    let records = &records[1..];
-    let actions = &actions[1..];
+    // The first two records, the harness's `programs create`, are left out of
+    // the indices below.
+    let records = &records[2..];
+    let actions = &actions[2..];
     for (i, r) in records.iter().enumerate() {
-        assert_eq!(r["seq"], i as u64 + 2);
+        assert_eq!(r["seq"], i as u64 + 3);
         let api = !["program.updated", "zone_key.imported"].contains(&actions[i]) || i == 10;
         if api {
             assert!(r["actor"].as_str().unwrap().starts_with("key_"), "{r}");
@@ -686,8 +687,8 @@ fn the_audit_trail_records_who_did_what_and_names_a_changed_record() {
 
     let (ok, report, _) = audit_verify(&s);
     assert!(ok, "{report}");
-    assert_eq!(report["records_checked"], 13);
-    assert_eq!(report["head"]["seq"], 13);
+    assert_eq!(report["records_checked"], 14);
+    assert_eq!(report["head"]["seq"], 14);
     assert_eq!(report["head"]["hash"], records[11]["hash"]);
 
     // The database refuses changes to the trail...
@@ -702,7 +703,7 @@ fn the_audit_trail_records_who_did_what_and_names_a_changed_record() {
     // ...and where someone with the database goes around that, any changed
     // field of a record makes `audit verify` fail and name that record.
     db.drop_triggers();
-    let target = 7; // pin.revealed: every field set
+    let target = 8; // pin.revealed: every field set
     let trim = |c: &str| format!("substr({c}, 1, length({c}) - 1)");
     for (column, change, undo) in [
         ("at", "at + 1".to_owned(), "at - 1".to_owned()),

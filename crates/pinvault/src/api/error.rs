@@ -163,7 +163,9 @@ impl From<ServiceError> for ApiError {
         // Logged in full by `into_response`; the client sees only `internal`.
         let mut err = ApiError::internal();
         err.detail = match &e {
-            ServiceError::Store(StoreError::Database(_)) => "the database is unavailable".into(),
+            ServiceError::Store(StoreError::Database { .. }) => {
+                "the database is unavailable".into()
+            }
             _ => "internal error".into(),
         };
         tracing::error!(error = %e, "service error");

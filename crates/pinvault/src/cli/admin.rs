@@ -7,7 +7,8 @@ use zeroize::Zeroizing;
 
 use super::CliError;
 use super::serve::{
-    DataArgs, TransportArgs, create_program, new_api_key, open_app, open_app_with, open_store,
+    DataArgs, TransportArgs, api_key_created, create_program, new_api_key, open_app, open_app_with,
+    open_store,
 };
 use crate::api::program_json;
 use crate::audit::Actor;
@@ -18,7 +19,7 @@ use crate::keys::pkcs11::{Pkcs11Config, Pkcs11Provider, pin_from_env};
 use crate::keys::transport::{in_service, retires_at};
 use crate::keys::{KeyKind, ZoneAlgorithm};
 use crate::service::ServerSettings;
-use crate::store::Store;
+use crate::store::prelude::*;
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum ModeArg {
@@ -285,18 +286,8 @@ pub async fn programs(cmd: ProgramsCommand) -> Result<String, CliError> {
                 ModeArg::Test => Mode::Test,
                 ModeArg::Live => Mode::Live,
             };
-            let (program, key) = create_program(&app, name, mode, Settings::default()).await?;
-            // After the program exists (its own transaction): an interruption
-            // in between leaves a program without its record, never the reverse.
-            app.store
-                .append_audit(Actor::operator().record(
-                    "program.created",
-                    Some(&program.id),
-                    None,
-                    json!({ "name": program.name, "mode": program.mode.as_str() }),
-                ))
-                .await
-                .map_err(err)?;
+            let (program, key) =
+                create_program(&app, name, mode, Settings::default(), "program.created").await?;
             Ok(pretty(
                 &json!({ "program_id": program.id, "api_key": key.expose() }),
             ))
@@ -381,38 +372,26 @@ pub async fn api_keys(cmd: ApiKeysCommand) -> Result<String, CliError> {
             };
             let (row, secret) = new_api_key(&program);
             let id = row.id.clone();
-            let hint = row.hint.clone();
-            app.store.create_api_key(row).await.map_err(err)?;
-            app.store
-                .append_audit(Actor::operator().record(
-                    "api_key.created",
-                    Some(&program.id),
-                    None,
-                    json!({ "api_key_id": id, "hint": hint }),
-                ))
-                .await
-                .map_err(err)?;
+            let audit = api_key_created(&program, &row);
+            app.store.create_api_key(row, audit).await.map_err(err)?;
             Ok(pretty(
                 &json!({ "api_key_id": id, "program_id": program.id, "api_key": secret.expose() }),
             ))
         }
         ApiKeysCommand::Revoke { api_key_id, data } => {
             let app = open_app(&data, String::new()).await?;
+            let audit = Actor::operator().record(
+                "api_key.revoked",
+                None,
+                None,
+                json!({ "api_key_id": api_key_id }),
+            );
             if app
                 .store
-                .revoke_api_key(&api_key_id, now())
+                .revoke_api_key(&api_key_id, now(), audit)
                 .await
                 .map_err(err)?
             {
-                app.store
-                    .append_audit(Actor::operator().record(
-                        "api_key.revoked",
-                        None,
-                        None,
-                        json!({ "api_key_id": api_key_id }),
-                    ))
-                    .await
-                    .map_err(err)?;
                 Ok(pretty(
                     &json!({ "api_key_id": api_key_id, "revoked": true }),
                 ))

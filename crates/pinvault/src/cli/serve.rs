@@ -17,7 +17,8 @@ use crate::keys::config as key_config;
 use crate::keys::transport::TransportBits;
 use crate::limits::{Cidr, LimitSettings, Rate, Scope};
 use crate::service::{App, KEY_REFRESH, ServerSettings, TransportSettings};
-use crate::store::{AnyStore, ApiKeyRow, PgSettings, PgStore, ProgramRow, SqliteStore, Store};
+use crate::store::prelude::*;
+use crate::store::{AnyStore, ApiKeyRow, PgSettings, PgStore, ProgramRow, SqliteStore};
 use crate::webhooks::{RetrySchedule, WebhookSettings};
 
 /// How often a server removes expired staged PINs.
@@ -413,11 +414,14 @@ pub async fn open_app_with(
 }
 
 /// Creates a program and its first API key; returns the program and the key.
+/// Makes a program and its first API key, with their audit records
+/// (`action` for the program: `program.created`), in one transaction.
 pub async fn create_program<S: Store>(
     app: &App<S>,
     name: &str,
     mode: Mode,
     settings: Settings,
+    action: &str,
 ) -> Result<(ProgramRow, Secret), CliError> {
     let t = now();
     let program = ProgramRow {
@@ -429,11 +433,31 @@ pub async fn create_program<S: Store>(
         updated_at: t,
     };
     let (key, secret) = new_api_key(&program);
+    let operator = crate::audit::Actor::operator();
+    let audit = vec![
+        operator.record(
+            action,
+            Some(&program.id),
+            None,
+            serde_json::json!({ "name": program.name, "mode": program.mode.as_str() }),
+        ),
+        api_key_created(&program, &key),
+    ];
     app.store
-        .create_program(program.clone(), key)
+        .create_program(program.clone(), key, audit)
         .await
         .map_err(|e| CliError(e.to_string()))?;
     Ok((program, secret))
+}
+
+/// The audit record of a new API key (its id and hint, never the key).
+pub fn api_key_created(program: &ProgramRow, key: &ApiKeyRow) -> crate::store::AuditEntry {
+    crate::audit::Actor::operator().record(
+        "api_key.created",
+        Some(&program.id),
+        None,
+        serde_json::json!({ "api_key_id": key.id, "hint": key.hint }),
+    )
 }
 
 pub fn new_api_key(program: &ProgramRow) -> (ApiKeyRow, Secret) {
@@ -637,8 +661,9 @@ async fn dev_program(
     let (program, key) = match existing {
         Some(program) => {
             let (row, secret) = new_api_key(&program);
+            let audit = api_key_created(&program, &row);
             app.store
-                .create_api_key(row)
+                .create_api_key(row, audit)
                 .await
                 .map_err(|e| CliError(e.to_string()))?;
             (program, secret)
@@ -649,7 +674,7 @@ async fn dev_program(
                 allow_plaintext_reveal: true,
                 ..Settings::default()
             };
-            create_program(app, "dev", Mode::Test, settings).await?
+            create_program(app, "dev", Mode::Test, settings, "program.created").await?
         }
     };
     let base = format!("http://{addr}");

@@ -1,5 +1,7 @@
 //! The rules: programs, cards, PINs, tokens. No I/O, no HTTP.
 
+pub mod audit;
+pub mod card;
 pub mod ids;
 pub mod policy;
 pub mod program;

@@ -101,13 +101,13 @@ impl Pool {
         let permit = tokio::time::timeout(wait, self.permits.clone().acquire_owned())
             .await
             .map_err(|_| {
-                StoreError::Database(format!(
+                StoreError::database(format!(
                     "no database connection free within {} ms (pool size {})",
                     wait.as_millis(),
                     self.settings.pool_size
                 ))
             })?
-            .map_err(|_| StoreError::Database("connection pool closed".into()))?;
+            .map_err(|_| StoreError::database("connection pool closed"))?;
         loop {
             let idle = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
             match idle {
@@ -119,7 +119,7 @@ impl Pool {
         let client = tokio::time::timeout(wait, self.connect())
             .await
             .map_err(|_| {
-                StoreError::Database(format!(
+                StoreError::database(format!(
                     "the database did not accept a connection within {} ms",
                     wait.as_millis()
                 ))
@@ -141,7 +141,7 @@ impl Pool {
             .config
             .connect(NoTls)
             .await
-            .map_err(|e| StoreError::Database(format!("cannot connect: {e}")))?;
+            .map_err(|e| StoreError::database(format!("cannot connect: {e}")))?;
         tokio::spawn(async move {
             if let Err(e) = connection.await {
                 tracing::debug!(error = %e, "database connection closed");
@@ -154,7 +154,7 @@ impl Pool {
                 ms * 2
             ))
             .await
-            .map_err(|e| StoreError::Database(format!("cannot set up the connection: {e}")))?;
+            .map_err(|e| StoreError::database(format!("cannot set up the connection: {e}")))?;
         Ok(client)
     }
 }

@@ -32,7 +32,7 @@ use std::path::PathBuf;
 use std::sync::{Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use super::{ApiKeyRow, CardRow, ProgramRow};
+use super::rows::{ApiKeyRow, CardRow, ProgramRow};
 use crate::domain::ids::SecretHash;
 
 /// The two copies of the WAL-index header.
@@ -47,9 +47,9 @@ const MAX_KEYS: usize = 1_024;
 /// How often the `-shm` file opened is checked to be still the one at its path.
 const RECHECK: Duration = Duration::from_secs(1);
 
-pub(super) type Stamp = [u8; STAMP_LEN];
+pub(crate) type Stamp = [u8; STAMP_LEN];
 
-pub(super) struct ReadCache {
+pub struct ReadCache {
     shm_path: PathBuf,
     /// The `-shm` file, and when it was last checked to be the one at the path.
     shm: RwLock<Option<(File, Instant)>>,
@@ -73,10 +73,18 @@ struct Entries {
     order: VecDeque<String>,
 }
 
+impl std::fmt::Debug for ReadCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReadCache")
+            .field("shm_path", &self.shm_path)
+            .finish_non_exhaustive()
+    }
+}
+
 impl ReadCache {
     /// For the database at `db` (whose `-shm` file an open connection in WAL
     /// mode has already made).
-    pub(super) fn new(db: &std::path::Path) -> Self {
+    pub(crate) fn new(db: &std::path::Path) -> Self {
         let mut shm_path = db.as_os_str().to_owned();
         shm_path.push("-shm");
         let shm_path = PathBuf::from(shm_path);
@@ -97,14 +105,14 @@ impl ReadCache {
     }
 
     #[cfg(test)]
-    pub(super) fn shm_path(&self) -> &std::path::Path {
+    pub(crate) fn shm_path(&self) -> &std::path::Path {
         &self.shm_path
     }
 
     /// The database's commit stamp now, or `None` when it cannot be read
     /// cleanly (a commit writing it this instant, no WAL index): then nothing
     /// is taken from the cache or put in it.
-    pub(super) fn stamp(&self) -> Option<Stamp> {
+    pub(crate) fn stamp(&self) -> Option<Stamp> {
         let stale = {
             let shm = self.shm.read().unwrap_or_else(|p| p.into_inner());
             let (file, checked) = shm.as_ref()?;
@@ -135,7 +143,7 @@ impl ReadCache {
     /// that card of the program, as far as they are held. When the database
     /// has changed since the entries were read, they are all dropped (after
     /// the lock is released: thousands of rows take a while to free).
-    pub(super) fn get(
+    pub(crate) fn get(
         &self,
         stamp: &Stamp,
         key_hash: &SecretHash,
@@ -165,7 +173,7 @@ impl ReadCache {
     /// read are more than the cache holds (many cards, each verified once),
     /// a miss costs a hash, not a copy of the row that would be pushed out
     /// before it is read again.
-    pub(super) fn put(
+    pub(crate) fn put(
         &self,
         stamp: &Stamp,
         auth: Option<(&ApiKeyRow, &ProgramRow)>,

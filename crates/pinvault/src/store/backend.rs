@@ -1,0 +1,49 @@
+//! What a database must offer the catalogue: running an operation as one
+//! transaction, or as a read. Everything else (which statements, in which
+//! order, what the domain decided) is written once, in `catalogue/`.
+
+use std::future::Future;
+
+use super::db::Op;
+use super::error::StoreResult;
+use super::read_cache::ReadCache;
+
+pub trait Backend: Clone + Send + Sync + 'static {
+    /// Runs `op` as one transaction, and answers once it is committed (so an
+    /// answered write is durable). It may run `op` more than once (PostgreSQL,
+    /// after a serialization failure): `op` must not act outside the database.
+    fn write<D, T>(&self, data: D, op: Op<D, T>) -> impl Future<Output = StoreResult<T>> + Send
+    where
+        D: Send + Sync + 'static,
+        T: Send + 'static;
+
+    /// Runs `op` as a read.
+    fn read<D, T>(&self, data: D, op: Op<D, T>) -> impl Future<Output = StoreResult<T>> + Send
+    where
+        D: Send + Sync + 'static,
+        T: Send + 'static;
+
+    /// A read of one indexed statement (a request's API key and card, a
+    /// presented token). SQLite runs it on the calling thread, where a
+    /// hand-off to the blocking pool would cost more than the read.
+    fn read_short<D, T>(&self, data: D, op: Op<D, T>) -> impl Future<Output = StoreResult<T>> + Send
+    where
+        D: Send + Sync + 'static,
+        T: Send + 'static,
+    {
+        self.read(data, op)
+    }
+
+    /// API keys, programs and cards held between commits, where the database
+    /// can say when anything was committed (SQLite's WAL index).
+    fn read_cache(&self) -> Option<&ReadCache> {
+        None
+    }
+
+    /// Before a write that a read can often show to be unneeded (a sweep, a
+    /// poll): true when a look first is cheaper than the write's lock (SQLite,
+    /// one writer for everything).
+    fn look_before_writing(&self) -> bool {
+        false
+    }
+}

@@ -1,0 +1,400 @@
+//! Cards: creating and finding them, and every change to their status and PIN
+//! tries, each decided by `domain::card` and applied by `card_state`.
+
+use std::future::Future;
+
+use super::page::{self, Page};
+use super::programs::CARD;
+use super::{card_state, outbox};
+use crate::domain::card::PinFailure;
+use crate::domain::time::Timestamp;
+use crate::store::backend::Backend;
+use crate::store::db::{Db, DbResult, Sql, args, first, sql};
+use crate::store::decode::{self, card_cols};
+use crate::store::error::StoreResult;
+use crate::store::rows::{CardRow, CardStatus, Created, Effects, IdemRow};
+
+const INSERT_CARD: Sql = sql!(
+    "INSERT INTO cards (id, program_id, pan_hash, lookup_key_version, pan_sealed, pan_key_version,
+        last4, expiry, external_id, status, inactive_by_block, pin_block, pin_key_version, pin_set_by,
+        pin_updated_at, fail_count, last_failed_at, pin_blocked, created_at, updated_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)"
+);
+const CARD_BY_ID: Sql = sql!(concat!(
+    "SELECT ",
+    card_cols!(),
+    " FROM cards WHERE id = $1"
+));
+const CARDS: Page = Page {
+    lookup: sql!("SELECT seq FROM cards WHERE id = $1 AND program_id = $2"),
+    list: sql!(concat!(
+        "SELECT ",
+        card_cols!(),
+        " FROM cards
+         WHERE program_id = $1 AND (CAST($2 AS TEXT) IS NULL OR external_id = $2) AND seq < $3
+         ORDER BY seq DESC LIMIT $4"
+    )),
+};
+const ANY_EXPIRED_STAGED: Sql = sql!(
+    "SELECT EXISTS (SELECT 1 FROM cards
+     WHERE staged_expires_at IS NOT NULL AND staged_expires_at <= $1)"
+);
+const CLEAR_EXPIRED_STAGED: Sql = sql!(concat!(
+    "UPDATE cards SET ",
+    super::card_state::clear_staged!(),
+    " WHERE staged_expires_at IS NOT NULL AND staged_expires_at <= $1"
+));
+const CLEAR_CARD_EXPIRED_STAGED: Sql = sql!(concat!(
+    "UPDATE cards SET ",
+    super::card_state::clear_staged!(),
+    " WHERE id = $1 AND staged_expires_at IS NOT NULL AND staged_expires_at <= $2"
+));
+
+/// Effects of a change, from the card before and after it.
+pub trait ChangeEffects: Fn(&CardRow, &CardRow) -> Effects + Send + Sync + 'static {}
+impl<F: Fn(&CardRow, &CardRow) -> Effects + Send + Sync + 'static> ChangeEffects for F {}
+
+pub trait CardStore {
+    fn create_card(
+        &self,
+        card: CardRow,
+        idem: Option<IdemRow>,
+        effects: Effects,
+    ) -> impl Future<Output = StoreResult<Created>> + Send;
+    fn get_card(
+        &self,
+        program_id: &str,
+        card_id: &str,
+    ) -> impl Future<Output = StoreResult<Option<CardRow>>> + Send;
+    /// A card whatever its program: only for the hosted widgets, which reach the
+    /// card of the control token they were given (and nothing else).
+    fn card_of_token(
+        &self,
+        card_id: &str,
+    ) -> impl Future<Output = StoreResult<Option<CardRow>>> + Send;
+    /// Newest first. `None` when `starting_after` names no card of the program.
+    fn list_cards(
+        &self,
+        program_id: &str,
+        external_id: Option<&str>,
+        limit: u32,
+        starting_after: Option<&str>,
+    ) -> impl Future<Output = StoreResult<Option<(Vec<CardRow>, bool)>>> + Send;
+    /// Sets a card's status (`PinState::with_status`); `effects` is given the
+    /// card before and after the change.
+    fn set_card_status<F: ChangeEffects>(
+        &self,
+        program_id: &str,
+        card_id: &str,
+        status: CardStatus,
+        now: Timestamp,
+        effects: F,
+    ) -> impl Future<Output = StoreResult<Option<CardRow>>> + Send;
+    /// Unblocks the PIN (`PinState::unblocked`); `effects` as above.
+    fn unblock_pin<F: ChangeEffects>(
+        &self,
+        program_id: &str,
+        card_id: &str,
+        now: Timestamp,
+        effects: F,
+    ) -> impl Future<Output = StoreResult<Option<CardRow>>> + Send;
+    /// Counts one failed PIN try (`PinState::failed`), atomically, so
+    /// concurrent failures stop at exactly `max_tries`. `None` when the PIN
+    /// was already blocked (nothing is counted), or the card does not exist.
+    /// `effects` (given the counted failure) are written with the count.
+    fn record_pin_failure<F>(
+        &self,
+        card_id: &str,
+        max_tries: u32,
+        now: Timestamp,
+        effects: F,
+    ) -> impl Future<Output = StoreResult<Option<PinFailure>>> + Send
+    where
+        F: Fn(PinFailure) -> Effects + Send + Sync + 'static;
+    /// Resets the fail count after a match (`PinState::matched`); false when
+    /// the PIN was blocked meanwhile (a match never unblocks).
+    fn reset_pin_failures(
+        &self,
+        card_id: &str,
+        now: Timestamp,
+    ) -> impl Future<Output = StoreResult<bool>> + Send;
+    /// Makes the card's staged PIN its PIN, as a set does, and clears it; of
+    /// commits racing, exactly one succeeds. False (nothing committed) when
+    /// the program's card has no unexpired staged PIN; an expired one is
+    /// removed. `effects` (given the card before the commit) are written with it.
+    fn commit_staged_pin<F>(
+        &self,
+        program_id: &str,
+        card_id: &str,
+        now: Timestamp,
+        effects: F,
+    ) -> impl Future<Output = StoreResult<bool>> + Send
+    where
+        F: Fn(&CardRow) -> Effects + Send + Sync + 'static;
+    /// Removes staged PINs that expired at or before `now`; returns how many.
+    fn clear_expired_staged_pins(
+        &self,
+        now: Timestamp,
+    ) -> impl Future<Output = StoreResult<u64>> + Send;
+}
+
+/// How often a compare-and-set that lost to a concurrent change is tried
+/// again (it cannot lose where the row is locked; this bounds the rest).
+const CAS_TRIES: usize = 3;
+
+/// A status change or an unblock: the domain's new state for the card, applied.
+async fn change_state<F: ChangeEffects>(
+    db: &mut dyn Db,
+    program_id: &str,
+    card_id: &str,
+    now: Timestamp,
+    next: impl Fn(crate::domain::card::PinState) -> crate::domain::card::PinState,
+    effects: &F,
+) -> DbResult<Option<CardRow>> {
+    for _ in 0..CAS_TRIES {
+        let Some(before) = card_state::lock(db, program_id, card_id).await? else {
+            return Ok(None);
+        };
+        let (from, to) = (before.pin_state(), next(before.pin_state()));
+        if card_state::apply(db, card_id, &from, &to, now).await? {
+            let after = card_state::after(&before, &to, now);
+            outbox::apply(db, &effects(&before, &after)).await?;
+            return Ok(Some(after));
+        }
+    }
+    Err(crate::store::db::lost("the card"))
+}
+
+impl<B: Backend> CardStore for B {
+    async fn create_card(
+        &self,
+        c: CardRow,
+        idem: Option<IdemRow>,
+        effects: Effects,
+    ) -> StoreResult<Created> {
+        self.write((c, idem, effects), |db, (c, idem, effects)| {
+            Box::pin(async move {
+                let row = args![
+                    &c.id,
+                    &c.program_id,
+                    &c.pan_hash,
+                    c.lookup_key_version,
+                    &c.pan_sealed,
+                    c.pan_key_version,
+                    &c.last4,
+                    &c.expiry,
+                    &c.external_id,
+                    c.status.as_str(),
+                    c.inactive_by_block,
+                    &c.pin_block,
+                    c.pin_key_version,
+                    c.pin_set_by.as_str(),
+                    c.pin_updated_at,
+                    c.fail_count,
+                    c.last_failed_at,
+                    c.pin_blocked,
+                    c.created_at,
+                    c.updated_at,
+                ];
+                outbox::create(db, idem.as_ref(), &INSERT_CARD, &row, effects).await
+            })
+        })
+        .await
+    }
+
+    async fn get_card(&self, program_id: &str, card_id: &str) -> StoreResult<Option<CardRow>> {
+        self.read((card_id.to_owned(), program_id.to_owned()), |db, (c, p)| {
+            Box::pin(async move { first(db, &CARD, &args![c, p], decode::card).await })
+        })
+        .await
+    }
+
+    async fn card_of_token(&self, card_id: &str) -> StoreResult<Option<CardRow>> {
+        self.read(card_id.to_owned(), |db, c| {
+            Box::pin(async move { first(db, &CARD_BY_ID, &args![c], decode::card).await })
+        })
+        .await
+    }
+
+    async fn list_cards(
+        &self,
+        program_id: &str,
+        external_id: Option<&str>,
+        limit: u32,
+        starting_after: Option<&str>,
+    ) -> StoreResult<Option<(Vec<CardRow>, bool)>> {
+        let data = (
+            program_id.to_owned(),
+            external_id.map(str::to_owned),
+            starting_after.map(str::to_owned),
+            limit,
+        );
+        self.read(data, |db, (p, ext, after, limit)| {
+            Box::pin(async move {
+                let (scope, params) = (args![p], args![p, ext]);
+                page::fetch(
+                    db,
+                    &CARDS,
+                    &scope,
+                    &params,
+                    after.as_deref(),
+                    *limit,
+                    decode::card,
+                )
+                .await
+            })
+        })
+        .await
+    }
+
+    async fn set_card_status<F: ChangeEffects>(
+        &self,
+        program_id: &str,
+        card_id: &str,
+        status: CardStatus,
+        now: Timestamp,
+        effects: F,
+    ) -> StoreResult<Option<CardRow>> {
+        let data = (
+            program_id.to_owned(),
+            card_id.to_owned(),
+            status,
+            now,
+            effects,
+        );
+        self.write(data, |db, (p, c, status, now, effects)| {
+            Box::pin(change_state(
+                db,
+                p,
+                c,
+                *now,
+                |s| s.with_status(*status),
+                effects,
+            ))
+        })
+        .await
+    }
+
+    async fn unblock_pin<F: ChangeEffects>(
+        &self,
+        program_id: &str,
+        card_id: &str,
+        now: Timestamp,
+        effects: F,
+    ) -> StoreResult<Option<CardRow>> {
+        let data = (program_id.to_owned(), card_id.to_owned(), now, effects);
+        self.write(data, |db, (p, c, now, effects)| {
+            Box::pin(change_state(db, p, c, *now, |s| s.unblocked(), effects))
+        })
+        .await
+    }
+
+    async fn record_pin_failure<F>(
+        &self,
+        card_id: &str,
+        max_tries: u32,
+        now: Timestamp,
+        effects: F,
+    ) -> StoreResult<Option<PinFailure>>
+    where
+        F: Fn(PinFailure) -> Effects + Send + Sync + 'static,
+    {
+        let data = (card_id.to_owned(), max_tries, now, effects);
+        self.write(data, |db, (card_id, max_tries, now, effects)| {
+            Box::pin(async move {
+                for _ in 0..CAS_TRIES {
+                    let Some(card) = card_state::lock_by_id(db, card_id).await? else {
+                        return Ok(None);
+                    };
+                    let from = card.pin_state();
+                    let Some((to, failure)) = from.failed(*max_tries, *now) else {
+                        return Ok(None);
+                    };
+                    if card_state::apply(db, card_id, &from, &to, *now).await? {
+                        outbox::apply(db, &effects(failure)).await?;
+                        return Ok(Some(failure));
+                    }
+                }
+                Err(crate::store::db::lost("the card"))
+            })
+        })
+        .await
+    }
+
+    async fn reset_pin_failures(&self, card_id: &str, now: Timestamp) -> StoreResult<bool> {
+        self.write((card_id.to_owned(), now), |db, (card_id, now)| {
+            Box::pin(async move {
+                for _ in 0..CAS_TRIES {
+                    let Some(card) = card_state::lock_by_id(db, card_id).await? else {
+                        return Ok(false);
+                    };
+                    let from = card.pin_state();
+                    let Some(to) = from.matched() else {
+                        return Ok(!from.pin_blocked);
+                    };
+                    if card_state::apply(db, card_id, &from, &to, *now).await? {
+                        return Ok(true);
+                    }
+                }
+                Err(crate::store::db::lost("the card"))
+            })
+        })
+        .await
+    }
+
+    async fn commit_staged_pin<F>(
+        &self,
+        program_id: &str,
+        card_id: &str,
+        now: Timestamp,
+        effects: F,
+    ) -> StoreResult<bool>
+    where
+        F: Fn(&CardRow) -> Effects + Send + Sync + 'static,
+    {
+        let data = (program_id.to_owned(), card_id.to_owned(), now, effects);
+        self.write(data, |db, (p, c, now, effects)| {
+            Box::pin(async move {
+                // Commits of one card queue on its row (PostgreSQL's lock, SQLite's
+                // one writer); the one that comes second finds nothing staged.
+                let Some(before) = card_state::lock(db, p, c).await? else {
+                    return Ok(false);
+                };
+                if !before.has_staged_pin(*now) {
+                    // An expired staged PIN is absent: remove it now.
+                    db.exec(&CLEAR_CARD_EXPIRED_STAGED, &args![c, *now]).await?;
+                    return Ok(false);
+                }
+                if !card_state::commit_staged(db, &before, *now).await? {
+                    return Ok(false);
+                }
+                outbox::apply(db, &effects(&before)).await?;
+                Ok(true)
+            })
+        })
+        .await
+    }
+
+    async fn clear_expired_staged_pins(&self, now: Timestamp) -> StoreResult<u64> {
+        // Where writes take one lock for everything, look on a reader first,
+        // so that a sweep with nothing to do never takes it.
+        if self.look_before_writing() {
+            let due = self
+                .read(now, |db, now| {
+                    Box::pin(async move {
+                        let due =
+                            first(db, &ANY_EXPIRED_STAGED, &args![*now], decode::flag).await?;
+                        Ok(due.unwrap_or(false))
+                    })
+                })
+                .await?;
+            if !due {
+                return Ok(0);
+            }
+        }
+        self.write(now, |db, now| {
+            Box::pin(async move { db.exec(&CLEAR_EXPIRED_STAGED, &args![*now]).await })
+        })
+        .await
+    }
+}

@@ -1,0 +1,192 @@
+//! Data key versions, and the rows rotation and master-key migration rewrite.
+
+use std::future::Future;
+
+use crate::keys::{DataKeyRow, KeyKind};
+use crate::store::backend::Backend;
+use crate::store::db::{Sql, all, args, sql};
+use crate::store::decode::{self, card_cols};
+use crate::store::error::StoreResult;
+use crate::store::rows::{CardRow, MasterRewrap, Rewrap};
+
+const DATA_KEYS: Sql =
+    sql!("SELECT kind, version, wrapped, created_at FROM data_keys ORDER BY kind, version");
+const INSERT_DATA_KEY: Sql = sql!(
+    "INSERT INTO data_keys (kind, version, wrapped, created_at) VALUES ($1, $2, $3, $4)
+     ON CONFLICT DO NOTHING"
+);
+/// How many rows each key version protects (what `keys list` shows).
+const KEY_USAGE: [(KeyKind, Sql); 6] = [
+    (
+        KeyKind::Pin,
+        sql!("SELECT pin_key_version, COUNT(*) FROM cards GROUP BY pin_key_version"),
+    ),
+    (
+        KeyKind::Pan,
+        sql!("SELECT pan_key_version, COUNT(*) FROM cards GROUP BY pan_key_version"),
+    ),
+    (
+        KeyKind::Lookup,
+        sql!("SELECT lookup_key_version, COUNT(*) FROM cards GROUP BY lookup_key_version"),
+    ),
+    (
+        KeyKind::Pin,
+        sql!(
+            "SELECT staged_pin_key_version, COUNT(*) FROM cards
+             WHERE staged_pin_key_version IS NOT NULL GROUP BY staged_pin_key_version"
+        ),
+    ),
+    (
+        KeyKind::Pan,
+        sql!("SELECT key_version, COUNT(*) FROM idempotency_keys GROUP BY key_version"),
+    ),
+    (
+        KeyKind::Pan,
+        sql!(
+            "SELECT secret_key_version, COUNT(*) FROM webhook_endpoints GROUP BY secret_key_version"
+        ),
+    ),
+];
+const CARDS_UNDER_OLD_KEYS: Sql = sql!(concat!(
+    "SELECT ",
+    card_cols!(),
+    " FROM cards
+     WHERE pin_key_version < $1 OR pan_key_version < $2 OR lookup_key_version < $3
+        OR staged_pin_key_version < $1
+     ORDER BY seq LIMIT $4"
+));
+/// A compare-and-set: skipped when the PIN or the staged PIN changed since
+/// the rewrap was computed.
+const REWRAP_CARD: Sql = sql!(
+    "UPDATE cards SET pin_block = $1, pin_key_version = $2, pan_sealed = $3, pan_key_version = $4,
+         pan_hash = $5, lookup_key_version = $6, staged_pin_block = $10, staged_pin_key_version = $11
+     WHERE id = $7 AND pin_block = $8 AND staged_pin_block IS NOT DISTINCT FROM $9"
+);
+const REWRAP_DATA_KEY: Sql =
+    sql!("UPDATE data_keys SET wrapped = $1 WHERE kind = $2 AND version = $3 AND wrapped = $4");
+const REWRAP_ZONE_KEY: Sql =
+    sql!("UPDATE zone_keys SET wrapped = $1 WHERE id = $2 AND wrapped = $3");
+
+pub trait KeyStore {
+    fn data_keys(&self) -> impl Future<Output = StoreResult<Vec<DataKeyRow>>> + Send;
+    /// Inserts a data key version; false if that version exists already.
+    fn insert_data_key(&self, row: DataKeyRow) -> impl Future<Output = StoreResult<bool>> + Send;
+    /// How many rows each key version protects.
+    fn key_usage(&self) -> impl Future<Output = StoreResult<Vec<(KeyKind, u32, u64)>>> + Send;
+    /// Cards with any row (the staged PIN included) under a key version older
+    /// than the given current ones.
+    fn cards_under_old_keys(
+        &self,
+        pin: u32,
+        pan: u32,
+        lookup: u32,
+        limit: u32,
+    ) -> impl Future<Output = StoreResult<Vec<CardRow>>> + Send;
+    /// Applies a rotation rewrap unless the card's PIN or staged PIN changed
+    /// since it was read.
+    fn rewrap_card(&self, rewrap: Rewrap) -> impl Future<Output = StoreResult<bool>> + Send;
+    /// Applies master-key re-wraps in one transaction; returns how many rows
+    /// changed (a row whose wrapping changed meanwhile is left alone).
+    fn rewrap_master(
+        &self,
+        rewraps: Vec<MasterRewrap>,
+    ) -> impl Future<Output = StoreResult<u64>> + Send;
+}
+
+impl<B: Backend> KeyStore for B {
+    async fn data_keys(&self) -> StoreResult<Vec<DataKeyRow>> {
+        self.read((), |db, ()| {
+            Box::pin(async move { all(db, &DATA_KEYS, &args![], decode::data_key).await })
+        })
+        .await
+    }
+
+    async fn insert_data_key(&self, row: DataKeyRow) -> StoreResult<bool> {
+        self.write(row, |db, row| {
+            Box::pin(async move {
+                let args = args![row.kind.as_str(), row.version, &row.wrapped, row.created_at];
+                Ok(db.exec(&INSERT_DATA_KEY, &args).await? == 1)
+            })
+        })
+        .await
+    }
+
+    async fn key_usage(&self) -> StoreResult<Vec<(KeyKind, u32, u64)>> {
+        self.read((), |db, ()| {
+            Box::pin(async move {
+                let mut out = Vec::new();
+                for (kind, sql) in &KEY_USAGE {
+                    let rows = all(db, sql, &[], |r| Ok((r.u32(0)?, r.u64(1)?))).await?;
+                    out.extend(rows.into_iter().map(|(v, n)| (*kind, v, n)));
+                }
+                Ok(out)
+            })
+        })
+        .await
+    }
+
+    async fn cards_under_old_keys(
+        &self,
+        pin: u32,
+        pan: u32,
+        lookup: u32,
+        limit: u32,
+    ) -> StoreResult<Vec<CardRow>> {
+        self.read([pin, pan, lookup, limit], |db, v| {
+            Box::pin(async move {
+                let args = args![v[0], v[1], v[2], v[3]];
+                all(db, &CARDS_UNDER_OLD_KEYS, &args, decode::card).await
+            })
+        })
+        .await
+    }
+
+    async fn rewrap_card(&self, w: Rewrap) -> StoreResult<bool> {
+        self.write(w, |db, w| {
+            Box::pin(async move {
+                let staged = w.staged.as_ref();
+                let args = args![
+                    &w.pin.block,
+                    w.pin.key_version,
+                    &w.pan_sealed,
+                    w.pan_key_version,
+                    &w.pan_hash,
+                    w.lookup_key_version,
+                    &w.card_id,
+                    &w.old_pin_block,
+                    staged.map(|s| &s.old_block),
+                    staged.map(|s| &s.block),
+                    staged.map(|s| s.key_version),
+                ];
+                Ok(db.exec(&REWRAP_CARD, &args).await? == 1)
+            })
+        })
+        .await
+    }
+
+    async fn rewrap_master(&self, rewraps: Vec<MasterRewrap>) -> StoreResult<u64> {
+        self.write(rewraps, |db, rewraps| {
+            Box::pin(async move {
+                let mut n = 0;
+                for r in rewraps {
+                    n += match r {
+                        MasterRewrap::DataKey {
+                            kind,
+                            version,
+                            old,
+                            new,
+                        } => {
+                            let args = args![new, kind.as_str(), *version, old];
+                            db.exec(&REWRAP_DATA_KEY, &args).await?
+                        }
+                        MasterRewrap::ZoneKey { id, old, new } => {
+                            db.exec(&REWRAP_ZONE_KEY, &args![new, id, old]).await?
+                        }
+                    };
+                }
+                Ok(n)
+            })
+        })
+        .await
+    }
+}

@@ -1,0 +1,22 @@
+//! Every statement and every composition of statements, written once for
+//! both databases, grouped by concern; each concern is a small trait that
+//! every [`Backend`](super::backend::Backend) has.
+
+mod audit;
+mod card_state;
+mod cards;
+mod keys;
+mod outbox;
+mod page;
+mod programs;
+mod tokens;
+mod webhooks;
+mod zone_keys;
+
+pub use audit::AuditStore;
+pub use cards::{CardStore, ChangeEffects};
+pub use keys::KeyStore;
+pub use programs::ProgramStore;
+pub use tokens::TokenStore;
+pub use webhooks::WebhookStore;
+pub use zone_keys::ZoneKeyStore;

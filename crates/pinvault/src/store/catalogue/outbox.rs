@@ -1,0 +1,166 @@
+//! What a change writes besides itself, in its own transaction: its events
+//! (each with a delivery for every subscribed endpoint of the program), its
+//! audit record, and the idempotency record of the request that made it.
+
+use crate::domain::ids::new_id;
+use crate::store::db::{Arg, Db, DbResult, Sql, all, args, first, sql, sql_each};
+use crate::store::decode;
+use crate::store::rows::{AuditEntry, Created, Effects, EventRow, IdemRow};
+
+const INSERT_EVENT: Sql = sql!(
+    "INSERT INTO events (id, program_id, card_id, type, created_at, body) VALUES ($1, $2, $3, $4, $5, $6)"
+);
+const SUBSCRIBERS: Sql =
+    sql!("SELECT id, events FROM webhook_endpoints WHERE program_id = $1 AND deleted_at IS NULL");
+const INSERT_DELIVERY: Sql = sql!(
+    "INSERT INTO webhook_deliveries (id, endpoint_id, event_id, status, attempts, next_attempt_at, created_at)
+     VALUES ($1, $2, $3, 'pending', 0, $4, $4)"
+);
+
+/// The head of the audit chain. PostgreSQL: the one `audit_head` row, locked
+/// for the rest of the transaction, so appends from every node queue one
+/// behind the other and each sees the head the previous one left (taken last
+/// in every transaction, after any card row, so it never waits in a cycle).
+/// SQLite: the newest record; writes run one at a time (`BEGIN IMMEDIATE`).
+const AUDIT_HEAD: Sql = sql_each!(
+    pg: "SELECT seq, hash FROM audit_head FOR UPDATE",
+    sqlite: "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1",
+);
+const INSERT_AUDIT: Sql = sql!(
+    "INSERT INTO audit_log (seq, at, actor, request_id, source, action, program_id, card_id, details, prev_hash, hash)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+);
+const MOVE_AUDIT_HEAD: Sql = sql_each!(
+    pg: "UPDATE audit_head SET seq = $1, hash = $2",
+    sqlite: "",
+);
+
+/// Writes a change's events and its audit record, inside its transaction.
+pub async fn apply(db: &mut dyn Db, effects: &Effects) -> DbResult<()> {
+    for event in &effects.events {
+        insert_event(db, event).await?;
+    }
+    if let Some(entry) = &effects.audit {
+        append_audit(db, entry).await?;
+    }
+    Ok(())
+}
+
+async fn insert_event(db: &mut dyn Db, ev: &EventRow) -> DbResult<()> {
+    db.exec(
+        &INSERT_EVENT,
+        &args![
+            &ev.id,
+            &ev.program_id,
+            &ev.card_id,
+            &ev.kind,
+            ev.created_at,
+            &ev.body
+        ],
+    )
+    .await?;
+    let endpoints = all(db, &SUBSCRIBERS, &args![&ev.program_id], |r| {
+        Ok((r.string(0)?, decode::event_types(r.str(1)?)?))
+    })
+    .await?;
+    for (endpoint_id, types) in endpoints {
+        if types.iter().any(|t| t == &ev.kind) {
+            let id = new_id("whd_");
+            db.exec(
+                &INSERT_DELIVERY,
+                &args![&id, &endpoint_id, &ev.id, ev.created_at],
+            )
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+/// Appends a record to the chain.
+pub async fn append_audit(db: &mut dyn Db, entry: &AuditEntry) -> DbResult<()> {
+    let head = first(db, &AUDIT_HEAD, &[], |r| Ok((r.i64(0)?, r.bytes(1)?))).await?;
+    let (seq, prev) = match head {
+        Some((seq, hash)) => (seq + 1, hash),
+        None => (1, crate::domain::audit::GENESIS.to_vec()),
+    };
+    let hash = crate::domain::audit::chain_hash(&prev, seq, entry);
+    db.exec(
+        &INSERT_AUDIT,
+        &args![
+            seq,
+            entry.at,
+            &entry.actor,
+            &entry.request_id,
+            &entry.source,
+            &entry.action,
+            &entry.program_id,
+            &entry.card_id,
+            &entry.details,
+            &prev,
+            &hash
+        ],
+    )
+    .await?;
+    db.exec(&MOVE_AUDIT_HEAD, &args![seq, &hash]).await?;
+    Ok(())
+}
+
+const CLEAR_IDEMPOTENCY: Sql =
+    sql!("DELETE FROM idempotency_keys WHERE program_id = $1 AND key = $2 AND created_at <= $3");
+const INSERT_IDEMPOTENCY: Sql = sql!(
+    "INSERT INTO idempotency_keys (program_id, key, request_hash, status, response_sealed, key_version, created_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING"
+);
+
+/// How long an idempotency record answers for its key.
+pub const IDEMPOTENCY_TTL_S: i64 = 86_400;
+
+/// Inserts an idempotency record (if there is one); false if the key is
+/// taken. It goes in before what it records, so a concurrent request with the
+/// same key (on any node) waits for this transaction and then writes nothing.
+/// `ON CONFLICT DO NOTHING` rather than catching the error: an error would
+/// abort a PostgreSQL transaction.
+pub async fn claim_idempotency(db: &mut dyn Db, idem: Option<&IdemRow>) -> DbResult<bool> {
+    let Some(idem) = idem else { return Ok(true) };
+    // Records live a day; an expired one is cleared as a new one comes.
+    db.exec(
+        &CLEAR_IDEMPOTENCY,
+        &args![
+            &idem.program_id,
+            &idem.key,
+            idem.created_at - IDEMPOTENCY_TTL_S
+        ],
+    )
+    .await?;
+    let n = db
+        .exec(
+            &INSERT_IDEMPOTENCY,
+            &args![
+                &idem.program_id,
+                &idem.key,
+                &idem.request_hash,
+                idem.status,
+                &idem.response_sealed,
+                idem.key_version,
+                idem.created_at
+            ],
+        )
+        .await?;
+    Ok(n == 1)
+}
+
+/// A create with its idempotency record and its effects, in one transaction.
+pub async fn create(
+    db: &mut dyn Db,
+    idem: Option<&IdemRow>,
+    insert: &Sql,
+    row: &[Arg<'_>],
+    effects: &Effects,
+) -> DbResult<Created> {
+    if !claim_idempotency(db, idem).await? {
+        return Ok(Created::IdempotencyKeyTaken);
+    }
+    db.exec(insert, row).await?;
+    apply(db, effects).await?;
+    Ok(Created::Created)
+}

@@ -1,0 +1,45 @@
+//! Cursor pagination (API.md: `limit`, `starting_after`), newest first by `seq`.
+
+use crate::store::db::{Arg, Db, DbResult, Row, Sql, all, first};
+
+/// The two statements of a list.
+#[derive(Debug)]
+pub struct Page {
+    /// Finds the `seq` of the `starting_after` row: `$1` its id, then the
+    /// scope (so an id of another program's list is not found).
+    pub lookup: Sql,
+    /// Selects the rows: its own parameters, then the `seq` to stay below and
+    /// the row limit as its last two.
+    pub list: Sql,
+}
+
+/// A page of at most `limit` rows and whether more follow; `None` when
+/// `starting_after` names no row of the list.
+pub async fn fetch<T: Send>(
+    db: &mut dyn Db,
+    page: &Page,
+    scope: &[Arg<'_>],
+    params: &[Arg<'_>],
+    starting_after: Option<&str>,
+    limit: u32,
+    decode: fn(Row<'_>) -> DbResult<T>,
+) -> DbResult<Option<(Vec<T>, bool)>> {
+    let before = match starting_after {
+        None => i64::MAX,
+        Some(id) => {
+            let mut args = vec![Arg::Text(id)];
+            args.extend_from_slice(scope);
+            match first(db, &page.lookup, &args, |r| r.i64(0)).await? {
+                Some(seq) => seq,
+                None => return Ok(None),
+            }
+        }
+    };
+    let mut args = params.to_vec();
+    args.push(Arg::Int(before));
+    args.push(Arg::Int(i64::from(limit) + 1));
+    let mut rows = all(db, &page.list, &args, decode).await?;
+    let has_more = rows.len() > limit as usize;
+    rows.truncate(limit as usize);
+    Ok(Some((rows, has_more)))
+}

@@ -1,0 +1,300 @@
+//! Programs and their API keys, and the read at the start of every request:
+//! the key presented, its program, and the card the path names.
+
+use std::future::Future;
+
+use super::outbox;
+use crate::domain::ids::SecretHash;
+use crate::domain::program::{Mode, Settings};
+use crate::domain::time::Timestamp;
+use crate::store::backend::Backend;
+use crate::store::db::{Db, DbResult, Sql, all, args, first, sql};
+use crate::store::decode::{self, api_key_cols, card_cols, program_cols};
+use crate::store::error::{StoreError, StoreResult};
+use crate::store::rows::{ApiKeyRow, AuditEntry, AuthenticatedCard, ProgramRow};
+
+const INSERT_PROGRAM: Sql = sql!(
+    "INSERT INTO programs (id, name, mode, settings, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6)"
+);
+const PROGRAM: Sql = sql!(concat!(
+    "SELECT ",
+    program_cols!(),
+    " FROM programs WHERE id = $1"
+));
+const PROGRAMS: Sql = sql!(concat!(
+    "SELECT ",
+    program_cols!(),
+    " FROM programs ORDER BY seq"
+));
+const UPDATE_PROGRAM: Sql =
+    sql!("UPDATE programs SET settings = $1, mode = $2, updated_at = $3 WHERE id = $4");
+const INSERT_API_KEY: Sql = sql!(
+    "INSERT INTO api_keys (id, program_id, key_hash, hint, created_at) VALUES ($1, $2, $3, $4, $5)"
+);
+const API_KEYS: Sql = sql!(concat!(
+    "SELECT ",
+    api_key_cols!(),
+    " FROM api_keys WHERE program_id = $1 ORDER BY seq"
+));
+const REVOKE_API_KEY: Sql =
+    sql!("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL");
+const AUTHENTICATE: Sql = sql!(concat!(
+    "SELECT ",
+    api_key_cols!(k),
+    ", ",
+    program_cols!(p),
+    " FROM api_keys k JOIN programs p ON p.id = k.program_id
+     WHERE k.key_hash = $1 AND k.revoked_at IS NULL"
+));
+const AUTHENTICATE_CARD: Sql = sql!(concat!(
+    "SELECT ",
+    api_key_cols!(k),
+    ", ",
+    program_cols!(p),
+    ", ",
+    card_cols!(c),
+    " FROM api_keys k JOIN programs p ON p.id = k.program_id
+     LEFT JOIN cards c ON c.id = $2 AND c.program_id = k.program_id
+     WHERE k.key_hash = $1 AND k.revoked_at IS NULL"
+));
+pub(super) const CARD: Sql = sql!(concat!(
+    "SELECT ",
+    card_cols!(),
+    " FROM cards WHERE id = $1 AND program_id = $2"
+));
+
+pub trait ProgramStore {
+    fn create_program(
+        &self,
+        program: ProgramRow,
+        key: ApiKeyRow,
+        audit: Vec<AuditEntry>,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+    fn get_program(&self, id: &str)
+    -> impl Future<Output = StoreResult<Option<ProgramRow>>> + Send;
+    fn list_programs(&self) -> impl Future<Output = StoreResult<Vec<ProgramRow>>> + Send;
+    fn update_program(
+        &self,
+        id: &str,
+        settings: Settings,
+        mode: Mode,
+        now: Timestamp,
+        audit: AuditEntry,
+    ) -> impl Future<Output = StoreResult<bool>> + Send;
+    /// The unrevoked API key with this hash, and its program.
+    fn authenticate(
+        &self,
+        key_hash: SecretHash,
+    ) -> impl Future<Output = StoreResult<Option<(ApiKeyRow, ProgramRow)>>> + Send;
+    /// [`ProgramStore::authenticate`] and the key's program's card with this
+    /// id in one read (one statement): the path of every request about one
+    /// card, PIN verification first. `None`: no such unrevoked key;
+    /// `Some((.., None))`: the key is good but its program has no such card.
+    fn authenticate_card(
+        &self,
+        key_hash: SecretHash,
+        card_id: &str,
+    ) -> impl Future<Output = StoreResult<Option<AuthenticatedCard>>> + Send;
+    fn create_api_key(
+        &self,
+        key: ApiKeyRow,
+        audit: AuditEntry,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+    fn list_api_keys(
+        &self,
+        program_id: &str,
+    ) -> impl Future<Output = StoreResult<Vec<ApiKeyRow>>> + Send;
+    /// False when there is no such unrevoked key (nothing is recorded then).
+    fn revoke_api_key(
+        &self,
+        id: &str,
+        now: Timestamp,
+        audit: AuditEntry,
+    ) -> impl Future<Output = StoreResult<bool>> + Send;
+}
+
+async fn insert_api_key(db: &mut dyn Db, key: &ApiKeyRow) -> DbResult<()> {
+    let args = args![
+        &key.id,
+        &key.program_id,
+        &key.key_hash,
+        &key.hint,
+        key.created_at
+    ];
+    db.exec(&INSERT_API_KEY, &args).await?;
+    Ok(())
+}
+
+fn settings_text(settings: &Settings) -> StoreResult<String> {
+    serde_json::to_string(settings).map_err(|e| StoreError::database(e.to_string()))
+}
+
+impl<B: Backend> ProgramStore for B {
+    async fn create_program(
+        &self,
+        p: ProgramRow,
+        key: ApiKeyRow,
+        audit: Vec<AuditEntry>,
+    ) -> StoreResult<()> {
+        let settings = settings_text(&p.settings)?;
+        self.write(
+            (p, key, settings, audit),
+            |db, (p, key, settings, audit)| {
+                Box::pin(async move {
+                    let args = args![
+                        &p.id,
+                        &p.name,
+                        p.mode.as_str(),
+                        settings,
+                        p.created_at,
+                        p.updated_at
+                    ];
+                    db.exec(&INSERT_PROGRAM, &args).await?;
+                    insert_api_key(db, key).await?;
+                    for entry in audit {
+                        outbox::append_audit(db, entry).await?;
+                    }
+                    Ok(())
+                })
+            },
+        )
+        .await
+    }
+
+    async fn get_program(&self, id: &str) -> StoreResult<Option<ProgramRow>> {
+        self.read(id.to_owned(), |db, id| {
+            Box::pin(async move { first(db, &PROGRAM, &args![id], decode::program).await })
+        })
+        .await
+    }
+
+    async fn list_programs(&self) -> StoreResult<Vec<ProgramRow>> {
+        self.read((), |db, ()| {
+            Box::pin(async move { all(db, &PROGRAMS, &args![], decode::program).await })
+        })
+        .await
+    }
+
+    async fn update_program(
+        &self,
+        id: &str,
+        settings: Settings,
+        mode: Mode,
+        now: Timestamp,
+        audit: AuditEntry,
+    ) -> StoreResult<bool> {
+        let settings = settings_text(&settings)?;
+        let data = (id.to_owned(), settings, mode, now, audit);
+        self.write(data, |db, (id, settings, mode, now, audit)| {
+            Box::pin(async move {
+                let args = args![settings, mode.as_str(), *now, id];
+                let n = db.exec(&UPDATE_PROGRAM, &args).await?;
+                if n == 1 {
+                    outbox::append_audit(db, audit).await?;
+                }
+                Ok(n == 1)
+            })
+        })
+        .await
+    }
+
+    async fn authenticate(
+        &self,
+        key_hash: SecretHash,
+    ) -> StoreResult<Option<(ApiKeyRow, ProgramRow)>> {
+        let cache = self.read_cache();
+        let stamp = cache.and_then(|c| c.stamp());
+        if let (Some(cache), Some(stamp)) = (cache, &stamp) {
+            if let (Some(auth), _) = cache.get(stamp, &key_hash, None) {
+                return Ok(Some(auth));
+            }
+        }
+        let found = self
+            .read_short(key_hash, |db, hash| {
+                Box::pin(async move {
+                    first(db, &AUTHENTICATE, &args![hash], decode::key_and_program).await
+                })
+            })
+            .await?;
+        if let (Some(cache), Some(stamp), Some((key, program))) = (cache, &stamp, &found) {
+            cache.put(stamp, Some((key, program)), None);
+        }
+        Ok(found)
+    }
+
+    async fn authenticate_card(
+        &self,
+        key_hash: SecretHash,
+        card_id: &str,
+    ) -> StoreResult<Option<AuthenticatedCard>> {
+        let cache = self.read_cache();
+        let stamp = cache.and_then(|c| c.stamp());
+        if let (Some(cache), Some(stamp)) = (cache, &stamp) {
+            match cache.get(stamp, &key_hash, Some(card_id)) {
+                (Some((key, program)), Some(card)) => return Ok(Some((key, program, Some(card)))),
+                (Some((key, program)), None) => {
+                    // The caller is known: only the card to read.
+                    let card = self
+                        .read_short((program.id.clone(), card_id.to_owned()), |db, (p, c)| {
+                            Box::pin(
+                                async move { first(db, &CARD, &args![c, p], decode::card).await },
+                            )
+                        })
+                        .await?;
+                    if let Some(card) = &card {
+                        cache.put(stamp, None, Some(card));
+                    }
+                    return Ok(Some((key, program, card)));
+                }
+                (None, _) => {}
+            }
+        }
+        let found = self
+            .read_short((key_hash, card_id.to_owned()), |db, (hash, card)| {
+                let args = [hash.into(), card.into()];
+                Box::pin(async move {
+                    first(db, &AUTHENTICATE_CARD, &args, decode::authenticated_card).await
+                })
+            })
+            .await?;
+        if let (Some(cache), Some(stamp), Some((key, program, card))) = (cache, &stamp, &found) {
+            cache.put(stamp, Some((key, program)), card.as_ref());
+        }
+        Ok(found)
+    }
+
+    async fn create_api_key(&self, key: ApiKeyRow, audit: AuditEntry) -> StoreResult<()> {
+        self.write((key, audit), |db, (key, audit)| {
+            Box::pin(async move {
+                insert_api_key(db, key).await?;
+                outbox::append_audit(db, audit).await
+            })
+        })
+        .await
+    }
+
+    async fn list_api_keys(&self, program_id: &str) -> StoreResult<Vec<ApiKeyRow>> {
+        self.read(program_id.to_owned(), |db, p| {
+            Box::pin(async move { all(db, &API_KEYS, &args![p], decode::api_key).await })
+        })
+        .await
+    }
+
+    async fn revoke_api_key(
+        &self,
+        id: &str,
+        now: Timestamp,
+        audit: AuditEntry,
+    ) -> StoreResult<bool> {
+        self.write((id.to_owned(), now, audit), |db, (id, now, audit)| {
+            Box::pin(async move {
+                let n = db.exec(&REVOKE_API_KEY, &args![*now, id]).await?;
+                if n == 1 {
+                    outbox::append_audit(db, audit).await?;
+                }
+                Ok(n == 1)
+            })
+        })
+        .await
+    }
+}
