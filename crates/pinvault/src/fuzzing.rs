@@ -189,9 +189,9 @@ impl ApiHarness {
             db_pool_size: 4,
             db_timeout_ms: 5000,
         };
-        let settings = crate::service::ServerSettings {
+        let settings = crate::app::ServerSettings {
             public_url: "http://fuzz.invalid".into(),
-            transport: crate::service::TransportSettings {
+            transport: crate::app::TransportSettings {
                 bits: TransportBits::Rsa2048,
                 grace_s: 3600,
             },

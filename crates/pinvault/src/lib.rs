@@ -3,6 +3,7 @@
 //! The binary is a thin shell over [`cli::run`]; every command lives in this library.
 
 pub mod api;
+pub mod app;
 pub mod audit;
 pub mod cli;
 pub mod domain;
@@ -15,8 +16,6 @@ pub mod jose;
 pub mod keys;
 pub mod limits;
 pub mod metrics;
-pub mod service;
 pub mod store;
-pub mod verify;
 pub mod webhooks;
 pub mod widgets;

@@ -29,10 +29,10 @@ use rand::Rng;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_rustls::rustls;
 
+use crate::app::App;
 use crate::domain::ids::new_id;
 use crate::domain::time::{Timestamp, now};
 use crate::keys::KeyKind;
-use crate::service::App;
 use crate::store::{AttemptNext, AttemptResult, ClaimedDelivery, Store};
 
 /// Longest endpoint URL accepted.

@@ -13,9 +13,10 @@ use serde_json::{Value, json};
 
 use super::error::ApiError;
 use super::extract::{Auth, AuthCard, JsonBody, PathId, QueryParams};
-use super::widgets::Caller;
+use super::widgets::Unkeyed;
 use super::{cards, pin, verify, webhooks};
-use crate::service::App;
+use crate::app::App;
+use crate::app::CallerKind;
 use crate::store::Store;
 use crate::widgets;
 
@@ -27,14 +28,14 @@ pub struct DemoProgram(pub String);
 async fn dev_auth<S: Store>(
     app: &App<S>,
     demo: &DemoProgram,
-    caller: Caller,
+    unkeyed: Unkeyed,
 ) -> Result<Auth, ApiError> {
     let program = app
         .store
         .get_program(&demo.0)
         .await?
         .ok_or_else(ApiError::internal)?;
-    Ok(caller.auth_as(program, "demo"))
+    Ok(Auth::acting(unkeyed.caller(program, CallerKind::Demo)))
 }
 
 fn page(body: &'static str, content_type: &'static str) -> Response {
@@ -69,9 +70,9 @@ pub async fn css() -> Response {
 /// A demo card (a test PAN; in a test-mode program its first PIN is `0000`).
 pub async fn create_card<S: Store>(
     State((app, demo)): State<(Arc<App<S>>, DemoProgram)>,
-    caller: Caller,
+    unkeyed: Unkeyed,
 ) -> Result<Response, ApiError> {
-    let auth = dev_auth(&app, &demo, caller).await?;
+    let auth = dev_auth(&app, &demo, unkeyed).await?;
     let body = json!({"pan": "4111111111111111", "external_id": "demo", "expiry": "2030-12"});
     cards::create(State(app), auth, HeaderMap::new(), JsonBody(body)).await
 }
@@ -87,11 +88,11 @@ pub struct DemoToken {
 /// with `cardholder_verification_method` `OTHER`).
 pub async fn create_token<S: Store>(
     State((app, demo)): State<(Arc<App<S>>, DemoProgram)>,
-    caller: Caller,
+    unkeyed: Unkeyed,
     id: PathId,
     JsonBody(body): JsonBody<DemoToken>,
 ) -> Result<Response, ApiError> {
-    let auth = dev_auth(&app, &demo, caller).await?;
+    let auth = dev_auth(&app, &demo, unkeyed).await?;
     let body: Value = match body.kind.as_str() {
         "reveal_pin" => json!({"type": "reveal_pin", "cardholder_verification_method": "OTHER"}),
         other => json!({ "type": other }),
@@ -102,30 +103,30 @@ pub async fn create_token<S: Store>(
 
 pub async fn card<S: Store>(
     State((app, demo)): State<(Arc<App<S>>, DemoProgram)>,
-    caller: Caller,
+    unkeyed: Unkeyed,
     id: PathId,
 ) -> Result<Response, ApiError> {
-    let auth = dev_auth(&app, &demo, caller).await?;
+    let auth = dev_auth(&app, &demo, unkeyed).await?;
     cards::get(AuthCard::lookup(&app, auth, id.0).await?).await
 }
 
 pub async fn events<S: Store>(
     State((app, demo)): State<(Arc<App<S>>, DemoProgram)>,
-    caller: Caller,
+    unkeyed: Unkeyed,
     q: QueryParams<webhooks::ListEvents>,
 ) -> Result<Response, ApiError> {
-    let auth = dev_auth(&app, &demo, caller).await?;
+    let auth = dev_auth(&app, &demo, unkeyed).await?;
     webhooks::list_events(State(app), auth, q).await
 }
 
 /// The sandbox's terminal: `POST /v1/test/cards/{id}/pin/verify`.
 pub async fn sandbox_verify<S: Store>(
     State((app, demo)): State<(Arc<App<S>>, DemoProgram)>,
-    caller: Caller,
+    unkeyed: Unkeyed,
     id: PathId,
     body: JsonBody<verify::SandboxVerify>,
 ) -> Result<Response, ApiError> {
-    let auth = dev_auth(&app, &demo, caller).await?;
+    let auth = dev_auth(&app, &demo, unkeyed).await?;
     let found = AuthCard::lookup(&app, auth, id.0).await?;
     verify::sandbox_verify(State(app), found, body).await
 }

@@ -11,7 +11,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use super::error::ApiError;
 use super::views::{PinEncryptionKey, PinEncryptionKeys, Problem};
-use crate::service::App;
+use crate::app::App;
 use crate::store::Store;
 
 /// The PIN encryption keys in service, newest first (JWKS). Encrypt to the

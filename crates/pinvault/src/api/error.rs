@@ -5,9 +5,10 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use crate::app::ServiceError;
+use crate::app::error::AppError;
 use crate::domain::DomainError;
 use crate::domain::token::TokenError;
-use crate::service::ServiceError;
 use crate::store::StoreError;
 
 #[derive(Debug, Clone)]
@@ -170,6 +171,36 @@ impl From<ServiceError> for ApiError {
         };
         tracing::error!(error = %e, "service error");
         err
+    }
+}
+
+impl From<AppError> for ApiError {
+    fn from(e: AppError) -> Self {
+        match e {
+            AppError::NotFound(what) => ApiError::not_found(what),
+            AppError::Invalid(detail) => ApiError::invalid(detail),
+            AppError::InvalidPan => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_pan",
+                "`pan` must be 12 to 19 digits with a valid Luhn check digit",
+            ),
+            AppError::PlaintextNotAllowed(detail) => {
+                ApiError::forbidden("plaintext_not_allowed", detail)
+            }
+            AppError::RevealDisabled => ApiError::forbidden(
+                "reveal_disabled",
+                "PIN reveal is turned off for this program",
+            ),
+            AppError::DecryptionFailed => ApiError::decryption_failed(),
+            AppError::NothingStaged => ApiError::new(
+                StatusCode::CONFLICT,
+                "nothing_staged",
+                "this card has no staged PIN to commit (none was staged, it expired with its token, or it was committed already)",
+            ),
+            AppError::Token(e) => e.into(),
+            AppError::Domain(e) => e.into(),
+            AppError::Service(e) => e.into(),
+        }
     }
 }
 

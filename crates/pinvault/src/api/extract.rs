@@ -9,22 +9,23 @@ use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use serde::de::DeserializeOwned;
 
-use super::cards::CARD_PREFIX;
 use super::error::ApiError;
-use crate::audit::Actor;
+use crate::app::{App, Caller, CallerKind};
+use crate::domain::card::CARD_PREFIX;
 use crate::domain::ids::{Secret, SecretHash, is_id};
-use crate::service::App;
 use crate::store::{ApiKeyRow, CardRow, ProgramRow, Store};
 
 /// The calling program, from `Authorization: Bearer <api key>`, with the
-/// request's id and source address for the audit trail.
+/// request's id and source address for the audit trail: a [`Caller`] of kind
+/// `ApiKey` (or `Demo`, for the `serve --dev` page acting for its program).
 #[derive(Debug, Clone)]
-pub struct Auth {
-    pub program: ProgramRow,
-    pub api_key_id: String,
-    pub request_id: Option<String>,
-    /// The peer's address (written as text only when an audit record needs it).
-    pub source: Option<std::net::IpAddr>,
+pub struct Auth(Caller);
+
+impl std::ops::Deref for Auth {
+    type Target = Caller;
+    fn deref(&self) -> &Caller {
+        &self.0
+    }
 }
 
 /// The client's address: the peer's, or the one a trusted proxy forwarded
@@ -37,13 +38,9 @@ pub struct ClientAddr(pub std::net::IpAddr);
 pub struct RequestId(pub String);
 
 impl Auth {
-    /// The caller as an audit actor.
-    pub fn actor(&self) -> Actor {
-        Actor {
-            actor: self.api_key_id.clone(),
-            request_id: self.request_id.clone(),
-            source: self.source.map(|ip| ip.to_string()),
-        }
+    /// A caller that is not an API key (the demo page) acting as one.
+    pub fn acting(caller: Caller) -> Self {
+        Auth(caller)
     }
 }
 
@@ -67,12 +64,12 @@ fn presented_key(parts: &Parts) -> Result<SecretHash, ApiError> {
 
 impl Auth {
     fn new(parts: &Parts, key: ApiKeyRow, program: ProgramRow) -> Self {
-        Auth {
+        Auth(Caller {
             program,
-            api_key_id: key.id,
+            kind: CallerKind::ApiKey(key.id),
             request_id: parts.extensions.get::<RequestId>().map(|r| r.0.clone()),
             source: parts.extensions.get::<ClientAddr>().map(|c| c.0),
-        }
+        })
     }
 }
 

@@ -11,10 +11,10 @@ use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
 use super::error::ApiError;
+use crate::app::App;
 use crate::domain::ids::secret_hash;
 use crate::domain::time::now;
 use crate::keys::KeyKind;
-use crate::service::App;
 use crate::store::{Created, IdemRow, Store, StoreResult};
 
 #[derive(Debug, Clone)]

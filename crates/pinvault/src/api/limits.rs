@@ -13,8 +13,8 @@ use axum::response::{IntoResponse, Response};
 
 use super::error::ApiError;
 use super::extract::Auth;
+use crate::app::App;
 use crate::limits::{Cidr, Limited, Scope};
-use crate::service::App;
 use crate::store::Store;
 
 /// The limited operations: each has a per-key and a per-card limit.
@@ -39,7 +39,7 @@ pub fn check<S: Store>(
         Operation::CreateToken => (Scope::KeyTokens, Scope::CardTokens),
         Operation::Reveal => (Scope::KeyReveal, Scope::CardReveal),
     };
-    app.limiter.check(per_key, &[&auth.api_key_id])?;
+    app.limiter.check(per_key, &[auth.name()])?;
     app.limiter.check(per_card, &[&auth.program.id, card_id])?;
     Ok(())
 }
@@ -156,7 +156,7 @@ mod tests {
         };
         let mut limits = crate::limits::LimitSettings::off();
         limits.set(Scope::WidgetAddress, Rate::parse("2/h").unwrap());
-        let settings = crate::service::ServerSettings {
+        let settings = crate::app::ServerSettings {
             limits,
             trusted_proxies: Cidr::parse_list("10.0.0.0/8").unwrap(),
             ..Default::default()

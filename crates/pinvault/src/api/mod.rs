@@ -31,8 +31,8 @@ use axum::response::Response;
 use axum::routing::{delete, get, post, put};
 use tracing::Instrument;
 
+use crate::app::App;
 use crate::domain::ids::new_id;
-use crate::service::App;
 use crate::store::Store;
 use error::ApiError;
 
@@ -85,7 +85,7 @@ pub fn router<S: Store>(app: Arc<App<S>>, demo: Option<DemoProgram>) -> Router {
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz::<S>))
         .route("/metrics", get(ops::metrics::<S>))
-        .route("/openapi.json", get(ops::openapi))
+        .route("/openapi.json", get(openapi::openapi))
         // The widget pages and their API (a token lookup, and crypto, each)
         // are limited per client address; their static assets are not.
         .merge(limits::per_address(

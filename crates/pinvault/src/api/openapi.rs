@@ -1,6 +1,10 @@
 //! The OpenAPI 3.1 document, generated from the handlers' annotations and the
 //! request and response types they use.
 
+use std::sync::OnceLock;
+
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
@@ -21,7 +25,7 @@ use super::{cards, encryption_keys, ops, pin, program, verify, views, webhooks, 
         webhooks::list_events, webhooks::create_endpoint, webhooks::list_endpoints,
         webhooks::delete_endpoint, webhooks::list_deliveries,
         program::get, program::update,
-        ops::healthz, ops::readyz, ops::metrics, ops::openapi,
+        ops::healthz, ops::readyz, ops::metrics, openapi,
         widgets::pin_set_get, widgets::pin_set_post, widgets::pin_reveal_get, widgets::pin_reveal_post,
         widgets::api_set_pin, widgets::api_reveal_pin, widgets::sdk_js,
     ),
@@ -164,4 +168,16 @@ impl Modify for CommonErrors {
             }
         }
     }
+}
+
+/// This document (OpenAPI 3.1).
+#[utoipa::path(get, path = "/openapi.json", operation_id = "openapi", tag = "operations", responses((status = 200, description = "OpenAPI 3.1", body = Object)))]
+pub async fn openapi() -> Response {
+    static DOC: OnceLock<String> = OnceLock::new();
+    let doc = DOC.get_or_init(|| {
+        ApiDoc::openapi()
+            .to_json()
+            .unwrap_or_default()
+    });
+    ([(header::CONTENT_TYPE, "application/json")], doc.as_str()).into_response()
 }

@@ -1,15 +1,14 @@
 //! Health, readiness, metrics and the OpenAPI document.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use utoipa::OpenApi;
 
 use super::views::StatusView;
+use crate::app::App;
 use crate::keys::KeyKind;
-use crate::service::App;
 use crate::store::Store;
 
 fn status(status: &str, reason: Option<&str>, key_provider: Option<&str>) -> StatusView {
@@ -81,16 +80,4 @@ fn render_limited(limiter: &crate::limits::Limiter) -> String {
         );
     }
     out
-}
-
-/// This document (OpenAPI 3.1).
-#[utoipa::path(get, path = "/openapi.json", operation_id = "openapi", tag = "operations", responses((status = 200, description = "OpenAPI 3.1", body = Object)))]
-pub async fn openapi() -> Response {
-    static DOC: OnceLock<String> = OnceLock::new();
-    let doc = DOC.get_or_init(|| {
-        super::openapi::ApiDoc::openapi()
-            .to_json()
-            .unwrap_or_default()
-    });
-    ([(header::CONTENT_TYPE, "application/json")], doc.as_str()).into_response()
 }

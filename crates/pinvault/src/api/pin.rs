@@ -7,29 +7,20 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 use utoipa::ToSchema;
 use zeroize::Zeroizing;
 
-use super::cards::find;
 use super::error::ApiError;
 use super::extract::{Auth, AuthCard, JsonBody, NoBodyOrJson, OptionalJsonBody, PathId};
 use super::idempotency::{self, Idempotency};
 use super::limits::Operation;
 use super::views::{EncryptedPin, Problem, RevealResponse, RevealedPin, TokenView};
-use crate::domain::DomainError;
-use crate::domain::ids::{Secret, new_id};
-use crate::domain::policy::{self, PinRejection};
-use crate::domain::program::PinSetMode;
-use crate::domain::time::{now, rfc3339};
-use crate::domain::token::{
-    self, CARDHOLDER_VERIFICATION_METHODS, TOKEN_PREFIX, TokenError, TokenType,
-};
-use crate::events::{EventType, event};
-use crate::jose::DeviceKey;
-use crate::keys::KeyKind;
-use crate::service::{App, after};
-use crate::store::{CardRow, Effects, PinChange, PinWrite, SetBy, Store, TokenRow};
+use crate::app::pin::{PinText, RevealTo, Revealed, SetOutcome, UnblockNote};
+use crate::app::{App, Caller};
+use crate::domain::time::rfc3339;
+use crate::domain::token::TokenType;
+use crate::store::{CardRow, Store};
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -93,13 +84,6 @@ pub struct Unblock {
     updated_by: Option<String>,
 }
 
-fn reveal_disabled() -> ApiError {
-    ApiError::forbidden(
-        "reveal_disabled",
-        "PIN reveal is turned off for this program",
-    )
-}
-
 /// Issue a single-use control token for one PIN operation on one card; older
 /// unused tokens of the same type for the card stop working.
 #[utoipa::path(post, path = "/v1/cards/{id}/control-tokens", operation_id = "createControlToken", tag = "pin", params(("id" = String, Path),
@@ -132,125 +116,25 @@ pub async fn create_token<S: Store>(
         serde_json::from_value(raw).map_err(|e| ApiError::invalid(super::safe_message(&e)))?;
     let kind = TokenType::parse(&body.kind)
         .ok_or_else(|| ApiError::invalid("`type` must be \"set_pin\" or \"reveal_pin\""))?;
-    let cvm = body.cardholder_verification_method;
-    if let Some(m) = &cvm {
-        if !CARDHOLDER_VERIFICATION_METHODS.contains(&m.as_str()) {
-            return Err(ApiError::invalid(format!(
-                "`cardholder_verification_method` must be one of {}",
-                CARDHOLDER_VERIFICATION_METHODS.join(", ")
-            )));
-        }
-    }
-    let settings = &auth.program.settings;
-    let ttl = match kind {
-        TokenType::SetPin => settings.set_token_ttl_s,
-        TokenType::RevealPin => {
-            if cvm.is_none() {
-                return Err(ApiError::invalid(
-                    "`cardholder_verification_method` is required for a reveal_pin token",
-                ));
-            }
-            if !settings.reveal_enabled {
-                return Err(reveal_disabled());
-            }
-            settings.reveal_token_ttl_s
-        }
-    };
-    let secret = Secret::generate(TOKEN_PREFIX);
-    let t = now();
-    let row = TokenRow {
-        id: new_id("pctid_"),
-        token_hash: secret.hash(),
-        card_id: card.id.clone(),
-        kind,
-        cvm: cvm.clone(),
-        created_at: t,
-        expires_at: after(ttl),
-        attempts_remaining: u32::from(settings.set_token_attempts),
-        used_at: None,
-        superseded_at: None,
-    };
-    let widget = match kind {
-        TokenType::SetPin => "pin-set",
-        TokenType::RevealPin => "pin-reveal",
-    };
+    let caller: &crate::app::Caller = &auth;
+    let token = app.new_token(caller, &card, kind, body.cardholder_verification_method)?;
     let view = TokenView {
-        token: Zeroizing::new(secret.expose().to_owned()),
+        token: Zeroizing::new(token.secret.expose().to_owned()),
         kind: kind.as_str().to_owned(),
         card_id: card.id.clone(),
-        expires_at: rfc3339(row.expires_at),
-        attempts_remaining: row.attempts_remaining,
+        expires_at: rfc3339(token.row.expires_at),
+        attempts_remaining: token.row.attempts_remaining,
         widget_url: Zeroizing::new(format!(
-            "{}/widgets/{widget}?token={}",
+            "{}{}",
             app.settings.public_url,
-            secret.expose()
+            token.widget_path()
         )),
     };
     let response = serde_json::to_value(&view).map_err(|_| ApiError::internal())?;
-    let effects = Effects {
-        events: vec![event(
-            &card.program_id,
-            &card.id,
-            EventType::PinTokenCreated,
-            json!({
-                "token_type": kind.as_str(),
-                "cardholder_verification_method": cvm,
-                "expires_at": view.expires_at,
-            }),
-        )],
-        audit: Some(auth.actor().record(
-            "pin.token_created",
-            Some(&card.program_id),
-            Some(&card.id),
-            json!({
-                "token_id": row.id,
-                "token_type": kind.as_str(),
-                "cardholder_verification_method": cvm,
-                "expires_at": view.expires_at,
-            }),
-        )),
-    };
-    tracing::info!(card_id = %card.id, actor = %auth.api_key_id, r#type = kind.as_str(), cvm = cvm.as_deref().unwrap_or("-"), "control token created");
     idempotency::create(&app, idem, StatusCode::CREATED, response, |idem_row| {
-        app.store.create_token(row, idem_row, effects)
+        app.save_token(caller, token, idem_row)
     })
     .await
-}
-
-/// The token presented for `card` and `kind`, if it may be redeemed now.
-async fn usable_token<S: Store>(
-    app: &App<S>,
-    card: &CardRow,
-    presented: &str,
-    kind: TokenType,
-) -> Result<TokenRow, ApiError> {
-    if !presented.starts_with(TOKEN_PREFIX) || presented.len() > 200 {
-        return Err(TokenError::Invalid.into());
-    }
-    let row = app
-        .store
-        .find_token(Secret::from_presented(presented).hash())
-        .await?
-        .filter(|t| t.card_id == card.id && t.kind == kind)
-        .ok_or(TokenError::Invalid)?;
-    token::state(
-        row.used_at,
-        row.superseded_at,
-        row.expires_at,
-        row.attempts_remaining,
-        now(),
-    )?;
-    Ok(row)
-}
-
-pub(super) async fn card_pan<S: Store>(
-    app: &App<S>,
-    card: &CardRow,
-) -> Result<pinblock::Pan, ApiError> {
-    app.ensure_key(KeyKind::Pan, card.pan_key_version).await?;
-    Ok(app
-        .keys
-        .open_pan(&card.id, card.pan_key_version, &card.pan_sealed)?)
 }
 
 /// Set or change the PIN with a `set_pin` token. A refused PIN uses one of the
@@ -270,164 +154,39 @@ pub async fn set_pin<S: Store>(
     JsonBody(body): JsonBody<SetPin>,
 ) -> Result<Response, ApiError> {
     let card = found.card()?;
-    let auth = found.auth;
-    set_pin_of(&app, &auth, card, body).await
+    set_pin_of(&app, &found.auth, card, body).await
 }
 
-/// Set or change the PIN of `card` (found for `auth`'s program, or through a
-/// widget's token): shared by the API and the hosted set widget.
+/// Set or change the PIN of `card` (found for the caller's program, or through
+/// a widget's token): shared by the API and the hosted set widget.
 pub(super) async fn set_pin_of<S: Store>(
     app: &App<S>,
-    auth: &Auth,
+    caller: &Caller,
     card: CardRow,
     body: SetPin,
 ) -> Result<Response, ApiError> {
-    let settings = &auth.program.settings;
-    let staged = settings.pin_set_mode == PinSetMode::Staged;
-    let token = usable_token(app, &card, &body.control_token, TokenType::SetPin).await?;
-    let text = match (body.pin, body.encrypted_pin) {
-        (Some(text), None) => {
-            if !settings.allow_plaintext_pin {
-                return Err(ApiError::forbidden(
-                    "plaintext_not_allowed",
-                    "this program does not accept PINs in clear: send `encrypted_pin`",
-                ));
-            }
-            text
-        }
-        (None, Some(jwe)) => match app.decrypt_pin(&jwe, Some(&card.id)).await? {
-            Ok(text) => text,
-            Err(e) => {
-                // Whatever failed, one answer, and it uses one of the token's attempts.
-                app.store
-                    .use_token_attempt(
-                        &token.id,
-                        now(),
-                        stage_failed(staged, &card, "decryption_failed"),
-                    )
-                    .await??;
-                tracing::info!(card_id = %card.id, reason = e.0, "encrypted PIN refused");
-                return Err(ApiError::decryption_failed());
-            }
-        },
+    let pin = match (body.pin, body.encrypted_pin) {
+        (Some(text), None) => PinText::Clear(text),
+        (None, Some(jwe)) => PinText::Encrypted(jwe),
         _ => {
+            // The token is checked first: a bad token and a bad body answer the token.
+            app.usable_token(&card, &body.control_token, TokenType::SetPin)
+                .await?;
             return Err(ApiError::invalid(
                 "give exactly one of `pin` and `encrypted_pin`",
             ));
         }
     };
-    let pan = card_pan(app, &card).await?;
-    let pin = match policy::check_text(&text, settings, &pan) {
-        Ok(pin) => pin,
-        Err(rejection) => {
-            // A refused PIN uses one of the token's attempts.
-            let reason = match rejection {
-                PinRejection::Invalid => "invalid_pin",
-                PinRejection::Weak => "weak_pin",
-            };
-            app.store
-                .use_token_attempt(&token.id, now(), stage_failed(staged, &card, reason))
-                .await??;
-            tracing::info!(card_id = %card.id, "PIN refused by policy");
-            return Err(DomainError::from(rejection).into());
-        }
-    };
-    let (key_version, block) = app.keys.encipher_pin(&pin, &pan)?;
-    drop(pin);
-    let write = PinWrite {
-        block,
-        key_version,
-        set_by: SetBy::Cardholder,
-    };
-    if staged {
-        return stage(app, auth, &card, &token, write).await;
-    }
-    let effects = Effects {
-        events: vec![event(
-            &card.program_id,
-            &card.id,
-            EventType::PinChanged,
-            json!({ "set_by": SetBy::Cardholder.as_str() }),
-        )],
-        audit: Some(auth.actor().record(
-            "pin.changed",
-            Some(&card.program_id),
-            Some(&card.id),
-            json!({
-                "set_by": SetBy::Cardholder.as_str(),
-                "token_id": token.id,
-                "was_blocked": card.pin_blocked,
+    match app.set_pin(caller, &card, &body.control_token, pin).await? {
+        SetOutcome::Set => Ok(StatusCode::NO_CONTENT.into_response()),
+        SetOutcome::Staged => Ok((
+            StatusCode::ACCEPTED,
+            axum::Json(StagedView {
+                status: "staged".to_owned(),
             }),
-        )),
-    };
-    app.store
-        .redeem_token(&token.id, Some(PinChange::Set(write)), now(), effects)
-        .await??;
-    tracing::info!(card_id = %card.id, actor = %auth.api_key_id, "PIN changed");
-    Ok(StatusCode::NO_CONTENT.into_response())
-}
-
-/// Staged mode: what a refused set attempt writes besides using one of the
-/// token's attempts (`pin.stage_failed`, with the reason's error code). In
-/// direct mode a refusal has no event.
-fn stage_failed(staged: bool, card: &CardRow, reason: &str) -> Effects {
-    if !staged {
-        return Effects::default();
+        )
+            .into_response()),
     }
-    Effects {
-        events: vec![event(
-            &card.program_id,
-            &card.id,
-            EventType::PinStageFailed,
-            json!({ "reason": reason }),
-        )],
-        audit: None,
-    }
-}
-
-/// Staged mode: redeems the token and stages the PIN until the token's
-/// expiry, replacing whatever was staged before.
-async fn stage<S: Store>(
-    app: &App<S>,
-    auth: &Auth,
-    card: &CardRow,
-    token: &TokenRow,
-    write: PinWrite,
-) -> Result<Response, ApiError> {
-    let expires_at = rfc3339(token.expires_at);
-    let effects = Effects {
-        events: vec![event(
-            &card.program_id,
-            &card.id,
-            EventType::PinStaged,
-            json!({ "expires_at": expires_at }),
-        )],
-        audit: Some(auth.actor().record(
-            "pin.staged",
-            Some(&card.program_id),
-            Some(&card.id),
-            json!({
-                "token_id": token.id,
-                "expires_at": expires_at,
-                "replaced": card.has_staged_pin(now()),
-            }),
-        )),
-    };
-    let change = PinChange::Stage {
-        pin: write,
-        expires_at: token.expires_at,
-    };
-    app.store
-        .redeem_token(&token.id, Some(change), now(), effects)
-        .await??;
-    tracing::info!(card_id = %card.id, actor = %auth.api_key_id, "PIN staged");
-    Ok((
-        StatusCode::ACCEPTED,
-        axum::Json(StagedView {
-            status: "staged".to_owned(),
-        }),
-    )
-        .into_response())
 }
 
 /// Staged mode: make the staged PIN the card's PIN.
@@ -443,38 +202,7 @@ pub async fn commit<S: Store>(
     PathId(card_id): PathId,
     NoBodyOrJson(_): NoBodyOrJson<CommitPin>,
 ) -> Result<Response, ApiError> {
-    find(&app, &auth, &card_id).await?;
-    let actor = auth.actor();
-    let committed = app
-        .store
-        .commit_staged_pin(&auth.program.id, &card_id, now(), move |before| Effects {
-            events: vec![event(
-                &before.program_id,
-                &before.id,
-                EventType::PinChanged,
-                json!({ "set_by": SetBy::Cardholder.as_str() }),
-            )],
-            audit: Some(actor.record(
-                "pin.changed",
-                Some(&before.program_id),
-                Some(&before.id),
-                json!({
-                    "set_by": SetBy::Cardholder.as_str(),
-                    "token_id": before.staged_token_id,
-                    "staged": true,
-                    "was_blocked": before.pin_blocked,
-                }),
-            )),
-        })
-        .await?;
-    if !committed {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "nothing_staged",
-            "this card has no staged PIN to commit (none was staged, it expired with its token, or it was committed already)",
-        ));
-    }
-    tracing::info!(card_id = %card_id, actor = %auth.api_key_id, "staged PIN committed");
+    app.commit_staged_pin(&auth, &card_id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -492,93 +220,35 @@ pub async fn reveal<S: Store>(
 ) -> Result<Response, ApiError> {
     super::limits::check(&app, Operation::Reveal, &found.auth, &found.card_id)?;
     let card = found.card()?;
-    let auth = found.auth;
-    reveal_of(&app, &auth, card, body).await
+    reveal_of(&app, &found.auth, card, body).await
 }
 
-/// Reveal the PIN of `card` (found for `auth`'s program, or through a widget's
-/// token): shared by the API and the hosted reveal widget.
+/// Reveal the PIN of `card` (found for the caller's program, or through a
+/// widget's token): shared by the API and the hosted reveal widget.
 pub(super) async fn reveal_of<S: Store>(
     app: &App<S>,
-    auth: &Auth,
+    caller: &Caller,
     card: CardRow,
     body: RevealPin,
 ) -> Result<Response, ApiError> {
-    let settings = &auth.program.settings;
-    if !settings.reveal_enabled {
-        return Err(reveal_disabled());
-    }
-    let token = usable_token(app, &card, &body.control_token, TokenType::RevealPin).await?;
-    if let Some(jwk) = &body.device_key {
-        let device = DeviceKey::from_jwk(jwk).map_err(ApiError::invalid)?;
-        // Read the PIN and encrypt it before spending the token, so a failure
-        // cannot waste it.
-        let pan = card_pan(app, &card).await?;
-        app.ensure_key(KeyKind::Pin, card.pin_key_version).await?;
-        let pin = app
-            .keys
-            .decipher_pin(card.pin_key_version, &card.pin_block, &pan)?;
-        let jwe = app.encrypt_for_device(&device, pin.expose(), &card.id)?;
-        drop(pin);
-        app.store
-            .redeem_token(
-                &token.id,
-                None,
-                now(),
-                revealed(auth, &card, &token, "device_key"),
-            )
-            .await??;
-        tracing::info!(card_id = %card.id, actor = %auth.api_key_id, cvm = token.cvm.as_deref().unwrap_or("-"), "PIN revealed to a device key");
-        return Ok(axum::Json(RevealResponse::Encrypted(EncryptedPin {
-            encrypted_pin: jwe,
-        }))
-        .into_response());
-    }
-    if !settings.allow_plaintext_reveal {
-        return Err(ApiError::forbidden(
-            "plaintext_not_allowed",
-            "this program reveals PINs only encrypted to a `device_key`",
-        ));
-    }
-    // Read the PIN before spending the token, so a failure cannot waste it.
-    let pan = card_pan(app, &card).await?;
-    app.ensure_key(KeyKind::Pin, card.pin_key_version).await?;
-    let pin = app
-        .keys
-        .decipher_pin(card.pin_key_version, &card.pin_block, &pan)?;
-    app.store
-        .redeem_token(
-            &token.id,
-            None,
-            now(),
-            revealed(auth, &card, &token, "clear"),
-        )
-        .await??;
-    tracing::info!(card_id = %card.id, actor = %auth.api_key_id, cvm = token.cvm.as_deref().unwrap_or("-"), "PIN revealed in clear");
-    Ok(axum::Json(RevealResponse::Clear(RevealedPin { pin: pin.expose() })).into_response())
-}
-
-/// The event and audit record of a reveal; `to` is `device_key` (encrypted to
-/// the cardholder's device) or `clear` (to the caller).
-fn revealed(auth: &Auth, card: &CardRow, token: &TokenRow, to: &str) -> Effects {
-    Effects {
-        events: vec![event(
-            &card.program_id,
-            &card.id,
-            EventType::PinRevealed,
-            json!({ "cardholder_verification_method": token.cvm, "to": to }),
-        )],
-        audit: Some(auth.actor().record(
-            "pin.revealed",
-            Some(&card.program_id),
-            Some(&card.id),
-            json!({
-                "token_id": token.id,
-                "cardholder_verification_method": token.cvm,
-                "to": to,
-            }),
-        )),
-    }
+    let to = match body.device_key {
+        Some(jwk) => RevealTo::Device(jwk),
+        None => RevealTo::Clear,
+    };
+    Ok(
+        match app
+            .reveal_pin(caller, &card, &body.control_token, to)
+            .await?
+        {
+            Revealed::Encrypted(jwe) => axum::Json(RevealResponse::Encrypted(EncryptedPin {
+                encrypted_pin: jwe,
+            }))
+            .into_response(),
+            Revealed::Clear(pin) => {
+                axum::Json(RevealResponse::Clear(RevealedPin { pin })).into_response()
+            }
+        },
+    )
 }
 
 /// Unblock the PIN: reset the fail count and reactivate a card PIN blocking made inactive.
@@ -592,59 +262,11 @@ pub async fn unblock<S: Store>(
     mut found: AuthCard,
     OptionalJsonBody(body): OptionalJsonBody<Unblock>,
 ) -> Result<Response, ApiError> {
-    for (name, value) in [
-        ("description", &body.description),
-        ("updated_by", &body.updated_by),
-    ] {
-        if value.as_ref().is_some_and(|v| v.chars().count() > 500) {
-            return Err(ApiError::invalid(format!(
-                "`{name}` must be at most 500 characters"
-            )));
-        }
-        // The text goes to the audit trail, where a card number must never be.
-        if value.as_deref().is_some_and(crate::domain::looks_like_pan) {
-            return Err(ApiError::invalid(format!(
-                "`{name}` must not contain a card number"
-            )));
-        }
-    }
+    let note = UnblockNote {
+        description: body.description,
+        updated_by: body.updated_by,
+    };
     found.card()?;
-    let (auth, card_id) = (found.auth, found.card_id);
-    let actor = auth.actor();
-    app.store
-        .unblock_pin(&auth.program.id, &card_id, now(), move |before, after| {
-            let mut events = Vec::new();
-            if before.pin_blocked {
-                events.push(event(
-                    &after.program_id,
-                    &after.id,
-                    EventType::PinUnblocked,
-                    json!({ "reason": "unblock" }),
-                ));
-            }
-            Effects {
-                events,
-                audit: Some(actor.record(
-                    "pin.unblocked",
-                    Some(&after.program_id),
-                    Some(&after.id),
-                    json!({
-                        "was_blocked": before.pin_blocked,
-                        "fail_count_before": before.fail_count,
-                        "card_reactivated": before.inactive_by_block,
-                        "description": body.description.clone(),
-                        "updated_by": body.updated_by.clone(),
-                    }),
-                )),
-            }
-        })
-        .await?
-        .ok_or_else(|| ApiError::not_found("card"))?;
-    tracing::info!(
-        card_id = %card_id,
-        actor = %auth.api_key_id,
-        // The free text stays out of the log; the audit trail records it.
-        "PIN unblocked"
-    );
+    app.unblock_pin(&found.auth, &found.card_id, note).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -9,9 +9,9 @@ use serde_json::{Map, Value};
 use super::error::ApiError;
 use super::extract::{Auth, JsonBody};
 use super::views::{Problem, ProgramView};
+use crate::app::App;
 use crate::domain::program::PinSetMode;
 use crate::domain::time::now;
-use crate::service::App;
 use crate::store::{ProgramRow, Store};
 
 pub fn program_json(p: &ProgramRow) -> Value {
@@ -71,7 +71,7 @@ pub async fn update<S: Store>(
     let program = ProgramRow {
         settings,
         updated_at: t,
-        ..auth.program
+        ..auth.program.clone()
     };
     Ok(axum::Json(ProgramView::new(&program)).into_response())
 }

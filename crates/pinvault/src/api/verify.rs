@@ -14,12 +14,11 @@ use zeroize::Zeroizing;
 use super::error::ApiError;
 use super::extract::{Auth, AuthCard, JsonBody, QueryParams};
 use super::limits::Operation;
-use super::pin::card_pan;
 use super::views::Problem;
+use crate::app::App;
+use crate::app::verify::{Entered, Verdict, VerifyError};
 use crate::domain::program::Mode;
-use crate::service::App;
 use crate::store::{Store, ZoneKeyRow};
-use crate::verify::{Entered, Verdict, VerifyError};
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -115,7 +114,7 @@ fn answer<S: Store>(app: &App<S>, card_id: &str, verdict: Verdict) -> Response {
     app.metrics.verification(result);
     if verdict.blocked_now {
         tracing::info!(card_id = %card_id, "PIN blocked: max_tries reached; the card is inactive if it was active");
-    } else if verdict.outcome == crate::verify::Outcome::Match {
+    } else if verdict.outcome == crate::app::verify::Outcome::Match {
         tracing::debug!(card_id = %card_id, result, "PIN verified");
     } else {
         tracing::info!(card_id = %card_id, result, remaining_tries = verdict.remaining_tries, "PIN verified");
@@ -170,7 +169,7 @@ pub async fn verify<S: Store>(
     } else {
         pinblock::hex::decode_into(&body.pin_block, block.as_mut_slice()).ok()
     };
-    let pan = card_pan(&app, &card).await?;
+    let pan = app.card_pan(&card).await?;
     let entered = Entered::Block {
         format,
         // A block of the wrong length is refused as undecryptable.
@@ -221,7 +220,7 @@ pub async fn sandbox_verify<S: Store>(
         )
     })?;
     drop(body);
-    let pan = card_pan(&app, &card).await?;
+    let pan = app.card_pan(&card).await?;
     let verdict = app
         .verify_pin(
             &card,

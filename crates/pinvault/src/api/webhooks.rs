@@ -10,15 +10,15 @@ use serde_json::{Map, Value};
 use utoipa::{IntoParams, ToSchema};
 use zeroize::Zeroizing;
 
-use super::cards::CARD_PREFIX;
 use super::error::ApiError;
 use super::extract::{Auth, JsonBody, PathId, QueryParams};
 use super::idempotency::{self, Idempotency};
 use super::views::Problem;
+use crate::app::App;
+use crate::domain::card::CARD_PREFIX;
 use crate::domain::ids::{Secret, is_id, new_id};
 use crate::domain::time::{now, rfc3339};
 use crate::events::{EVENT_PREFIX, EventType};
-use crate::service::App;
 use crate::store::{DeliveryRow, Store, WebhookEndpointRow};
 use crate::webhooks;
 
@@ -302,7 +302,7 @@ pub async fn create_endpoint<S: Store>(
         None,
         serde_json::json!({ "endpoint_id": id, "url": row.url, "events": row.events }),
     );
-    tracing::info!(endpoint_id = %id, actor = %auth.api_key_id, "webhook endpoint created");
+    tracing::info!(endpoint_id = %id, actor = %auth.name(), "webhook endpoint created");
     idempotency::create(&app, idem, StatusCode::CREATED, response, |idem_row| {
         app.store.create_webhook_endpoint(row, idem_row, audit)
     })
@@ -360,7 +360,7 @@ pub async fn delete_endpoint<S: Store>(
     {
         return Err(ApiError::not_found("webhook endpoint"));
     }
-    tracing::info!(endpoint_id = %id, actor = %auth.api_key_id, "webhook endpoint deleted");
+    tracing::info!(endpoint_id = %id, actor = %auth.name(), "webhook endpoint deleted");
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

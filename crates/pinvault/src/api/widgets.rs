@@ -16,47 +16,42 @@ use utoipa::ToSchema;
 use zeroize::{Zeroize, Zeroizing};
 
 use super::error::ApiError;
-use super::extract::{Auth, ClientAddr, JsonBody, RequestId};
+use super::extract::{ClientAddr, JsonBody, RequestId};
 use super::pin::{RevealPin, SetPin, reveal_of, set_pin_of};
 use super::views::{EncryptedPin, Problem};
+use crate::app::{App, Caller, CallerKind};
 use crate::domain::ids::Secret;
 use crate::domain::time::now;
 use crate::domain::token::{self, TOKEN_PREFIX, TokenError, TokenType};
-use crate::service::App;
 use crate::store::{CardRow, ProgramRow, Store, TokenRow};
 use crate::widgets::{self, Appearance, Page, Widget, code};
 
-/// The audit trail's actor for what a widget does (the cardholder, holding a token).
-const WIDGET_ACTOR: &str = "widget";
-
-/// The request's id and peer, for the audit trail.
-pub struct Caller {
+/// A request without an API key (a widget's, the demo page's): its id and
+/// peer, for the audit trail.
+pub struct Unkeyed {
     request_id: Option<String>,
     source: Option<std::net::IpAddr>,
 }
 
-impl<S: Send + Sync> FromRequestParts<S> for Caller {
+impl<S: Send + Sync> FromRequestParts<S> for Unkeyed {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
-        Ok(Caller {
+        Ok(Unkeyed {
             request_id: parts.extensions.get::<RequestId>().map(|r| r.0.clone()),
             source: parts.extensions.get::<ClientAddr>().map(|c| c.0),
         })
     }
 }
 
-impl Caller {
-    /// The widget acting for `program`, as an API caller of the shared logic.
-    fn auth(self, program: ProgramRow) -> Auth {
-        self.auth_as(program, WIDGET_ACTOR)
-    }
-
-    /// The caller acting for `program`, named `actor` in the audit trail.
-    pub(super) fn auth_as(self, program: ProgramRow, actor: &str) -> Auth {
-        Auth {
+impl Unkeyed {
+    /// The request as a caller of kind `kind` acting for `program`: a widget
+    /// (the cardholder, holding a token of one of the program's cards) or the
+    /// demo page.
+    pub(super) fn caller(self, program: ProgramRow, kind: CallerKind) -> Caller {
+        Caller {
             program,
-            api_key_id: actor.to_owned(),
+            kind,
             request_id: self.request_id,
             source: self.source,
         }
@@ -437,17 +432,17 @@ pub struct WidgetRevealPin {
         (status = 422, description = "`invalid_pin`, `weak_pin`, `decryption_failed`, `invalid_request`", body = Problem, content_type = "application/problem+json")))]
 pub async fn api_set_pin<S: Store>(
     State(app): State<Arc<App<S>>>,
-    caller: Caller,
+    unkeyed: Unkeyed,
     JsonBody(body): JsonBody<WidgetSetPin>,
 ) -> Result<Response, ApiError> {
     let (_, card, program) = resolve(&app, &body.control_token, TokenType::SetPin).await??;
-    let auth = caller.auth(program);
+    let caller = unkeyed.caller(program, CallerKind::Widget);
     let body = SetPin {
         control_token: body.control_token,
         pin: None,
         encrypted_pin: Some(body.encrypted_pin),
     };
-    set_pin_of(&app, &auth, card, body).await
+    set_pin_of(&app, &caller, card, body).await
 }
 
 /// The reveal widget's call: `POST /v1/cards/{id}/pin/reveal` for the token's
@@ -458,17 +453,17 @@ pub async fn api_set_pin<S: Store>(
         (status = 422, description = "`invalid_request`: `device_key` is not a public P-256 key", body = Problem, content_type = "application/problem+json")))]
 pub async fn api_reveal_pin<S: Store>(
     State(app): State<Arc<App<S>>>,
-    caller: Caller,
+    unkeyed: Unkeyed,
     JsonBody(body): JsonBody<WidgetRevealPin>,
 ) -> Result<Response, ApiError> {
     let (_, card, program) = resolve(&app, &body.control_token, TokenType::RevealPin).await??;
     // The card's reveal limit holds here too (the API key's does not: there is none).
     app.limiter
         .check(crate::limits::Scope::CardReveal, &[&program.id, &card.id])?;
-    let auth = caller.auth(program);
+    let caller = unkeyed.caller(program, CallerKind::Widget);
     let body = RevealPin {
         control_token: body.control_token,
         device_key: Some(body.device_key),
     };
-    reveal_of(&app, &auth, card, body).await
+    reveal_of(&app, &caller, card, body).await
 }

@@ -11,6 +11,7 @@ use super::serve::{
     open_store,
 };
 use crate::api::program_json;
+use crate::app::ServerSettings;
 use crate::audit::Actor;
 use crate::domain::program::{Mode, Settings};
 use crate::domain::time::{now, rfc3339};
@@ -18,7 +19,6 @@ use crate::keys::config::{self as key_config, KeysConfig, ProviderConfig};
 use crate::keys::pkcs11::{Pkcs11Config, Pkcs11Provider, pin_from_env};
 use crate::keys::transport::{in_service, retires_at};
 use crate::keys::{KeyKind, ZoneAlgorithm};
-use crate::service::ServerSettings;
 use crate::store::prelude::*;
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -672,9 +672,9 @@ async fn keys_migrate(
     )
     .map_err(err)?;
     // Let running servers read it before the keys move.
-    tokio::time::sleep(crate::service::KEY_REFRESH + std::time::Duration::from_millis(500)).await;
+    tokio::time::sleep(crate::app::keys::KEY_REFRESH + std::time::Duration::from_millis(500)).await;
     // Phase 2: every wrapped key moves, in one transaction per pass.
-    let report = crate::service::migrate_master(&store, from, to)
+    let report = crate::app::keys::migrate_master(&store, from, to)
         .await
         .map_err(err)?;
     // Phase 3: the new provider only.

@@ -10,13 +10,14 @@ use std::time::Duration;
 use clap::Args;
 
 use super::CliError;
+use crate::app::keys::KEY_REFRESH;
+use crate::app::{App, ServerSettings, TransportSettings};
 use crate::domain::ids::{Secret, new_id};
 use crate::domain::program::{Mode, Settings};
 use crate::domain::time::now;
 use crate::keys::config as key_config;
 use crate::keys::transport::TransportBits;
 use crate::limits::{Cidr, LimitSettings, Rate, Scope};
-use crate::service::{App, KEY_REFRESH, ServerSettings, TransportSettings};
 use crate::store::prelude::*;
 use crate::store::{AnyStore, ApiKeyRow, PgSettings, PgStore, ProgramRow, SqliteStore};
 use crate::webhooks::{RetrySchedule, WebhookSettings};

@@ -4,7 +4,36 @@
 //! decision was made from), so the rules hold under any concurrency without
 //! being written again in SQL.
 
+use pinblock::Pan;
+
 use super::time::Timestamp;
+
+/// The prefix of a card's id.
+pub const CARD_PREFIX: &str = "card_";
+
+/// A card number: 12 to 19 digits, Luhn-valid (`None`: not one).
+pub fn parse_pan(text: &str) -> Option<Pan> {
+    if !(12..=19).contains(&text.len()) {
+        return None;
+    }
+    Pan::new(text).ok().filter(Pan::luhn_valid)
+}
+
+/// An expiry, `YYYY-MM` with a month from 01 to 12.
+pub fn valid_expiry(text: &str) -> bool {
+    let Some((y, m)) = text.split_once('-') else {
+        return false;
+    };
+    y.len() == 4
+        && m.len() == 2
+        && y.bytes().chain(m.bytes()).all(|b| b.is_ascii_digit())
+        && m.parse::<u8>().is_ok_and(|m| (1..=12).contains(&m))
+}
+
+/// An external id: 1 to 255 characters, none of them a control character.
+pub fn valid_external_id(text: &str) -> bool {
+    !text.is_empty() && text.chars().count() <= 255 && !text.chars().any(char::is_control)
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CardStatus {
@@ -171,6 +200,29 @@ impl PinState {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn card_inputs() {
+        assert!(parse_pan("4111111111111111").is_some());
+        assert!(parse_pan("4111111111111112").is_none());
+        assert!(parse_pan("41111111111").is_none());
+        assert!(parse_pan("41111111111111111111").is_none());
+        assert!(parse_pan("4111 1111 1111 1111").is_none());
+        assert!(valid_expiry("2029-12") && valid_expiry("2030-01"));
+        for bad in [
+            "2029-13",
+            "2029-00",
+            "29-12",
+            "2029-1",
+            "2029/12",
+            "２０２９-12",
+        ] {
+            assert!(!valid_expiry(bad), "{bad}");
+        }
+        assert!(valid_external_id("cust-1"));
+        assert!(!valid_external_id("") && !valid_external_id("a\nb"));
+        assert!(!valid_external_id(&"x".repeat(256)) && valid_external_id(&"é".repeat(255)));
+    }
 
     fn status() -> impl Strategy<Value = CardStatus> {
         prop_oneof![

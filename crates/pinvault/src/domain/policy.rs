@@ -5,7 +5,7 @@
 use pinblock::{Pan, Pin};
 
 use super::DomainError;
-use super::program::Settings;
+use super::program::{Mode, Settings};
 
 /// Why a PIN is refused. Carries no digit of the PIN.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,6 +25,22 @@ pub fn check_text(text: &str, settings: &Settings, pan: &Pan) -> Result<Pin, Pin
     let pin = Pin::new(text).map_err(|_| PinRejection::Invalid)?;
     check(&pin, settings, pan)?;
     Ok(pin)
+}
+
+/// A random PIN for a new card: never weak, whatever the program's policy;
+/// `0000` in test mode, as integrators expect from a sandbox. `None` only if
+/// the system's random source fails.
+pub fn random_pin(settings: &Settings, mode: Mode, pan: &Pan) -> Option<Pin> {
+    if mode == Mode::Test {
+        return Pin::new("0000").ok();
+    }
+    let len = usize::from(settings.pin_length_min);
+    loop {
+        let pin = Pin::random(len, &mut rand::rng()).ok()?;
+        if !is_weak(&pin, pan) {
+            return Some(pin);
+        }
+    }
 }
 
 /// Checks a parsed PIN against the program's policy.

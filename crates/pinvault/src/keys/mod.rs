@@ -22,6 +22,7 @@ mod keyring;
 pub mod pkcs11;
 pub mod transport;
 pub mod zone;
+pub mod zone_cache;
 
 pub use keyfile::{FILE_NAME as KEY_FILE_NAME, KeyFile};
 pub use keyring::{DataKeyRow, KeyKind, Keyring};

@@ -1,14 +1,16 @@
-//! The application: store, keys and settings, and the operations the API and the
-//! command line share. Nothing here knows about HTTP.
+//! The data keys and the published PIN encryption keys: loading, rotation,
+//! re-encryption of stored rows, and moving every key to another master-key
+//! provider.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use zeroize::Zeroizing;
 
-use crate::domain::time::{Timestamp, now};
+use super::{App, MAX_JWE_AGE_S, ServiceError};
+use crate::domain::time::now;
 use crate::jose::{self, DecryptFailed, DeviceKey};
-use crate::keys::transport::{self, TransportBits, TransportKey};
+use crate::keys::transport::{self, TransportKey};
 use crate::keys::{DataKeyRow, KeyError, KeyKind, KeyProvider, Keyring};
 use crate::store::{Store, StoreError};
 
@@ -16,116 +18,8 @@ use crate::store::{Store, StoreError};
 /// another process is used everywhere within this time.
 pub const KEY_REFRESH: Duration = Duration::from_secs(2);
 
-#[derive(Debug)]
-pub enum ServiceError {
-    Store(StoreError),
-    Keys(KeyError),
-}
-
-impl std::fmt::Display for ServiceError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ServiceError::Store(e) => e.fmt(f),
-            ServiceError::Keys(e) => e.fmt(f),
-        }
-    }
-}
-
-impl std::error::Error for ServiceError {}
-
-impl From<StoreError> for ServiceError {
-    fn from(e: StoreError) -> Self {
-        ServiceError::Store(e)
-    }
-}
-
-impl From<KeyError> for ServiceError {
-    fn from(e: KeyError) -> Self {
-        ServiceError::Keys(e)
-    }
-}
-
-/// Settings of a running server that are not per program.
-#[derive(Debug, Clone, Default)]
-pub struct ServerSettings {
-    /// The base URL widgets are reached at, for `widget_url`.
-    pub public_url: String,
-    pub transport: TransportSettings,
-    /// How long unwrapped data and zone keys are held before the provider is
-    /// asked again (`None`: for the life of the process).
-    pub key_cache_ttl: Option<Duration>,
-    /// Webhook delivery: retries, timeouts, private targets.
-    pub webhooks: crate::webhooks::WebhookSettings,
-    /// Abuse limits (per API key, per card, per client address).
-    pub limits: crate::limits::LimitSettings,
-    /// Peers whose `X-Forwarded-For` names the client (reverse proxies).
-    pub trusted_proxies: Vec<crate::limits::Cidr>,
-    /// Longest a request body may take to arrive (`None`: no limit).
-    pub body_timeout: Option<Duration>,
-}
-
-/// The published PIN encryption keys: their size, and how long a key still
-/// decrypts after a rotation made its successor.
-#[derive(Debug, Clone, Copy)]
-pub struct TransportSettings {
-    pub bits: TransportBits,
-    pub grace_s: i64,
-}
-
-impl Default for TransportSettings {
-    fn default() -> Self {
-        TransportSettings {
-            bits: TransportBits::Rsa2048,
-            grace_s: 24 * 3600,
-        }
-    }
-}
-
-/// An inbound encrypted PIN is refused when its `iat` is older than this.
-pub const MAX_JWE_AGE_S: i64 = 300;
-
-pub struct App<S: Store> {
-    pub store: S,
-    pub keys: Arc<Keyring>,
-    pub settings: ServerSettings,
-    pub metrics: crate::metrics::Metrics,
-    /// Zone keys unwrapped for PIN verification.
-    pub zone_keys: crate::verify::ZoneKeyCache,
-    /// The abuse limits' buckets (in memory: limits are per node).
-    pub limiter: crate::limits::Limiter,
-}
-
-impl<S: Store> std::fmt::Debug for App<S> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("App")
-            .field("keys", &self.keys)
-            .finish_non_exhaustive()
-    }
-}
-
 impl<S: Store> App<S> {
-    /// Makes sure every kind of data key exists (creating version 1 where none
-    /// does) and loads them all.
-    pub async fn open(
-        store: S,
-        provider: Arc<dyn KeyProvider>,
-        settings: ServerSettings,
-    ) -> Result<Self, ServiceError> {
-        let keys = Arc::new(Keyring::with_cache_ttl(provider, settings.key_cache_ttl));
-        let limiter = crate::limits::Limiter::new(settings.limits.clone());
-        let app = App {
-            limiter,
-            store,
-            keys,
-            settings,
-            metrics: crate::metrics::Metrics::default(),
-            zone_keys: crate::verify::ZoneKeyCache::default(),
-        };
-        app.bootstrap_keys().await?;
-        Ok(app)
-    }
-
-    async fn bootstrap_keys(&self) -> Result<(), ServiceError> {
+    pub(super) async fn bootstrap_keys(&self) -> Result<(), ServiceError> {
         let rows = self.store.data_keys().await?;
         for kind in KeyKind::STORAGE {
             if !rows.iter().any(|r| r.kind == kind) {
@@ -353,11 +247,6 @@ impl<S: Store> App<S> {
 pub struct RotationReport {
     pub new_versions: Vec<(KeyKind, u32)>,
     pub cards_reencrypted: u64,
-}
-
-/// Seconds from now.
-pub fn after(seconds: u32) -> Timestamp {
-    now() + i64::from(seconds)
 }
 
 /// What `pinvault keys migrate` left: every key, now under the new provider.

@@ -15,48 +15,15 @@
 //! it. A match writes nothing (the hot path stays read-only), so it is neither
 //! an event nor an audit record.
 
-use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
-use std::time::Instant;
-
-use pinblock::{Format, KeyAlgorithm, Pan, Pin, ZoneKey};
-use zeroize::Zeroizing;
-
-use crate::audit::Actor;
-use crate::domain::ids::new_id;
-use crate::domain::time::now;
-use crate::events::{EventType, event};
-use crate::keys::zone::{self, ImportError};
-use crate::keys::{KeyKind, ZoneAlgorithm};
-use crate::service::{App, ServiceError};
-use crate::store::{CardRow, Effects, PinFailure, Store, ZoneKeyRow};
+use pinblock::{Format, KeyAlgorithm, Pan, Pin};
 use serde_json::json;
 
-/// Unwrapped zone keys by id, with when they were unwrapped. Zone keys never
-/// change once imported; an entry is dropped (zeroed) after the key cache TTL,
-/// as data keys are, and unwrapped again on next use.
-#[derive(Default)]
-pub struct ZoneKeyCache {
-    keys: RwLock<HashMap<String, (Arc<ZoneKey>, Instant)>>,
-}
-
-impl ZoneKeyCache {
-    /// Drops (and so zeroes) keys held longer than `ttl`.
-    pub fn prune(&self, ttl: Option<std::time::Duration>) {
-        if let Some(ttl) = ttl {
-            self.keys
-                .write()
-                .unwrap_or_else(|p| p.into_inner())
-                .retain(|_, (_, at)| at.elapsed() < ttl);
-        }
-    }
-}
-
-impl std::fmt::Debug for ZoneKeyCache {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("ZoneKeyCache")
-    }
-}
+use super::{App, ServiceError};
+use crate::audit::Actor;
+use crate::domain::time::now;
+use crate::events::{EventType, event};
+use crate::keys::KeyKind;
+use crate::store::{CardRow, Effects, PinFailure, Store};
 
 /// What the terminal sent.
 pub enum Entered<'a> {
@@ -139,105 +106,7 @@ impl From<crate::keys::KeyError> for VerifyError {
     }
 }
 
-/// A new zone key's public facts.
-#[derive(Debug, Clone)]
-pub struct ImportedZoneKey {
-    pub id: String,
-    pub kcv: String,
-}
-
-#[derive(Debug)]
-pub enum ImportZoneKeyError {
-    Refused(ImportError),
-    Service(ServiceError),
-}
-
-impl std::fmt::Display for ImportZoneKeyError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ImportZoneKeyError::Refused(e) => e.fmt(f),
-            ImportZoneKeyError::Service(e) => e.fmt(f),
-        }
-    }
-}
-
-impl std::error::Error for ImportZoneKeyError {}
-
 impl<S: Store> App<S> {
-    /// Combines clear components into a zone key, checks its KCV where one is
-    /// given, and stores it wrapped by the master key.
-    pub async fn import_zone_key(
-        &self,
-        name: &str,
-        algorithm: ZoneAlgorithm,
-        components: &[Zeroizing<String>],
-        expected_kcv: Option<&str>,
-    ) -> Result<ImportedZoneKey, ImportZoneKeyError> {
-        let (key, kcv) = zone::combine(algorithm, components, expected_kcv)
-            .map_err(ImportZoneKeyError::Refused)?;
-        let id = new_id("zpk_");
-        let wrapped = zone::wrap(&*self.keys.provider(), &id, algorithm, &kcv, &key)
-            .map_err(|e| ImportZoneKeyError::Service(e.into()))?;
-        drop(key);
-        let audit = Actor::operator().record(
-            "zone_key.imported",
-            None,
-            None,
-            json!({ "zone_key_id": id, "name": name, "algorithm": algorithm.as_str(), "kcv": kcv }),
-        );
-        self.store
-            .insert_zone_key(
-                ZoneKeyRow {
-                    id: id.clone(),
-                    name: name.to_owned(),
-                    algorithm,
-                    kcv: kcv.clone(),
-                    wrapped,
-                    created_at: now(),
-                },
-                audit,
-            )
-            .await
-            .map_err(|e| ImportZoneKeyError::Service(e.into()))?;
-        Ok(ImportedZoneKey { id, kcv })
-    }
-
-    /// A zone key, unwrapped once and then held in memory.
-    async fn zone_key(&self, id: &str) -> Result<Arc<ZoneKey>, VerifyError> {
-        let ttl = self.keys.cache_ttl();
-        let cached = self
-            .zone_keys
-            .keys
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(id)
-            .filter(|(_, at)| ttl.is_none_or(|ttl| at.elapsed() < ttl))
-            .map(|(k, _)| k.clone());
-        if let Some(key) = cached {
-            return Ok(key);
-        }
-        let row = self
-            .store
-            .get_zone_key(id)
-            .await?
-            .ok_or(VerifyError::UnknownZoneKey)?;
-        // The provider may be a token across a network: off the async threads.
-        let provider = self.keys.provider();
-        let (id, algorithm, kcv, wrapped) = (row.id.clone(), row.algorithm, row.kcv, row.wrapped);
-        let key = tokio::task::spawn_blocking(move || {
-            zone::unwrap(&*provider, &id, algorithm, &kcv, &wrapped)
-        })
-        .await
-        .map_err(|e| crate::keys::KeyError::Provider(format!("key task failed: {e}")))??;
-        let key = Arc::new(key);
-        self.zone_keys
-            .keys
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(row.id, (key.clone(), Instant::now()));
-        Ok(key)
-    }
-
     /// Checks an entered PIN against `card`'s PIN and counts the try.
     /// `actor` (who asks, for the audit record) is only made when a try counts.
     pub async fn verify_pin(

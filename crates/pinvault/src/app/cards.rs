@@ -1,0 +1,219 @@
+//! Cards: made (with a random PIN or a preset one), and their status changed.
+
+use pinblock::Pin;
+use serde_json::json;
+use zeroize::Zeroizing;
+
+use super::error::{AppError, AppResult};
+use super::pin::PinText;
+use super::{App, Caller};
+use crate::domain::DomainError;
+use crate::domain::card::{CARD_PREFIX, parse_pan, valid_expiry, valid_external_id};
+use crate::domain::ids::new_id;
+use crate::domain::policy;
+use crate::domain::time::now;
+use crate::events::{EventType, event};
+use crate::store::{CardRow, CardStatus, Created, Effects, IdemRow, SetBy, Store, StoreResult};
+
+/// A card as the caller describes it.
+pub struct CardInput {
+    pub pan: Zeroizing<String>,
+    pub expiry: Option<String>,
+    pub external_id: Option<String>,
+    /// `None`: a random PIN.
+    pub pin: Option<PinText>,
+}
+
+impl std::fmt::Debug for CardInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CardInput")
+            .field("expiry", &self.expiry)
+            .field("external_id", &self.external_id)
+            .field("pin", &self.pin)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A card made and not yet stored, with what storing it writes besides.
+#[derive(Debug)]
+pub struct NewCard {
+    pub row: CardRow,
+    effects: Effects,
+}
+
+/// An external id: 1 to 255 characters, no control character.
+pub fn check_external_id(text: &str) -> AppResult<()> {
+    if valid_external_id(text) {
+        Ok(())
+    } else {
+        Err(AppError::Invalid(
+            "`external_id` must be 1 to 255 characters, without control characters".into(),
+        ))
+    }
+}
+
+impl<S: Store> App<S> {
+    /// Makes a card for the caller's program: its PAN sealed and hashed, its
+    /// PIN (random, or the one given, checked against the program's policy)
+    /// enciphered. Stored by [`Self::save_card`].
+    pub async fn new_card(&self, caller: &Caller, input: CardInput) -> AppResult<NewCard> {
+        let settings = &caller.program.settings;
+        let pan = parse_pan(&input.pan).ok_or(AppError::InvalidPan)?;
+        if let Some(e) = &input.expiry {
+            if !valid_expiry(e) {
+                return Err(AppError::Invalid(
+                    "`expiry` must be a year and month: \"2029-12\"".into(),
+                ));
+            }
+        }
+        if let Some(x) = &input.external_id {
+            check_external_id(x)?;
+        }
+        let checked = |text: &str| -> AppResult<Pin> {
+            policy::check_text(text, settings, &pan).map_err(|r| DomainError::from(r).into())
+        };
+        let (pin, set_by) = match input.pin {
+            None => {
+                let pin =
+                    policy::random_pin(settings, caller.program.mode, &pan).ok_or_else(|| {
+                        AppError::Service(
+                            crate::keys::KeyError::Provider("no random PIN".into()).into(),
+                        )
+                    })?;
+                (pin, SetBy::Random)
+            }
+            Some(PinText::Clear(text)) => {
+                if !settings.allow_plaintext_pin {
+                    return Err(AppError::PlaintextNotAllowed(
+                        "this program does not accept PINs in clear: send `pin.encrypted`",
+                    ));
+                }
+                (checked(&text)?, SetBy::Issuer)
+            }
+            Some(PinText::Encrypted(jwe)) => {
+                // The card has no id yet: a plaintext naming a `card_id` cannot match.
+                let text = self.decrypt_pin(&jwe, None).await?.map_err(|e| {
+                    tracing::debug!(reason = e.0, "encrypted PIN refused");
+                    AppError::DecryptionFailed
+                })?;
+                (checked(&text)?, SetBy::Issuer)
+            }
+        };
+        let card_id = new_id(CARD_PREFIX);
+        let t = now();
+        let (pan_key_version, pan_sealed) = self.keys.seal_pan(&card_id, &pan)?;
+        let (lookup_key_version, pan_hash) = self.keys.pan_hash(&pan)?;
+        let (pin_key_version, pin_block) = self.keys.encipher_pin(&pin, &pan)?;
+        drop(pin);
+        let row = CardRow {
+            id: card_id,
+            program_id: caller.program.id.clone(),
+            pan_hash,
+            lookup_key_version,
+            pan_sealed,
+            pan_key_version,
+            last4: pan.last4(),
+            expiry: input.expiry,
+            external_id: input.external_id,
+            status: CardStatus::Active,
+            inactive_by_block: false,
+            pin_block,
+            pin_key_version,
+            pin_set_by: set_by,
+            pin_updated_at: t,
+            fail_count: 0,
+            last_failed_at: None,
+            pin_blocked: false,
+            created_at: t,
+            updated_at: t,
+            staged_expires_at: None,
+            staged_token_id: None,
+            staged_pin_block: None,
+            staged_pin_key_version: None,
+        };
+        let effects = Effects {
+            events: vec![event(
+                &row.program_id,
+                &row.id,
+                EventType::CardCreated,
+                json!({
+                    "last4": row.last4,
+                    "expiry": row.expiry,
+                    "external_id": row.external_id,
+                    "status": row.status.as_str(),
+                    "pin_set_by": set_by.as_str(),
+                }),
+            )],
+            audit: Some(caller.actor().record(
+                "card.created",
+                Some(&row.program_id),
+                Some(&row.id),
+                json!({ "last4": row.last4, "pin_set_by": set_by.as_str() }),
+            )),
+        };
+        Ok(NewCard { row, effects })
+    }
+
+    /// Stores a card made by [`Self::new_card`], with the idempotency record
+    /// of the request that made it.
+    pub async fn save_card(
+        &self,
+        caller: &Caller,
+        card: NewCard,
+        idem: Option<IdemRow>,
+    ) -> StoreResult<Created> {
+        let (id, set_by) = (card.row.id.clone(), card.row.pin_set_by);
+        let created = self.store.create_card(card.row, idem, card.effects).await?;
+        tracing::info!(card_id = %id, actor = %caller.name(), set_by = set_by.as_str(), "card created");
+        Ok(created)
+    }
+
+    /// Changes a card's status; reactivating a card PIN blocking made
+    /// inactive also unblocks its PIN (`domain::card::PinState::with_status`).
+    pub async fn set_card_status(
+        &self,
+        caller: &Caller,
+        id: &str,
+        status: CardStatus,
+    ) -> AppResult<CardRow> {
+        self.find_card(caller, id).await?;
+        let actor = caller.actor();
+        let card = self
+            .store
+            .set_card_status(
+                &caller.program.id,
+                id,
+                status,
+                now(),
+                move |before, after| {
+                    let unblocked = before.pin_blocked && !after.pin_blocked;
+                    let mut events = Vec::new();
+                    if unblocked {
+                        events.push(event(
+                            &after.program_id,
+                            &after.id,
+                            EventType::PinUnblocked,
+                            json!({ "reason": "card_reactivated" }),
+                        ));
+                    }
+                    Effects {
+                        events,
+                        audit: Some(actor.record(
+                            "card.status_changed",
+                            Some(&after.program_id),
+                            Some(&after.id),
+                            json!({
+                                "from": before.status.as_str(),
+                                "to": after.status.as_str(),
+                                "pin_unblocked": unblocked,
+                            }),
+                        )),
+                    }
+                },
+            )
+            .await?
+            .ok_or(AppError::NotFound("card"))?;
+        tracing::info!(card_id = %card.id, actor = %caller.name(), status = status.as_str(), "card status changed");
+        Ok(card)
+    }
+}

@@ -1,0 +1,65 @@
+//! Why a use case refused or failed. Each refusal is one stable API error
+//! code (the HTTP layer maps them, `api/error.rs`); a failure is the
+//! service's (the database, the keys).
+
+use super::ServiceError;
+use crate::domain::DomainError;
+use crate::domain::token::TokenError;
+use crate::keys::KeyError;
+use crate::store::StoreError;
+
+#[derive(Debug)]
+pub enum AppError {
+    /// The program has no such thing (`not_found`); names what.
+    NotFound(&'static str),
+    /// The request breaks a rule of its shape (`invalid_request`).
+    Invalid(String),
+    /// Not 12 to 19 digits with a valid Luhn check digit (`invalid_pan`).
+    InvalidPan,
+    /// A PIN in clear where the program takes only encrypted ones
+    /// (`plaintext_not_allowed`): what to send instead.
+    PlaintextNotAllowed(&'static str),
+    /// The program has PIN reveal turned off (`reveal_disabled`).
+    RevealDisabled,
+    /// An encrypted PIN that cannot be used, whatever the reason
+    /// (`decryption_failed`): one answer, no oracle.
+    DecryptionFailed,
+    /// A commit with nothing staged (`nothing_staged`).
+    NothingStaged,
+    Token(TokenError),
+    /// A PIN the policy refuses (`invalid_pin`, `weak_pin`), and the like.
+    Domain(DomainError),
+    Service(ServiceError),
+}
+
+impl From<ServiceError> for AppError {
+    fn from(e: ServiceError) -> Self {
+        AppError::Service(e)
+    }
+}
+
+impl From<StoreError> for AppError {
+    fn from(e: StoreError) -> Self {
+        AppError::Service(e.into())
+    }
+}
+
+impl From<KeyError> for AppError {
+    fn from(e: KeyError) -> Self {
+        AppError::Service(e.into())
+    }
+}
+
+impl From<TokenError> for AppError {
+    fn from(e: TokenError) -> Self {
+        AppError::Token(e)
+    }
+}
+
+impl From<DomainError> for AppError {
+    fn from(e: DomainError) -> Self {
+        AppError::Domain(e)
+    }
+}
+
+pub type AppResult<T> = Result<T, AppError>;

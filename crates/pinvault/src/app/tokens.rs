@@ -1,0 +1,158 @@
+//! Control tokens: made for one PIN operation on one card, and checked when
+//! presented.
+
+use serde_json::json;
+
+use super::error::{AppError, AppResult};
+use super::{App, Caller, after};
+use crate::domain::ids::{Secret, new_id};
+use crate::domain::time::{now, rfc3339};
+use crate::domain::token::{
+    self, CARDHOLDER_VERIFICATION_METHODS, TOKEN_PREFIX, TokenError, TokenType,
+};
+use crate::events::{EventType, event};
+use crate::store::{CardRow, Created, Effects, IdemRow, Store, StoreResult, TokenRow};
+
+/// A token made and not yet stored: the row, the secret to hand out once, and
+/// what storing it writes besides.
+#[derive(Debug)]
+pub struct NewToken {
+    pub row: TokenRow,
+    pub secret: Secret,
+    effects: Effects,
+}
+
+impl NewToken {
+    /// The hosted widget's page for this token.
+    pub fn widget_path(&self) -> String {
+        let widget = match self.row.kind {
+            TokenType::SetPin => "pin-set",
+            TokenType::RevealPin => "pin-reveal",
+        };
+        format!("/widgets/{widget}?token={}", self.secret.expose())
+    }
+}
+
+impl<S: Store> App<S> {
+    /// A token of `kind` for `card`: `cvm` (how the cardholder was verified)
+    /// is required for a reveal, and reveal must be turned on. Older unused
+    /// tokens of the type stop working when it is stored ([`Self::save_token`]).
+    pub fn new_token(
+        &self,
+        caller: &Caller,
+        card: &CardRow,
+        kind: TokenType,
+        cvm: Option<String>,
+    ) -> AppResult<NewToken> {
+        if let Some(m) = &cvm {
+            if !CARDHOLDER_VERIFICATION_METHODS.contains(&m.as_str()) {
+                return Err(AppError::Invalid(format!(
+                    "`cardholder_verification_method` must be one of {}",
+                    CARDHOLDER_VERIFICATION_METHODS.join(", ")
+                )));
+            }
+        }
+        let settings = &caller.program.settings;
+        let ttl = match kind {
+            TokenType::SetPin => settings.set_token_ttl_s,
+            TokenType::RevealPin => {
+                if cvm.is_none() {
+                    return Err(AppError::Invalid(
+                        "`cardholder_verification_method` is required for a reveal_pin token"
+                            .into(),
+                    ));
+                }
+                if !settings.reveal_enabled {
+                    return Err(AppError::RevealDisabled);
+                }
+                settings.reveal_token_ttl_s
+            }
+        };
+        let secret = Secret::generate(TOKEN_PREFIX);
+        let row = TokenRow {
+            id: new_id("pctid_"),
+            token_hash: secret.hash(),
+            card_id: card.id.clone(),
+            kind,
+            cvm: cvm.clone(),
+            created_at: now(),
+            expires_at: after(ttl),
+            attempts_remaining: u32::from(settings.set_token_attempts),
+            used_at: None,
+            superseded_at: None,
+        };
+        let expires_at = rfc3339(row.expires_at);
+        let effects = Effects {
+            events: vec![event(
+                &card.program_id,
+                &card.id,
+                EventType::PinTokenCreated,
+                json!({
+                    "token_type": kind.as_str(),
+                    "cardholder_verification_method": cvm,
+                    "expires_at": expires_at,
+                }),
+            )],
+            audit: Some(caller.actor().record(
+                "pin.token_created",
+                Some(&card.program_id),
+                Some(&card.id),
+                json!({
+                    "token_id": row.id,
+                    "token_type": kind.as_str(),
+                    "cardholder_verification_method": cvm,
+                    "expires_at": expires_at,
+                }),
+            )),
+        };
+        Ok(NewToken {
+            row,
+            secret,
+            effects,
+        })
+    }
+
+    /// Stores a token made by [`Self::new_token`], with the idempotency record
+    /// of the request that made it.
+    pub async fn save_token(
+        &self,
+        caller: &Caller,
+        token: NewToken,
+        idem: Option<IdemRow>,
+    ) -> StoreResult<Created> {
+        let (card_id, kind) = (token.row.card_id.clone(), token.row.kind);
+        let created = self
+            .store
+            .create_token(token.row, idem, token.effects)
+            .await?;
+        tracing::info!(card_id = %card_id, actor = %caller.name(), r#type = kind.as_str(), "control token created");
+        Ok(created)
+    }
+
+    /// The token presented for `card` and `kind`, if it may be used now
+    /// (`domain::token::state`).
+    pub async fn usable_token(
+        &self,
+        card: &CardRow,
+        presented: &str,
+        kind: TokenType,
+    ) -> AppResult<TokenRow> {
+        if !presented.starts_with(TOKEN_PREFIX) || presented.len() > 200 {
+            return Err(TokenError::Invalid.into());
+        }
+        let row = self
+            .store
+            .find_token(Secret::from_presented(presented).hash())
+            .await?
+            .filter(|t| t.card_id == card.id && t.kind == kind)
+            .ok_or(TokenError::Invalid)?;
+        token::state(
+            row.used_at,
+            row.superseded_at,
+            row.expires_at,
+            row.attempts_remaining,
+            now(),
+        )?;
+        Ok(row)
+    }
+}
