@@ -174,10 +174,6 @@ impl Modify for CommonErrors {
 #[utoipa::path(get, path = "/openapi.json", operation_id = "openapi", tag = "operations", responses((status = 200, description = "OpenAPI 3.1", body = Object)))]
 pub async fn openapi() -> Response {
     static DOC: OnceLock<String> = OnceLock::new();
-    let doc = DOC.get_or_init(|| {
-        ApiDoc::openapi()
-            .to_json()
-            .unwrap_or_default()
-    });
+    let doc = DOC.get_or_init(|| ApiDoc::openapi().to_json().unwrap_or_default());
     ([(header::CONTENT_TYPE, "application/json")], doc.as_str()).into_response()
 }

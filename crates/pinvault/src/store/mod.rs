@@ -10,6 +10,8 @@
 mod any;
 mod backend;
 mod catalogue;
+#[cfg(test)]
+mod contract;
 pub(crate) mod db;
 mod decode;
 mod error;
