@@ -11,17 +11,109 @@ use crate::domain::DomainError;
 use crate::domain::token::TokenError;
 use crate::store::StoreError;
 
+/// The stable error codes of API.md, each with its problem title.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Code {
+    InvalidRequest,
+    Unauthorized,
+    Forbidden,
+    NotFound,
+    UnsupportedMediaType,
+    RateLimited,
+    IdempotencyConflict,
+    InvalidPan,
+    InvalidPin,
+    WeakPin,
+    DecryptionFailed,
+    TokenInvalid,
+    TokenExpired,
+    TokenUsed,
+    TokenSuperseded,
+    TokenExhausted,
+    RevealDisabled,
+    PlaintextNotAllowed,
+    PinBlocked,
+    NothingStaged,
+    Internal,
+}
+
+impl Code {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Code::InvalidRequest => "invalid_request",
+            Code::Unauthorized => "unauthorized",
+            Code::Forbidden => "forbidden",
+            Code::NotFound => "not_found",
+            Code::UnsupportedMediaType => "unsupported_media_type",
+            Code::RateLimited => "rate_limited",
+            Code::IdempotencyConflict => "idempotency_conflict",
+            Code::InvalidPan => "invalid_pan",
+            Code::InvalidPin => "invalid_pin",
+            Code::WeakPin => "weak_pin",
+            Code::DecryptionFailed => "decryption_failed",
+            Code::TokenInvalid => "token_invalid",
+            Code::TokenExpired => "token_expired",
+            Code::TokenUsed => "token_used",
+            Code::TokenSuperseded => "token_superseded",
+            Code::TokenExhausted => "token_exhausted",
+            Code::RevealDisabled => "reveal_disabled",
+            Code::PlaintextNotAllowed => "plaintext_not_allowed",
+            Code::PinBlocked => "pin_blocked",
+            Code::NothingStaged => "nothing_staged",
+            Code::Internal => "internal",
+        }
+    }
+
+    fn title(self) -> &'static str {
+        match self {
+            Code::InvalidRequest => "Invalid request",
+            Code::Unauthorized => "Unauthorized",
+            Code::Forbidden => "Forbidden",
+            Code::NotFound => "Not found",
+            Code::UnsupportedMediaType => "Unsupported media type",
+            Code::RateLimited => "Too many requests",
+            Code::IdempotencyConflict => "Idempotency key reused",
+            Code::InvalidPan => "Invalid PAN",
+            Code::InvalidPin => "Invalid PIN",
+            Code::WeakPin => "Weak PIN",
+            Code::DecryptionFailed => "Decryption failed",
+            Code::TokenInvalid => "Invalid control token",
+            Code::TokenExpired => "Control token expired",
+            Code::TokenUsed => "Control token already used",
+            Code::TokenSuperseded => "Control token superseded",
+            Code::TokenExhausted => "Control token attempts used up",
+            Code::RevealDisabled => "PIN reveal disabled",
+            Code::PlaintextNotAllowed => "Plaintext PIN not allowed",
+            Code::PinBlocked => "PIN blocked",
+            Code::NothingStaged => "Nothing staged",
+            Code::Internal => "Internal error",
+        }
+    }
+}
+
+impl From<TokenError> for Code {
+    fn from(e: TokenError) -> Self {
+        match e {
+            TokenError::Invalid => Code::TokenInvalid,
+            TokenError::Expired => Code::TokenExpired,
+            TokenError::Used => Code::TokenUsed,
+            TokenError::Superseded => Code::TokenSuperseded,
+            TokenError::Exhausted => Code::TokenExhausted,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct ApiError {
     pub status: StatusCode,
-    pub code: &'static str,
+    pub code: Code,
     pub detail: String,
     /// Seconds for `Retry-After` (429).
     pub retry_after: Option<u64>,
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
+    pub fn new(status: StatusCode, code: Code, detail: impl Into<String>) -> Self {
         ApiError {
             status,
             code,
@@ -31,17 +123,21 @@ impl ApiError {
     }
 
     pub fn bad_request(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "invalid_request", detail)
+        Self::new(StatusCode::BAD_REQUEST, Code::InvalidRequest, detail)
     }
 
     pub fn invalid(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", detail)
+        Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Code::InvalidRequest,
+            detail,
+        )
     }
 
     pub fn not_found(what: &str) -> Self {
         Self::new(
             StatusCode::NOT_FOUND,
-            "not_found",
+            Code::NotFound,
             format!("no such {what}"),
         )
     }
@@ -49,12 +145,12 @@ impl ApiError {
     pub fn unauthorized() -> Self {
         Self::new(
             StatusCode::UNAUTHORIZED,
-            "unauthorized",
+            Code::Unauthorized,
             "a valid API key is required: Authorization: Bearer <api key>",
         )
     }
 
-    pub fn forbidden(code: &'static str, detail: impl Into<String>) -> Self {
+    pub fn forbidden(code: Code, detail: impl Into<String>) -> Self {
         Self::new(StatusCode::FORBIDDEN, code, detail)
     }
 
@@ -63,7 +159,7 @@ impl ApiError {
     pub fn decryption_failed() -> Self {
         Self::new(
             StatusCode::UNPROCESSABLE_ENTITY,
-            "decryption_failed",
+            Code::DecryptionFailed,
             "the encrypted PIN cannot be used: it must be a compact JWE (alg RSA-OAEP-256 or RSA-OAEP, enc A256GCM or A128CBC-HS256) to a key published at /v1/pin-encryption-keys named by its kid, unaltered, and where its plaintext has card_id or iat, for this card and at most 5 minutes old",
         )
     }
@@ -71,51 +167,26 @@ impl ApiError {
     pub fn internal() -> Self {
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
+            Code::Internal,
             "internal error",
         )
-    }
-
-    fn title(&self) -> &'static str {
-        match self.code {
-            "invalid_request" => "Invalid request",
-            "unauthorized" => "Unauthorized",
-            "forbidden" => "Forbidden",
-            "not_found" => "Not found",
-            "unsupported_media_type" => "Unsupported media type",
-            "rate_limited" => "Too many requests",
-            "idempotency_conflict" => "Idempotency key reused",
-            "invalid_pan" => "Invalid PAN",
-            "invalid_pin" => "Invalid PIN",
-            "weak_pin" => "Weak PIN",
-            "decryption_failed" => "Decryption failed",
-            "token_invalid" => "Invalid control token",
-            "token_expired" => "Control token expired",
-            "token_used" => "Control token already used",
-            "token_superseded" => "Control token superseded",
-            "token_exhausted" => "Control token attempts used up",
-            "reveal_disabled" => "PIN reveal disabled",
-            "plaintext_not_allowed" => "Plaintext PIN not allowed",
-            "pin_blocked" => "PIN blocked",
-            "nothing_staged" => "Nothing staged",
-            _ => "Internal error",
-        }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         if self.status.is_server_error() {
-            tracing::error!(code = self.code, detail = %self.detail, "request failed");
+            tracing::error!(code = self.code.as_str(), detail = %self.detail, "request failed");
         } else {
-            tracing::debug!(code = self.code, detail = %self.detail, "request refused");
+            tracing::debug!(code = self.code.as_str(), detail = %self.detail, "request refused");
         }
+        let code = self.code.as_str();
         let body = json!({
-            "type": format!("urn:pinvault:problem:{}", self.code),
-            "title": self.title(),
+            "type": format!("urn:pinvault:problem:{code}"),
+            "title": self.code.title(),
             "status": self.status.as_u16(),
             "detail": self.detail,
-            "code": self.code,
+            "code": code,
         });
         let mut res = (self.status, axum::Json(body)).into_response();
         res.headers_mut().insert(
@@ -136,7 +207,7 @@ impl IntoResponse for ApiError {
 
 impl From<TokenError> for ApiError {
     fn from(e: TokenError) -> Self {
-        ApiError::forbidden(e.code(), e.detail())
+        ApiError::forbidden(e.into(), e.detail())
     }
 }
 
@@ -144,15 +215,15 @@ impl From<DomainError> for ApiError {
     fn from(e: DomainError) -> Self {
         match e {
             DomainError::Invalid(d) => ApiError::invalid(d),
-            DomainError::Forbidden(d) => ApiError::forbidden("forbidden", d),
+            DomainError::Forbidden(d) => ApiError::forbidden(Code::Forbidden, d),
             DomainError::InvalidPin => ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_pin",
+                Code::InvalidPin,
                 "the PIN must be digits only, with a length in the program's range",
             ),
             DomainError::WeakPin => ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                "weak_pin",
+                Code::WeakPin,
                 "the PIN is too easy to guess: not one digit repeated, a run up or down, or the card number's last digits",
             ),
         }
@@ -181,20 +252,20 @@ impl From<AppError> for ApiError {
             AppError::Invalid(detail) => ApiError::invalid(detail),
             AppError::InvalidPan => ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_pan",
+                Code::InvalidPan,
                 "`pan` must be 12 to 19 digits with a valid Luhn check digit",
             ),
             AppError::PlaintextNotAllowed(detail) => {
-                ApiError::forbidden("plaintext_not_allowed", detail)
+                ApiError::forbidden(Code::PlaintextNotAllowed, detail)
             }
             AppError::RevealDisabled => ApiError::forbidden(
-                "reveal_disabled",
+                Code::RevealDisabled,
                 "PIN reveal is turned off for this program",
             ),
             AppError::DecryptionFailed => ApiError::decryption_failed(),
             AppError::NothingStaged => ApiError::new(
                 StatusCode::CONFLICT,
-                "nothing_staged",
+                Code::NothingStaged,
                 "this card has no staged PIN to commit (none was staged, it expired with its token, or it was committed already)",
             ),
             AppError::Token(e) => e.into(),

@@ -9,7 +9,7 @@ use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use serde::de::DeserializeOwned;
 
-use super::error::ApiError;
+use super::error::{ApiError, Code};
 use crate::app::{App, Caller, CallerKind};
 use crate::domain::card::CARD_PREFIX;
 use crate::domain::ids::{Secret, SecretHash, is_id};
@@ -178,7 +178,7 @@ fn is_json(parts_ct: Option<&str>) -> bool {
 fn not_json() -> ApiError {
     ApiError::new(
         StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        "unsupported_media_type",
+        Code::UnsupportedMediaType,
         "the request body must be JSON: Content-Type: application/json",
     )
 }
@@ -204,7 +204,7 @@ async fn body_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, Ap
             } else {
                 StatusCode::BAD_REQUEST
             },
-            "invalid_request",
+            Code::InvalidRequest,
             "the request body could not be read: it is too large, malformed, or did not arrive in time",
         )
     })
@@ -287,7 +287,7 @@ impl<S: Send + Sync> FromRequestParts<S> for PathId {
         axum::extract::Path::<String>::from_request_parts(parts, state)
             .await
             .map(|p| PathId(p.0))
-            .map_err(|_| ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such resource"))
+            .map_err(|_| ApiError::new(StatusCode::NOT_FOUND, Code::NotFound, "no such resource"))
     }
 }
 

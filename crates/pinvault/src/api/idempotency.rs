@@ -10,7 +10,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
-use super::error::ApiError;
+use super::error::{ApiError, Code};
 use crate::app::App;
 use crate::domain::ids::secret_hash;
 use crate::domain::time::now;
@@ -80,7 +80,7 @@ pub async fn replay<S: Store>(
     if row.request_hash != idem.request_hash {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
-            "idempotency_conflict",
+            Code::IdempotencyConflict,
             "this Idempotency-Key was used with a different request in the last 24 hours",
         ));
     }
@@ -141,7 +141,7 @@ where
             replay(app, &idem).await?.ok_or_else(|| {
                 ApiError::new(
                     StatusCode::CONFLICT,
-                    "idempotency_conflict",
+                    Code::IdempotencyConflict,
                     "a request with this Idempotency-Key is in progress",
                 )
             })

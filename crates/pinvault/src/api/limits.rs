@@ -11,7 +11,7 @@ use axum::http::HeaderMap;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use super::error::ApiError;
+use super::error::{ApiError, Code};
 use super::extract::Auth;
 use crate::app::App;
 use crate::limits::{Cidr, Limited, Scope};
@@ -59,7 +59,7 @@ impl From<Limited> for ApiError {
         );
         let mut e = ApiError::new(
             axum::http::StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
+            Code::RateLimited,
             format!("too many requests {what}: try again in {secs} s"),
         );
         e.retry_after = Some(secs);

@@ -34,7 +34,7 @@ use tracing::Instrument;
 use crate::app::App;
 use crate::domain::ids::new_id;
 use crate::store::Store;
-use error::ApiError;
+use error::{ApiError, Code};
 
 /// Largest request body accepted (the largest legitimate one, a card with an
 /// encrypted PIN, is under 2 KiB).
@@ -137,13 +137,13 @@ pub fn router<S: Store>(app: Arc<App<S>>, demo: Option<DemoProgram>) -> Router {
 }
 
 async fn not_found() -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such resource")
+    ApiError::new(StatusCode::NOT_FOUND, Code::NotFound, "no such resource")
 }
 
 async fn method_not_allowed() -> ApiError {
     ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
-        "invalid_request",
+        Code::InvalidRequest,
         "this method is not allowed on this resource",
     )
 }

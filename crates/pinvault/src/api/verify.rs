@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use zeroize::Zeroizing;
 
-use super::error::ApiError;
+use super::error::{ApiError, Code};
 use super::extract::{Auth, AuthCard, JsonBody, QueryParams};
 use super::limits::Operation;
 use super::views::Problem;
@@ -104,7 +104,7 @@ pub struct ListZoneKeys {
 fn decryption_failed() -> ApiError {
     ApiError::new(
         StatusCode::UNPROCESSABLE_ENTITY,
-        "decryption_failed",
+        Code::DecryptionFailed,
         "the PIN block cannot be deciphered under this zone key, or is not a valid block of this format for this card",
     )
 }
@@ -205,7 +205,7 @@ pub async fn sandbox_verify<S: Store>(
     if auth.program.mode != Mode::Test {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
-            "not_found",
+            Code::NotFound,
             "no such resource",
         ));
     }
@@ -215,7 +215,7 @@ pub async fn sandbox_verify<S: Store>(
     let pin = Pin::new(&body.pin).map_err(|_| {
         ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_pin",
+            Code::InvalidPin,
             "a PIN typed at a terminal is 4 to 12 digits",
         )
     })?;

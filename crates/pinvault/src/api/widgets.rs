@@ -15,7 +15,7 @@ use serde_json::Value;
 use utoipa::ToSchema;
 use zeroize::{Zeroize, Zeroizing};
 
-use super::error::ApiError;
+use super::error::{ApiError, Code};
 use super::extract::{ClientAddr, JsonBody, RequestId};
 use super::pin::{RevealPin, SetPin, reveal_of, set_pin_of};
 use super::views::{EncryptedPin, Problem};
@@ -113,7 +113,7 @@ impl Fields {
 fn form_unreadable(e: BytesRejection) -> ApiError {
     ApiError::new(
         e.status(),
-        "invalid_request",
+        Code::InvalidRequest,
         "the form could not be read: it is too large or did not arrive in time",
     )
 }
@@ -196,7 +196,7 @@ fn form_body(headers: &HeaderMap, body: &Bytes) -> Result<Fields, ApiError> {
     if !form {
         return Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
+            Code::UnsupportedMediaType,
             "post the widget's form: Content-Type: application/x-www-form-urlencoded",
         ));
     }
