@@ -25,16 +25,23 @@ impl AnyStore {
     }
 }
 
+/// The same call on whichever backend `$store` holds.
+macro_rules! each {
+    ($store:expr, $s:ident => $call:expr) => {
+        match $store {
+            AnyStore::Sqlite($s) => $call,
+            AnyStore::Postgres($s) => $call,
+        }
+    };
+}
+
 impl Backend for AnyStore {
     async fn write<D, T>(&self, data: D, op: Op<D, T>) -> StoreResult<T>
     where
         D: Send + Sync + 'static,
         T: Send + 'static,
     {
-        match self {
-            AnyStore::Sqlite(s) => s.write(data, op).await,
-            AnyStore::Postgres(s) => s.write(data, op).await,
-        }
+        each!(self, s => s.write(data, op).await)
     }
 
     async fn read<D, T>(&self, data: D, op: Op<D, T>) -> StoreResult<T>
@@ -42,10 +49,7 @@ impl Backend for AnyStore {
         D: Send + Sync + 'static,
         T: Send + 'static,
     {
-        match self {
-            AnyStore::Sqlite(s) => s.read(data, op).await,
-            AnyStore::Postgres(s) => s.read(data, op).await,
-        }
+        each!(self, s => s.read(data, op).await)
     }
 
     async fn read_short<D, T>(&self, data: D, op: Op<D, T>) -> StoreResult<T>
@@ -53,23 +57,14 @@ impl Backend for AnyStore {
         D: Send + Sync + 'static,
         T: Send + 'static,
     {
-        match self {
-            AnyStore::Sqlite(s) => s.read_short(data, op).await,
-            AnyStore::Postgres(s) => s.read_short(data, op).await,
-        }
+        each!(self, s => s.read_short(data, op).await)
     }
 
     fn read_cache(&self) -> Option<&ReadCache> {
-        match self {
-            AnyStore::Sqlite(s) => s.read_cache(),
-            AnyStore::Postgres(s) => s.read_cache(),
-        }
+        each!(self, s => s.read_cache())
     }
 
     fn look_before_writing(&self) -> bool {
-        match self {
-            AnyStore::Sqlite(s) => s.look_before_writing(),
-            AnyStore::Postgres(s) => s.look_before_writing(),
-        }
+        each!(self, s => s.look_before_writing())
     }
 }

@@ -4,7 +4,7 @@
 
 use std::future::Future;
 
-use super::db::Op;
+use super::db::{Arg, DbResult, Op, Row, Sql, Val, all, first};
 use super::error::StoreResult;
 use super::read_cache::ReadCache;
 
@@ -45,5 +45,49 @@ pub trait Backend: Clone + Send + Sync + 'static {
     /// one writer for everything).
     fn look_before_writing(&self) -> bool {
         false
+    }
+
+    /// The first row of one statement, decoded (a read).
+    fn first_row<T: Send + 'static>(
+        &self,
+        sql: &'static Sql,
+        vals: Vec<Val>,
+        decode: fn(Row<'_>) -> DbResult<T>,
+    ) -> impl Future<Output = StoreResult<Option<T>>> + Send {
+        self.read((sql, vals, decode), |db, (sql, vals, decode)| {
+            Box::pin(async move {
+                let args: Vec<Arg<'_>> = vals.iter().map(Val::arg).collect();
+                first(db, sql, &args, *decode).await
+            })
+        })
+    }
+
+    /// Every row of one statement, decoded (a read).
+    fn all_rows<T: Send + 'static>(
+        &self,
+        sql: &'static Sql,
+        vals: Vec<Val>,
+        decode: fn(Row<'_>) -> DbResult<T>,
+    ) -> impl Future<Output = StoreResult<Vec<T>>> + Send {
+        self.read((sql, vals, decode), |db, (sql, vals, decode)| {
+            Box::pin(async move {
+                let args: Vec<Arg<'_>> = vals.iter().map(Val::arg).collect();
+                all(db, sql, &args, *decode).await
+            })
+        })
+    }
+
+    /// One statement as its own transaction; how many rows it changed.
+    fn exec_one(
+        &self,
+        sql: &'static Sql,
+        vals: Vec<Val>,
+    ) -> impl Future<Output = StoreResult<u64>> + Send {
+        self.write((sql, vals), |db, (sql, vals)| {
+            Box::pin(async move {
+                let args: Vec<Arg<'_>> = vals.iter().map(Val::arg).collect();
+                db.exec(sql, &args).await
+            })
+        })
     }
 }

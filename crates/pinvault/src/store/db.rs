@@ -145,6 +145,49 @@ impl<'a> From<&'a Option<Vec<u8>>> for Arg<'a> {
     }
 }
 
+/// A parameter that owns its value: what an operation keeps when it may run
+/// again, or on another thread.
+#[derive(Debug, Clone)]
+pub enum Val {
+    Int(i64),
+    Text(String),
+    Bytes(Vec<u8>),
+    Bool(bool),
+    Null,
+}
+
+impl Val {
+    pub fn arg(&self) -> Arg<'_> {
+        match self {
+            Val::Int(v) => Arg::Int(*v),
+            Val::Text(s) => Arg::Text(s),
+            Val::Bytes(b) => Arg::Bytes(b),
+            Val::Bool(b) => Arg::Bool(*b),
+            Val::Null => Arg::Null,
+        }
+    }
+}
+
+impl From<Arg<'_>> for Val {
+    fn from(a: Arg<'_>) -> Self {
+        match a {
+            Arg::Int(v) => Val::Int(v),
+            Arg::Text(s) => Val::Text(s.to_owned()),
+            Arg::Bytes(b) => Val::Bytes(b.to_vec()),
+            Arg::Bool(b) => Val::Bool(b),
+            Arg::Null => Val::Null,
+        }
+    }
+}
+
+/// `Vec<Val>` from values of any type an [`Arg`] is made from.
+macro_rules! vals {
+    ($($v:expr),* $(,)?) => {
+        vec![$($crate::store::db::Val::from($crate::store::db::Arg::from($v))),*]
+    };
+}
+pub(crate) use vals;
+
 /// `[Arg; N]` from values of any type an [`Arg`] is made from.
 macro_rules! args {
     ($($v:expr),* $(,)?) => {

@@ -7,7 +7,7 @@ use super::outbox::{self, IDEMPOTENCY_TTL_S};
 use super::page::{self, Page};
 use crate::domain::time::now;
 use crate::store::backend::Backend;
-use crate::store::db::{Sql, all, args, first, sql};
+use crate::store::db::{Sql, sql, vals};
 use crate::store::decode::{self, audit_cols, event_cols};
 use crate::store::error::StoreResult;
 use crate::store::rows::{AuditEntry, AuditRecord, EventRow, IdemRow};
@@ -33,16 +33,22 @@ const IDEMPOTENCY: Sql = sql!(
      FROM idempotency_keys WHERE program_id = $1 AND key = $2 AND created_at > $3"
 );
 
-pub trait AuditStore {
+pub trait AuditStore: Backend {
     /// Appends one audit record on its own (operator actions whose change is
     /// not one transaction, such as a key rotation).
-    fn append_audit(&self, entry: AuditEntry) -> impl Future<Output = StoreResult<()>> + Send;
+    fn append_audit(&self, entry: AuditEntry) -> impl Future<Output = StoreResult<()>> + Send {
+        self.write(entry, |db, entry| Box::pin(outbox::append_audit(db, entry)))
+    }
+
     /// Audit records with `seq` greater than `after`, oldest first.
     fn list_audit(
         &self,
         after: i64,
         limit: u32,
-    ) -> impl Future<Output = StoreResult<Vec<AuditRecord>>> + Send;
+    ) -> impl Future<Output = StoreResult<Vec<AuditRecord>>> + Send {
+        self.all_rows(&AUDIT, vals![after, limit], decode::audit)
+    }
+
     /// A program's events, newest first, optionally of one card and one type.
     /// `None` when `starting_after` names no event of the program.
     fn list_events(
@@ -52,72 +58,32 @@ pub trait AuditStore {
         kind: Option<&str>,
         limit: u32,
         starting_after: Option<&str>,
-    ) -> impl Future<Output = StoreResult<Option<(Vec<EventRow>, bool)>>> + Send;
+    ) -> impl Future<Output = StoreResult<Option<(Vec<EventRow>, bool)>>> + Send {
+        let params = vals![program_id, card_id, kind];
+        page::read(
+            self,
+            &EVENTS,
+            vals![program_id],
+            params,
+            starting_after,
+            limit,
+            decode::event,
+        )
+    }
+
     /// The first response to an `Idempotency-Key` of the program, while it lives.
     fn get_idempotency(
         &self,
         program_id: &str,
         key: &str,
-    ) -> impl Future<Output = StoreResult<Option<IdemRow>>> + Send;
-}
-
-impl<B: Backend> AuditStore for B {
-    async fn append_audit(&self, entry: AuditEntry) -> StoreResult<()> {
-        self.write(entry, |db, entry| Box::pin(outbox::append_audit(db, entry)))
-            .await
-    }
-
-    async fn list_audit(&self, after: i64, limit: u32) -> StoreResult<Vec<AuditRecord>> {
-        self.read((after, limit), |db, (after, limit)| {
-            Box::pin(async move { all(db, &AUDIT, &args![*after, *limit], decode::audit).await })
-        })
-        .await
-    }
-
-    async fn list_events(
-        &self,
-        program_id: &str,
-        card_id: Option<&str>,
-        kind: Option<&str>,
-        limit: u32,
-        starting_after: Option<&str>,
-    ) -> StoreResult<Option<(Vec<EventRow>, bool)>> {
-        let owned = |s: Option<&str>| s.map(str::to_owned);
-        let data = (
-            program_id.to_owned(),
-            owned(card_id),
-            owned(kind),
-            owned(starting_after),
-            limit,
-        );
-        self.read(data, |db, (p, card, kind, after, limit)| {
-            Box::pin(async move {
-                let (scope, params) = (args![p], args![p, card, kind]);
-                page::fetch(
-                    db,
-                    &EVENTS,
-                    &scope,
-                    &params,
-                    after.as_deref(),
-                    *limit,
-                    decode::event,
-                )
-                .await
-            })
-        })
-        .await
-    }
-
-    async fn get_idempotency(&self, program_id: &str, key: &str) -> StoreResult<Option<IdemRow>> {
+    ) -> impl Future<Output = StoreResult<Option<IdemRow>>> + Send {
         let since = now() - IDEMPOTENCY_TTL_S;
-        self.read(
-            (program_id.to_owned(), key.to_owned(), since),
-            |db, (p, k, since)| {
-                Box::pin(async move {
-                    first(db, &IDEMPOTENCY, &args![p, k, *since], decode::idempotency).await
-                })
-            },
+        self.first_row(
+            &IDEMPOTENCY,
+            vals![program_id, key, since],
+            decode::idempotency,
         )
-        .await
     }
 }
+
+impl<B: Backend> AuditStore for B {}

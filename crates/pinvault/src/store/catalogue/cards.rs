@@ -9,7 +9,7 @@ use super::{card_state, outbox};
 use crate::domain::card::PinFailure;
 use crate::domain::time::Timestamp;
 use crate::store::backend::Backend;
-use crate::store::db::{Db, DbResult, Sql, args, first, sql};
+use crate::store::db::{Db, DbResult, Sql, args, sql, vals};
 use crate::store::decode::{self, card_cols};
 use crate::store::error::StoreResult;
 use crate::store::rows::{CardRow, CardStatus, Created, Effects, IdemRow};
@@ -54,90 +54,6 @@ const CLEAR_CARD_EXPIRED_STAGED: Sql = sql!(concat!(
 pub trait ChangeEffects: Fn(&CardRow, &CardRow) -> Effects + Send + Sync + 'static {}
 impl<F: Fn(&CardRow, &CardRow) -> Effects + Send + Sync + 'static> ChangeEffects for F {}
 
-pub trait CardStore {
-    fn create_card(
-        &self,
-        card: CardRow,
-        idem: Option<IdemRow>,
-        effects: Effects,
-    ) -> impl Future<Output = StoreResult<Created>> + Send;
-    fn get_card(
-        &self,
-        program_id: &str,
-        card_id: &str,
-    ) -> impl Future<Output = StoreResult<Option<CardRow>>> + Send;
-    /// A card whatever its program: only for the hosted widgets, which reach the
-    /// card of the control token they were given (and nothing else).
-    fn card_of_token(
-        &self,
-        card_id: &str,
-    ) -> impl Future<Output = StoreResult<Option<CardRow>>> + Send;
-    /// Newest first. `None` when `starting_after` names no card of the program.
-    fn list_cards(
-        &self,
-        program_id: &str,
-        external_id: Option<&str>,
-        limit: u32,
-        starting_after: Option<&str>,
-    ) -> impl Future<Output = StoreResult<Option<(Vec<CardRow>, bool)>>> + Send;
-    /// Sets a card's status (`PinState::with_status`); `effects` is given the
-    /// card before and after the change.
-    fn set_card_status<F: ChangeEffects>(
-        &self,
-        program_id: &str,
-        card_id: &str,
-        status: CardStatus,
-        now: Timestamp,
-        effects: F,
-    ) -> impl Future<Output = StoreResult<Option<CardRow>>> + Send;
-    /// Unblocks the PIN (`PinState::unblocked`); `effects` as above.
-    fn unblock_pin<F: ChangeEffects>(
-        &self,
-        program_id: &str,
-        card_id: &str,
-        now: Timestamp,
-        effects: F,
-    ) -> impl Future<Output = StoreResult<Option<CardRow>>> + Send;
-    /// Counts one failed PIN try (`PinState::failed`), atomically, so
-    /// concurrent failures stop at exactly `max_tries`. `None` when the PIN
-    /// was already blocked (nothing is counted), or the card does not exist.
-    /// `effects` (given the counted failure) are written with the count.
-    fn record_pin_failure<F>(
-        &self,
-        card_id: &str,
-        max_tries: u32,
-        now: Timestamp,
-        effects: F,
-    ) -> impl Future<Output = StoreResult<Option<PinFailure>>> + Send
-    where
-        F: Fn(PinFailure) -> Effects + Send + Sync + 'static;
-    /// Resets the fail count after a match (`PinState::matched`); false when
-    /// the PIN was blocked meanwhile (a match never unblocks).
-    fn reset_pin_failures(
-        &self,
-        card_id: &str,
-        now: Timestamp,
-    ) -> impl Future<Output = StoreResult<bool>> + Send;
-    /// Makes the card's staged PIN its PIN, as a set does, and clears it; of
-    /// commits racing, exactly one succeeds. False (nothing committed) when
-    /// the program's card has no unexpired staged PIN; an expired one is
-    /// removed. `effects` (given the card before the commit) are written with it.
-    fn commit_staged_pin<F>(
-        &self,
-        program_id: &str,
-        card_id: &str,
-        now: Timestamp,
-        effects: F,
-    ) -> impl Future<Output = StoreResult<bool>> + Send
-    where
-        F: Fn(&CardRow) -> Effects + Send + Sync + 'static;
-    /// Removes staged PINs that expired at or before `now`; returns how many.
-    fn clear_expired_staged_pins(
-        &self,
-        now: Timestamp,
-    ) -> impl Future<Output = StoreResult<u64>> + Send;
-}
-
 /// How often a compare-and-set that lost to a concurrent change is tried
 /// again (it cannot lose where the row is locked; this bounds the rest).
 const CAS_TRIES: usize = 3;
@@ -165,14 +81,14 @@ async fn change_state<F: ChangeEffects>(
     Err(crate::store::db::lost("the card"))
 }
 
-impl<B: Backend> CardStore for B {
-    async fn create_card(
+pub trait CardStore: Backend {
+    fn create_card(
         &self,
-        c: CardRow,
+        card: CardRow,
         idem: Option<IdemRow>,
         effects: Effects,
-    ) -> StoreResult<Created> {
-        self.write((c, idem, effects), |db, (c, idem, effects)| {
+    ) -> impl Future<Output = StoreResult<Created>> + Send {
+        self.write((card, idem, effects), |db, (c, idem, effects)| {
             Box::pin(async move {
                 let row = args![
                     &c.id,
@@ -199,62 +115,55 @@ impl<B: Backend> CardStore for B {
                 outbox::create(db, idem.as_ref(), &INSERT_CARD, &row, effects).await
             })
         })
-        .await
     }
 
-    async fn get_card(&self, program_id: &str, card_id: &str) -> StoreResult<Option<CardRow>> {
-        self.read((card_id.to_owned(), program_id.to_owned()), |db, (c, p)| {
-            Box::pin(async move { first(db, &CARD, &args![c, p], decode::card).await })
-        })
-        .await
+    fn get_card(
+        &self,
+        program_id: &str,
+        card_id: &str,
+    ) -> impl Future<Output = StoreResult<Option<CardRow>>> + Send {
+        self.first_row(&CARD, vals![card_id, program_id], decode::card)
     }
 
-    async fn card_of_token(&self, card_id: &str) -> StoreResult<Option<CardRow>> {
-        self.read(card_id.to_owned(), |db, c| {
-            Box::pin(async move { first(db, &CARD_BY_ID, &args![c], decode::card).await })
-        })
-        .await
+    /// A card whatever its program: only for the hosted widgets, which reach the
+    /// card of the control token they were given (and nothing else).
+    fn card_of_token(
+        &self,
+        card_id: &str,
+    ) -> impl Future<Output = StoreResult<Option<CardRow>>> + Send {
+        self.first_row(&CARD_BY_ID, vals![card_id], decode::card)
     }
 
-    async fn list_cards(
+    /// Newest first. `None` when `starting_after` names no card of the program.
+    fn list_cards(
         &self,
         program_id: &str,
         external_id: Option<&str>,
         limit: u32,
         starting_after: Option<&str>,
-    ) -> StoreResult<Option<(Vec<CardRow>, bool)>> {
-        let data = (
-            program_id.to_owned(),
-            external_id.map(str::to_owned),
-            starting_after.map(str::to_owned),
+    ) -> impl Future<Output = StoreResult<Option<(Vec<CardRow>, bool)>>> + Send {
+        let params = vals![program_id, external_id];
+        page::read(
+            self,
+            &CARDS,
+            vals![program_id],
+            params,
+            starting_after,
             limit,
-        );
-        self.read(data, |db, (p, ext, after, limit)| {
-            Box::pin(async move {
-                let (scope, params) = (args![p], args![p, ext]);
-                page::fetch(
-                    db,
-                    &CARDS,
-                    &scope,
-                    &params,
-                    after.as_deref(),
-                    *limit,
-                    decode::card,
-                )
-                .await
-            })
-        })
-        .await
+            decode::card,
+        )
     }
 
-    async fn set_card_status<F: ChangeEffects>(
+    /// Sets a card's status (`PinState::with_status`); `effects` is given the
+    /// card before and after the change.
+    fn set_card_status<F: ChangeEffects>(
         &self,
         program_id: &str,
         card_id: &str,
         status: CardStatus,
         now: Timestamp,
         effects: F,
-    ) -> StoreResult<Option<CardRow>> {
+    ) -> impl Future<Output = StoreResult<Option<CardRow>>> + Send {
         let data = (
             program_id.to_owned(),
             card_id.to_owned(),
@@ -272,30 +181,33 @@ impl<B: Backend> CardStore for B {
                 effects,
             ))
         })
-        .await
     }
 
-    async fn unblock_pin<F: ChangeEffects>(
+    /// Unblocks the PIN (`PinState::unblocked`); `effects` as above.
+    fn unblock_pin<F: ChangeEffects>(
         &self,
         program_id: &str,
         card_id: &str,
         now: Timestamp,
         effects: F,
-    ) -> StoreResult<Option<CardRow>> {
+    ) -> impl Future<Output = StoreResult<Option<CardRow>>> + Send {
         let data = (program_id.to_owned(), card_id.to_owned(), now, effects);
         self.write(data, |db, (p, c, now, effects)| {
             Box::pin(change_state(db, p, c, *now, |s| s.unblocked(), effects))
         })
-        .await
     }
 
-    async fn record_pin_failure<F>(
+    /// Counts one failed PIN try (`PinState::failed`), atomically, so
+    /// concurrent failures stop at exactly `max_tries`. `None` when the PIN
+    /// was already blocked (nothing is counted), or the card does not exist.
+    /// `effects` (given the counted failure) are written with the count.
+    fn record_pin_failure<F>(
         &self,
         card_id: &str,
         max_tries: u32,
         now: Timestamp,
         effects: F,
-    ) -> StoreResult<Option<PinFailure>>
+    ) -> impl Future<Output = StoreResult<Option<PinFailure>>> + Send
     where
         F: Fn(PinFailure) -> Effects + Send + Sync + 'static,
     {
@@ -318,10 +230,15 @@ impl<B: Backend> CardStore for B {
                 Err(crate::store::db::lost("the card"))
             })
         })
-        .await
     }
 
-    async fn reset_pin_failures(&self, card_id: &str, now: Timestamp) -> StoreResult<bool> {
+    /// Resets the fail count after a match (`PinState::matched`); false when
+    /// the PIN was blocked meanwhile (a match never unblocks).
+    fn reset_pin_failures(
+        &self,
+        card_id: &str,
+        now: Timestamp,
+    ) -> impl Future<Output = StoreResult<bool>> + Send {
         self.write((card_id.to_owned(), now), |db, (card_id, now)| {
             Box::pin(async move {
                 for _ in 0..CAS_TRIES {
@@ -339,16 +256,19 @@ impl<B: Backend> CardStore for B {
                 Err(crate::store::db::lost("the card"))
             })
         })
-        .await
     }
 
-    async fn commit_staged_pin<F>(
+    /// Makes the card's staged PIN its PIN, as a set does, and clears it; of
+    /// commits racing, exactly one succeeds. False (nothing committed) when
+    /// the program's card has no unexpired staged PIN; an expired one is
+    /// removed. `effects` (given the card before the commit) are written with it.
+    fn commit_staged_pin<F>(
         &self,
         program_id: &str,
         card_id: &str,
         now: Timestamp,
         effects: F,
-    ) -> StoreResult<bool>
+    ) -> impl Future<Output = StoreResult<bool>> + Send
     where
         F: Fn(&CardRow) -> Effects + Send + Sync + 'static,
     {
@@ -372,29 +292,27 @@ impl<B: Backend> CardStore for B {
                 Ok(true)
             })
         })
-        .await
     }
 
-    async fn clear_expired_staged_pins(&self, now: Timestamp) -> StoreResult<u64> {
-        // Where writes take one lock for everything, look on a reader first,
-        // so that a sweep with nothing to do never takes it.
-        if self.look_before_writing() {
-            let due = self
-                .read(now, |db, now| {
-                    Box::pin(async move {
-                        let due =
-                            first(db, &ANY_EXPIRED_STAGED, &args![*now], decode::flag).await?;
-                        Ok(due.unwrap_or(false))
-                    })
-                })
-                .await?;
-            if !due {
-                return Ok(0);
+    /// Removes staged PINs that expired at or before `now`; returns how many.
+    fn clear_expired_staged_pins(
+        &self,
+        now: Timestamp,
+    ) -> impl Future<Output = StoreResult<u64>> + Send {
+        async move {
+            // Where writes take one lock for everything, look on a reader first,
+            // so that a sweep with nothing to do never takes it.
+            if self.look_before_writing() {
+                let due = self
+                    .first_row(&ANY_EXPIRED_STAGED, vals![now], decode::flag)
+                    .await?;
+                if due != Some(true) {
+                    return Ok(0);
+                }
             }
+            self.exec_one(&CLEAR_EXPIRED_STAGED, vals![now]).await
         }
-        self.write(now, |db, now| {
-            Box::pin(async move { db.exec(&CLEAR_EXPIRED_STAGED, &args![*now]).await })
-        })
-        .await
     }
 }
+
+impl<B: Backend> CardStore for B {}

@@ -4,7 +4,7 @@ use std::future::Future;
 
 use crate::keys::{DataKeyRow, KeyKind};
 use crate::store::backend::Backend;
-use crate::store::db::{Sql, all, args, sql};
+use crate::store::db::{Sql, all, args, sql, vals};
 use crate::store::decode::{self, card_cols};
 use crate::store::error::StoreResult;
 use crate::store::rows::{CardRow, MasterRewrap, Rewrap};
@@ -67,51 +67,19 @@ const REWRAP_DATA_KEY: Sql =
 const REWRAP_ZONE_KEY: Sql =
     sql!("UPDATE zone_keys SET wrapped = $1 WHERE id = $2 AND wrapped = $3");
 
-pub trait KeyStore {
-    fn data_keys(&self) -> impl Future<Output = StoreResult<Vec<DataKeyRow>>> + Send;
+pub trait KeyStore: Backend {
+    fn data_keys(&self) -> impl Future<Output = StoreResult<Vec<DataKeyRow>>> + Send {
+        self.all_rows(&DATA_KEYS, vec![], decode::data_key)
+    }
+
     /// Inserts a data key version; false if that version exists already.
-    fn insert_data_key(&self, row: DataKeyRow) -> impl Future<Output = StoreResult<bool>> + Send;
+    fn insert_data_key(&self, row: DataKeyRow) -> impl Future<Output = StoreResult<bool>> + Send {
+        let vals = vals![row.kind.as_str(), row.version, &row.wrapped, row.created_at];
+        async move { Ok(self.exec_one(&INSERT_DATA_KEY, vals).await? == 1) }
+    }
+
     /// How many rows each key version protects.
-    fn key_usage(&self) -> impl Future<Output = StoreResult<Vec<(KeyKind, u32, u64)>>> + Send;
-    /// Cards with any row (the staged PIN included) under a key version older
-    /// than the given current ones.
-    fn cards_under_old_keys(
-        &self,
-        pin: u32,
-        pan: u32,
-        lookup: u32,
-        limit: u32,
-    ) -> impl Future<Output = StoreResult<Vec<CardRow>>> + Send;
-    /// Applies a rotation rewrap unless the card's PIN or staged PIN changed
-    /// since it was read.
-    fn rewrap_card(&self, rewrap: Rewrap) -> impl Future<Output = StoreResult<bool>> + Send;
-    /// Applies master-key re-wraps in one transaction; returns how many rows
-    /// changed (a row whose wrapping changed meanwhile is left alone).
-    fn rewrap_master(
-        &self,
-        rewraps: Vec<MasterRewrap>,
-    ) -> impl Future<Output = StoreResult<u64>> + Send;
-}
-
-impl<B: Backend> KeyStore for B {
-    async fn data_keys(&self) -> StoreResult<Vec<DataKeyRow>> {
-        self.read((), |db, ()| {
-            Box::pin(async move { all(db, &DATA_KEYS, &args![], decode::data_key).await })
-        })
-        .await
-    }
-
-    async fn insert_data_key(&self, row: DataKeyRow) -> StoreResult<bool> {
-        self.write(row, |db, row| {
-            Box::pin(async move {
-                let args = args![row.kind.as_str(), row.version, &row.wrapped, row.created_at];
-                Ok(db.exec(&INSERT_DATA_KEY, &args).await? == 1)
-            })
-        })
-        .await
-    }
-
-    async fn key_usage(&self) -> StoreResult<Vec<(KeyKind, u32, u64)>> {
+    fn key_usage(&self) -> impl Future<Output = StoreResult<Vec<(KeyKind, u32, u64)>>> + Send {
         self.read((), |db, ()| {
             Box::pin(async move {
                 let mut out = Vec::new();
@@ -122,49 +90,50 @@ impl<B: Backend> KeyStore for B {
                 Ok(out)
             })
         })
-        .await
     }
 
-    async fn cards_under_old_keys(
+    /// Cards with any row (the staged PIN included) under a key version older
+    /// than the given current ones.
+    fn cards_under_old_keys(
         &self,
         pin: u32,
         pan: u32,
         lookup: u32,
         limit: u32,
-    ) -> StoreResult<Vec<CardRow>> {
-        self.read([pin, pan, lookup, limit], |db, v| {
-            Box::pin(async move {
-                let args = args![v[0], v[1], v[2], v[3]];
-                all(db, &CARDS_UNDER_OLD_KEYS, &args, decode::card).await
-            })
-        })
-        .await
+    ) -> impl Future<Output = StoreResult<Vec<CardRow>>> + Send {
+        self.all_rows(
+            &CARDS_UNDER_OLD_KEYS,
+            vals![pin, pan, lookup, limit],
+            decode::card,
+        )
     }
 
-    async fn rewrap_card(&self, w: Rewrap) -> StoreResult<bool> {
-        self.write(w, |db, w| {
-            Box::pin(async move {
-                let staged = w.staged.as_ref();
-                let args = args![
-                    &w.pin.block,
-                    w.pin.key_version,
-                    &w.pan_sealed,
-                    w.pan_key_version,
-                    &w.pan_hash,
-                    w.lookup_key_version,
-                    &w.card_id,
-                    &w.old_pin_block,
-                    staged.map(|s| &s.old_block),
-                    staged.map(|s| &s.block),
-                    staged.map(|s| s.key_version),
-                ];
-                Ok(db.exec(&REWRAP_CARD, &args).await? == 1)
-            })
-        })
-        .await
+    /// Applies a rotation rewrap unless the card's PIN or staged PIN changed
+    /// since it was read.
+    fn rewrap_card(&self, w: Rewrap) -> impl Future<Output = StoreResult<bool>> + Send {
+        let staged = w.staged.as_ref();
+        let vals = vals![
+            &w.pin.block,
+            w.pin.key_version,
+            &w.pan_sealed,
+            w.pan_key_version,
+            &w.pan_hash,
+            w.lookup_key_version,
+            &w.card_id,
+            &w.old_pin_block,
+            staged.map(|s| &s.old_block),
+            staged.map(|s| &s.block),
+            staged.map(|s| s.key_version),
+        ];
+        async move { Ok(self.exec_one(&REWRAP_CARD, vals).await? == 1) }
     }
 
-    async fn rewrap_master(&self, rewraps: Vec<MasterRewrap>) -> StoreResult<u64> {
+    /// Applies master-key re-wraps in one transaction; returns how many rows
+    /// changed (a row whose wrapping changed meanwhile is left alone).
+    fn rewrap_master(
+        &self,
+        rewraps: Vec<MasterRewrap>,
+    ) -> impl Future<Output = StoreResult<u64>> + Send {
         self.write(rewraps, |db, rewraps| {
             Box::pin(async move {
                 let mut n = 0;
@@ -187,6 +156,7 @@ impl<B: Backend> KeyStore for B {
                 Ok(n)
             })
         })
-        .await
     }
 }
+
+impl<B: Backend> KeyStore for B {}

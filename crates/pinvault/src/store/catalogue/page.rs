@@ -1,6 +1,10 @@
 //! Cursor pagination (API.md: `limit`, `starting_after`), newest first by `seq`.
 
-use crate::store::db::{Arg, Db, DbResult, Row, Sql, all, first};
+use std::future::Future;
+
+use crate::store::backend::Backend;
+use crate::store::db::{Arg, Db, DbResult, Row, Sql, Val, all, first};
+use crate::store::error::StoreResult;
 
 /// The two statements of a list.
 #[derive(Debug)]
@@ -42,4 +46,31 @@ pub async fn fetch<T: Send>(
     let has_more = rows.len() > limit as usize;
     rows.truncate(limit as usize);
     Ok(Some((rows, has_more)))
+}
+
+/// A page of a list, read on its own (see [`fetch`]).
+pub fn read<B: Backend, T: Send + 'static>(
+    store: &B,
+    page: &'static Page,
+    scope: Vec<Val>,
+    params: Vec<Val>,
+    starting_after: Option<&str>,
+    limit: u32,
+    decode: fn(Row<'_>) -> DbResult<T>,
+) -> impl Future<Output = StoreResult<Option<(Vec<T>, bool)>>> + Send {
+    let data = (
+        page,
+        scope,
+        params,
+        starting_after.map(str::to_owned),
+        limit,
+        decode,
+    );
+    store.read(data, |db, (page, scope, params, after, limit, decode)| {
+        Box::pin(async move {
+            let scope: Vec<Arg<'_>> = scope.iter().map(Val::arg).collect();
+            let params: Vec<Arg<'_>> = params.iter().map(Val::arg).collect();
+            fetch(db, page, &scope, &params, after.as_deref(), *limit, *decode).await
+        })
+    })
 }

@@ -8,7 +8,7 @@ use crate::domain::ids::SecretHash;
 use crate::domain::program::{Mode, Settings};
 use crate::domain::time::Timestamp;
 use crate::store::backend::Backend;
-use crate::store::db::{Db, DbResult, Sql, all, args, first, sql};
+use crate::store::db::{Db, DbResult, Sql, args, first, sql, vals};
 use crate::store::decode::{self, api_key_cols, card_cols, program_cols};
 use crate::store::error::{StoreError, StoreResult};
 use crate::store::rows::{ApiKeyRow, AuditEntry, AuthenticatedCard, ProgramRow};
@@ -63,56 +63,6 @@ pub(super) const CARD: Sql = sql!(concat!(
     " FROM cards WHERE id = $1 AND program_id = $2"
 ));
 
-pub trait ProgramStore {
-    fn create_program(
-        &self,
-        program: ProgramRow,
-        key: ApiKeyRow,
-        audit: Vec<AuditEntry>,
-    ) -> impl Future<Output = StoreResult<()>> + Send;
-    fn get_program(&self, id: &str)
-    -> impl Future<Output = StoreResult<Option<ProgramRow>>> + Send;
-    fn list_programs(&self) -> impl Future<Output = StoreResult<Vec<ProgramRow>>> + Send;
-    fn update_program(
-        &self,
-        id: &str,
-        settings: Settings,
-        mode: Mode,
-        now: Timestamp,
-        audit: AuditEntry,
-    ) -> impl Future<Output = StoreResult<bool>> + Send;
-    /// The unrevoked API key with this hash, and its program.
-    fn authenticate(
-        &self,
-        key_hash: SecretHash,
-    ) -> impl Future<Output = StoreResult<Option<(ApiKeyRow, ProgramRow)>>> + Send;
-    /// [`ProgramStore::authenticate`] and the key's program's card with this
-    /// id in one read (one statement): the path of every request about one
-    /// card, PIN verification first. `None`: no such unrevoked key;
-    /// `Some((.., None))`: the key is good but its program has no such card.
-    fn authenticate_card(
-        &self,
-        key_hash: SecretHash,
-        card_id: &str,
-    ) -> impl Future<Output = StoreResult<Option<AuthenticatedCard>>> + Send;
-    fn create_api_key(
-        &self,
-        key: ApiKeyRow,
-        audit: AuditEntry,
-    ) -> impl Future<Output = StoreResult<()>> + Send;
-    fn list_api_keys(
-        &self,
-        program_id: &str,
-    ) -> impl Future<Output = StoreResult<Vec<ApiKeyRow>>> + Send;
-    /// False when there is no such unrevoked key (nothing is recorded then).
-    fn revoke_api_key(
-        &self,
-        id: &str,
-        now: Timestamp,
-        audit: AuditEntry,
-    ) -> impl Future<Output = StoreResult<bool>> + Send;
-}
-
 async fn insert_api_key(db: &mut dyn Db, key: &ApiKeyRow) -> DbResult<()> {
     let args = args![
         &key.id,
@@ -129,163 +79,193 @@ fn settings_text(settings: &Settings) -> StoreResult<String> {
     serde_json::to_string(settings).map_err(|e| StoreError::database(e.to_string()))
 }
 
-impl<B: Backend> ProgramStore for B {
-    async fn create_program(
+pub trait ProgramStore: Backend {
+    /// A program, its first API key and their audit records, in one transaction.
+    fn create_program(
         &self,
-        p: ProgramRow,
+        program: ProgramRow,
         key: ApiKeyRow,
         audit: Vec<AuditEntry>,
-    ) -> StoreResult<()> {
-        let settings = settings_text(&p.settings)?;
-        self.write(
-            (p, key, settings, audit),
-            |db, (p, key, settings, audit)| {
-                Box::pin(async move {
-                    let args = args![
-                        &p.id,
-                        &p.name,
-                        p.mode.as_str(),
-                        settings,
-                        p.created_at,
-                        p.updated_at
-                    ];
-                    db.exec(&INSERT_PROGRAM, &args).await?;
-                    insert_api_key(db, key).await?;
-                    for entry in audit {
-                        outbox::append_audit(db, entry).await?;
-                    }
-                    Ok(())
-                })
-            },
-        )
-        .await
+    ) -> impl Future<Output = StoreResult<()>> + Send {
+        async move {
+            let settings = settings_text(&program.settings)?;
+            self.write(
+                (program, key, settings, audit),
+                |db, (p, key, settings, audit)| {
+                    Box::pin(async move {
+                        let args = args![
+                            &p.id,
+                            &p.name,
+                            p.mode.as_str(),
+                            settings,
+                            p.created_at,
+                            p.updated_at
+                        ];
+                        db.exec(&INSERT_PROGRAM, &args).await?;
+                        insert_api_key(db, key).await?;
+                        for entry in audit {
+                            outbox::append_audit(db, entry).await?;
+                        }
+                        Ok(())
+                    })
+                },
+            )
+            .await
+        }
     }
 
-    async fn get_program(&self, id: &str) -> StoreResult<Option<ProgramRow>> {
-        self.read(id.to_owned(), |db, id| {
-            Box::pin(async move { first(db, &PROGRAM, &args![id], decode::program).await })
-        })
-        .await
+    fn get_program(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = StoreResult<Option<ProgramRow>>> + Send {
+        self.first_row(&PROGRAM, vals![id], decode::program)
     }
 
-    async fn list_programs(&self) -> StoreResult<Vec<ProgramRow>> {
-        self.read((), |db, ()| {
-            Box::pin(async move { all(db, &PROGRAMS, &args![], decode::program).await })
-        })
-        .await
+    fn list_programs(&self) -> impl Future<Output = StoreResult<Vec<ProgramRow>>> + Send {
+        self.all_rows(&PROGRAMS, vec![], decode::program)
     }
 
-    async fn update_program(
+    /// New settings and mode, with the audit record of the change.
+    fn update_program(
         &self,
         id: &str,
         settings: Settings,
         mode: Mode,
         now: Timestamp,
         audit: AuditEntry,
-    ) -> StoreResult<bool> {
-        let settings = settings_text(&settings)?;
-        let data = (id.to_owned(), settings, mode, now, audit);
-        self.write(data, |db, (id, settings, mode, now, audit)| {
-            Box::pin(async move {
-                let args = args![settings, mode.as_str(), *now, id];
-                let n = db.exec(&UPDATE_PROGRAM, &args).await?;
-                if n == 1 {
-                    outbox::append_audit(db, audit).await?;
-                }
-                Ok(n == 1)
-            })
-        })
-        .await
+    ) -> impl Future<Output = StoreResult<bool>> + Send {
+        let id = id.to_owned();
+        async move {
+            let settings = settings_text(&settings)?;
+            self.write(
+                (id, settings, mode, now, audit),
+                |db, (id, settings, mode, now, audit)| {
+                    Box::pin(async move {
+                        let n = db
+                            .exec(&UPDATE_PROGRAM, &args![settings, mode.as_str(), *now, id])
+                            .await?;
+                        if n == 1 {
+                            outbox::append_audit(db, audit).await?;
+                        }
+                        Ok(n == 1)
+                    })
+                },
+            )
+            .await
+        }
     }
 
-    async fn authenticate(
+    /// The unrevoked API key with this hash, and its program.
+    fn authenticate(
         &self,
         key_hash: SecretHash,
-    ) -> StoreResult<Option<(ApiKeyRow, ProgramRow)>> {
-        let cache = self.read_cache();
-        let stamp = cache.and_then(|c| c.stamp());
-        if let (Some(cache), Some(stamp)) = (cache, &stamp) {
-            if let (Some(auth), _) = cache.get(stamp, &key_hash, None) {
-                return Ok(Some(auth));
+    ) -> impl Future<Output = StoreResult<Option<(ApiKeyRow, ProgramRow)>>> + Send {
+        async move {
+            let cache = self.read_cache();
+            let stamp = cache.and_then(|c| c.stamp());
+            if let (Some(cache), Some(stamp)) = (cache, &stamp) {
+                if let (Some(auth), _) = cache.get(stamp, &key_hash, None) {
+                    return Ok(Some(auth));
+                }
             }
-        }
-        let found = self
-            .read_short(key_hash, |db, hash| {
-                Box::pin(async move {
-                    first(db, &AUTHENTICATE, &args![hash], decode::key_and_program).await
+            let found = self
+                .read_short(key_hash, |db, hash| {
+                    Box::pin(async move {
+                        first(db, &AUTHENTICATE, &args![hash], decode::key_and_program).await
+                    })
                 })
-            })
-            .await?;
-        if let (Some(cache), Some(stamp), Some((key, program))) = (cache, &stamp, &found) {
-            cache.put(stamp, Some((key, program)), None);
+                .await?;
+            if let (Some(cache), Some(stamp), Some((key, program))) = (cache, &stamp, &found) {
+                cache.put(stamp, Some((key, program)), None);
+            }
+            Ok(found)
         }
-        Ok(found)
     }
 
-    async fn authenticate_card(
+    /// [`ProgramStore::authenticate`] and the key's program's card with this
+    /// id in one read (one statement): the path of every request about one
+    /// card, PIN verification first. `None`: no such unrevoked key;
+    /// `Some((.., None))`: the key is good but its program has no such card.
+    fn authenticate_card(
         &self,
         key_hash: SecretHash,
         card_id: &str,
-    ) -> StoreResult<Option<AuthenticatedCard>> {
-        let cache = self.read_cache();
-        let stamp = cache.and_then(|c| c.stamp());
-        if let (Some(cache), Some(stamp)) = (cache, &stamp) {
-            match cache.get(stamp, &key_hash, Some(card_id)) {
-                (Some((key, program)), Some(card)) => return Ok(Some((key, program, Some(card)))),
-                (Some((key, program)), None) => {
-                    // The caller is known: only the card to read.
-                    let card = self
-                        .read_short((program.id.clone(), card_id.to_owned()), |db, (p, c)| {
-                            Box::pin(
-                                async move { first(db, &CARD, &args![c, p], decode::card).await },
-                            )
-                        })
-                        .await?;
-                    if let Some(card) = &card {
-                        cache.put(stamp, None, Some(card));
+    ) -> impl Future<Output = StoreResult<Option<AuthenticatedCard>>> + Send {
+        let card_id = card_id.to_owned();
+        async move {
+            let cache = self.read_cache();
+            let stamp = cache.and_then(|c| c.stamp());
+            if let (Some(cache), Some(stamp)) = (cache, &stamp) {
+                match cache.get(stamp, &key_hash, Some(&card_id)) {
+                    (Some((key, program)), Some(card)) => {
+                        return Ok(Some((key, program, Some(card))));
                     }
-                    return Ok(Some((key, program, card)));
+                    (Some((key, program)), None) => {
+                        // The caller is known: only the card to read.
+                        let card = self
+                            .read_short((program.id.clone(), card_id), |db, (p, c)| {
+                                Box::pin(async move {
+                                    first(db, &CARD, &args![c, p], decode::card).await
+                                })
+                            })
+                            .await?;
+                        if let Some(card) = &card {
+                            cache.put(stamp, None, Some(card));
+                        }
+                        return Ok(Some((key, program, card)));
+                    }
+                    (None, _) => {}
                 }
-                (None, _) => {}
             }
-        }
-        let found = self
-            .read_short((key_hash, card_id.to_owned()), |db, (hash, card)| {
-                let args = [hash.into(), card.into()];
-                Box::pin(async move {
-                    first(db, &AUTHENTICATE_CARD, &args, decode::authenticated_card).await
+            let found = self
+                .read_short((key_hash, card_id), |db, (hash, card)| {
+                    Box::pin(async move {
+                        first(
+                            db,
+                            &AUTHENTICATE_CARD,
+                            &args![hash, card],
+                            decode::authenticated_card,
+                        )
+                        .await
+                    })
                 })
-            })
-            .await?;
-        if let (Some(cache), Some(stamp), Some((key, program, card))) = (cache, &stamp, &found) {
-            cache.put(stamp, Some((key, program)), card.as_ref());
+                .await?;
+            if let (Some(cache), Some(stamp), Some((key, program, card))) = (cache, &stamp, &found)
+            {
+                cache.put(stamp, Some((key, program)), card.as_ref());
+            }
+            Ok(found)
         }
-        Ok(found)
     }
 
-    async fn create_api_key(&self, key: ApiKeyRow, audit: AuditEntry) -> StoreResult<()> {
+    /// A new API key, with its audit record.
+    fn create_api_key(
+        &self,
+        key: ApiKeyRow,
+        audit: AuditEntry,
+    ) -> impl Future<Output = StoreResult<()>> + Send {
         self.write((key, audit), |db, (key, audit)| {
             Box::pin(async move {
                 insert_api_key(db, key).await?;
                 outbox::append_audit(db, audit).await
             })
         })
-        .await
     }
 
-    async fn list_api_keys(&self, program_id: &str) -> StoreResult<Vec<ApiKeyRow>> {
-        self.read(program_id.to_owned(), |db, p| {
-            Box::pin(async move { all(db, &API_KEYS, &args![p], decode::api_key).await })
-        })
-        .await
+    fn list_api_keys(
+        &self,
+        program_id: &str,
+    ) -> impl Future<Output = StoreResult<Vec<ApiKeyRow>>> + Send {
+        self.all_rows(&API_KEYS, vals![program_id], decode::api_key)
     }
 
-    async fn revoke_api_key(
+    /// False when there is no such unrevoked key (nothing is recorded then).
+    fn revoke_api_key(
         &self,
         id: &str,
         now: Timestamp,
         audit: AuditEntry,
-    ) -> StoreResult<bool> {
+    ) -> impl Future<Output = StoreResult<bool>> + Send {
         self.write((id.to_owned(), now, audit), |db, (id, now, audit)| {
             Box::pin(async move {
                 let n = db.exec(&REVOKE_API_KEY, &args![*now, id]).await?;
@@ -295,6 +275,7 @@ impl<B: Backend> ProgramStore for B {
                 Ok(n == 1)
             })
         })
-        .await
     }
 }
+
+impl<B: Backend> ProgramStore for B {}

@@ -48,38 +48,6 @@ const STAGE_PIN: Sql = sql!(
      WHERE id = $6"
 );
 
-pub trait TokenStore {
-    /// Inserts a token; older unused tokens of its type for its card are superseded.
-    fn create_token(
-        &self,
-        token: TokenRow,
-        idem: Option<IdemRow>,
-        effects: Effects,
-    ) -> impl Future<Output = StoreResult<Created>> + Send;
-    fn find_token(
-        &self,
-        hash: SecretHash,
-    ) -> impl Future<Output = StoreResult<Option<TokenRow>>> + Send;
-    /// Uses one attempt of a still-valid token; returns the attempts left.
-    /// `effects` are written only when an attempt is used.
-    fn use_token_attempt(
-        &self,
-        token_id: &str,
-        now: Timestamp,
-        effects: Effects,
-    ) -> impl Future<Output = StoreResult<Result<u32, TokenError>>> + Send;
-    /// Redeems a still-valid token and, in the same transaction, sets or stages
-    /// the card's PIN when a change is given (see [`PinChange`]).
-    /// `effects` are written only when the token is redeemed.
-    fn redeem_token(
-        &self,
-        token_id: &str,
-        change: Option<PinChange>,
-        now: Timestamp,
-        effects: Effects,
-    ) -> impl Future<Output = StoreResult<Result<(), TokenError>>> + Send;
-}
-
 /// The token as it is now, and what `domain::token` says of using it at `now`.
 async fn usable(
     db: &mut dyn Db,
@@ -104,13 +72,14 @@ async fn usable(
 /// usually refuses it.
 const CAS_TRIES: usize = 8;
 
-impl<B: Backend> TokenStore for B {
-    async fn create_token(
+pub trait TokenStore: Backend {
+    /// Inserts a token; older unused tokens of its type for its card are superseded.
+    fn create_token(
         &self,
         t: TokenRow,
         idem: Option<IdemRow>,
         effects: Effects,
-    ) -> StoreResult<Created> {
+    ) -> impl Future<Output = StoreResult<Created>> + Send {
         self.write((t, idem, effects), |db, (t, idem, effects)| {
             Box::pin(async move {
                 if !outbox::claim_idempotency(db, idem.as_ref()).await? {
@@ -139,23 +108,26 @@ impl<B: Backend> TokenStore for B {
                 Ok(Created::Created)
             })
         })
-        .await
     }
 
-    async fn find_token(&self, hash: SecretHash) -> StoreResult<Option<TokenRow>> {
+    fn find_token(
+        &self,
+        hash: SecretHash,
+    ) -> impl Future<Output = StoreResult<Option<TokenRow>>> + Send {
         // One unique-index lookup, on the path of every set and reveal.
         self.read_short(hash, |db, hash| {
             Box::pin(async move { first(db, &TOKEN_BY_HASH, &args![hash], decode::token).await })
         })
-        .await
     }
 
-    async fn use_token_attempt(
+    /// Uses one attempt of a still-valid token; returns the attempts left.
+    /// `effects` are written only when an attempt is used.
+    fn use_token_attempt(
         &self,
         token_id: &str,
         now: Timestamp,
         effects: Effects,
-    ) -> StoreResult<Result<u32, TokenError>> {
+    ) -> impl Future<Output = StoreResult<Result<u32, TokenError>>> + Send {
         self.write(
             (token_id.to_owned(), now, effects),
             |db, (id, now, effects)| {
@@ -176,16 +148,18 @@ impl<B: Backend> TokenStore for B {
                 })
             },
         )
-        .await
     }
 
-    async fn redeem_token(
+    /// Redeems a still-valid token and, in the same transaction, sets or stages
+    /// the card's PIN when a change is given (see [`PinChange`]).
+    /// `effects` are written only when the token is redeemed.
+    fn redeem_token(
         &self,
         token_id: &str,
         change: Option<PinChange>,
         now: Timestamp,
         effects: Effects,
-    ) -> StoreResult<Result<(), TokenError>> {
+    ) -> impl Future<Output = StoreResult<Result<(), TokenError>>> + Send {
         let data = (token_id.to_owned(), change, now, effects);
         self.write(data, |db, (id, change, now, effects)| {
             Box::pin(async move {
@@ -235,6 +209,7 @@ impl<B: Backend> TokenStore for B {
                 Err(crate::store::db::lost("the control token"))
             })
         })
-        .await
     }
 }
+
+impl<B: Backend> TokenStore for B {}

@@ -7,7 +7,7 @@ use super::outbox;
 use super::page::{self, Page};
 use crate::domain::time::Timestamp;
 use crate::store::backend::Backend;
-use crate::store::db::{Sql, all, args, first, sql, sql_each};
+use crate::store::db::{Sql, all, args, first, sql, sql_each, vals};
 use crate::store::decode::{self, delivery_cols, endpoint_cols};
 use crate::store::error::{StoreError, StoreResult};
 use crate::store::rows::{
@@ -94,25 +94,68 @@ const FINISH: Sql = sql!(
      WHERE id = $7 AND lease_owner = $8 AND status = 'pending'"
 );
 
-pub trait WebhookStore {
+pub trait WebhookStore: Backend {
     fn create_webhook_endpoint(
         &self,
-        endpoint: WebhookEndpointRow,
+        e: WebhookEndpointRow,
         idem: Option<IdemRow>,
         audit: AuditEntry,
-    ) -> impl Future<Output = StoreResult<Created>> + Send;
+    ) -> impl Future<Output = StoreResult<Created>> + Send {
+        async move {
+            let events = serde_json::to_string(&e.events)
+                .map_err(|err| StoreError::database(err.to_string()))?;
+            let effects = Effects {
+                events: Vec::new(),
+                audit: Some(audit),
+            };
+            self.write(
+                (e, idem, effects, events),
+                |db, (e, idem, effects, events)| {
+                    Box::pin(async move {
+                        let row = args![
+                            &e.id,
+                            &e.program_id,
+                            &e.url,
+                            events,
+                            &e.secret_sealed,
+                            e.secret_key_version,
+                            e.created_at
+                        ];
+                        outbox::create(db, idem.as_ref(), &INSERT_ENDPOINT, &row, effects).await
+                    })
+                },
+            )
+            .await
+        }
+    }
+
     /// A program's endpoints that are not deleted, newest first.
     fn list_webhook_endpoints(
         &self,
         program_id: &str,
         limit: u32,
         starting_after: Option<&str>,
-    ) -> impl Future<Output = StoreResult<Option<(Vec<WebhookEndpointRow>, bool)>>> + Send;
+    ) -> impl Future<Output = StoreResult<Option<(Vec<WebhookEndpointRow>, bool)>>> + Send {
+        let scope = vals![program_id];
+        page::read(
+            self,
+            &ENDPOINTS,
+            scope.clone(),
+            scope,
+            starting_after,
+            limit,
+            decode::endpoint,
+        )
+    }
+
     fn get_webhook_endpoint(
         &self,
         program_id: &str,
         id: &str,
-    ) -> impl Future<Output = StoreResult<Option<WebhookEndpointRow>>> + Send;
+    ) -> impl Future<Output = StoreResult<Option<WebhookEndpointRow>>> + Send {
+        self.first_row(&ENDPOINT, vals![id, program_id], decode::endpoint)
+    }
+
     /// Deletes an endpoint; its pending deliveries fail. False if there is none.
     fn delete_webhook_endpoint(
         &self,
@@ -120,14 +163,42 @@ pub trait WebhookStore {
         id: &str,
         now: Timestamp,
         audit: AuditEntry,
-    ) -> impl Future<Output = StoreResult<bool>> + Send;
+    ) -> impl Future<Output = StoreResult<bool>> + Send {
+        async move {
+            let data = (program_id.to_owned(), id.to_owned(), now, audit);
+            self.write(data, |db, (p, id, now, audit)| {
+                Box::pin(async move {
+                    let n = db.exec(&DELETE_ENDPOINT, &args![*now, id, p]).await?;
+                    if n == 1 {
+                        db.exec(&FAIL_PENDING, &args![id]).await?;
+                        outbox::append_audit(db, audit).await?;
+                    }
+                    Ok(n == 1)
+                })
+            })
+            .await
+        }
+    }
+
     /// An endpoint's deliveries, newest first.
     fn list_deliveries(
         &self,
         endpoint_id: &str,
         limit: u32,
         starting_after: Option<&str>,
-    ) -> impl Future<Output = StoreResult<Option<(Vec<DeliveryRow>, bool)>>> + Send;
+    ) -> impl Future<Output = StoreResult<Option<(Vec<DeliveryRow>, bool)>>> + Send {
+        let scope = vals![endpoint_id];
+        page::read(
+            self,
+            &DELIVERIES,
+            scope.clone(),
+            scope,
+            starting_after,
+            limit,
+            decode::delivery,
+        )
+    }
+
     /// Claims up to `limit` due deliveries for `owner` until `lease_until`: a
     /// conditional update, so two workers (or nodes) never claim the same
     /// attempt while a lease holds.
@@ -137,11 +208,48 @@ pub trait WebhookStore {
         now: Timestamp,
         lease_until: Timestamp,
         limit: u32,
-    ) -> impl Future<Output = StoreResult<Vec<ClaimedDelivery>>> + Send;
+    ) -> impl Future<Output = StoreResult<Vec<ClaimedDelivery>>> + Send {
+        async move {
+            // Workers poll every second: where writes take one lock for
+            // everything, look on a reader first, so that an idle poll never takes it.
+            if self.look_before_writing() {
+                let due = self.first_row(&ANY_DUE, vals![now], decode::flag).await?;
+                if due != Some(true) {
+                    return Ok(Vec::new());
+                }
+            }
+            let data = (owner.to_owned(), now, lease_until, limit);
+            self.write(data, |db, (owner, now, until, limit)| {
+                Box::pin(async move {
+                    let ids = all(
+                        db,
+                        &CLAIM,
+                        &args![owner, *now, *until, *limit],
+                        decode::text,
+                    )
+                    .await?;
+                    let mut out = Vec::with_capacity(ids.len());
+                    for id in &ids {
+                        if let Some(d) =
+                            first(db, &CLAIMED, &args![id], decode::claimed_delivery).await?
+                        {
+                            out.push(d);
+                        }
+                    }
+                    Ok(out)
+                })
+            })
+            .await
+        }
+    }
+
     /// Gives back every claim `owner` still holds (a worker stopped before its
     /// attempts ended), so another worker takes them at once rather than when
     /// the leases expire; the attempts count as not made. Returns how many.
-    fn release_deliveries(&self, owner: &str) -> impl Future<Output = StoreResult<u64>> + Send;
+    fn release_deliveries(&self, owner: &str) -> impl Future<Output = StoreResult<u64>> + Send {
+        self.exec_one(&RELEASE, vals![owner])
+    }
+
     /// Records an attempt of a delivery `owner` holds; false (nothing written)
     /// when the lease was lost.
     fn finish_delivery(
@@ -149,221 +257,42 @@ pub trait WebhookStore {
         id: &str,
         owner: &str,
         result: AttemptResult,
-    ) -> impl Future<Output = StoreResult<bool>> + Send;
-}
-
-impl<B: Backend> WebhookStore for B {
-    async fn create_webhook_endpoint(
-        &self,
-        e: WebhookEndpointRow,
-        idem: Option<IdemRow>,
-        audit: AuditEntry,
-    ) -> StoreResult<Created> {
-        let events = serde_json::to_string(&e.events)
-            .map_err(|err| StoreError::database(err.to_string()))?;
-        let effects = Effects {
-            events: Vec::new(),
-            audit: Some(audit),
-        };
-        self.write(
-            (e, idem, effects, events),
-            |db, (e, idem, effects, events)| {
-                Box::pin(async move {
-                    let row = args![
-                        &e.id,
-                        &e.program_id,
-                        &e.url,
-                        events,
-                        &e.secret_sealed,
-                        e.secret_key_version,
-                        e.created_at
-                    ];
-                    outbox::create(db, idem.as_ref(), &INSERT_ENDPOINT, &row, effects).await
-                })
-            },
-        )
-        .await
-    }
-
-    async fn list_webhook_endpoints(
-        &self,
-        program_id: &str,
-        limit: u32,
-        starting_after: Option<&str>,
-    ) -> StoreResult<Option<(Vec<WebhookEndpointRow>, bool)>> {
-        let data = (
-            program_id.to_owned(),
-            starting_after.map(str::to_owned),
-            limit,
-        );
-        self.read(data, |db, (p, after, limit)| {
-            Box::pin(async move {
-                let scope = args![p];
-                page::fetch(
-                    db,
-                    &ENDPOINTS,
-                    &scope,
-                    &scope,
-                    after.as_deref(),
-                    *limit,
-                    decode::endpoint,
-                )
-                .await
-            })
-        })
-        .await
-    }
-
-    async fn get_webhook_endpoint(
-        &self,
-        program_id: &str,
-        id: &str,
-    ) -> StoreResult<Option<WebhookEndpointRow>> {
-        self.read((id.to_owned(), program_id.to_owned()), |db, (id, p)| {
-            Box::pin(async move { first(db, &ENDPOINT, &args![id, p], decode::endpoint).await })
-        })
-        .await
-    }
-
-    async fn delete_webhook_endpoint(
-        &self,
-        program_id: &str,
-        id: &str,
-        now: Timestamp,
-        audit: AuditEntry,
-    ) -> StoreResult<bool> {
-        let data = (program_id.to_owned(), id.to_owned(), now, audit);
-        self.write(data, |db, (p, id, now, audit)| {
-            Box::pin(async move {
-                let n = db.exec(&DELETE_ENDPOINT, &args![*now, id, p]).await?;
-                if n == 1 {
-                    db.exec(&FAIL_PENDING, &args![id]).await?;
-                    outbox::append_audit(db, audit).await?;
-                }
-                Ok(n == 1)
-            })
-        })
-        .await
-    }
-
-    async fn list_deliveries(
-        &self,
-        endpoint_id: &str,
-        limit: u32,
-        starting_after: Option<&str>,
-    ) -> StoreResult<Option<(Vec<DeliveryRow>, bool)>> {
-        let data = (
-            endpoint_id.to_owned(),
-            starting_after.map(str::to_owned),
-            limit,
-        );
-        self.read(data, |db, (e, after, limit)| {
-            Box::pin(async move {
-                let scope = args![e];
-                page::fetch(
-                    db,
-                    &DELIVERIES,
-                    &scope,
-                    &scope,
-                    after.as_deref(),
-                    *limit,
-                    decode::delivery,
-                )
-                .await
-            })
-        })
-        .await
-    }
-
-    async fn claim_deliveries(
-        &self,
-        owner: &str,
-        now: Timestamp,
-        lease_until: Timestamp,
-        limit: u32,
-    ) -> StoreResult<Vec<ClaimedDelivery>> {
-        // Workers poll every second: where writes take one lock for
-        // everything, look on a reader first, so that an idle poll never takes it.
-        if self.look_before_writing() {
-            let due = self
-                .read(now, |db, now| {
+    ) -> impl Future<Output = StoreResult<bool>> + Send {
+        async move {
+            let (status, next_at, delivered_at) = match result.next {
+                AttemptNext::Delivered => (DeliveryStatus::Delivered, None, Some(result.at)),
+                AttemptNext::RetryAt(t) => (DeliveryStatus::Pending, Some(t), None),
+                AttemptNext::GiveUp => (DeliveryStatus::Failed, None, None),
+            };
+            let data = (
+                id.to_owned(),
+                owner.to_owned(),
+                result,
+                status,
+                next_at,
+                delivered_at,
+            );
+            self.write(
+                data,
+                |db, (id, owner, result, status, next_at, delivered_at)| {
                     Box::pin(async move {
-                        Ok(first(db, &ANY_DUE, &args![*now], decode::flag).await? == Some(true))
+                        let args = args![
+                            result.at,
+                            result.response_code,
+                            &result.error,
+                            status.as_str(),
+                            *next_at,
+                            *delivered_at,
+                            id,
+                            owner
+                        ];
+                        Ok(db.exec(&FINISH, &args).await? == 1)
                     })
-                })
-                .await?;
-            if !due {
-                return Ok(Vec::new());
-            }
+                },
+            )
+            .await
         }
-        let data = (owner.to_owned(), now, lease_until, limit);
-        self.write(data, |db, (owner, now, until, limit)| {
-            Box::pin(async move {
-                let ids = all(
-                    db,
-                    &CLAIM,
-                    &args![owner, *now, *until, *limit],
-                    decode::text,
-                )
-                .await?;
-                let mut out = Vec::with_capacity(ids.len());
-                for id in &ids {
-                    if let Some(d) =
-                        first(db, &CLAIMED, &args![id], decode::claimed_delivery).await?
-                    {
-                        out.push(d);
-                    }
-                }
-                Ok(out)
-            })
-        })
-        .await
-    }
-
-    async fn release_deliveries(&self, owner: &str) -> StoreResult<u64> {
-        self.write(owner.to_owned(), |db, owner| {
-            Box::pin(async move { db.exec(&RELEASE, &args![owner]).await })
-        })
-        .await
-    }
-
-    async fn finish_delivery(
-        &self,
-        id: &str,
-        owner: &str,
-        result: AttemptResult,
-    ) -> StoreResult<bool> {
-        let (status, next_at, delivered_at) = match result.next {
-            AttemptNext::Delivered => (DeliveryStatus::Delivered, None, Some(result.at)),
-            AttemptNext::RetryAt(t) => (DeliveryStatus::Pending, Some(t), None),
-            AttemptNext::GiveUp => (DeliveryStatus::Failed, None, None),
-        };
-        let data = (
-            id.to_owned(),
-            owner.to_owned(),
-            result,
-            status,
-            next_at,
-            delivered_at,
-        );
-        self.write(
-            data,
-            |db, (id, owner, result, status, next_at, delivered_at)| {
-                Box::pin(async move {
-                    let args = args![
-                        result.at,
-                        result.response_code,
-                        &result.error,
-                        status.as_str(),
-                        *next_at,
-                        *delivered_at,
-                        id,
-                        owner
-                    ];
-                    Ok(db.exec(&FINISH, &args).await? == 1)
-                })
-            },
-        )
-        .await
     }
 }
+
+impl<B: Backend> WebhookStore for B {}

@@ -5,7 +5,7 @@ use std::future::Future;
 use super::outbox;
 use super::page::{self, Page};
 use crate::store::backend::Backend;
-use crate::store::db::{Sql, args, first, sql};
+use crate::store::db::{Sql, args, sql, vals};
 use crate::store::decode::{self, zone_key_cols};
 use crate::store::error::StoreResult;
 use crate::store::rows::{AuditEntry, ZoneKeyRow};
@@ -28,27 +28,13 @@ const ZONE_KEYS: Page = Page {
     )),
 };
 
-pub trait ZoneKeyStore {
+pub trait ZoneKeyStore: Backend {
     fn insert_zone_key(
         &self,
         key: ZoneKeyRow,
         audit: AuditEntry,
-    ) -> impl Future<Output = StoreResult<()>> + Send;
-    fn get_zone_key(
-        &self,
-        id: &str,
-    ) -> impl Future<Output = StoreResult<Option<ZoneKeyRow>>> + Send;
-    /// Newest first. `None` when `starting_after` names no zone key.
-    fn list_zone_keys(
-        &self,
-        limit: u32,
-        starting_after: Option<&str>,
-    ) -> impl Future<Output = StoreResult<Option<(Vec<ZoneKeyRow>, bool)>>> + Send;
-}
-
-impl<B: Backend> ZoneKeyStore for B {
-    async fn insert_zone_key(&self, k: ZoneKeyRow, audit: AuditEntry) -> StoreResult<()> {
-        self.write((k, audit), |db, (k, audit)| {
+    ) -> impl Future<Output = StoreResult<()>> + Send {
+        self.write((key, audit), |db, (k, audit)| {
             Box::pin(async move {
                 let row = args![
                     &k.id,
@@ -62,35 +48,31 @@ impl<B: Backend> ZoneKeyStore for B {
                 outbox::append_audit(db, audit).await
             })
         })
-        .await
     }
 
-    async fn get_zone_key(&self, id: &str) -> StoreResult<Option<ZoneKeyRow>> {
-        self.read(id.to_owned(), |db, id| {
-            Box::pin(async move { first(db, &ZONE_KEY, &args![id], decode::zone_key).await })
-        })
-        .await
+    fn get_zone_key(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = StoreResult<Option<ZoneKeyRow>>> + Send {
+        self.first_row(&ZONE_KEY, vals![id], decode::zone_key)
     }
 
-    async fn list_zone_keys(
+    /// Newest first. `None` when `starting_after` names no zone key.
+    fn list_zone_keys(
         &self,
         limit: u32,
         starting_after: Option<&str>,
-    ) -> StoreResult<Option<(Vec<ZoneKeyRow>, bool)>> {
-        self.read(
-            (starting_after.map(str::to_owned), limit),
-            |db, (after, limit)| {
-                Box::pin(page::fetch(
-                    db,
-                    &ZONE_KEYS,
-                    &[],
-                    &[],
-                    after.as_deref(),
-                    *limit,
-                    decode::zone_key,
-                ))
-            },
+    ) -> impl Future<Output = StoreResult<Option<(Vec<ZoneKeyRow>, bool)>>> + Send {
+        page::read(
+            self,
+            &ZONE_KEYS,
+            vec![],
+            vec![],
+            starting_after,
+            limit,
+            decode::zone_key,
         )
-        .await
     }
 }
+
+impl<B: Backend> ZoneKeyStore for B {}
