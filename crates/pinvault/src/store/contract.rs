@@ -8,7 +8,7 @@
 //! answers; each case gets a database of its own. Without one the PostgreSQL
 //! half says SKIPPED, and fails when `CI=true`.
 
-use std::sync::Arc;
+use std::future::Future;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use super::*;
@@ -213,6 +213,38 @@ fn no_effects<T>(_: T) -> Effects {
     Effects::default()
 }
 
+fn no_change_effects(_: &CardRow, _: &CardRow) -> Effects {
+    Effects::default()
+}
+
+/// `n` copies of `task` at once; their answers.
+async fn race<T, Fut>(n: usize, task: impl Fn() -> Fut) -> Vec<T>
+where
+    T: Send + 'static,
+    Fut: Future<Output = T> + Send + 'static,
+{
+    let tasks: Vec<_> = (0..n).map(|_| tokio::spawn(task())).collect();
+    let mut out = Vec::with_capacity(n);
+    for t in tasks {
+        out.push(t.await.unwrap());
+    }
+    out
+}
+
+/// `n` wrong PINs for the card.
+async fn fail(store: &AnyStore, card_id: &str, max_tries: u32, n: usize) {
+    for _ in 0..n {
+        store
+            .record_pin_failure(card_id, max_tries, now(), no_effects)
+            .await
+            .unwrap();
+    }
+}
+
+async fn read(store: &AnyStore, c: &CardRow) -> CardRow {
+    store.get_card(&c.program_id, &c.id).await.unwrap().unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn cards_are_found_by_program_and_listed_newest_first() {
     let b = backends("cards").await;
@@ -223,10 +255,10 @@ async fn cards_are_found_by_program_and_listed_newest_first() {
             .create_card(second.clone(), None, Effects::default())
             .await
             .unwrap();
-        let got = store.get_card(&p.id, &first.id).await.unwrap().expect(name);
+        let got = read(store, &first).await;
         assert_eq!(
-            (got.id.as_str(), got.last4.as_str(), got.expiry.as_deref()),
-            (first.id.as_str(), "1111", Some("2029-12")),
+            (&got.id, got.last4.as_str(), got.expiry.as_deref()),
+            (&first.id, "1111", Some("2029-12")),
             "{name}"
         );
         assert!(
@@ -242,21 +274,13 @@ async fn cards_are_found_by_program_and_listed_newest_first() {
             .await
             .unwrap()
             .unwrap();
-        assert_eq!(
-            (page[0].id.as_str(), more),
-            (second.id.as_str(), true),
-            "{name}"
-        );
+        assert_eq!((&page[0].id, more), (&second.id, true), "{name}");
         let (page, more) = store
             .list_cards(&p.id, None, 1, Some(&second.id))
             .await
             .unwrap()
             .unwrap();
-        assert_eq!(
-            (page[0].id.as_str(), more),
-            (first.id.as_str(), false),
-            "{name}"
-        );
+        assert_eq!((&page[0].id, more), (&first.id, false), "{name}");
         assert!(
             store
                 .list_cards(&p.id, None, 1, Some("card_nosuch"))
@@ -284,28 +308,22 @@ async fn concurrent_failures_stop_at_exactly_max_tries() {
     let b = backends("tries").await;
     for (name, store) in &b.stores {
         let (p, c) = with_card(store).await;
-        let tasks: Vec<_> = (0..20)
-            .map(|_| {
-                let (store, id) = (store.clone(), c.id.clone());
-                tokio::spawn(async move {
-                    store
-                        .record_pin_failure(&id, 5, now(), no_effects)
-                        .await
-                        .unwrap()
-                })
-            })
-            .collect();
-        let mut counted = Vec::new();
-        for t in tasks {
-            if let Some(f) = t.await.unwrap() {
-                counted.push(f);
+        let answers = race(20, || {
+            let (store, id) = (store.clone(), c.id.clone());
+            async move {
+                store
+                    .record_pin_failure(&id, 5, now(), no_effects)
+                    .await
+                    .unwrap()
             }
-        }
+        })
+        .await;
+        let mut counted: Vec<PinFailure> = answers.into_iter().flatten().collect();
         counted.sort_by_key(|f| f.fail_count);
         let counts: Vec<u32> = counted.iter().map(|f| f.fail_count).collect();
         assert_eq!(counts, [1, 2, 3, 4, 5], "{name}");
         assert_eq!(counted.iter().filter(|f| f.blocked).count(), 1, "{name}");
-        let after = store.get_card(&p.id, &c.id).await.unwrap().unwrap();
+        let after = read(store, &c).await;
         assert!(after.pin_blocked && after.inactive_by_block, "{name}");
         assert_eq!(
             (after.fail_count, after.status),
@@ -318,7 +336,7 @@ async fn concurrent_failures_stop_at_exactly_max_tries() {
             "{name}"
         );
         let unblocked = store
-            .unblock_pin(&p.id, &c.id, now(), |_, _| Effects::default())
+            .unblock_pin(&p.id, &c.id, now(), no_change_effects)
             .await
             .unwrap()
             .unwrap();
@@ -326,28 +344,18 @@ async fn concurrent_failures_stop_at_exactly_max_tries() {
             !unblocked.pin_blocked && unblocked.status == CardStatus::Active,
             "{name}"
         );
-        let stored = store.get_card(&p.id, &c.id).await.unwrap().unwrap();
-        assert_eq!(stored.pin_state(), unblocked.pin_state(), "{name}");
+        assert_eq!(
+            read(store, &c).await.pin_state(),
+            unblocked.pin_state(),
+            "{name}"
+        );
         // A match resets the count.
-        store
-            .record_pin_failure(&c.id, 5, now(), no_effects)
-            .await
-            .unwrap()
-            .unwrap();
+        fail(store, &c.id, 5, 1).await;
         assert!(
             store.reset_pin_failures(&c.id, now()).await.unwrap(),
             "{name}"
         );
-        assert_eq!(
-            store
-                .get_card(&p.id, &c.id)
-                .await
-                .unwrap()
-                .unwrap()
-                .fail_count,
-            0,
-            "{name}"
-        );
+        assert_eq!(read(store, &c).await.fail_count, 0, "{name}");
     }
 }
 
@@ -355,63 +363,39 @@ async fn concurrent_failures_stop_at_exactly_max_tries() {
 async fn status_changes_follow_the_domain() {
     let b = backends("status").await;
     for (name, store) in &b.stores {
-        let (p, c) = with_card(store).await;
-        for _ in 0..3 {
+        let status = async |c: &CardRow, to| {
             store
-                .record_pin_failure(&c.id, 3, now(), no_effects)
+                .set_card_status(&c.program_id, &c.id, to, now(), no_change_effects)
                 .await
-                .unwrap();
-        }
-        let suspended = store
-            .set_card_status(&p.id, &c.id, CardStatus::Suspended, now(), |_, _| {
-                Effects::default()
-            })
-            .await
-            .unwrap()
-            .unwrap();
+                .unwrap()
+                .unwrap()
+        };
+        let (_, c) = with_card(store).await;
+        fail(store, &c.id, 3, 3).await;
+        let suspended = status(&c, CardStatus::Suspended).await;
         assert!(
             suspended.pin_blocked && !suspended.inactive_by_block,
             "{name}: a suspension keeps the PIN blocked"
         );
-        let active = store
-            .set_card_status(&p.id, &c.id, CardStatus::Active, now(), |_, _| {
-                Effects::default()
-            })
-            .await
-            .unwrap()
-            .unwrap();
         assert!(
-            active.pin_blocked,
+            status(&c, CardStatus::Active).await.pin_blocked,
             "{name}: reactivating a suspended card does not unblock"
         );
         let (_, c2) = with_card(store).await;
-        for _ in 0..3 {
-            store
-                .record_pin_failure(&c2.id, 3, now(), no_effects)
-                .await
-                .unwrap();
-        }
-        let p2 = c2.program_id.clone();
-        let back = store
-            .set_card_status(&p2, &c2.id, CardStatus::Active, now(), |_, _| {
-                Effects::default()
-            })
-            .await
-            .unwrap()
-            .unwrap();
+        fail(store, &c2.id, 3, 3).await;
+        let back = status(&c2, CardStatus::Active).await;
         assert!(
             !back.pin_blocked && back.fail_count == 0,
             "{name}: reactivating a card blocking made inactive unblocks"
         );
-        assert!(
-            store
-                .set_card_status(&p.id, "card_nosuch", CardStatus::Active, now(), |_, _| {
-                    Effects::default()
-                })
-                .await
-                .unwrap()
-                .is_none()
+        let none = store.set_card_status(
+            &c.program_id,
+            "card_nosuch",
+            CardStatus::Active,
+            now(),
+            no_change_effects,
         );
+        assert!(none.await.unwrap().is_none(), "{name}");
     }
 }
 
@@ -440,51 +424,48 @@ async fn one_redemption_per_token_and_newest_token_only() {
             newest.id,
             "{name}"
         );
-        let tasks: Vec<_> = (0..12)
-            .map(|_| {
-                let (store, id) = (store.clone(), newest.id.clone());
-                tokio::spawn(async move {
-                    store
-                        .redeem_token(&id, None, now(), Effects::default())
-                        .await
-                        .unwrap()
-                })
-            })
-            .collect();
-        let mut wins = 0;
-        for t in tasks {
-            match t.await.unwrap() {
-                Ok(()) => wins += 1,
-                Err(e) => assert_eq!(e, TokenError::Used, "{name}"),
+        let answers = race(12, || {
+            let (store, id) = (store.clone(), newest.id.clone());
+            async move {
+                store
+                    .redeem_token(&id, None, now(), Effects::default())
+                    .await
+                    .unwrap()
             }
-        }
-        assert_eq!(wins, 1, "{name}");
+        })
+        .await;
+        assert_eq!(answers.iter().filter(|a| a.is_ok()).count(), 1, "{name}");
+        assert!(
+            answers
+                .iter()
+                .all(|a| *a == Ok(()) || *a == Err(TokenError::Used)),
+            "{name}"
+        );
         // Attempts: exactly as many as the token has, whoever races.
         let (limited, _) = token(&c.id, 4);
         store
             .create_token(limited.clone(), None, Effects::default())
             .await
             .unwrap();
-        let tasks: Vec<_> = (0..10)
-            .map(|_| {
-                let (store, id) = (store.clone(), limited.id.clone());
-                tokio::spawn(async move {
-                    store
-                        .use_token_attempt(&id, now(), Effects::default())
-                        .await
-                        .unwrap()
-                })
-            })
-            .collect();
-        let mut left = Vec::new();
-        for t in tasks {
-            match t.await.unwrap() {
-                Ok(n) => left.push(n),
-                Err(e) => assert_eq!(e, TokenError::Exhausted, "{name}"),
+        let answers = race(10, || {
+            let (store, id) = (store.clone(), limited.id.clone());
+            async move {
+                store
+                    .use_token_attempt(&id, now(), Effects::default())
+                    .await
+                    .unwrap()
             }
-        }
+        })
+        .await;
+        let mut left: Vec<u32> = answers.iter().filter_map(|a| a.ok()).collect();
         left.sort_unstable();
         assert_eq!(left, [0, 1, 2, 3], "{name}");
+        assert!(
+            answers
+                .iter()
+                .all(|a| a.is_ok() || *a == Err(TokenError::Exhausted)),
+            "{name}"
+        );
     }
 }
 
@@ -493,12 +474,7 @@ async fn a_staged_pin_is_committed_once() {
     let b = backends("staged").await;
     for (name, store) in &b.stores {
         let (p, c) = with_card(store).await;
-        for _ in 0..3 {
-            store
-                .record_pin_failure(&c.id, 3, now(), no_effects)
-                .await
-                .unwrap();
-        }
+        fail(store, &c.id, 3, 3).await;
         let (t, _) = token(&c.id, 3);
         store
             .create_token(t.clone(), None, Effects::default())
@@ -518,23 +494,18 @@ async fn a_staged_pin_is_committed_once() {
             .await
             .unwrap()
             .unwrap();
-        let tasks: Vec<_> = (0..8)
-            .map(|_| {
-                let (store, p, c) = (store.clone(), p.id.clone(), c.id.clone());
-                tokio::spawn(async move {
-                    store
-                        .commit_staged_pin(&p, &c, now(), |_| Effects::default())
-                        .await
-                        .unwrap()
-                })
-            })
-            .collect();
-        let mut wins = 0;
-        for t in tasks {
-            wins += usize::from(t.await.unwrap());
-        }
-        assert_eq!(wins, 1, "{name}");
-        let after = store.get_card(&p.id, &c.id).await.unwrap().unwrap();
+        let answers = race(8, || {
+            let (store, p, c) = (store.clone(), p.id.clone(), c.id.clone());
+            async move {
+                store
+                    .commit_staged_pin(&p, &c, now(), |_: &CardRow| Effects::default())
+                    .await
+                    .unwrap()
+            }
+        })
+        .await;
+        assert_eq!(answers.iter().filter(|won| **won).count(), 1, "{name}");
+        let after = read(store, &c).await;
         assert_eq!(after.pin_block, vec![7; 16], "{name}");
         assert!(
             !after.pin_blocked
@@ -564,22 +535,24 @@ async fn one_create_per_idempotency_key() {
             key_version: 1,
             created_at: now(),
         };
-        let tasks: Vec<_> = (0..6)
-            .map(|_| {
-                let (store, c, idem) = (store.clone(), card(&p.id), idem.clone());
-                tokio::spawn(async move {
-                    store
-                        .create_card(c, Some(idem), Effects::default())
-                        .await
-                        .unwrap()
-                })
-            })
-            .collect();
-        let mut created = 0;
-        for t in tasks {
-            created += usize::from(matches!(t.await.unwrap(), Created::Created));
-        }
-        assert_eq!(created, 1, "{name}");
+        let answers = race(6, || {
+            let (store, c, idem) = (store.clone(), card(&p.id), idem.clone());
+            async move {
+                store
+                    .create_card(c, Some(idem), Effects::default())
+                    .await
+                    .unwrap()
+            }
+        })
+        .await;
+        assert_eq!(
+            answers
+                .iter()
+                .filter(|a| matches!(a, Created::Created))
+                .count(),
+            1,
+            "{name}"
+        );
         let (cards, _) = store
             .list_cards(&p.id, None, 10, None)
             .await
@@ -595,23 +568,19 @@ async fn one_create_per_idempotency_key() {
 async fn audit_appends_from_everywhere_make_one_chain() {
     let b = backends("audit").await;
     for (name, store) in &b.stores {
-        let tasks: Vec<_> = (0..16)
-            .map(|i| {
-                let store = store.clone();
-                tokio::spawn(async move {
-                    let entry = crate::audit::Actor::operator().record(
-                        "contract.test",
-                        None,
-                        None,
-                        serde_json::json!({ "i": i }),
-                    );
-                    store.append_audit(entry).await.unwrap()
-                })
-            })
-            .collect();
-        for t in tasks {
-            t.await.unwrap();
-        }
+        let n = AtomicU32::new(0);
+        race(16, || {
+            let i = n.fetch_add(1, Ordering::Relaxed);
+            let entry = crate::audit::Actor::operator().record(
+                "contract.test",
+                None,
+                None,
+                serde_json::json!({ "i": i }),
+            );
+            let store = store.clone();
+            async move { store.append_audit(entry).await.unwrap() }
+        })
+        .await;
         let records = store.list_audit(0, 100).await.unwrap();
         assert_eq!(records.len(), 16, "{name}");
         let mut prev = GENESIS.to_vec();
@@ -676,31 +645,28 @@ async fn two_workers_never_claim_the_same_delivery() {
                 .await
                 .unwrap();
         }
-        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let tasks: Vec<_> = (0..4)
-            .map(|w| {
-                let (store, seen) = (store.clone(), seen.clone());
-                tokio::spawn(async move {
-                    let owner = format!("worker-{w}");
-                    loop {
-                        let claimed = store
-                            .claim_deliveries(&owner, now(), now() + 60, 4)
-                            .await
-                            .unwrap();
-                        if claimed.is_empty() {
-                            break;
-                        }
-                        seen.lock()
-                            .unwrap()
-                            .extend(claimed.into_iter().map(|d| d.id));
+        let worker = AtomicU32::new(0);
+        let claims = race(4, || {
+            let (store, owner) = (
+                store.clone(),
+                format!("worker-{}", worker.fetch_add(1, Ordering::Relaxed)),
+            );
+            async move {
+                let mut mine = Vec::new();
+                loop {
+                    let claimed = store
+                        .claim_deliveries(&owner, now(), now() + 60, 4)
+                        .await
+                        .unwrap();
+                    if claimed.is_empty() {
+                        return mine;
                     }
-                })
-            })
-            .collect();
-        for t in tasks {
-            t.await.unwrap();
-        }
-        let mut ids = seen.lock().unwrap().clone();
+                    mine.extend(claimed.into_iter().map(|d| d.id));
+                }
+            }
+        })
+        .await;
+        let mut ids: Vec<String> = claims.into_iter().flatten().collect();
         let n = ids.len();
         ids.sort();
         ids.dedup();

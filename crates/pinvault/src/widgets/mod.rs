@@ -7,12 +7,21 @@ use std::fmt::Write as _;
 
 use crate::domain::token::TokenError;
 
-pub const PIN_SET_HTML: &str = include_str!("pin-set.html");
-pub const PIN_REVEAL_HTML: &str = include_str!("pin-reveal.html");
+// Each page: the shared head, the widgets' stylesheet and script, then its own title and body.
+pub const PIN_SET_HTML: &str = concat!(
+    include_str!("head.html"),
+    include_str!("widget-head.html"),
+    include_str!("pin-set.html")
+);
+pub const PIN_REVEAL_HTML: &str = concat!(
+    include_str!("head.html"),
+    include_str!("widget-head.html"),
+    include_str!("pin-reveal.html")
+);
 pub const WIDGET_JS: &str = include_str!("widget.js");
 pub const WIDGET_CSS: &str = include_str!("widget.css");
 pub const SDK_JS: &str = include_str!("sdk.js");
-pub const DEMO_HTML: &str = include_str!("demo.html");
+pub const DEMO_HTML: &str = concat!(include_str!("head.html"), include_str!("demo.html"));
 pub const DEMO_JS: &str = include_str!("demo.js");
 pub const DEMO_CSS: &str = include_str!("demo.css");
 
