@@ -4,10 +4,9 @@
 //! independent JOSE implementation is tests/interop/jwe_interop.py (jwcrypto).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-
 use std::time::{Duration, Instant};
 
+use crate::harness::{Reply, Server};
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
 use aws_lc_rs::agreement::{self, ECDH_P256, PrivateKey, UnparsedPublicKey};
 use aws_lc_rs::cipher::{AES_128, EncryptionContext, PaddedBlockEncryptingKey, UnboundCipherKey};
@@ -17,7 +16,6 @@ use aws_lc_rs::rsa::{
 use aws_lc_rs::{digest, hmac, rand};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD as B64};
-use common::{Reply, Server};
 use serde_json::{Value, json};
 
 const PAN: &str = "4111111111111111";

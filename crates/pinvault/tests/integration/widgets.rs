@@ -3,18 +3,16 @@
 //! appearance checks, the token-authenticated calls, and no token in the log.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-
-use common::Server;
+use crate::harness::{self, Server};
 
 const PAN: &str = "4111111111111111";
 const FORM: &str = "application/x-www-form-urlencoded";
 
-fn page(s: &Server, method: &str, path: &str, form: Option<&str>) -> common::Reply {
+fn page(s: &Server, method: &str, path: &str, form: Option<&str>) -> harness::Reply {
     s.call_with(method, path, None, form, FORM, &[])
 }
 
-fn html(r: &common::Reply) -> &str {
+fn html(r: &harness::Reply) -> &str {
     r.body.as_str().unwrap_or("")
 }
 

@@ -4,11 +4,9 @@
 //! independent implementation (psec 1.3.0 and OpenSSL, the committed vectors in
 //! `crates/pinblock/tests/vectors/psec.json`), sent over HTTP to the real binary.
 
-mod common;
-
 use std::sync::Arc;
 
-use common::{Reply, Server};
+use crate::harness::{self, Reply, Server};
 use serde_json::Value;
 
 /// A program that takes preset PINs in clear (to give cards the vectors' PINs)
@@ -45,7 +43,7 @@ fn luhn(pan: &str) -> bool {
 /// The psec vectors with a key whose PAN a card can have (12 to 19 digits,
 /// Luhn-valid).
 fn vectors() -> Vec<Vector> {
-    let text = include_str!("../../pinblock/tests/vectors/psec.json");
+    let text = include_str!("../../../pinblock/tests/vectors/psec.json");
     let doc: Value = serde_json::from_str(text).unwrap();
     doc["vectors"]
         .as_array()
@@ -319,7 +317,7 @@ fn cli_block(s: &Server, v: &Vector, pin: &str) -> String {
     if v.key_algorithm == "aes" {
         args.extend(["--key-algorithm", "aes"]);
     }
-    let out = std::process::Command::new(common::BIN)
+    let out = std::process::Command::new(harness::BIN)
         .args(&args)
         .output()
         .unwrap();
@@ -663,7 +661,7 @@ fn zone_key_import_checks_and_hides_the_key() {
 fn write_directly(s: &Server, sql: &str) {
     match &s.data.database_url {
         Some(url) => {
-            common::postgres_query(url, sql);
+            harness::postgres_query(url, sql);
         }
         None => {
             let db = rusqlite::Connection::open(s.data_dir.join("pinvault.db")).unwrap();

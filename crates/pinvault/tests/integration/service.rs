@@ -2,17 +2,15 @@
 //! The service, driven from outside as a card program would: over HTTP and the
 //! operator command line, against the real binary on a fresh data directory.
 
-mod common;
-
 use std::sync::Arc;
 
-use common::Server;
+use crate::harness::{self, Server};
 use serde_json::Value;
 
 const PAN: &str = "4111111111111111";
 const PLAIN: &[&str] = &["allow_plaintext_pin=true", "allow_plaintext_reveal=true"];
 
-fn problem(r: &common::Reply, status: u16, code: &str) {
+fn problem(r: &harness::Reply, status: u16, code: &str) {
     assert_eq!(r.status, status, "{}", r.body);
     assert_eq!(r.code(), code, "{}", r.body);
     assert_eq!(r.header("content-type"), Some("application/problem+json"));
@@ -122,7 +120,7 @@ fn test_mode_cards_get_0000_and_pagination_works() {
     let cards: Vec<String> = (0..5).map(|_| s.card(&key, PAN)).collect();
     assert_eq!(s.reveal(&key, &cards[0]), "0000");
     let page1 = s.get("/v1/cards?limit=2", &key);
-    let ids = |r: &common::Reply| -> Vec<String> {
+    let ids = |r: &harness::Reply| -> Vec<String> {
         r.body["data"]
             .as_array()
             .unwrap()
@@ -723,10 +721,10 @@ fn health_readiness_metrics() {
 #[test]
 fn master_key_file_is_private_and_checked() {
     use std::os::unix::fs::PermissionsExt;
-    let dir = common::fresh_dir("keyfile");
+    let dir = harness::fresh_dir("keyfile");
     let mut s = Server::start_in(dir.clone());
     let path = dir.path.join("master.key");
-    if common::pkcs11_provider() {
+    if harness::pkcs11_provider() {
         // The master key is in the token: there must be no key file at all.
         assert!(!path.exists(), "a key file next to a PKCS#11 master key");
         s.stop();
@@ -883,7 +881,7 @@ fn openapi_document_matches_the_routes() {
 #[test]
 fn dev_mode_prints_lines_that_work() {
     use std::io::{BufRead, BufReader};
-    let dir = common::fresh_dir("dev");
+    let dir = harness::fresh_dir("dev");
     let mut child = dir
         .command(&["serve", "--dev", "--listen", "127.0.0.1:0"])
         .stdout(std::process::Stdio::piped())
@@ -965,7 +963,7 @@ fn token_attempts_are_exact_under_concurrency() {
 /// SIGTERM stops the server cleanly (exit 0) and promptly.
 #[test]
 fn sigterm_stops_the_server_cleanly() {
-    let dir = common::fresh_dir("sigterm");
+    let dir = harness::fresh_dir("sigterm");
     let mut child = dir
         .command(&["serve", "--listen", "127.0.0.1:0"])
         .stdout(std::process::Stdio::null())

@@ -5,13 +5,11 @@
 //! `softhsm2`); scripts/test installs them. Without them the tests fail under
 //! CI=true and say loudly that they did not run elsewhere.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::Server;
+use crate::harness::{self, Server};
 
 const MODULES: [&str; 2] = [
     "/usr/lib/softhsm/libsofthsm2.so",
@@ -52,7 +50,7 @@ impl Token {
             );
             return None;
         };
-        let dir = common::fresh_path(&format!("hsm-{tag}"));
+        let dir = harness::fresh_path(&format!("hsm-{tag}"));
         std::fs::create_dir_all(dir.join("tokens")).unwrap();
         std::fs::write(
             dir.join("softhsm2.conf"),
@@ -106,7 +104,7 @@ impl Token {
 
     /// `pinvault ARGS --data-dir DIR` with this token's environment.
     fn pinvault(&self, args: &[&str], data_dir: &Path) -> std::process::Output {
-        Command::new(common::BIN)
+        Command::new(harness::BIN)
             .args(args)
             .arg("--data-dir")
             .arg(data_dir)
@@ -182,7 +180,7 @@ fn lifecycle_on_a_token_with_no_key_file() {
     let Some(token) = Token::new("life") else {
         return;
     };
-    let dir = common::fresh_dir("pkcs11-life");
+    let dir = harness::fresh_dir("pkcs11-life");
     let mut args = vec!["keys", "init", "--provider", "pkcs11"];
     let targs = token.args();
     args.extend(targs.iter().map(String::as_str));
@@ -292,7 +290,7 @@ fn migration_both_ways_loses_nothing() {
     let Some(token) = Token::new("migrate") else {
         return;
     };
-    let dir = common::fresh_dir("pkcs11-migrate");
+    let dir = harness::fresh_dir("pkcs11-migrate");
     let mut s = Server::start_with(dir.clone(), token.env());
     assert!(dir.path.join("master.key").exists());
     let key = s.program("test", PLAIN);
@@ -318,7 +316,7 @@ fn migration_both_ways_loses_nothing() {
         .unwrap()
         .to_owned();
     let block = |pin: &str| -> String {
-        let out = Command::new(common::BIN)
+        let out = Command::new(harness::BIN)
             .args([
                 "pinblock", "encode", "--format", "iso_0", "--pin", pin, "--pan", pans[0],
             ])
@@ -397,7 +395,7 @@ fn a_token_that_goes_away_fails_readiness_and_recovers() {
     let Some(token) = Token::new("away") else {
         return;
     };
-    let dir = common::fresh_dir("pkcs11-away");
+    let dir = harness::fresh_dir("pkcs11-away");
     let mut args = vec!["keys", "init", "--provider", "pkcs11"];
     let targs = token.args();
     args.extend(targs.iter().map(String::as_str));
@@ -477,7 +475,7 @@ fn init_refuses_to_orphan_keys_and_names_a_wrong_pin() {
     let Some(token) = Token::new("refuse") else {
         return;
     };
-    let dir = common::fresh_dir("pkcs11-refuse");
+    let dir = harness::fresh_dir("pkcs11-refuse");
     let out = token.pinvault(&["programs", "list"], &dir.path);
     assert!(out.status.success(), "a key-file directory with data keys");
     let mut args = vec!["keys", "init", "--provider", "pkcs11"];
@@ -488,8 +486,8 @@ fn init_refuses_to_orphan_keys_and_names_a_wrong_pin() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("keys migrate"), "{err}");
 
-    let fresh = common::fresh_dir("pkcs11-wrongpin");
-    let out = Command::new(common::BIN)
+    let fresh = harness::fresh_dir("pkcs11-wrongpin");
+    let out = Command::new(harness::BIN)
         .args(&args)
         .arg("--data-dir")
         .arg(&fresh.path)
@@ -501,7 +499,7 @@ fn init_refuses_to_orphan_keys_and_names_a_wrong_pin() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("PIN"), "{err}");
     assert!(!err.contains("00000000"));
-    let out = Command::new(common::BIN)
+    let out = Command::new(harness::BIN)
         .args(&args)
         .arg("--data-dir")
         .arg(&fresh.path)
@@ -515,7 +513,7 @@ fn init_refuses_to_orphan_keys_and_names_a_wrong_pin() {
     // The PIN from a file works.
     let pin_file = token.dir.join("pin");
     std::fs::write(&pin_file, format!("{USER_PIN}\n")).unwrap();
-    let out = Command::new(common::BIN)
+    let out = Command::new(harness::BIN)
         .args(&args)
         .arg("--data-dir")
         .arg(&fresh.path)

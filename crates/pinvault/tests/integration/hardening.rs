@@ -5,13 +5,11 @@
 //! flight and gives back the webhook claims of attempts it had to cut short.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
-use common::Server;
+use crate::harness::{self, Server};
 use serde_json::{Value, json};
 
 const PAN: &str = "4111111111111111";
@@ -25,7 +23,7 @@ fn metric(s: &Server, line_start: &str) -> u64 {
         .unwrap_or_else(|| panic!("no {line_start} in {text}"))
 }
 
-fn assert_limited(r: &common::Reply, what: &str) {
+fn assert_limited(r: &harness::Reply, what: &str) {
     assert_eq!(r.status, 429, "{}", r.body);
     assert_eq!(r.code(), "rate_limited");
     assert_eq!(r.header("content-type"), Some("application/problem+json"));
@@ -129,7 +127,7 @@ fn rate_limits_per_card_and_per_key() {
 /// as the sandbox's), and a bad limit is refused at start.
 #[test]
 fn rate_limit_flags_are_checked() {
-    let dir = common::fresh_dir("limit-flags");
+    let dir = harness::fresh_dir("limit-flags");
     let out = dir
         .command(&[
             "serve",
@@ -232,7 +230,7 @@ fn curl(args: &[&str]) -> (String, String) {
 /// port gets no answer.
 #[test]
 fn https_with_a_self_signed_certificate() {
-    let certs = common::fresh_path("tls-certs");
+    let certs = harness::fresh_path("tls-certs");
     let (cert, key_file) = openssl_cert(&certs);
     let s = Server::start_env(
         "tls",
@@ -297,9 +295,9 @@ fn https_with_a_self_signed_certificate() {
 /// A bad certificate or key stops the server at start with a clear message.
 #[test]
 fn tls_files_are_checked_at_start() {
-    let certs = common::fresh_path("tls-bad");
+    let certs = harness::fresh_path("tls-bad");
     let (cert, _) = openssl_cert(&certs);
-    let dir = common::fresh_dir("tls-bad");
+    let dir = harness::fresh_dir("tls-bad");
     let cert = cert.to_str().unwrap();
     let out = dir
         .command(&[

@@ -3,11 +3,9 @@
 //! program commits it (`POST /v1/cards/{id}/pin/commit`), against the real
 //! binary on a fresh data directory, checked through the sandbox verification.
 
-mod common;
-
 use std::sync::Arc;
 
-use common::{Reply, Server};
+use crate::harness::{Reply, Server};
 use serde_json::Value;
 
 const PAN: &str = "4111111111111111";

@@ -5,15 +5,13 @@
 //! changed in the database.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::Server;
+use crate::harness::{self, Server};
 use serde_json::{Value, json};
 
 const PAN: &str = "4111111111111111";
@@ -829,7 +827,7 @@ impl Db {
                 )
                 .unwrap(),
             Db::Postgres(url) => {
-                let rows = common::postgres_query(
+                let rows = harness::postgres_query(
                     url,
                     &format!("SELECT encode({column}, 'hex') FROM audit_log WHERE seq = {seq}"),
                 );

@@ -6,15 +6,13 @@
 //! `PINVAULT_TEST_BACKEND=postgres`, on PostgreSQL (`scripts/test` runs both).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Barrier, Mutex};
 use std::time::Duration;
 
-use common::Server;
+use crate::harness::{self, Server};
 
 const PAN: &str = "4111111111111111";
 const PLAIN: &[&str] = &["allow_plaintext_pin=true", "allow_plaintext_reveal=true"];
@@ -48,7 +46,7 @@ fn at_once<T: Send + 'static>(
     handles.into_iter().map(|h| h.join().unwrap()).collect()
 }
 
-fn put_pin(node: &Server, key: &str, card: &str, token: &str, pin: &str) -> common::Reply {
+fn put_pin(node: &Server, key: &str, card: &str, token: &str, pin: &str) -> harness::Reply {
     node.call(
         "PUT",
         &format!("/v1/cards/{card}/pin"),
@@ -127,7 +125,7 @@ fn wrong_pins_through_two_nodes_stop_at_exactly_max_tries() {
         .as_str()
         .unwrap()
         .to_owned();
-    let out = std::process::Command::new(common::BIN)
+    let out = std::process::Command::new(harness::BIN)
         .args([
             "pinblock", "encode", "--format", "iso_0", "--pin", "1234", "--pan", PAN, "--key",
             zpk_hex,
@@ -402,7 +400,7 @@ impl Relay {
 }
 
 /// Polls `/readyz` (at most about 30 s) until it answers `status`.
-fn wait_ready(node: &Server, status: u16) -> common::Reply {
+fn wait_ready(node: &Server, status: u16) -> harness::Reply {
     for _ in 0..300 {
         let r = node.call("GET", "/readyz", None, None);
         if r.status == status {
@@ -418,11 +416,11 @@ fn wait_ready(node: &Server, status: u16) -> common::Reply {
 /// by itself.
 #[test]
 fn postgres_only_readiness_follows_the_database() {
-    if !common::on_postgres() {
+    if !harness::on_postgres() {
         eprintln!("postgres_only test: skipped on SQLite (scripts/test runs it on PostgreSQL)");
         return;
     }
-    let dir = common::fresh_dir("outage");
+    let dir = harness::fresh_dir("outage");
     let url = dir.database_url.clone().unwrap();
     // postgres://[user@]host:port/db…: send the node through the relay.
     let (scheme, rest) = url.split_once("://").unwrap();

@@ -12,20 +12,18 @@
 //! each PAN and each PIN of 8 digits or more it sends, and checks at the end.)
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::harness::{self, Server};
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
 use aws_lc_rs::agreement::{ECDH_P256, PrivateKey};
 use aws_lc_rs::rsa::{OAEP_SHA256_MGF1SHA256, OaepPublicEncryptingKey, PublicEncryptingKey};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD as B64};
-use common::Server;
 use serde_json::json;
 
 /// A Luhn-valid PAN: `prefix` and its check digit.
@@ -142,7 +140,7 @@ fn encrypt_pin(s: &Server, plain: &str) -> String {
 }
 
 fn cli_block(format: &str, pin: &str, pan: &str, key_hex: &str) -> String {
-    let out = std::process::Command::new(common::BIN)
+    let out = std::process::Command::new(harness::BIN)
         .args([
             "pinblock", "encode", "--format", format, "--pin", pin, "--pan", pan,
         ])
@@ -380,12 +378,12 @@ fn no_pin_or_pan_is_left_anywhere() {
     let webhooks = hooks.lock().unwrap().join("\n");
 
     let mut leaks = s.leaks();
-    leaks.extend(common::find_canaries(
+    leaks.extend(harness::find_canaries(
         events.as_bytes(),
         &canaries,
         "GET /v1/events",
     ));
-    leaks.extend(common::find_canaries(
+    leaks.extend(harness::find_canaries(
         webhooks.as_bytes(),
         &canaries,
         "the webhook bodies",
@@ -405,7 +403,7 @@ fn no_pin_or_pan_is_left_anywhere() {
     let hex: String = "482910573619".bytes().map(|b| format!("{b:02x}")).collect();
     let pin_set = BTreeSet::from([pins[0].to_owned()]);
     assert_eq!(
-        common::find_canaries(hex.as_bytes(), &pin_set, "x").len(),
+        harness::find_canaries(hex.as_bytes(), &pin_set, "x").len(),
         1
     );
 }
