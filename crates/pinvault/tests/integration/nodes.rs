@@ -416,8 +416,7 @@ fn wait_ready(node: &Server, status: u16) -> harness::Reply {
 /// by itself.
 #[test]
 fn postgres_only_readiness_follows_the_database() {
-    if !harness::on_postgres() {
-        eprintln!("postgres_only test: skipped on SQLite (scripts/test runs it on PostgreSQL)");
+    if !harness::postgres_only("nodes::postgres_only_readiness_follows_the_database") {
         return;
     }
     let dir = harness::fresh_dir("outage");

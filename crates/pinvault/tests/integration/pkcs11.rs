@@ -42,11 +42,9 @@ impl Token {
             });
         let util = Command::new("softhsm2-util").arg("--version").output();
         let (Some(module), Ok(_)) = (module, util) else {
-            if std::env::var("CI").as_deref() == Ok("true") {
-                panic!("CI=true: SoftHSM2 (softhsm2-util and libsofthsm2.so) is required");
-            }
-            eprintln!(
-                "\n!!!!!!!!\n!!! SKIPPED {tag}: SoftHSM2 not installed (apt-get install softhsm2)\n!!!!!!!!"
+            harness::missing_dependency(
+                &format!("pkcs11 ({tag})"),
+                "SoftHSM2 (softhsm2-util and libsofthsm2.so) is not installed (apt-get install softhsm2)",
             );
             return None;
         };

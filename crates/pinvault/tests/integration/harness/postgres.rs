@@ -66,6 +66,34 @@ pub fn with_database(url: &str, db: &str) -> String {
     format!("{}/{db}{query}", &base[..host_end])
 }
 
+/// Whether a PostgreSQL server answers at `PINVAULT_TEST_POSTGRES_URL` (else
+/// the local one at 127.0.0.1:5432), whatever backend this run is on: for a
+/// test that only applies to PostgreSQL, to tell "this pass is on SQLite" from
+/// "there is no PostgreSQL on this machine".
+pub fn postgres_reachable() -> bool {
+    let url = postgres_admin_url().map_or_else(
+        || {
+            std::env::var("PINVAULT_TEST_POSTGRES_URL")
+                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+        },
+        str::to_owned,
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let connect = tokio_postgres::connect(&url, tokio_postgres::NoTls);
+        match tokio::time::timeout(std::time::Duration::from_secs(5), connect).await {
+            Ok(Ok((client, connection))) => {
+                tokio::spawn(connection);
+                client.simple_query("SELECT 1").await.is_ok()
+            }
+            _ => false,
+        }
+    })
+}
+
 /// Drops the test databases of test processes that are gone (killed before
 /// their data directories were dropped), once per process. Only on a server on
 /// this machine: the process ids in the names mean nothing on a shared one.
