@@ -2,14 +2,24 @@
 //! operator commands); errors to stderr with a non-zero exit code (1 for a failed
 //! command, 2 for a usage error).
 
-mod admin;
+mod api_keys;
+mod audit;
+mod data;
+mod key_provider;
+mod keys;
 mod listen;
+mod output;
+mod programs;
 pub(crate) mod serve;
 mod tools;
+mod zone_keys;
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+
+pub use output::CliError;
+use output::{print_stderr, print_stdout};
 
 #[derive(Debug, Parser)]
 #[command(name = "pinvault", version, about = "Self-hostable card PIN service", long_about = None)]
@@ -24,34 +34,24 @@ enum Command {
     Serve(Box<serve::ServeArgs>),
     /// Manage programs (tenants) and their settings.
     #[command(subcommand)]
-    Programs(admin::ProgramsCommand),
+    Programs(programs::ProgramsCommand),
     /// Create, list and revoke API keys.
     #[command(subcommand, name = "api-keys")]
-    ApiKeys(admin::ApiKeysCommand),
+    ApiKeys(api_keys::ApiKeysCommand),
     /// Rotate and list the data keys.
     #[command(subcommand)]
-    Keys(admin::KeysCommand),
+    Keys(keys::KeysCommand),
     /// Import and list the zone PIN keys terminals' PIN blocks arrive under.
     #[command(subcommand, name = "zone-keys")]
-    ZoneKeys(admin::ZoneKeysCommand),
+    ZoneKeys(zone_keys::ZoneKeysCommand),
     /// Read and verify the tamper-evident audit trail.
     #[command(subcommand)]
-    Audit(admin::AuditCommand),
+    Audit(audit::AuditCommand),
     /// Build and read ISO 9564 PIN blocks (integrator tools, for test data).
     #[command(subcommand)]
     Pinblock(tools::PinblockCommand),
     /// Print the key check value of a TDES or AES key.
     Kcv(tools::KcvArgs),
-}
-
-/// A command's failure: the message is printed after `error: ` on stderr.
-#[derive(Debug)]
-pub struct CliError(pub String);
-
-impl<E: std::error::Error> From<E> for CliError {
-    fn from(e: E) -> Self {
-        CliError(e.to_string())
-    }
 }
 
 /// Logs go to stderr; `PINVAULT_LOG` sets the level (`info` by default; for
@@ -103,21 +103,6 @@ fn runtime(multi: bool) -> Result<tokio::runtime::Runtime, CliError> {
         .map_err(|e| CliError(format!("cannot start the runtime: {e}")))
 }
 
-/// Writes a result to stdout. A reader that has gone away (`| head -1`, a test
-/// that stopped reading) is not an error worth dying for, so write errors are
-/// ignored rather than panicking as `println!` would.
-pub(crate) fn print_stdout(text: &str) {
-    use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{text}").and_then(|()| out.flush());
-}
-
-/// As [`print_stdout`], for stderr.
-pub(crate) fn print_stderr(text: &str) {
-    use std::io::Write;
-    let _ = writeln!(std::io::stderr().lock(), "{text}");
-}
-
 /// Parses the command line, runs the command, and maps the outcome to an exit code.
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
@@ -129,19 +114,19 @@ pub fn run() -> ExitCode {
                 .map(|()| None)
         }
         Command::Programs(cmd) => runtime(false)
-            .and_then(|rt| rt.block_on(admin::programs(cmd)))
+            .and_then(|rt| rt.block_on(programs::programs(cmd)))
             .map(|s| Some(s.into())),
         Command::ApiKeys(cmd) => runtime(false)
-            .and_then(|rt| rt.block_on(admin::api_keys(cmd)))
+            .and_then(|rt| rt.block_on(api_keys::api_keys(cmd)))
             .map(|s| Some(s.into())),
         Command::Keys(cmd) => runtime(false)
-            .and_then(|rt| rt.block_on(admin::keys(cmd)))
+            .and_then(|rt| rt.block_on(keys::keys(cmd)))
             .map(|s| Some(s.into())),
         Command::ZoneKeys(cmd) => runtime(false)
-            .and_then(|rt| rt.block_on(admin::zone_keys(cmd)))
+            .and_then(|rt| rt.block_on(zone_keys::zone_keys(cmd)))
             .map(|s| Some(s.into())),
         Command::Audit(cmd) => runtime(false)
-            .and_then(|rt| rt.block_on(admin::audit(cmd)))
+            .and_then(|rt| rt.block_on(audit::audit(cmd)))
             .map(|s| Some(s.into())),
         Command::Pinblock(cmd) => tools::pinblock(cmd).map(Some),
         Command::Kcv(args) => tools::kcv(&args).map(Some),

@@ -4,7 +4,7 @@ use clap::{Args, Subcommand, ValueEnum};
 use pinblock::{Format, KeyAlgorithm, Pan, Pin, ZoneKey};
 use zeroize::Zeroizing;
 
-use super::CliError;
+use super::output::CliError;
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum FormatArg {

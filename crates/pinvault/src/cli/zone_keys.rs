@@ -1,0 +1,124 @@
+//! `pinvault zone-keys`: import zone PIN keys from clear components, and list
+//! them. Prints JSON on stdout and works while servers run (the database
+//! arbitrates).
+
+use clap::{Subcommand, ValueEnum};
+use serde_json::{Value, json};
+use zeroize::Zeroizing;
+
+use super::data::{DataArgs, open_app};
+use super::output::{CliError, err, pretty};
+use crate::domain::time::rfc3339;
+use crate::keys::ZoneAlgorithm;
+use crate::store::prelude::*;
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ZoneAlgorithmArg {
+    /// Triple DES, double or triple length (32 or 48 hex digits).
+    Tdes,
+    Aes128,
+    Aes192,
+    Aes256,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ZoneKeysCommand {
+    /// Load a zone PIN key from clear components (XORed together). Prints its id
+    /// and key check value; the key itself is stored wrapped by the master key and
+    /// never shown again.
+    Import {
+        #[arg(long)]
+        name: String,
+        #[arg(long, value_enum)]
+        algorithm: ZoneAlgorithmArg,
+        /// A clear component in hex; repeat for each custodian's component. `-`
+        /// reads one line from standard input instead (keeps it out of the
+        /// process list and shell history).
+        #[arg(long = "component", value_name = "HEX", required = true)]
+        components: Vec<String>,
+        /// The expected key check value (hex, at least 4 digits): the import is
+        /// refused if the combined key's differs.
+        #[arg(long)]
+        kcv: Option<String>,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// List zone keys (id, name, algorithm, key check value; never the key).
+    List {
+        #[command(flatten)]
+        data: DataArgs,
+    },
+}
+
+pub async fn zone_keys(cmd: ZoneKeysCommand) -> Result<String, CliError> {
+    match cmd {
+        ZoneKeysCommand::Import {
+            name,
+            algorithm,
+            components,
+            kcv,
+            data,
+        } => {
+            let name = name.trim();
+            if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
+                return Err(CliError("--name must be 1 to 200 characters".into()));
+            }
+            let algorithm = match algorithm {
+                ZoneAlgorithmArg::Tdes => ZoneAlgorithm::Tdes,
+                ZoneAlgorithmArg::Aes128 => ZoneAlgorithm::Aes128,
+                ZoneAlgorithmArg::Aes192 => ZoneAlgorithm::Aes192,
+                ZoneAlgorithmArg::Aes256 => ZoneAlgorithm::Aes256,
+            };
+            let mut clear = Vec::with_capacity(components.len());
+            for (i, c) in components.into_iter().enumerate() {
+                let c = Zeroizing::new(c);
+                if c.as_str() == "-" {
+                    let mut line = Zeroizing::new(String::new());
+                    std::io::stdin().read_line(&mut line).map_err(|e| {
+                        CliError(format!("reading component {} from stdin: {e}", i + 1))
+                    })?;
+                    clear.push(Zeroizing::new(line.trim().to_owned()));
+                } else {
+                    clear.push(c);
+                }
+            }
+            let app = open_app(&data, String::new()).await?;
+            let imported = app
+                .import_zone_key(name, algorithm, &clear, kcv.as_deref())
+                .await
+                .map_err(err)?;
+            Ok(pretty(
+                &json!({ "zone_key_id": imported.id, "kcv": imported.kcv }),
+            ))
+        }
+        ZoneKeysCommand::List { data } => {
+            let app = open_app(&data, String::new()).await?;
+            let mut out = Vec::new();
+            let mut after: Option<String> = None;
+            loop {
+                let Some((rows, more)) = app
+                    .store
+                    .list_zone_keys(100, after.as_deref())
+                    .await
+                    .map_err(err)?
+                else {
+                    break;
+                };
+                after = rows.last().map(|r| r.id.clone());
+                out.extend(rows.iter().map(|k| {
+                    json!({
+                        "id": k.id,
+                        "name": k.name,
+                        "algorithm": k.algorithm.as_str(),
+                        "kcv": k.kcv,
+                        "created_at": rfc3339(k.created_at),
+                    })
+                }));
+                if !more {
+                    break;
+                }
+            }
+            Ok(pretty(&Value::Array(out)))
+        }
+    }
+}

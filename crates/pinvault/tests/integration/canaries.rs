@@ -1,0 +1,409 @@
+//! Leak canaries: every path a PIN or a PAN takes (card creation with a PIN,
+//! set in clear and encrypted, refused PINs and PANs, reveal in clear and to a
+//! device, PIN blocks verified and mismatched, the sandbox, unblock, the hosted
+//! widgets' pages and calls, webhooks)
+//! with distinctive values: 12-digit PINs and Luhn-valid PANs that occur
+//! nowhere by chance. Afterwards none of them is in the data directory's files
+//! (SQLite database, WAL, key file), the PostgreSQL database, the server's
+//! debug log, the events API or the webhook bodies. A value the service does
+//! store (an `external_id`) is planted the same way and found: the scan can fail.
+//!
+//! (Every other integration test is a canary run too: the harness registers
+//! each PAN and each PIN of 8 digits or more it sends, and checks at the end.)
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::BTreeSet;
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::harness::{self, Server};
+use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
+use aws_lc_rs::agreement::{ECDH_P256, PrivateKey};
+use aws_lc_rs::rsa::{OAEP_SHA256_MGF1SHA256, OaepPublicEncryptingKey, PublicEncryptingKey};
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD as B64};
+use serde_json::json;
+
+/// A Luhn-valid PAN: `prefix` and its check digit.
+fn luhn(prefix: &str) -> String {
+    let sum: u32 = prefix
+        .chars()
+        .rev()
+        .enumerate()
+        .map(|(i, c)| {
+            let d = c.to_digit(10).unwrap();
+            if i % 2 == 0 {
+                let d2 = d * 2;
+                if d2 > 9 { d2 - 9 } else { d2 }
+            } else {
+                d
+            }
+        })
+        .sum();
+    format!("{prefix}{}", (10 - sum % 10) % 10)
+}
+
+/// A receiver that answers 200 and keeps every body.
+fn receiver() -> (u16, Arc<Mutex<Vec<String>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let bodies = Arc::new(Mutex::new(Vec::new()));
+    let b = bodies.clone();
+    std::thread::spawn(move || {
+        for mut s in listener.incoming().flatten() {
+            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 4096];
+            let (head_end, len) = loop {
+                if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                    let head = String::from_utf8_lossy(&buf[..i]).to_ascii_lowercase();
+                    let len = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .map_or(0, |v| v.trim().parse().unwrap());
+                    break (i + 4, len);
+                }
+                match s.read(&mut chunk) {
+                    Ok(0) | Err(_) => break (0, usize::MAX),
+                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                }
+            };
+            if len == usize::MAX {
+                continue;
+            }
+            while buf.len() < head_end + len {
+                match s.read(&mut chunk) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                }
+            }
+            b.lock()
+                .unwrap()
+                .push(String::from_utf8_lossy(&buf[head_end..]).into_owned());
+            let _ =
+                s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        }
+    });
+    (port, bodies)
+}
+
+/// A compact JWE (RSA-OAEP-256, A256GCM) of `plain` to the current published key.
+fn encrypt_pin(s: &Server, plain: &str) -> String {
+    let jwks = s.call("GET", "/v1/pin-encryption-keys", None, None).body;
+    let kid = jwks["keys"][0]["kid"].as_str().unwrap().to_owned();
+    let pem = s
+        .call(
+            "GET",
+            &format!("/v1/pin-encryption-keys/{kid}.pem"),
+            None,
+            None,
+        )
+        .body;
+    let b64: String = pem
+        .as_str()
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .collect();
+    let public = PublicEncryptingKey::from_der(&STANDARD.decode(b64).unwrap()).unwrap();
+    let oaep = OaepPublicEncryptingKey::new(public).unwrap();
+    let header =
+        B64.encode(json!({"alg": "RSA-OAEP-256", "enc": "A256GCM", "kid": kid}).to_string());
+    let mut cek = [0u8; 32];
+    aws_lc_rs::rand::fill(&mut cek).unwrap();
+    let mut iv = [0u8; 12];
+    aws_lc_rs::rand::fill(&mut iv).unwrap();
+    let mut ek = vec![0u8; oaep.ciphertext_size()];
+    let ek = oaep
+        .encrypt(&OAEP_SHA256_MGF1SHA256, &cek, &mut ek, None)
+        .unwrap()
+        .to_vec();
+    let key = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &cek).unwrap());
+    let mut body = plain.as_bytes().to_vec();
+    let tag = key
+        .seal_in_place_separate_tag(
+            Nonce::assume_unique_for_key(iv),
+            Aad::from(header.as_bytes()),
+            &mut body,
+        )
+        .unwrap();
+    [
+        header,
+        B64.encode(ek),
+        B64.encode(iv),
+        B64.encode(body),
+        B64.encode(tag.as_ref()),
+    ]
+    .join(".")
+}
+
+fn cli_block(format: &str, pin: &str, pan: &str, key_hex: &str) -> String {
+    let out = std::process::Command::new(harness::BIN)
+        .args([
+            "pinblock", "encode", "--format", format, "--pin", pin, "--pan", pan,
+        ])
+        .args(["--key", key_hex, "--key-algorithm", "aes"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+#[test]
+fn no_pin_or_pan_is_left_anywhere() {
+    let (port, hooks) = receiver();
+    let s = Server::start_env(
+        "canaries",
+        &[("PINVAULT_ALLOW_PRIVATE_WEBHOOK_TARGETS", "1")],
+    );
+    let live = s.program(
+        "live",
+        &["allow_plaintext_pin=true", "allow_plaintext_reveal=true"],
+    );
+    let test = s.program("test", &[]);
+    for key in [&live, &test] {
+        let r = s.post(
+            "/v1/webhook-endpoints",
+            key,
+            &json!({"url": format!("http://127.0.0.1:{port}/hook"), "events": [
+                "card.created", "pin.token_created", "pin.changed", "pin.staged",
+                "pin.stage_failed", "pin.revealed", "pin.verification_failed",
+                "pin.blocked", "pin.unblocked"]})
+            .to_string(),
+        );
+        assert_eq!(r.status, 201, "{}", r.body);
+    }
+    let pans = [
+        luhn("492903726518394"),
+        luhn("535718204963712"),
+        luhn("601173829461057"),
+        luhn("371846205938174"),
+    ];
+    let pins = [
+        "482910573619",
+        "730418529164",
+        "915372846021",
+        "604829173550",
+    ];
+    let (pan_a, pan_b, pan_c, pan_d) = (&pans[0], &pans[1], &pans[2], &pans[3]);
+
+    // Card A: created with its PIN in clear, under an idempotency key (twice).
+    let body = json!({"pan": pan_a, "expiry": "2031-04", "pin": {"pin": pins[0]}}).to_string();
+    for _ in 0..2 {
+        let r = s.call_with(
+            "POST",
+            "/v1/cards",
+            Some(&live),
+            Some(&body),
+            "application/json",
+            &[("Idempotency-Key", "canary-1")],
+        );
+        assert_eq!(r.status, 201, "{}", r.body);
+    }
+    // Card B: a random PIN, then one set in clear, then one set encrypted.
+    let card_b = s.card(&live, pan_b);
+    assert_eq!(s.set_pin(&live, &card_b, pins[1]).status, 204);
+    let token = s.token(&live, &card_b, "set_pin");
+    s.mark(pins[2]);
+    let jwe = encrypt_pin(&s, &json!({"pin": pins[2], "card_id": card_b}).to_string());
+    let r = s.call(
+        "PUT",
+        &format!("/v1/cards/{card_b}/pin"),
+        Some(&live),
+        Some(&json!({"control_token": token, "encrypted_pin": jwe}).to_string()),
+    );
+    assert_eq!(r.status, 204, "{}", r.body);
+    // Refused input is not kept either: a 13-digit PIN, a PAN failing Luhn.
+    let token = s.token(&live, &card_b, "set_pin");
+    let too_long = "4829105736194";
+    let r = s.call(
+        "PUT",
+        &format!("/v1/cards/{card_b}/pin"),
+        Some(&live),
+        Some(&json!({"control_token": token, "pin": too_long}).to_string()),
+    );
+    assert_eq!(r.code(), "invalid_pin", "{}", r.body);
+    let bad_pan = format!("{}{}", &pan_d[..15], (pan_d.as_bytes()[15] - b'0' + 1) % 10);
+    s.mark(&bad_pan);
+    let r = s.post("/v1/cards", &live, &json!({"pan": bad_pan}).to_string());
+    assert_eq!(r.code(), "invalid_pan", "{}", r.body);
+    // Reveal in clear and to a device key.
+    assert_eq!(s.reveal(&live, &card_b), pins[2]);
+    let device = PrivateKey::generate(&ECDH_P256).unwrap();
+    let p = device.compute_public_key().unwrap();
+    let jwk = json!({"kty": "EC", "crv": "P-256", "x": B64.encode(&p.as_ref()[1..33]),
+        "y": B64.encode(&p.as_ref()[33..65])});
+    let token = s.token(&live, &card_b, "reveal_pin");
+    let r = s.post(
+        &format!("/v1/cards/{card_b}/pin/reveal"),
+        &live,
+        &json!({"control_token": token, "device_key": jwk}).to_string(),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    // PIN blocks: a match, a mismatch (another canary PIN), unblock.
+    let zone_hex = "7c1f4e2a9b3d5f60718293a4b5c6d7e8";
+    let zpk = s.cli_json(&[
+        "zone-keys",
+        "import",
+        "--name",
+        "canary",
+        "--algorithm",
+        "aes128",
+        "--component",
+        zone_hex,
+    ])["zone_key_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    s.mark(pins[3]);
+    for (pin, want) in [(pins[2], "match"), (pins[3], "mismatch")] {
+        for format in ["iso_4", "iso_0"] {
+            let block = cli_block(format, pin, pan_b, zone_hex);
+            let r = s.post(
+                &format!("/v1/cards/{card_b}/pin/verify"),
+                &live,
+                &json!({"pin_block": block, "format": format, "zone_key_id": zpk}).to_string(),
+            );
+            assert_eq!(r.body["result"], want, "{}", r.body);
+        }
+    }
+    let r = s.post(&format!("/v1/cards/{card_b}/pin/unblock"), &live, "{}");
+    assert_eq!(r.status, 204, "{}", r.body);
+    // The sandbox, with a canary PIN typed at a "terminal", until blocked.
+    let card_c = s.card(&test, pan_c);
+    for _ in 0..4 {
+        let r = s.post(
+            &format!("/v1/test/cards/{card_c}/pin/verify"),
+            &test,
+            &json!({"pin": pins[3]}).to_string(),
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    // The hosted widgets: the pages (token in the query), a PIN set through
+    // the set widget's call (encrypted on the "device"), a reveal through the
+    // reveal widget's call.
+    let widget_pin = "284619375028";
+    s.mark(widget_pin);
+    let token = s.token(&live, &card_b, "set_pin");
+    let r = s.call(
+        "GET",
+        &format!("/widgets/pin-set?token={token}"),
+        None,
+        None,
+    );
+    assert_eq!(r.status, 200);
+    let jwe = encrypt_pin(
+        &s,
+        &json!({"pin": widget_pin, "card_id": card_b}).to_string(),
+    );
+    let r = s.call(
+        "POST",
+        "/widgets/api/pin-set",
+        None,
+        Some(&json!({"control_token": token, "encrypted_pin": jwe}).to_string()),
+    );
+    assert_eq!(r.status, 204, "{}", r.body);
+    let token = s.token(&live, &card_b, "reveal_pin");
+    let r = s.call(
+        "GET",
+        &format!("/widgets/pin-reveal?token={token}"),
+        None,
+        None,
+    );
+    assert_eq!(r.status, 200);
+    let r = s.call(
+        "POST",
+        "/widgets/api/pin-reveal",
+        None,
+        Some(&json!({"control_token": token, "device_key": jwk}).to_string()),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body["encrypted_pin"].is_string(), "{}", r.body);
+
+    // The planted value: stored by design, so the scan must find it.
+    let planted = "7391046285519264";
+    let r = s.post(
+        "/v1/cards",
+        &live,
+        &json!({"pan": pan_d, "external_id": planted}).to_string(),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+
+    let canaries = s.canaries();
+    for v in pans
+        .iter()
+        .map(String::as_str)
+        .chain(pins)
+        .chain([too_long, bad_pan.as_str()])
+    {
+        assert!(canaries.contains(v), "{v} was not registered: {canaries:?}");
+    }
+
+    // Every event of both programs, from the API and from the webhooks.
+    let mut events = String::new();
+    let mut count = 0;
+    for key in [&live, &test] {
+        let mut after = String::new();
+        loop {
+            let r = s.get(&format!("/v1/events?limit=100{after}"), key);
+            assert_eq!(r.status, 200, "{}", r.body);
+            let data = r.body["data"].as_array().unwrap();
+            count += data.len();
+            events.push_str(&r.body.to_string());
+            if !r.body["has_more"].as_bool().unwrap() {
+                break;
+            }
+            after = format!(
+                "&starting_after={}",
+                data.last().unwrap()["id"].as_str().unwrap()
+            );
+        }
+    }
+    assert!(count >= 15, "{count} events");
+    let since = Instant::now();
+    while hooks.lock().unwrap().len() < count {
+        assert!(
+            since.elapsed() < Duration::from_secs(60),
+            "{} of {count} webhooks delivered",
+            hooks.lock().unwrap().len()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let webhooks = hooks.lock().unwrap().join("\n");
+
+    let mut leaks = s.leaks();
+    leaks.extend(harness::find_canaries(
+        events.as_bytes(),
+        &canaries,
+        "GET /v1/events",
+    ));
+    leaks.extend(harness::find_canaries(
+        webhooks.as_bytes(),
+        &canaries,
+        "the webhook bodies",
+    ));
+    assert!(leaks.is_empty(), "leak canaries found: {leaks:#?}");
+
+    // The scan works: the planted value is found where it is kept.
+    let planted = BTreeSet::from([planted.to_owned()]);
+    let found = s.leaks_of(&planted);
+    assert!(
+        found
+            .iter()
+            .any(|f| f.contains("pinvault.db") || f.contains("PostgreSQL")),
+        "the planted value was not found: {found:?}"
+    );
+    // And in hex form (as PostgreSQL shows bytes), and in events when carried.
+    let hex: String = "482910573619".bytes().map(|b| format!("{b:02x}")).collect();
+    let pin_set = BTreeSet::from([pins[0].to_owned()]);
+    assert_eq!(
+        harness::find_canaries(hex.as_bytes(), &pin_set, "x").len(),
+        1
+    );
+}

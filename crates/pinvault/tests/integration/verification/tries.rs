@@ -1,0 +1,204 @@
+//! Try counting: blocking, unblocking, concurrency, and the sandbox.
+
+use crate::harness::Server;
+use std::sync::Arc;
+
+use super::support::*;
+
+/// Mismatches count, a match resets, `max_tries` blocks the PIN and makes the
+/// card inactive; a blocked PIN answers `blocked` unchecked; unblocking and
+/// reactivating the card both restore it.
+#[test]
+fn tries_block_unblock_and_reactivation() {
+    let s = Server::start("verify-tries");
+    let key = s.program("live", SETTINGS);
+    let v = vectors().into_iter().find(|v| v.format == "iso_0").unwrap();
+    let zpk = import(&s, algorithm(&v), &[&v.key]);
+    // The card's PIN is another one, so the vector's block is a wrong PIN; the
+    // right PIN's block is the vector once the card's PIN is set to it.
+    let c = card(&s, &key, &v.pan, &other_pin(&v.pin));
+    let wrong = || verify(&s, &key, &c, &v.format, &v.enciphered, &zpk);
+    assert_eq!(outcome(&wrong()), ("mismatch".into(), 2));
+    assert_eq!(outcome(&wrong()), ("mismatch".into(), 1));
+    assert_eq!(fail_count(&s, &key, &c), 2);
+    assert_eq!(s.set_pin(&key, &c, &v.pin).status, 204);
+    assert_eq!(fail_count(&s, &key, &c), 0, "a new PIN resets the count");
+    let right = || verify(&s, &key, &c, &v.format, &v.enciphered, &zpk);
+    assert_eq!(s.set_pin(&key, &c, &other_pin(&v.pin)).status, 204);
+    assert_eq!(outcome(&wrong()), ("mismatch".into(), 2));
+    assert_eq!(s.set_pin(&key, &c, &v.pin).status, 204);
+    assert_eq!(outcome(&right()), ("match".into(), 3));
+
+    // A match resets the count.
+    assert_eq!(s.set_pin(&key, &c, &other_pin(&v.pin)).status, 204);
+    assert_eq!(outcome(&wrong()), ("mismatch".into(), 2));
+    assert_eq!(outcome(&wrong()), ("mismatch".into(), 1));
+    // (The card's PIN is other_pin: its block comes from the CLI only here, to
+    // reach a match without resetting the count through a PIN change.)
+    let other_block = cli_block(&s, &v, &other_pin(&v.pin));
+    let matching = || verify(&s, &key, &c, &v.format, &other_block, &zpk);
+    assert_eq!(outcome(&matching()), ("match".into(), 3));
+    assert_eq!(fail_count(&s, &key, &c), 0);
+
+    // Three mismatches block; the third answers mismatch with 0 left.
+    assert_eq!(outcome(&wrong()), ("mismatch".into(), 2));
+    assert_eq!(outcome(&wrong()), ("mismatch".into(), 1));
+    assert_eq!(outcome(&wrong()), ("mismatch".into(), 0));
+    let got = s.get(&format!("/v1/cards/{c}"), &key).body;
+    assert_eq!(got["status"], "inactive", "{got}");
+    assert_eq!(got["pin"]["status"], "blocked", "{got}");
+    assert_eq!(got["pin"]["fail_count"], 3, "{got}");
+    // Blocked: the right PIN and garbage both answer blocked, nothing counted.
+    assert_eq!(outcome(&matching()), ("blocked".into(), 0));
+    assert_eq!(
+        outcome(&verify(&s, &key, &c, &v.format, "00", &zpk)),
+        ("blocked".into(), 0)
+    );
+    assert_eq!(fail_count(&s, &key, &c), 3);
+
+    // Unblock: count reset, card active again, the right PIN matches.
+    let r = s.post(
+        &format!("/v1/cards/{c}/pin/unblock"),
+        &key,
+        r#"{"description":"cardholder called","updated_by":"agent 7"}"#,
+    );
+    assert_eq!(r.status, 204, "{}", r.body);
+    let got = s.get(&format!("/v1/cards/{c}"), &key).body;
+    assert_eq!(got["status"], "active", "{got}");
+    assert_eq!(got["pin"]["status"], "unblocked", "{got}");
+    assert_eq!(outcome(&matching()), ("match".into(), 3));
+
+    // Block again; reactivating the card unblocks the PIN.
+    for _ in 0..3 {
+        outcome(&wrong());
+    }
+    assert_eq!(
+        s.get(&format!("/v1/cards/{c}"), &key).body["status"],
+        "inactive"
+    );
+    let r = s.call(
+        "PATCH",
+        &format!("/v1/cards/{c}"),
+        Some(&key),
+        Some(r#"{"status":"active"}"#),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["pin"]["status"], "unblocked", "{}", r.body);
+    assert_eq!(outcome(&matching()), ("match".into(), 3));
+
+    // A suspended card's PIN still counts and blocks, and the card stays suspended.
+    let r = s.call(
+        "PATCH",
+        &format!("/v1/cards/{c}"),
+        Some(&key),
+        Some(r#"{"status":"suspended"}"#),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    for _ in 0..3 {
+        outcome(&wrong());
+    }
+    let got = s.get(&format!("/v1/cards/{c}"), &key).body;
+    assert_eq!(got["status"], "suspended", "{got}");
+    assert_eq!(got["pin"]["status"], "blocked", "{got}");
+}
+
+/// 24 simultaneous wrong PINs for one card: exactly `max_tries` (3) are counted
+/// as mismatches, the rest answer `blocked`.
+#[test]
+fn concurrent_wrong_pins_stop_at_exactly_max_tries() {
+    let s = Arc::new(Server::start("verify-race"));
+    let key = Arc::new(s.program("live", SETTINGS));
+    let v = Arc::new(vectors().into_iter().find(|v| v.format == "iso_4").unwrap());
+    let zpk = Arc::new(import(&s, algorithm(&v), &[&v.key]));
+    let c = Arc::new(card(&s, &key, &v.pan, &other_pin(&v.pin)));
+    let barrier = Arc::new(std::sync::Barrier::new(24));
+    let handles: Vec<_> = (0..24)
+        .map(|_| {
+            let (s, key, v, zpk, c, barrier) = (
+                s.clone(),
+                key.clone(),
+                v.clone(),
+                zpk.clone(),
+                c.clone(),
+                barrier.clone(),
+            );
+            std::thread::spawn(move || {
+                barrier.wait();
+                outcome(&verify(&s, &key, &c, &v.format, &v.enciphered, &zpk))
+            })
+        })
+        .collect();
+    let results: Vec<(String, u64)> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    let mismatches: Vec<u64> = results
+        .iter()
+        .filter(|r| r.0 == "mismatch")
+        .map(|r| r.1)
+        .collect();
+    assert_eq!(mismatches.len(), 3, "{results:?}");
+    let mut remaining = mismatches.clone();
+    remaining.sort_unstable();
+    assert_eq!(remaining, [0, 1, 2], "{results:?}");
+    assert_eq!(
+        results.iter().filter(|r| r.0 == "blocked").count(),
+        21,
+        "{results:?}"
+    );
+    assert_eq!(fail_count(&s, &key, &c), 3);
+    let got = s.get(&format!("/v1/cards/{c}"), &key).body;
+    assert_eq!(got["status"], "inactive");
+}
+
+/// The sandbox counts like a terminal in a test program and is absent for a
+/// live one.
+#[test]
+fn sandbox_counts_like_a_terminal_and_is_absent_for_live_programs() {
+    let s = Server::start("verify-sandbox");
+    let test = s.program("test", SETTINGS);
+    let c = card(&s, &test, "4111111111111111", "2580");
+    let try_pin = |pin: &str| {
+        s.post(
+            &format!("/v1/test/cards/{c}/pin/verify"),
+            &test,
+            &format!(r#"{{"pin":"{pin}"}}"#),
+        )
+    };
+    assert_eq!(outcome(&try_pin("2580")), ("match".into(), 3));
+    assert_eq!(outcome(&try_pin("2581")), ("mismatch".into(), 2));
+    assert_eq!(outcome(&try_pin("2580")), ("match".into(), 3));
+    for bad in ["12a4", "123", "1234567890123", ""] {
+        let r = try_pin(bad);
+        assert_eq!((r.status, r.code()), (422, "invalid_pin"), "{}", r.body);
+        assert!(!r.body["detail"].as_str().unwrap().contains(bad) || bad.is_empty());
+    }
+    assert_eq!(outcome(&try_pin("0000")), ("mismatch".into(), 2));
+    assert_eq!(outcome(&try_pin("1111")), ("mismatch".into(), 1));
+    assert_eq!(outcome(&try_pin("2222")), ("mismatch".into(), 0));
+    assert_eq!(outcome(&try_pin("2580")), ("blocked".into(), 0));
+    let got = s.get(&format!("/v1/cards/{c}"), &test).body;
+    assert_eq!(got["status"], "inactive");
+    assert_eq!(got["pin"]["status"], "blocked");
+
+    let live = s.program("live", SETTINGS);
+    let lc = card(&s, &live, "4111111111111111", "2580");
+    let r = s.post(
+        &format!("/v1/test/cards/{lc}/pin/verify"),
+        &live,
+        r#"{"pin":"2580"}"#,
+    );
+    assert_eq!((r.status, r.code()), (404, "not_found"), "{}", r.body);
+    assert_eq!(fail_count(&s, &live, &lc), 0);
+    // Another program's card is 404 in the sandbox too.
+    let other = s.program("test", SETTINGS);
+    let r = s.post(
+        &format!("/v1/test/cards/{c}/pin/verify"),
+        &other,
+        r#"{"pin":"2580"}"#,
+    );
+    assert_eq!(r.status, 404, "{}", r.body);
+    let r = s.post(
+        &format!("/v1/test/cards/{c}/pin/verify"),
+        &test,
+        r#"{"pin":1234}"#,
+    );
+    assert_eq!(r.status, 422, "{}", r.body);
+}
