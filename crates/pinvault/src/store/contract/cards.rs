@@ -1,0 +1,157 @@
+//! Cards: finding and listing them, PIN tries under concurrency, status changes.
+
+use super::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cards_are_found_by_program_and_listed_newest_first() {
+    let b = backends("cards").await;
+    for (name, store) in &b.stores {
+        let (p, first) = with_card(store).await;
+        let second = card(&p.id);
+        store
+            .create_card(second.clone(), None, Effects::default())
+            .await
+            .unwrap();
+        let got = read(store, &first).await;
+        assert_eq!(
+            (&got.id, got.last4.as_str(), got.expiry.as_deref()),
+            (&first.id, "1111", Some("2029-12")),
+            "{name}"
+        );
+        assert!(
+            store
+                .get_card("prg_other", &first.id)
+                .await
+                .unwrap()
+                .is_none(),
+            "{name}"
+        );
+        let (page, more) = store
+            .list_cards(&p.id, None, 1, None)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((&page[0].id, more), (&second.id, true), "{name}");
+        let (page, more) = store
+            .list_cards(&p.id, None, 1, Some(&second.id))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((&page[0].id, more), (&first.id, false), "{name}");
+        assert!(
+            store
+                .list_cards(&p.id, None, 1, Some("card_nosuch"))
+                .await
+                .unwrap()
+                .is_none(),
+            "{name}"
+        );
+        // The same id twice: a constraint, named, without the values.
+        let err = store
+            .create_card(first.clone(), None, Effects::default())
+            .await
+            .unwrap_err();
+        let constraint = err.constraint().unwrap_or_else(|| panic!("{name}: {err}"));
+        assert!(
+            constraint.contains("id") || constraint.contains("cards"),
+            "{name}: {constraint}"
+        );
+        assert!(!err.to_string().contains(&first.id), "{name}: {err}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_failures_stop_at_exactly_max_tries() {
+    let b = backends("tries").await;
+    for (name, store) in &b.stores {
+        let (p, c) = with_card(store).await;
+        let answers = race(20, || {
+            let (store, id) = (store.clone(), c.id.clone());
+            async move {
+                store
+                    .record_pin_failure(&id, 5, now(), no_effects)
+                    .await
+                    .unwrap()
+            }
+        })
+        .await;
+        let mut counted: Vec<PinFailure> = answers.into_iter().flatten().collect();
+        counted.sort_by_key(|f| f.fail_count);
+        let counts: Vec<u32> = counted.iter().map(|f| f.fail_count).collect();
+        assert_eq!(counts, [1, 2, 3, 4, 5], "{name}");
+        assert_eq!(counted.iter().filter(|f| f.blocked).count(), 1, "{name}");
+        let after = read(store, &c).await;
+        assert!(after.pin_blocked && after.inactive_by_block, "{name}");
+        assert_eq!(
+            (after.fail_count, after.status),
+            (5, CardStatus::Inactive),
+            "{name}"
+        );
+        // A match never unblocks; an unblock does, and reactivates.
+        assert!(
+            !store.reset_pin_failures(&c.id, now()).await.unwrap(),
+            "{name}"
+        );
+        let unblocked = store
+            .unblock_pin(&p.id, &c.id, now(), no_change_effects)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            !unblocked.pin_blocked && unblocked.status == CardStatus::Active,
+            "{name}"
+        );
+        assert_eq!(
+            read(store, &c).await.pin_state(),
+            unblocked.pin_state(),
+            "{name}"
+        );
+        // A match resets the count.
+        fail(store, &c.id, 5, 1).await;
+        assert!(
+            store.reset_pin_failures(&c.id, now()).await.unwrap(),
+            "{name}"
+        );
+        assert_eq!(read(store, &c).await.fail_count, 0, "{name}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn status_changes_follow_the_domain() {
+    let b = backends("status").await;
+    for (name, store) in &b.stores {
+        let status = async |c: &CardRow, to| {
+            store
+                .set_card_status(&c.program_id, &c.id, to, now(), no_change_effects)
+                .await
+                .unwrap()
+                .unwrap()
+        };
+        let (_, c) = with_card(store).await;
+        fail(store, &c.id, 3, 3).await;
+        let suspended = status(&c, CardStatus::Suspended).await;
+        assert!(
+            suspended.pin_blocked && !suspended.inactive_by_block,
+            "{name}: a suspension keeps the PIN blocked"
+        );
+        assert!(
+            status(&c, CardStatus::Active).await.pin_blocked,
+            "{name}: reactivating a suspended card does not unblock"
+        );
+        let (_, c2) = with_card(store).await;
+        fail(store, &c2.id, 3, 3).await;
+        let back = status(&c2, CardStatus::Active).await;
+        assert!(
+            !back.pin_blocked && back.fail_count == 0,
+            "{name}: reactivating a card blocking made inactive unblocks"
+        );
+        let none = store.set_card_status(
+            &c.program_id,
+            "card_nosuch",
+            CardStatus::Active,
+            now(),
+            no_change_effects,
+        );
+        assert!(none.await.unwrap().is_none(), "{name}");
+    }
+}

@@ -1,0 +1,249 @@
+//! The store contract: the same cases, in-process, on SQLite and on
+//! PostgreSQL, the concurrent ones included (exact fail counts, one winner
+//! per token, newest token only, one commit of a staged PIN, idempotency keys,
+//! a gapless audit chain, claims that never overlap).
+//!
+//! PostgreSQL: `PINVAULT_TEST_POSTGRES_URL` (a database from which others may
+//! be created), else the local server at 127.0.0.1:5432 as `postgres` if it
+//! answers; each case gets a database of its own. Without one the PostgreSQL
+//! half says SKIPPED, and fails when `CI=true`.
+
+mod cards;
+mod outbox;
+mod tokens;
+
+use std::future::Future;
+pub(super) use std::sync::atomic::{AtomicU32, Ordering};
+
+pub(super) use super::*;
+pub(super) use crate::domain::ids::{new_id, secret_hash};
+use crate::domain::program::{Mode, Settings};
+pub(super) use crate::domain::time::now;
+pub(super) use crate::domain::token::{TokenError, TokenType};
+
+/// A store of each backend, and what removes it afterwards.
+pub(super) struct Backends {
+    pub(super) stores: Vec<(&'static str, AnyStore)>,
+    cleanup: Vec<Box<dyn FnOnce() + Send>>,
+}
+
+impl Drop for Backends {
+    fn drop(&mut self) {
+        for f in self.cleanup.drain(..) {
+            f();
+        }
+    }
+}
+
+fn postgres_url() -> Option<String> {
+    if let Ok(url) = std::env::var("PINVAULT_TEST_POSTGRES_URL") {
+        return Some(url);
+    }
+    let local = std::net::TcpStream::connect_timeout(
+        &"127.0.0.1:5432".parse().ok()?,
+        std::time::Duration::from_millis(500),
+    );
+    local
+        .is_ok()
+        .then(|| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+fn with_database(url: &str, db: &str) -> String {
+    let (base, query) = url.split_once('?').map_or((url, ""), |(b, q)| (b, q));
+    let host_start = base.find("://").map_or(0, |i| i + 3);
+    let host_end = base[host_start..]
+        .find('/')
+        .map_or(base.len(), |i| host_start + i);
+    let query = if query.is_empty() {
+        String::new()
+    } else {
+        format!("?{query}")
+    };
+    format!("{}/{db}{query}", &base[..host_end])
+}
+
+async fn admin(url: &str, sql: &str) {
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|e| panic!("cannot reach the test PostgreSQL server: {e}"));
+    tokio::spawn(conn);
+    client
+        .batch_execute(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+}
+
+static CASE: AtomicU32 = AtomicU32::new(0);
+
+pub(super) async fn backends(tag: &str) -> Backends {
+    let n = CASE.fetch_add(1, Ordering::Relaxed);
+    let name = format!("pv_contract_{tag}_{}_{n}", std::process::id());
+    let mut b = Backends {
+        stores: Vec::new(),
+        cleanup: Vec::new(),
+    };
+    let dir = std::env::temp_dir().join(&name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let sqlite = SqliteStore::open(&dir.join("pinvault.db")).unwrap();
+    b.stores.push(("sqlite", AnyStore::Sqlite(sqlite)));
+    b.cleanup.push(Box::new(move || {
+        let _ = std::fs::remove_dir_all(&dir);
+    }));
+    match postgres_url() {
+        Some(url) => {
+            admin(&url, &format!("CREATE DATABASE {name}")).await;
+            let store = PgStore::open(&with_database(&url, &name), PgSettings::default())
+                .await
+                .unwrap();
+            b.stores.push(("postgres", AnyStore::Postgres(store)));
+            b.cleanup.push(Box::new(move || {
+                // A runtime of its own: the test's may be shutting down.
+                std::thread::spawn(move || {
+                    let rt = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .unwrap();
+                    rt.block_on(admin(
+                        &url,
+                        &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+                    ));
+                })
+                .join()
+                .unwrap();
+            }));
+        }
+        None if std::env::var("CI").as_deref() == Ok("true") => {
+            panic!("CI=true and no PostgreSQL: the store contract must run on both backends")
+        }
+        None => eprintln!(
+            "SKIPPED: the store contract on PostgreSQL (no server at PINVAULT_TEST_POSTGRES_URL or 127.0.0.1:5432)"
+        ),
+    }
+    b
+}
+
+pub(super) fn program() -> (ProgramRow, ApiKeyRow) {
+    let t = now();
+    let program = ProgramRow {
+        id: new_id("prg_"),
+        name: "contract".into(),
+        mode: Mode::Live,
+        settings: Settings::default(),
+        created_at: t,
+        updated_at: t,
+    };
+    let key = ApiKeyRow {
+        id: new_id("key_"),
+        program_id: program.id.clone(),
+        key_hash: secret_hash(new_id("secret_").as_bytes()),
+        hint: "pv_live_abcd".into(),
+        created_at: t,
+        revoked_at: None,
+    };
+    (program, key)
+}
+
+pub(super) fn card(program_id: &str) -> CardRow {
+    let t = now();
+    CardRow {
+        id: new_id("card_"),
+        program_id: program_id.to_owned(),
+        pan_hash: secret_hash(new_id("pan_").as_bytes()).to_vec(),
+        lookup_key_version: 1,
+        pan_sealed: vec![1, 2, 3],
+        pan_key_version: 1,
+        last4: "1111".into(),
+        expiry: Some("2029-12".into()),
+        external_id: None,
+        status: CardStatus::Active,
+        inactive_by_block: false,
+        pin_block: vec![9; 16],
+        pin_key_version: 1,
+        pin_set_by: SetBy::Random,
+        pin_updated_at: t,
+        fail_count: 0,
+        last_failed_at: None,
+        pin_blocked: false,
+        created_at: t,
+        updated_at: t,
+        staged_expires_at: None,
+        staged_token_id: None,
+        staged_pin_block: None,
+        staged_pin_key_version: None,
+    }
+}
+
+pub(super) fn token(card_id: &str, attempts: u32) -> (TokenRow, SecretHash) {
+    let hash = secret_hash(new_id("pct_").as_bytes());
+    let t = now();
+    let row = TokenRow {
+        id: new_id("pctid_"),
+        token_hash: hash,
+        card_id: card_id.to_owned(),
+        kind: TokenType::SetPin,
+        cvm: None,
+        created_at: t,
+        expires_at: t + 600,
+        attempts_remaining: attempts,
+        used_at: None,
+        superseded_at: None,
+    };
+    (row, hash)
+}
+
+pub(super) use crate::domain::ids::SecretHash;
+
+/// A program with one card on `store`.
+pub(super) async fn with_card(store: &AnyStore) -> (ProgramRow, CardRow) {
+    let (p, k) = program();
+    store
+        .create_program(p.clone(), k, Vec::new())
+        .await
+        .unwrap();
+    let c = card(&p.id);
+    assert!(matches!(
+        store
+            .create_card(c.clone(), None, Effects::default())
+            .await
+            .unwrap(),
+        Created::Created
+    ));
+    (p, c)
+}
+
+pub(super) fn no_effects<T>(_: T) -> Effects {
+    Effects::default()
+}
+
+pub(super) fn no_change_effects(_: &CardRow, _: &CardRow) -> Effects {
+    Effects::default()
+}
+
+/// `n` copies of `task` at once; their answers.
+pub(super) async fn race<T, Fut>(n: usize, task: impl Fn() -> Fut) -> Vec<T>
+where
+    T: Send + 'static,
+    Fut: Future<Output = T> + Send + 'static,
+{
+    let tasks: Vec<_> = (0..n).map(|_| tokio::spawn(task())).collect();
+    let mut out = Vec::with_capacity(n);
+    for t in tasks {
+        out.push(t.await.unwrap());
+    }
+    out
+}
+
+/// `n` wrong PINs for the card.
+pub(super) async fn fail(store: &AnyStore, card_id: &str, max_tries: u32, n: usize) {
+    for _ in 0..n {
+        store
+            .record_pin_failure(card_id, max_tries, now(), no_effects)
+            .await
+            .unwrap();
+    }
+}
+
+pub(super) async fn read(store: &AnyStore, c: &CardRow) -> CardRow {
+    store.get_card(&c.program_id, &c.id).await.unwrap().unwrap()
+}

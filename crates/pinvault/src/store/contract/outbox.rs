@@ -1,0 +1,171 @@
+//! What changes leave behind: idempotency records, the audit chain, webhook claims.
+
+use super::*;
+use crate::domain::audit::{GENESIS, chain_hash};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_create_per_idempotency_key() {
+    let b = backends("idem").await;
+    for (name, store) in &b.stores {
+        let (p, k) = program();
+        store
+            .create_program(p.clone(), k, Vec::new())
+            .await
+            .unwrap();
+        let idem = IdemRow {
+            program_id: p.id.clone(),
+            key: "k1".into(),
+            request_hash: vec![1; 32],
+            status: 201,
+            response_sealed: vec![2; 40],
+            key_version: 1,
+            created_at: now(),
+        };
+        let answers = race(6, || {
+            let (store, c, idem) = (store.clone(), card(&p.id), idem.clone());
+            async move {
+                store
+                    .create_card(c, Some(idem), Effects::default())
+                    .await
+                    .unwrap()
+            }
+        })
+        .await;
+        assert_eq!(
+            answers
+                .iter()
+                .filter(|a| matches!(a, Created::Created))
+                .count(),
+            1,
+            "{name}"
+        );
+        let (cards, _) = store
+            .list_cards(&p.id, None, 10, None)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(cards.len(), 1, "{name}");
+        let row = store.get_idempotency(&p.id, "k1").await.unwrap().unwrap();
+        assert_eq!((row.status, row.request_hash), (201, vec![1; 32]), "{name}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn audit_appends_from_everywhere_make_one_chain() {
+    let b = backends("audit").await;
+    for (name, store) in &b.stores {
+        let n = AtomicU32::new(0);
+        race(16, || {
+            let i = n.fetch_add(1, Ordering::Relaxed);
+            let entry = crate::audit::Actor::operator().record(
+                "contract.test",
+                None,
+                None,
+                serde_json::json!({ "i": i }),
+            );
+            let store = store.clone();
+            async move { store.append_audit(entry).await.unwrap() }
+        })
+        .await;
+        let records = store.list_audit(0, 100).await.unwrap();
+        assert_eq!(records.len(), 16, "{name}");
+        let mut prev = GENESIS.to_vec();
+        for (i, r) in records.iter().enumerate() {
+            assert_eq!(r.seq, i as i64 + 1, "{name}");
+            assert_eq!(r.prev_hash, prev, "{name}");
+            assert_eq!(
+                r.hash,
+                chain_hash(&prev, r.seq, &r.entry).to_vec(),
+                "{name}"
+            );
+            prev = r.hash.clone();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_workers_never_claim_the_same_delivery() {
+    let b = backends("claims").await;
+    for (name, store) in &b.stores {
+        let (p, k) = program();
+        store
+            .create_program(p.clone(), k, Vec::new())
+            .await
+            .unwrap();
+        let endpoint = WebhookEndpointRow {
+            id: new_id("we_"),
+            program_id: p.id.clone(),
+            url: "https://example.test/hook".into(),
+            events: vec!["card.created".into()],
+            secret_sealed: vec![3; 40],
+            secret_key_version: 1,
+            created_at: now(),
+        };
+        let audit = crate::audit::Actor::operator().record(
+            "webhook_endpoint.created",
+            Some(&p.id),
+            None,
+            serde_json::json!({}),
+        );
+        store
+            .create_webhook_endpoint(endpoint.clone(), None, audit)
+            .await
+            .unwrap();
+        for _ in 0..30 {
+            let c = card(&p.id);
+            let ev = crate::events::event(
+                &p.id,
+                &c.id,
+                crate::events::EventType::CardCreated,
+                serde_json::json!({}),
+            );
+            store
+                .create_card(
+                    c,
+                    None,
+                    Effects {
+                        events: vec![ev],
+                        audit: None,
+                    },
+                )
+                .await
+                .unwrap();
+        }
+        let worker = AtomicU32::new(0);
+        let claims = race(4, || {
+            let (store, owner) = (
+                store.clone(),
+                format!("worker-{}", worker.fetch_add(1, Ordering::Relaxed)),
+            );
+            async move {
+                let mut mine = Vec::new();
+                loop {
+                    let claimed = store
+                        .claim_deliveries(&owner, now(), now() + 60, 4)
+                        .await
+                        .unwrap();
+                    if claimed.is_empty() {
+                        return mine;
+                    }
+                    mine.extend(claimed.into_iter().map(|d| d.id));
+                }
+            }
+        })
+        .await;
+        let mut ids: Vec<String> = claims.into_iter().flatten().collect();
+        let n = ids.len();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(
+            (n, ids.len()),
+            (30, 30),
+            "{name}: every delivery claimed once"
+        );
+        let (deliveries, _) = store
+            .list_deliveries(&endpoint.id, 100, None)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(deliveries.len(), 30, "{name}");
+    }
+}
