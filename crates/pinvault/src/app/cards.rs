@@ -13,7 +13,9 @@ use crate::domain::ids::new_id;
 use crate::domain::policy;
 use crate::domain::time::now;
 use crate::events::{EventType, event};
-use crate::store::{CardRow, CardStatus, Created, Effects, IdemRow, SetBy, Store, StoreResult};
+use crate::store::{
+    CardRow, CardStatus, Created, Effects, IdemRow, PinWrite, SealedPan, SetBy, Store, StoreResult,
+};
 
 /// A card as the caller describes it.
 pub struct CardInput {
@@ -105,32 +107,28 @@ impl<S: Store> App<S> {
         let (lookup_key_version, pan_hash) = self.keys.pan_hash(&pan)?;
         let (pin_key_version, pin_block) = self.keys.encipher_pin(&pin, &pan)?;
         drop(pin);
-        let row = CardRow {
-            id: card_id,
-            program_id: caller.program.id.clone(),
-            pan_hash,
+        let sealed = SealedPan {
+            hash: pan_hash,
             lookup_key_version,
-            pan_sealed,
-            pan_key_version,
+            sealed: pan_sealed,
+            key_version: pan_key_version,
             last4: pan.last4(),
-            expiry: input.expiry,
-            external_id: input.external_id,
-            status: CardStatus::Active,
-            inactive_by_block: false,
-            pin_block,
-            pin_key_version,
-            pin_set_by: set_by,
-            pin_updated_at: t,
-            fail_count: 0,
-            last_failed_at: None,
-            pin_blocked: false,
-            created_at: t,
-            updated_at: t,
-            staged_expires_at: None,
-            staged_token_id: None,
-            staged_pin_block: None,
-            staged_pin_key_version: None,
         };
+        let pin = PinWrite {
+            block: pin_block,
+            key_version: pin_key_version,
+            set_by,
+        };
+        let program_id = caller.program.id.clone();
+        let row = CardRow::issued(
+            card_id,
+            program_id,
+            sealed,
+            pin,
+            input.expiry,
+            input.external_id,
+            t,
+        );
         let effects = Effects {
             events: vec![event(
                 &row.program_id,

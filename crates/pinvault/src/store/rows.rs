@@ -81,7 +81,55 @@ pub struct CardRow {
     pub staged_pin_key_version: Option<u32>,
 }
 
+/// A card's PAN as stored: sealed, and its keyed hash (how it is found).
+#[derive(Debug, Clone)]
+pub struct SealedPan {
+    pub hash: Vec<u8>,
+    pub lookup_key_version: u32,
+    pub sealed: Vec<u8>,
+    pub key_version: u32,
+    pub last4: String,
+}
+
 impl CardRow {
+    /// A new card: active, with `pin`, no try counted, nothing staged.
+    pub fn issued(
+        id: String,
+        program_id: String,
+        pan: SealedPan,
+        pin: PinWrite,
+        expiry: Option<String>,
+        external_id: Option<String>,
+        now: Timestamp,
+    ) -> CardRow {
+        CardRow {
+            id,
+            program_id,
+            pan_hash: pan.hash,
+            lookup_key_version: pan.lookup_key_version,
+            pan_sealed: pan.sealed,
+            pan_key_version: pan.key_version,
+            last4: pan.last4,
+            expiry,
+            external_id,
+            status: CardStatus::Active,
+            inactive_by_block: false,
+            pin_block: pin.block,
+            pin_key_version: pin.key_version,
+            pin_set_by: pin.set_by,
+            pin_updated_at: now,
+            fail_count: 0,
+            last_failed_at: None,
+            pin_blocked: false,
+            created_at: now,
+            updated_at: now,
+            staged_expires_at: None,
+            staged_token_id: None,
+            staged_pin_block: None,
+            staged_pin_key_version: None,
+        }
+    }
+
     /// The card's status and PIN tries, for the rules in `domain::card`.
     pub fn pin_state(&self) -> PinState {
         PinState {

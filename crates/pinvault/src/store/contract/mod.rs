@@ -145,33 +145,20 @@ pub(super) fn program() -> (ProgramRow, ApiKeyRow) {
 }
 
 pub(super) fn card(program_id: &str) -> CardRow {
-    let t = now();
-    CardRow {
-        id: new_id("card_"),
-        program_id: program_id.to_owned(),
-        pan_hash: secret_hash(new_id("pan_").as_bytes()).to_vec(),
+    let pan = SealedPan {
+        hash: secret_hash(new_id("pan_").as_bytes()).to_vec(),
         lookup_key_version: 1,
-        pan_sealed: vec![1, 2, 3],
-        pan_key_version: 1,
+        sealed: vec![1, 2, 3],
+        key_version: 1,
         last4: "1111".into(),
-        expiry: Some("2029-12".into()),
-        external_id: None,
-        status: CardStatus::Active,
-        inactive_by_block: false,
-        pin_block: vec![9; 16],
-        pin_key_version: 1,
-        pin_set_by: SetBy::Random,
-        pin_updated_at: t,
-        fail_count: 0,
-        last_failed_at: None,
-        pin_blocked: false,
-        created_at: t,
-        updated_at: t,
-        staged_expires_at: None,
-        staged_token_id: None,
-        staged_pin_block: None,
-        staged_pin_key_version: None,
-    }
+    };
+    let pin = PinWrite {
+        block: vec![9; 16],
+        key_version: 1,
+        set_by: SetBy::Random,
+    };
+    let (id, expiry) = (new_id("card_"), Some("2029-12".into()));
+    CardRow::issued(id, program_id.to_owned(), pan, pin, expiry, None, now())
 }
 
 pub(super) fn token(card_id: &str, attempts: u32) -> (TokenRow, SecretHash) {
@@ -195,12 +182,18 @@ pub(super) fn token(card_id: &str, attempts: u32) -> (TokenRow, SecretHash) {
 pub(super) use crate::domain::ids::SecretHash;
 
 /// A program with one card on `store`.
-pub(super) async fn with_card(store: &AnyStore) -> (ProgramRow, CardRow) {
+/// A program on `store`.
+pub(super) async fn with_program(store: &AnyStore) -> ProgramRow {
     let (p, k) = program();
     store
         .create_program(p.clone(), k, Vec::new())
         .await
         .unwrap();
+    p
+}
+
+pub(super) async fn with_card(store: &AnyStore) -> (ProgramRow, CardRow) {
+    let p = with_program(store).await;
     let c = card(&p.id);
     assert!(matches!(
         store

@@ -7,11 +7,7 @@ use crate::domain::audit::{GENESIS, chain_hash};
 async fn one_create_per_idempotency_key() {
     let b = backends("idem").await;
     for (name, store) in &b.stores {
-        let (p, k) = program();
-        store
-            .create_program(p.clone(), k, Vec::new())
-            .await
-            .unwrap();
+        let p = with_program(store).await;
         let idem = IdemRow {
             program_id: p.id.clone(),
             key: "k1".into(),
@@ -87,11 +83,7 @@ async fn audit_appends_from_everywhere_make_one_chain() {
 async fn two_workers_never_claim_the_same_delivery() {
     let b = backends("claims").await;
     for (name, store) in &b.stores {
-        let (p, k) = program();
-        store
-            .create_program(p.clone(), k, Vec::new())
-            .await
-            .unwrap();
+        let p = with_program(store).await;
         let endpoint = WebhookEndpointRow {
             id: new_id("we_"),
             program_id: p.id.clone(),
