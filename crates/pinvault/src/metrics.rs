@@ -30,7 +30,13 @@ pub struct Metrics {
 pub const WEBHOOK_OUTCOMES: [&str; 3] = ["delivered", "retry", "gave_up"];
 
 /// The outcomes of a PIN verification, as metric labels.
-pub const VERIFY_RESULTS: [&str; 4] = ["match", "mismatch", "blocked", "decryption_failed"];
+pub const VERIFY_RESULTS: [&str; 5] = [
+    "match",
+    "mismatch",
+    "blocked",
+    "card_inactive",
+    "decryption_failed",
+];
 
 impl std::fmt::Debug for Metrics {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -51,8 +51,8 @@ impl std::fmt::Debug for SandboxVerify {
 /// The outcome of a PIN verification.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct VerifyResult {
-    /// `match`, `mismatch` or `blocked`.
-    #[schema(pattern = "^(match|mismatch|blocked)$")]
+    /// `match`, `mismatch`, `blocked` or `card_inactive`.
+    #[schema(pattern = "^(match|mismatch|blocked|card_inactive)$")]
     pub result: &'static str,
     /// Tries left before the PIN is blocked (0 once blocked).
     pub remaining_tries: u32,
@@ -144,7 +144,7 @@ fn refused<S: Store>(app: &App<S>, e: VerifyError) -> ApiError {
 /// enciphered under a zone key. A mismatch counts a try; at `max_tries` the PIN
 /// is blocked and an active card becomes inactive.
 #[utoipa::path(post, path = "/v1/cards/{id}/pin/verify", operation_id = "verifyPin", tag = "verification", params(("id" = String, Path)), request_body = VerifyPin,
-    responses((status = 200, description = "`match`, `mismatch` (one try counted) or `blocked` (not checked)", body = VerifyResult),
+    responses((status = 200, description = "`match`, `mismatch` (one try counted), `blocked` (not checked) or `card_inactive` (the card is suspended or was made inactive other than by PIN blocking: not checked, nothing counted)", body = VerifyResult),
         (status = 404, description = "`not_found`: no such card for this program", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`decryption_failed` (no try counted), `invalid_request`", body = Problem, content_type = "application/problem+json")),
     security(("api_key" = [])))]
@@ -192,7 +192,7 @@ pub async fn verify<S: Store>(
 /// Test-mode programs only: simulate a PIN typed at a terminal, counted exactly
 /// as a real verification is. A live program gets 404.
 #[utoipa::path(post, path = "/v1/test/cards/{id}/pin/verify", operation_id = "sandboxVerifyPin", tag = "verification", params(("id" = String, Path)), request_body = SandboxVerify,
-    responses((status = 200, description = "`match`, `mismatch` (one try counted) or `blocked` (not checked)", body = VerifyResult),
+    responses((status = 200, description = "`match`, `mismatch` (one try counted), `blocked` (not checked) or `card_inactive` (the card is suspended or was made inactive other than by PIN blocking: not checked, nothing counted)", body = VerifyResult),
         (status = 404, description = "`not_found`: no such card, or a live program", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`invalid_pin` (4 to 12 digits; no try counted)", body = Problem, content_type = "application/problem+json")),
     security(("api_key" = [])))]

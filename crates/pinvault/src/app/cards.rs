@@ -43,15 +43,21 @@ pub struct NewCard {
     effects: Effects,
 }
 
-/// An external id: 1 to 255 characters, no control character.
+/// An external id: 1 to 255 characters, no control character, and nothing
+/// that looks like a card number (13 to 19 digits passing Luhn): it is stored,
+/// logged and sent in events in clear, where a PAN must never be.
 pub fn check_external_id(text: &str) -> AppResult<()> {
-    if valid_external_id(text) {
-        Ok(())
-    } else {
-        Err(AppError::Invalid(
+    if !valid_external_id(text) {
+        return Err(AppError::Invalid(
             "`external_id` must be 1 to 255 characters, without control characters".into(),
-        ))
+        ));
     }
+    if crate::domain::holds_pan(text, 13) {
+        return Err(AppError::Invalid(
+            "`external_id` must not look like a card number (13 to 19 digits passing the Luhn check)".into(),
+        ));
+    }
+    Ok(())
 }
 
 impl<S: Store> App<S> {

@@ -20,6 +20,7 @@ use serde_json::json;
 
 use super::{App, ServiceError};
 use crate::audit::Actor;
+use crate::domain::card::Unverifiable;
 use crate::domain::time::now;
 use crate::events::{EventType, event};
 use crate::keys::KeyKind;
@@ -56,6 +57,8 @@ pub enum Outcome {
     Match,
     Mismatch,
     Blocked,
+    /// Not active for another reason than PIN blocking: not checked.
+    CardInactive,
 }
 
 impl Outcome {
@@ -64,6 +67,7 @@ impl Outcome {
             Outcome::Match => "match",
             Outcome::Mismatch => "mismatch",
             Outcome::Blocked => "blocked",
+            Outcome::CardInactive => "card_inactive",
         }
     }
 }
@@ -139,15 +143,15 @@ impl<S: Store> App<S> {
                 if format == Format::Iso4 && key.algorithm() != KeyAlgorithm::Aes {
                     return Err(VerifyError::FormatNeedsAes);
                 }
-                if card.pin_blocked {
-                    return Ok(blocked());
+                if let Some(refused) = card.pin_state().refuses_verification() {
+                    return Ok(unverified(refused, card, max_tries));
                 }
                 pinblock::decipher(format, block, pan, &key).map_err(|_| VerifyError::Decryption)?
             }
             Entered::Clear(pin) => pin,
         };
-        if card.pin_blocked {
-            return Ok(blocked());
+        if let Some(refused) = card.pin_state().refuses_verification() {
+            return Ok(unverified(refused, card, max_tries));
         }
         self.ensure_key(KeyKind::Pin, card.pin_key_version).await?;
         let stored = self
@@ -219,6 +223,18 @@ impl<S: Store> App<S> {
                 blocked_now: f.blocked,
             }),
         }
+    }
+}
+
+/// The answer to a PIN that is not checked: nothing is counted.
+fn unverified(why: Unverifiable, card: &CardRow, max_tries: u32) -> Verdict {
+    match why {
+        Unverifiable::Blocked => blocked(),
+        Unverifiable::CardInactive => Verdict {
+            outcome: Outcome::CardInactive,
+            remaining_tries: card.pin_state().remaining_tries(max_tries),
+            blocked_now: false,
+        },
     }
 }
 

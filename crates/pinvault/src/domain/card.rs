@@ -99,6 +99,14 @@ pub struct PinState {
     pub last_failed_at: Option<Timestamp>,
 }
 
+/// Why an entered PIN is not checked; nothing is counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unverifiable {
+    /// Not active for another reason than PIN blocking.
+    CardInactive,
+    Blocked,
+}
+
 /// A counted wrong PIN.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PinFailure {
@@ -183,6 +191,19 @@ impl PinState {
                 inactive_by_block: false,
                 ..self
             }
+        }
+    }
+
+    /// Why a PIN entered now is not checked (`None`: it is). A card that is
+    /// not active for another reason than PIN blocking (suspended, or made
+    /// inactive by the program) comes first; then a blocked PIN.
+    pub fn refuses_verification(self) -> Option<Unverifiable> {
+        if self.status != CardStatus::Active && !self.inactive_by_block {
+            Some(Unverifiable::CardInactive)
+        } else if self.pin_blocked {
+            Some(Unverifiable::Blocked)
+        } else {
+            None
         }
     }
 
@@ -303,6 +324,15 @@ mod tests {
                 }
                 None => prop_assert!(s.pin_blocked || s.fail_count == 0),
             }
+        }
+
+        #[test]
+        fn only_an_active_card_or_one_blocking_made_inactive_is_checked(s in state()) {
+            let refused = s.refuses_verification();
+            let inactive = s.status != CardStatus::Active && !s.inactive_by_block;
+            prop_assert_eq!(refused == Some(Unverifiable::CardInactive), inactive);
+            prop_assert_eq!(refused == Some(Unverifiable::Blocked), !inactive && s.pin_blocked);
+            prop_assert_eq!(refused.is_none(), !inactive && !s.pin_blocked);
         }
 
         #[test]

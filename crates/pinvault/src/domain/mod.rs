@@ -14,9 +14,15 @@ pub mod token;
 /// one long number in ten). Such text is refused, because free text is stored
 /// and logged in clear and a PAN must never be.
 pub fn looks_like_pan(text: &str) -> bool {
+    holds_pan(text, 12)
+}
+
+/// Whether `text` holds a run of `min_digits` to 19 digits (spaces or dashes
+/// between them allowed) that passes the Luhn check.
+pub fn holds_pan(text: &str, min_digits: usize) -> bool {
     let mut digits: Vec<u8> = Vec::new();
     let check = |run: &[u8]| {
-        (12..=19).contains(&run.len()) && {
+        (min_digits..=19).contains(&run.len()) && {
             let s: String = run.iter().map(|d| char::from(b'0' + d)).collect();
             pinblock::Pan::new(&s).is_ok_and(|p| p.luhn_valid())
         }

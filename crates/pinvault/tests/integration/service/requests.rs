@@ -85,6 +85,26 @@ fn bad_input_is_a_clear_4xx() {
             422,
             "invalid_request",
         ),
+        // An external id that looks like a PAN (13 to 19 digits passing Luhn,
+        // spaced or not): it would be stored and sent in events in clear.
+        (
+            "POST",
+            "/v1/cards".into(),
+            Some(format!(
+                r#"{{"pan":"{PAN}","external_id":"5555555555554444"}}"#
+            )),
+            422,
+            "invalid_request",
+        ),
+        (
+            "POST",
+            "/v1/cards".into(),
+            Some(format!(
+                r#"{{"pan":"{PAN}","external_id":"cust 4222 2222 22222"}}"#
+            )),
+            422,
+            "invalid_request",
+        ),
         (
             "POST",
             "/v1/cards".into(),

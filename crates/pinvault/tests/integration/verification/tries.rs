@@ -86,20 +86,30 @@ fn tries_block_unblock_and_reactivation() {
     assert_eq!(r.body["pin"]["status"], "unblocked", "{}", r.body);
     assert_eq!(outcome(&matching()), ("match".into(), 3));
 
-    // A suspended card's PIN still counts and blocks, and the card stays suspended.
+    // A card suspended, or made inactive by the program, is not checked and
+    // counts nothing (API.md: `card_inactive`), whatever the block holds.
+    assert_eq!(outcome(&wrong()), ("mismatch".into(), 2));
+    for status in ["suspended", "inactive"] {
+        let body = format!(r#"{{"status":"{status}"}}"#);
+        let r = s.call("PATCH", &format!("/v1/cards/{c}"), Some(&key), Some(&body));
+        assert_eq!(r.status, 200, "{}", r.body);
+        for block in [v.enciphered.as_str(), other_block.as_str(), "00"] {
+            assert_eq!(
+                outcome(&verify(&s, &key, &c, &v.format, block, &zpk)),
+                ("card_inactive".into(), 2),
+                "{status}"
+            );
+        }
+        assert_eq!(fail_count(&s, &key, &c), 1, "{status}: nothing counted");
+    }
     let r = s.call(
         "PATCH",
         &format!("/v1/cards/{c}"),
         Some(&key),
-        Some(r#"{"status":"suspended"}"#),
+        Some(r#"{"status":"active"}"#),
     );
     assert_eq!(r.status, 200, "{}", r.body);
-    for _ in 0..3 {
-        outcome(&wrong());
-    }
-    let got = s.get(&format!("/v1/cards/{c}"), &key).body;
-    assert_eq!(got["status"], "suspended", "{got}");
-    assert_eq!(got["pin"]["status"], "blocked", "{got}");
+    assert_eq!(outcome(&matching()), ("match".into(), 3));
 }
 
 /// 24 simultaneous wrong PINs for one card: exactly `max_tries` (3) are counted
