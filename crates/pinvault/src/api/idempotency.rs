@@ -2,7 +2,10 @@
 //! answers the first response again; with another body, 409
 //! `idempotency_conflict`. The first response is stored sealed (AES-256-GCM
 //! under the `pan` data key): a control token's response holds the token, and
-//! no secret is stored in clear.
+//! no secret is stored in clear. The request is recognised by a keyed hash
+//! (HMAC-SHA256 under the `lookup` key, its version stored with it), never a
+//! plain hash: the body holds a PAN or a PIN, and a plain SHA-256 of a body
+//! with a known BIN can be brute-forced.
 
 use std::future::Future;
 
@@ -12,18 +15,34 @@ use serde_json::Value;
 
 use super::error::{ApiError, Code};
 use crate::app::App;
+use zeroize::Zeroizing;
+
 use crate::domain::ids::secret_hash;
 use crate::domain::time::now;
 use crate::keys::KeyKind;
 use crate::store::{Created, IdemRow, Store, StoreResult};
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Idempotency {
     program_id: String,
     /// SHA-256 of the key, in hex.
     key: String,
-    request_hash: Vec<u8>,
+    /// Route and canonical body: it may hold a PAN or a PIN (zeroed, never printed).
+    canonical: Zeroizing<Vec<u8>>,
 }
+
+impl std::fmt::Debug for Idempotency {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Idempotency")
+            .field("program_id", &self.program_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a stored fingerprint starts with: this format, then the `lookup` key
+/// version (4 bytes, big-endian), then the HMAC.
+const FINGERPRINT_V1: &[u8] = b"h1";
+const PURPOSE: &str = "idempotency request";
 
 impl Idempotency {
     /// Reads the header; the request is identified by route and canonical JSON
@@ -44,9 +63,10 @@ impl Idempotency {
             .ok_or_else(|| {
                 ApiError::bad_request("`Idempotency-Key` must be 1 to 255 visible ASCII characters")
             })?;
-        let mut canonical = route.as_bytes().to_vec();
+        let mut canonical = Zeroizing::new(route.as_bytes().to_vec());
         canonical.push(b'\n');
-        canonical.extend(serde_json::to_vec(body).map_err(|_| ApiError::internal())?);
+        let body = Zeroizing::new(serde_json::to_vec(body).map_err(|_| ApiError::internal())?);
+        canonical.extend_from_slice(&body);
         // Only a hash of the key is stored: clients put all sorts of things in it.
         let key_hash: String = secret_hash(key.as_bytes())
             .iter()
@@ -55,8 +75,36 @@ impl Idempotency {
         Ok(Some(Idempotency {
             program_id: program_id.to_owned(),
             key: key_hash,
-            request_hash: secret_hash(&canonical).to_vec(),
+            canonical,
         }))
+    }
+
+    /// The fingerprint to store: the keyed hash under the current `lookup` key.
+    fn fingerprint<S: Store>(&self, app: &App<S>) -> Result<Vec<u8>, ApiError> {
+        let (version, mac) = app.keys.keyed_hash(PURPOSE, &self.canonical)?;
+        let mut out = FINGERPRINT_V1.to_vec();
+        out.extend(version.to_be_bytes());
+        out.extend(mac);
+        Ok(out)
+    }
+
+    /// Whether `stored` is this request's fingerprint (under the key version it names).
+    async fn matches<S: Store>(&self, app: &App<S>, stored: &[u8]) -> Result<bool, ApiError> {
+        let Some(rest) = stored.strip_prefix(FINGERPRINT_V1) else {
+            return Ok(false);
+        };
+        let Some((version, mac)) = rest.split_first_chunk::<4>() else {
+            return Ok(false);
+        };
+        let version = u32::from_be_bytes(*version);
+        app.ensure_key(KeyKind::Lookup, version).await?;
+        let expected = app
+            .keys
+            .keyed_hash_with(version, PURPOSE, &self.canonical)?;
+        Ok(bool::from(subtle::ConstantTimeEq::ct_eq(
+            &expected[..],
+            mac,
+        )))
     }
 
     fn aad(&self) -> Vec<u8> {
@@ -77,7 +125,7 @@ pub async fn replay<S: Store>(
     else {
         return Ok(None);
     };
-    if row.request_hash != idem.request_hash {
+    if !idem.matches(app, &row.request_hash).await? {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             Code::IdempotencyConflict,
@@ -124,7 +172,7 @@ where
             Some(IdemRow {
                 program_id: i.program_id.clone(),
                 key: i.key.clone(),
-                request_hash: i.request_hash.clone(),
+                request_hash: i.fingerprint(app)?,
                 status: status.as_u16(),
                 response_sealed,
                 key_version,

@@ -352,6 +352,33 @@ impl Keyring {
         Ok((version, self.pan_hash_with(version, pan)?))
     }
 
+    /// A keyed hash (HMAC-SHA256 under the current `lookup` key) of `data`,
+    /// for `purpose` (hashed first, so no two purposes and no PAN hash share
+    /// a value): what recognises data that may hold a PAN or a PIN without a
+    /// plain hash of it.
+    pub fn keyed_hash(&self, purpose: &str, data: &[u8]) -> Result<(u32, Vec<u8>), KeyError> {
+        let (version, _) = self.current(KeyKind::Lookup)?;
+        Ok((version, self.keyed_hash_with(version, purpose, data)?))
+    }
+
+    pub fn keyed_hash_with(
+        &self,
+        version: u32,
+        purpose: &str,
+        data: &[u8],
+    ) -> Result<Vec<u8>, KeyError> {
+        let key = self.key(KeyKind::Lookup, version)?;
+        let DataKey::Lookup(key) = &*key else {
+            return Err(KeyError::Integrity("lookup key of the wrong type".into()));
+        };
+        let mut ctx = hmac::Context::with_key(key);
+        ctx.update(b"pinvault keyed hash\0");
+        ctx.update(purpose.as_bytes());
+        ctx.update(b"\0");
+        ctx.update(data);
+        Ok(ctx.sign().as_ref().to_vec())
+    }
+
     pub fn pan_hash_with(&self, version: u32, pan: &Pan) -> Result<Vec<u8>, KeyError> {
         let key = self.key(KeyKind::Lookup, version)?;
         let DataKey::Lookup(key) = &*key else {

@@ -407,3 +407,90 @@ fn no_pin_or_pan_is_left_anywhere() {
         1
     );
 }
+
+/// Idempotent creates keep a keyed fingerprint of the request (API.md "Security
+/// behaviour"): no SHA-256, raw or hex, of any body sent, of its canonical form
+/// with the route, of a PAN or of a PIN is in the data directory or the database.
+#[test]
+fn idempotent_requests_leave_no_plain_hash_of_what_they_sent() {
+    let mut s = Server::start("idem-hashes");
+    let live = s.program("live", &["allow_plaintext_pin=true"]);
+    let (pan, pin) = (luhn("400000123456789"), "81726354");
+    let bodies = [
+        json!({"pan": pan, "pin": {"pin": pin}}).to_string(),
+        format!(r#"{{ "pin": {{"pin": "{pin}"}}, "pan": "{pan}" }}"#),
+    ];
+    let mut card = String::new();
+    for (i, body) in bodies.iter().enumerate() {
+        let r = s.call_with(
+            "POST",
+            "/v1/cards",
+            Some(&live),
+            Some(body),
+            "application/json",
+            &[("Idempotency-Key", "hash-1")],
+        );
+        assert_eq!(r.status, 201, "{}", r.body);
+        // The same request in another key order is recognised: replayed.
+        assert_eq!(r.header("idempotent-replayed").is_some(), i == 1, "{i}");
+        card = r.body["id"].as_str().unwrap().to_owned();
+    }
+    let token_body = json!({"type": "set_pin"}).to_string();
+    let r = s.call_with(
+        "POST",
+        &format!("/v1/cards/{card}/control-tokens"),
+        Some(&live),
+        Some(&token_body),
+        "application/json",
+        &[("Idempotency-Key", "hash-2")],
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    // What a plain hash would have covered.
+    let canonical = |route: &str, body: &str| {
+        let v: serde_json::Value = serde_json::from_str(body).unwrap();
+        format!("{route}\n{v}")
+    };
+    let token_route = format!("POST /v1/cards/{card}/control-tokens");
+    let covered = [
+        bodies[0].clone(),
+        bodies[1].clone(),
+        canonical("POST /v1/cards", &bodies[0]),
+        token_body.clone(),
+        canonical(&token_route, &token_body),
+        pan.clone(),
+        pin.to_owned(),
+    ];
+    s.stop();
+    let mut places: Vec<(String, Vec<u8>)> = Vec::new();
+    let mut stack = vec![s.data_dir.clone()];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if let Ok(bytes) = std::fs::read(&p) {
+                places.push((p.display().to_string(), bytes));
+            }
+        }
+    }
+    if let Some(dump) = s.data.database_dump() {
+        places.push(("the PostgreSQL database".into(), dump.into_bytes()));
+    }
+    assert!(
+        places.iter().any(|(_, b)| b.len() > 4096),
+        "nothing scanned"
+    );
+    for (i, text) in covered.iter().enumerate() {
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, text.as_bytes());
+        let raw = digest.as_ref().to_vec();
+        let hex: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+        for (place, bytes) in &places {
+            for (form, pat) in [("raw", raw.as_slice()), ("hex", hex.as_bytes())] {
+                assert!(
+                    !bytes.windows(pat.len()).any(|w| w == pat),
+                    "a SHA-256 ({form}) of covered value #{i} is in {place}"
+                );
+            }
+        }
+    }
+}
