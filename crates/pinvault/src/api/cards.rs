@@ -8,7 +8,6 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
-use zeroize::Zeroizing;
 
 use super::error::ApiError;
 use super::extract::{Auth, AuthCard, JsonBody, PathId, QueryParams};
@@ -17,6 +16,7 @@ use super::views::{CardList, CardView, PinStatusView, Problem};
 use crate::app::App;
 use crate::app::cards::{CardInput, check_external_id};
 use crate::app::pin::PinText;
+use crate::domain::sensitive::Sensitive;
 use crate::store::{CardStatus, Store};
 
 /// A new card.
@@ -25,7 +25,7 @@ use crate::store::{CardStatus, Store};
 pub struct CreateCard {
     /// 12 to 19 digits, Luhn-valid.
     #[schema(value_type = String, example = "4111111111111111", pattern = "^[0-9]{12,19}$")]
-    pan: Zeroizing<String>,
+    pan: Sensitive<String>,
     /// `YYYY-MM`
     #[schema(example = "2029-12", pattern = "^[0-9]{4}-(0[1-9]|1[0-2])$")]
     expiry: Option<String>,
@@ -41,7 +41,7 @@ pub struct CreateCard {
 pub struct PinInput {
     /// The PIN in clear: only where the program has `allow_plaintext_pin`.
     #[schema(value_type = Option<String>)]
-    pin: Option<Zeroizing<String>>,
+    pin: Option<Sensitive<String>>,
     /// A compact JWE (`RSA-OAEP-256` or `RSA-OAEP`, `A256GCM` or
     /// `A128CBC-HS256`) to a key of `GET /v1/pin-encryption-keys`, named by its
     /// `kid`. Plaintext: the PIN's digits, or `{"pin","iat"?}` (no `card_id`:
@@ -102,7 +102,7 @@ pub async fn create<S: Store>(
         Some(PinInput {
             pin: Some(text),
             encrypted: None,
-        }) => Some(PinText::Clear(text)),
+        }) => Some(PinText::Clear(text.into_inner())),
         Some(PinInput {
             pin: None,
             encrypted: Some(jwe),
@@ -114,7 +114,7 @@ pub async fn create<S: Store>(
         }
     };
     let input = CardInput {
-        pan: body.pan,
+        pan: body.pan.into_inner(),
         expiry: body.expiry,
         external_id: body.external_id,
         pin,

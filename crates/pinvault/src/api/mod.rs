@@ -267,3 +267,64 @@ pub(crate) fn safe_message(e: &serde_json::Error) -> String {
     };
     format!("the request body does not match the expected shape: {msg}")
 }
+
+/// Every request and response type that holds a secret, formatted with `{:?}`
+/// (as a log line or a panic message would): no secret appears.
+#[cfg(test)]
+mod redaction {
+    use serde_json::{Value, json};
+
+    const PAN: &str = "4111111111111111";
+    const PIN: &str = "48291057";
+    const TOKEN: &str = "pct_sEcReTtOkEnVaLuE";
+    const BLOCK: &str = "2232025815475D20";
+
+    fn parsed<T: serde::de::DeserializeOwned + std::fmt::Debug>(v: Value) -> String {
+        let t: T = serde_json::from_value(v.clone()).unwrap_or_else(|e| panic!("{v}: {e}"));
+        format!("{t:?} {t:#?}")
+    }
+
+    #[test]
+    fn secrets_never_print() {
+        let printed = [
+            parsed::<super::cards::CreateCard>(json!({"pan": PAN, "pin": {"pin": PIN}})),
+            parsed::<super::cards::PinInput>(json!({"pin": PIN})),
+            parsed::<super::pin::SetPin>(json!({"control_token": TOKEN, "pin": PIN})),
+            parsed::<super::pin::RevealPin>(json!({"control_token": TOKEN})),
+            parsed::<super::widgets::WidgetSetPin>(
+                json!({"control_token": TOKEN, "encrypted_pin": "x.y.z"}),
+            ),
+            parsed::<super::widgets::WidgetRevealPin>(
+                json!({"control_token": TOKEN, "device_key": {}}),
+            ),
+            parsed::<super::verify::SandboxVerify>(json!({"pin": PIN})),
+            parsed::<super::verify::VerifyPin>(
+                json!({"pin_block": BLOCK, "format": "iso_0", "zone_key_id": "zpk_x"}),
+            ),
+            format!(
+                "{:?}",
+                super::views::TokenView {
+                    token: crate::domain::sensitive::Sensitive::new(TOKEN.into()),
+                    kind: "set_pin".into(),
+                    card_id: "card_x".into(),
+                    expires_at: String::new(),
+                    attempts_remaining: 3,
+                    widget_url: crate::domain::sensitive::Sensitive::new(format!(
+                        "/w?token={TOKEN}"
+                    )),
+                }
+            ),
+            format!(
+                "{:?}",
+                super::views::RevealedPin {
+                    pin: zeroize::Zeroizing::new(PIN.into())
+                }
+            ),
+        ];
+        for p in &printed {
+            for secret in [PAN, PIN, TOKEN, BLOCK] {
+                assert!(!p.contains(secret), "{p}");
+            }
+        }
+    }
+}

@@ -9,7 +9,6 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::Value;
 use utoipa::ToSchema;
-use zeroize::Zeroizing;
 
 use super::error::ApiError;
 use super::extract::{Auth, AuthCard, JsonBody, NoBodyOrJson, OptionalJsonBody, PathId};
@@ -18,6 +17,7 @@ use super::limits::Operation;
 use super::views::{EncryptedPin, Problem, RevealResponse, RevealedPin, TokenView};
 use crate::app::pin::{PinText, RevealTo, Revealed, SetOutcome, UnblockNote};
 use crate::app::{App, Caller};
+use crate::domain::sensitive::Sensitive;
 use crate::domain::time::rfc3339;
 use crate::domain::token::TokenType;
 use crate::store::{CardRow, Store};
@@ -40,10 +40,10 @@ pub struct CreateToken {
 pub struct SetPin {
     /// A `set_pin` token for this card.
     #[schema(value_type = String)]
-    pub(super) control_token: Zeroizing<String>,
+    pub(super) control_token: Sensitive<String>,
     /// The PIN in clear: only where the program has `allow_plaintext_pin`.
     #[schema(value_type = Option<String>)]
-    pub(super) pin: Option<Zeroizing<String>>,
+    pub(super) pin: Option<Sensitive<String>>,
     /// A compact JWE (`RSA-OAEP-256` or `RSA-OAEP`, `A256GCM` or
     /// `A128CBC-HS256`) to a key of `GET /v1/pin-encryption-keys`, named by its
     /// `kid`. Plaintext: the PIN's digits, or `{"pin","card_id"?,"iat"?}`.
@@ -68,7 +68,7 @@ pub struct StagedView {
 pub struct RevealPin {
     /// A `reveal_pin` token for this card.
     #[schema(value_type = String)]
-    pub(super) control_token: Zeroizing<String>,
+    pub(super) control_token: Sensitive<String>,
     /// The device's public EC P-256 key (JWK: `kty` `EC`, `crv` `P-256`, `x`,
     /// `y`, optional `kid`, no `d`) to encrypt the PIN to.
     #[schema(value_type = Option<super::views::DeviceJwk>)]
@@ -119,12 +119,12 @@ pub async fn create_token<S: Store>(
     let caller: &crate::app::Caller = &auth;
     let token = app.new_token(caller, &card, kind, body.cardholder_verification_method)?;
     let view = TokenView {
-        token: Zeroizing::new(token.secret.expose().to_owned()),
+        token: Sensitive::new(token.secret.expose().to_owned()),
         kind: kind.as_str().to_owned(),
         card_id: card.id.clone(),
         expires_at: rfc3339(token.row.expires_at),
         attempts_remaining: token.row.attempts_remaining,
-        widget_url: Zeroizing::new(format!(
+        widget_url: Sensitive::new(format!(
             "{}{}",
             app.settings.public_url,
             token.widget_path()
@@ -166,18 +166,21 @@ pub(super) async fn set_pin_of<S: Store>(
     body: SetPin,
 ) -> Result<Response, ApiError> {
     let pin = match (body.pin, body.encrypted_pin) {
-        (Some(text), None) => PinText::Clear(text),
+        (Some(text), None) => PinText::Clear(text.into_inner()),
         (None, Some(jwe)) => PinText::Encrypted(jwe),
         _ => {
             // The token is checked first: a bad token and a bad body answer the token.
-            app.usable_token(&card, &body.control_token, TokenType::SetPin)
+            app.usable_token(&card, body.control_token.expose(), TokenType::SetPin)
                 .await?;
             return Err(ApiError::invalid(
                 "give exactly one of `pin` and `encrypted_pin`",
             ));
         }
     };
-    match app.set_pin(caller, &card, &body.control_token, pin).await? {
+    match app
+        .set_pin(caller, &card, body.control_token.expose(), pin)
+        .await?
+    {
         SetOutcome::Set => Ok(StatusCode::NO_CONTENT.into_response()),
         SetOutcome::Staged => Ok((
             StatusCode::ACCEPTED,
@@ -237,7 +240,7 @@ pub(super) async fn reveal_of<S: Store>(
     };
     Ok(
         match app
-            .reveal_pin(caller, &card, &body.control_token, to)
+            .reveal_pin(caller, &card, body.control_token.expose(), to)
             .await?
         {
             Revealed::Encrypted(jwe) => axum::Json(RevealResponse::Encrypted(EncryptedPin {

@@ -18,6 +18,7 @@ use super::views::Problem;
 use crate::app::App;
 use crate::app::verify::{Entered, Verdict, VerifyError};
 use crate::domain::program::Mode;
+use crate::domain::sensitive::Sensitive;
 use crate::store::{Store, ZoneKeyRow};
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -25,8 +26,8 @@ use crate::store::{Store, ZoneKeyRow};
 pub struct VerifyPin {
     /// The enciphered ISO 9564 PIN block in hex: 16 digits for formats 0, 1 and 3
     /// under TDES, 32 under AES (format 4 is AES only).
-    #[schema(max_length = 64)]
-    pin_block: String,
+    #[schema(value_type = String, max_length = 64)]
+    pin_block: Sensitive<String>,
     /// `iso_0`, `iso_1`, `iso_3` or `iso_4`.
     #[schema(pattern = "^iso_[0134]$")]
     format: String,
@@ -164,10 +165,10 @@ pub async fn verify<S: Store>(
         return Err(ApiError::invalid("`zone_key_id` names no zone key"));
     }
     let mut block = Zeroizing::new([0u8; 16]);
-    let len = if body.pin_block.len() > 32 {
+    let len = if body.pin_block.expose().len() > 32 {
         None
     } else {
-        pinblock::hex::decode_into(&body.pin_block, block.as_mut_slice()).ok()
+        pinblock::hex::decode_into(body.pin_block.expose(), block.as_mut_slice()).ok()
     };
     let pan = app.card_pan(&card).await?;
     let entered = Entered::Block {

@@ -6,6 +6,7 @@ use utoipa::ToSchema;
 use zeroize::Zeroizing;
 
 use crate::domain::program::Settings;
+use crate::domain::sensitive::Sensitive;
 use crate::domain::time::rfc3339;
 use crate::store::{CardRow, ProgramRow};
 
@@ -88,7 +89,7 @@ pub struct CardList {
 pub struct TokenView {
     /// `pct_…`: a secret; only its hash is stored.
     #[schema(value_type = String)]
-    pub token: Zeroizing<String>,
+    pub token: Sensitive<String>,
     /// `set_pin` or `reveal_pin`.
     #[serde(rename = "type")]
     pub kind: String,
@@ -97,7 +98,7 @@ pub struct TokenView {
     pub attempts_remaining: u32,
     /// The hosted widget for this token.
     #[schema(value_type = String)]
-    pub widget_url: Zeroizing<String>,
+    pub widget_url: Sensitive<String>,
 }
 
 /// A PIN revealed in clear (only where the program allows it).

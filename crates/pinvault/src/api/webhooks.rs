@@ -8,7 +8,6 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::{IntoParams, ToSchema};
-use zeroize::Zeroizing;
 
 use super::error::ApiError;
 use super::extract::{Auth, JsonBody, PathId, QueryParams};
@@ -17,6 +16,7 @@ use super::views::Problem;
 use crate::app::App;
 use crate::domain::card::CARD_PREFIX;
 use crate::domain::ids::{Secret, is_id, new_id};
+use crate::domain::sensitive::Sensitive;
 use crate::domain::time::{now, rfc3339};
 use crate::events::{EVENT_PREFIX, EventType};
 use crate::store::{DeliveryRow, Store, WebhookEndpointRow};
@@ -98,7 +98,7 @@ pub struct CreatedEndpoint {
     pub created_at: String,
     /// The HMAC-SHA256 key for `Pinvault-Signature` (`whsec_…`), as UTF-8 bytes.
     #[schema(value_type = String)]
-    pub secret: Zeroizing<String>,
+    pub secret: Sensitive<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -293,7 +293,7 @@ pub async fn create_endpoint<S: Store>(
         url: row.url.clone(),
         events: row.events.clone(),
         created_at: rfc3339(row.created_at),
-        secret: Zeroizing::new(secret.expose().to_owned()),
+        secret: Sensitive::new(secret.expose().to_owned()),
     };
     let response = serde_json::to_value(&view).map_err(|_| ApiError::internal())?;
     let audit = auth.actor().record(

@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::Value;
 use utoipa::ToSchema;
-use zeroize::{Zeroize, Zeroizing};
+use zeroize::Zeroize;
 
 use super::error::{ApiError, Code};
 use super::extract::{ClientAddr, JsonBody, RequestId};
@@ -21,6 +21,7 @@ use super::pin::{RevealPin, SetPin, reveal_of, set_pin_of};
 use super::views::{EncryptedPin, Problem};
 use crate::app::{App, Caller, CallerKind};
 use crate::domain::ids::Secret;
+use crate::domain::sensitive::Sensitive;
 use crate::domain::time::now;
 use crate::domain::token::{self, TOKEN_PREFIX, TokenError, TokenType};
 use crate::store::{CardRow, ProgramRow, Store, TokenRow};
@@ -404,7 +405,7 @@ pub async fn sdk_js() -> Response {
 pub struct WidgetSetPin {
     /// The `set_pin` token the page was opened with.
     #[schema(value_type = String)]
-    control_token: Zeroizing<String>,
+    control_token: Sensitive<String>,
     /// A compact JWE (`RSA-OAEP-256`, `A256GCM`) to a key of
     /// `GET /v1/pin-encryption-keys`; plaintext `{"pin","card_id"?,"iat"?}` or the digits.
     #[schema(max_length = 8192)]
@@ -416,7 +417,7 @@ pub struct WidgetSetPin {
 pub struct WidgetRevealPin {
     /// The `reveal_pin` token the page was opened with.
     #[schema(value_type = String)]
-    control_token: Zeroizing<String>,
+    control_token: Sensitive<String>,
     /// The page's public EC P-256 key (JWK, no `d`).
     #[schema(value_type = super::views::DeviceJwk)]
     device_key: Value,
@@ -435,7 +436,8 @@ pub async fn api_set_pin<S: Store>(
     unkeyed: Unkeyed,
     JsonBody(body): JsonBody<WidgetSetPin>,
 ) -> Result<Response, ApiError> {
-    let (_, card, program) = resolve(&app, &body.control_token, TokenType::SetPin).await??;
+    let (_, card, program) =
+        resolve(&app, body.control_token.expose(), TokenType::SetPin).await??;
     let caller = unkeyed.caller(program, CallerKind::Widget);
     let body = SetPin {
         control_token: body.control_token,
@@ -456,7 +458,8 @@ pub async fn api_reveal_pin<S: Store>(
     unkeyed: Unkeyed,
     JsonBody(body): JsonBody<WidgetRevealPin>,
 ) -> Result<Response, ApiError> {
-    let (_, card, program) = resolve(&app, &body.control_token, TokenType::RevealPin).await??;
+    let (_, card, program) =
+        resolve(&app, body.control_token.expose(), TokenType::RevealPin).await??;
     // The card's reveal limit holds here too (the API key's does not: there is none).
     app.limiter
         .check(crate::limits::Scope::CardReveal, &[&program.id, &card.id])?;

@@ -18,7 +18,8 @@ use crate::store::prelude::*;
 use crate::store::{AnyStore, ApiKeyRow, PgSettings, PgStore, ProgramRow, SqliteStore};
 
 /// Where the data lives; every command that reads or writes it takes these.
-#[derive(Debug, Args, Clone)]
+/// `Debug` leaves out the database URL's password.
+#[derive(Args, Clone)]
 pub struct DataArgs {
     /// Data directory: the SQLite database and the master key file.
     #[arg(
@@ -41,6 +42,35 @@ pub struct DataArgs {
     #[arg(long, env = "PINVAULT_DB_TIMEOUT_MS", default_value_t = 5000,
         value_parser = clap::value_parser!(u64).range(100..=600_000), value_name = "MS")]
     pub db_timeout_ms: u64,
+}
+
+impl std::fmt::Debug for DataArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DataArgs")
+            .field("data_dir", &self.data_dir)
+            .field(
+                "database_url",
+                &self.database_url.as_deref().map(without_password),
+            )
+            .field("db_pool_size", &self.db_pool_size)
+            .field("db_timeout_ms", &self.db_timeout_ms)
+            .finish()
+    }
+}
+
+/// A database URL with any password replaced by `***`.
+pub fn without_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) if userinfo.contains(':') => {
+            let user = userinfo.split(':').next().unwrap_or_default();
+            format!("{scheme}://{user}:***@{host}{path}")
+        }
+        _ => url.to_owned(),
+    }
 }
 
 impl DataArgs {
@@ -247,4 +277,29 @@ pub fn new_api_key(program: &ProgramRow) -> (ApiKeyRow, Secret) {
         revoked_at: None,
     };
     (row, secret)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_database_password_never_prints() {
+        let args = DataArgs {
+            data_dir: "./d".into(),
+            database_url: Some(
+                "postgres://pv:s3cr3t-pw@db.internal:5432/pinvault?sslmode=require".into(),
+            ),
+            db_pool_size: 4,
+            db_timeout_ms: 100,
+        };
+        let printed = format!("{args:?} {args:#?}");
+        assert!(!printed.contains("s3cr3t-pw"), "{printed}");
+        assert!(
+            printed.contains("postgres://pv:***@db.internal:5432/pinvault?sslmode=require"),
+            "{printed}"
+        );
+        assert_eq!(without_password("postgres://pv@h/db"), "postgres://pv@h/db");
+        assert_eq!(without_password("sqlite:/x.db"), "sqlite:/x.db");
+    }
 }

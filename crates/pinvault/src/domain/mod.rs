@@ -5,6 +5,7 @@ pub mod card;
 pub mod ids;
 pub mod policy;
 pub mod program;
+pub mod sensitive;
 pub mod time;
 pub mod token;
 
