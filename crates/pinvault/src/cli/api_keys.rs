@@ -5,7 +5,7 @@ use clap::Subcommand;
 use serde_json::{Value, json};
 
 use super::data::{DataArgs, api_key_created, new_api_key, open_app};
-use super::output::{CliError, err, pretty};
+use super::output::{CliError, pretty};
 use crate::audit::Actor;
 use crate::domain::time::{now, rfc3339};
 use crate::store::prelude::*;
@@ -38,13 +38,13 @@ pub async fn api_keys(cmd: ApiKeysCommand) -> Result<String, CliError> {
     match cmd {
         ApiKeysCommand::Create { program_id, data } => {
             let app = open_app(&data, String::new()).await?;
-            let Some(program) = app.store.get_program(&program_id).await.map_err(err)? else {
-                return Err(CliError(format!("no program {program_id}")));
+            let Some(program) = app.store.get_program(&program_id).await? else {
+                return Err(CliError::Refused(format!("no program {program_id}")));
             };
             let (row, secret) = new_api_key(&program);
             let id = row.id.clone();
             let audit = api_key_created(&program, &row);
-            app.store.create_api_key(row, audit).await.map_err(err)?;
+            app.store.create_api_key(row, audit).await?;
             Ok(pretty(
                 &json!({ "api_key_id": id, "program_id": program.id, "api_key": secret.expose() }),
             ))
@@ -57,22 +57,19 @@ pub async fn api_keys(cmd: ApiKeysCommand) -> Result<String, CliError> {
                 None,
                 json!({ "api_key_id": api_key_id }),
             );
-            if app
-                .store
-                .revoke_api_key(&api_key_id, now(), audit)
-                .await
-                .map_err(err)?
-            {
+            if app.store.revoke_api_key(&api_key_id, now(), audit).await? {
                 Ok(pretty(
                     &json!({ "api_key_id": api_key_id, "revoked": true }),
                 ))
             } else {
-                Err(CliError(format!("no unrevoked API key {api_key_id}")))
+                Err(CliError::Refused(format!(
+                    "no unrevoked API key {api_key_id}"
+                )))
             }
         }
         ApiKeysCommand::List { program_id, data } => {
             let app = open_app(&data, String::new()).await?;
-            let keys = app.store.list_api_keys(&program_id).await.map_err(err)?;
+            let keys = app.store.list_api_keys(&program_id).await?;
             let list: Vec<Value> = keys
                 .iter()
                 .map(|k| {

@@ -5,7 +5,7 @@ use clap::Subcommand;
 use serde_json::Value;
 
 use super::data::{DataArgs, open_store};
-use super::output::{CliError, err, pretty, print_stdout};
+use super::output::{CliError, pretty, print_stdout};
 use crate::store::prelude::*;
 
 #[derive(Debug, Subcommand)]
@@ -37,13 +37,13 @@ pub async fn audit(cmd: AuditCommand) -> Result<String, CliError> {
         AuditCommand::Verify { data } => {
             // The chain needs no key: only the database is opened.
             let store = open_store(&data).await?;
-            let check = crate::audit::verify(&store).await.map_err(err)?;
+            let check = crate::audit::verify(&store).await?;
             let out = pretty(&check.to_json());
             match check {
                 crate::audit::ChainCheck::Intact { .. } => Ok(out),
                 crate::audit::ChainCheck::Broken { seq, reason, .. } => {
                     print_stdout(&out);
-                    Err(CliError(format!(
+                    Err(CliError::Refused(format!(
                         "the audit chain is broken at record {seq}: {reason}"
                     )))
                 }
@@ -56,13 +56,13 @@ pub async fn audit(cmd: AuditCommand) -> Result<String, CliError> {
             data,
         } => {
             if !(1..=10_000).contains(&limit) {
-                return Err(CliError("--limit must be from 1 to 10000".into()));
+                return Err(CliError::Refused("--limit must be from 1 to 10000".into()));
             }
             let store = open_store(&data).await?;
             let mut out = Vec::new();
             let mut from = after;
             while out.len() < limit as usize {
-                let batch = store.list_audit(from, 1000).await.map_err(err)?;
+                let batch = store.list_audit(from, 1000).await?;
                 let Some(last) = batch.last() else { break };
                 from = last.seq;
                 out.extend(

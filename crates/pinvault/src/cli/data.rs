@@ -137,9 +137,9 @@ pub async fn open_store(data: &DataArgs) -> Result<AnyStore, CliError> {
     let path = match data.database_url.as_deref() {
         None => data.data_dir.join("pinvault.db"),
         Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-            let store = PgStore::open(url, data.pg_settings())
-                .await
-                .map_err(|e| CliError(format!("cannot open database {}: {e}", redact_url(url))))?;
+            let store = PgStore::open(url, data.pg_settings()).await.map_err(|e| {
+                CliError::Refused(format!("cannot open database {}: {e}", redact_url(url)))
+            })?;
             return Ok(AnyStore::Postgres(store));
         }
         Some(url) => match url
@@ -148,7 +148,7 @@ pub async fn open_store(data: &DataArgs) -> Result<AnyStore, CliError> {
         {
             Some(path) if !path.is_empty() => PathBuf::from(path),
             _ => {
-                return Err(CliError(format!(
+                return Err(CliError::Refused(format!(
                     "unsupported --database-url (expected postgres://… or sqlite:PATH): {}",
                     redact_url(url)
                 )));
@@ -156,7 +156,7 @@ pub async fn open_store(data: &DataArgs) -> Result<AnyStore, CliError> {
         },
     };
     let store = SqliteStore::open(&path)
-        .map_err(|e| CliError(format!("cannot open database {}: {e}", path.display())))?;
+        .map_err(|e| CliError::Refused(format!("cannot open database {}: {e}", path.display())))?;
     Ok(AnyStore::Sqlite(store))
 }
 
@@ -181,7 +181,7 @@ fn ensure_dir(dir: &Path) -> Result<(), CliError> {
         .mode(0o700)
         .create(dir)
         .map_err(|e| {
-            CliError(format!(
+            CliError::Refused(format!(
                 "cannot create data directory {}: {e}",
                 dir.display()
             ))
@@ -208,10 +208,11 @@ pub async fn open_app_with(
     settings: ServerSettings,
 ) -> Result<App<AnyStore>, CliError> {
     let store = open_store(data).await?;
-    let provider = key_config::open(&data.data_dir).map_err(|e| CliError(e.to_string()))?;
+    let provider =
+        key_config::open(&data.data_dir).map_err(|e| CliError::Refused(e.to_string()))?;
     App::open(store, provider, settings)
         .await
-        .map_err(|e| CliError(e.to_string()))
+        .map_err(|e| CliError::Refused(e.to_string()))
 }
 
 /// Creates a program and its first API key; returns the program and the key.
@@ -247,7 +248,7 @@ pub async fn create_program<S: Store>(
     app.store
         .create_program(program.clone(), key, audit)
         .await
-        .map_err(|e| CliError(e.to_string()))?;
+        .map_err(|e| CliError::Refused(e.to_string()))?;
     Ok((program, secret))
 }
 

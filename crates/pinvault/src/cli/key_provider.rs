@@ -38,7 +38,7 @@ impl TokenArgs {
         match which {
             ProviderArg::File => {
                 if self.module.is_some() || self.token_label.is_some() || self.key_label.is_some() {
-                    return Err(CliError(
+                    return Err(CliError::Refused(
                         "--module, --token-label and --key-label go with pkcs11 only".into(),
                     ));
                 }
@@ -48,12 +48,12 @@ impl TokenArgs {
                 let (Some(module), Some(token_label), Some(key_label)) =
                     (&self.module, &self.token_label, &self.key_label)
                 else {
-                    return Err(CliError(
+                    return Err(CliError::Refused(
                         "pkcs11 needs --module PATH --token-label LABEL --key-label LABEL".into(),
                     ));
                 };
                 if key_label.is_empty() || token_label.is_empty() {
-                    return Err(CliError("labels cannot be empty".into()));
+                    return Err(CliError::Refused("labels cannot be empty".into()));
                 }
                 Ok(ProviderConfig::Pkcs11(Pkcs11Config {
                     module: module.clone(),
@@ -83,12 +83,11 @@ fn ensure_master(dir: &std::path::Path, p: &ProviderConfig) -> Result<bool, CliE
     match p {
         ProviderConfig::File => {
             let existed = dir.join(crate::keys::KEY_FILE_NAME).exists();
-            crate::keys::KeyFile::open_or_create(dir).map_err(err)?;
+            crate::keys::KeyFile::open_or_create(dir)?;
             Ok(!existed)
         }
         ProviderConfig::Pkcs11(c) => {
-            let token =
-                Pkcs11Provider::new(c.clone(), pin_from_env().map_err(err)?).map_err(err)?;
+            let token = Pkcs11Provider::new(c.clone(), pin_from_env()?)?;
             token.create_key().map_err(err)
         }
     }
@@ -102,30 +101,30 @@ pub(super) async fn keys_init(
     let target = token.provider(which)?;
     let store = open_store(data).await?;
     let dir = &data.data_dir;
-    let current = key_config::read(dir).map_err(err)?;
+    let current = key_config::read(dir)?;
     if current.previous.is_some() {
-        return Err(CliError(
+        return Err(CliError::Refused(
             "a key migration was interrupted: run `pinvault keys migrate` again to finish it"
                 .into(),
         ));
     }
-    let rows = store.data_keys().await.map_err(err)?;
+    let rows = store.data_keys().await?;
     if let Some(row) = rows.first() {
         // Keys exist: only a provider that already unwraps them may be recorded.
         let provider = key_config::open_one(dir, &target, false).map_err(|e| {
-            CliError(format!(
+            CliError::Refused(format!(
                 "this data directory already has keys under the {} provider, and {e}: use `pinvault keys migrate --to …` to move them",
                 match current.provider { ProviderConfig::File => "file", ProviderConfig::Pkcs11(_) => "pkcs11" },
             ))
         })?;
         crate::keys::Keyring::rewrap_row(provider.as_ref(), provider.as_ref(), row).map_err(|_| {
-            CliError(
+            CliError::Refused(
                 "this data directory already has keys that this provider's master key does not unwrap: use `pinvault keys migrate --to …` to move them".into(),
             )
         })?;
     }
     let created = ensure_master(dir, &target)?;
-    key_config::write(dir, &KeysConfig::single(target.clone())).map_err(err)?;
+    key_config::write(dir, &KeysConfig::single(target.clone()))?;
     let mut out = provider_json(&target);
     out["master_key_created"] = json!(created);
     Ok(pretty(&out))
@@ -138,12 +137,12 @@ pub(super) async fn keys_migrate(
 ) -> Result<String, CliError> {
     let dir = &data.data_dir;
     let target = token.provider(which)?;
-    let current = key_config::read(dir).map_err(err)?;
+    let current = key_config::read(dir)?;
     let from_config = match &current.previous {
         // An interrupted migration: finish it (to the same target only).
         Some(prev) => {
             if current.provider != target {
-                return Err(CliError(
+                return Err(CliError::Refused(
                     "an interrupted migration to another provider is recorded in keys.json: finish it first".into(),
                 ));
             }
@@ -151,7 +150,7 @@ pub(super) async fn keys_migrate(
         }
         None => {
             if current.provider == target {
-                return Err(CliError(
+                return Err(CliError::Refused(
                     "the master key is already with this provider".into(),
                 ));
             }
@@ -159,9 +158,9 @@ pub(super) async fn keys_migrate(
         }
     };
     let store = open_store(data).await?;
-    let from = key_config::open_one(dir, &from_config, false).map_err(err)?;
+    let from = key_config::open_one(dir, &from_config, false)?;
     ensure_master(dir, &target)?;
-    let to = key_config::open_one(dir, &target, false).map_err(err)?;
+    let to = key_config::open_one(dir, &target, false)?;
     // Phase 1: servers wrap with the new provider and unwrap with either.
     key_config::write(
         dir,
@@ -169,16 +168,13 @@ pub(super) async fn keys_migrate(
             provider: target.clone(),
             previous: Some(from_config.clone()),
         },
-    )
-    .map_err(err)?;
+    )?;
     // Let running servers read it before the keys move.
     tokio::time::sleep(crate::app::keys::KEY_REFRESH + std::time::Duration::from_millis(500)).await;
     // Phase 2: every wrapped key moves, in one transaction per pass.
-    let report = crate::app::keys::migrate_master(&store, from, to)
-        .await
-        .map_err(err)?;
+    let report = crate::app::keys::migrate_master(&store, from, to).await?;
     // Phase 3: the new provider only.
-    key_config::write(dir, &KeysConfig::single(target.clone())).map_err(err)?;
+    key_config::write(dir, &KeysConfig::single(target.clone()))?;
     let mut out = json!({
         "from": provider_json(&from_config),
         "to": provider_json(&target),
@@ -188,8 +184,7 @@ pub(super) async fn keys_migrate(
     });
     store
         .append_audit(Actor::operator().record("keys.provider_migrated", None, None, out.clone()))
-        .await
-        .map_err(err)?;
+        .await?;
     if from_config == ProviderConfig::File {
         // The old key file no longer protects anything in the database, but it
         // still opens backups taken before now: set it aside, for the operator
@@ -201,7 +196,7 @@ pub(super) async fn keys_migrate(
                 crate::keys::KEY_FILE_NAME,
                 crate::domain::time::now()
             ));
-            std::fs::rename(&old, &retired).map_err(err)?;
+            std::fs::rename(&old, &retired)?;
             out["retired_key_file"] = json!(retired.display().to_string());
         }
     }

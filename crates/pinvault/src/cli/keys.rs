@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use super::data::{DataArgs, TransportArgs, open_app_with};
 use super::key_provider::{ProviderArg, TokenArgs, keys_init, keys_migrate};
-use super::output::{CliError, err, pretty};
+use super::output::{CliError, pretty};
 use crate::app::ServerSettings;
 use crate::audit::Actor;
 use crate::domain::time::{now, rfc3339};
@@ -93,7 +93,7 @@ pub async fn keys(cmd: KeysCommand) -> Result<String, CliError> {
             let mut rotated: Vec<Value> = Vec::new();
             let mut cards_reencrypted = 0;
             if storage {
-                let report = app.rotate_keys(&KeyKind::STORAGE).await.map_err(err)?;
+                let report = app.rotate_keys(&KeyKind::STORAGE).await?;
                 rotated.extend(
                     report
                         .new_versions
@@ -104,7 +104,7 @@ pub async fn keys(cmd: KeysCommand) -> Result<String, CliError> {
             }
             if transport {
                 let previous = app.keys.current_version(KeyKind::Transport);
-                let version = app.rotate_transport_key().await.map_err(err)?;
+                let version = app.rotate_transport_key().await?;
                 let keys = app.keys.transport_keys();
                 let kid = keys
                     .iter()
@@ -127,8 +127,7 @@ pub async fn keys(cmd: KeysCommand) -> Result<String, CliError> {
                     None,
                     json!({ "rotated": rotated, "cards_reencrypted": cards_reencrypted }),
                 ))
-                .await
-                .map_err(err)?;
+                .await?;
             Ok(pretty(
                 &json!({ "rotated": rotated, "cards_reencrypted": cards_reencrypted }),
             ))
@@ -144,8 +143,8 @@ pub async fn keys(cmd: KeysCommand) -> Result<String, CliError> {
             let transport_keys = app.keys.transport_keys();
             let grace = app.settings.transport.grace_s;
             let t = now();
-            let rows = app.store.data_keys().await.map_err(err)?;
-            let usage = app.store.key_usage().await.map_err(err)?;
+            let rows = app.store.data_keys().await?;
+            let usage = app.store.key_usage().await?;
             let list: Vec<Value> = rows
                 .iter()
                 .map(|r| {

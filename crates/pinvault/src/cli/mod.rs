@@ -100,7 +100,7 @@ fn runtime(multi: bool) -> Result<tokio::runtime::Runtime, CliError> {
     };
     b.enable_all()
         .build()
-        .map_err(|e| CliError(format!("cannot start the runtime: {e}")))
+        .map_err(|e| CliError::Refused(format!("cannot start the runtime: {e}")))
 }
 
 /// Parses the command line, runs the command, and maps the outcome to an exit code.
@@ -138,8 +138,8 @@ pub fn run() -> ExitCode {
             }
             ExitCode::SUCCESS
         }
-        Err(CliError(message)) => {
-            print_stderr(&format!("error: {message}"));
+        Err(e) => {
+            print_stderr(&format!("error: {e}"));
             ExitCode::FAILURE
         }
     }

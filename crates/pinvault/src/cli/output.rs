@@ -3,13 +3,71 @@
 
 use serde_json::Value;
 
-/// A command's failure: the message is printed after `error: ` on stderr.
+/// A command's failure, printed after `error: ` on stderr.
 #[derive(Debug)]
-pub struct CliError(pub String);
+pub enum CliError {
+    /// What the operator asked cannot be done as asked (a value out of range,
+    /// no such program, a KCV that does not match): says why.
+    Refused(String),
+    Store(crate::store::StoreError),
+    Keys(crate::keys::KeyError),
+    Service(crate::app::ServiceError),
+    Io(std::io::Error),
+    /// A PIN block tool's refusal (bad hex, a block of another format…).
+    Pinblock(pinblock::Error),
+}
 
-impl<E: std::error::Error> From<E> for CliError {
-    fn from(e: E) -> Self {
-        CliError(e.to_string())
+impl std::fmt::Display for CliError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CliError::Refused(m) => f.write_str(m),
+            CliError::Store(e) => e.fmt(f),
+            CliError::Keys(e) => e.fmt(f),
+            CliError::Service(e) => e.fmt(f),
+            CliError::Io(e) => e.fmt(f),
+            CliError::Pinblock(e) => e.fmt(f),
+        }
+    }
+}
+
+impl From<crate::store::StoreError> for CliError {
+    fn from(e: crate::store::StoreError) -> Self {
+        CliError::Store(e)
+    }
+}
+
+impl From<crate::keys::KeyError> for CliError {
+    fn from(e: crate::keys::KeyError) -> Self {
+        CliError::Keys(e)
+    }
+}
+
+impl From<crate::app::ServiceError> for CliError {
+    fn from(e: crate::app::ServiceError) -> Self {
+        CliError::Service(e)
+    }
+}
+
+impl From<crate::app::zone_keys::ImportZoneKeyError> for CliError {
+    fn from(e: crate::app::zone_keys::ImportZoneKeyError) -> Self {
+        match e {
+            crate::app::zone_keys::ImportZoneKeyError::Refused(e) => {
+                CliError::Refused(e.to_string())
+            }
+            crate::app::zone_keys::ImportZoneKeyError::Service(e) => CliError::Service(e),
+        }
+    }
+}
+
+impl From<pinblock::Error> for CliError {
+    fn from(e: pinblock::Error) -> Self {
+        CliError::Pinblock(e)
+    }
+}
+
+impl From<std::io::Error> for CliError {
+    fn from(e: std::io::Error) -> Self {
+        CliError::Io(e)
     }
 }
 
@@ -30,7 +88,7 @@ pub(crate) fn print_stderr(text: &str) {
 
 /// Any error as a [`CliError`], with its message.
 pub(super) fn err(e: impl std::fmt::Display) -> CliError {
-    CliError(e.to_string())
+    CliError::Refused(e.to_string())
 }
 
 /// A JSON result as the operator commands print it.

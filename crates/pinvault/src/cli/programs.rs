@@ -5,7 +5,7 @@ use clap::{Subcommand, ValueEnum};
 use serde_json::{Map, Value, json};
 
 use super::data::{DataArgs, create_program, open_app};
-use super::output::{CliError, err, pretty};
+use super::output::{CliError, pretty};
 use crate::api::program_json;
 use crate::audit::Actor;
 use crate::domain::program::{Mode, Settings};
@@ -55,7 +55,9 @@ pub async fn programs(cmd: ProgramsCommand) -> Result<String, CliError> {
         ProgramsCommand::Create { name, mode, data } => {
             let name = name.trim();
             if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
-                return Err(CliError("--name must be 1 to 200 characters".into()));
+                return Err(CliError::Refused(
+                    "--name must be 1 to 200 characters".into(),
+                ));
             }
             let app = open_app(&data, String::new()).await?;
             let mode = match mode {
@@ -74,19 +76,21 @@ pub async fn programs(cmd: ProgramsCommand) -> Result<String, CliError> {
             data,
         } => {
             let app = open_app(&data, String::new()).await?;
-            let program = app.store.get_program(&program_id).await.map_err(err)?;
+            let program = app.store.get_program(&program_id).await?;
             let Some(mut program) = program else {
-                return Err(CliError(format!("no program {program_id}")));
+                return Err(CliError::Refused(format!("no program {program_id}")));
             };
             let mut changes = Map::new();
             let mut mode = program.mode;
             for item in &set {
                 let Some((key, value)) = item.split_once('=') else {
-                    return Err(CliError(format!("--set takes key=value, got `{item}`")));
+                    return Err(CliError::Refused(format!(
+                        "--set takes key=value, got `{item}`"
+                    )));
                 };
                 if key == "mode" {
                     mode = Mode::parse(value)
-                        .ok_or_else(|| CliError("mode must be test or live".into()))?;
+                        .ok_or_else(|| CliError::Refused("mode must be test or live".into()))?;
                     continue;
                 }
                 let value =
@@ -98,8 +102,8 @@ pub async fn programs(cmd: ProgramsCommand) -> Result<String, CliError> {
                 .apply(&changes, true)
                 .map_err(|e| match e {
                     crate::domain::DomainError::Invalid(m)
-                    | crate::domain::DomainError::Forbidden(m) => CliError(m),
-                    other => CliError(format!("{other:?}")),
+                    | crate::domain::DomainError::Forbidden(m) => CliError::Refused(m),
+                    other => CliError::Refused(format!("{other:?}")),
                 })?;
             let t = now();
             let mut details = json!({ "changes": changes });
@@ -110,8 +114,7 @@ pub async fn programs(cmd: ProgramsCommand) -> Result<String, CliError> {
                 Actor::operator().record("program.updated", Some(&program.id), None, details);
             app.store
                 .update_program(&program.id, settings.clone(), mode, t, audit)
-                .await
-                .map_err(err)?;
+                .await?;
             program.settings = settings;
             program.mode = mode;
             program.updated_at = t;
@@ -122,8 +125,7 @@ pub async fn programs(cmd: ProgramsCommand) -> Result<String, CliError> {
             let list: Vec<Value> = app
                 .store
                 .list_programs()
-                .await
-                .map_err(err)?
+                .await?
                 .iter()
                 .map(program_json)
                 .collect();
@@ -131,9 +133,9 @@ pub async fn programs(cmd: ProgramsCommand) -> Result<String, CliError> {
         }
         ProgramsCommand::Show { program_id, data } => {
             let app = open_app(&data, String::new()).await?;
-            match app.store.get_program(&program_id).await.map_err(err)? {
+            match app.store.get_program(&program_id).await? {
                 Some(p) => Ok(pretty(&program_json(&p))),
-                None => Err(CliError(format!("no program {program_id}"))),
+                None => Err(CliError::Refused(format!("no program {program_id}"))),
             }
         }
     }

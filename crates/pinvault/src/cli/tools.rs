@@ -109,13 +109,13 @@ pub fn pinblock(cmd: PinblockCommand) -> Result<Zeroizing<String>, CliError> {
 
 pub fn kcv(args: &KcvArgs) -> Result<Zeroizing<String>, CliError> {
     let key = ZoneKey::from_hex(args.key_algorithm.into(), &args.key)
-        .map_err(|e| CliError(format!("invalid --key: {e}")))?;
+        .map_err(|e| CliError::Refused(format!("invalid --key: {e}")))?;
     Ok(Zeroizing::new(key.kcv().to_string()))
 }
 
 fn encode(args: &EncodeArgs) -> Result<Zeroizing<String>, CliError> {
     let format = Format::from(args.format);
-    let pin = Pin::new(&args.pin).map_err(|e| CliError(format!("invalid --pin: {e}")))?;
+    let pin = Pin::new(&args.pin).map_err(|e| CliError::Refused(format!("invalid --pin: {e}")))?;
     let pan = pan_for(format, args.pan.as_deref())?;
     match zone_key(format, &args.key)? {
         Some(key) => Ok(Zeroizing::new(
@@ -130,7 +130,7 @@ fn decode(args: &DecodeArgs) -> Result<Zeroizing<String>, CliError> {
     let pan = pan_for(format, args.pan.as_deref())?;
     let mut block = Zeroizing::new([0u8; 16]);
     let len = pinblock::hex::decode_into(&args.block, block.as_mut_slice())
-        .map_err(|e| CliError(format!("invalid --block: {e}")))?;
+        .map_err(|e| CliError::Refused(format!("invalid --block: {e}")))?;
     let block = block.get(..len).unwrap_or(&[]);
     let pin = match zone_key(format, &args.key)? {
         Some(key) => pinblock::decipher(format, block, &pan, &key)?,
@@ -141,10 +141,12 @@ fn decode(args: &DecodeArgs) -> Result<Zeroizing<String>, CliError> {
 
 fn pan_for(format: Format, pan: Option<&str>) -> Result<Pan, CliError> {
     match (pan, format.binds_pan()) {
-        (Some(pan), _) => Pan::new(pan).map_err(|e| CliError(format!("invalid --pan: {e}"))),
+        (Some(pan), _) => {
+            Pan::new(pan).map_err(|e| CliError::Refused(format!("invalid --pan: {e}")))
+        }
         // Format 1 binds no PAN; any PAN gives the same block.
         (None, false) => Ok(Pan::new("0")?),
-        (None, true) => Err(CliError(format!("--pan is required for {format}"))),
+        (None, true) => Err(CliError::Refused(format!("--pan is required for {format}"))),
     }
 }
 
@@ -160,5 +162,5 @@ fn zone_key(format: Format, args: &KeyArgs) -> Result<Option<ZoneKey>, CliError>
     };
     ZoneKey::from_hex(algorithm, hex)
         .map(Some)
-        .map_err(|e| CliError(format!("invalid --key: {e}")))
+        .map_err(|e| CliError::Refused(format!("invalid --key: {e}")))
 }

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use zeroize::Zeroizing;
 
 use super::data::{DataArgs, open_app};
-use super::output::{CliError, err, pretty};
+use super::output::{CliError, pretty};
 use crate::domain::time::rfc3339;
 use crate::keys::ZoneAlgorithm;
 use crate::store::prelude::*;
@@ -61,7 +61,9 @@ pub async fn zone_keys(cmd: ZoneKeysCommand) -> Result<String, CliError> {
         } => {
             let name = name.trim();
             if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
-                return Err(CliError("--name must be 1 to 200 characters".into()));
+                return Err(CliError::Refused(
+                    "--name must be 1 to 200 characters".into(),
+                ));
             }
             let algorithm = match algorithm {
                 ZoneAlgorithmArg::Tdes => ZoneAlgorithm::Tdes,
@@ -75,7 +77,7 @@ pub async fn zone_keys(cmd: ZoneKeysCommand) -> Result<String, CliError> {
                 if c.as_str() == "-" {
                     let mut line = Zeroizing::new(String::new());
                     std::io::stdin().read_line(&mut line).map_err(|e| {
-                        CliError(format!("reading component {} from stdin: {e}", i + 1))
+                        CliError::Refused(format!("reading component {} from stdin: {e}", i + 1))
                     })?;
                     clear.push(Zeroizing::new(line.trim().to_owned()));
                 } else {
@@ -85,8 +87,7 @@ pub async fn zone_keys(cmd: ZoneKeysCommand) -> Result<String, CliError> {
             let app = open_app(&data, String::new()).await?;
             let imported = app
                 .import_zone_key(name, algorithm, &clear, kcv.as_deref())
-                .await
-                .map_err(err)?;
+                .await?;
             Ok(pretty(
                 &json!({ "zone_key_id": imported.id, "kcv": imported.kcv }),
             ))
@@ -96,11 +97,7 @@ pub async fn zone_keys(cmd: ZoneKeysCommand) -> Result<String, CliError> {
             let mut out = Vec::new();
             let mut after: Option<String> = None;
             loop {
-                let Some((rows, more)) = app
-                    .store
-                    .list_zone_keys(100, after.as_deref())
-                    .await
-                    .map_err(err)?
+                let Some((rows, more)) = app.store.list_zone_keys(100, after.as_deref()).await?
                 else {
                     break;
                 };

@@ -226,7 +226,7 @@ impl LimitArgs {
         ] {
             s.set(
                 scope,
-                Rate::parse(text).map_err(|e| CliError(format!("{flag}: {e}")))?,
+                Rate::parse(text).map_err(|e| CliError::Refused(format!("{flag}: {e}")))?,
             );
         }
         Ok(s)

@@ -22,7 +22,7 @@ pub(super) async fn dev_program(
         .store
         .list_programs()
         .await
-        .map_err(|e| CliError(e.to_string()))?
+        .map_err(|e| CliError::Refused(e.to_string()))?
         .into_iter()
         .find(|p| p.name == "dev" && p.mode == Mode::Test);
     let (program, key) = match existing {
@@ -32,7 +32,7 @@ pub(super) async fn dev_program(
             app.store
                 .create_api_key(row, audit)
                 .await
-                .map_err(|e| CliError(e.to_string()))?;
+                .map_err(|e| CliError::Refused(e.to_string()))?;
             (program, secret)
         }
         None => {
@@ -66,7 +66,7 @@ pub(super) async fn dev_program(
         app.store
             .update_program(&program.id, settings, program.mode, now(), audit)
             .await
-            .map_err(|e| CliError(e.to_string()))?;
+            .map_err(|e| CliError::Refused(e.to_string()))?;
     }
     let k = key.expose();
     // Shell lines a newcomer can paste as they are (curl and sed only).

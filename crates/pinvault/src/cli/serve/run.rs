@@ -17,7 +17,7 @@ use crate::webhooks::{RetrySchedule, WebhookSettings};
 
 pub async fn serve(args: ServeArgs) -> Result<(), CliError> {
     let tls = match (&args.http.tls_cert, &args.http.tls_key) {
-        (Some(cert), Some(key)) => Some(listen::tls_config(cert, key).map_err(CliError)?),
+        (Some(cert), Some(key)) => Some(listen::tls_config(cert, key).map_err(CliError::Refused)?),
         _ => None,
     };
     let scheme = if tls.is_some() { "https" } else { "http" };
@@ -27,9 +27,9 @@ pub async fn serve(args: ServeArgs) -> Result<(), CliError> {
         .unwrap_or_else(|| format!("{scheme}://{}", args.listen));
     let limits = args.limits.settings()?;
     let trusted_proxies = Cidr::parse_list(&args.http.trusted_proxies)
-        .map_err(|e| CliError(format!("--trusted-proxies: {e}")))?;
+        .map_err(|e| CliError::Refused(format!("--trusted-proxies: {e}")))?;
     let schedule = RetrySchedule::parse(&args.webhook_retry_schedule)
-        .map_err(|e| CliError(format!("--webhook-retry-schedule: {e}")))?;
+        .map_err(|e| CliError::Refused(format!("--webhook-retry-schedule: {e}")))?;
     let settings = ServerSettings {
         public_url: public_url.trim_end_matches('/').to_owned(),
         transport: args.transport.settings(),
@@ -48,11 +48,13 @@ pub async fn serve(args: ServeArgs) -> Result<(), CliError> {
     // The first start makes the first published PIN encryption key.
     app.bootstrap_transport_key()
         .await
-        .map_err(|e| CliError(format!("cannot make the PIN encryption key: {e}")))?;
+        .map_err(|e| CliError::Refused(format!("cannot make the PIN encryption key: {e}")))?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
-        .map_err(|e| CliError(format!("cannot listen on {}: {e}", args.listen)))?;
-    let addr = listener.local_addr().map_err(|e| CliError(e.to_string()))?;
+        .map_err(|e| CliError::Refused(format!("cannot listen on {}: {e}", args.listen)))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| CliError::Refused(e.to_string()))?;
     let demo = if args.dev {
         Some(dev_program(&app, addr).await?)
     } else {
@@ -129,9 +131,9 @@ pub async fn serve(args: ServeArgs) -> Result<(), CliError> {
 fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>, CliError> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate())
-        .map_err(|e| CliError(format!("cannot handle SIGTERM: {e}")))?;
+        .map_err(|e| CliError::Refused(format!("cannot handle SIGTERM: {e}")))?;
     let mut int = signal(SignalKind::interrupt())
-        .map_err(|e| CliError(format!("cannot handle SIGINT: {e}")))?;
+        .map_err(|e| CliError::Refused(format!("cannot handle SIGINT: {e}")))?;
     Ok(async move {
         tokio::select! {
             _ = term.recv() => {},
