@@ -38,7 +38,8 @@ enum Command {
     /// Create, list and revoke API keys.
     #[command(subcommand, name = "api-keys")]
     ApiKeys(api_keys::ApiKeysCommand),
-    /// Rotate and list the data keys.
+    /// The master key and the data keys: init (where the master key lives), rotate,
+    /// list, migrate (to another master-key provider).
     #[command(subcommand)]
     Keys(keys::KeysCommand),
     /// Import and list the zone PIN keys terminals' PIN blocks arrive under.

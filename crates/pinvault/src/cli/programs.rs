@@ -29,10 +29,21 @@ pub enum ProgramsCommand {
         #[command(flatten)]
         data: DataArgs,
     },
-    /// Change settings: --set key=value (values are JSON, or plain text).
+    /// Change a program's settings (and mode): --set KEY=VALUE …
+    ///
+    /// Each KEY=VALUE changes one setting; give several after one --set, or repeat
+    /// --set. VALUE is JSON (3, true, "staged", ["https://app.example.com"]) or
+    /// plain text. The settings: mode (test or live); pin_length_min and
+    /// pin_length_max (4 to 12); max_tries and set_token_attempts (1 to 10);
+    /// set_token_ttl_s, reveal_token_ttl_s and reveal_display_s (seconds, 1 to
+    /// 3600); reject_weak_pins, reveal_enabled, allow_plaintext_pin and
+    /// allow_plaintext_reveal (true or false); pin_set_mode (direct or staged);
+    /// widget_allowed_origins (a list of at most 20 origins).
     Update {
+        /// The program (`prg_…`, as `programs create` and `programs list` print it).
         program_id: String,
-        #[arg(long = "set", value_name = "KEY=VALUE", required = true)]
+        /// A setting and its new value, KEY=VALUE (the settings are listed above).
+        #[arg(long = "set", value_name = "KEY=VALUE", required = true, num_args = 1..)]
         set: Vec<String>,
         #[command(flatten)]
         data: DataArgs,

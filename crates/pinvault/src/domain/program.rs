@@ -94,10 +94,29 @@ pub const PRIVILEGED: &[&str] = &[
     "allow_plaintext_reveal",
 ];
 
+/// Every setting a program has, by the name `apply` takes.
+pub const SETTING_NAMES: [&str; 14] = [
+    "pin_length_min",
+    "pin_length_max",
+    "max_tries",
+    "set_token_attempts",
+    "set_token_ttl_s",
+    "reveal_token_ttl_s",
+    "reveal_display_s",
+    "reject_weak_pins",
+    "reveal_enabled",
+    "allow_plaintext_pin",
+    "allow_plaintext_reveal",
+    "pin_set_mode",
+    "widget_allowed_origins",
+    "mode",
+];
+
 impl Settings {
     /// Applies changes given as a JSON object of setting names to values, checking
     /// every value and the settings as a whole; on any error nothing changes.
-    /// `privileged` allows the settings in [`PRIVILEGED`].
+    /// `privileged` allows the settings in [`PRIVILEGED`] (every name is in
+    /// [`SETTING_NAMES`]).
     pub fn apply(
         &self,
         changes: &Map<String, Value>,
@@ -166,7 +185,12 @@ impl Settings {
                         bad("a list of at most 20 origins such as \"https://app.example.com\"")
                     })?
                 }
-                _ => return Err(DomainError::Invalid(format!("unknown setting `{name}`"))),
+                _ => {
+                    return Err(DomainError::Invalid(format!(
+                        "unknown setting `{name}`: the settings are {}",
+                        SETTING_NAMES.join(", ")
+                    )));
+                }
             }
         }
         if next.pin_length_min > next.pin_length_max {
@@ -219,6 +243,28 @@ fn origins(value: &Value) -> Option<Vec<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_listed_setting_is_known_and_an_unknown_one_names_them() {
+        let s = Settings::default();
+        for name in SETTING_NAMES.iter().filter(|n| **n != "mode") {
+            let mut changes = Map::new();
+            changes.insert((*name).to_owned(), Value::Null);
+            let e = s.apply(&changes, true).err();
+            let text = format!("{e:?}");
+            assert!(
+                e.is_some() && !text.contains("unknown setting"),
+                "{name}: {text}"
+            );
+        }
+        let mut changes = Map::new();
+        changes.insert("max_try".to_owned(), Value::from(5));
+        let text = format!("{:?}", s.apply(&changes, true).err());
+        assert!(
+            text.contains("unknown setting `max_try`") && text.contains("max_tries"),
+            "{text}"
+        );
+    }
     use serde_json::json;
 
     fn apply(changes: Value, privileged: bool) -> Result<Settings, DomainError> {
