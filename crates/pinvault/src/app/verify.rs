@@ -3,12 +3,14 @@
 //! sandbox, in clear), checked against the card's stored PIN, with tries counted
 //! in the database.
 //!
-//! Try counting: a blocked PIN answers `blocked` without being checked; a
-//! mismatch counts one try in one conditional update, so concurrent failures
-//! stop at exactly `max_tries`; the try that reaches `max_tries` blocks the PIN
-//! and makes an active card inactive; a match resets the count, and needs no
-//! write at all when no failure is recorded (the common case). A block that
-//! does not decipher or parse counts nothing.
+//! Try counting (the rules are `domain::card::PinState`): a card suspended or
+//! made inactive by its program answers `card_inactive`, and a blocked PIN
+//! `blocked`, without being checked; a mismatch counts one try, applied by the
+//! store as a compare-and-set on the card's row, so concurrent failures stop at
+//! exactly `max_tries`; the try that reaches `max_tries` blocks the PIN and
+//! makes an active card inactive; a match resets the count, and needs no write
+//! at all when no failure is recorded (the common case). A block that does not
+//! decipher or parse counts nothing.
 //!
 //! Events: a counted failure writes `pin.verification_failed` (and, when it
 //! blocks, `pin.blocked`) and its audit record in the transaction that counts

@@ -191,19 +191,20 @@ pub trait ProgramStore: Backend {
         key_hash: SecretHash,
         card_id: &str,
     ) -> impl Future<Output = StoreResult<Option<AuthenticatedCard>>> + Send {
-        let card_id = card_id.to_owned();
+        // Owned only where a read needs it: a request whose caller and card are
+        // both held between commits (most verifications on SQLite) allocates nothing.
         async move {
             let cache = self.read_cache();
             let stamp = cache.and_then(|c| c.stamp());
             if let (Some(cache), Some(stamp)) = (cache, &stamp) {
-                match cache.get(stamp, &key_hash, Some(&card_id)) {
+                match cache.get(stamp, &key_hash, Some(card_id)) {
                     (Some((key, program)), Some(card)) => {
                         return Ok(Some((key, program, Some(card))));
                     }
                     (Some((key, program)), None) => {
                         // The caller is known: only the card to read.
                         let card = self
-                            .read_short((program.id.clone(), card_id), |db, (p, c)| {
+                            .read_short((program.id.clone(), card_id.to_owned()), |db, (p, c)| {
                                 Box::pin(async move {
                                     first(db, &CARD, &args![c, p], decode::card).await
                                 })
@@ -218,7 +219,7 @@ pub trait ProgramStore: Backend {
                 }
             }
             let found = self
-                .read_short((key_hash, card_id), |db, (hash, card)| {
+                .read_short((key_hash, card_id.to_owned()), |db, (hash, card)| {
                     Box::pin(async move {
                         first(
                             db,

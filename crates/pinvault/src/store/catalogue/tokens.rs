@@ -164,32 +164,27 @@ pub trait TokenStore: Backend {
         self.write(data, |db, (id, change, now, effects)| {
             Box::pin(async move {
                 // The card first, then the token: the order create_token locks
-                // them in, so the two never wait on each other in a cycle.
-                let card_id = match usable(db, id, *now).await? {
-                    Ok(t) => t.card_id,
+                // them in, so the two never wait on each other in a cycle. The
+                // token read before the lock is used as it is; if it changed
+                // meanwhile the compare-and-set fails and it is read again.
+                let mut t = match usable(db, id, *now).await? {
+                    Ok(t) => t,
                     Err(refused) => return Ok(Err(refused)),
                 };
-                let Some(card) = card_state::lock_by_id(db, &card_id).await? else {
+                let Some(card) = card_state::lock_by_id(db, &t.card_id).await? else {
                     return Ok(Err(TokenError::Invalid));
                 };
                 for _ in 0..CAS_TRIES {
-                    let t = match usable(db, id, *now).await? {
-                        Ok(t) => t,
-                        Err(refused) => return Ok(Err(refused)),
-                    };
-                    if db
-                        .exec(&REDEEM, &args![id, *now, t.attempts_remaining])
-                        .await?
-                        == 1
-                    {
+                    let cas = args![id, *now, t.attempts_remaining];
+                    if db.exec(&REDEEM, &cas).await? == 1 {
                         match change {
                             None => {}
-                            Some(PinChange::Set(pin))
-                                if !card_state::set_pin(db, &card, pin, *now).await? =>
-                            {
-                                return Err(crate::store::db::lost("the card"));
+                            Some(PinChange::Set(pin)) => {
+                                let applied = card_state::set_pin(db, &card, pin, *now).await?;
+                                if !applied {
+                                    return Err(crate::store::db::lost("the card"));
+                                }
                             }
-                            Some(PinChange::Set(_)) => {}
                             Some(PinChange::Stage { pin, expires_at }) => {
                                 let stage = args![
                                     &pin.block,
@@ -197,7 +192,7 @@ pub trait TokenStore: Backend {
                                     *expires_at,
                                     id,
                                     *now,
-                                    &card_id
+                                    &card.id
                                 ];
                                 db.exec(&STAGE_PIN, &stage).await?;
                             }
@@ -205,6 +200,10 @@ pub trait TokenStore: Backend {
                         outbox::apply(db, effects).await?;
                         return Ok(Ok(()));
                     }
+                    t = match usable(db, id, *now).await? {
+                        Ok(t) => t,
+                        Err(refused) => return Ok(Err(refused)),
+                    };
                 }
                 Err(crate::store::db::lost("the control token"))
             })
