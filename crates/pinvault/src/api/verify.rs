@@ -69,6 +69,9 @@ pub struct ZoneKeyView {
     pub algorithm: &'static str,
     /// Key check value: 6 upper-case hex digits.
     pub kcv: String,
+    /// `verify` (PIN blocks come in) or `export` (PIN blocks go out).
+    #[schema(pattern = "^(verify|export)$")]
+    pub usage: &'static str,
     pub created_at: String,
 }
 
@@ -79,6 +82,7 @@ impl ZoneKeyView {
             name: k.name.clone(),
             algorithm: k.algorithm.as_str(),
             kcv: k.kcv.clone(),
+            usage: k.usage.as_str(),
             created_at: crate::domain::time::rfc3339(k.created_at),
         }
     }
@@ -129,7 +133,11 @@ fn answer<S: Store>(app: &App<S>, card_id: &str, verdict: Verdict) -> Response {
 
 fn refused<S: Store>(app: &App<S>, e: VerifyError) -> ApiError {
     match e {
-        VerifyError::UnknownZoneKey => ApiError::invalid("`zone_key_id` names no zone key"),
+        VerifyError::UnknownZoneKey => ApiError::not_found("zone key for this program"),
+        VerifyError::ZoneKeyUsage => ApiError::forbidden(
+            Code::Forbidden,
+            "this zone key is of usage `export`: PIN blocks under it go out, none come in",
+        ),
         VerifyError::FormatNeedsAes => {
             ApiError::invalid("format iso_4 is enciphered under AES only: this zone key is TDES")
         }
@@ -146,7 +154,8 @@ fn refused<S: Store>(app: &App<S>, e: VerifyError) -> ApiError {
 /// is blocked and an active card becomes inactive.
 #[utoipa::path(post, path = "/v1/cards/{id}/pin/verify", operation_id = "verifyPin", tag = "verification", params(("id" = String, Path)), request_body = VerifyPin,
     responses((status = 200, description = "`match`, `mismatch` (one try counted), `blocked` (not checked) or `card_inactive` (the card is suspended or was made inactive other than by PIN blocking: not checked, nothing counted)", body = VerifyResult),
-        (status = 404, description = "`not_found`: no such card for this program", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: the zone key is of usage `export`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such card, or no such zone key granted to this program", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`decryption_failed` (no try counted), `invalid_request`", body = Problem, content_type = "application/problem+json")),
     security(("api_key" = [])))]
 pub async fn verify<S: Store>(
@@ -162,7 +171,7 @@ pub async fn verify<S: Store>(
         .parse()
         .map_err(|_| ApiError::invalid("`format` must be iso_0, iso_1, iso_3 or iso_4"))?;
     if !crate::domain::ids::is_id(&body.zone_key_id, "zpk_") {
-        return Err(ApiError::invalid("`zone_key_id` names no zone key"));
+        return Err(ApiError::not_found("zone key for this program"));
     }
     let mut block = Zeroizing::new([0u8; 16]);
     let len = if body.pin_block.expose().len() > 32 {
@@ -235,14 +244,14 @@ pub async fn sandbox_verify<S: Store>(
     Ok(answer(&app, &card.id, verdict))
 }
 
-/// The zone keys PIN blocks may be enciphered under (loaded by the operator
-/// with `pinvault zone-keys import`), newest first.
+/// The zone keys this program may use (loaded by the operator with
+/// `pinvault zone-keys import` and granted to it), newest first.
 #[utoipa::path(get, path = "/v1/zone-keys", operation_id = "listZoneKeys", tag = "verification", params(ListZoneKeys),
     responses((status = 200, description = "OK", body = ZoneKeyList), (status = 400, description = "`invalid_request`", body = Problem, content_type = "application/problem+json")),
     security(("api_key" = [])))]
 pub async fn list_zone_keys<S: Store>(
     State(app): State<Arc<App<S>>>,
-    _auth: Auth,
+    auth: Auth,
     QueryParams(q): QueryParams<ListZoneKeys>,
 ) -> Result<Response, ApiError> {
     let limit = q.limit.unwrap_or(20);
@@ -251,7 +260,7 @@ pub async fn list_zone_keys<S: Store>(
     }
     let page = app
         .store
-        .list_zone_keys(limit, q.starting_after.as_deref())
+        .list_program_zone_keys(&auth.program.id, limit, q.starting_after.as_deref())
         .await?;
     let Some((keys, has_more)) = page else {
         return Err(ApiError::bad_request("`starting_after` names no zone key"));

@@ -20,10 +20,12 @@
 use pinblock::{Format, KeyAlgorithm, Pan, Pin};
 use serde_json::json;
 
+use super::zone_keys::ZoneKeyError;
 use super::{App, ServiceError};
 use crate::audit::Actor;
 use crate::domain::card::Unverifiable;
 use crate::domain::time::now;
+use crate::domain::zone_key::Usage;
 use crate::events::{EventType, event};
 use crate::keys::KeyKind;
 use crate::store::{CardRow, Effects, PinFailure, Store};
@@ -84,8 +86,10 @@ pub struct Verdict {
 
 #[derive(Debug)]
 pub enum VerifyError {
-    /// No zone key with this id.
+    /// No zone key with this id granted to the card's program.
     UnknownZoneKey,
+    /// The zone key is granted, but of usage `export`.
+    ZoneKeyUsage,
     /// Format 4 was sent under a TDES zone key.
     FormatNeedsAes,
     /// The block is malformed or does not decipher to a PIN block of its format
@@ -141,7 +145,14 @@ impl<S: Store> App<S> {
                 block,
                 zone_key_id,
             } => {
-                let key = self.zone_key(zone_key_id).await?;
+                let key = self
+                    .zone_key_for(zone_key_id, &card.program_id, Usage::Verify)
+                    .await
+                    .map_err(|e| match e {
+                        ZoneKeyError::NotFound => VerifyError::UnknownZoneKey,
+                        ZoneKeyError::WrongUsage(_) => VerifyError::ZoneKeyUsage,
+                        ZoneKeyError::Service(e) => VerifyError::Service(e),
+                    })?;
                 if format == Format::Iso4 && key.algorithm() != KeyAlgorithm::Aes {
                     return Err(VerifyError::FormatNeedsAes);
                 }

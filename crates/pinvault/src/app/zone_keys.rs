@@ -1,4 +1,6 @@
-//! Zone PIN keys: imported from clear components, and unwrapped for use.
+//! Zone PIN keys: imported from clear components for the programs they are
+//! granted to, granted and revoked, and unwrapped for use by those programs
+//! only (the rules are `domain::zone_key`).
 
 use std::sync::Arc;
 
@@ -6,14 +8,16 @@ use pinblock::ZoneKey;
 use serde_json::json;
 use zeroize::Zeroizing;
 
-use super::verify::VerifyError;
+use super::keys::KEY_REFRESH;
 use super::{App, ServiceError};
 use crate::audit::Actor;
 use crate::domain::ids::new_id;
 use crate::domain::time::now;
+use crate::domain::zone_key::{self as rules, Grants, Refusal, RevokeError, Usage};
 use crate::keys::ZoneAlgorithm;
-use crate::keys::zone::{self, ImportError};
-use crate::store::{Store, ZoneKeyRow};
+use crate::keys::zone;
+use crate::keys::zone_cache::Access;
+use crate::store::{GrantChange, Store, ZoneKeyRow};
 
 /// A new zone key's public facts.
 #[derive(Debug, Clone)]
@@ -22,82 +26,261 @@ pub struct ImportedZoneKey {
     pub kcv: String,
 }
 
+/// A zone key import, or a change of grants, refused or failed.
 #[derive(Debug)]
-pub enum ImportZoneKeyError {
-    Refused(ImportError),
+pub enum ZoneKeyAdminError {
+    /// Says why (a KCV that does not match, no such program or key).
+    Refused(String),
     Service(ServiceError),
 }
 
-impl std::fmt::Display for ImportZoneKeyError {
+impl std::fmt::Display for ZoneKeyAdminError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            ImportZoneKeyError::Refused(e) => e.fmt(f),
-            ImportZoneKeyError::Service(e) => e.fmt(f),
+            ZoneKeyAdminError::Refused(e) => e.fmt(f),
+            ZoneKeyAdminError::Service(e) => e.fmt(f),
         }
     }
 }
 
-impl std::error::Error for ImportZoneKeyError {}
+impl std::error::Error for ZoneKeyAdminError {}
+
+impl From<ServiceError> for ZoneKeyAdminError {
+    fn from(e: ServiceError) -> Self {
+        ZoneKeyAdminError::Service(e)
+    }
+}
+
+impl From<crate::store::StoreError> for ZoneKeyAdminError {
+    fn from(e: crate::store::StoreError) -> Self {
+        ZoneKeyAdminError::Service(e.into())
+    }
+}
+
+impl From<crate::keys::KeyError> for ZoneKeyAdminError {
+    fn from(e: crate::keys::KeyError) -> Self {
+        ZoneKeyAdminError::Service(e.into())
+    }
+}
+
+/// Why a program cannot use a zone key.
+#[derive(Debug)]
+pub enum ZoneKeyError {
+    /// No such key, or not granted to the program: the same answer.
+    NotFound,
+    /// Granted, but of the other usage.
+    WrongUsage(Usage),
+    Service(ServiceError),
+}
+
+impl From<ServiceError> for ZoneKeyError {
+    fn from(e: ServiceError) -> Self {
+        ZoneKeyError::Service(e)
+    }
+}
+
+impl From<crate::store::StoreError> for ZoneKeyError {
+    fn from(e: crate::store::StoreError) -> Self {
+        ZoneKeyError::Service(e.into())
+    }
+}
+
+impl From<crate::keys::KeyError> for ZoneKeyError {
+    fn from(e: crate::keys::KeyError) -> Self {
+        ZoneKeyError::Service(e.into())
+    }
+}
 
 impl<S: Store> App<S> {
+    /// Refuses any of `programs` that does not exist.
+    async fn check_programs(&self, programs: &[String]) -> Result<(), ZoneKeyAdminError> {
+        for p in programs {
+            if self.store.get_program(p).await?.is_none() {
+                return Err(ZoneKeyAdminError::Refused(format!("no program {p}")));
+            }
+        }
+        Ok(())
+    }
+
     /// Combines clear components into a zone key, checks its KCV where one is
-    /// given, and stores it wrapped by the master key.
+    /// given, and stores it wrapped by the master key, granted to `programs`.
     pub async fn import_zone_key(
         &self,
         name: &str,
         algorithm: ZoneAlgorithm,
         components: &[Zeroizing<String>],
         expected_kcv: Option<&str>,
-    ) -> Result<ImportedZoneKey, ImportZoneKeyError> {
+        programs: &[String],
+        usage: Usage,
+    ) -> Result<ImportedZoneKey, ZoneKeyAdminError> {
+        if programs.is_empty() {
+            return Err(ZoneKeyAdminError::Refused(
+                "a zone key is granted to at least one program (--program)".into(),
+            ));
+        }
+        self.check_programs(programs).await?;
         let (key, kcv) = zone::combine(algorithm, components, expected_kcv)
-            .map_err(ImportZoneKeyError::Refused)?;
+            .map_err(|e| ZoneKeyAdminError::Refused(e.to_string()))?;
         let id = new_id("zpk_");
-        let wrapped = zone::wrap(&*self.keys.provider(), &id, algorithm, &kcv, &key)
-            .map_err(|e| ImportZoneKeyError::Service(e.into()))?;
+        let wrapped = zone::wrap(&*self.keys.provider(), &id, algorithm, &kcv, &key)?;
         drop(key);
+        let grants = Grants::to(programs.iter().cloned());
         let audit = Actor::operator().record(
             "zone_key.imported",
             None,
             None,
-            json!({ "zone_key_id": id, "name": name, "algorithm": algorithm.as_str(), "kcv": kcv }),
+            json!({ "zone_key_id": id, "name": name, "algorithm": algorithm.as_str(), "kcv": kcv,
+                    "usage": usage.as_str(), "programs": grants_json(&grants) }),
         );
-        self.store
-            .insert_zone_key(
-                ZoneKeyRow {
-                    id: id.clone(),
-                    name: name.to_owned(),
-                    algorithm,
-                    kcv: kcv.clone(),
-                    wrapped,
-                    created_at: now(),
-                },
-                audit,
-            )
-            .await
-            .map_err(|e| ImportZoneKeyError::Service(e.into()))?;
+        let row = ZoneKeyRow {
+            id: id.clone(),
+            name: name.to_owned(),
+            algorithm,
+            kcv: kcv.clone(),
+            wrapped,
+            created_at: now(),
+            usage,
+            grants,
+        };
+        self.store.insert_zone_key(row, audit).await?;
         Ok(ImportedZoneKey { id, kcv })
     }
 
-    /// A zone key, unwrapped once and then held in memory.
-    pub(super) async fn zone_key(&self, id: &str) -> Result<Arc<ZoneKey>, VerifyError> {
-        if let Some(key) = self.zone_keys.get(id, self.keys.cache_ttl()) {
-            return Ok(key);
-        }
-        let row = self
+    /// Grants a zone key to a program (`grant`) or revokes the grant; the
+    /// grants after the change. Running servers apply it within
+    /// [`KEY_REFRESH`].
+    pub async fn change_zone_key_grant(
+        &self,
+        id: &str,
+        program: &str,
+        grant: bool,
+    ) -> Result<Grants, ZoneKeyAdminError> {
+        self.check_programs(&[program.to_owned()]).await?;
+        let (key_id, program_id) = (id.to_owned(), program.to_owned());
+        let audit = move |after: &Grants| {
+            Actor::operator().record(
+                if grant {
+                    "zone_key.granted"
+                } else {
+                    "zone_key.revoked"
+                },
+                Some(&program_id),
+                None,
+                json!({ "zone_key_id": key_id, "programs": grants_json(after) }),
+            )
+        };
+        match self
             .store
-            .get_zone_key(id)
+            .change_zone_key_grant(id, program, grant, now(), audit)
             .await?
-            .ok_or(VerifyError::UnknownZoneKey)?;
-        // The provider may be a token across a network: off the async threads.
-        let provider = self.keys.provider();
-        let (id, algorithm, kcv, wrapped) = (row.id.clone(), row.algorithm, row.kcv, row.wrapped);
-        let key = tokio::task::spawn_blocking(move || {
-            zone::unwrap(&*provider, &id, algorithm, &kcv, &wrapped)
-        })
-        .await
-        .map_err(|e| crate::keys::KeyError::Provider(format!("key task failed: {e}")))??;
-        let key = Arc::new(key);
-        self.zone_keys.insert(row.id, key.clone());
+        {
+            GrantChange::NoKey => Err(ZoneKeyAdminError::Refused(format!("no zone key {id}"))),
+            GrantChange::Refused(RevokeError::NotGranted) => Err(ZoneKeyAdminError::Refused(
+                format!("zone key {id} is not granted to {program}"),
+            )),
+            GrantChange::Refused(RevokeError::GrantedToAll) => {
+                Err(ZoneKeyAdminError::Refused(format!(
+                    "zone key {id} was imported before grants and is usable by every program: \
+                     grant it to the programs that use it first (the first grant ends \"all\")"
+                )))
+            }
+            GrantChange::Done(after) => {
+                self.zone_keys.forget(id);
+                Ok(after)
+            }
+        }
+    }
+
+    /// A zone key `program` may use for `wanted`: unwrapped once and then held
+    /// in memory; whom it is granted to is read again at most [`KEY_REFRESH`]
+    /// after it was last read.
+    pub async fn zone_key_for(
+        &self,
+        id: &str,
+        program: &str,
+        wanted: Usage,
+    ) -> Result<Arc<ZoneKey>, ZoneKeyError> {
+        let cached = self.zone_keys.get(id, self.keys.cache_ttl());
+        let (key, access) = match cached {
+            Some(c) if c.checked_at.elapsed() < KEY_REFRESH => (c.key, c.access),
+            Some(c) => {
+                let row = self
+                    .store
+                    .get_zone_key(id)
+                    .await?
+                    .ok_or(ZoneKeyError::NotFound)?;
+                let access = Access {
+                    usage: row.usage,
+                    grants: row.grants,
+                };
+                self.zone_keys.recheck(id, access.clone());
+                (c.key, Arc::new(access))
+            }
+            None => {
+                let row = self
+                    .store
+                    .get_zone_key(id)
+                    .await?
+                    .ok_or(ZoneKeyError::NotFound)?;
+                // Not granted: refused before the key is unwrapped.
+                rules::check_use(&row.grants, row.usage, program, wanted)
+                    .map_err(|r| refusal(r, row.usage))?;
+                // The provider may be a token across a network: off the async threads.
+                let provider = self.keys.provider();
+                let (kid, algorithm, kcv, wrapped) =
+                    (row.id.clone(), row.algorithm, row.kcv, row.wrapped);
+                let key = tokio::task::spawn_blocking(move || {
+                    zone::unwrap(&*provider, &kid, algorithm, &kcv, &wrapped)
+                })
+                .await
+                .map_err(|e| crate::keys::KeyError::Provider(format!("key task failed: {e}")))??;
+                let access = Access {
+                    usage: row.usage,
+                    grants: row.grants,
+                };
+                let c = self.zone_keys.insert(row.id, Arc::new(key), access);
+                (c.key, c.access)
+            }
+        };
+        rules::check_use(&access.grants, access.usage, program, wanted)
+            .map_err(|r| refusal(r, access.usage))?;
         Ok(key)
+    }
+
+    /// Says loudly which zone keys every program may use (imported before
+    /// grants): run when a server starts.
+    pub async fn warn_zone_keys_for_all(&self) -> Result<(), ServiceError> {
+        let mut after: Option<String> = None;
+        while let Some((rows, more)) = self.store.list_zone_keys(100, after.as_deref()).await? {
+            for k in rows.iter().filter(|k| k.grants == Grants::All) {
+                tracing::warn!(
+                    zone_key_id = %k.id,
+                    name = %k.name,
+                    "zone key imported before grants: every program may use it until it is granted \
+                     (`pinvault zone-keys grant {} --program PRG`)",
+                    k.id
+                );
+            }
+            after = rows.last().map(|r| r.id.clone());
+            if !more || after.is_none() {
+                break;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn refusal(r: Refusal, usage: Usage) -> ZoneKeyError {
+    match r {
+        Refusal::NotFound => ZoneKeyError::NotFound,
+        Refusal::WrongUsage => ZoneKeyError::WrongUsage(usage),
+    }
+}
+
+/// Grants as the command line and audit records show them: `"all"` or a list.
+pub fn grants_json(g: &Grants) -> serde_json::Value {
+    match g {
+        Grants::All => json!("all"),
+        Grants::Programs(list) => json!(list),
     }
 }

@@ -48,13 +48,11 @@ impl From<crate::app::ServiceError> for CliError {
     }
 }
 
-impl From<crate::app::zone_keys::ImportZoneKeyError> for CliError {
-    fn from(e: crate::app::zone_keys::ImportZoneKeyError) -> Self {
+impl From<crate::app::zone_keys::ZoneKeyAdminError> for CliError {
+    fn from(e: crate::app::zone_keys::ZoneKeyAdminError) -> Self {
         match e {
-            crate::app::zone_keys::ImportZoneKeyError::Refused(e) => {
-                CliError::Refused(e.to_string())
-            }
-            crate::app::zone_keys::ImportZoneKeyError::Service(e) => CliError::Service(e),
+            crate::app::zone_keys::ZoneKeyAdminError::Refused(e) => CliError::Refused(e),
+            crate::app::zone_keys::ZoneKeyAdminError::Service(e) => CliError::Service(e),
         }
     }
 }

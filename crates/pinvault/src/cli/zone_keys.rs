@@ -1,6 +1,6 @@
-//! `pinvault zone-keys`: import zone PIN keys from clear components, and list
-//! them. Prints JSON on stdout and works while servers run (the database
-//! arbitrates).
+//! `pinvault zone-keys`: import zone PIN keys from clear components for the
+//! programs they are granted to, grant and revoke them, and list them. Prints
+//! JSON on stdout and works while servers run (the database arbitrates).
 
 use clap::{Subcommand, ValueEnum};
 use serde_json::{Value, json};
@@ -8,7 +8,9 @@ use zeroize::Zeroizing;
 
 use super::data::{DataArgs, open_app};
 use super::output::{CliError, pretty};
+use crate::app::zone_keys::grants_json;
 use crate::domain::time::rfc3339;
+use crate::domain::zone_key::Usage;
 use crate::keys::ZoneAlgorithm;
 use crate::store::prelude::*;
 
@@ -40,14 +42,52 @@ pub enum ZoneKeysCommand {
         /// refused if the combined key's differs.
         #[arg(long)]
         kcv: Option<String>,
+        /// A program that may use the key (`prg_…`); repeat for each. Other
+        /// programs naming the key get 404, as for a key that does not exist.
+        #[arg(long = "program", value_name = "PRG", required = true)]
+        programs: Vec<String>,
+        /// `verify`: PIN blocks come in (verification, PIN change, import);
+        /// `export`: PIN blocks go out. A key has one usage.
+        #[arg(long, value_enum, default_value = "verify")]
+        usage: UsageArg,
         #[command(flatten)]
         data: DataArgs,
     },
-    /// List zone keys (id, name, algorithm, key check value; never the key).
+    /// Let a program use a zone key. The first grant of a key imported before
+    /// grants (usable by every program) makes it usable by that program only.
+    /// Returns once running servers apply it (within 2 seconds).
+    Grant {
+        /// The zone key (`zpk_…`).
+        #[arg(value_name = "ZPK")]
+        zone_key_id: String,
+        #[arg(long, value_name = "PRG")]
+        program: String,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// Stop a program from using a zone key. Returns once running servers
+    /// apply it (within 2 seconds).
+    Revoke {
+        /// The zone key (`zpk_…`).
+        #[arg(value_name = "ZPK")]
+        zone_key_id: String,
+        #[arg(long, value_name = "PRG")]
+        program: String,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// List zone keys (id, name, algorithm, key check value, usage, the
+    /// programs granted, or "all" for a key from before grants; never the key).
     List {
         #[command(flatten)]
         data: DataArgs,
     },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum UsageArg {
+    Verify,
+    Export,
 }
 
 pub async fn zone_keys(cmd: ZoneKeysCommand) -> Result<String, CliError> {
@@ -57,6 +97,8 @@ pub async fn zone_keys(cmd: ZoneKeysCommand) -> Result<String, CliError> {
             algorithm,
             components,
             kcv,
+            programs,
+            usage,
             data,
         } => {
             let name = name.trim();
@@ -70,6 +112,10 @@ pub async fn zone_keys(cmd: ZoneKeysCommand) -> Result<String, CliError> {
                 ZoneAlgorithmArg::Aes128 => ZoneAlgorithm::Aes128,
                 ZoneAlgorithmArg::Aes192 => ZoneAlgorithm::Aes192,
                 ZoneAlgorithmArg::Aes256 => ZoneAlgorithm::Aes256,
+            };
+            let usage = match usage {
+                UsageArg::Verify => Usage::Verify,
+                UsageArg::Export => Usage::Export,
             };
             let mut clear = Vec::with_capacity(components.len());
             for (i, c) in components.into_iter().enumerate() {
@@ -86,12 +132,22 @@ pub async fn zone_keys(cmd: ZoneKeysCommand) -> Result<String, CliError> {
             }
             let app = open_app(&data, String::new()).await?;
             let imported = app
-                .import_zone_key(name, algorithm, &clear, kcv.as_deref())
+                .import_zone_key(name, algorithm, &clear, kcv.as_deref(), &programs, usage)
                 .await?;
             Ok(pretty(
                 &json!({ "zone_key_id": imported.id, "kcv": imported.kcv }),
             ))
         }
+        ZoneKeysCommand::Grant {
+            zone_key_id,
+            program,
+            data,
+        } => change_grant(&data, &zone_key_id, &program, true).await,
+        ZoneKeysCommand::Revoke {
+            zone_key_id,
+            program,
+            data,
+        } => change_grant(&data, &zone_key_id, &program, false).await,
         ZoneKeysCommand::List { data } => {
             let app = open_app(&data, String::new()).await?;
             let mut out = Vec::new();
@@ -108,6 +164,8 @@ pub async fn zone_keys(cmd: ZoneKeysCommand) -> Result<String, CliError> {
                         "name": k.name,
                         "algorithm": k.algorithm.as_str(),
                         "kcv": k.kcv,
+                        "usage": k.usage.as_str(),
+                        "programs": grants_json(&k.grants),
                         "created_at": rfc3339(k.created_at),
                     })
                 }));
@@ -118,4 +176,21 @@ pub async fn zone_keys(cmd: ZoneKeysCommand) -> Result<String, CliError> {
             Ok(pretty(&Value::Array(out)))
         }
     }
+}
+
+async fn change_grant(
+    data: &DataArgs,
+    zone_key_id: &str,
+    program: &str,
+    grant: bool,
+) -> Result<String, CliError> {
+    let app = open_app(data, String::new()).await?;
+    let after = app
+        .change_zone_key_grant(zone_key_id, program, grant)
+        .await?;
+    // Running servers read a key's grants again within KEY_REFRESH.
+    tokio::time::sleep(crate::app::keys::KEY_REFRESH + std::time::Duration::from_millis(500)).await;
+    Ok(pretty(
+        &json!({ "zone_key_id": zone_key_id, "programs": grants_json(&after) }),
+    ))
 }

@@ -8,6 +8,7 @@ pub mod program;
 pub mod sensitive;
 pub mod time;
 pub mod token;
+pub mod zone_key;
 
 /// Whether free text (an external id, a note) holds something that looks like a
 /// card number: a whole run of 12 to 19 digits, possibly split by spaces or

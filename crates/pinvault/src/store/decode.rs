@@ -5,6 +5,7 @@ use super::db::{DbResult, Row, bad};
 use super::rows::*;
 use crate::domain::program::{Mode, Settings};
 use crate::domain::token::TokenType;
+use crate::domain::zone_key::{Grants, Usage};
 use crate::keys::{DataKeyRow, KeyKind, ZoneAlgorithm};
 
 /// The columns [`program`] reads, in its order (`p.`: as joins name them).
@@ -49,7 +50,7 @@ macro_rules! token_cols {
 
 macro_rules! zone_key_cols {
     () => {
-        "id, name, algorithm, kcv, wrapped, created_at"
+        "id, name, algorithm, kcv, wrapped, created_at, usage, all_programs"
     };
 }
 
@@ -205,6 +206,13 @@ pub fn zone_key(r: Row<'_>) -> DbResult<ZoneKeyRow> {
         kcv: r.string(3)?,
         wrapped: r.bytes(4)?,
         created_at: r.time(5)?,
+        usage: Usage::parse(r.str(6)?).ok_or_else(|| bad("zone key usage"))?,
+        // The list of programs is read apart (`catalogue::zone_keys`).
+        grants: if r.bool(7)? {
+            Grants::All
+        } else {
+            Grants::Programs(Vec::new())
+        },
     })
 }
 

@@ -7,6 +7,7 @@ use crate::domain::ids::SecretHash;
 use crate::domain::program::{Mode, Settings};
 use crate::domain::time::Timestamp;
 use crate::domain::token::TokenType;
+use crate::domain::zone_key::{Grants, Usage};
 use crate::keys::{KeyKind, ZoneAlgorithm};
 
 #[derive(Debug, Clone)]
@@ -188,6 +189,9 @@ pub struct ZoneKeyRow {
     pub kcv: String,
     pub wrapped: Vec<u8>,
     pub created_at: Timestamp,
+    pub usage: Usage,
+    /// Which programs may use it.
+    pub grants: Grants,
 }
 
 /// A key wrapped by the master key, re-wrapped under another provider

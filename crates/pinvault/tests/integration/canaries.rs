@@ -251,6 +251,8 @@ fn no_pin_or_pan_is_left_anywhere() {
     let zpk = s.cli_json(&[
         "zone-keys",
         "import",
+        "--program",
+        &s.program_of(&live),
         "--name",
         "canary",
         "--algorithm",

@@ -115,6 +115,8 @@ fn wrong_pins_through_two_nodes_stop_at_exactly_max_tries() {
     let zpk = a.cli_json(&[
         "zone-keys",
         "import",
+        "--program",
+        &a.program_of(&key),
         "--name",
         "acquirer",
         "--algorithm",

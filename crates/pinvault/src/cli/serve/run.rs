@@ -49,6 +49,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), CliError> {
     app.bootstrap_transport_key()
         .await
         .map_err(|e| CliError::Refused(format!("cannot make the PIN encryption key: {e}")))?;
+    app.warn_zone_keys_for_all().await?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|e| CliError::Refused(format!("cannot listen on {}: {e}", args.listen)))?;

@@ -19,4 +19,4 @@ pub use keys::KeyStore;
 pub use programs::ProgramStore;
 pub use tokens::TokenStore;
 pub use webhooks::WebhookStore;
-pub use zone_keys::ZoneKeyStore;
+pub use zone_keys::{GrantChange, ZoneKeyStore};

@@ -11,6 +11,7 @@
 mod cards;
 mod outbox;
 mod tokens;
+mod zone_keys;
 
 use std::future::Future;
 pub(super) use std::sync::atomic::{AtomicU32, Ordering};

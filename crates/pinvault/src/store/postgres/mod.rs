@@ -62,6 +62,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         6,
         include_str!("../../../migrations/postgres/0006_live_tokens_index.sql"),
     ),
+    (
+        7,
+        include_str!("../../../migrations/postgres/0007_zone_key_grants.sql"),
+    ),
 ];
 
 /// Times a transaction is run again after a serialization failure or deadlock.

@@ -49,6 +49,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         6,
         include_str!("../../../migrations/sqlite/0006_live_tokens_index.sql"),
     ),
+    (
+        7,
+        include_str!("../../../migrations/sqlite/0007_zone_key_grants.sql"),
+    ),
 ];
 
 /// The most writes one transaction (one fsync) carries.

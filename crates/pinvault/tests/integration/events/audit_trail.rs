@@ -30,6 +30,8 @@ fn the_audit_trail_records_who_did_what_and_names_a_changed_record() {
     s.cli_json(&[
         "zone-keys",
         "import",
+        "--program",
+        &s.program_of(&key),
         "--name",
         "acquirer",
         "--algorithm",

@@ -132,7 +132,7 @@ fn verification_is_limited_per_card() {
         .to_string();
     for _ in 0..2 {
         let r = s.post(&format!("/v1/cards/{card}/pin/verify"), &key, &body);
-        assert_eq!(r.status, 422, "{}", r.body);
+        assert_eq!(r.status, 404, "{}", r.body);
     }
     let r = s.post(&format!("/v1/cards/{card}/pin/verify"), &key, &body);
     assert_limited(&r, "for this card");

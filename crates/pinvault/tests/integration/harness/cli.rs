@@ -38,6 +38,13 @@ impl Server {
             }
             self.cli_json(&args);
         }
-        created["api_key"].as_str().unwrap().to_owned()
+        let key = created["api_key"].as_str().unwrap().to_owned();
+        self.data.programs.lock().unwrap().insert(key.clone(), id);
+        key
+    }
+
+    /// The program (`prg_…`) of an API key made by [`Server::program`].
+    pub fn program_of(&self, api_key: &str) -> String {
+        self.data.programs.lock().unwrap()[api_key].clone()
     }
 }

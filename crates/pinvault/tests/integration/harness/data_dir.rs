@@ -22,6 +22,9 @@ pub struct DataDir {
     /// The database URL servers and commands get, on PostgreSQL.
     pub database_url: Option<String>,
     database: Option<String>,
+    /// The program of each API key `Server::program` made (for commands that
+    /// name a program, as `zone-keys import --program`).
+    pub(super) programs: std::sync::Mutex<std::collections::HashMap<String, String>>,
 }
 
 impl DataDir {
@@ -110,5 +113,6 @@ pub fn fresh_dir(tag: &str) -> Arc<DataDir> {
         path,
         database_url,
         database,
+        programs: Default::default(),
     })
 }

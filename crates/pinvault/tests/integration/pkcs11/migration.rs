@@ -28,6 +28,8 @@ fn migration_both_ways_loses_nothing() {
     s.cli_json(&[
         "zone-keys",
         "import",
+        "--program",
+        &s.program_of(&key),
         "--name",
         "z",
         "--algorithm",

@@ -40,6 +40,8 @@ fn lifecycle_on_a_token_with_no_key_file() {
     let zpk = s.cli_json(&[
         "zone-keys",
         "import",
+        "--program",
+        &s.program_of(&key),
         "--name",
         "z",
         "--algorithm",

@@ -8,4 +8,5 @@ mod support;
 
 mod blocks;
 mod tries;
+mod zone_key_grants;
 mod zone_key_import;

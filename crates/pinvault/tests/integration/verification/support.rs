@@ -66,7 +66,9 @@ pub(super) fn algorithm(v: &Vector) -> &'static str {
     }
 }
 
-pub(super) fn import(s: &Server, algorithm: &str, components: &[&str]) -> String {
+/// A zone key granted to the program of `api_key`.
+pub(super) fn import(s: &Server, api_key: &str, algorithm: &str, components: &[&str]) -> String {
+    let program = s.program_of(api_key);
     let mut args = vec![
         "zone-keys",
         "import",
@@ -74,6 +76,8 @@ pub(super) fn import(s: &Server, algorithm: &str, components: &[&str]) -> String
         "test zpk",
         "--algorithm",
         algorithm,
+        "--program",
+        &program,
     ];
     for c in components {
         args.push("--component");
@@ -101,7 +105,7 @@ pub(super) fn card(s: &Server, key: &str, pan: &str, pin: &str) -> String {
 pub(super) fn iso4_card(s: &Server) -> (String, Vector, String, String) {
     let key = s.program("live", SETTINGS);
     let v = vectors().into_iter().find(|v| v.format == "iso_4").unwrap();
-    let zpk = import(s, algorithm(&v), &[&v.key]);
+    let zpk = import(s, &key, algorithm(&v), &[&v.key]);
     let c = card(s, &key, &v.pan, &v.pin);
     (key, v, zpk, c)
 }

@@ -13,7 +13,7 @@ fn tries_block_unblock_and_reactivation() {
     let s = Server::start("verify-tries");
     let key = s.program("live", SETTINGS);
     let v = vectors().into_iter().find(|v| v.format == "iso_0").unwrap();
-    let zpk = import(&s, algorithm(&v), &[&v.key]);
+    let zpk = import(&s, &key, algorithm(&v), &[&v.key]);
     // The card's PIN is another one, so the vector's block is a wrong PIN; the
     // right PIN's block is the vector once the card's PIN is set to it.
     let c = card(&s, &key, &v.pan, &other_pin(&v.pin));
@@ -119,7 +119,7 @@ fn concurrent_wrong_pins_stop_at_exactly_max_tries() {
     let s = Arc::new(Server::start("verify-race"));
     let key = Arc::new(s.program("live", SETTINGS));
     let v = Arc::new(vectors().into_iter().find(|v| v.format == "iso_4").unwrap());
-    let zpk = Arc::new(import(&s, algorithm(&v), &[&v.key]));
+    let zpk = Arc::new(import(&s, &key, algorithm(&v), &[&v.key]));
     let c = Arc::new(card(&s, &key, &v.pan, &other_pin(&v.pin)));
     let barrier = Arc::new(std::sync::Barrier::new(24));
     let handles: Vec<_> = (0..24)

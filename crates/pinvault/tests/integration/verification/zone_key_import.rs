@@ -10,12 +10,15 @@ use super::support::*;
 fn zone_key_import_checks_and_hides_the_key() {
     let s = Server::start("verify-zpk");
     let key = s.program("live", SETTINGS);
+    let program = s.program_of(&key);
     // 0123456789ABCDEF FEDCBA9876543210 (published KCV 08D7B4) in two components.
     let c1 = "11111111111111111111111111111111";
     let c2 = "1032547698BADCFEEFCDAB8967452301";
     let out = s.cli_json(&[
         "zone-keys",
         "import",
+        "--program",
+        &program,
         "--name",
         "acquirer A",
         "--algorithm",
@@ -36,6 +39,8 @@ fn zone_key_import_checks_and_hides_the_key() {
     let bad = s.cli(&[
         "zone-keys",
         "import",
+        "--program",
+        &program,
         "--name",
         "wrong",
         "--algorithm",
@@ -52,6 +57,8 @@ fn zone_key_import_checks_and_hides_the_key() {
         let r = s.cli(&[
             "zone-keys",
             "import",
+            "--program",
+            &program,
             "--name",
             "x",
             "--algorithm",
@@ -66,6 +73,8 @@ fn zone_key_import_checks_and_hides_the_key() {
     let aes = s.cli_json(&[
         "zone-keys",
         "import",
+        "--program",
+        &program,
         "--name",
         "acquirer B",
         "--algorithm",
