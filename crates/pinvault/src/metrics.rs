@@ -24,6 +24,9 @@ pub struct Metrics {
     verifications: [AtomicU64; VERIFY_RESULTS.len()],
     /// Webhook delivery attempts by outcome, in [`WEBHOOK_OUTCOMES`] order.
     webhook_attempts: [AtomicU64; WEBHOOK_OUTCOMES.len()],
+    /// PIN blocks that did not decipher or parse, by zone key (keys the
+    /// operator loaded: a bounded set).
+    decrypt_failures: Mutex<BTreeMap<String, u64>>,
 }
 
 /// The outcomes of a webhook delivery attempt, as metric labels.
@@ -81,6 +84,16 @@ impl Metrics {
         }
     }
 
+    /// Counts a PIN block under `zone_key_id` (an existing key the caller may
+    /// use) that did not decipher or parse.
+    pub fn decryption_failure(&self, zone_key_id: &str) {
+        let mut map = self
+            .decrypt_failures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        *map.entry(zone_key_id.to_owned()).or_default() += 1;
+    }
+
     /// Counts a webhook delivery attempt (one of [`WEBHOOK_OUTCOMES`]).
     pub fn webhook_attempt(&self, outcome: &str) {
         if let Some(i) = WEBHOOK_OUTCOMES.iter().position(|r| *r == outcome) {
@@ -111,6 +124,19 @@ impl Metrics {
                 out,
                 "pinvault_pin_verifications_total{{result=\"{result}\"}} {}",
                 n.load(Ordering::Relaxed)
+            );
+        }
+        out.push_str("# HELP pinvault_pin_block_decryption_failures_total PIN blocks that did not decipher or parse, by zone key.\n");
+        out.push_str("# TYPE pinvault_pin_block_decryption_failures_total counter\n");
+        for (zone_key, n) in self
+            .decrypt_failures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
+            let _ = writeln!(
+                out,
+                "pinvault_pin_block_decryption_failures_total{{zone_key_id=\"{zone_key}\"}} {n}"
             );
         }
         out.push_str("# HELP pinvault_http_requests_total HTTP requests answered.\n");

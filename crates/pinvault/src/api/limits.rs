@@ -44,12 +44,41 @@ pub fn check<S: Store>(
     Ok(())
 }
 
+/// Refuses a PIN block for a card whose undecryptable blocks have used up
+/// their limit (taking nothing: only a failure takes, [`decrypt_failed`]).
+pub fn check_decrypt_failures<S: Store>(
+    app: &App<S>,
+    auth: &Auth,
+    card_id: &str,
+) -> Result<(), ApiError> {
+    app.limiter
+        .peek(Scope::CardDecryptFailures, &[&auth.program.id, card_id])?;
+    Ok(())
+}
+
+/// Counts a PIN block for the card that did not decipher or parse, against
+/// the card's limit and in the zone key's metric.
+pub fn decrypt_failed<S: Store>(app: &App<S>, auth: &Auth, card_id: &str, zone_key_id: &str) {
+    app.metrics.decryption_failure(zone_key_id);
+    if app
+        .limiter
+        .check(Scope::CardDecryptFailures, &[&auth.program.id, card_id])
+        .is_err()
+    {
+        tracing::warn!(card_id = %card_id, zone_key_id = %zone_key_id,
+            "undecryptable PIN blocks for this card reached their limit: PIN blocks for it are refused until it refills");
+    }
+}
+
 impl From<Limited> for ApiError {
     fn from(l: Limited) -> Self {
         let secs = l.retry_after_secs();
         let what = match l.scope {
             Scope::KeyVerify | Scope::KeyTokens | Scope::KeyReveal => "for this API key",
             Scope::CardVerify | Scope::CardTokens | Scope::CardReveal => "for this card",
+            Scope::CardDecryptFailures => {
+                "for this card: too many PIN blocks that did not decipher"
+            }
             Scope::WidgetAddress => "from this address",
         };
         tracing::info!(

@@ -166,6 +166,7 @@ pub async fn verify<S: Store>(
     super::limits::check(&app, Operation::Verify, &found.auth, &found.card_id)?;
     let card = found.card()?;
     let auth = found.auth;
+    super::limits::check_decrypt_failures(&app, &auth, &card.id)?;
     let format: Format = body
         .format
         .parse()
@@ -195,7 +196,12 @@ pub async fn verify<S: Store>(
             || auth.actor(),
         )
         .await
-        .map_err(|e| refused(&app, e))?;
+        .map_err(|e| {
+            if matches!(e, VerifyError::Decryption) {
+                super::limits::decrypt_failed(&app, &auth, &card.id, &body.zone_key_id);
+            }
+            refused(&app, e)
+        })?;
     Ok(answer(&app, &card.id, verdict))
 }
 

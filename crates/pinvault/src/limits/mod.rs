@@ -23,17 +23,22 @@ pub enum Scope {
     CardVerify,
     CardTokens,
     CardReveal,
+    /// PIN blocks for one card that did not decipher or parse: counted only
+    /// on such a failure, and checked before every PIN block (see
+    /// [`Limiter::peek`]).
+    CardDecryptFailures,
     WidgetAddress,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 7] = [
+    pub const ALL: [Scope; 8] = [
         Scope::KeyVerify,
         Scope::KeyTokens,
         Scope::KeyReveal,
         Scope::CardVerify,
         Scope::CardTokens,
         Scope::CardReveal,
+        Scope::CardDecryptFailures,
         Scope::WidgetAddress,
     ];
 
@@ -45,6 +50,7 @@ impl Scope {
             Scope::CardVerify => "card_verify",
             Scope::CardTokens => "card_tokens",
             Scope::CardReveal => "card_reveal",
+            Scope::CardDecryptFailures => "card_decrypt_failures",
             Scope::WidgetAddress => "widget_address",
         }
     }
@@ -97,13 +103,14 @@ pub struct LimitSettings {
 }
 
 /// The documented defaults (README, `serve --help`).
-pub const DEFAULTS: [(Scope, &str); 7] = [
+pub const DEFAULTS: [(Scope, &str); 8] = [
     (Scope::KeyVerify, "50000/s"),
     (Scope::KeyTokens, "10000/s"),
     (Scope::KeyReveal, "10000/s"),
     (Scope::CardVerify, "600/min"),
     (Scope::CardTokens, "120/min"),
     (Scope::CardReveal, "120/min"),
+    (Scope::CardDecryptFailures, "20/h"),
     (Scope::WidgetAddress, "600/min"),
 ];
 
@@ -247,12 +254,18 @@ impl Limiter {
     /// Takes one request from the bucket of `parts` (joined, e.g. a program
     /// and a card id) in `scope`; `Err` when it is empty.
     pub fn check(&self, scope: Scope, parts: &[&str]) -> Result<(), Limited> {
-        self.check_at(scope, parts, self.epoch.elapsed().as_secs_f64())
+        self.check_at(scope, parts, self.epoch.elapsed().as_secs_f64(), true)
     }
 
-    /// [`Limiter::check`] at `now` seconds after the limiter was made (the
-    /// tests give the time rather than wait for it).
-    fn check_at(&self, scope: Scope, parts: &[&str], now: f64) -> Result<(), Limited> {
+    /// Whether the bucket of `parts` in `scope` has a request left, taking
+    /// none (for a limit on failures: looked at before, taken from on failure).
+    pub fn peek(&self, scope: Scope, parts: &[&str]) -> Result<(), Limited> {
+        self.check_at(scope, parts, self.epoch.elapsed().as_secs_f64(), false)
+    }
+
+    /// [`Limiter::check`] (or, not `take`, [`Limiter::peek`]) at `now` seconds
+    /// after the limiter was made (the tests give the time rather than wait).
+    fn check_at(&self, scope: Scope, parts: &[&str], now: f64, take: bool) -> Result<(), Limited> {
         let Some(rate) = self.settings.rate(scope) else {
             return Ok(());
         };
@@ -275,7 +288,9 @@ impl Limiter {
         });
         bucket.refill(now);
         if bucket.tokens >= 1.0 {
-            bucket.tokens -= 1.0;
+            if take {
+                bucket.tokens -= 1.0;
+            }
             return Ok(());
         }
         let wait = (1.0 - bucket.tokens) / rate.per_second;
@@ -352,25 +367,47 @@ mod tests {
     }
 
     #[test]
+    fn a_peek_takes_nothing() {
+        let l = one(Scope::CardDecryptFailures, "2/h", 1000);
+        let card = ["prg_a", "card_1"];
+        for _ in 0..10 {
+            l.check_at(Scope::CardDecryptFailures, &card, 1.0, false)
+                .unwrap();
+        }
+        l.check_at(Scope::CardDecryptFailures, &card, 1.0, true)
+            .unwrap();
+        l.check_at(Scope::CardDecryptFailures, &card, 1.0, false)
+            .unwrap();
+        l.check_at(Scope::CardDecryptFailures, &card, 1.0, true)
+            .unwrap();
+        let e = l
+            .check_at(Scope::CardDecryptFailures, &card, 1.0, false)
+            .unwrap_err();
+        assert_eq!(e.retry_after_secs(), 1800);
+    }
+
+    #[test]
     fn a_burst_then_refused_with_a_retry_after() {
         let l = one(Scope::CardVerify, "3/min", 1000);
         let card = ["prg_a", "card_1"];
         for _ in 0..3 {
-            l.check_at(Scope::CardVerify, &card, 5.0).unwrap();
+            l.check_at(Scope::CardVerify, &card, 5.0, true).unwrap();
         }
-        let e = l.check_at(Scope::CardVerify, &card, 5.0).unwrap_err();
+        let e = l.check_at(Scope::CardVerify, &card, 5.0, true).unwrap_err();
         assert_eq!(e.scope, Scope::CardVerify);
         // One request per 20 s comes back.
         assert_eq!(e.retry_after_secs(), 20);
-        let e = l.check_at(Scope::CardVerify, &card, 19.5).unwrap_err();
+        let e = l
+            .check_at(Scope::CardVerify, &card, 19.5, true)
+            .unwrap_err();
         assert_eq!(e.retry_after_secs(), 6, "{e:?}");
-        l.check_at(Scope::CardVerify, &card, 25.0).unwrap();
+        l.check_at(Scope::CardVerify, &card, 25.0, true).unwrap();
         // Another card, another program, another scope: their own buckets.
-        l.check_at(Scope::CardVerify, &["prg_a", "card_2"], 25.0)
+        l.check_at(Scope::CardVerify, &["prg_a", "card_2"], 25.0, true)
             .unwrap();
-        l.check_at(Scope::CardVerify, &["prg_b", "card_1"], 25.0)
+        l.check_at(Scope::CardVerify, &["prg_b", "card_1"], 25.0, true)
             .unwrap();
-        l.check_at(Scope::CardTokens, &card, 25.0).unwrap();
+        l.check_at(Scope::CardTokens, &card, 25.0, true).unwrap();
         let counts: Vec<_> = l.limited_counts().collect();
         assert!(counts.contains(&(Scope::CardVerify, 2)));
         assert!(counts.contains(&(Scope::KeyVerify, 0)));
@@ -382,18 +419,18 @@ mod tests {
     fn refills_over_time() {
         let l = one(Scope::KeyVerify, "1000/s", 1000);
         for _ in 0..1000 {
-            l.check_at(Scope::KeyVerify, &["key"], 1.0).unwrap();
+            l.check_at(Scope::KeyVerify, &["key"], 1.0, true).unwrap();
         }
-        assert!(l.check_at(Scope::KeyVerify, &["key"], 1.0).is_err());
+        assert!(l.check_at(Scope::KeyVerify, &["key"], 1.0, true).is_err());
         // 20 ms later, 20 more; after a long pause, never more than the burst.
         for _ in 0..20 {
-            l.check_at(Scope::KeyVerify, &["key"], 1.020).unwrap();
+            l.check_at(Scope::KeyVerify, &["key"], 1.020, true).unwrap();
         }
-        assert!(l.check_at(Scope::KeyVerify, &["key"], 1.020).is_err());
+        assert!(l.check_at(Scope::KeyVerify, &["key"], 1.020, true).is_err());
         for _ in 0..1000 {
-            l.check_at(Scope::KeyVerify, &["key"], 100.0).unwrap();
+            l.check_at(Scope::KeyVerify, &["key"], 100.0, true).unwrap();
         }
-        assert!(l.check_at(Scope::KeyVerify, &["key"], 100.0).is_err());
+        assert!(l.check_at(Scope::KeyVerify, &["key"], 100.0, true).is_err());
     }
 
     #[test]
@@ -411,15 +448,18 @@ mod tests {
         for i in 0..50_000 {
             // Every address sends two requests, so no bucket is full again.
             let a = format!("10.0.{}.{}", i / 256, i % 256);
-            l.check_at(Scope::WidgetAddress, &[&a], 1.0).unwrap();
-            l.check_at(Scope::WidgetAddress, &[&a], 1.0).unwrap();
+            l.check_at(Scope::WidgetAddress, &[&a], 1.0, true).unwrap();
+            l.check_at(Scope::WidgetAddress, &[&a], 1.0, true).unwrap();
         }
         assert!(l.buckets() <= 2048 + SHARDS, "{}", l.buckets());
         // A busy key that keeps sending is still limited after the churn.
         for _ in 0..10 {
-            let _ = l.check_at(Scope::WidgetAddress, &["busy"], 1.0);
+            let _ = l.check_at(Scope::WidgetAddress, &["busy"], 1.0, true);
         }
-        assert!(l.check_at(Scope::WidgetAddress, &["busy"], 1.0).is_err());
+        assert!(
+            l.check_at(Scope::WidgetAddress, &["busy"], 1.0, true)
+                .is_err()
+        );
     }
 
     #[test]
@@ -427,20 +467,24 @@ mod tests {
         let l = one(Scope::KeyTokens, "10/s", 64 * 16);
         for i in 0..20_000 {
             // Each bucket is full again a second after its one request.
-            l.check_at(Scope::KeyTokens, &[&i.to_string()], f64::from(i))
+            l.check_at(Scope::KeyTokens, &[&i.to_string()], f64::from(i), true)
                 .unwrap();
         }
         assert!(l.buckets() <= 64 * 16 + SHARDS, "{}", l.buckets());
         // A bucket in use (emptied just now) survives the sweeps that new
         // keys cause: they drop the idle buckets, which fill every shard.
         for _ in 0..10 {
-            l.check_at(Scope::KeyTokens, &["busy"], 30_000.0).unwrap();
+            l.check_at(Scope::KeyTokens, &["busy"], 30_000.0, true)
+                .unwrap();
         }
         for i in 0..100 {
-            l.check_at(Scope::KeyTokens, &[&format!("x{i}")], 30_000.01)
+            l.check_at(Scope::KeyTokens, &[&format!("x{i}")], 30_000.01, true)
                 .unwrap();
         }
         assert!(l.buckets() <= 64 * 16 + SHARDS, "{}", l.buckets());
-        assert!(l.check_at(Scope::KeyTokens, &["busy"], 30_000.01).is_err());
+        assert!(
+            l.check_at(Scope::KeyTokens, &["busy"], 30_000.01, true)
+                .is_err()
+        );
     }
 }

@@ -169,6 +169,17 @@ pub struct LimitArgs {
         value_name = "RATE"
     )]
     pub(super) rate_limit_card_reveal: String,
+    /// PIN blocks per card that do not decipher or parse (`decryption_failed`).
+    /// Counted on such a failure only; once spent, every PIN block for the card
+    /// is refused (429) before it is deciphered, so the answer cannot be used
+    /// as an oracle on blocks (SECURITY.md).
+    #[arg(
+        long,
+        env = "PINVAULT_RATE_LIMIT_CARD_DECRYPT_FAILURES",
+        default_value = "20/h",
+        value_name = "RATE"
+    )]
+    pub(super) rate_limit_card_decrypt_failures: String,
     /// Requests to the hosted widgets per client address.
     #[arg(
         long,
@@ -217,6 +228,11 @@ impl LimitArgs {
                 Scope::CardReveal,
                 "--rate-limit-card-reveal",
                 &self.rate_limit_card_reveal,
+            ),
+            (
+                Scope::CardDecryptFailures,
+                "--rate-limit-card-decrypt-failures",
+                &self.rate_limit_card_decrypt_failures,
             ),
             (
                 Scope::WidgetAddress,

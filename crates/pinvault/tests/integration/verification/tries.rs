@@ -212,3 +212,62 @@ fn sandbox_counts_like_a_terminal_and_is_absent_for_live_programs() {
     );
     assert_eq!(r.status, 422, "{}", r.body);
 }
+
+/// Blocks that do not decipher have their own per-card limit: counted only on
+/// such a failure, and once spent every block for the card is refused (429)
+/// before it is deciphered, a good one too; other cards are not affected, no
+/// try is counted, and the failures show in the metric of their zone key.
+#[test]
+fn undecryptable_blocks_are_limited_per_card() {
+    let s = Server::start_env(
+        "verify-decrypt-limit",
+        &[("PINVAULT_RATE_LIMIT_CARD_DECRYPT_FAILURES", "3/h")],
+    );
+    let key = s.program("live", SETTINGS);
+    let v = vectors().into_iter().find(|v| v.format == "iso_4").unwrap();
+    let zpk = import(&s, &key, algorithm(&v), &[&v.key]);
+    let c = card(&s, &key, &v.pan, &v.pin);
+    let other = card(&s, &key, &v.pan, &v.pin);
+    let garbage = "0".repeat(v.enciphered.len());
+    // Good blocks take nothing from the limit.
+    for _ in 0..5 {
+        assert_eq!(
+            outcome(&verify(&s, &key, &c, &v.format, &v.enciphered, &zpk)).0,
+            "match"
+        );
+    }
+    for _ in 0..3 {
+        let r = verify(&s, &key, &c, &v.format, &garbage, &zpk);
+        assert_eq!(
+            (r.status, r.code()),
+            (422, "decryption_failed"),
+            "{}",
+            r.body
+        );
+    }
+    for block in [&garbage, &v.enciphered] {
+        let r = verify(&s, &key, &c, &v.format, block, &zpk);
+        assert_eq!((r.status, r.code()), (429, "rate_limited"), "{}", r.body);
+        assert!(
+            r.body["detail"]
+                .as_str()
+                .unwrap()
+                .contains("did not decipher"),
+            "{}",
+            r.body
+        );
+    }
+    assert_eq!(fail_count(&s, &key, &c), 0);
+    assert_eq!(
+        outcome(&verify(&s, &key, &other, &v.format, &v.enciphered, &zpk)).0,
+        "match"
+    );
+    let metrics = s
+        .call("GET", "/metrics", None, None)
+        .body
+        .as_str()
+        .unwrap_or("")
+        .to_owned();
+    let line = format!("pinvault_pin_block_decryption_failures_total{{zone_key_id=\"{zpk}\"}} 3");
+    assert!(metrics.contains(&line), "{line} in\n{metrics}");
+}
