@@ -1,6 +1,7 @@
 //! HTTP: routes per resource, extractors for auth and bodies, one error type.
 //! A request flows one way: route, extractor, handler, store and keys.
 
+mod body;
 mod cards;
 mod demo;
 mod encryption_keys;
@@ -172,10 +173,12 @@ async fn observe<S: Store>(
         let ip = limits::client_ip(peer, req.headers(), &app.settings.trusted_proxies);
         req.extensions_mut().insert(extract::ClientAddr(ip));
     }
-    if let Some(limit) = app.settings.body_timeout {
-        if !axum::body::HttpBody::is_end_stream(req.body()) {
-            req = req.map(|body| axum::body::Body::new(DeadlineBody::new(body, limit)));
-        }
+    let mut read = None;
+    if !axum::body::HttpBody::is_end_stream(req.body()) {
+        let (parts, inner) = req.into_parts();
+        let (tracked, done) = body::Tracked::new(inner, app.settings.body_timeout);
+        read = Some(done);
+        req = Request::from_parts(parts, axum::body::Body::new(tracked));
     }
     let mut res = next.run(req).instrument(span.clone()).await;
     let elapsed = start.elapsed();
@@ -192,6 +195,13 @@ async fn observe<S: Store>(
         );
     });
     let headers = res.headers_mut();
+    // A request answered before its body was read (refused early: no API key,
+    // a limit, too large): hyper would close the connection after the answer
+    // without saying so, and a keep-alive client's next request on it would
+    // fail. Saying so lets the client open a new one.
+    if read.is_some_and(|done| !done.load(std::sync::atomic::Ordering::Acquire)) {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         headers.insert("x-request-id", v);
     }
@@ -201,50 +211,6 @@ async fn observe<S: Store>(
         HeaderValue::from_static("nosniff"),
     );
     res
-}
-
-/// A request body that must arrive within a time limit from the request's
-/// headers (a client trickling a body in holds a connection and a task).
-struct DeadlineBody {
-    inner: axum::body::Body,
-    deadline: std::pin::Pin<Box<tokio::time::Sleep>>,
-}
-
-impl DeadlineBody {
-    fn new(inner: axum::body::Body, limit: std::time::Duration) -> Self {
-        DeadlineBody {
-            inner,
-            deadline: Box::pin(tokio::time::sleep(limit)),
-        }
-    }
-}
-
-impl axum::body::HttpBody for DeadlineBody {
-    type Data = axum::body::Bytes;
-    type Error = axum::Error;
-
-    fn poll_frame(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
-        use std::future::Future as _;
-        let this = &mut *self;
-        let frame = std::pin::Pin::new(&mut this.inner).poll_frame(cx);
-        if frame.is_pending() && this.deadline.as_mut().poll(cx).is_ready() {
-            return std::task::Poll::Ready(Some(Err(axum::Error::new(
-                "the request body did not arrive in time",
-            ))));
-        }
-        frame
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> hyper::body::SizeHint {
-        self.inner.size_hint()
-    }
 }
 
 /// serde's messages can quote the offending value ("invalid type: integer

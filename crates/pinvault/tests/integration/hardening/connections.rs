@@ -187,3 +187,95 @@ fn shutdown_gives_back_webhook_claims() {
         .expect("the next start attempts the released delivery");
     drop(b);
 }
+
+/// One HTTP/1.1 response from a kept-alive connection: its head (lower case)
+/// and body, read by its Content-Length. `None` when the connection closed first.
+fn read_response(c: &mut TcpStream) -> Option<(String, String)> {
+    let mut buf = Vec::new();
+    let mut byte = [0u8; 1];
+    while !buf.ends_with(b"\r\n\r\n") {
+        match c.read(&mut byte) {
+            Ok(1) => buf.push(byte[0]),
+            _ => return None,
+        }
+    }
+    let head = String::from_utf8_lossy(&buf).to_lowercase();
+    let len: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .map_or(0, |v| v.trim().parse().unwrap());
+    let mut body = vec![0u8; len];
+    c.read_exact(&mut body).ok()?;
+    Some((head, String::from_utf8_lossy(&body).into_owned()))
+}
+
+/// A keep-alive client whose request is refused before its body is read (no
+/// API key, a body too large) can go on: either the answer says
+/// `Connection: close` (so the client opens a new connection) or the
+/// connection still serves its next request. A request whose body is read
+/// keeps the connection open.
+#[test]
+fn early_refusals_do_not_break_keep_alive_clients() {
+    let s = Server::start("keep-alive");
+    let key = s.program("test", &[]);
+    let addr = s.base.strip_prefix("http://").unwrap().to_owned();
+    let body = format!(r#"{{"pan":"{PAN}","external_id":"{}"}}"#, "x".repeat(3000));
+    let big = "1".repeat(70 * 1024);
+    let cases: [(&str, &str, bool, u16); 4] = [
+        ("Bearer pv_test_nope", &body, false, 401),
+        ("Bearer pv_test_nope", &body, true, 401),
+        ("Bearer pv_test_nope", &big, true, 401),
+        (&format!("Bearer {key}"), &big, true, 413),
+    ];
+    for (i, (auth, body, split, status)) in cases.into_iter().enumerate() {
+        let mut c = TcpStream::connect(&addr).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let head = format!(
+            "POST /v1/cards HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        c.write_all(head.as_bytes()).unwrap();
+        let half = if split { body.len() / 2 } else { body.len() };
+        c.write_all(&body.as_bytes()[..half]).unwrap();
+        if split {
+            std::thread::sleep(Duration::from_millis(300));
+            // The server may have answered and closed: a failed write is fine.
+            let _ = c.write_all(&body.as_bytes()[half..]);
+        }
+        let (answer, _) = read_response(&mut c).unwrap_or_else(|| panic!("case {i}: no answer"));
+        assert!(
+            answer.starts_with(&format!("http/1.1 {status}")),
+            "case {i}: {answer}"
+        );
+        if answer.contains("connection: close") {
+            continue;
+        }
+        c.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap_or_else(|e| {
+                panic!("case {i}: the connection was dropped without Connection: close: {e}")
+            });
+        let next = read_response(&mut c);
+        assert!(
+            next.as_ref()
+                .is_some_and(|(h, _)| h.starts_with("http/1.1 200")),
+            "case {i}: the connection was dropped without Connection: close ({answer})"
+        );
+    }
+    // A request whose body is read keeps the connection for the next one.
+    let mut c = TcpStream::connect(&addr).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    for n in 0..2 {
+        let body = format!(r#"{{"pan":"{PAN}"}}"#);
+        write!(
+            c,
+            "POST /v1/cards HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let (answer, _) = read_response(&mut c).unwrap_or_else(|| panic!("request {n}: no answer"));
+        assert!(answer.starts_with("http/1.1 201"), "{answer}");
+        assert!(!answer.contains("connection: close"), "{answer}");
+    }
+}
