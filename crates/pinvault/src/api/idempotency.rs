@@ -1,7 +1,7 @@
 //! `Idempotency-Key` on creates: the same key with the same body within 24 h
 //! answers the first response again; with another body, 409
 //! `idempotency_conflict`. The first response is stored sealed (AES-256-GCM
-//! under the `pan` data key): a control token's response holds the token, and
+//! under the `idempotency` data key): a control token's response holds the token, and
 //! no secret is stored in clear. The request is recognised by a keyed hash
 //! (HMAC-SHA256 under the `lookup` key, its version stored with it), never a
 //! plain hash: the body holds a PAN or a PIN, and a plain SHA-256 of a body
@@ -108,7 +108,7 @@ impl Idempotency {
     }
 
     fn aad(&self) -> Vec<u8> {
-        format!("idempotency {} {}", self.program_id, self.key).into_bytes()
+        crate::keys::aad::idempotency_response(&self.program_id, &self.key)
     }
 }
 
@@ -132,10 +132,13 @@ pub async fn replay<S: Store>(
             "this Idempotency-Key was used with a different request in the last 24 hours",
         ));
     }
-    app.ensure_key(KeyKind::Pan, row.key_version).await?;
-    let body = app
-        .keys
-        .open(row.key_version, &row.response_sealed, &idem.aad())?;
+    app.ensure_key(row.key_kind, row.key_version).await?;
+    let body = app.keys.open(
+        row.key_kind,
+        row.key_version,
+        &row.response_sealed,
+        &idem.aad(),
+    )?;
     let status = StatusCode::from_u16(row.status).map_err(|_| ApiError::internal())?;
     let mut res = (status, body.to_vec()).into_response();
     res.headers_mut().insert(
@@ -168,13 +171,15 @@ where
             let body = zeroize::Zeroizing::new(
                 serde_json::to_vec(&response).map_err(|_| ApiError::internal())?,
             );
-            let (key_version, response_sealed) = app.keys.seal(&body, &i.aad())?;
+            let key_kind = KeyKind::Idempotency;
+            let (key_version, response_sealed) = app.keys.seal(key_kind, &body, &i.aad())?;
             Some(IdemRow {
                 program_id: i.program_id.clone(),
                 key: i.key.clone(),
                 request_hash: i.fingerprint(app)?,
                 status: status.as_u16(),
                 response_sealed,
+                key_kind,
                 key_version,
                 created_at: now(),
             })

@@ -19,6 +19,7 @@ use crate::domain::ids::{Secret, is_id, new_id};
 use crate::domain::sensitive::Sensitive;
 use crate::domain::time::{now, rfc3339};
 use crate::events::{EVENT_PREFIX, EventType};
+use crate::keys::KeyKind;
 use crate::store::{DeliveryRow, Store, WebhookEndpointRow};
 use crate::webhooks;
 
@@ -276,15 +277,18 @@ pub async fn create_endpoint<S: Store>(
     }
     let id = new_id(ENDPOINT_PREFIX);
     let secret = Secret::generate(SECRET_PREFIX);
-    let (secret_key_version, secret_sealed) = app
-        .keys
-        .seal(secret.expose().as_bytes(), &webhooks::secret_aad(&id))?;
+    let (secret_key_version, secret_sealed) = app.keys.seal(
+        KeyKind::Webhook,
+        secret.expose().as_bytes(),
+        &webhooks::secret_aad(&id),
+    )?;
     let row = WebhookEndpointRow {
         id: id.clone(),
         program_id: auth.program.id.clone(),
         url: body.url,
         events,
         secret_sealed,
+        secret_key_kind: KeyKind::Webhook,
         secret_key_version,
         created_at: now(),
     };

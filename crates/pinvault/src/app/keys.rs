@@ -239,6 +239,7 @@ impl<S: Store> App<S> {
                 }
             }
         }
+        report.secrets_resealed = self.reseal_secrets().await?;
         Ok(report)
     }
 }
@@ -247,6 +248,8 @@ impl<S: Store> App<S> {
 pub struct RotationReport {
     pub new_versions: Vec<(KeyKind, u32)>,
     pub cards_reencrypted: u64,
+    /// Webhook secrets and idempotency responses sealed again.
+    pub secrets_resealed: u64,
 }
 
 /// What `pinvault keys migrate` left: every key, now under the new provider.

@@ -7,6 +7,7 @@ pub mod cards;
 pub mod error;
 pub mod keys;
 pub mod pin;
+mod reseal;
 pub mod tokens;
 pub mod verify;
 pub mod zone_keys;

@@ -91,7 +91,7 @@ pub async fn keys(cmd: KeysCommand) -> Result<String, CliError> {
                 Some(KindArg::Transport) => (false, true),
             };
             let mut rotated: Vec<Value> = Vec::new();
-            let mut cards_reencrypted = 0;
+            let (mut cards_reencrypted, mut secrets_resealed) = (0, 0);
             if storage {
                 let report = app.rotate_keys(&KeyKind::STORAGE).await?;
                 rotated.extend(
@@ -101,6 +101,7 @@ pub async fn keys(cmd: KeysCommand) -> Result<String, CliError> {
                         .map(|(k, v)| json!({ "kind": k.as_str(), "version": v })),
                 );
                 cards_reencrypted = report.cards_reencrypted;
+                secrets_resealed = report.secrets_resealed;
             }
             if transport {
                 let previous = app.keys.current_version(KeyKind::Transport);
@@ -125,11 +126,13 @@ pub async fn keys(cmd: KeysCommand) -> Result<String, CliError> {
                     "keys.rotated",
                     None,
                     None,
-                    json!({ "rotated": rotated, "cards_reencrypted": cards_reencrypted }),
+                    json!({ "rotated": rotated, "cards_reencrypted": cards_reencrypted,
+                            "secrets_resealed": secrets_resealed }),
                 ))
                 .await?;
             Ok(pretty(
-                &json!({ "rotated": rotated, "cards_reencrypted": cards_reencrypted }),
+                &json!({ "rotated": rotated, "cards_reencrypted": cards_reencrypted,
+                               "secrets_resealed": secrets_resealed }),
             ))
         }
         KeysCommand::Init {

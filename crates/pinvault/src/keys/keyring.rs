@@ -22,17 +22,32 @@ pub enum KeyKind {
     Lookup,
     /// An RSA key pair whose public half is published for PIN encryption.
     Transport,
+    /// Seals webhook endpoints' signing secrets.
+    Webhook,
+    /// Seals the responses idempotency records replay (they hold a card's
+    /// last four digits and, for a created card, its control token).
+    Idempotency,
 }
 
 impl KeyKind {
-    pub const ALL: [KeyKind; 4] = [
+    pub const ALL: [KeyKind; 6] = [
         KeyKind::Pin,
         KeyKind::Pan,
         KeyKind::Lookup,
         KeyKind::Transport,
+        KeyKind::Webhook,
+        KeyKind::Idempotency,
     ];
     /// The kinds that protect stored data (rotation re-encrypts under them).
-    pub const STORAGE: [KeyKind; 3] = [KeyKind::Pin, KeyKind::Pan, KeyKind::Lookup];
+    pub const STORAGE: [KeyKind; 5] = [
+        KeyKind::Pin,
+        KeyKind::Pan,
+        KeyKind::Lookup,
+        KeyKind::Webhook,
+        KeyKind::Idempotency,
+    ];
+    /// The kinds whose keys seal bytes (AES-256-GCM): [`Keyring::seal`].
+    pub const SEALING: [KeyKind; 3] = [KeyKind::Pan, KeyKind::Webhook, KeyKind::Idempotency];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -40,6 +55,8 @@ impl KeyKind {
             KeyKind::Pan => "pan",
             KeyKind::Lookup => "lookup",
             KeyKind::Transport => "transport",
+            KeyKind::Webhook => "webhook",
+            KeyKind::Idempotency => "idempotency",
         }
     }
 
@@ -60,7 +77,8 @@ pub struct DataKeyRow {
 #[allow(clippy::large_enum_variant)] // one per key version, behind an Arc
 enum DataKey {
     Pin(Box<ZoneKey>),
-    Pan(RandomizedNonceKey),
+    /// AES-256-GCM, for the kinds in [`KeyKind::SEALING`].
+    Sealing(RandomizedNonceKey),
     Lookup(hmac::Key),
     Transport(Arc<TransportKey>),
 }
@@ -222,9 +240,9 @@ impl Keyring {
                 )
                 .map_err(|e| KeyError::Integrity(e.to_string()))?,
             )),
-            KeyKind::Pan => DataKey::Pan(
+            KeyKind::Pan | KeyKind::Webhook | KeyKind::Idempotency => DataKey::Sealing(
                 RandomizedNonceKey::new(&AES_256_GCM, &bytes)
-                    .map_err(|_| KeyError::Integrity("bad pan key".into()))?,
+                    .map_err(|_| KeyError::Integrity(format!("bad {} key", row.kind.as_str())))?,
             ),
             KeyKind::Lookup => DataKey::Lookup(hmac::Key::new(hmac::HMAC_SHA256, &bytes)),
             KeyKind::Transport => DataKey::Transport(Arc::new(TransportKey::from_pkcs8(
@@ -312,35 +330,44 @@ impl Keyring {
             .map_err(|_| KeyError::Integrity("stored PIN block does not decipher".into()))
     }
 
-    /// Seals bytes under the current `pan` key, bound to `aad`.
-    pub fn seal(&self, data: &[u8], aad: &[u8]) -> Result<(u32, Vec<u8>), KeyError> {
-        let (version, key) = self.current(KeyKind::Pan)?;
-        let DataKey::Pan(key) = &*key else {
-            return Err(KeyError::Integrity("pan key of the wrong type".into()));
+    /// Seals bytes under the current key of `kind` (one of
+    /// [`KeyKind::SEALING`]: one key per purpose), bound to `aad`.
+    pub fn seal(&self, kind: KeyKind, data: &[u8], aad: &[u8]) -> Result<(u32, Vec<u8>), KeyError> {
+        let (version, key) = self.current(kind)?;
+        let DataKey::Sealing(key) = &*key else {
+            return Err(KeyError::Integrity(format!(
+                "{} key of the wrong type",
+                kind.as_str()
+            )));
         };
         Ok((version, seal(key, data, aad)?))
     }
 
+    /// Opens what [`Keyring::seal`] sealed under version `version` of `kind`.
     pub fn open(
         &self,
+        kind: KeyKind,
         version: u32,
         sealed: &[u8],
         aad: &[u8],
     ) -> Result<Zeroizing<Vec<u8>>, KeyError> {
-        let key = self.key(KeyKind::Pan, version)?;
-        let DataKey::Pan(key) = &*key else {
-            return Err(KeyError::Integrity("pan key of the wrong type".into()));
+        let key = self.key(kind, version)?;
+        let DataKey::Sealing(key) = &*key else {
+            return Err(KeyError::Integrity(format!(
+                "{} key of the wrong type",
+                kind.as_str()
+            )));
         };
         open(key, sealed, aad)
     }
 
     /// Seals a PAN with the card's id as associated data.
     pub fn seal_pan(&self, card_id: &str, pan: &Pan) -> Result<(u32, Vec<u8>), KeyError> {
-        self.seal(pan.expose().as_bytes(), card_id.as_bytes())
+        self.seal(KeyKind::Pan, pan.expose().as_bytes(), card_id.as_bytes())
     }
 
     pub fn open_pan(&self, card_id: &str, version: u32, sealed: &[u8]) -> Result<Pan, KeyError> {
-        let digits = self.open(version, sealed, card_id.as_bytes())?;
+        let digits = self.open(KeyKind::Pan, version, sealed, card_id.as_bytes())?;
         let text = std::str::from_utf8(&digits)
             .map_err(|_| KeyError::Integrity("PAN is not text".into()))?;
         Pan::new(text).map_err(|_| KeyError::Integrity("sealed PAN is not a PAN".into()))

@@ -16,6 +16,7 @@
 //! until none uses an old version. Transport keys protect no stored row: an old
 //! one keeps decrypting for a grace period after its successor is made.
 
+pub mod aad;
 pub mod config;
 mod keyfile;
 mod keyring;

@@ -62,7 +62,7 @@ macro_rules! event_cols {
 
 macro_rules! endpoint_cols {
     () => {
-        "id, program_id, url, events, secret_sealed, secret_key_version, created_at"
+        "id, program_id, url, events, secret_sealed, secret_key_version, created_at, secret_key_kind"
     };
 }
 
@@ -225,6 +225,10 @@ pub fn data_key(r: Row<'_>) -> DbResult<DataKeyRow> {
     })
 }
 
+fn key_kind(text: &str) -> DbResult<KeyKind> {
+    KeyKind::parse(text).ok_or_else(|| bad("key kind"))
+}
+
 pub fn idempotency(r: Row<'_>) -> DbResult<IdemRow> {
     Ok(IdemRow {
         program_id: r.string(0)?,
@@ -232,6 +236,7 @@ pub fn idempotency(r: Row<'_>) -> DbResult<IdemRow> {
         request_hash: r.bytes(2)?,
         status: u16::try_from(r.i64(3)?).map_err(|_| bad("status"))?,
         response_sealed: r.bytes(4)?,
+        key_kind: key_kind(r.str(7)?)?,
         key_version: r.u32(5)?,
         created_at: r.time(6)?,
     })
@@ -260,6 +265,7 @@ pub fn endpoint(r: Row<'_>) -> DbResult<WebhookEndpointRow> {
         url: r.string(2)?,
         events: event_types(r.str(3)?)?,
         secret_sealed: r.bytes(4)?,
+        secret_key_kind: key_kind(r.str(7)?)?,
         secret_key_version: r.u32(5)?,
         created_at: r.time(6)?,
     })
@@ -292,6 +298,7 @@ pub fn claimed_delivery(r: Row<'_>) -> DbResult<ClaimedDelivery> {
         endpoint_id: r.string(2)?,
         url: r.string(3)?,
         secret_sealed: r.bytes(4)?,
+        secret_key_kind: key_kind(r.str(7)?)?,
         secret_key_version: r.u32(5)?,
         event_body: r.string(6)?,
     })

@@ -25,8 +25,8 @@ use std::future::Future;
 pub use any::AnyStore;
 pub use backend::Backend;
 pub use catalogue::{
-    AuditStore, CardStore, ChangeEffects, GrantChange, KeyStore, ProgramStore, TokenStore,
-    WebhookStore, ZoneKeyStore,
+    AuditStore, CardStore, ChangeEffects, GrantChange, KeyStore, ProgramStore, Resealable,
+    TokenStore, WebhookStore, ZoneKeyStore,
 };
 pub use error::{StoreError, StoreResult};
 pub use postgres::{PgSettings, PgStore};

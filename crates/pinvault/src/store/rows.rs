@@ -220,6 +220,9 @@ pub struct IdemRow {
     pub request_hash: Vec<u8>,
     pub status: u16,
     pub response_sealed: Vec<u8>,
+    /// The key that sealed the response: `idempotency` (`pan` for records
+    /// from before per-purpose keys).
+    pub key_kind: KeyKind,
     pub key_version: u32,
     pub created_at: Timestamp,
 }
@@ -260,6 +263,9 @@ pub struct WebhookEndpointRow {
     pub url: String,
     pub events: Vec<String>,
     pub secret_sealed: Vec<u8>,
+    /// The key that sealed the secret: `webhook` (`pan` for endpoints from
+    /// before per-purpose keys).
+    pub secret_key_kind: KeyKind,
     pub secret_key_version: u32,
     pub created_at: Timestamp,
 }
@@ -316,6 +322,7 @@ pub struct ClaimedDelivery {
     pub endpoint_id: String,
     pub url: String,
     pub secret_sealed: Vec<u8>,
+    pub secret_key_kind: KeyKind,
     pub secret_key_version: u32,
     pub event_body: String,
 }

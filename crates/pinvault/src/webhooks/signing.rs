@@ -23,7 +23,7 @@ pub fn signature(secret: &[u8], t: Timestamp, body: &[u8]) -> String {
 
 /// The associated data an endpoint's sealed secret is bound to.
 pub fn secret_aad(endpoint_id: &str) -> Vec<u8> {
-    format!("webhook-endpoint {endpoint_id}").into_bytes()
+    crate::keys::aad::webhook_secret(endpoint_id)
 }
 
 #[cfg(test)]

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use crate::app::App;
 use crate::domain::ids::new_id;
 use crate::domain::time::now;
-use crate::keys::KeyKind;
 use crate::store::{AttemptNext, AttemptResult, ClaimedDelivery, Store};
 
 use super::client::attempt;
@@ -148,12 +147,13 @@ async fn open_secret<S: Store>(
     app: &App<S>,
     d: &ClaimedDelivery,
 ) -> Result<zeroize::Zeroizing<String>, String> {
-    app.ensure_key(KeyKind::Pan, d.secret_key_version)
+    app.ensure_key(d.secret_key_kind, d.secret_key_version)
         .await
         .map_err(|e| format!("cannot load the key of the endpoint's secret: {e}"))?;
     let bytes = app
         .keys
         .open(
+            d.secret_key_kind,
             d.secret_key_version,
             &d.secret_sealed,
             &secret_aad(&d.endpoint_id),

@@ -50,6 +50,22 @@ pub async fn serve(args: ServeArgs) -> Result<(), CliError> {
         .await
         .map_err(|e| CliError::Refused(format!("cannot make the PIN encryption key: {e}")))?;
     app.warn_zone_keys_for_all().await?;
+    // Secrets sealed under the `pan` key before per-purpose keys move under
+    // their own (a no-op once done; nodes starting together are arbitrated
+    // row by row).
+    let resealing = app.clone();
+    tokio::spawn(async move {
+        match resealing.reseal_secrets().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                resealed = n,
+                "webhook secrets and idempotency responses moved under their own data keys"
+            ),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot reseal webhook secrets and idempotency responses; `pinvault keys rotate` does it too")
+            }
+        }
+    });
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|e| CliError::Refused(format!("cannot listen on {}: {e}", args.listen)))?;

@@ -29,7 +29,7 @@ const EVENTS: Page = Page {
     )),
 };
 const IDEMPOTENCY: Sql = sql!(
-    "SELECT program_id, key, request_hash, status, response_sealed, key_version, created_at
+    "SELECT program_id, key, request_hash, status, response_sealed, key_version, created_at, key_kind
      FROM idempotency_keys WHERE program_id = $1 AND key = $2 AND created_at > $3"
 );
 

@@ -16,7 +16,7 @@ const INSERT_DATA_KEY: Sql = sql!(
      ON CONFLICT DO NOTHING"
 );
 /// How many rows each key version protects (what `keys list` shows).
-const KEY_USAGE: [(KeyKind, Sql); 6] = [
+const KEY_USAGE: [(KeyKind, Sql); 8] = [
     (
         KeyKind::Pin,
         sql!("SELECT pin_key_version, COUNT(*) FROM cards GROUP BY pin_key_version"),
@@ -38,12 +38,30 @@ const KEY_USAGE: [(KeyKind, Sql); 6] = [
     ),
     (
         KeyKind::Pan,
-        sql!("SELECT key_version, COUNT(*) FROM idempotency_keys GROUP BY key_version"),
+        sql!(
+            "SELECT key_version, COUNT(*) FROM idempotency_keys WHERE key_kind = 'pan'
+             GROUP BY key_version"
+        ),
+    ),
+    (
+        KeyKind::Idempotency,
+        sql!(
+            "SELECT key_version, COUNT(*) FROM idempotency_keys WHERE key_kind = 'idempotency'
+             GROUP BY key_version"
+        ),
     ),
     (
         KeyKind::Pan,
         sql!(
-            "SELECT secret_key_version, COUNT(*) FROM webhook_endpoints GROUP BY secret_key_version"
+            "SELECT secret_key_version, COUNT(*) FROM webhook_endpoints WHERE secret_key_kind = 'pan'
+             GROUP BY secret_key_version"
+        ),
+    ),
+    (
+        KeyKind::Webhook,
+        sql!(
+            "SELECT secret_key_version, COUNT(*) FROM webhook_endpoints
+             WHERE secret_key_kind = 'webhook' GROUP BY secret_key_version"
         ),
     ),
 ];
@@ -66,6 +84,39 @@ const REWRAP_DATA_KEY: Sql =
     sql!("UPDATE data_keys SET wrapped = $1 WHERE kind = $2 AND version = $3 AND wrapped = $4");
 const REWRAP_ZONE_KEY: Sql =
     sql!("UPDATE zone_keys SET wrapped = $1 WHERE id = $2 AND wrapped = $3");
+
+const SECRETS_TO_RESEAL: Sql = sql!(
+    "SELECT id, secret_key_kind, secret_key_version, secret_sealed FROM webhook_endpoints
+     WHERE secret_key_kind <> 'webhook' OR secret_key_version < $1 ORDER BY seq LIMIT $2"
+);
+const RESEAL_SECRET: Sql = sql!(
+    "UPDATE webhook_endpoints SET secret_sealed = $1, secret_key_kind = 'webhook',
+         secret_key_version = $2
+     WHERE id = $3 AND secret_sealed = $4"
+);
+const RESPONSES_TO_RESEAL: Sql = sql!(
+    "SELECT program_id, key, key_kind, key_version, response_sealed FROM idempotency_keys
+     WHERE key_kind <> 'idempotency' OR key_version < $1 ORDER BY created_at LIMIT $2"
+);
+const RESEAL_RESPONSE: Sql = sql!(
+    "UPDATE idempotency_keys SET response_sealed = $1, key_kind = 'idempotency', key_version = $2
+     WHERE program_id = $3 AND key = $4 AND response_sealed = $5"
+);
+
+/// Something sealed under a data key that is not (or no longer) its
+/// purpose's current one: a webhook secret or an idempotency response.
+#[derive(Debug, Clone)]
+pub struct Resealable {
+    /// The endpoint id; or the program and the idempotency key.
+    pub id: (String, Option<String>),
+    pub kind: KeyKind,
+    pub version: u32,
+    pub sealed: Vec<u8>,
+}
+
+fn resealable_kind(text: &str) -> crate::store::db::DbResult<KeyKind> {
+    KeyKind::parse(text).ok_or_else(|| crate::store::db::bad("key kind"))
+}
 
 pub trait KeyStore: Backend {
     fn data_keys(&self) -> impl Future<Output = StoreResult<Vec<DataKeyRow>>> + Send {
@@ -90,6 +141,57 @@ pub trait KeyStore: Backend {
                 Ok(out)
             })
         })
+    }
+
+    /// Webhook secrets not under version `current` of the `webhook` key.
+    fn secrets_to_reseal(
+        &self,
+        current: u32,
+        limit: u32,
+    ) -> impl Future<Output = StoreResult<Vec<Resealable>>> + Send {
+        self.all_rows(&SECRETS_TO_RESEAL, vals![current, limit], |r| {
+            Ok(Resealable {
+                id: (r.string(0)?, None),
+                kind: resealable_kind(r.str(1)?)?,
+                version: r.u32(2)?,
+                sealed: r.bytes(3)?,
+            })
+        })
+    }
+
+    /// Idempotency responses not under version `current` of the
+    /// `idempotency` key.
+    fn responses_to_reseal(
+        &self,
+        current: u32,
+        limit: u32,
+    ) -> impl Future<Output = StoreResult<Vec<Resealable>>> + Send {
+        self.all_rows(&RESPONSES_TO_RESEAL, vals![current, limit], |r| {
+            Ok(Resealable {
+                id: (r.string(0)?, Some(r.string(1)?)),
+                kind: resealable_kind(r.str(2)?)?,
+                version: r.u32(3)?,
+                sealed: r.bytes(4)?,
+            })
+        })
+    }
+
+    /// Stores `old` sealed again (`sealed`, under `version` of its purpose's
+    /// key) unless it changed since it was read; whether it was stored.
+    fn reseal(
+        &self,
+        old: &Resealable,
+        sealed: Vec<u8>,
+        version: u32,
+    ) -> impl Future<Output = StoreResult<bool>> + Send {
+        let (sql, vals) = match &old.id {
+            (id, None) => (&RESEAL_SECRET, vals![&sealed, version, id, &old.sealed]),
+            (program, Some(key)) => (
+                &RESEAL_RESPONSE,
+                vals![&sealed, version, program, key, &old.sealed],
+            ),
+        };
+        async move { Ok(self.exec_one(sql, vals).await? == 1) }
     }
 
     /// Cards with any row (the staged PIN included) under a key version older

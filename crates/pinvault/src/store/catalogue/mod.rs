@@ -15,7 +15,7 @@ mod zone_keys;
 
 pub use audit::AuditStore;
 pub use cards::{CardStore, ChangeEffects};
-pub use keys::KeyStore;
+pub use keys::{KeyStore, Resealable};
 pub use programs::ProgramStore;
 pub use tokens::TokenStore;
 pub use webhooks::WebhookStore;

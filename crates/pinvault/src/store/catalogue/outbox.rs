@@ -108,8 +108,8 @@ pub async fn append_audit(db: &mut dyn Db, entry: &AuditEntry) -> DbResult<()> {
 const CLEAR_IDEMPOTENCY: Sql =
     sql!("DELETE FROM idempotency_keys WHERE program_id = $1 AND key = $2 AND created_at <= $3");
 const INSERT_IDEMPOTENCY: Sql = sql!(
-    "INSERT INTO idempotency_keys (program_id, key, request_hash, status, response_sealed, key_version, created_at)
-     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING"
+    "INSERT INTO idempotency_keys (program_id, key, request_hash, status, response_sealed, key_version, created_at, key_kind)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING"
 );
 
 /// How long an idempotency record answers for its key.
@@ -142,7 +142,8 @@ pub async fn claim_idempotency(db: &mut dyn Db, idem: Option<&IdemRow>) -> DbRes
                 idem.status,
                 &idem.response_sealed,
                 idem.key_version,
-                idem.created_at
+                idem.created_at,
+                idem.key_kind.as_str()
             ],
         )
         .await?;

@@ -16,8 +16,8 @@ use crate::store::rows::{
 };
 
 const INSERT_ENDPOINT: Sql = sql!(
-    "INSERT INTO webhook_endpoints (id, program_id, url, events, secret_sealed, secret_key_version, created_at)
-     VALUES ($1, $2, $3, $4, $5, $6, $7)"
+    "INSERT INTO webhook_endpoints (id, program_id, url, events, secret_sealed, secret_key_version, created_at, secret_key_kind)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
 );
 const ENDPOINTS: Page = Page {
     lookup: sql!(
@@ -77,7 +77,8 @@ const CLAIM: Sql = sql_each!(
          RETURNING id",
 );
 const CLAIMED: Sql = sql!(
-    "SELECT d.id, d.attempts, e.id, e.url, e.secret_sealed, e.secret_key_version, ev.body
+    "SELECT d.id, d.attempts, e.id, e.url, e.secret_sealed, e.secret_key_version, ev.body,
+         e.secret_key_kind
      FROM webhook_deliveries d
      JOIN webhook_endpoints e ON e.id = d.endpoint_id
      JOIN events ev ON ev.id = d.event_id
@@ -119,7 +120,8 @@ pub trait WebhookStore: Backend {
                             events,
                             &e.secret_sealed,
                             e.secret_key_version,
-                            e.created_at
+                            e.created_at,
+                            e.secret_key_kind.as_str()
                         ];
                         outbox::create(db, idem.as_ref(), &INSERT_ENDPOINT, &row, effects).await
                     })

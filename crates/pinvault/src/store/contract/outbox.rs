@@ -14,6 +14,7 @@ async fn one_create_per_idempotency_key() {
             request_hash: vec![1; 32],
             status: 201,
             response_sealed: vec![2; 40],
+            key_kind: crate::keys::KeyKind::Idempotency,
             key_version: 1,
             created_at: now(),
         };
@@ -90,6 +91,7 @@ async fn two_workers_never_claim_the_same_delivery() {
             url: "https://example.test/hook".into(),
             events: vec!["card.created".into()],
             secret_sealed: vec![3; 40],
+            secret_key_kind: crate::keys::KeyKind::Webhook,
             secret_key_version: 1,
             created_at: now(),
         };

@@ -66,6 +66,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         7,
         include_str!("../../../migrations/postgres/0007_zone_key_grants.sql"),
     ),
+    (
+        8,
+        include_str!("../../../migrations/postgres/0008_purpose_keys.sql"),
+    ),
 ];
 
 /// Times a transaction is run again after a serialization failure or deadlock.

@@ -53,6 +53,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         7,
         include_str!("../../../migrations/sqlite/0007_zone_key_grants.sql"),
     ),
+    (
+        8,
+        include_str!("../../../migrations/sqlite/0008_purpose_keys.sql"),
+    ),
 ];
 
 /// The most writes one transaction (one fsync) carries.

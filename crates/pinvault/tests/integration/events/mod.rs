@@ -9,3 +9,4 @@ mod support;
 
 mod audit_trail;
 mod deliveries;
+mod purpose_keys;

@@ -21,7 +21,7 @@ fn rotation_keeps_the_old_key_for_the_grace_period_then_retires_it() {
         .iter()
         .map(|r| r["kind"].as_str().unwrap())
         .collect();
-    assert_eq!(kinds, ["pin", "pan", "lookup"]);
+    assert_eq!(kinds, ["pin", "pan", "lookup", "webhook", "idempotency"]);
     assert_eq!(kids(&s), std::slice::from_ref(&old.kid));
 
     let report = s.cli_json(&["keys", "rotate", "--kind", "transport"]);
