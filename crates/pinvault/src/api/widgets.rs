@@ -204,85 +204,54 @@ fn form_body(headers: &HeaderMap, body: &Bytes) -> Result<Fields, ApiError> {
     parse_fields(body)
 }
 
-/// The set widget: a form for the PIN and its confirmation, encrypted in the
-/// page to the published key.
-#[utoipa::path(get, path = "/widgets/pin-set", operation_id = "pinSetWidget", tag = "widgets", params(PageQuery),
-    responses((status = 200, description = "The widget page", content_type = "text/html"),
-        (status = 403, description = "The page, showing the token's status code (-10, -11, -12) at once", content_type = "text/html"),
-        (status = 400, description = "`invalid_request`: no token, or an appearance value that is not allowed", body = Problem, content_type = "application/problem+json")))]
-pub async fn pin_set_get<S: Store>(
-    State(app): State<Arc<App<S>>>,
-    uri: axum::http::Uri,
-) -> Result<Response, ApiError> {
-    page(
-        &app,
-        Widget::PinSet,
-        parse_fields(query_bytes(&uri))?,
-        "token",
-    )
-    .await
+/// The two handlers of a widget page: the token in the query (`token`), or in
+/// a form field (`controlId`, what the SDK posts).
+macro_rules! widget_page {
+    ($widget:expr, $get:ident, $post:ident, $path:tt, $get_op:tt, $post_op:tt, $codes:tt,
+     $(#[doc = $doc:tt])*) => {
+        $(#[doc = $doc])*
+        #[utoipa::path(get, path = $path, operation_id = $get_op, tag = "widgets", params(PageQuery),
+            responses((status = 200, description = "The widget page", content_type = "text/html"),
+                (status = 403, description = $codes, content_type = "text/html"),
+                (status = 400, description = "`invalid_request`: no token, or an appearance value that is not allowed", body = Problem, content_type = "application/problem+json")))]
+        pub async fn $get<S: Store>(
+            State(app): State<Arc<App<S>>>,
+            uri: axum::http::Uri,
+        ) -> Result<Response, ApiError> {
+            page(&app, $widget, parse_fields(query_bytes(&uri))?, "token").await
+        }
+
+        /// The same page, with the token in a form field (what the SDK does).
+        #[utoipa::path(post, path = $path, operation_id = $post_op, tag = "widgets",
+            request_body(content = PageForm, content_type = "application/x-www-form-urlencoded"),
+            responses((status = 200, description = "The widget page", content_type = "text/html"),
+                (status = 403, description = $codes, content_type = "text/html"),
+                (status = 400, description = "`invalid_request`: no `controlId`, or an appearance value that is not allowed", body = Problem, content_type = "application/problem+json")))]
+        pub async fn $post<S: Store>(
+            State(app): State<Arc<App<S>>>,
+            headers: HeaderMap,
+            body: Result<Bytes, BytesRejection>,
+        ) -> Result<Response, ApiError> {
+            let body = body.map_err(form_unreadable)?;
+            page(&app, $widget, form_body(&headers, &body)?, "controlId").await
+        }
+    };
 }
 
-/// The set widget, with the token in a form field (what the SDK does).
-#[utoipa::path(post, path = "/widgets/pin-set", operation_id = "pinSetWidgetForm", tag = "widgets",
-    request_body(content = PageForm, content_type = "application/x-www-form-urlencoded"),
-    responses((status = 200, description = "The widget page", content_type = "text/html"),
-        (status = 403, description = "The page, showing the token's status code (-10, -11, -12) at once", content_type = "text/html"),
-        (status = 400, description = "`invalid_request`: no `controlId`, or an appearance value that is not allowed", body = Problem, content_type = "application/problem+json")))]
-pub async fn pin_set_post<S: Store>(
-    State(app): State<Arc<App<S>>>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Response, ApiError> {
-    let body = body.map_err(form_unreadable)?;
-    page(
-        &app,
-        Widget::PinSet,
-        form_body(&headers, &body)?,
-        "controlId",
-    )
-    .await
-}
+widget_page!(
+    Widget::PinSet, pin_set_get, pin_set_post, "/widgets/pin-set", "pinSetWidget",
+    "pinSetWidgetForm", "The page, showing the token's status code (-10, -11, -12) at once",
+    /// The set widget: a form for the PIN and its confirmation, encrypted in the
+    /// page to the published key.
+);
 
-/// The reveal widget: makes a key pair in the page, shows the PIN decrypted
-/// there for `reveal_display_s`, then clears it.
-#[utoipa::path(get, path = "/widgets/pin-reveal", operation_id = "pinRevealWidget", tag = "widgets", params(PageQuery),
-    responses((status = 200, description = "The widget page", content_type = "text/html"),
-        (status = 403, description = "The page, showing its status code (-10, -11, -12, -30) at once", content_type = "text/html"),
-        (status = 400, description = "`invalid_request`: no token, or an appearance value that is not allowed", body = Problem, content_type = "application/problem+json")))]
-pub async fn pin_reveal_get<S: Store>(
-    State(app): State<Arc<App<S>>>,
-    uri: axum::http::Uri,
-) -> Result<Response, ApiError> {
-    page(
-        &app,
-        Widget::PinReveal,
-        parse_fields(query_bytes(&uri))?,
-        "token",
-    )
-    .await
-}
-
-/// The reveal widget, with the token in a form field (what the SDK does).
-#[utoipa::path(post, path = "/widgets/pin-reveal", operation_id = "pinRevealWidgetForm", tag = "widgets",
-    request_body(content = PageForm, content_type = "application/x-www-form-urlencoded"),
-    responses((status = 200, description = "The widget page", content_type = "text/html"),
-        (status = 403, description = "The page, showing its status code (-10, -11, -12, -30) at once", content_type = "text/html"),
-        (status = 400, description = "`invalid_request`: no `controlId`, or an appearance value that is not allowed", body = Problem, content_type = "application/problem+json")))]
-pub async fn pin_reveal_post<S: Store>(
-    State(app): State<Arc<App<S>>>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Response, ApiError> {
-    let body = body.map_err(form_unreadable)?;
-    page(
-        &app,
-        Widget::PinReveal,
-        form_body(&headers, &body)?,
-        "controlId",
-    )
-    .await
-}
+widget_page!(
+    Widget::PinReveal, pin_reveal_get, pin_reveal_post, "/widgets/pin-reveal",
+    "pinRevealWidget", "pinRevealWidgetForm",
+    "The page, showing its status code (-10, -11, -12, -30) at once",
+    /// The reveal widget: makes a key pair in the page, shows the PIN decrypted
+    /// there for `reveal_display_s`, then clears it.
+);
 
 /// Renders a widget page. The token is checked, not redeemed: one that can no
 /// longer be used shows its code at once.

@@ -5,8 +5,6 @@
 use super::ServiceError;
 use crate::domain::DomainError;
 use crate::domain::token::TokenError;
-use crate::keys::KeyError;
-use crate::store::StoreError;
 
 #[derive(Debug)]
 pub enum AppError {
@@ -32,23 +30,7 @@ pub enum AppError {
     Service(ServiceError),
 }
 
-impl From<ServiceError> for AppError {
-    fn from(e: ServiceError) -> Self {
-        AppError::Service(e)
-    }
-}
-
-impl From<StoreError> for AppError {
-    fn from(e: StoreError) -> Self {
-        AppError::Service(e.into())
-    }
-}
-
-impl From<KeyError> for AppError {
-    fn from(e: KeyError) -> Self {
-        AppError::Service(e.into())
-    }
-}
+super::service_errors!(AppError);
 
 impl From<TokenError> for AppError {
     fn from(e: TokenError) -> Self {

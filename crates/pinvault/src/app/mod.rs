@@ -50,6 +50,31 @@ impl From<KeyError> for ServiceError {
     }
 }
 
+/// The `From`s of an error type with a `Service(ServiceError)` variant: a
+/// service error, and the store and key errors it wraps.
+macro_rules! service_errors {
+    ($t:ty) => {
+        impl From<$crate::app::ServiceError> for $t {
+            fn from(e: $crate::app::ServiceError) -> Self {
+                Self::Service(e)
+            }
+        }
+
+        impl From<$crate::store::StoreError> for $t {
+            fn from(e: $crate::store::StoreError) -> Self {
+                Self::Service(e.into())
+            }
+        }
+
+        impl From<$crate::keys::KeyError> for $t {
+            fn from(e: $crate::keys::KeyError) -> Self {
+                Self::Service(e.into())
+            }
+        }
+    };
+}
+pub(crate) use service_errors;
+
 /// Settings of a running server that are not per program.
 #[derive(Debug, Clone, Default)]
 pub struct ServerSettings {

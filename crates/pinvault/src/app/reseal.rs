@@ -65,13 +65,9 @@ mod tests {
     use super::*;
     use crate::audit::Actor;
     use crate::domain::ids::new_id;
-    use crate::domain::program::{Mode, Settings};
     use crate::domain::time::now;
     use crate::store::prelude::*;
-    use crate::store::{
-        ApiKeyRow, CardRow, Created, Effects, IdemRow, PinWrite, ProgramRow, SealedPan, SetBy,
-        SqliteStore, WebhookEndpointRow,
-    };
+    use crate::store::{Created, Effects, IdemRow, SqliteStore, WebhookEndpointRow};
 
     /// What an upgrade finds: a webhook secret and an idempotency response
     /// sealed under the `pan` key (as before per-purpose keys). Resealing
@@ -87,22 +83,7 @@ mod tests {
             .await
             .unwrap();
         let t = now();
-        let program = ProgramRow {
-            id: new_id("prg_"),
-            name: "reseal".into(),
-            mode: Mode::Test,
-            settings: Settings::default(),
-            created_at: t,
-            updated_at: t,
-        };
-        let api_key = ApiKeyRow {
-            id: new_id("key_"),
-            program_id: program.id.clone(),
-            key_hash: crate::domain::ids::secret_hash(b"k"),
-            hint: "pv_test_k".into(),
-            created_at: t,
-            revoked_at: None,
-        };
+        let (program, api_key) = crate::store::contract::program();
         app.store
             .create_program(program.clone(), api_key, Vec::new())
             .await
@@ -148,19 +129,7 @@ mod tests {
             key_version: v,
             created_at: t,
         };
-        let pan = SealedPan {
-            hash: vec![2; 32],
-            lookup_key_version: 1,
-            sealed: vec![3; 40],
-            key_version: 1,
-            last4: "1111".into(),
-        };
-        let pin = PinWrite {
-            block: vec![4; 16],
-            key_version: 1,
-            set_by: SetBy::Random,
-        };
-        let card = CardRow::issued(new_id("card_"), program.id.clone(), pan, pin, None, None, t);
+        let card = crate::store::contract::card(&program.id);
         let made = app
             .store
             .create_card(card, Some(idem), Effects::default())

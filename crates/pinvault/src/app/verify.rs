@@ -98,23 +98,10 @@ pub enum VerifyError {
     Service(ServiceError),
 }
 
-impl From<ServiceError> for VerifyError {
-    fn from(e: ServiceError) -> Self {
-        VerifyError::Service(e)
-    }
-}
+super::service_errors!(VerifyError);
 
-impl From<crate::store::StoreError> for VerifyError {
-    fn from(e: crate::store::StoreError) -> Self {
-        VerifyError::Service(e.into())
-    }
-}
 
-impl From<crate::keys::KeyError> for VerifyError {
-    fn from(e: crate::keys::KeyError) -> Self {
-        VerifyError::Service(e.into())
-    }
-}
+
 
 impl<S: Store> App<S> {
     /// Checks an entered PIN against `card`'s PIN and counts the try.

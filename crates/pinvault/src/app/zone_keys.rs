@@ -34,6 +34,8 @@ pub enum ZoneKeyAdminError {
     Service(ServiceError),
 }
 
+super::service_errors!(ZoneKeyAdminError);
+
 impl std::fmt::Display for ZoneKeyAdminError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -45,23 +47,8 @@ impl std::fmt::Display for ZoneKeyAdminError {
 
 impl std::error::Error for ZoneKeyAdminError {}
 
-impl From<ServiceError> for ZoneKeyAdminError {
-    fn from(e: ServiceError) -> Self {
-        ZoneKeyAdminError::Service(e)
-    }
-}
 
-impl From<crate::store::StoreError> for ZoneKeyAdminError {
-    fn from(e: crate::store::StoreError) -> Self {
-        ZoneKeyAdminError::Service(e.into())
-    }
-}
 
-impl From<crate::keys::KeyError> for ZoneKeyAdminError {
-    fn from(e: crate::keys::KeyError) -> Self {
-        ZoneKeyAdminError::Service(e.into())
-    }
-}
 
 /// Why a program cannot use a zone key.
 #[derive(Debug)]
@@ -73,23 +60,10 @@ pub enum ZoneKeyError {
     Service(ServiceError),
 }
 
-impl From<ServiceError> for ZoneKeyError {
-    fn from(e: ServiceError) -> Self {
-        ZoneKeyError::Service(e)
-    }
-}
+super::service_errors!(ZoneKeyError);
 
-impl From<crate::store::StoreError> for ZoneKeyError {
-    fn from(e: crate::store::StoreError) -> Self {
-        ZoneKeyError::Service(e.into())
-    }
-}
 
-impl From<crate::keys::KeyError> for ZoneKeyError {
-    fn from(e: crate::keys::KeyError) -> Self {
-        ZoneKeyError::Service(e.into())
-    }
-}
+
 
 impl<S: Store> App<S> {
     /// Refuses any of `programs` that does not exist.

@@ -56,32 +56,29 @@ pub enum ZoneKeysCommand {
     /// Let a program use a zone key. The first grant of a key imported before
     /// grants (usable by every program) makes it usable by that program only.
     /// Returns once running servers apply it (within 2 seconds).
-    Grant {
-        /// The zone key (`zpk_…`).
-        #[arg(value_name = "ZPK")]
-        zone_key_id: String,
-        #[arg(long, value_name = "PRG")]
-        program: String,
-        #[command(flatten)]
-        data: DataArgs,
-    },
+    Grant(GrantArgs),
     /// Stop a program from using a zone key. Returns once running servers
     /// apply it (within 2 seconds).
-    Revoke {
-        /// The zone key (`zpk_…`).
-        #[arg(value_name = "ZPK")]
-        zone_key_id: String,
-        #[arg(long, value_name = "PRG")]
-        program: String,
-        #[command(flatten)]
-        data: DataArgs,
-    },
+    Revoke(GrantArgs),
     /// List zone keys (id, name, algorithm, key check value, usage, the
     /// programs granted, or "all" for a key from before grants; never the key).
     List {
         #[command(flatten)]
         data: DataArgs,
     },
+}
+
+/// A zone key and a program, for `grant` and `revoke`.
+#[derive(Debug, clap::Args)]
+pub struct GrantArgs {
+    /// The zone key (`zpk_…`).
+    #[arg(value_name = "ZPK")]
+    zone_key_id: String,
+    /// The program (`prg_…`).
+    #[arg(long, value_name = "PRG")]
+    program: String,
+    #[command(flatten)]
+    data: DataArgs,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -138,16 +135,8 @@ pub async fn zone_keys(cmd: ZoneKeysCommand) -> Result<String, CliError> {
                 &json!({ "zone_key_id": imported.id, "kcv": imported.kcv }),
             ))
         }
-        ZoneKeysCommand::Grant {
-            zone_key_id,
-            program,
-            data,
-        } => change_grant(&data, &zone_key_id, &program, true).await,
-        ZoneKeysCommand::Revoke {
-            zone_key_id,
-            program,
-            data,
-        } => change_grant(&data, &zone_key_id, &program, false).await,
+        ZoneKeysCommand::Grant(args) => change_grant(&args, true).await,
+        ZoneKeysCommand::Revoke(args) => change_grant(&args, false).await,
         ZoneKeysCommand::List { data } => {
             let app = open_app(&data, String::new()).await?;
             let mut out = Vec::new();
@@ -178,13 +167,9 @@ pub async fn zone_keys(cmd: ZoneKeysCommand) -> Result<String, CliError> {
     }
 }
 
-async fn change_grant(
-    data: &DataArgs,
-    zone_key_id: &str,
-    program: &str,
-    grant: bool,
-) -> Result<String, CliError> {
-    let app = open_app(data, String::new()).await?;
+async fn change_grant(args: &GrantArgs, grant: bool) -> Result<String, CliError> {
+    let (zone_key_id, program) = (&args.zone_key_id, &args.program);
+    let app = open_app(&args.data, String::new()).await?;
     let after = app
         .change_zone_key_grant(zone_key_id, program, grant)
         .await?;

@@ -8,14 +8,22 @@ use zeroize::Zeroizing;
 
 use super::compact::DecryptFailed;
 
+/// What a content encryption opens: its IV, additional authenticated data,
+/// ciphertext and tag.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Sealed<'a> {
+    pub iv: &'a [u8],
+    pub aad: &'a [u8],
+    pub ciphertext: &'a [u8],
+    pub tag: &'a [u8],
+}
+
 pub(super) fn open_a256gcm(
     cek: &[u8],
-    iv: &[u8],
-    aad: &[u8],
-    ciphertext: &[u8],
-    tag: &[u8],
+    sealed: Sealed<'_>,
 ) -> Result<Zeroizing<Vec<u8>>, DecryptFailed> {
     let fail = DecryptFailed("content authentication");
+    let (iv, aad, ciphertext, tag) = (sealed.iv, sealed.aad, sealed.ciphertext, sealed.tag);
     let key = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, cek).map_err(|_| fail)?);
     let nonce = Nonce::try_assume_unique_for_key(iv).map_err(|_| fail)?;
     let mut in_out = Zeroizing::new(Vec::with_capacity(ciphertext.len() + tag.len()));
@@ -35,21 +43,18 @@ pub(super) fn open_a256gcm(
 /// constant time, and before any decryption.
 pub(super) fn open_a128cbc_hs256(
     cek: &[u8],
-    iv: &[u8],
-    aad: &[u8],
-    ciphertext: &[u8],
-    tag: &[u8],
+    sealed: Sealed<'_>,
 ) -> Result<Zeroizing<Vec<u8>>, DecryptFailed> {
     let fail = DecryptFailed("content authentication");
     let (mac_key, enc_key) = cek.split_at(16);
-    let expected = cbc_hs256_tag(mac_key, iv, aad, ciphertext);
-    constant_time::verify_slices_are_equal(&expected, tag).map_err(|_| fail)?;
+    let expected = cbc_hs256_tag(mac_key, sealed.iv, sealed.aad, sealed.ciphertext);
+    constant_time::verify_slices_are_equal(&expected, sealed.tag).map_err(|_| fail)?;
     let key = PaddedBlockDecryptingKey::cbc_pkcs7(
         UnboundCipherKey::new(&AES_128, enc_key).map_err(|_| fail)?,
     )
     .map_err(|_| fail)?;
-    let iv: [u8; 16] = iv.try_into().map_err(|_| fail)?;
-    let mut in_out = Zeroizing::new(ciphertext.to_vec());
+    let iv: [u8; 16] = sealed.iv.try_into().map_err(|_| fail)?;
+    let mut in_out = Zeroizing::new(sealed.ciphertext.to_vec());
     let len = key
         .decrypt(&mut in_out, DecryptionContext::Iv128(iv.into()))
         .map_err(|_| fail)?

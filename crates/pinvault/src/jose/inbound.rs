@@ -7,7 +7,7 @@ use std::sync::Arc;
 use zeroize::Zeroizing;
 
 use super::compact::{DecryptFailed, Enc, ParsedJwe, parse};
-use super::content::{open_a128cbc_hs256, open_a256gcm};
+use super::content::{Sealed, open_a128cbc_hs256, open_a256gcm};
 use crate::keys::transport::TransportKey;
 
 /// Decrypts a parsed JWE with the transport key its `kid` named.
@@ -32,11 +32,15 @@ pub fn decrypt(jwe: &ParsedJwe, key: &TransportKey) -> Result<Zeroizing<Vec<u8>>
         // RFC 7516 §11.5: carry on with a random key; the tag check fails.
         aws_lc_rs::rand::fill(cek.as_mut_slice()).map_err(|_| DecryptFailed("rng"))?;
     }
+    let sealed = Sealed {
+        iv: &jwe.iv,
+        aad: &jwe.aad,
+        ciphertext: &jwe.ciphertext,
+        tag: &jwe.tag,
+    };
     let plain = match jwe.enc {
-        Enc::A256Gcm => open_a256gcm(&cek[..], &jwe.iv, &jwe.aad, &jwe.ciphertext, &jwe.tag),
-        Enc::A128CbcHs256 => {
-            open_a128cbc_hs256(&cek[..], &jwe.iv, &jwe.aad, &jwe.ciphertext, &jwe.tag)
-        }
+        Enc::A256Gcm => open_a256gcm(&cek[..], sealed),
+        Enc::A128CbcHs256 => open_a128cbc_hs256(&cek[..], sealed),
     }?;
     if !rsa_ok {
         return Err(DecryptFailed("content key"));

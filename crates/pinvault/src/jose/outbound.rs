@@ -94,7 +94,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    use crate::jose::content::open_a256gcm;
+    use crate::jose::content::{Sealed, open_a256gcm};
 
     #[test]
     fn device_keys_are_checked() {
@@ -150,14 +150,13 @@ mod tests {
             |z| Ok(concat_kdf_a256gcm(z)),
         )
         .unwrap();
-        let plain = open_a256gcm(
-            &cek[..],
-            &URL_SAFE_NO_PAD.decode(parts[2]).unwrap(),
-            parts[0].as_bytes(),
-            &URL_SAFE_NO_PAD.decode(parts[3]).unwrap(),
-            &URL_SAFE_NO_PAD.decode(parts[4]).unwrap(),
-        )
-        .unwrap();
+        let sealed = Sealed {
+            iv: &URL_SAFE_NO_PAD.decode(parts[2]).unwrap(),
+            aad: parts[0].as_bytes(),
+            ciphertext: &URL_SAFE_NO_PAD.decode(parts[3]).unwrap(),
+            tag: &URL_SAFE_NO_PAD.decode(parts[4]).unwrap(),
+        };
+        let plain = open_a256gcm(&cek[..], sealed).unwrap();
         assert_eq!(&plain[..], br#"{"pin":"1234"}"#);
     }
 

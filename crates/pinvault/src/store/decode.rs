@@ -79,9 +79,17 @@ macro_rules! audit_cols {
     };
 }
 
+/// A statement selecting the columns of one kind of row, then `$rest` (which
+/// starts with its own space): `select!(card_cols, " FROM cards WHERE id = $1")`.
+macro_rules! select {
+    ($cols:ident, $rest:expr) => {
+        $crate::store::db::sql!(concat!("SELECT ", $cols!(), $rest))
+    };
+}
+
 pub(crate) use {
     api_key_cols, audit_cols, card_cols, delivery_cols, endpoint_cols, event_cols, program_cols,
-    token_cols, zone_key_cols,
+    select, token_cols, zone_key_cols,
 };
 
 /// Program settings from their stored JSON text. Every authenticated request

@@ -11,7 +11,7 @@ mod any;
 mod backend;
 mod catalogue;
 #[cfg(test)]
-mod contract;
+pub(crate) mod contract;
 pub(crate) mod db;
 mod decode;
 mod error;

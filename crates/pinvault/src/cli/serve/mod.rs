@@ -5,6 +5,7 @@
 
 mod args;
 mod dev;
+mod limit_args;
 mod run;
 mod tasks;
 

@@ -8,25 +8,23 @@ use super::page::{self, Page};
 use crate::domain::time::now;
 use crate::store::backend::Backend;
 use crate::store::db::{Sql, sql, vals};
-use crate::store::decode::{self, audit_cols, event_cols};
+use crate::store::decode::{self, audit_cols, event_cols, select};
 use crate::store::error::StoreResult;
 use crate::store::rows::{AuditEntry, AuditRecord, EventRow, IdemRow};
 
-const AUDIT: Sql = sql!(concat!(
-    "SELECT ",
-    audit_cols!(),
+const AUDIT: Sql = select!(
+    audit_cols,
     " FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2"
-));
+);
 const EVENTS: Page = Page {
     lookup: sql!("SELECT seq FROM events WHERE id = $1 AND program_id = $2"),
-    list: sql!(concat!(
-        "SELECT ",
-        event_cols!(),
+    list: select!(
+        event_cols,
         " FROM events
          WHERE program_id = $1 AND (CAST($2 AS TEXT) IS NULL OR card_id = $2)
            AND (CAST($3 AS TEXT) IS NULL OR type = $3) AND seq < $4
          ORDER BY seq DESC LIMIT $5"
-    )),
+    ),
 };
 const IDEMPOTENCY: Sql = sql!(
     "SELECT program_id, key, request_hash, status, response_sealed, key_version, created_at, key_kind

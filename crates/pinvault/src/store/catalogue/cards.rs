@@ -10,7 +10,7 @@ use crate::domain::card::PinFailure;
 use crate::domain::time::Timestamp;
 use crate::store::backend::Backend;
 use crate::store::db::{Db, DbResult, Sql, args, sql, vals};
-use crate::store::decode::{self, card_cols};
+use crate::store::decode::{self, card_cols, select};
 use crate::store::error::StoreResult;
 use crate::store::rows::{CardRow, CardStatus, Created, Effects, IdemRow};
 
@@ -20,20 +20,15 @@ const INSERT_CARD: Sql = sql!(
         pin_updated_at, fail_count, last_failed_at, pin_blocked, created_at, updated_at)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)"
 );
-const CARD_BY_ID: Sql = sql!(concat!(
-    "SELECT ",
-    card_cols!(),
-    " FROM cards WHERE id = $1"
-));
+const CARD_BY_ID: Sql = select!(card_cols, " FROM cards WHERE id = $1");
 const CARDS: Page = Page {
     lookup: sql!("SELECT seq FROM cards WHERE id = $1 AND program_id = $2"),
-    list: sql!(concat!(
-        "SELECT ",
-        card_cols!(),
+    list: select!(
+        card_cols,
         " FROM cards
          WHERE program_id = $1 AND (CAST($2 AS TEXT) IS NULL OR external_id = $2) AND seq < $3
          ORDER BY seq DESC LIMIT $4"
-    )),
+    ),
 };
 const ANY_EXPIRED_STAGED: Sql = sql!(
     "SELECT EXISTS (SELECT 1 FROM cards

@@ -5,7 +5,7 @@ use std::future::Future;
 use crate::keys::{DataKeyRow, KeyKind};
 use crate::store::backend::Backend;
 use crate::store::db::{Sql, all, args, sql, vals};
-use crate::store::decode::{self, card_cols};
+use crate::store::decode::{self, card_cols, select};
 use crate::store::error::StoreResult;
 use crate::store::rows::{CardRow, MasterRewrap, Rewrap};
 
@@ -65,14 +65,13 @@ const KEY_USAGE: [(KeyKind, Sql); 8] = [
         ),
     ),
 ];
-const CARDS_UNDER_OLD_KEYS: Sql = sql!(concat!(
-    "SELECT ",
-    card_cols!(),
+const CARDS_UNDER_OLD_KEYS: Sql = select!(
+    card_cols,
     " FROM cards
      WHERE pin_key_version < $1 OR pan_key_version < $2 OR lookup_key_version < $3
         OR staged_pin_key_version < $1
      ORDER BY seq LIMIT $4"
-));
+);
 /// A compare-and-set: skipped when the PIN or the staged PIN changed since
 /// the rewrap was computed.
 const REWRAP_CARD: Sql = sql!(

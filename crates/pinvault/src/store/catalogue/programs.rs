@@ -9,33 +9,24 @@ use crate::domain::program::{Mode, Settings};
 use crate::domain::time::Timestamp;
 use crate::store::backend::Backend;
 use crate::store::db::{Db, DbResult, Sql, args, first, sql, vals};
-use crate::store::decode::{self, api_key_cols, card_cols, program_cols};
+use crate::store::decode::{self, api_key_cols, card_cols, program_cols, select};
 use crate::store::error::{StoreError, StoreResult};
 use crate::store::rows::{ApiKeyRow, AuditEntry, AuthenticatedCard, ProgramRow};
 
 const INSERT_PROGRAM: Sql = sql!(
     "INSERT INTO programs (id, name, mode, settings, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6)"
 );
-const PROGRAM: Sql = sql!(concat!(
-    "SELECT ",
-    program_cols!(),
-    " FROM programs WHERE id = $1"
-));
-const PROGRAMS: Sql = sql!(concat!(
-    "SELECT ",
-    program_cols!(),
-    " FROM programs ORDER BY seq"
-));
+const PROGRAM: Sql = select!(program_cols, " FROM programs WHERE id = $1");
+const PROGRAMS: Sql = select!(program_cols, " FROM programs ORDER BY seq");
 const UPDATE_PROGRAM: Sql =
     sql!("UPDATE programs SET settings = $1, mode = $2, updated_at = $3 WHERE id = $4");
 const INSERT_API_KEY: Sql = sql!(
     "INSERT INTO api_keys (id, program_id, key_hash, hint, created_at) VALUES ($1, $2, $3, $4, $5)"
 );
-const API_KEYS: Sql = sql!(concat!(
-    "SELECT ",
-    api_key_cols!(),
+const API_KEYS: Sql = select!(
+    api_key_cols,
     " FROM api_keys WHERE program_id = $1 ORDER BY seq"
-));
+);
 const REVOKE_API_KEY: Sql =
     sql!("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL");
 const AUTHENTICATE: Sql = sql!(concat!(
@@ -57,11 +48,7 @@ const AUTHENTICATE_CARD: Sql = sql!(concat!(
      LEFT JOIN cards c ON c.id = $2 AND c.program_id = k.program_id
      WHERE k.key_hash = $1 AND k.revoked_at IS NULL"
 ));
-pub(super) const CARD: Sql = sql!(concat!(
-    "SELECT ",
-    card_cols!(),
-    " FROM cards WHERE id = $1 AND program_id = $2"
-));
+pub(super) const CARD: Sql = select!(card_cols, " FROM cards WHERE id = $1 AND program_id = $2");
 
 async fn insert_api_key(db: &mut dyn Db, key: &ApiKeyRow) -> DbResult<()> {
     let args = args![

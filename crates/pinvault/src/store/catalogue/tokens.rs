@@ -11,7 +11,7 @@ use crate::domain::time::Timestamp;
 use crate::domain::token::{self, TokenError};
 use crate::store::backend::Backend;
 use crate::store::db::{Db, DbResult, Sql, args, first, sql};
-use crate::store::decode::{self, token_cols};
+use crate::store::decode::{self, select, token_cols};
 use crate::store::error::StoreResult;
 use crate::store::rows::{Created, Effects, IdemRow, PinChange, TokenRow};
 
@@ -23,16 +23,8 @@ const INSERT_TOKEN: Sql = sql!(
     "INSERT INTO control_tokens (id, token_hash, card_id, type, cvm, created_at, expires_at, attempts_remaining)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
 );
-const TOKEN_BY_HASH: Sql = sql!(concat!(
-    "SELECT ",
-    token_cols!(),
-    " FROM control_tokens WHERE token_hash = $1"
-));
-const TOKEN: Sql = sql!(concat!(
-    "SELECT ",
-    token_cols!(),
-    " FROM control_tokens WHERE id = $1"
-));
+const TOKEN_BY_HASH: Sql = select!(token_cols, " FROM control_tokens WHERE token_hash = $1");
+const TOKEN: Sql = select!(token_cols, " FROM control_tokens WHERE id = $1");
 /// `$1` the token; the rest: the state it must still be in.
 const USE_ATTEMPT: Sql = sql!(
     "UPDATE control_tokens SET attempts_remaining = $2

@@ -8,7 +8,7 @@ use super::page::{self, Page};
 use crate::domain::time::Timestamp;
 use crate::store::backend::Backend;
 use crate::store::db::{Sql, all, args, first, sql, sql_each, vals};
-use crate::store::decode::{self, delivery_cols, endpoint_cols};
+use crate::store::decode::{self, delivery_cols, endpoint_cols, select};
 use crate::store::error::{StoreError, StoreResult};
 use crate::store::rows::{
     AttemptNext, AttemptResult, AuditEntry, ClaimedDelivery, Created, DeliveryRow, DeliveryStatus,
@@ -23,18 +23,16 @@ const ENDPOINTS: Page = Page {
     lookup: sql!(
         "SELECT seq FROM webhook_endpoints WHERE id = $1 AND program_id = $2 AND deleted_at IS NULL"
     ),
-    list: sql!(concat!(
-        "SELECT ",
-        endpoint_cols!(),
+    list: select!(
+        endpoint_cols,
         " FROM webhook_endpoints
          WHERE program_id = $1 AND deleted_at IS NULL AND seq < $2 ORDER BY seq DESC LIMIT $3"
-    )),
+    ),
 };
-const ENDPOINT: Sql = sql!(concat!(
-    "SELECT ",
-    endpoint_cols!(),
+const ENDPOINT: Sql = select!(
+    endpoint_cols,
     " FROM webhook_endpoints WHERE id = $1 AND program_id = $2 AND deleted_at IS NULL"
-));
+);
 const DELETE_ENDPOINT: Sql = sql!(
     "UPDATE webhook_endpoints SET deleted_at = $1
      WHERE id = $2 AND program_id = $3 AND deleted_at IS NULL"
@@ -46,12 +44,11 @@ const FAIL_PENDING: Sql = sql!(
 );
 const DELIVERIES: Page = Page {
     lookup: sql!("SELECT seq FROM webhook_deliveries WHERE id = $1 AND endpoint_id = $2"),
-    list: sql!(concat!(
-        "SELECT ",
-        delivery_cols!(),
+    list: select!(
+        delivery_cols,
         " FROM webhook_deliveries d JOIN events ev ON ev.id = d.event_id
          WHERE d.endpoint_id = $1 AND d.seq < $2 ORDER BY d.seq DESC LIMIT $3"
-    )),
+    ),
 };
 const ANY_DUE: Sql = sql!(
     "SELECT EXISTS (SELECT 1 FROM webhook_deliveries

@@ -9,7 +9,7 @@ use crate::domain::time::Timestamp;
 use crate::domain::zone_key::{Grants, RevokeError};
 use crate::store::backend::Backend;
 use crate::store::db::{Arg, Db, DbResult, Sql, all, args, first, sql, sql_each};
-use crate::store::decode::{self, zone_key_cols};
+use crate::store::decode::{self, select, zone_key_cols};
 use crate::store::error::StoreResult;
 use crate::store::rows::{AuditEntry, ZoneKeyRow};
 
@@ -26,11 +26,7 @@ const DELETE_GRANT: Sql =
 const NARROW: Sql = sql!("UPDATE zone_keys SET all_programs = FALSE WHERE id = $1");
 const GRANTS: Sql =
     sql!("SELECT program_id FROM zone_key_grants WHERE zone_key_id = $1 ORDER BY program_id");
-const ZONE_KEY: Sql = sql!(concat!(
-    "SELECT ",
-    zone_key_cols!(),
-    " FROM zone_keys WHERE id = $1"
-));
+const ZONE_KEY: Sql = select!(zone_key_cols, " FROM zone_keys WHERE id = $1");
 /// The key, locked for the rest of the transaction (PostgreSQL; SQLite has
 /// one writer).
 const LOCK_ZONE_KEY: Sql = sql_each!(
@@ -39,11 +35,10 @@ const LOCK_ZONE_KEY: Sql = sql_each!(
 );
 const ZONE_KEYS: Page = Page {
     lookup: sql!("SELECT seq FROM zone_keys WHERE id = $1"),
-    list: sql!(concat!(
-        "SELECT ",
-        zone_key_cols!(),
+    list: select!(
+        zone_key_cols,
         " FROM zone_keys WHERE seq < $1 ORDER BY seq DESC LIMIT $2"
-    )),
+    ),
 };
 /// A program's zone keys: granted to it, or to every program.
 const PROGRAM_ZONE_KEYS: Page = Page {
@@ -51,13 +46,12 @@ const PROGRAM_ZONE_KEYS: Page = Page {
         "SELECT z.seq FROM zone_keys z WHERE z.id = $1 AND (z.all_programs OR EXISTS
          (SELECT 1 FROM zone_key_grants g WHERE g.zone_key_id = z.id AND g.program_id = $2))"
     ),
-    list: sql!(concat!(
-        "SELECT ",
-        zone_key_cols!(),
+    list: select!(
+        zone_key_cols,
         " FROM zone_keys z WHERE (z.all_programs OR EXISTS
          (SELECT 1 FROM zone_key_grants g WHERE g.zone_key_id = z.id AND g.program_id = $1))
          AND z.seq < $2 ORDER BY z.seq DESC LIMIT $3"
-    )),
+    ),
 };
 
 /// Reads the programs of a key whose grants are a list.

@@ -124,7 +124,7 @@ pub(super) async fn backends(tag: &str) -> Backends {
     b
 }
 
-pub(super) fn program() -> (ProgramRow, ApiKeyRow) {
+pub(crate) fn program() -> (ProgramRow, ApiKeyRow) {
     let t = now();
     let program = ProgramRow {
         id: new_id("prg_"),
@@ -145,7 +145,7 @@ pub(super) fn program() -> (ProgramRow, ApiKeyRow) {
     (program, key)
 }
 
-pub(super) fn card(program_id: &str) -> CardRow {
+pub(crate) fn card(program_id: &str) -> CardRow {
     let pan = SealedPan {
         hash: secret_hash(new_id("pan_").as_bytes()).to_vec(),
         lookup_key_version: 1,
