@@ -34,6 +34,7 @@ pub enum Code {
     PlaintextNotAllowed,
     PinBlocked,
     NothingStaged,
+    CardAmbiguous,
     Internal,
 }
 
@@ -60,6 +61,7 @@ impl Code {
             Code::PlaintextNotAllowed => "plaintext_not_allowed",
             Code::PinBlocked => "pin_blocked",
             Code::NothingStaged => "nothing_staged",
+            Code::CardAmbiguous => "card_ambiguous",
             Code::Internal => "internal",
         }
     }
@@ -86,6 +88,7 @@ impl Code {
             Code::PlaintextNotAllowed => "Plaintext PIN not allowed",
             Code::PinBlocked => "PIN blocked",
             Code::NothingStaged => "Nothing staged",
+            Code::CardAmbiguous => "Card ambiguous",
             Code::Internal => "Internal error",
         }
     }
@@ -267,6 +270,11 @@ impl From<AppError> for ApiError {
                 StatusCode::CONFLICT,
                 Code::NothingStaged,
                 "this card has no staged PIN to commit (none was staged, it expired with its token, or it was committed already)",
+            ),
+            AppError::CardAmbiguous => ApiError::new(
+                StatusCode::CONFLICT,
+                Code::CardAmbiguous,
+                "several of this program's cards have this PAN: give `pan_sequence_number` or `expiry` to tell them apart",
             ),
             AppError::Token(e) => e.into(),
             AppError::Domain(e) => e.into(),

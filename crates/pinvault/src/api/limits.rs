@@ -74,7 +74,9 @@ impl From<Limited> for ApiError {
     fn from(l: Limited) -> Self {
         let secs = l.retry_after_secs();
         let what = match l.scope {
-            Scope::KeyVerify | Scope::KeyTokens | Scope::KeyReveal => "for this API key",
+            Scope::KeyVerify | Scope::KeyTokens | Scope::KeyReveal | Scope::KeyLookups => {
+                "for this API key"
+            }
             Scope::CardVerify | Scope::CardTokens | Scope::CardReveal => "for this card",
             Scope::CardDecryptFailures => {
                 "for this card: too many PIN blocks that did not decipher"

@@ -9,6 +9,7 @@ pub mod error;
 mod extract;
 mod idempotency;
 pub mod limits;
+mod lookup;
 mod openapi;
 mod ops;
 mod pin;
@@ -45,6 +46,7 @@ pub const BODY_LIMIT: usize = 64 * 1024;
 pub fn router<S: Store>(app: Arc<App<S>>, demo: Option<DemoProgram>) -> Router {
     let mut router = Router::new()
         .route("/v1/cards", post(cards::create::<S>).get(cards::list::<S>))
+        .route("/v1/card-lookups", post(lookup::lookup::<S>))
         .route("/v1/cards/{id}", get(cards::get).patch(cards::update::<S>))
         .route("/v1/cards/{id}/pin/status", get(cards::pin_status))
         .route(

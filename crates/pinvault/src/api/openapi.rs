@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{cards, encryption_keys, ops, pin, program, verify, views, webhooks, widgets};
+use super::{cards, encryption_keys, lookup, ops, pin, program, verify, views, webhooks, widgets};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -18,7 +18,7 @@ use super::{cards, encryption_keys, ops, pin, program, verify, views, webhooks, 
         license(name = "Apache-2.0", identifier = "Apache-2.0"),
     ),
     paths(
-        cards::create, cards::list, cards::get, cards::update, cards::pin_status,
+        cards::create, cards::list, cards::get, cards::update, cards::pin_status, lookup::lookup,
         pin::create_token, pin::set_pin, pin::commit, pin::reveal, pin::unblock,
         encryption_keys::list, encryption_keys::pem,
         verify::verify, verify::sandbox_verify, verify::list_zone_keys,
@@ -33,7 +33,7 @@ use super::{cards, encryption_keys, ops, pin, program, verify, views, webhooks, 
         views::CardView, views::PinStatusView, views::CardList, views::TokenView, views::RevealedPin,
         views::EncryptedPin, views::RevealResponse, views::DeviceJwk, views::PinEncryptionKey, views::PinEncryptionKeys,
         views::ProgramView, views::Problem, views::StatusView, program::SettingsChanges,
-        pin::StagedView, pin::CommitPin,
+        pin::StagedView, pin::CommitPin, lookup::CardLookup, lookup::CardFound,
         verify::VerifyResult, verify::ZoneKeyView, verify::ZoneKeyList,
         webhooks::EventView, webhooks::EventList, webhooks::CreateEndpoint, webhooks::EndpointView,
         webhooks::CreatedEndpoint, webhooks::EndpointList, webhooks::DeliveryView, webhooks::DeliveryList,

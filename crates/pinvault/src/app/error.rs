@@ -24,6 +24,8 @@ pub enum AppError {
     DecryptionFailed,
     /// A commit with nothing staged (`nothing_staged`).
     NothingStaged,
+    /// Several of the program's cards fit a lookup (`card_ambiguous`).
+    CardAmbiguous,
     Token(TokenError),
     /// A PIN the policy refuses (`invalid_pin`, `weak_pin`), and the like.
     Domain(DomainError),

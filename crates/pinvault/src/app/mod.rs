@@ -6,6 +6,7 @@
 pub mod cards;
 pub mod error;
 pub mod keys;
+pub mod lookup;
 pub mod pin;
 mod reseal;
 pub mod tokens;

@@ -100,9 +100,6 @@ pub enum VerifyError {
 
 super::service_errors!(VerifyError);
 
-
-
-
 impl<S: Store> App<S> {
     /// Checks an entered PIN against `card`'s PIN and counts the try.
     /// `actor` (who asks, for the audit record) is only made when a try counts.

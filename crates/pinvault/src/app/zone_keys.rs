@@ -47,9 +47,6 @@ impl std::fmt::Display for ZoneKeyAdminError {
 
 impl std::error::Error for ZoneKeyAdminError {}
 
-
-
-
 /// Why a program cannot use a zone key.
 #[derive(Debug)]
 pub enum ZoneKeyError {
@@ -61,9 +58,6 @@ pub enum ZoneKeyError {
 }
 
 super::service_errors!(ZoneKeyError);
-
-
-
 
 impl<S: Store> App<S> {
     /// Refuses any of `programs` that does not exist.

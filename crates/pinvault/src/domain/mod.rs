@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod card;
 pub mod ids;
+pub mod lookup;
 pub mod policy;
 pub mod program;
 pub mod sensitive;

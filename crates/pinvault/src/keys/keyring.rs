@@ -269,6 +269,19 @@ impl Keyring {
         self.read(|s| s.current.get(&kind).copied())
     }
 
+    /// The versions of `kind` held, newest first.
+    pub fn versions(&self, kind: KeyKind) -> Vec<u32> {
+        let mut v: Vec<u32> = self.read(|s| {
+            s.keys
+                .keys()
+                .filter(|(k, _)| *k == kind)
+                .map(|(_, v)| *v)
+                .collect()
+        });
+        v.sort_unstable_by(|a, b| b.cmp(a));
+        v
+    }
+
     pub fn has(&self, kind: KeyKind, version: u32) -> bool {
         self.read(|s| s.keys.contains_key(&(kind, version)))
     }

@@ -20,6 +20,8 @@ pub enum Scope {
     KeyVerify,
     KeyTokens,
     KeyReveal,
+    /// Card lookups by PAN (`POST /v1/card-lookups`).
+    KeyLookups,
     CardVerify,
     CardTokens,
     CardReveal,
@@ -31,10 +33,11 @@ pub enum Scope {
 }
 
 impl Scope {
-    pub const ALL: [Scope; 8] = [
+    pub const ALL: [Scope; 9] = [
         Scope::KeyVerify,
         Scope::KeyTokens,
         Scope::KeyReveal,
+        Scope::KeyLookups,
         Scope::CardVerify,
         Scope::CardTokens,
         Scope::CardReveal,
@@ -47,6 +50,7 @@ impl Scope {
             Scope::KeyVerify => "key_verify",
             Scope::KeyTokens => "key_tokens",
             Scope::KeyReveal => "key_reveal",
+            Scope::KeyLookups => "key_lookups",
             Scope::CardVerify => "card_verify",
             Scope::CardTokens => "card_tokens",
             Scope::CardReveal => "card_reveal",
@@ -103,10 +107,11 @@ pub struct LimitSettings {
 }
 
 /// The documented defaults (README, `serve --help`).
-pub const DEFAULTS: [(Scope, &str); 8] = [
+pub const DEFAULTS: [(Scope, &str); 9] = [
     (Scope::KeyVerify, "50000/s"),
     (Scope::KeyTokens, "10000/s"),
     (Scope::KeyReveal, "10000/s"),
+    (Scope::KeyLookups, "50000/s"),
     (Scope::CardVerify, "600/min"),
     (Scope::CardTokens, "120/min"),
     (Scope::CardReveal, "120/min"),

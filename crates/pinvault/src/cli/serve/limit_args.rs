@@ -49,6 +49,9 @@ limit_args! {
     /// PIN reveals per API key.
     rate_limit_key_reveal => KeyReveal,
         "rate-limit-key-reveal", "PINVAULT_RATE_LIMIT_KEY_REVEAL", "10000/s";
+    /// Card lookups by PAN per API key.
+    rate_limit_key_lookups => KeyLookups,
+        "rate-limit-key-lookups", "PINVAULT_RATE_LIMIT_KEY_LOOKUPS", "50000/s";
     /// PIN verifications per card.
     rate_limit_card_verify => CardVerify,
         "rate-limit-card-verify", "PINVAULT_RATE_LIMIT_CARD_VERIFY", "600/min";

@@ -9,7 +9,7 @@ use super::{card_state, outbox};
 use crate::domain::card::PinFailure;
 use crate::domain::time::Timestamp;
 use crate::store::backend::Backend;
-use crate::store::db::{Db, DbResult, Sql, args, sql, vals};
+use crate::store::db::{Db, DbResult, Sql, all, args, sql, vals};
 use crate::store::decode::{self, card_cols, select};
 use crate::store::error::StoreResult;
 use crate::store::rows::{CardRow, CardStatus, Created, Effects, IdemRow};
@@ -21,6 +21,13 @@ const INSERT_CARD: Sql = sql!(
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)"
 );
 const CARD_BY_ID: Sql = select!(card_cols, " FROM cards WHERE id = $1");
+/// A program's cards whose PAN has this keyed hash under this lookup key
+/// version (`cards_pan_hash`); a PAN is shared by a few re-issues at most.
+const CARDS_BY_PAN_HASH: Sql = select!(
+    card_cols,
+    " FROM cards WHERE pan_hash = $1 AND lookup_key_version = $2 AND program_id = $3
+     ORDER BY seq LIMIT 50"
+);
 const CARDS: Page = Page {
     lookup: sql!("SELECT seq FROM cards WHERE id = $1 AND program_id = $2"),
     list: select!(
@@ -118,6 +125,28 @@ pub trait CardStore: Backend {
         card_id: &str,
     ) -> impl Future<Output = StoreResult<Option<CardRow>>> + Send {
         self.first_row(&CARD, vals![card_id, program_id], decode::card)
+    }
+
+    /// The program's cards whose PAN has one of these keyed hashes (one per
+    /// lookup key version in use: during a rotation cards are under either).
+    fn cards_by_pan_hash(
+        &self,
+        program_id: &str,
+        hashes: Vec<(u32, Vec<u8>)>,
+    ) -> impl Future<Output = StoreResult<Vec<CardRow>>> + Send {
+        self.read_short(
+            (program_id.to_owned(), hashes),
+            |db, (program_id, hashes)| {
+                Box::pin(async move {
+                    let mut out = Vec::new();
+                    for (version, hash) in hashes {
+                        let args = args![hash, *version, program_id.as_str()];
+                        out.extend(all(db, &CARDS_BY_PAN_HASH, &args, decode::card).await?);
+                    }
+                    Ok(out)
+                })
+            },
+        )
     }
 
     /// A card whatever its program: only for the hosted widgets, which reach the

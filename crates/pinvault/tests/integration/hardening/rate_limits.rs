@@ -180,3 +180,24 @@ fn widgets_are_limited_per_client_address() {
         2
     );
 }
+
+/// Card lookups by PAN are limited per API key (each key its own bucket).
+#[test]
+fn card_lookups_are_limited_per_api_key() {
+    let s = Server::start_env(
+        "limits-lookups",
+        &[("PINVAULT_RATE_LIMIT_KEY_LOOKUPS", "2/h")],
+    );
+    let key = s.program("live", &[]);
+    let other = s.program("live", &[]);
+    s.card(&key, PAN);
+    let body = json!({ "pan": PAN }).to_string();
+    for _ in 0..2 {
+        let r = s.post("/v1/card-lookups", &key, &body);
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    let r = s.post("/v1/card-lookups", &key, &body);
+    assert_limited(&r, "for this API key");
+    let r = s.post("/v1/card-lookups", &other, &body);
+    assert_eq!(r.status, 404, "another key has its own bucket: {}", r.body);
+}

@@ -5,5 +5,6 @@
 mod support;
 
 mod cards;
+mod lookups;
 mod operations;
 mod requests;

@@ -202,6 +202,7 @@ fn openapi_document_matches_the_routes() {
     let expected = [
         ("/v1/cards", "post"),
         ("/v1/cards", "get"),
+        ("/v1/card-lookups", "post"),
         ("/v1/cards/{id}", "get"),
         ("/v1/cards/{id}", "patch"),
         ("/v1/cards/{id}/pin/status", "get"),
