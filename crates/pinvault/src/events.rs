@@ -26,10 +26,11 @@ pub enum EventType {
     PinVerificationFailed,
     PinBlocked,
     PinUnblocked,
+    PinChangeReversed,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 9] = [
+    pub const ALL: [EventType; 10] = [
         EventType::CardCreated,
         EventType::PinTokenCreated,
         EventType::PinChanged,
@@ -39,6 +40,7 @@ impl EventType {
         EventType::PinVerificationFailed,
         EventType::PinBlocked,
         EventType::PinUnblocked,
+        EventType::PinChangeReversed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -52,6 +54,7 @@ impl EventType {
             EventType::PinVerificationFailed => "pin.verification_failed",
             EventType::PinBlocked => "pin.blocked",
             EventType::PinUnblocked => "pin.unblocked",
+            EventType::PinChangeReversed => "pin.change_reversed",
         }
     }
 

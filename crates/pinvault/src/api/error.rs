@@ -35,6 +35,7 @@ pub enum Code {
     PinBlocked,
     NothingStaged,
     CardAmbiguous,
+    ReversalNotPossible,
     Internal,
 }
 
@@ -62,6 +63,7 @@ impl Code {
             Code::PinBlocked => "pin_blocked",
             Code::NothingStaged => "nothing_staged",
             Code::CardAmbiguous => "card_ambiguous",
+            Code::ReversalNotPossible => "reversal_not_possible",
             Code::Internal => "internal",
         }
     }
@@ -89,6 +91,7 @@ impl Code {
             Code::PinBlocked => "PIN blocked",
             Code::NothingStaged => "Nothing staged",
             Code::CardAmbiguous => "Card ambiguous",
+            Code::ReversalNotPossible => "Reversal not possible",
             Code::Internal => "Internal error",
         }
     }
@@ -275,6 +278,11 @@ impl From<AppError> for ApiError {
                 StatusCode::CONFLICT,
                 Code::CardAmbiguous,
                 "several of this program's cards have this PAN: give `pan_sequence_number` or `expiry` to tell them apart",
+            ),
+            AppError::ReversalNotPossible => ApiError::new(
+                StatusCode::CONFLICT,
+                Code::ReversalNotPossible,
+                "this PIN change cannot be reversed: it is more than 24 hours old, was reversed already, or the PIN has changed since",
             ),
             AppError::Token(e) => e.into(),
             AppError::Domain(e) => e.into(),

@@ -26,6 +26,8 @@ pub enum AppError {
     NothingStaged,
     /// Several of the program's cards fit a lookup (`card_ambiguous`).
     CardAmbiguous,
+    /// A PIN change that cannot be reversed any more (`reversal_not_possible`).
+    ReversalNotPossible,
     Token(TokenError),
     /// A PIN the policy refuses (`invalid_pin`, `weak_pin`), and the like.
     Domain(DomainError),

@@ -8,6 +8,7 @@ pub mod error;
 pub mod keys;
 pub mod lookup;
 pub mod pin;
+pub mod pin_change;
 mod reseal;
 pub mod tokens;
 pub mod verify;
@@ -192,6 +193,15 @@ impl Caller {
             CallerKind::ApiKey(id) => id,
             CallerKind::Widget => "widget",
             CallerKind::Demo => "demo",
+        }
+    }
+
+    /// Where a PIN change came from, as `pin.changed` says (`source`): the
+    /// program's back end (`api`) or a hosted widget (`widget`).
+    pub fn source(&self) -> &'static str {
+        match &self.kind {
+            CallerKind::Widget => "widget",
+            CallerKind::ApiKey(_) | CallerKind::Demo => "api",
         }
     }
 

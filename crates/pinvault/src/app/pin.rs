@@ -161,7 +161,7 @@ impl<S: Store> App<S> {
                 &card.program_id,
                 &card.id,
                 EventType::PinChanged,
-                json!({ "set_by": SetBy::Cardholder.as_str() }),
+                json!({ "set_by": SetBy::Cardholder.as_str(), "source": caller.source() }),
             )],
             audit: Some(caller.actor().record(
                 "pin.changed",
@@ -231,7 +231,7 @@ impl<S: Store> App<S> {
                     &before.program_id,
                     &before.id,
                     EventType::PinChanged,
-                    json!({ "set_by": SetBy::Cardholder.as_str() }),
+                    json!({ "set_by": SetBy::Cardholder.as_str(), "source": "commit" }),
                 )],
                 audit: Some(actor.record(
                     "pin.changed",

@@ -25,8 +25,8 @@ use std::future::Future;
 pub use any::AnyStore;
 pub use backend::Backend;
 pub use catalogue::{
-    AuditStore, CardStore, ChangeEffects, GrantChange, KeyStore, ProgramStore, Resealable,
-    TokenStore, WebhookStore, ZoneKeyStore,
+    AuditStore, CardStore, ChangeEffects, GrantChange, KeyStore, PinChangeOutcome, PinChangeRow,
+    PinChangeStore, ProgramStore, REVERSIBLE_S, Resealable, TokenStore, WebhookStore, ZoneKeyStore,
 };
 pub use error::{StoreError, StoreResult};
 pub use postgres::{PgSettings, PgStore};
@@ -37,8 +37,8 @@ pub use sqlite::SqliteStore;
 /// (`AnyStore`); code generic over `S: Store` has them already.
 pub mod prelude {
     pub use super::{
-        AuditStore, Backend, CardStore, KeyStore, ProgramStore, Store, TokenStore, WebhookStore,
-        ZoneKeyStore,
+        AuditStore, Backend, CardStore, KeyStore, PinChangeStore, ProgramStore, Store, TokenStore,
+        WebhookStore, ZoneKeyStore,
     };
 }
 
@@ -48,6 +48,7 @@ pub trait Store:
     + AuditStore
     + CardStore
     + KeyStore
+    + PinChangeStore
     + ProgramStore
     + TokenStore
     + WebhookStore

@@ -70,6 +70,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         8,
         include_str!("../../../migrations/postgres/0008_purpose_keys.sql"),
     ),
+    (
+        9,
+        include_str!("../../../migrations/postgres/0009_pin_changes.sql"),
+    ),
 ];
 
 /// Times a transaction is run again after a serialization failure or deadlock.

@@ -57,6 +57,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         8,
         include_str!("../../../migrations/sqlite/0008_purpose_keys.sql"),
     ),
+    (
+        9,
+        include_str!("../../../migrations/sqlite/0009_pin_changes.sql"),
+    ),
 ];
 
 /// The most writes one transaction (one fsync) carries.

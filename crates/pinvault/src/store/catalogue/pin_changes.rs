@@ -1,0 +1,195 @@
+//! PIN changes at an ATM, and their reversal: the new PIN written only while
+//! the card still holds the PIN that was checked, the change kept 24 hours
+//! with the PIN before it, and a reversal that puts that PIN back only while
+//! the card still holds the one the change wrote.
+
+use std::future::Future;
+
+use super::{card_state, outbox};
+use crate::domain::time::Timestamp;
+use crate::store::backend::Backend;
+use crate::store::db::{Db, DbResult, Row, Sql, args, bad, first, sql, sql_each};
+use crate::store::error::StoreResult;
+use crate::store::rows::{CardRow, Effects, PinWrite, SetBy};
+
+/// How long a change can be reversed, and is kept.
+pub const REVERSIBLE_S: i64 = 86_400;
+
+const INSERT_CHANGE: Sql = sql!(
+    "INSERT INTO pin_changes (id, program_id, card_id, previous_pin_block,
+         previous_pin_key_version, previous_pin_set_by, new_pin_block, created_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+);
+macro_rules! change_cols {
+    () => {
+        "id, program_id, card_id, previous_pin_block, previous_pin_key_version, \
+         previous_pin_set_by, new_pin_block, created_at, reversed_at"
+    };
+}
+/// The program's change, locked (PostgreSQL) for the rest of the transaction.
+const LOCK_CHANGE: Sql = sql_each!(
+    pg: concat!("SELECT ", change_cols!(), " FROM pin_changes WHERE id = $1 AND program_id = $2 FOR UPDATE"),
+    sqlite: concat!("SELECT ", change_cols!(), " FROM pin_changes WHERE id = $1 AND program_id = $2"),
+);
+const MARK_REVERSED: Sql =
+    sql!("UPDATE pin_changes SET reversed_at = $1 WHERE id = $2 AND reversed_at IS NULL");
+const PURGE: Sql = sql!("DELETE FROM pin_changes WHERE created_at <= $1");
+
+/// A PIN change as kept for its reversal. Its `Debug` leaves out the blocks.
+#[derive(Clone)]
+pub struct PinChangeRow {
+    pub id: String,
+    pub program_id: String,
+    pub card_id: String,
+    /// The card's PIN before the change, as the card held it.
+    pub previous: PinWrite,
+    /// The block the change wrote.
+    pub new_pin_block: Vec<u8>,
+    pub created_at: Timestamp,
+    pub reversed_at: Option<Timestamp>,
+}
+
+impl std::fmt::Debug for PinChangeRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PinChangeRow")
+            .field("id", &self.id)
+            .field("card_id", &self.card_id)
+            .field("created_at", &self.created_at)
+            .field("reversed_at", &self.reversed_at)
+            .finish_non_exhaustive()
+    }
+}
+
+fn change(r: Row<'_>) -> DbResult<PinChangeRow> {
+    Ok(PinChangeRow {
+        id: r.string(0)?,
+        program_id: r.string(1)?,
+        card_id: r.string(2)?,
+        previous: PinWrite {
+            block: r.bytes(3)?,
+            key_version: r.u32(4)?,
+            set_by: SetBy::parse(r.str(5)?).ok_or_else(|| bad("previous_pin_set_by"))?,
+        },
+        new_pin_block: r.bytes(6)?,
+        created_at: r.time(7)?,
+        reversed_at: r.opt_time(8)?,
+    })
+}
+
+/// What a change or a reversal found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PinChangeOutcome {
+    Done,
+    /// No such card or change for the program.
+    NotFound,
+    /// The card no longer holds the PIN the operation was decided on (another
+    /// change came first), or the change is reversed, or too old to reverse.
+    Moved,
+}
+
+/// The card, locked, if it still holds `block` as its PIN.
+async fn card_holding(
+    db: &mut dyn Db,
+    program_id: &str,
+    card_id: &str,
+    block: &[u8],
+) -> DbResult<Result<CardRow, PinChangeOutcome>> {
+    Ok(match card_state::lock(db, program_id, card_id).await? {
+        None => Err(PinChangeOutcome::NotFound),
+        Some(card) if card.pin_block != block => Err(PinChangeOutcome::Moved),
+        Some(card) => Ok(card),
+    })
+}
+
+pub trait PinChangeStore: Backend {
+    /// Writes `change`'s new PIN (`new`) if the card still holds
+    /// `change.previous` (the PIN that was checked), with the change kept for
+    /// its reversal and `effects` (given the card as it was), in one transaction.
+    fn change_pin<F>(
+        &self,
+        change: PinChangeRow,
+        new: PinWrite,
+        effects: F,
+    ) -> impl Future<Output = StoreResult<PinChangeOutcome>> + Send
+    where
+        F: Fn(&CardRow) -> Effects + Send + Sync + 'static,
+    {
+        self.write((change, new, effects), |db, (c, new, effects)| {
+            Box::pin(async move {
+                let card =
+                    match card_holding(db, &c.program_id, &c.card_id, &c.previous.block).await? {
+                        Ok(card) => card,
+                        Err(outcome) => return Ok(outcome),
+                    };
+                if !card_state::set_pin(db, &card, new, c.created_at).await? {
+                    return Ok(PinChangeOutcome::Moved);
+                }
+                let row = args![
+                    &c.id,
+                    &c.program_id,
+                    &c.card_id,
+                    &c.previous.block,
+                    c.previous.key_version,
+                    c.previous.set_by.as_str(),
+                    &new.block,
+                    c.created_at
+                ];
+                db.exec(&INSERT_CHANGE, &row).await?;
+                outbox::apply(db, &effects(&card)).await?;
+                Ok(PinChangeOutcome::Done)
+            })
+        })
+    }
+
+    /// Puts back the PIN before the program's change `change_id`, if it is
+    /// less than 24 hours old, not reversed, and the card still holds the PIN
+    /// it wrote; `effects` (given the change) in the same transaction.
+    fn reverse_pin_change<F>(
+        &self,
+        program_id: &str,
+        change_id: &str,
+        now: Timestamp,
+        effects: F,
+    ) -> impl Future<Output = StoreResult<PinChangeOutcome>> + Send
+    where
+        F: Fn(&PinChangeRow) -> Effects + Send + Sync + 'static,
+    {
+        let data = (program_id.to_owned(), change_id.to_owned(), now, effects);
+        self.write(data, |db, (program_id, change_id, now, effects)| {
+            Box::pin(async move {
+                let Some(c) =
+                    first(db, &LOCK_CHANGE, &args![change_id, program_id], change).await?
+                else {
+                    return Ok(PinChangeOutcome::NotFound);
+                };
+                if c.reversed_at.is_some() || *now - c.created_at >= REVERSIBLE_S {
+                    return Ok(PinChangeOutcome::Moved);
+                }
+                let card = match card_holding(db, program_id, &c.card_id, &c.new_pin_block).await? {
+                    Ok(card) => card,
+                    Err(_) => return Ok(PinChangeOutcome::Moved),
+                };
+                if db.exec(&MARK_REVERSED, &args![*now, change_id]).await? != 1 {
+                    return Ok(PinChangeOutcome::Moved);
+                }
+                // The card is locked and holds the change's PIN: the write
+                // cannot lose; if it did, the error rolls the mark back.
+                if !card_state::set_pin(db, &card, &c.previous, *now).await? {
+                    return Err(crate::store::db::lost("the card"));
+                }
+                outbox::apply(db, &effects(&c)).await?;
+                Ok(PinChangeOutcome::Done)
+            })
+        })
+    }
+
+    /// Removes changes made at or before `before` (no longer reversible).
+    fn purge_pin_changes(
+        &self,
+        before: Timestamp,
+    ) -> impl Future<Output = StoreResult<u64>> + Send {
+        self.exec_one(&PURGE, crate::store::db::vals![before])
+    }
+}
+
+impl<B: Backend> PinChangeStore for B {}
