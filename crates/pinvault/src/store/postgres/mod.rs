@@ -19,18 +19,22 @@
 //! attempt; audit appends queue on the one `audit_head` row, so the hash chain
 //! stays a chain whatever node writes.
 
+mod cert;
 mod db;
 mod pool;
+mod tls;
+mod url;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio_postgres::Config;
 use tokio_postgres::error::SqlState;
 
 use self::db::PgDb;
 pub use pool::PgSettings;
 use pool::Pool;
+pub use tls::{PgTls, PgTlsConnect, PgTlsStream, TlsError};
+pub use url::SslMode;
 
 use super::backend::Backend;
 use super::db::{Arg, Db, DbError, DbFuture, Op, Sql, first, sql};
@@ -122,11 +126,9 @@ impl PgStore {
     /// date. Safe when several nodes start at once: one migrates, the others
     /// wait for it and find nothing left to do.
     pub async fn open(url: &str, settings: PgSettings) -> StoreResult<Self> {
-        let config: Config = url
-            .parse()
-            .map_err(|e| StoreError::database(format!("bad PostgreSQL URL: {e}")))?;
+        let (config, tls) = PgTls::from_url(url).map_err(StoreError::database)?;
         let store = PgStore {
-            pool: Pool::new(config, settings),
+            pool: Pool::new(config, tls, settings),
         };
         store.write((), migrate_op).await?;
         Ok(store)
