@@ -6,12 +6,19 @@
 //! server aborts as a serialization failure or a deadlock is run again; nothing
 //! else is retried, because a write whose answer was lost may have committed.
 //!
-//! Connections are plain TCP (`NoTls`): put the database on a private network
-//! or a local socket until TLS to the database is added.
+//! Connections use TLS as the URL's `sslmode` asks (`disable`, `prefer` by
+//! default, `require`, `verify-ca`, `verify-full`, with `sslrootcert=FILE`),
+//! with libpq's meaning, over rustls: `url.rs` takes those two parameters out
+//! of the URL (tokio-postgres 0.7 knows neither the verify modes nor a root
+//! certificate), `tls.rs` is the connector handed to tokio-postgres, `cert.rs`
+//! reads the CAs and checks certificates. A server identity left unchecked
+//! (`disable`; `prefer` or `require` without `sslrootcert`; `verify-ca` on the
+//! public roots) is a warning in the log at start; SECURITY.md ("PostgreSQL
+//! over TLS") says what each mode protects against.
 //!
 //! The statements and what they do are the catalogue's (`store/catalogue`);
-//! this folder is how they reach PostgreSQL: the pool, transactions and their
-//! retries, parameters and rows (`db.rs`).
+//! this folder is how they reach PostgreSQL: the connection (TLS), the pool,
+//! transactions and their retries, parameters and rows (`db.rs`).
 //!
 //! Events and the audit trail are written in the transaction of the change
 //! they record. Webhook workers on every node claim due deliveries with
@@ -127,6 +134,9 @@ impl PgStore {
     /// wait for it and find nothing left to do.
     pub async fn open(url: &str, settings: PgSettings) -> StoreResult<Self> {
         let (config, tls) = PgTls::from_url(url).map_err(StoreError::database)?;
+        if let Some(weakness) = tls.weakness() {
+            tracing::warn!("{weakness}");
+        }
         let store = PgStore {
             pool: Pool::new(config, tls, settings),
         };

@@ -78,6 +78,35 @@ impl PgTls {
         self.mode
     }
 
+    /// What the connection is not protected against, when it is not the
+    /// server's identity checked against a CA of the operator's choosing.
+    pub fn weakness(&self) -> Option<String> {
+        let mode = self.mode;
+        match (mode, &self.roots) {
+            (SslMode::Disable, _) => Some(
+                "the database connection is plain TCP (sslmode=disable): \
+                 anyone on the network path reads and changes it"
+                    .into(),
+            ),
+            (SslMode::Prefer | SslMode::Require, None) => Some(format!(
+                "the database's identity is not checked (sslmode={mode}{}): anyone on the \
+                 network path can pose as it; use sslmode=verify-full with sslrootcert",
+                if mode == SslMode::Prefer {
+                    ", and without TLS if the server does not offer it"
+                } else {
+                    ""
+                }
+            )),
+            (SslMode::VerifyCa, Some(RootCert::BuiltIn)) => Some(
+                "sslmode=verify-ca with the built-in public root CAs takes any publicly \
+                 issued certificate, for any name: name the database's CA in sslrootcert, \
+                 or use sslmode=verify-full"
+                    .into(),
+            ),
+            _ => None,
+        }
+    }
+
     /// A connection failure as one line, with what the mode has to do with it.
     pub fn explain(&self, e: &tokio_postgres::Error) -> String {
         let text = e.to_string().replace('\n', "; ");
@@ -265,5 +294,61 @@ impl<S: AsyncRead + AsyncWrite + Unpin> TlsStream for PgTlsStream<S> {
             .and_then(|certs| certs.first())
             .and_then(|cert| end_point_hash(cert))
             .map_or_else(ChannelBinding::none, ChannelBinding::tls_server_end_point)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn tls(query: &str) -> PgTls {
+        PgTls::from_url(&format!("postgres://u:hunter2@db.internal:5432/pv?{query}"))
+            .unwrap()
+            .1
+    }
+
+    #[test]
+    fn modes_reach_tokio_postgres_and_the_unchecked_ones_are_named() {
+        let (config, t) = PgTls::from_url("postgres://u@h/db?sslmode=verify-ca").unwrap();
+        assert_eq!(
+            config.get_ssl_mode(),
+            tokio_postgres::config::SslMode::Require
+        );
+        assert_eq!(t.mode(), SslMode::VerifyCa);
+        let (config, _) = PgTls::from_url("postgres://u@h/db").unwrap();
+        assert_eq!(
+            config.get_ssl_mode(),
+            tokio_postgres::config::SslMode::Prefer
+        );
+        let (config, _) = PgTls::from_url("postgres://u@h/db?sslmode=disable").unwrap();
+        assert_eq!(
+            config.get_ssl_mode(),
+            tokio_postgres::config::SslMode::Disable
+        );
+        for (query, weak) in [
+            ("sslmode=disable", Some("plain TCP")),
+            ("", Some("sslmode=prefer")),
+            ("sslmode=require", Some("sslmode=require")),
+            ("sslmode=verify-ca", Some("public root CAs")),
+            ("sslmode=verify-full", None),
+        ] {
+            let weakness = tls(query).weakness();
+            match weak {
+                Some(w) => assert!(weakness.as_deref().unwrap().contains(w), "{query}"),
+                None => assert_eq!(weakness, None, "{query}"),
+            }
+        }
+    }
+
+    #[test]
+    fn errors_in_the_rest_of_the_url_do_not_repeat_it() {
+        let e = PgTls::from_url("postgres://u:hunter2@h:notaport/db?sslmode=require").unwrap_err();
+        assert!(
+            e.contains("bad PostgreSQL URL") && !e.contains("hunter2"),
+            "{e}"
+        );
+        let e = PgTls::from_url("postgres://u:hunter2@h/db?sslcert=/c.pem").unwrap_err();
+        assert!(e.contains("sslcert") && !e.contains("hunter2"), "{e}");
     }
 }
