@@ -115,8 +115,9 @@ impl ServerCertVerifier for ChainOnly {
 
 /// RFC 5929 `tls-server-end-point`: the certificate hashed with the hash of
 /// its own signature algorithm (SHA-256 for MD5 and SHA-1); `None` for an
-/// algorithm without one fixed by its identifier (RSASSA-PSS, Ed25519), as
-/// the server then has none either.
+/// algorithm whose identifier names no hash (RSASSA-PSS, Ed25519): the login
+/// is then SCRAM-SHA-256 without channel binding (and fails with
+/// `channel_binding=require`).
 pub(super) fn end_point_hash(cert: &[u8]) -> Option<Vec<u8>> {
     let algorithm = signature_hash(cert)?;
     Some(digest::digest(algorithm, cert).as_ref().to_vec())
