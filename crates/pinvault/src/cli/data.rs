@@ -30,7 +30,10 @@ pub struct DataArgs {
     )]
     pub data_dir: PathBuf,
     /// Database URL: `postgres://USER@HOST:PORT/DB` for PostgreSQL, `sqlite:PATH`;
-    /// without one, SQLite in the data directory.
+    /// without one, SQLite in the data directory. PostgreSQL over TLS as libpq's
+    /// `sslmode` says (`disable`, `prefer` by default, `require`, `verify-ca`,
+    /// `verify-full`), with `sslrootcert=FILE` for the CA:
+    /// `postgres://…/DB?sslmode=verify-full&sslrootcert=/etc/pinvault/db-ca.pem`.
     #[arg(long, env = "PINVAULT_DATABASE_URL", value_name = "URL")]
     pub database_url: Option<String>,
     /// PostgreSQL: most connections this process opens.

@@ -29,7 +29,7 @@ pub use catalogue::{
     PinChangeStore, ProgramStore, REVERSIBLE_S, Resealable, TokenStore, WebhookStore, ZoneKeyStore,
 };
 pub use error::{StoreError, StoreResult};
-pub use postgres::{PgSettings, PgStore};
+pub use postgres::{PgSettings, PgStore, PgTls, PgTlsConnect, PgTlsStream, SslMode, TlsError};
 pub use rows::*;
 pub use sqlite::SqliteStore;
 

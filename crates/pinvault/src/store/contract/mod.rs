@@ -64,9 +64,13 @@ fn with_database(url: &str, db: &str) -> String {
 }
 
 async fn admin(url: &str, sql: &str) {
-    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-        .await
-        .unwrap_or_else(|e| panic!("cannot reach the test PostgreSQL server: {e}"));
+    let (config, tls) = PgTls::from_url(url).unwrap_or_else(|e| panic!("{e}"));
+    let (client, conn) = config.connect(tls.clone()).await.unwrap_or_else(|e| {
+        panic!(
+            "cannot reach the test PostgreSQL server: {}",
+            tls.explain(&e)
+        )
+    });
     tokio::spawn(conn);
     client
         .batch_execute(sql)

@@ -6,12 +6,19 @@
 //! server aborts as a serialization failure or a deadlock is run again; nothing
 //! else is retried, because a write whose answer was lost may have committed.
 //!
-//! Connections are plain TCP (`NoTls`): put the database on a private network
-//! or a local socket until TLS to the database is added.
+//! Connections use TLS as the URL's `sslmode` asks (`disable`, `prefer` by
+//! default, `require`, `verify-ca`, `verify-full`, with `sslrootcert=FILE`),
+//! with libpq's meaning, over rustls: `url.rs` takes those two parameters out
+//! of the URL (tokio-postgres 0.7 knows neither the verify modes nor a root
+//! certificate), `tls.rs` is the connector handed to tokio-postgres, `cert.rs`
+//! reads the CAs and checks certificates. A server identity left unchecked
+//! (`disable`; `prefer` or `require` without `sslrootcert`; `verify-ca` on the
+//! public roots) is a warning in the log at start; SECURITY.md ("PostgreSQL
+//! over TLS") says what each mode protects against.
 //!
 //! The statements and what they do are the catalogue's (`store/catalogue`);
-//! this folder is how they reach PostgreSQL: the pool, transactions and their
-//! retries, parameters and rows (`db.rs`).
+//! this folder is how they reach PostgreSQL: the connection (TLS), the pool,
+//! transactions and their retries, parameters and rows (`db.rs`).
 //!
 //! Events and the audit trail are written in the transaction of the change
 //! they record. Webhook workers on every node claim due deliveries with
@@ -19,18 +26,22 @@
 //! attempt; audit appends queue on the one `audit_head` row, so the hash chain
 //! stays a chain whatever node writes.
 
+mod cert;
 mod db;
 mod pool;
+mod tls;
+mod url;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio_postgres::Config;
 use tokio_postgres::error::SqlState;
 
 use self::db::PgDb;
 pub use pool::PgSettings;
 use pool::Pool;
+pub use tls::{PgTls, PgTlsConnect, PgTlsStream, TlsError};
+pub use url::SslMode;
 
 use super::backend::Backend;
 use super::db::{Arg, Db, DbError, DbFuture, Op, Sql, first, sql};
@@ -134,11 +145,12 @@ impl PgStore {
     /// date. Safe when several nodes start at once: one migrates, the others
     /// wait for it and find nothing left to do.
     pub async fn open(url: &str, settings: PgSettings) -> StoreResult<Self> {
-        let config: Config = url
-            .parse()
-            .map_err(|e| StoreError::database(format!("bad PostgreSQL URL: {e}")))?;
+        let (config, tls) = PgTls::from_url(url).map_err(StoreError::database)?;
+        if let Some(weakness) = tls.weakness() {
+            tracing::warn!("{weakness}");
+        }
         let store = PgStore {
-            pool: Pool::new(config, settings),
+            pool: Pool::new(config, tls, settings),
         };
         store.write((), migrate_op).await?;
         Ok(store)

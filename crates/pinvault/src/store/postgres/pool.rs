@@ -8,8 +8,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tokio_postgres::{Client, Config, NoTls};
+use tokio_postgres::{Client, Config};
 
+use super::tls::PgTls;
 use crate::store::{StoreError, StoreResult};
 
 /// Connection settings a node operator can choose (`serve --db-pool-size`, …).
@@ -35,6 +36,7 @@ impl Default for PgSettings {
 
 pub(super) struct Pool {
     config: Config,
+    tls: PgTls,
     settings: PgSettings,
     idle: Mutex<Vec<Client>>,
     permits: Arc<Semaphore>,
@@ -77,7 +79,7 @@ impl Drop for Pooled {
 }
 
 impl Pool {
-    pub(super) fn new(mut config: Config, settings: PgSettings) -> Arc<Pool> {
+    pub(super) fn new(mut config: Config, tls: PgTls, settings: PgSettings) -> Arc<Pool> {
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(settings.acquire_timeout);
         }
@@ -86,6 +88,7 @@ impl Pool {
         }
         Arc::new(Pool {
             config,
+            tls,
             permits: Arc::new(Semaphore::new(settings.pool_size.max(1))),
             settings,
             idle: Mutex::new(Vec::new()),
@@ -137,11 +140,9 @@ impl Pool {
     }
 
     async fn connect(&self) -> StoreResult<Client> {
-        let (client, connection) = self
-            .config
-            .connect(NoTls)
-            .await
-            .map_err(|e| StoreError::database(format!("cannot connect: {e}")))?;
+        let (client, connection) = self.config.connect(self.tls.clone()).await.map_err(|e| {
+            StoreError::database(format!("cannot connect: {}", self.tls.explain(&e)))
+        })?;
         tokio::spawn(async move {
             if let Err(e) = connection.await {
                 tracing::debug!(error = %e, "database connection closed");
@@ -154,7 +155,12 @@ impl Pool {
                 ms * 2
             ))
             .await
-            .map_err(|e| StoreError::database(format!("cannot set up the connection: {e}")))?;
+            .map_err(|e| {
+                StoreError::database(format!(
+                    "cannot set up the connection: {}",
+                    self.tls.explain(&e)
+                ))
+            })?;
         Ok(client)
     }
 }

@@ -307,9 +307,7 @@ impl Db {
                     .build()
                     .unwrap();
                 rt.block_on(async {
-                    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-                        .await
-                        .map_err(|e| e.to_string())?;
+                    let (client, conn) = harness::postgres_connect(url).await?;
                     tokio::spawn(conn);
                     client.execute(sql, &[]).await.map_err(|e| e.to_string())
                 })

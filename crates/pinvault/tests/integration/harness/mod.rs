@@ -4,7 +4,9 @@
 //! The database is SQLite in the data directory, or, with
 //! `PINVAULT_TEST_BACKEND=postgres`, a PostgreSQL database of its own per data
 //! directory (made on the server at `PINVAULT_TEST_POSTGRES_URL`, else the local
-//! one at 127.0.0.1:5432), dropped when the data directory goes.
+//! one at 127.0.0.1:5432), dropped when the data directory goes. The URL's
+//! `sslmode` and `sslrootcert` hold for the harness's own connections too:
+//! they go through the library's TLS connector (`pinvault::store::PgTls`).
 //!
 //! The parts, each using only those listed before it: `postgres` (the test
 //! PostgreSQL server), `skip` (tests that cannot run here say so), `data_dir`
@@ -27,6 +29,6 @@ pub use canaries::find_canaries;
 pub use data_dir::{BIN, fresh_dir, fresh_path};
 pub use http::Reply;
 pub use pkcs11::pkcs11_provider;
-pub use postgres::postgres_query;
+pub use postgres::{connect as postgres_connect, postgres_query};
 pub use server::Server;
 pub use skip::{missing_dependency, postgres_only};

@@ -1,5 +1,6 @@
 //! The test PostgreSQL server: which one (if the tests run on PostgreSQL), SQL
-//! on it, and dropping the databases of test processes that are gone.
+//! on it (over TLS when its URL asks: the service's own connector), and
+//! dropping the databases of test processes that are gone.
 
 use std::sync::OnceLock;
 
@@ -38,7 +39,7 @@ pub fn postgres_query(url: &str, sql: &str) -> Vec<tokio_postgres::Row> {
         .build()
         .unwrap();
     rt.block_on(async {
-        let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        let (client, connection) = connect(url)
             .await
             .unwrap_or_else(|e| panic!("cannot reach the test PostgreSQL server: {e}"));
         tokio::spawn(connection);
@@ -51,6 +52,28 @@ pub fn postgres_query(url: &str, sql: &str) -> Vec<tokio_postgres::Row> {
         }
         rows
     })
+}
+
+/// Connects to `url` as the service would: its `sslmode` and `sslrootcert`
+/// read by the library's own TLS connector (so the admin connections work on a
+/// TLS-only server too).
+pub async fn connect(
+    url: &str,
+) -> Result<
+    (
+        tokio_postgres::Client,
+        tokio_postgres::Connection<
+            tokio_postgres::Socket,
+            pinvault::store::PgTlsStream<tokio_postgres::Socket>,
+        >,
+    ),
+    String,
+> {
+    let (config, tls) = pinvault::store::PgTls::from_url(url)?;
+    config
+        .connect(tls.clone())
+        .await
+        .map_err(|e| tls.explain(&e))
 }
 
 /// `url` with its database name replaced by `db`.
@@ -83,8 +106,7 @@ pub fn postgres_reachable() -> bool {
         .build()
         .unwrap();
     rt.block_on(async {
-        let connect = tokio_postgres::connect(&url, tokio_postgres::NoTls);
-        match tokio::time::timeout(std::time::Duration::from_secs(5), connect).await {
+        match tokio::time::timeout(std::time::Duration::from_secs(5), connect(&url)).await {
             Ok(Ok((client, connection))) => {
                 tokio::spawn(connection);
                 client.simple_query("SELECT 1").await.is_ok()
