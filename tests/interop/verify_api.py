@@ -123,7 +123,10 @@ data = tempfile.mkdtemp(prefix="pinvault-verify-")
 log = tempfile.TemporaryFile("w+")
 server = subprocess.Popen([BIN, "serve", "--listen", "127.0.0.1:0", "--data-dir", data],
                           stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
-                          env={**os.environ, "PINVAULT_LOG": "info"})
+                          # Each card here gets dozens of undecryptable blocks on
+                          # purpose: above the default per-card limit (20/h).
+                          env={**os.environ, "PINVAULT_LOG": "info",
+                               "PINVAULT_RATE_LIMIT_CARD_DECRYPT_FAILURES": "10000/h"})
 base = None
 for line in server.stderr:
     log.write(line)
@@ -156,10 +159,14 @@ def call(method, path, key, body=None):
         return e.code, json.loads(e.read() or b"null")
 
 
+PROGRAMS = {}  # API key -> program id
+
+
 def program(mode):
     created = cli("programs", "create", "--name", f"verify {mode}", "--mode", mode)
     cli("programs", "update", created["program_id"], "--set", "allow_plaintext_pin=true",
         "--set", "reject_weak_pins=false")
+    PROGRAMS[created["api_key"]] = created["program_id"]
     return created["api_key"]
 
 
@@ -194,12 +201,14 @@ try:
         c2 = bytes(a ^ b for a, b in zip(key, c1))
         want = kcv("tdes" if alg == "tdes" else "aes", key)
         out = cli("zone-keys", "import", "--name", f"{alg}-{size}", "--algorithm", alg,
-                  "--component", c1.hex(), "--component", c2.hex(), "--kcv", want)
+                  "--component", c1.hex(), "--component", c2.hex(), "--kcv", want,
+                  "--program", PROGRAMS[live])
         check(f"kcv {alg}/{size}", out["kcv"], want)
         zone[(alg, size)] = (out["zone_key_id"], key)
     # A wrong KCV is refused.
     bad = subprocess.run([BIN, "zone-keys", "import", "--name", "x", "--algorithm", "aes128",
-                          "--component", secrets.token_hex(16), "--kcv", "000000", "--data-dir", data],
+                          "--component", secrets.token_hex(16), "--kcv", "000000",
+                          "--program", PROGRAMS[live], "--data-dir", data],
                          capture_output=True, text=True)
     check("wrong kcv refused", bad.returncode != 0, True)
 
@@ -267,6 +276,85 @@ try:
     check("reactivate", call("PATCH", f"/v1/cards/{c}", live, {"status": "active"})[1]["pin"]["status"],
           "unblocked")
     check("match after reactivation", result(verify(live, c, "iso_4", good, zpk)), ("match", 3))
+
+    # PIN change at an ATM: both blocks made here; the order of checks, the
+    # policy on the new PIN, and the reversal, for random keys, formats and PINs.
+    def change(key, card_id, fmt, current, new, zpk):
+        return call("POST", f"/v1/cards/{card_id}/pin/change", key,
+                    {"pin_block": current, "new_pin_block": new, "format": fmt, "zone_key_id": zpk})
+
+    def other_than(*pins):
+        p = random_pin()
+        while p in pins:
+            p = random_pin()
+        return p
+
+    strict_status, strict_created = 0, cli("programs", "create", "--name", "verify strict", "--mode", "live")
+    strict = strict_created["api_key"]
+    cli("programs", "update", strict_created["program_id"], "--set", "allow_plaintext_pin=true")
+    for _ in range(ROUNDS):
+        (alg, size), (zpk, key) = rng.choice(list(zone.items()))
+        a = "tdes" if alg == "tdes" else "aes"
+        fmt = rng.choice(["iso_0", "iso_1", "iso_3"] + ([] if alg == "tdes" else ["iso_4"]))
+        name = f"atm {fmt}/{alg}-{size}"
+        pin, pan = random_pin(), luhn_pan(rng.randint(13, 19))
+        c = card(live, pan, pin)
+        new, wrong = other_than(pin), other_than(pin)
+        blk = lambda p: block_for(fmt, a, key, p, pan)  # noqa: E731
+        status, body = change(live, c, fmt, blk(wrong), blk(new), zpk)
+        check(f"{name} wrong current", (status, body.get("result"), body.get("remaining_tries"),
+                                        body.get("change_id")), (200, "mismatch", 2, None))
+        check(f"{name} wrong current changes nothing", result(verify(live, c, fmt, blk(pin), zpk)),
+              ("match", 3))
+        garbage = secrets.token_hex(len(blk(pin)) // 2).upper()
+        r = change(live, c, fmt, blk(pin), garbage, zpk)
+        check(f"{name} new block garbage", (r[0], r[1].get("code")), (422, "decryption_failed"))
+        check(f"{name} garbage changes nothing", result(verify(live, c, fmt, blk(pin), zpk)), ("match", 3))
+        status, body = change(live, c, fmt, blk(pin), blk(new), zpk)
+        check(f"{name} changed", (status, body.get("result"), body.get("remaining_tries")),
+              (200, "changed", 3))
+        change_id = body.get("change_id") or ""
+        check(f"{name} change id", change_id.startswith("pch_"), True)
+        check(f"{name} no chip data", body.get("icc_response_data", "absent"), None)
+        check(f"{name} new PIN verifies", result(verify(live, c, fmt, blk(new), zpk)), ("match", 3))
+        check(f"{name} old PIN does not", result(verify(live, c, fmt, blk(pin), zpk)), ("mismatch", 2))
+        check(f"{name} reverse", call("POST", f"/v1/pin-changes/{change_id}/reverse", live)[0], 204)
+        check(f"{name} old PIN back", result(verify(live, c, fmt, blk(pin), zpk)), ("match", 3))
+        r = call("POST", f"/v1/pin-changes/{change_id}/reverse", live)
+        check(f"{name} reverse twice", (r[0], r[1].get("code")), (409, "reversal_not_possible"))
+        # A change the PIN moved on from cannot be reversed.
+        first = change(live, c, fmt, blk(pin), blk(new), zpk)[1].get("change_id")
+        third = other_than(pin, new)
+        check(f"{name} second change", change(live, c, fmt, blk(new), blk(third), zpk)[1].get("result"),
+              "changed")
+        r = call("POST", f"/v1/pin-changes/{first}/reverse", live)
+        check(f"{name} reverse after another change", (r[0], r[1].get("code")),
+              (409, "reversal_not_possible"))
+        r = call("POST", f"/v1/pin-changes/{first}/reverse", strict)
+        check(f"{name} another program's change", (r[0], r[1].get("code")), (404, "not_found"))
+        # Tries count as in verification, up to blocked.
+        outcomes = [result(change(live, c, fmt, blk(wrong), blk(new), zpk)) for _ in range(4)]
+        check(f"{name} blocking", outcomes, [("mismatch", 2), ("mismatch", 1), ("mismatch", 0), ("blocked", 0)])
+
+    # The policy on the new PIN: a weak one is refused, and only the reset fail
+    # count is left of the request.
+    (alg, size), (zpk, key) = ("aes128", 16), zone[("aes128", 16)]
+    cli("zone-keys", "grant", zpk, "--program", strict_created["program_id"])
+    pin, pan = "4826", luhn_pan(16)
+    c = card(strict, pan, pin)
+    verify(strict, c, "iso_4", block_for("iso_4", "aes", key, "1357", pan), zpk)
+    check("atm weak before", fail_count(strict, c), 1)
+    r = change(strict, c, "iso_4", block_for("iso_4", "aes", key, pin, pan),
+               block_for("iso_4", "aes", key, "1111", pan), zpk)
+    check("atm weak new PIN", (r[0], r[1].get("code")), (422, "weak_pin"))
+    check("atm weak leaves the reset count", fail_count(strict, c), 0)
+    check("atm weak keeps the PIN", result(verify(strict, c, "iso_4", block_for("iso_4", "aes", key, pin, pan), zpk)),
+          ("match", 3))
+    check("atm suspended", call("PATCH", f"/v1/cards/{c}", strict, {"status": "suspended"})[0], 200)
+    r = change(strict, c, "iso_4", block_for("iso_4", "aes", key, pin, pan),
+               block_for("iso_4", "aes", key, "2580", pan), zpk)
+    check("atm suspended card", result(r), ("card_inactive", 3))
+    del strict_status
 
     # The sandbox: test programs only, counted like a terminal.
     test = program("test")

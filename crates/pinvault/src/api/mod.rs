@@ -13,6 +13,7 @@ mod lookup;
 mod openapi;
 mod ops;
 mod pin;
+mod pin_change;
 mod program;
 mod verify;
 mod views;
@@ -63,6 +64,11 @@ pub fn router<S: Store>(app: Arc<App<S>>, demo: Option<DemoProgram>) -> Router {
             get(encryption_keys::pem::<S>),
         )
         .route("/v1/cards/{id}/pin/verify", post(verify::verify::<S>))
+        .route("/v1/cards/{id}/pin/change", post(pin_change::change::<S>))
+        .route(
+            "/v1/pin-changes/{id}/reverse",
+            post(pin_change::reverse::<S>),
+        )
         .route(
             "/v1/test/cards/{id}/pin/verify",
             post(verify::sandbox_verify::<S>),

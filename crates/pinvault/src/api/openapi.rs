@@ -8,7 +8,9 @@ use axum::response::{IntoResponse, Response};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{cards, encryption_keys, lookup, ops, pin, program, verify, views, webhooks, widgets};
+use super::{
+    cards, encryption_keys, lookup, ops, pin, pin_change, program, verify, views, webhooks, widgets,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -22,6 +24,7 @@ use super::{cards, encryption_keys, lookup, ops, pin, program, verify, views, we
         pin::create_token, pin::set_pin, pin::commit, pin::reveal, pin::unblock,
         encryption_keys::list, encryption_keys::pem,
         verify::verify, verify::sandbox_verify, verify::list_zone_keys,
+        pin_change::change, pin_change::reverse,
         webhooks::list_events, webhooks::create_endpoint, webhooks::list_endpoints,
         webhooks::delete_endpoint, webhooks::list_deliveries,
         program::get, program::update,
@@ -35,6 +38,7 @@ use super::{cards, encryption_keys, lookup, ops, pin, program, verify, views, we
         views::ProgramView, views::Problem, views::StatusView, program::SettingsChanges,
         pin::StagedView, pin::CommitPin, lookup::CardLookup, lookup::CardFound,
         verify::VerifyResult, verify::ZoneKeyView, verify::ZoneKeyList,
+        pin_change::ChangePin, pin_change::ChangeResult,
         webhooks::EventView, webhooks::EventList, webhooks::CreateEndpoint, webhooks::EndpointView,
         webhooks::CreatedEndpoint, webhooks::EndpointList, webhooks::DeliveryView, webhooks::DeliveryList,
         widgets::PageForm, widgets::WidgetSetPin, widgets::WidgetRevealPin,

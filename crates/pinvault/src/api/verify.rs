@@ -106,6 +106,38 @@ pub struct ListZoneKeys {
     starting_after: Option<String>,
 }
 
+/// A PIN block's bytes from its hex, zeroed on drop. Not hex, or longer than
+/// an AES block: no bytes, refused as undecryptable (no try counted).
+pub(super) struct BlockBytes {
+    bytes: Zeroizing<[u8; 16]>,
+    len: usize,
+}
+
+impl BlockBytes {
+    pub(super) fn decode(hex: &str) -> Self {
+        let mut bytes = Zeroizing::new([0u8; 16]);
+        let len = if hex.len() > 32 {
+            None
+        } else {
+            pinblock::hex::decode_into(hex, bytes.as_mut_slice()).ok()
+        };
+        BlockBytes {
+            bytes,
+            len: len.unwrap_or(0),
+        }
+    }
+
+    pub(super) fn bytes(&self) -> &[u8] {
+        self.bytes.get(..self.len).unwrap_or(&[])
+    }
+}
+
+/// A `format` as sent: `iso_0`, `iso_1`, `iso_3` or `iso_4`.
+pub(super) fn parse_format(text: &str) -> Result<Format, ApiError> {
+    text.parse()
+        .map_err(|_| ApiError::invalid("`format` must be iso_0, iso_1, iso_3 or iso_4"))
+}
+
 fn decryption_failed() -> ApiError {
     ApiError::new(
         StatusCode::UNPROCESSABLE_ENTITY,
@@ -131,7 +163,7 @@ fn answer<S: Store>(app: &App<S>, card_id: &str, verdict: Verdict) -> Response {
     .into_response()
 }
 
-fn refused<S: Store>(app: &App<S>, e: VerifyError) -> ApiError {
+pub(super) fn refused<S: Store>(app: &App<S>, e: VerifyError) -> ApiError {
     match e {
         VerifyError::UnknownZoneKey => ApiError::not_found("zone key for this program"),
         VerifyError::ZoneKeyUsage => ApiError::forbidden(
@@ -167,24 +199,15 @@ pub async fn verify<S: Store>(
     let card = found.card()?;
     let auth = found.auth;
     super::limits::check_decrypt_failures(&app, &auth, &card.id)?;
-    let format: Format = body
-        .format
-        .parse()
-        .map_err(|_| ApiError::invalid("`format` must be iso_0, iso_1, iso_3 or iso_4"))?;
+    let format = parse_format(&body.format)?;
     if !crate::domain::ids::is_id(&body.zone_key_id, "zpk_") {
         return Err(ApiError::not_found("zone key for this program"));
     }
-    let mut block = Zeroizing::new([0u8; 16]);
-    let len = if body.pin_block.expose().len() > 32 {
-        None
-    } else {
-        pinblock::hex::decode_into(body.pin_block.expose(), block.as_mut_slice()).ok()
-    };
+    let block = BlockBytes::decode(body.pin_block.expose());
     let pan = app.card_pan(&card).await?;
     let entered = Entered::Block {
         format,
-        // A block of the wrong length is refused as undecryptable.
-        block: block.get(..len.unwrap_or(0)).unwrap_or(&[]),
+        block: block.bytes(),
         zone_key_id: &body.zone_key_id,
     };
     let verdict = app

@@ -59,6 +59,16 @@ pub(super) fn spawn_staged_sweeper(sweeper: Arc<App<AnyStore>>) {
                 Ok(n) => tracing::info!(removed = n, "expired staged PINs removed"),
                 Err(e) => tracing::warn!(error = %e, "could not remove expired staged PINs"),
             }
+            // ATM PIN changes past their reversal window, with the PIN before them.
+            let before = now() - crate::store::REVERSIBLE_S;
+            match sweeper.store.purge_pin_changes(before).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(
+                    removed = n,
+                    "PIN changes past their reversal window removed"
+                ),
+                Err(e) => tracing::warn!(error = %e, "could not remove old PIN changes"),
+            }
         }
     });
 }

@@ -16,7 +16,7 @@ const INSERT_DATA_KEY: Sql = sql!(
      ON CONFLICT DO NOTHING"
 );
 /// How many rows each key version protects (what `keys list` shows).
-const KEY_USAGE: [(KeyKind, Sql); 8] = [
+const KEY_USAGE: [(KeyKind, Sql); 9] = [
     (
         KeyKind::Pin,
         sql!("SELECT pin_key_version, COUNT(*) FROM cards GROUP BY pin_key_version"),
@@ -34,6 +34,13 @@ const KEY_USAGE: [(KeyKind, Sql); 8] = [
         sql!(
             "SELECT staged_pin_key_version, COUNT(*) FROM cards
              WHERE staged_pin_key_version IS NOT NULL GROUP BY staged_pin_key_version"
+        ),
+    ),
+    (
+        KeyKind::Pin,
+        sql!(
+            "SELECT previous_pin_key_version, COUNT(*) FROM pin_changes
+             GROUP BY previous_pin_key_version"
         ),
     ),
     (

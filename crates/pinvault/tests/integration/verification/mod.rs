@@ -6,6 +6,7 @@
 
 mod support;
 
+mod atm_change;
 mod blocks;
 mod tries;
 mod zone_key_grants;
