@@ -24,13 +24,16 @@ pub enum LookupError {
     Ambiguous,
 }
 
+/// Reads one field of a candidate.
+type Field<'a> = fn(&Candidate<'a>) -> Option<&'a str>;
+
 /// The one candidate the host means, by index. Each given field narrows in
 /// turn: a card whose known value differs is out; where some cards know the
 /// value and it is equal, those win over cards that do not know it; where none
 /// knows it, the field narrows nothing.
 pub fn pick<'a>(candidates: &[Candidate<'a>], by: Narrowing<'_>) -> Result<usize, LookupError> {
     let mut left: Vec<usize> = (0..candidates.len()).collect();
-    let fields: [(Option<&str>, fn(&Candidate<'a>) -> Option<&'a str>); 2] = [
+    let fields: [(Option<&str>, Field<'a>); 2] = [
         (by.pan_sequence_number, |c| c.pan_sequence_number),
         (by.expiry, |c| c.expiry),
     ];
