@@ -27,20 +27,27 @@ pub enum LookupError {
 /// Reads one field of a candidate.
 type Field<'a> = fn(&Candidate<'a>) -> Option<&'a str>;
 
-/// The one candidate the host means, by index. Each given field narrows in
-/// turn: a card whose known value differs is out; where some cards know the
-/// value and it is equal, those win over cards that do not know it; where none
-/// knows it, the field narrows nothing.
+/// The one candidate the host means, by index. A card whose known value of a
+/// given field differs is out; then, field by field, where some of the cards
+/// left know the value (equal, then) they win over cards that do not know it;
+/// where none knows it, the field narrows nothing.
 pub fn pick<'a>(candidates: &[Candidate<'a>], by: Narrowing<'_>) -> Result<usize, LookupError> {
-    let mut left: Vec<usize> = (0..candidates.len()).collect();
     let fields: [(Option<&str>, Field<'a>); 2] = [
         (by.pan_sequence_number, |c| c.pan_sequence_number),
         (by.expiry, |c| c.expiry),
     ];
+    // First every card that contradicts a given field is out; then, field by
+    // field, cards that know the value win over those that do not.
+    let agrees = |c: &Candidate<'a>| {
+        fields
+            .iter()
+            .all(|(wanted, of)| wanted.is_none_or(|w| of(c).is_none_or(|v| v == w)))
+    };
+    let mut left: Vec<usize> = (0..candidates.len())
+        .filter(|&i| agrees(&candidates[i]))
+        .collect();
     for (wanted, of) in fields {
-        let Some(wanted) = wanted else { continue };
-        left.retain(|&i| of(&candidates[i]).is_none_or(|v| v == wanted));
-        if left.iter().any(|&i| of(&candidates[i]).is_some()) {
+        if wanted.is_some() && left.iter().any(|&i| of(&candidates[i]).is_some()) {
             left.retain(|&i| of(&candidates[i]).is_some());
         }
     }
