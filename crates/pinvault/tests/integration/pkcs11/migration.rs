@@ -75,8 +75,9 @@ fn migration_both_ways_loses_nothing() {
     args.extend(targs.iter().map(String::as_str));
     let out = json(&s.cli(&args));
     assert_eq!(out["to"]["provider"], "pkcs11", "{out}");
-    // pin, pan, lookup and the transport (PIN encryption) key the server made.
-    assert_eq!(out["data_keys"], 4, "{out}");
+    // pin, pan, lookup, webhook, idempotency and the transport (PIN
+    // encryption) key the server made.
+    assert_eq!(out["data_keys"], 6, "{out}");
     assert_eq!(out["zone_keys"], 1, "{out}");
     assert!(
         !dir.path.join("master.key").exists(),

@@ -212,6 +212,8 @@ fn openapi_document_matches_the_routes() {
         ("/v1/cards/{id}/pin/reveal", "post"),
         ("/v1/cards/{id}/pin/unblock", "post"),
         ("/v1/cards/{id}/pin/verify", "post"),
+        ("/v1/cards/{id}/pin/change", "post"),
+        ("/v1/pin-changes/{id}/reverse", "post"),
         ("/v1/test/cards/{id}/pin/verify", "post"),
         ("/v1/zone-keys", "get"),
         ("/v1/events", "get"),
