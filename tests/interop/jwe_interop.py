@@ -267,7 +267,8 @@ def run(api, rng, cli):
     # key is published first within seconds, the old one still decrypts.
     rotated = cli("keys", "rotate")
     kinds = {r["kind"] for r in rotated["rotated"]}
-    check(kinds == {"pin", "pan", "lookup", "transport"}, f"every kind rotated: {kinds}")
+    check(kinds == {"pin", "pan", "lookup", "webhook", "idempotency", "transport"},
+          f"every kind rotated: {kinds}")
     deadline = time.time() + 10
     while time.time() < deadline:
         keys = api.jwks()
