@@ -14,7 +14,7 @@ use super::extract::{Auth, AuthCard, JsonBody, PathId, QueryParams};
 use super::idempotency::{self, Idempotency};
 use super::views::{CardList, CardView, PinStatusView, Problem};
 use crate::app::App;
-use crate::app::cards::{CardInput, check_external_id};
+use crate::app::cards::{CardInput, ChipInput, check_external_id};
 use crate::app::pin::PinText;
 use crate::domain::sensitive::Sensitive;
 use crate::store::{CardStatus, Store};
@@ -32,6 +32,28 @@ pub struct CreateCard {
     #[schema(min_length = 1, max_length = 255)]
     external_id: Option<String>,
     pin: Option<PinInput>,
+    /// Chip data: the card's PIN is also the chip's offline PIN.
+    chip: Option<ChipBody>,
+}
+
+/// A chip card's chip data.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChipBody {
+    /// `iks_…`; default: the program's `chip_issuer_key_set_id`.
+    issuer_key_set_id: Option<String>,
+    /// Two digits (tag 5F34, DE 23); default `"00"`.
+    #[schema(pattern = "^[0-9]{2}$")]
+    pan_sequence_number: Option<String>,
+}
+
+impl From<&ChipBody> for ChipInput {
+    fn from(b: &ChipBody) -> Self {
+        ChipInput {
+            issuer_key_set_id: b.issuer_key_set_id.clone(),
+            pan_sequence_number: b.pan_sequence_number.clone(),
+        }
+    }
 }
 
 /// A PIN given at card creation: in clear (`allow_plaintext_pin` only) or as a
@@ -55,7 +77,9 @@ pub struct PinInput {
 pub struct UpdateCard {
     /// `active`, `inactive` or `suspended`.
     #[schema(pattern = "^(active|inactive|suspended)$")]
-    status: String,
+    status: Option<String>,
+    /// Adds or changes the card's chip data (its offline-PIN state is kept).
+    chip: Option<ChipBody>,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -118,6 +142,7 @@ pub async fn create<S: Store>(
         expiry: body.expiry,
         external_id: body.external_id,
         pin,
+        chip: body.chip.as_ref().map(ChipInput::from),
     };
     let caller: &crate::app::Caller = &auth;
     let card = app.new_card(caller, input).await?;
@@ -187,10 +212,21 @@ pub async fn update<S: Store>(
     PathId(id): PathId,
     JsonBody(body): JsonBody<UpdateCard>,
 ) -> Result<Response, ApiError> {
-    let status = CardStatus::parse(&body.status).ok_or_else(|| {
-        ApiError::invalid("`status` must be \"active\", \"inactive\" or \"suspended\"")
-    })?;
-    let card = app.set_card_status(&auth, &id, status).await?;
+    let status = match &body.status {
+        None => None,
+        Some(s) => Some(CardStatus::parse(s).ok_or_else(|| {
+            ApiError::invalid("`status` must be \"active\", \"inactive\" or \"suspended\"")
+        })?),
+    };
+    let mut card = match (&body.chip, status) {
+        (None, None) => return Err(ApiError::invalid("give `status`, `chip` or both")),
+        (Some(chip), _) => Some(app.set_chip(&auth, &id, &ChipInput::from(chip)).await?),
+        (None, Some(_)) => None,
+    };
+    if let Some(status) = status {
+        card = Some(app.set_card_status(&auth, &id, status).await?);
+    }
+    let card = card.ok_or_else(ApiError::internal)?;
     Ok(axum::Json(CardView::new(&card, &auth.program.settings)).into_response())
 }
 

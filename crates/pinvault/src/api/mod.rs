@@ -3,6 +3,7 @@
 
 mod body;
 mod cards;
+mod chip;
 mod demo;
 mod encryption_keys;
 pub mod error;
@@ -48,6 +49,11 @@ pub fn router<S: Store>(app: Arc<App<S>>, demo: Option<DemoProgram>) -> Router {
     let mut router = Router::new()
         .route("/v1/cards", post(cards::create::<S>).get(cards::list::<S>))
         .route("/v1/card-lookups", post(lookup::lookup::<S>))
+        .route("/v1/issuer-key-sets", get(chip::list_issuer_key_sets::<S>))
+        .route(
+            "/v1/cards/{id}/chip/unblock-offline-pin",
+            post(chip::unblock_offline_pin::<S>),
+        )
         .route("/v1/cards/{id}", get(cards::get).patch(cards::update::<S>))
         .route("/v1/cards/{id}/pin/status", get(cards::pin_status))
         .route(

@@ -9,7 +9,8 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::{
-    cards, encryption_keys, lookup, ops, pin, pin_change, program, verify, views, webhooks, widgets,
+    cards, chip, encryption_keys, lookup, ops, pin, pin_change, program, verify, views, webhooks,
+    widgets,
 };
 
 #[derive(OpenApi)]
@@ -25,6 +26,7 @@ use super::{
         encryption_keys::list, encryption_keys::pem,
         verify::verify, verify::sandbox_verify, verify::list_zone_keys,
         pin_change::change, pin_change::reverse,
+        chip::list_issuer_key_sets, chip::unblock_offline_pin,
         webhooks::list_events, webhooks::create_endpoint, webhooks::list_endpoints,
         webhooks::delete_endpoint, webhooks::list_deliveries,
         program::get, program::update,
@@ -39,6 +41,7 @@ use super::{
         pin::StagedView, pin::CommitPin, lookup::CardLookup, lookup::CardFound,
         verify::VerifyResult, verify::ZoneKeyView, verify::ZoneKeyList,
         pin_change::ChangePin, pin_change::ChangeResult,
+        chip::IssuerKeySetView, chip::IssuerKeySetList, views::ChipView, cards::ChipBody,
         webhooks::EventView, webhooks::EventList, webhooks::CreateEndpoint, webhooks::EndpointView,
         webhooks::CreatedEndpoint, webhooks::EndpointList, webhooks::DeliveryView, webhooks::DeliveryList,
         widgets::PageForm, widgets::WidgetSetPin, widgets::WidgetRevealPin,
@@ -49,6 +52,7 @@ use super::{
         (name = "pin", description = "Control tokens, set (direct or staged, then commit), reveal, unblock"),
         (name = "pin-encryption", description = "The keys a device encrypts PINs to"),
         (name = "verification", description = "PIN verification at authorization time, the sandbox, zone keys"),
+        (name = "chip", description = "Chip cards: issuer key sets, the offline PIN and its issuer scripts"),
         (name = "events", description = "Events, webhook endpoints and their deliveries"),
         (name = "program", description = "The calling program and its settings"),
         (name = "operations", description = "Health, readiness, metrics"),

@@ -48,6 +48,7 @@ pub async fn update<S: Store>(
         None => body,
     };
     let settings = auth.program.settings.apply(&changes, false)?;
+    app.check_settings(&auth.program.id, &settings).await?;
     let t = now();
     if !app
         .store
@@ -104,6 +105,8 @@ pub struct SettingsChanges {
     allow_plaintext_reveal: Option<bool>,
     #[schema(max_items = 20)]
     widget_allowed_origins: Option<Vec<String>>,
+    /// The issuer key set (`iks_…`) of chip cards created without one; null: none.
+    chip_issuer_key_set_id: Option<String>,
 }
 
 #[cfg(test)]

@@ -22,9 +22,47 @@ pub struct CardView {
     /// `active`, `inactive` or `suspended`.
     pub status: String,
     pub pin: PinStatusView,
+    /// A chip card's offline PIN (EMV); `null` for a card without chip data.
+    pub chip: Option<ChipView>,
     /// RFC 3339, UTC.
     pub created_at: String,
     pub updated_at: String,
+}
+
+/// A chip card's issuer keys, sequence number and what its chip still has to
+/// be told by an issuer script.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ChipView {
+    /// `iks_…`
+    pub issuer_key_set_id: String,
+    /// Two digits.
+    pub pan_sequence_number: String,
+    /// `in_sync`, `update_pending` or `blocked`.
+    #[schema(pattern = "^(in_sync|update_pending|blocked)$")]
+    pub offline_pin: &'static str,
+    /// `change_pin`, `unblock_pin`: what the next script for this card carries.
+    pub pending_commands: Vec<&'static str>,
+    pub last_script_at: Option<String>,
+    /// `success` or `failed`.
+    pub last_script_result: Option<&'static str>,
+}
+
+impl ChipView {
+    pub fn new(chip: &crate::store::ChipData) -> Self {
+        ChipView {
+            issuer_key_set_id: chip.issuer_key_set_id.clone(),
+            pan_sequence_number: chip.pan_sequence_number.clone(),
+            offline_pin: chip.state.offline_pin.as_str(),
+            pending_commands: chip
+                .state
+                .pending_commands()
+                .iter()
+                .map(|c| c.as_str())
+                .collect(),
+            last_script_at: chip.state.last_script_at.map(rfc3339),
+            last_script_result: chip.state.last_script_result.map(|r| r.as_str()),
+        }
+    }
 }
 
 /// The state of a card's PIN.
@@ -52,6 +90,7 @@ impl CardView {
             external_id: card.external_id.clone(),
             status: card.status.as_str().to_owned(),
             pin: PinStatusView::new(card, settings),
+            chip: card.chip.as_ref().map(ChipView::new),
             created_at: rfc3339(card.created_at),
             updated_at: rfc3339(card.updated_at),
         }

@@ -24,6 +24,16 @@ pub struct CardInput {
     pub external_id: Option<String>,
     /// `None`: a random PIN.
     pub pin: Option<PinText>,
+    /// Chip data: an issuer key set (or the program's `chip_issuer_key_set_id`)
+    /// and a PAN sequence number; `None`: a card without a chip.
+    pub chip: Option<ChipInput>,
+}
+
+/// A card's chip data as given.
+#[derive(Debug, Clone, Default)]
+pub struct ChipInput {
+    pub issuer_key_set_id: Option<String>,
+    pub pan_sequence_number: Option<String>,
 }
 
 impl std::fmt::Debug for CardInput {
@@ -126,7 +136,11 @@ impl<S: Store> App<S> {
             set_by,
         };
         let program_id = caller.program.id.clone();
-        let row = CardRow::issued(
+        let chip = match &input.chip {
+            None => None,
+            Some(c) => Some(self.chip_data(caller, c).await?),
+        };
+        let mut row = CardRow::issued(
             card_id,
             program_id,
             sealed,
@@ -135,6 +149,7 @@ impl<S: Store> App<S> {
             input.external_id,
             t,
         );
+        row.chip = chip;
         let effects = Effects {
             events: vec![event(
                 &row.program_id,

@@ -259,6 +259,8 @@ pub struct MigrationReport {
     pub data_keys: u64,
     /// Zone keys under the new provider.
     pub zone_keys: u64,
+    /// Issuer master keys (three a set) under the new provider.
+    pub issuer_keys: u64,
     /// Rows re-wrapped by this run (the rest were already under it).
     pub rewrapped: u64,
 }
@@ -288,8 +290,21 @@ pub async fn migrate_master<S: Store>(
                 break;
             }
         }
+        let mut issuer_sets = Vec::new();
+        let mut after: Option<String> = None;
+        while let Some((rows, more)) = store
+            .list_issuer_key_sets(None, 100, after.as_deref())
+            .await?
+        {
+            after = rows.last().map(|r| r.id.clone());
+            issuer_sets.extend(rows);
+            if !more {
+                break;
+            }
+        }
         report.data_keys = data.len() as u64;
         report.zone_keys = zones.len() as u64;
+        report.issuer_keys = 3 * issuer_sets.len() as u64;
         let (from, to) = (from.clone(), to.clone());
         let rewraps = tokio::task::spawn_blocking(move || -> Result<_, KeyError> {
             let mut out = Vec::new();
@@ -321,6 +336,28 @@ pub async fn migrate_master<S: Store>(
                         &z.wrapped,
                     )?,
                 });
+            }
+            for set in &issuer_sets {
+                for part in crate::keys::issuer::Part::ALL {
+                    let i = part as usize;
+                    let (kcv, wrapped) = (&set.kcv[i], &set.wrapped[i]);
+                    let moved = crate::keys::issuer::rewrap(
+                        from.as_ref(),
+                        to.as_ref(),
+                        &set.id,
+                        part,
+                        kcv,
+                        wrapped,
+                    )?;
+                    if let Some(new) = moved {
+                        out.push(MasterRewrap::IssuerKey {
+                            id: set.id.clone(),
+                            part,
+                            old: wrapped.clone(),
+                            new,
+                        });
+                    }
+                }
             }
             Ok(out)
         })

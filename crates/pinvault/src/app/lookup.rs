@@ -47,7 +47,7 @@ impl<S: Store> App<S> {
             .iter()
             .map(|c| Candidate {
                 // Cards carry a sequence number with their chip data.
-                pan_sequence_number: None,
+                pan_sequence_number: c.chip.as_ref().map(|x| x.pan_sequence_number.as_str()),
                 expiry: c.expiry.as_deref(),
             })
             .collect();

@@ -4,7 +4,9 @@
 //! and a [`Caller`], and answer domain results or an [`error::AppError`].
 
 pub mod cards;
+pub mod chip;
 pub mod error;
+pub mod issuer_keys;
 pub mod keys;
 pub mod lookup;
 pub mod pin;

@@ -180,6 +180,7 @@ pub(super) async fn keys_migrate(
         "to": provider_json(&target),
         "data_keys": report.data_keys,
         "zone_keys": report.zone_keys,
+        "issuer_keys": report.issuer_keys,
         "rewrapped": report.rewrapped,
     });
     store

@@ -5,6 +5,7 @@
 mod api_keys;
 mod audit;
 mod data;
+mod issuer_keys;
 mod key_provider;
 mod keys;
 mod listen;
@@ -45,6 +46,9 @@ enum Command {
     /// Import and list the zone PIN keys terminals' PIN blocks arrive under.
     #[command(subcommand, name = "zone-keys")]
     ZoneKeys(zone_keys::ZoneKeysCommand),
+    /// Import and list a program's issuer master keys for chip cards (AC, SMI, SMC).
+    #[command(subcommand, name = "issuer-keys")]
+    IssuerKeys(issuer_keys::IssuerKeysCommand),
     /// Read and verify the tamper-evident audit trail.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
@@ -125,6 +129,9 @@ pub fn run() -> ExitCode {
             .map(|s| Some(s.into())),
         Command::ZoneKeys(cmd) => runtime(false)
             .and_then(|rt| rt.block_on(zone_keys::zone_keys(cmd)))
+            .map(|s| Some(s.into())),
+        Command::IssuerKeys(cmd) => runtime(false)
+            .and_then(|rt| rt.block_on(issuer_keys::issuer_keys(cmd)))
             .map(|s| Some(s.into())),
         Command::Audit(cmd) => runtime(false)
             .and_then(|rt| rt.block_on(audit::audit(cmd)))

@@ -38,7 +38,8 @@ pub enum ProgramsCommand {
     /// set_token_ttl_s, reveal_token_ttl_s and reveal_display_s (seconds, 1 to
     /// 3600); reject_weak_pins, reveal_enabled, allow_plaintext_pin and
     /// allow_plaintext_reveal (true or false); pin_set_mode (direct or staged);
-    /// widget_allowed_origins (a list of at most 20 origins).
+    /// widget_allowed_origins (a list of at most 20 origins),
+    /// chip_issuer_key_set_id (an `iks_…` of the program, or null).
     Update {
         /// The program (`prg_…`, as `programs create` and `programs list` print it).
         program_id: String,
@@ -114,6 +115,13 @@ pub async fn programs(cmd: ProgramsCommand) -> Result<String, CliError> {
                 .map_err(|e| match e {
                     crate::domain::DomainError::Invalid(m)
                     | crate::domain::DomainError::Forbidden(m) => CliError::Refused(m),
+                    other => CliError::Refused(format!("{other:?}")),
+                })?;
+            app.check_settings(&program.id, &settings)
+                .await
+                .map_err(|e| match e {
+                    crate::app::error::AppError::Service(s) => CliError::Service(s),
+                    crate::app::error::AppError::Invalid(m) => CliError::Refused(m),
                     other => CliError::Refused(format!("{other:?}")),
                 })?;
             let t = now();

@@ -58,10 +58,7 @@ pub fn pick<'a>(candidates: &[Candidate<'a>], by: Narrowing<'_>) -> Result<usize
     }
 }
 
-/// A PAN sequence number as the host sends it (DE 23): two digits.
-pub fn valid_pan_sequence_number(text: &str) -> bool {
-    text.len() == 2 && text.bytes().all(|b| b.is_ascii_digit())
-}
+pub use super::chip::valid_pan_sequence_number;
 
 #[cfg(test)]
 mod tests {
@@ -116,14 +113,6 @@ mod tests {
             expiry: Some("2029-12"),
         };
         assert_eq!(pick(&cards, by), Ok(1));
-    }
-
-    #[test]
-    fn sequence_numbers_are_two_digits() {
-        assert!(valid_pan_sequence_number("01"));
-        for bad in ["1", "001", "0a", "", "٠١"] {
-            assert!(!valid_pan_sequence_number(bad), "{bad}");
-        }
     }
 
     proptest! {

@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod card;
+pub mod chip;
 pub mod ids;
 pub mod lookup;
 pub mod policy;

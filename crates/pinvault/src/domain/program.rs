@@ -65,6 +65,9 @@ pub struct Settings {
     pub allow_plaintext_pin: bool,
     pub allow_plaintext_reveal: bool,
     pub widget_allowed_origins: Vec<String>,
+    /// The issuer key set (`iks_…`) of a chip card created without one.
+    #[serde(default)]
+    pub chip_issuer_key_set_id: Option<String>,
 }
 
 impl Default for Settings {
@@ -83,6 +86,7 @@ impl Default for Settings {
             allow_plaintext_pin: false,
             allow_plaintext_reveal: false,
             widget_allowed_origins: Vec::new(),
+            chip_issuer_key_set_id: None,
         }
     }
 }
@@ -95,7 +99,7 @@ pub const PRIVILEGED: &[&str] = &[
 ];
 
 /// Every setting a program has, by the name `apply` takes.
-pub const SETTING_NAMES: [&str; 14] = [
+pub const SETTING_NAMES: [&str; 15] = [
     "pin_length_min",
     "pin_length_max",
     "max_tries",
@@ -109,6 +113,7 @@ pub const SETTING_NAMES: [&str; 14] = [
     "allow_plaintext_reveal",
     "pin_set_mode",
     "widget_allowed_origins",
+    "chip_issuer_key_set_id",
     "mode",
 ];
 
@@ -185,6 +190,13 @@ impl Settings {
                         bad("a list of at most 20 origins such as \"https://app.example.com\"")
                     })?
                 }
+                "chip_issuer_key_set_id" => {
+                    next.chip_issuer_key_set_id = match value {
+                        Value::Null => None,
+                        Value::String(id) if super::ids::is_id(id, "iks_") => Some(id.clone()),
+                        _ => return Err(bad("an issuer key set id (`iks_…`) or null")),
+                    }
+                }
                 _ => {
                     return Err(DomainError::Invalid(format!(
                         "unknown setting `{name}`: the settings are {}",
@@ -249,7 +261,8 @@ mod tests {
         let s = Settings::default();
         for name in SETTING_NAMES.iter().filter(|n| **n != "mode") {
             let mut changes = Map::new();
-            changes.insert((*name).to_owned(), Value::Null);
+            // A value no setting takes (null clears `chip_issuer_key_set_id`).
+            changes.insert((*name).to_owned(), Value::from(-1));
             let e = s.apply(&changes, true).err();
             let text = format!("{e:?}");
             assert!(

@@ -18,6 +18,7 @@
 
 pub mod aad;
 pub mod config;
+pub mod issuer;
 mod keyfile;
 mod keyring;
 pub mod pkcs11;

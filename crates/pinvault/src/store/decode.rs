@@ -3,6 +3,7 @@
 
 use super::db::{DbResult, Row, bad};
 use super::rows::*;
+use crate::domain::chip::{ChipState, OfflinePin, ScriptResult};
 use crate::domain::program::{Mode, Settings};
 use crate::domain::token::TokenType;
 use crate::domain::zone_key::{Grants, Usage};
@@ -32,13 +33,17 @@ macro_rules! card_cols {
         "id, program_id, pan_hash, lookup_key_version, pan_sealed, pan_key_version, \
          last4, expiry, external_id, status, inactive_by_block, pin_block, pin_key_version, pin_set_by, \
          pin_updated_at, fail_count, last_failed_at, pin_blocked, created_at, updated_at, \
-         staged_expires_at, staged_token_id, staged_pin_block, staged_pin_key_version"
+         staged_expires_at, staged_token_id, staged_pin_block, staged_pin_key_version, \
+         chip_key_set_id, chip_psn, chip_offline_pin, chip_pending_change, chip_pending_unblock, \
+         chip_last_script_at, chip_last_script_result"
     };
     (c) => {
         "c.id, c.program_id, c.pan_hash, c.lookup_key_version, c.pan_sealed, c.pan_key_version, \
          c.last4, c.expiry, c.external_id, c.status, c.inactive_by_block, c.pin_block, c.pin_key_version, \
          c.pin_set_by, c.pin_updated_at, c.fail_count, c.last_failed_at, c.pin_blocked, c.created_at, \
-         c.updated_at, c.staged_expires_at, c.staged_token_id, c.staged_pin_block, c.staged_pin_key_version"
+         c.updated_at, c.staged_expires_at, c.staged_token_id, c.staged_pin_block, c.staged_pin_key_version, \
+         c.chip_key_set_id, c.chip_psn, c.chip_offline_pin, c.chip_pending_change, c.chip_pending_unblock, \
+         c.chip_last_script_at, c.chip_last_script_result"
     };
 }
 
@@ -177,7 +182,31 @@ pub fn card(r: Row<'_>) -> DbResult<CardRow> {
         staged_token_id: r.opt_string(21)?,
         staged_pin_block: r.opt_bytes(22)?,
         staged_pin_key_version: r.opt_u32(23)?,
+        chip: chip(r)?,
     })
+}
+
+/// A card's chip columns (24 to 30): `None` without an issuer key set.
+fn chip(r: Row<'_>) -> DbResult<Option<ChipData>> {
+    let Some(issuer_key_set_id) = r.opt_string(24)? else {
+        return Ok(None);
+    };
+    Ok(Some(ChipData {
+        issuer_key_set_id,
+        pan_sequence_number: r.string(25)?,
+        state: ChipState {
+            offline_pin: OfflinePin::parse(r.str(26)?).ok_or_else(|| bad("chip_offline_pin"))?,
+            pending_change_pin: r.bool(27)?,
+            pending_unblock_pin: r.bool(28)?,
+            last_script_at: r.opt_time(29)?,
+            last_script_result: match r.opt_str(30)? {
+                None => None,
+                Some(t) => {
+                    Some(ScriptResult::parse(t).ok_or_else(|| bad("chip_last_script_result"))?)
+                }
+            },
+        },
+    }))
 }
 
 /// An API key, its program, and the card of a `LEFT JOIN` (none: no such card).

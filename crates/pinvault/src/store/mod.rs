@@ -25,8 +25,9 @@ use std::future::Future;
 pub use any::AnyStore;
 pub use backend::Backend;
 pub use catalogue::{
-    AuditStore, CardStore, ChangeEffects, GrantChange, KeyStore, PinChangeOutcome, PinChangeRow,
-    PinChangeStore, ProgramStore, REVERSIBLE_S, Resealable, TokenStore, WebhookStore, ZoneKeyStore,
+    AuditStore, CardStore, ChangeEffects, ChipStore, GrantChange, IssuerKeyStore, KeyStore,
+    PinChangeOutcome, PinChangeRow, PinChangeStore, ProgramStore, REVERSIBLE_S, Resealable,
+    TokenStore, WebhookStore, ZoneKeyStore,
 };
 pub use error::{StoreError, StoreResult};
 pub use postgres::{PgSettings, PgStore, PgTls, PgTlsConnect, PgTlsStream, SslMode, TlsError};
@@ -37,8 +38,8 @@ pub use sqlite::SqliteStore;
 /// (`AnyStore`); code generic over `S: Store` has them already.
 pub mod prelude {
     pub use super::{
-        AuditStore, Backend, CardStore, KeyStore, PinChangeStore, ProgramStore, Store, TokenStore,
-        WebhookStore, ZoneKeyStore,
+        AuditStore, Backend, CardStore, ChipStore, IssuerKeyStore, KeyStore, PinChangeStore,
+        ProgramStore, Store, TokenStore, WebhookStore, ZoneKeyStore,
     };
 }
 
@@ -47,6 +48,8 @@ pub trait Store:
     Backend
     + AuditStore
     + CardStore
+    + ChipStore
+    + IssuerKeyStore
     + KeyStore
     + PinChangeStore
     + ProgramStore

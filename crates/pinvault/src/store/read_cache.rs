@@ -313,6 +313,7 @@ mod tests {
             staged_token_id: None,
             staged_pin_block: None,
             staged_pin_key_version: None,
+            chip: None,
         }
     }
 

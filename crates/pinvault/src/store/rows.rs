@@ -3,6 +3,7 @@
 pub use crate::domain::audit::AuditEntry;
 use crate::domain::card::PinState;
 pub use crate::domain::card::{CardStatus, PinFailure, SetBy};
+use crate::domain::chip::ChipState;
 use crate::domain::ids::SecretHash;
 use crate::domain::program::{Mode, Settings};
 use crate::domain::time::Timestamp;
@@ -80,6 +81,16 @@ pub struct CardRow {
     /// The staged PIN, enciphered like `pin_block`, and its key version.
     pub staged_pin_block: Option<Vec<u8>>,
     pub staged_pin_key_version: Option<u32>,
+    /// A chip card's chip data; `None` for a card without one.
+    pub chip: Option<ChipData>,
+}
+
+/// A chip card's issuer keys, sequence number and offline-PIN state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChipData {
+    pub issuer_key_set_id: String,
+    pub pan_sequence_number: String,
+    pub state: ChipState,
 }
 
 /// A card's PAN as stored: sealed, and its keyed hash (how it is found).
@@ -128,6 +139,7 @@ impl CardRow {
             staged_token_id: None,
             staged_pin_block: None,
             staged_pin_key_version: None,
+            chip: None,
         }
     }
 
@@ -209,6 +221,26 @@ pub enum MasterRewrap {
         old: Vec<u8>,
         new: Vec<u8>,
     },
+    IssuerKey {
+        id: String,
+        part: crate::keys::issuer::Part,
+        old: Vec<u8>,
+        new: Vec<u8>,
+    },
+}
+
+/// A program's issuer master keys for chip cards, wrapped by the master key.
+#[derive(Debug, Clone)]
+pub struct IssuerKeySetRow {
+    pub id: String,
+    pub program_id: String,
+    pub name: String,
+    pub cvn: crate::domain::chip::Cvn,
+    /// The check values of the AC, SMI and SMC keys, in that order.
+    pub kcv: [String; 3],
+    /// The AC, SMI and SMC keys, wrapped.
+    pub wrapped: [Vec<u8>; 3],
+    pub created_at: Timestamp,
 }
 
 /// A stored first response to an `Idempotency-Key`, sealed (it may hold a

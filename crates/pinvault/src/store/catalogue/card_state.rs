@@ -5,6 +5,7 @@
 //! writes run one at a time. Either way the rules are stated once, in Rust.
 
 use crate::domain::card::PinState;
+use crate::domain::chip::ChipState;
 use crate::domain::time::Timestamp;
 use crate::store::db::{Arg, Db, DbResult, Sql, args, first, sql, sql_each};
 use crate::store::decode::{self, card_cols};
@@ -47,12 +48,29 @@ const APPLY_STATE: Sql = sql!(concat!(
     " WHERE ",
     still_in_state!()
 ));
+/// What a new PIN leaves the chip to be told (`domain::chip`), in the three
+/// parameters given (NULL, false and false on a card without a chip).
+macro_rules! chip_after_pin {
+    ($a:literal, $b:literal, $c:literal) => {
+        concat!(
+            ", chip_offline_pin = $",
+            $a,
+            ", chip_pending_change = $",
+            $b,
+            ", chip_pending_unblock = $",
+            $c,
+            ", "
+        )
+    };
+}
+
 /// A new PIN (`$12` block, `$13` key version, `$14` who set it); a staged PIN
 /// is discarded.
 const SET_PIN: Sql = sql!(concat!(
     "UPDATE cards SET ",
     set_state!(),
-    ", pin_block = $12, pin_key_version = $13, pin_set_by = $14, pin_updated_at = $6, ",
+    ", pin_block = $12, pin_key_version = $13, pin_set_by = $14, pin_updated_at = $6",
+    chip_after_pin!(15, 16, 17),
     clear_staged!(),
     " WHERE ",
     still_in_state!()
@@ -63,7 +81,8 @@ const COMMIT_STAGED: Sql = sql!(concat!(
     "UPDATE cards SET ",
     set_state!(),
     ", pin_block = staged_pin_block, pin_key_version = staged_pin_key_version,
-       pin_set_by = 'cardholder', pin_updated_at = $6, ",
+       pin_set_by = 'cardholder', pin_updated_at = $6",
+    chip_after_pin!(14, 15, 16),
     clear_staged!(),
     " WHERE ",
     still_in_state!(),
@@ -127,6 +146,8 @@ pub async fn set_pin(
     let from = card.pin_state();
     let mut args = state_args(&card.id, &from, &from.new_pin(), now);
     args.extend(args![&pin.block, pin.key_version, pin.set_by.as_str()]);
+    let chip = chip_after_new_pin(card);
+    args.extend(chip_args(chip.as_ref()));
     Ok(db.exec(&SET_PIN, &args).await? == 1)
 }
 
@@ -135,7 +156,25 @@ pub async fn commit_staged(db: &mut dyn Db, card: &CardRow, now: Timestamp) -> D
     let from = card.pin_state();
     let mut args = state_args(&card.id, &from, &from.new_pin(), now);
     args.extend(args![&card.staged_token_id, card.staged_expires_at]);
+    let chip = chip_after_new_pin(card);
+    args.extend(chip_args(chip.as_ref()));
     Ok(db.exec(&COMMIT_STAGED, &args).await? == 1)
+}
+
+/// The chip state any new PIN leaves (`None` without a chip).
+fn chip_after_new_pin(card: &CardRow) -> Option<ChipState> {
+    card.chip.as_ref().map(|c| c.state.pin_changed())
+}
+
+fn chip_args(chip: Option<&ChipState>) -> [Arg<'static>; 3] {
+    match chip {
+        None => [Arg::Null, Arg::Bool(false), Arg::Bool(false)],
+        Some(s) => [
+            Arg::Text(s.offline_pin.as_str()),
+            Arg::Bool(s.pending_change_pin),
+            Arg::Bool(s.pending_unblock_pin),
+        ],
+    }
 }
 
 /// `card` as [`apply`] left it.

@@ -17,8 +17,10 @@ use crate::store::rows::{CardRow, CardStatus, Created, Effects, IdemRow};
 const INSERT_CARD: Sql = sql!(
     "INSERT INTO cards (id, program_id, pan_hash, lookup_key_version, pan_sealed, pan_key_version,
         last4, expiry, external_id, status, inactive_by_block, pin_block, pin_key_version, pin_set_by,
-        pin_updated_at, fail_count, last_failed_at, pin_blocked, created_at, updated_at)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)"
+        pin_updated_at, fail_count, last_failed_at, pin_blocked, created_at, updated_at,
+        chip_key_set_id, chip_psn, chip_offline_pin)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20,
+        $21, $22, $23)"
 );
 const CARD_BY_ID: Sql = select!(card_cols, " FROM cards WHERE id = $1");
 /// A program's cards whose PAN has this keyed hash under this lookup key
@@ -113,6 +115,9 @@ pub trait CardStore: Backend {
                     c.pin_blocked,
                     c.created_at,
                     c.updated_at,
+                    c.chip.as_ref().map(|x| x.issuer_key_set_id.as_str()),
+                    c.chip.as_ref().map(|x| x.pan_sequence_number.as_str()),
+                    c.chip.as_ref().map(|x| x.state.offline_pin.as_str()),
                 ];
                 outbox::create(db, idem.as_ref(), &INSERT_CARD, &row, effects).await
             })

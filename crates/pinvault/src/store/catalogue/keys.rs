@@ -259,6 +259,10 @@ pub trait KeyStore: Backend {
                         MasterRewrap::ZoneKey { id, old, new } => {
                             db.exec(&REWRAP_ZONE_KEY, &args![new, id, old]).await?
                         }
+                        MasterRewrap::IssuerKey { id, part, old, new } => {
+                            let sql = &super::issuer_keys::REWRAP[*part as usize];
+                            db.exec(sql, &args![new, id, old]).await?
+                        }
                     };
                 }
                 Ok(n)

@@ -5,6 +5,8 @@
 mod audit;
 mod card_state;
 mod cards;
+mod chips;
+mod issuer_keys;
 mod keys;
 mod outbox;
 mod page;
@@ -16,6 +18,8 @@ mod zone_keys;
 
 pub use audit::AuditStore;
 pub use cards::{CardStore, ChangeEffects};
+pub use chips::ChipStore;
+pub use issuer_keys::IssuerKeyStore;
 pub use keys::{KeyStore, Resealable};
 pub use pin_changes::{PinChangeOutcome, PinChangeRow, PinChangeStore, REVERSIBLE_S};
 pub use programs::ProgramStore;

@@ -85,6 +85,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         9,
         include_str!("../../../migrations/postgres/0009_pin_changes.sql"),
     ),
+    (
+        10,
+        include_str!("../../../migrations/postgres/0010_chip.sql"),
+    ),
 ];
 
 /// Times a transaction is run again after a serialization failure or deadlock.

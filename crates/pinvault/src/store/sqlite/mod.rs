@@ -61,6 +61,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         9,
         include_str!("../../../migrations/sqlite/0009_pin_changes.sql"),
     ),
+    (10, include_str!("../../../migrations/sqlite/0010_chip.sql")),
 ];
 
 /// The most writes one transaction (one fsync) carries.

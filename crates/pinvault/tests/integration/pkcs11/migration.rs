@@ -37,6 +37,25 @@ fn migration_both_ways_loses_nothing() {
         "--component",
         "0123456789ABCDEFFEDCBA9876543210",
     ]);
+    // Issuer keys for chip cards move with the master key too.
+    let program = s.program_of(&key);
+    let comp = "89ABCDEF0123456776543210FEDCBA98";
+    s.cli_json(&[
+        "issuer-keys",
+        "import",
+        "--program",
+        &program,
+        "--name",
+        "i",
+        "--cvn",
+        "visa_10",
+        "--imk-ac",
+        comp,
+        "--imk-smi",
+        comp,
+        "--imk-smc",
+        comp,
+    ]);
     let zpk = s.get("/v1/zone-keys", &key).body["data"][0]["id"]
         .as_str()
         .unwrap()
@@ -79,6 +98,7 @@ fn migration_both_ways_loses_nothing() {
     // encryption) key the server made.
     assert_eq!(out["data_keys"], 6, "{out}");
     assert_eq!(out["zone_keys"], 1, "{out}");
+    assert_eq!(out["issuer_keys"], 3, "{out}");
     assert!(
         !dir.path.join("master.key").exists(),
         "the key file is set aside"
@@ -101,6 +121,7 @@ fn migration_both_ways_loses_nothing() {
     let out = json(&s.cli(&["keys", "migrate", "--to", "file"]));
     assert_eq!(out["from"]["provider"], "pkcs11", "{out}");
     assert_eq!(out["data_keys"], 12, "{out}"); // and a new version of each after the rotation
+    assert_eq!(out["issuer_keys"], 3, "{out}");
     assert!(dir.path.join("master.key").exists());
     assert!(eventually(10, || {
         s.call("GET", "/readyz", None, None).body["key_provider"] == "file"

@@ -5,6 +5,7 @@
 mod support;
 
 mod cards;
+mod chip;
 mod lookups;
 mod operations;
 mod requests;

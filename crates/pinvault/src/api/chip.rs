@@ -1,0 +1,105 @@
+//! Chip cards (API.md "Chip cards: the offline PIN (EMV)"): the program's
+//! issuer key sets, and unblocking a chip's offline PIN.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::error::ApiError;
+use super::extract::{Auth, PathId, QueryParams};
+use super::views::Problem;
+use crate::app::App;
+use crate::store::{IssuerKeySetRow, Store};
+
+/// An issuer key set: its facts, never its keys.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IssuerKeySetView {
+    /// `iks_…`
+    pub id: String,
+    pub name: String,
+    /// `visa_10`, `visa_18`, `visa_22`, `mastercard_16`, `mastercard_17`,
+    /// `mastercard_20` or `mastercard_21`.
+    pub cvn: &'static str,
+    /// The check values of the AC, SMI and SMC keys.
+    #[schema(value_type = Object)]
+    pub kcv: serde_json::Value,
+    pub created_at: String,
+}
+
+impl IssuerKeySetView {
+    fn new(k: &IssuerKeySetRow) -> Self {
+        IssuerKeySetView {
+            id: k.id.clone(),
+            name: k.name.clone(),
+            cvn: k.cvn.as_str(),
+            kcv: crate::app::issuer_keys::kcv_json(&k.kcv),
+            created_at: crate::domain::time::rfc3339(k.created_at),
+        }
+    }
+}
+
+/// A page of issuer key sets, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IssuerKeySetList {
+    pub data: Vec<IssuerKeySetView>,
+    pub has_more: bool,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct ListIssuerKeySets {
+    /// 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
+    limit: Option<u32>,
+    /// The id of the last set of the previous page.
+    starting_after: Option<String>,
+}
+
+/// The program's issuer key sets (loaded by the operator with `pinvault
+/// issuer-keys import`), newest first.
+#[utoipa::path(get, path = "/v1/issuer-key-sets", operation_id = "listIssuerKeySets", tag = "chip", params(ListIssuerKeySets),
+    responses((status = 200, description = "OK", body = IssuerKeySetList), (status = 400, description = "`invalid_request`", body = Problem, content_type = "application/problem+json")),
+    security(("api_key" = [])))]
+pub async fn list_issuer_key_sets<S: Store>(
+    State(app): State<Arc<App<S>>>,
+    auth: Auth,
+    QueryParams(q): QueryParams<ListIssuerKeySets>,
+) -> Result<Response, ApiError> {
+    let limit = q.limit.unwrap_or(20);
+    if !(1..=100).contains(&limit) {
+        return Err(ApiError::bad_request("`limit` must be from 1 to 100"));
+    }
+    let page = app
+        .store
+        .list_issuer_key_sets(Some(&auth.program.id), limit, q.starting_after.as_deref())
+        .await?;
+    let Some((sets, has_more)) = page else {
+        return Err(ApiError::bad_request(
+            "`starting_after` names no issuer key set",
+        ));
+    };
+    let data = sets.iter().map(IssuerKeySetView::new).collect();
+    Ok(axum::Json(IssuerKeySetList { data, has_more }).into_response())
+}
+
+/// Make `unblock_pin` pending for the chip's offline PIN: the next issuer
+/// script for the card carries it (nothing more if `change_pin` is pending:
+/// a PIN change resets the chip's try counter).
+#[utoipa::path(post, path = "/v1/cards/{id}/chip/unblock-offline-pin", operation_id = "unblockOfflinePin", tag = "chip", params(("id" = String, Path)),
+    responses((status = 204, description = "`unblock_pin` is pending (or `change_pin` already was)"),
+        (status = 404, description = "`not_found`: no such card for this program", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`invalid_request`: the card has no chip data", body = Problem, content_type = "application/problem+json")),
+    security(("api_key" = [])))]
+pub async fn unblock_offline_pin<S: Store>(
+    State(app): State<Arc<App<S>>>,
+    auth: Auth,
+    PathId(card_id): PathId,
+) -> Result<Response, ApiError> {
+    app.unblock_offline_pin(&auth, &card_id).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

@@ -1,0 +1,90 @@
+//! A chip card's chip data and offline-PIN state, changed under the card's
+//! lock (PIN writes take it too, so a pending command is never lost to a
+//! concurrent PIN change).
+
+use std::future::Future;
+
+use super::{card_state, outbox};
+use crate::domain::time::Timestamp;
+use crate::store::backend::Backend;
+use crate::store::db::{Arg, Sql, args, sql};
+use crate::store::error::StoreResult;
+use crate::store::rows::{CardRow, ChipData, Effects};
+
+const SET_CHIP: Sql = sql!(
+    "UPDATE cards SET chip_key_set_id = $1, chip_psn = $2, chip_offline_pin = $3,
+         chip_pending_change = $4, chip_pending_unblock = $5, chip_last_script_at = $6,
+         chip_last_script_result = $7, updated_at = $8
+     WHERE id = $9"
+);
+
+/// The columns of `chip` (NULL and false for none).
+fn chip_args(chip: Option<&ChipData>) -> [Arg<'_>; 7] {
+    match chip {
+        None => [
+            Arg::Null,
+            Arg::Null,
+            Arg::Null,
+            Arg::Bool(false),
+            Arg::Bool(false),
+            Arg::Null,
+            Arg::Null,
+        ],
+        Some(c) => [
+            Arg::Text(&c.issuer_key_set_id),
+            Arg::Text(&c.pan_sequence_number),
+            Arg::Text(c.state.offline_pin.as_str()),
+            Arg::Bool(c.state.pending_change_pin),
+            Arg::Bool(c.state.pending_unblock_pin),
+            c.state.last_script_at.into(),
+            c.state.last_script_result.map(|r| r.as_str()).into(),
+        ],
+    }
+}
+
+pub trait ChipStore: Backend {
+    /// Gives the program's card the chip data `next` makes of the card as it
+    /// is under its lock (`None` from `next`: nothing changes, and the answer
+    /// is the card as it is), with `effects`; the card after, or `None` when
+    /// the program has no such card.
+    fn change_card_chip<F>(
+        &self,
+        program_id: &str,
+        card_id: &str,
+        now: Timestamp,
+        next: F,
+        effects: Effects,
+    ) -> impl Future<Output = StoreResult<Option<CardRow>>> + Send
+    where
+        F: Fn(&CardRow) -> Option<Option<ChipData>> + Send + Sync + 'static,
+    {
+        let data = (
+            program_id.to_owned(),
+            card_id.to_owned(),
+            now,
+            next,
+            effects,
+        );
+        self.write(data, |db, (program_id, card_id, now, next, effects)| {
+            Box::pin(async move {
+                let Some(card) = card_state::lock(db, program_id, card_id).await? else {
+                    return Ok(None);
+                };
+                let Some(chip) = next(&card) else {
+                    return Ok(Some(card));
+                };
+                let mut row = chip_args(chip.as_ref()).to_vec();
+                row.extend(args![*now, card_id.as_str()]);
+                db.exec(&SET_CHIP, &row).await?;
+                outbox::apply(db, effects).await?;
+                Ok(Some(CardRow {
+                    chip,
+                    updated_at: *now,
+                    ..card
+                }))
+            })
+        })
+    }
+}
+
+impl<B: Backend> ChipStore for B {}
