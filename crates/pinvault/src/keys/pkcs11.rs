@@ -166,14 +166,27 @@ impl Pkcs11Provider {
                 self.config.token_label
             ))
         })?;
-        let session = self
-            .ctx
-            .open_rw_session(slot)
-            .map_err(|e| provider_err("opening a session", e))?;
-        let pin = AuthPin::from(self.pin.as_str().to_owned());
-        match session.login(UserType::User, Some(&pin)) {
-            Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => Ok(session),
-            Err(e) => Err(provider_err("login (check the user PIN)", e)),
+        // A file-backed token read while another process rewrites it can say
+        // for a moment that its user PIN was never set (SoftHSM2 does, under
+        // many processes): that answer is asked again a few times.
+        let mut attempt = 0;
+        loop {
+            let session = self
+                .ctx
+                .open_rw_session(slot)
+                .map_err(|e| provider_err("opening a session", e))?;
+            let pin = AuthPin::from(self.pin.as_str().to_owned());
+            match session.login(UserType::User, Some(&pin)) {
+                Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => {
+                    return Ok(session);
+                }
+                Err(CkError::Pkcs11(RvError::UserPinNotInitialized, _)) if attempt < 4 => {
+                    drop(session);
+                    std::thread::sleep(std::time::Duration::from_millis(25 << attempt));
+                    attempt += 1;
+                }
+                Err(e) => return Err(provider_err("login (check the user PIN)", e)),
+            }
         }
     }
 
