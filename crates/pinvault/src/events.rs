@@ -27,10 +27,13 @@ pub enum EventType {
     PinBlocked,
     PinUnblocked,
     PinChangeReversed,
+    PinChipUpdated,
+    PinChipUpdateFailed,
+    PinOfflineBlocked,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 10] = [
+    pub const ALL: [EventType; 13] = [
         EventType::CardCreated,
         EventType::PinTokenCreated,
         EventType::PinChanged,
@@ -41,6 +44,9 @@ impl EventType {
         EventType::PinBlocked,
         EventType::PinUnblocked,
         EventType::PinChangeReversed,
+        EventType::PinChipUpdated,
+        EventType::PinChipUpdateFailed,
+        EventType::PinOfflineBlocked,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -55,6 +61,9 @@ impl EventType {
             EventType::PinBlocked => "pin.blocked",
             EventType::PinUnblocked => "pin.unblocked",
             EventType::PinChangeReversed => "pin.change_reversed",
+            EventType::PinChipUpdated => "pin.chip_updated",
+            EventType::PinChipUpdateFailed => "pin.chip_update_failed",
+            EventType::PinOfflineBlocked => "pin.offline_blocked",
         }
     }
 

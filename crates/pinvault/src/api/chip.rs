@@ -103,3 +103,50 @@ pub async fn unblock_offline_pin<S: Store>(
     app.unblock_offline_pin(&auth, &card_id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ScriptRequest {
+    /// The authorization's chip data (DE 55) in hex: 9F26 (ARQC) and 9F36
+    /// (ATC) are required, 9F5B (issuer script results) is read where present,
+    /// everything else is ignored.
+    #[schema(value_type = String, pattern = "^([0-9A-Fa-f]{2})*$", max_length = 1024)]
+    icc_data: crate::domain::sensitive::Sensitive<String>,
+    /// The host read from the chip's CVR that its PIN try counter ran out.
+    #[serde(default)]
+    offline_pin_blocked: bool,
+}
+
+/// The answer for the response's DE 55.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ScriptResponse {
+    /// One `72` template (a `9F18` script id and one `86` command) in hex, to
+    /// put into the response's DE 55 as it is; `null`: nothing pending.
+    pub icc_response_data: Option<String>,
+    /// The command the template carries: `change_pin` or `unblock_pin`.
+    pub commands: Vec<&'static str>,
+}
+
+/// At authorization: apply what the chip reported of earlier scripts, then
+/// answer the issuer script for what is still pending.
+#[utoipa::path(post, path = "/v1/cards/{id}/chip/scripts", operation_id = "chipScripts", tag = "chip", params(("id" = String, Path)), request_body = ScriptRequest,
+    responses((status = 200, description = "The script for the pending command, or `null`", body = ScriptResponse),
+        (status = 404, description = "`not_found`: no such card for this program", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`invalid_request`: malformed `icc_data` (TLV, or 9F26/9F36 missing or of the wrong length), or a card without chip data", body = Problem, content_type = "application/problem+json")),
+    security(("api_key" = [])))]
+pub async fn scripts<S: Store>(
+    State(app): State<Arc<App<S>>>,
+    auth: Auth,
+    PathId(card_id): PathId,
+    super::extract::JsonBody(body): super::extract::JsonBody<ScriptRequest>,
+) -> Result<Response, ApiError> {
+    let icc = crate::app::scripts::parse_icc_hex(body.icc_data.expose())?;
+    let answer = app
+        .chip_scripts(&auth, &card_id, &icc, body.offline_pin_blocked)
+        .await?;
+    Ok(axum::Json(ScriptResponse {
+        icc_response_data: answer.icc_response_data,
+        commands: answer.commands,
+    })
+    .into_response())
+}

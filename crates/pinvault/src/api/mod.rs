@@ -54,6 +54,7 @@ pub fn router<S: Store>(app: Arc<App<S>>, demo: Option<DemoProgram>) -> Router {
             "/v1/cards/{id}/chip/unblock-offline-pin",
             post(chip::unblock_offline_pin::<S>),
         )
+        .route("/v1/cards/{id}/chip/scripts", post(chip::scripts::<S>))
         .route("/v1/cards/{id}", get(cards::get).patch(cards::update::<S>))
         .route("/v1/cards/{id}/pin/status", get(cards::pin_status))
         .route(

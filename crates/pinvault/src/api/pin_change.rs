@@ -19,9 +19,6 @@ use crate::app::verify::{Outcome, VerifyError};
 use crate::domain::sensitive::Sensitive;
 use crate::store::Store;
 
-/// Most bytes of chip data (DE 55) taken.
-const ICC_DATA_MAX: usize = 512;
-
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChangePin {
@@ -77,17 +74,10 @@ pub async fn change<S: Store>(
     if !crate::domain::ids::is_id(&body.zone_key_id, "zpk_") {
         return Err(ApiError::not_found("zone key for this program"));
     }
-    if let Some(icc) = &body.icc_data {
-        let icc = icc.expose();
-        if icc.len() > 2 * ICC_DATA_MAX
-            || icc.len() % 2 != 0
-            || !icc.bytes().all(|b| b.is_ascii_hexdigit())
-        {
-            return Err(ApiError::invalid(
-                "`icc_data` is the chip data (DE 55) in hex, at most 512 bytes",
-            ));
-        }
-    }
+    let icc = match &body.icc_data {
+        Some(hex) => Some(crate::app::scripts::parse_icc_hex(hex.expose())?),
+        None => None,
+    };
     let (current, new) = (
         BlockBytes::decode(body.pin_block.expose()),
         BlockBytes::decode(body.new_pin_block.expose()),
@@ -113,12 +103,17 @@ pub async fn change<S: Store>(
         (outcome, _) => outcome.as_str(),
     };
     app.metrics.verification(answer.verdict.outcome.as_str());
+    // With chip data on a chip card: the script for what is pending (after a
+    // change, the new PIN), so the chip changes at the same moment.
+    let card = app.find_card(&auth, &card_id).await?;
+    let icc_response_data = super::verify::chip_answer(&app, &auth, &card, icc.as_ref())
+        .await?
+        .flatten();
     Ok(axum::Json(ChangeResult {
         result,
         remaining_tries: answer.verdict.remaining_tries,
         change_id: answer.change_id,
-        // No card has chip data yet: nothing to script.
-        icc_response_data: None,
+        icc_response_data,
     })
     .into_response())
 }

@@ -33,6 +33,11 @@ pub struct VerifyPin {
     format: String,
     /// The zone key the block is enciphered under (`zpk_…`).
     zone_key_id: String,
+    /// The authorization's chip data (DE 55) in hex: a chip card's issuer
+    /// script comes back in `icc_response_data`, so an online-PIN chip
+    /// authorization is one call.
+    #[schema(value_type = Option<String>, pattern = "^([0-9A-Fa-f]{2})*$", max_length = 1024)]
+    icc_data: Option<Sensitive<String>>,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -57,6 +62,11 @@ pub struct VerifyResult {
     pub result: &'static str,
     /// Tries left before the PIN is blocked (0 once blocked).
     pub remaining_tries: u32,
+    /// Only when `icc_data` was sent: the issuer script for the response's
+    /// DE 55 (hex), or null (nothing pending, or a card without chip data).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub icc_response_data: Option<Option<String>>,
 }
 
 /// A zone PIN key: its facts, never its material.
@@ -146,7 +156,12 @@ fn decryption_failed() -> ApiError {
     )
 }
 
-fn answer<S: Store>(app: &App<S>, card_id: &str, verdict: Verdict) -> Response {
+fn answer<S: Store>(
+    app: &App<S>,
+    card_id: &str,
+    verdict: Verdict,
+    icc_response_data: Option<Option<String>>,
+) -> Response {
     let result = verdict.outcome.as_str();
     app.metrics.verification(result);
     if verdict.blocked_now {
@@ -159,8 +174,25 @@ fn answer<S: Store>(app: &App<S>, card_id: &str, verdict: Verdict) -> Response {
     axum::Json(VerifyResult {
         result,
         remaining_tries: verdict.remaining_tries,
+        icc_response_data,
     })
     .into_response()
+}
+
+/// With chip data: the issuer script of a chip card (`Some(None)`: nothing
+/// to script, or a card without chip data); without: `None`.
+pub(super) async fn chip_answer<S: Store>(
+    app: &App<S>,
+    caller: &crate::app::Caller,
+    card: &crate::store::CardRow,
+    icc: Option<&emv::IccData>,
+) -> Result<Option<Option<String>>, ApiError> {
+    let Some(icc) = icc else { return Ok(None) };
+    if card.chip.is_none() {
+        return Ok(Some(None));
+    }
+    let answer = app.chip_scripts(caller, &card.id, icc, false).await?;
+    Ok(Some(answer.icc_response_data))
 }
 
 pub(super) fn refused<S: Store>(app: &App<S>, e: VerifyError) -> ApiError {
@@ -203,6 +235,10 @@ pub async fn verify<S: Store>(
     if !crate::domain::ids::is_id(&body.zone_key_id, "zpk_") {
         return Err(ApiError::not_found("zone key for this program"));
     }
+    let icc = match &body.icc_data {
+        Some(hex) => Some(crate::app::scripts::parse_icc_hex(hex.expose())?),
+        None => None,
+    };
     let block = BlockBytes::decode(body.pin_block.expose());
     let pan = app.card_pan(&card).await?;
     let entered = Entered::Block {
@@ -225,7 +261,8 @@ pub async fn verify<S: Store>(
             }
             refused(&app, e)
         })?;
-    Ok(answer(&app, &card.id, verdict))
+    let scripts = chip_answer(&app, &auth, &card, icc.as_ref()).await?;
+    Ok(answer(&app, &card.id, verdict, scripts))
 }
 
 /// Test-mode programs only: simulate a PIN typed at a terminal, counted exactly
@@ -270,7 +307,7 @@ pub async fn sandbox_verify<S: Store>(
         )
         .await
         .map_err(|e| refused(&app, e))?;
-    Ok(answer(&app, &card.id, verdict))
+    Ok(answer(&app, &card.id, verdict, None))
 }
 
 /// The zone keys this program may use (loaded by the operator with

@@ -103,13 +103,14 @@ impl<S: Store> App<S> {
                 .chip
                 .as_ref()
                 .map_or_else(ChipState::issued, |c| c.state.clone());
-            Some(Some(ChipData {
+            let chip = ChipData {
                 state,
                 ..chip.clone()
-            }))
+            };
+            Some((Some(chip), effects.clone()))
         };
         self.store
-            .change_card_chip(&caller.program.id, card_id, now(), next, effects)
+            .change_card_chip(&caller.program.id, card_id, now(), next)
             .await?
             .ok_or(AppError::NotFound("card"))
     }
@@ -130,20 +131,21 @@ impl<S: Store> App<S> {
         );
         // Applied to the card as it is under its lock: a PIN change since the
         // read above is never lost.
-        let next = |card: &CardRow| {
-            card.chip.as_ref().map(|c| {
-                Some(ChipData {
-                    state: c.state.unblock_requested(),
-                    ..c.clone()
-                })
-            })
-        };
         let effects = Effects {
             events: Vec::new(),
             audit: Some(audit),
         };
+        let next = move |card: &CardRow| {
+            card.chip.as_ref().map(|c| {
+                let chip = ChipData {
+                    state: c.state.unblock_requested(),
+                    ..c.clone()
+                };
+                (Some(chip), effects.clone())
+            })
+        };
         self.store
-            .change_card_chip(&caller.program.id, card_id, now(), next, effects)
+            .change_card_chip(&caller.program.id, card_id, now(), next)
             .await?
             .ok_or(AppError::NotFound("card"))?;
         Ok(())

@@ -12,6 +12,7 @@ pub mod lookup;
 pub mod pin;
 pub mod pin_change;
 mod reseal;
+pub mod scripts;
 pub mod tokens;
 pub mod verify;
 pub mod zone_keys;

@@ -117,6 +117,38 @@ impl Command {
     }
 }
 
+impl Command {
+    pub fn parse(text: &str) -> Option<Command> {
+        [Command::ChangePin, Command::UnblockPin]
+            .into_iter()
+            .find(|c| c.as_str() == text)
+    }
+}
+
+/// An issuer script sent and not yet reported on: its 9F18 identifier (hex)
+/// and the command it carries. Every host that asks for a script for the card
+/// meanwhile gets this same identifier for this command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveScript {
+    pub id: String,
+    pub command: Command,
+}
+
+/// What the chip said of a script (9F5B).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reported {
+    NotPerformed,
+    Failed,
+    Successful,
+}
+
+/// A result that named the live script: what happened to its command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settled {
+    pub script: LiveScript,
+    pub success: bool,
+}
+
 /// A chip card's offline-PIN state.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChipState {
@@ -125,6 +157,8 @@ pub struct ChipState {
     pub pending_unblock_pin: bool,
     pub last_script_at: Option<Timestamp>,
     pub last_script_result: Option<ScriptResult>,
+    /// The script sent and not reported on yet.
+    pub live_script: Option<LiveScript>,
 }
 
 impl ChipState {
@@ -136,6 +170,7 @@ impl ChipState {
             pending_unblock_pin: false,
             last_script_at: None,
             last_script_result: None,
+            live_script: None,
         }
     }
 
@@ -149,6 +184,9 @@ impl ChipState {
             },
             pending_change_pin: true,
             pending_unblock_pin: false,
+            // A script made before carries the PIN before: its success must
+            // not count as this one's.
+            live_script: None,
             ..self.clone()
         }
     }
@@ -160,6 +198,81 @@ impl ChipState {
             pending_unblock_pin: !self.pending_change_pin,
             ..self.clone()
         }
+    }
+
+    /// The host read from the chip that its PIN try counter ran out.
+    pub fn offline_blocked(&self) -> ChipState {
+        ChipState {
+            offline_pin: OfflinePin::Blocked,
+            ..self.clone()
+        }
+    }
+
+    /// Applies what the chip reported (9F5B) of scripts, by identifier: only
+    /// a result naming the live script counts. Success ends its command (the
+    /// offline PIN is then in sync: both commands reset the try counter, and
+    /// a change sets the card's PIN); failure keeps the command pending for a
+    /// fresh script. "Not performed" changes nothing.
+    pub fn reported(
+        &self,
+        results: &[(String, Reported)],
+        at: Timestamp,
+    ) -> (ChipState, Option<Settled>) {
+        let Some(live) = &self.live_script else {
+            return (self.clone(), None);
+        };
+        let Some((_, what)) = results
+            .iter()
+            .find(|(id, r)| *id == live.id && *r != Reported::NotPerformed)
+        else {
+            return (self.clone(), None);
+        };
+        let success = *what == Reported::Successful;
+        let mut next = ChipState {
+            live_script: None,
+            last_script_at: Some(at),
+            last_script_result: Some(if success {
+                ScriptResult::Success
+            } else {
+                ScriptResult::Failed
+            }),
+            ..self.clone()
+        };
+        if success {
+            match live.command {
+                Command::ChangePin => next.pending_change_pin = false,
+                Command::UnblockPin => next.pending_unblock_pin = false,
+            }
+            if !next.pending_change_pin {
+                next.offline_pin = OfflinePin::InSync;
+            }
+        }
+        (
+            next,
+            Some(Settled {
+                script: live.clone(),
+                success,
+            }),
+        )
+    }
+
+    /// The script to send for the first pending command: the live one when it
+    /// carries that command (so concurrent hosts send one command between
+    /// them), else a new one with `new_id`. `None`: nothing pending.
+    pub fn next_script(&self, new_id: &str) -> Option<(ChipState, LiveScript)> {
+        let command = *self.pending_commands().first()?;
+        let script = match &self.live_script {
+            Some(live) if live.command == command => live.clone(),
+            _ => LiveScript {
+                id: new_id.to_owned(),
+                command,
+            },
+        };
+        let next = ChipState {
+            live_script: Some(script.clone()),
+            ..self.clone()
+        };
+        Some((next, script))
     }
 
     /// What the chip still has to be sent, change first.
@@ -229,6 +342,61 @@ mod tests {
             blocked.unblock_requested().pending_commands(),
             [Command::UnblockPin]
         );
+    }
+
+    #[test]
+    fn a_script_is_live_until_its_result_and_only_its_result_counts() {
+        let s = ChipState::issued().pin_changed();
+        let (s, live) = s.next_script("00000001").unwrap();
+        assert_eq!(live.command, Command::ChangePin);
+        // A second host meanwhile: the same script id.
+        let (s2, again) = s.next_script("00000002").unwrap();
+        assert_eq!(again, live);
+        assert_eq!(s2, s);
+        // Results for other ids, or not performed: nothing changes.
+        let other = [
+            ("00000009".to_owned(), Reported::Successful),
+            (live.id.clone(), Reported::NotPerformed),
+        ];
+        assert_eq!(s.reported(&other, 5).0, s);
+        // Success ends the command.
+        let (done, settled) = s.reported(&[(live.id.clone(), Reported::Successful)], 7);
+        assert!(settled.unwrap().success);
+        assert_eq!(done.pending_commands(), []);
+        assert_eq!(done.offline_pin, OfflinePin::InSync);
+        assert_eq!(
+            (done.last_script_at, done.last_script_result),
+            (Some(7), Some(ScriptResult::Success))
+        );
+        assert_eq!(done.next_script("00000003"), None);
+        // Failure keeps it pending for a fresh script.
+        let (failed, settled) = s.reported(&[(live.id.clone(), Reported::Failed)], 8);
+        assert!(!settled.unwrap().success);
+        assert_eq!(failed.pending_commands(), [Command::ChangePin]);
+        assert_eq!(failed.next_script("00000004").unwrap().1.id, "00000004");
+    }
+
+    #[test]
+    fn a_pin_change_makes_an_earlier_script_dead() {
+        let (s, live) = ChipState::issued()
+            .pin_changed()
+            .next_script("0000000A")
+            .unwrap();
+        let changed_again = s.pin_changed();
+        assert_eq!(changed_again.live_script, None);
+        let (after, settled) = changed_again.reported(&[(live.id, Reported::Successful)], 9);
+        assert_eq!(settled, None, "the old script's success is not this PIN's");
+        assert_eq!(after.pending_commands(), [Command::ChangePin]);
+    }
+
+    #[test]
+    fn an_unblock_success_brings_a_blocked_chip_back() {
+        let s = ChipState::issued().offline_blocked().unblock_requested();
+        let (s, live) = s.next_script("000000AA").unwrap();
+        assert_eq!(live.command, Command::UnblockPin);
+        let (done, _) = s.reported(&[(live.id, Reported::Successful)], 3);
+        assert_eq!(done.offline_pin, OfflinePin::InSync);
+        assert_eq!(done.pending_commands(), []);
     }
 
     #[test]

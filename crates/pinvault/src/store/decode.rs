@@ -3,7 +3,7 @@
 
 use super::db::{DbResult, Row, bad};
 use super::rows::*;
-use crate::domain::chip::{ChipState, OfflinePin, ScriptResult};
+use crate::domain::chip::{ChipState, Command, LiveScript, OfflinePin, ScriptResult};
 use crate::domain::program::{Mode, Settings};
 use crate::domain::token::TokenType;
 use crate::domain::zone_key::{Grants, Usage};
@@ -35,7 +35,7 @@ macro_rules! card_cols {
          pin_updated_at, fail_count, last_failed_at, pin_blocked, created_at, updated_at, \
          staged_expires_at, staged_token_id, staged_pin_block, staged_pin_key_version, \
          chip_key_set_id, chip_psn, chip_offline_pin, chip_pending_change, chip_pending_unblock, \
-         chip_last_script_at, chip_last_script_result"
+         chip_last_script_at, chip_last_script_result, chip_script_id, chip_script_command"
     };
     (c) => {
         "c.id, c.program_id, c.pan_hash, c.lookup_key_version, c.pan_sealed, c.pan_key_version, \
@@ -43,7 +43,7 @@ macro_rules! card_cols {
          c.pin_set_by, c.pin_updated_at, c.fail_count, c.last_failed_at, c.pin_blocked, c.created_at, \
          c.updated_at, c.staged_expires_at, c.staged_token_id, c.staged_pin_block, c.staged_pin_key_version, \
          c.chip_key_set_id, c.chip_psn, c.chip_offline_pin, c.chip_pending_change, c.chip_pending_unblock, \
-         c.chip_last_script_at, c.chip_last_script_result"
+         c.chip_last_script_at, c.chip_last_script_result, c.chip_script_id, c.chip_script_command"
     };
 }
 
@@ -186,7 +186,7 @@ pub fn card(r: Row<'_>) -> DbResult<CardRow> {
     })
 }
 
-/// A card's chip columns (24 to 30): `None` without an issuer key set.
+/// A card's chip columns (24 to 32): `None` without an issuer key set.
 fn chip(r: Row<'_>) -> DbResult<Option<ChipData>> {
     let Some(issuer_key_set_id) = r.opt_string(24)? else {
         return Ok(None);
@@ -204,6 +204,13 @@ fn chip(r: Row<'_>) -> DbResult<Option<ChipData>> {
                 Some(t) => {
                     Some(ScriptResult::parse(t).ok_or_else(|| bad("chip_last_script_result"))?)
                 }
+            },
+            live_script: match (r.opt_string(31)?, r.opt_str(32)?) {
+                (Some(id), Some(c)) => Some(LiveScript {
+                    id,
+                    command: Command::parse(c).ok_or_else(|| bad("chip_script_command"))?,
+                }),
+                _ => None,
             },
         },
     }))

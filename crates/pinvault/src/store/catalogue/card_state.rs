@@ -48,10 +48,10 @@ const APPLY_STATE: Sql = sql!(concat!(
     " WHERE ",
     still_in_state!()
 ));
-/// What a new PIN leaves the chip to be told (`domain::chip`), in the three
-/// parameters given (NULL, false and false on a card without a chip).
+/// What a new PIN leaves the chip to be told (`domain::chip`), in the five
+/// parameters given (NULL, false, false, NULL, NULL on a card without a chip).
 macro_rules! chip_after_pin {
-    ($a:literal, $b:literal, $c:literal) => {
+    ($a:literal, $b:literal, $c:literal, $d:literal, $e:literal) => {
         concat!(
             ", chip_offline_pin = $",
             $a,
@@ -59,6 +59,10 @@ macro_rules! chip_after_pin {
             $b,
             ", chip_pending_unblock = $",
             $c,
+            ", chip_script_id = $",
+            $d,
+            ", chip_script_command = $",
+            $e,
             ", "
         )
     };
@@ -70,7 +74,7 @@ const SET_PIN: Sql = sql!(concat!(
     "UPDATE cards SET ",
     set_state!(),
     ", pin_block = $12, pin_key_version = $13, pin_set_by = $14, pin_updated_at = $6",
-    chip_after_pin!(15, 16, 17),
+    chip_after_pin!(15, 16, 17, 18, 19),
     clear_staged!(),
     " WHERE ",
     still_in_state!()
@@ -82,7 +86,7 @@ const COMMIT_STAGED: Sql = sql!(concat!(
     set_state!(),
     ", pin_block = staged_pin_block, pin_key_version = staged_pin_key_version,
        pin_set_by = 'cardholder', pin_updated_at = $6",
-    chip_after_pin!(14, 15, 16),
+    chip_after_pin!(14, 15, 16, 17, 18),
     clear_staged!(),
     " WHERE ",
     still_in_state!(),
@@ -166,13 +170,21 @@ fn chip_after_new_pin(card: &CardRow) -> Option<ChipState> {
     card.chip.as_ref().map(|c| c.state.pin_changed())
 }
 
-fn chip_args(chip: Option<&ChipState>) -> [Arg<'static>; 3] {
+fn chip_args(chip: Option<&ChipState>) -> [Arg<'_>; 5] {
     match chip {
-        None => [Arg::Null, Arg::Bool(false), Arg::Bool(false)],
+        None => [
+            Arg::Null,
+            Arg::Bool(false),
+            Arg::Bool(false),
+            Arg::Null,
+            Arg::Null,
+        ],
         Some(s) => [
             Arg::Text(s.offline_pin.as_str()),
             Arg::Bool(s.pending_change_pin),
             Arg::Bool(s.pending_unblock_pin),
+            s.live_script.as_ref().map(|l| l.id.as_str()).into(),
+            s.live_script.as_ref().map(|l| l.command.as_str()).into(),
         ],
     }
 }

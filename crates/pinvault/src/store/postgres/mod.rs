@@ -89,6 +89,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         10,
         include_str!("../../../migrations/postgres/0010_chip.sql"),
     ),
+    (
+        11,
+        include_str!("../../../migrations/postgres/0011_chip_scripts.sql"),
+    ),
 ];
 
 /// Times a transaction is run again after a serialization failure or deadlock.

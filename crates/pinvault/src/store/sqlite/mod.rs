@@ -62,6 +62,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         include_str!("../../../migrations/sqlite/0009_pin_changes.sql"),
     ),
     (10, include_str!("../../../migrations/sqlite/0010_chip.sql")),
+    (
+        11,
+        include_str!("../../../migrations/sqlite/0011_chip_scripts.sql"),
+    ),
 ];
 
 /// The most writes one transaction (one fsync) carries.
