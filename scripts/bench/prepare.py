@@ -6,14 +6,17 @@ server's published transport key (jwcrypto, RSA-OAEP-256 + A256GCM,
 ISO 9564 format 4 PIN blocks under a zone key (psec), control tokens, and one
 P-256 device key for reveal.
 
-    prepare.py service BASE API_KEY COUNT ZONE_KEY_HEX OUT_DIR
-        For scripts/benchmark: COUNT cards (PAN 4111111111111111, a known PIN
-        set in the clear, which the bench program allows), one line each in
+    prepare.py service BASE API_KEY COUNT ZONE_KEY_HEX OUT_DIR [ISSUER_KEY_SET_ID]
+        For scripts/benchmark: COUNT cards (each its own PAN, a known PIN set
+        in the clear, which the bench program allows), one line each in
         OUT_DIR/cards.txt:
-            CARD_ID MATCH_BLOCK MISMATCH_BLOCK SET_JWE
+            CARD_ID MATCH_BLOCK MISMATCH_BLOCK SET_JWE PAN
         MATCH_BLOCK / MISMATCH_BLOCK: format 4 blocks of the card's PIN and of
         another PIN under the AES-128 zone key; SET_JWE: replayable with any
         fresh set_pin token for that card. OUT_DIR/device.json: the device key.
+        With ISSUER_KEY_SET_ID, also OUT_DIR/chips.txt: COUNT chip cards,
+        `CARD_ID none` (nothing pending) or `CARD_ID pending` (a PIN set since,
+        so `change_pin` is pending), alternately.
 
     prepare.py tokens BASE API_KEY COUNT OUT_DIR
         For scripts/bench-pin-encryption: COUNT cards (random PIN), each with a
@@ -64,12 +67,12 @@ class Api:
         return json.loads(conn.getresponse().read())["keys"][0]
 
 
-def pin(unlike=()):
-    """A random 4-digit PIN the default policy accepts, not one of `unlike`."""
+def pin(unlike=(), pan=PAN):
+    """A random 4-digit PIN the default policy accepts for `pan`, not one of `unlike`."""
     while True:
         p = "".join(random.choice("0123456789") for _ in range(4))
         steps = {int(b) - int(a) for a, b in zip(p, p[1:])}
-        if steps not in ({0}, {1}, {-1}) and p != PAN[-4:] and p not in unlike:
+        if steps not in ({0}, {1}, {-1}) and p != pan[-4:] and p not in unlike:
             return p
 
 
@@ -91,23 +94,56 @@ def prepare(count, one):
         return list(pool.map(one, range(count)))
 
 
-def service(base, key, count, zone_hex, out):
+def luhn_pan():
+    """A random 16-digit PAN with a valid check digit (each card its own)."""
+    body = [4] + [random.randrange(10) for _ in range(14)]
+    total = 0
+    for i, d in enumerate(reversed(body)):
+        if i % 2 == 0:
+            d *= 2
+            if d > 9:
+                d -= 9
+        total += d
+    return "".join(map(str, body)) + str((10 - total % 10) % 10)
+
+
+def service(base, key, count, zone_hex, out, issuer_key_set=None):
     from psec import pinblock
 
     api, zone = Api(base, key), bytes.fromhex(zone_hex)
     published = api.transport_key()
 
     def one(_):
-        p = pin()
-        other = pin(unlike=(p,))
-        card = api.create("/v1/cards", {"pan": PAN, "pin": {"pin": p}})["id"]
-        match = pinblock.encipher_pinblock_iso_4(zone, p, PAN).hex().upper()
-        mismatch = pinblock.encipher_pinblock_iso_4(zone, other, PAN).hex().upper()
-        return f"{card} {match} {mismatch} {pin_jwe(published, card, p)}\n"
+        pan = luhn_pan()
+        p = pin(pan=pan)
+        other = pin(unlike=(p,), pan=pan)
+        card = api.create("/v1/cards", {"pan": pan, "pin": {"pin": p}})["id"]
+        match = pinblock.encipher_pinblock_iso_4(zone, p, pan).hex().upper()
+        mismatch = pinblock.encipher_pinblock_iso_4(zone, other, pan).hex().upper()
+        return f"{card} {match} {mismatch} {pin_jwe(published, card, p)} {pan}\n"
 
     rows = prepare(count, one)
     with open(f"{out}/cards.txt", "w") as f:
         f.writelines(rows)
+    if issuer_key_set:
+        def chip(i):
+            chip_pan = luhn_pan()
+            card = api.create("/v1/cards", {"pan": chip_pan, "pin": {"pin": pin(pan=chip_pan)},
+                                            "chip": {"issuer_key_set_id": issuer_key_set}})["id"]
+            if i % 2 == 0:
+                return f"{card} none\n"
+            token = api.create(f"/v1/cards/{card}/control-tokens", {"type": "set_pin"})["token"]
+            conn = api.conn()
+            conn.request("PUT", f"/v1/cards/{card}/pin",
+                         json.dumps({"control_token": token, "pin": pin(pan=chip_pan)}),
+                         {"Authorization": f"Bearer {key}", "Content-Type": "application/json"})
+            res = conn.getresponse()
+            res.read()
+            assert res.status == 204, res.status
+            return f"{card} pending\n"
+
+        with open(f"{out}/chips.txt", "w") as f:
+            f.writelines(prepare(count, chip))
     with open(f"{out}/device.json", "w") as f:
         f.write(json.dumps(device_key(), separators=(",", ":")))
     print(f"prepared {count} cards", file=sys.stderr)
@@ -138,8 +174,8 @@ def tokens(base, key, count, out):
 
 if __name__ == "__main__":
     args = sys.argv[1:]
-    if len(args) == 6 and args[0] == "service":
-        service(args[1], args[2], int(args[3]), args[4], args[5])
+    if len(args) in (6, 7) and args[0] == "service":
+        service(args[1], args[2], int(args[3]), args[4], args[5], args[6] if len(args) == 7 else None)
     elif len(args) == 5 and args[0] == "tokens":
         tokens(args[1], args[2], int(args[3]), args[4])
     else:

@@ -3,8 +3,16 @@
 --   wrk -t1 -c16 -d10s --latency -s scripts/bench/scenario.lua URL -- SCENARIO KEY CARDS DEVICE ZONE_KEY_ID
 --
 -- SCENARIO: healthz | verify_match | verify_mismatch_unblock | token_set |
--- token_reveal | card_create. CARDS is the file scripts/bench/prepare.py service
--- writes (CARD MATCH_BLOCK MISMATCH_BLOCK SET_JWE a line), DEVICE the device key.
+-- token_reveal | card_create | card_lookup | chip_scripts_none |
+-- chip_scripts_change | atm_change. CARDS is the file scripts/bench/prepare.py
+-- service writes (CARD MATCH_BLOCK MISMATCH_BLOCK SET_JWE PAN a line; chips.txt
+-- beside it: CARD none|pending), DEVICE the device key.
+--
+-- chip_scripts_*: POST …/chip/scripts with a DE 55 of a random ARQC and ATC,
+-- for chip cards with nothing pending (answer null) or with change_pin pending
+-- (a whole PIN CHANGE script each time: its result is never reported).
+-- atm_change: POST …/pin/change from the card's PIN to the other PIN of its
+-- line, then back (the two blocks swap each time the card comes round).
 --
 -- Two-request scenarios: verify_mismatch_unblock sends a mismatching PIN block
 -- for a card, then unblocks it; token_set / token_reveal make a control token
@@ -27,11 +35,36 @@ end
 local function read_cards(path)
   local out = {}
   for line in io.lines(path) do
-    local card, match, mismatch, jwe = line:match("^(%S+) (%S+) (%S+) (%S+)$")
-    out[#out + 1] = { id = card, match = match, mismatch = mismatch, jwe = jwe }
+    local card, match, mismatch, jwe, pan = line:match("^(%S+) (%S+) (%S+) (%S+) (%S+)$")
+    out[#out + 1] = { id = card, match = match, mismatch = mismatch, jwe = jwe, pan = pan }
   end
   return out
 end
+
+-- Chip cards of one state (`none` or `pending`) from chips.txt.
+local function read_chips(path, state)
+  local out = {}
+  local f = io.open(path)
+  if not f then return out end
+  f:close()
+  for line in io.lines(path) do
+    local card, s = line:match("^(%S+) (%S+)$")
+    if s == state then out[#out + 1] = { id = card } end
+  end
+  return out
+end
+
+local hexdigits = "0123456789ABCDEF"
+local function random_hex(n)
+  local t = {}
+  for k = 1, n do
+    local d = math.random(1, 16)
+    t[k] = hexdigits:sub(d, d)
+  end
+  return table.concat(t)
+end
+
+local flipped = {}
 
 function init(args)
   scenario = args[1]
@@ -39,6 +72,9 @@ function init(args)
     wrk.headers["Authorization"] = "Bearer " .. args[2]
     wrk.headers["Content-Type"] = "application/json"
     cards = read_cards(args[3])
+    if scenario == "chip_scripts_none" or scenario == "chip_scripts_change" then
+      cards = read_chips(args[3]:gsub("cards%.txt$", "chips.txt"), scenario == "chip_scripts_none" and "none" or "pending")
+    end
     local f = io.open(args[4])
     device = f:read("*a")
     f:close()
@@ -88,6 +124,19 @@ function request()
     return wrk.format("POST", "/v1/cards/" .. card.id .. "/control-tokens", nil, body)
   elseif scenario == "card_create" then
     return wrk.format("POST", "/v1/cards", nil, '{"pan":"4111111111111111"}')
+  elseif scenario == "card_lookup" then
+    return wrk.format("POST", "/v1/card-lookups", nil, '{"pan":"' .. next_card().pan .. '"}')
+  elseif scenario == "chip_scripts_none" or scenario == "chip_scripts_change" then
+    local de55 = "9F2608" .. random_hex(16) .. "9F3602" .. random_hex(4)
+    return wrk.format("POST", "/v1/cards/" .. next_card().id .. "/chip/scripts", nil,
+      '{"icc_data":"' .. de55 .. '"}')
+  elseif scenario == "atm_change" then
+    local card = next_card()
+    local from, to = card.match, card.mismatch
+    if flipped[card.id] then from, to = to, from end
+    flipped[card.id] = not flipped[card.id]
+    return wrk.format("POST", "/v1/cards/" .. card.id .. "/pin/change", nil,
+      '{"pin_block":"' .. from .. '","new_pin_block":"' .. to .. '","format":"iso_4","zone_key_id":"' .. zone .. '"}')
   end
 end
 
@@ -100,6 +149,10 @@ local function expected(status, body)
   if scenario == "token_set" then return status == 201 or status == 204 end
   if scenario == "token_reveal" then return status == 201 or status == 200 end
   if scenario == "card_create" then return status == 201 end
+  if scenario == "card_lookup" then return status == 200 end
+  if scenario == "chip_scripts_none" then return status == 200 and body:find('"icc_response_data":null', 1, true) ~= nil end
+  if scenario == "chip_scripts_change" then return status == 200 and body:find('"icc_response_data":"72', 1, true) ~= nil end
+  if scenario == "atm_change" then return status == 200 and body:find('"result":"changed"', 1, true) ~= nil end
   return false
 end
 

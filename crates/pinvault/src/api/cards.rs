@@ -173,10 +173,7 @@ pub async fn list<S: Store>(
     auth: Auth,
     QueryParams(q): QueryParams<ListCards>,
 ) -> Result<Response, ApiError> {
-    let limit = q.limit.unwrap_or(20);
-    if !(1..=100).contains(&limit) {
-        return Err(ApiError::bad_request("`limit` must be from 1 to 100"));
-    }
+    let limit = ApiError::page_limit(q.limit)?;
     if let Some(x) = &q.external_id {
         check_external_id(x).map_err(|e| ApiError::bad_request(ApiError::from(e).detail))?;
     }

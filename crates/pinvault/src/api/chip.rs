@@ -70,10 +70,7 @@ pub async fn list_issuer_key_sets<S: Store>(
     auth: Auth,
     QueryParams(q): QueryParams<ListIssuerKeySets>,
 ) -> Result<Response, ApiError> {
-    let limit = q.limit.unwrap_or(20);
-    if !(1..=100).contains(&limit) {
-        return Err(ApiError::bad_request("`limit` must be from 1 to 100"));
-    }
+    let limit = ApiError::page_limit(q.limit)?;
     let page = app
         .store
         .list_issuer_key_sets(Some(&auth.program.id), limit, q.starting_after.as_deref())

@@ -132,6 +132,15 @@ impl ApiError {
         Self::new(StatusCode::BAD_REQUEST, Code::InvalidRequest, detail)
     }
 
+    /// A list's `limit`: 1 to 100, default 20.
+    pub fn page_limit(limit: Option<u32>) -> Result<u32, ApiError> {
+        let limit = limit.unwrap_or(20);
+        if !(1..=100).contains(&limit) {
+            return Err(ApiError::bad_request("`limit` must be from 1 to 100"));
+        }
+        Ok(limit)
+    }
+
     pub fn invalid(detail: impl Into<String>) -> Self {
         Self::new(
             StatusCode::UNPROCESSABLE_ENTITY,

@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 use super::error::ApiError;
 use super::extract::{Auth, JsonBody, PathId};
 use super::limits::Operation;
-use super::verify::{BlockBytes, parse_format, refused};
+use super::verify::{BlockBytes, block_request, refused};
 use super::views::Problem;
 use crate::app::App;
 use crate::app::pin_change::{AtmChange, ChangeError};
@@ -70,14 +70,7 @@ pub async fn change<S: Store>(
 ) -> Result<Response, ApiError> {
     super::limits::check(&app, Operation::Verify, &auth, &card_id)?;
     super::limits::check_decrypt_failures(&app, &auth, &card_id)?;
-    let format = parse_format(&body.format)?;
-    if !crate::domain::ids::is_id(&body.zone_key_id, "zpk_") {
-        return Err(ApiError::not_found("zone key for this program"));
-    }
-    let icc = match &body.icc_data {
-        Some(hex) => Some(crate::app::scripts::parse_icc_hex(hex.expose())?),
-        None => None,
-    };
+    let (format, icc) = block_request(&body.format, &body.zone_key_id, body.icc_data.as_ref())?;
     let (current, new) = (
         BlockBytes::decode(body.pin_block.expose()),
         BlockBytes::decode(body.new_pin_block.expose()),

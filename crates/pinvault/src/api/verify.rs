@@ -142,10 +142,26 @@ impl BlockBytes {
     }
 }
 
-/// A `format` as sent: `iso_0`, `iso_1`, `iso_3` or `iso_4`.
-pub(super) fn parse_format(text: &str) -> Result<Format, ApiError> {
-    text.parse()
-        .map_err(|_| ApiError::invalid("`format` must be iso_0, iso_1, iso_3 or iso_4"))
+/// What a request with PIN blocks names besides them, checked before anything
+/// is counted: the blocks' `format` (`iso_0`, `iso_1`, `iso_3` or `iso_4`),
+/// a well-formed zone key id (else the 404 of a key not granted), and the
+/// chip data, read.
+pub(super) fn block_request(
+    format: &str,
+    zone_key_id: &str,
+    icc_data: Option<&Sensitive<String>>,
+) -> Result<(Format, Option<emv::IccData>), ApiError> {
+    let format = format
+        .parse()
+        .map_err(|_| ApiError::invalid("`format` must be iso_0, iso_1, iso_3 or iso_4"))?;
+    if !crate::domain::ids::is_id(zone_key_id, "zpk_") {
+        return Err(ApiError::not_found("zone key for this program"));
+    }
+    let icc = match icc_data {
+        Some(hex) => Some(crate::app::scripts::parse_icc_hex(hex.expose())?),
+        None => None,
+    };
+    Ok((format, icc))
 }
 
 fn decryption_failed() -> ApiError {
@@ -231,14 +247,7 @@ pub async fn verify<S: Store>(
     let card = found.card()?;
     let auth = found.auth;
     super::limits::check_decrypt_failures(&app, &auth, &card.id)?;
-    let format = parse_format(&body.format)?;
-    if !crate::domain::ids::is_id(&body.zone_key_id, "zpk_") {
-        return Err(ApiError::not_found("zone key for this program"));
-    }
-    let icc = match &body.icc_data {
-        Some(hex) => Some(crate::app::scripts::parse_icc_hex(hex.expose())?),
-        None => None,
-    };
+    let (format, icc) = block_request(&body.format, &body.zone_key_id, body.icc_data.as_ref())?;
     let block = BlockBytes::decode(body.pin_block.expose());
     let pan = app.card_pan(&card).await?;
     let entered = Entered::Block {
@@ -320,10 +329,7 @@ pub async fn list_zone_keys<S: Store>(
     auth: Auth,
     QueryParams(q): QueryParams<ListZoneKeys>,
 ) -> Result<Response, ApiError> {
-    let limit = q.limit.unwrap_or(20);
-    if !(1..=100).contains(&limit) {
-        return Err(ApiError::bad_request("`limit` must be from 1 to 100"));
-    }
+    let limit = ApiError::page_limit(q.limit)?;
     let page = app
         .store
         .list_program_zone_keys(&auth.program.id, limit, q.starting_after.as_deref())

@@ -146,14 +146,6 @@ pub struct Page {
     starting_after: Option<String>,
 }
 
-fn limit(l: Option<u32>) -> Result<u32, ApiError> {
-    let l = l.unwrap_or(20);
-    if !(1..=100).contains(&l) {
-        return Err(ApiError::bad_request("`limit` must be from 1 to 100"));
-    }
-    Ok(l)
-}
-
 fn endpoint_view(e: &WebhookEndpointRow) -> EndpointView {
     EndpointView {
         id: e.id.clone(),
@@ -188,7 +180,7 @@ pub async fn list_events<S: Store>(
     auth: Auth,
     QueryParams(q): QueryParams<ListEvents>,
 ) -> Result<Response, ApiError> {
-    let limit = limit(q.limit)?;
+    let limit = ApiError::page_limit(q.limit)?;
     if let Some(t) = &q.kind {
         if EventType::parse(t).is_none() {
             return Err(ApiError::bad_request(format!(
@@ -322,7 +314,7 @@ pub async fn list_endpoints<S: Store>(
     auth: Auth,
     QueryParams(q): QueryParams<Page>,
 ) -> Result<Response, ApiError> {
-    let limit = limit(q.limit)?;
+    let limit = ApiError::page_limit(q.limit)?;
     let page = app
         .store
         .list_webhook_endpoints(&auth.program.id, limit, q.starting_after.as_deref())
@@ -382,7 +374,7 @@ pub async fn list_deliveries<S: Store>(
     PathId(id): PathId,
     QueryParams(q): QueryParams<Page>,
 ) -> Result<Response, ApiError> {
-    let limit = limit(q.limit)?;
+    let limit = ApiError::page_limit(q.limit)?;
     if !is_id(&id, ENDPOINT_PREFIX)
         || app
             .store

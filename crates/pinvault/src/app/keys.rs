@@ -281,27 +281,20 @@ pub async fn migrate_master<S: Store>(
     // `from` is caught by the next pass.
     for _ in 0..5 {
         let data = store.data_keys().await?;
-        let mut zones = Vec::new();
-        let mut after: Option<String> = None;
-        while let Some((rows, more)) = store.list_zone_keys(100, after.as_deref()).await? {
-            after = rows.last().map(|r| r.id.clone());
-            zones.extend(rows);
-            if !more {
-                break;
-            }
-        }
-        let mut issuer_sets = Vec::new();
-        let mut after: Option<String> = None;
-        while let Some((rows, more)) = store
-            .list_issuer_key_sets(None, 100, after.as_deref())
-            .await?
-        {
-            after = rows.last().map(|r| r.id.clone());
-            issuer_sets.extend(rows);
-            if !more {
-                break;
-            }
-        }
+        let zones = crate::store::every_page(
+            |after| async move { store.list_zone_keys(100, after.as_deref()).await },
+            |k: &crate::store::ZoneKeyRow| k.id.clone(),
+        )
+        .await?;
+        let issuer_sets = crate::store::every_page(
+            |after| async move {
+                store
+                    .list_issuer_key_sets(None, 100, after.as_deref())
+                    .await
+            },
+            |k: &crate::store::IssuerKeySetRow| k.id.clone(),
+        )
+        .await?;
         report.data_keys = data.len() as u64;
         report.zone_keys = zones.len() as u64;
         report.issuer_keys = 3 * issuer_sets.len() as u64;

@@ -218,21 +218,20 @@ impl<S: Store> App<S> {
     /// Says loudly which zone keys every program may use (imported before
     /// grants): run when a server starts.
     pub async fn warn_zone_keys_for_all(&self) -> Result<(), ServiceError> {
-        let mut after: Option<String> = None;
-        while let Some((rows, more)) = self.store.list_zone_keys(100, after.as_deref()).await? {
-            for k in rows.iter().filter(|k| k.grants == Grants::All) {
-                tracing::warn!(
-                    zone_key_id = %k.id,
-                    name = %k.name,
-                    "zone key imported before grants: every program may use it until it is granted \
-                     (`pinvault zone-keys grant {} --program PRG`)",
-                    k.id
-                );
-            }
-            after = rows.last().map(|r| r.id.clone());
-            if !more || after.is_none() {
-                break;
-            }
+        let store = &self.store;
+        let keys = crate::store::every_page(
+            |after| async move { store.list_zone_keys(100, after.as_deref()).await },
+            |k: &ZoneKeyRow| k.id.clone(),
+        )
+        .await?;
+        for k in keys.iter().filter(|k| k.grants == Grants::All) {
+            tracing::warn!(
+                zone_key_id = %k.id,
+                name = %k.name,
+                "zone key imported before grants: every program may use it until it is granted \
+                 (`pinvault zone-keys grant {} --program PRG`)",
+                k.id
+            );
         }
         Ok(())
     }

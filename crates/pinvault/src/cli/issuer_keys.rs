@@ -160,15 +160,19 @@ pub async fn issuer_keys(cmd: IssuerKeysCommand) -> Result<String, CliError> {
         }
         IssuerKeysCommand::List { program, data } => {
             let app = open_app(&data, String::new()).await?;
-            let mut out = Vec::new();
-            let mut after: Option<String> = None;
-            while let Some((rows, more)) = app
-                .store
-                .list_issuer_key_sets(program.as_deref(), 100, after.as_deref())
-                .await?
-            {
-                after = rows.last().map(|r| r.id.clone());
-                out.extend(rows.iter().map(|k| {
+            let (store, program) = (&app.store, program.as_deref());
+            let rows = crate::store::every_page(
+                |after| async move {
+                    store
+                        .list_issuer_key_sets(program, 100, after.as_deref())
+                        .await
+                },
+                |k: &crate::store::IssuerKeySetRow| k.id.clone(),
+            )
+            .await?;
+            let out: Vec<Value> = rows
+                .iter()
+                .map(|k| {
                     json!({
                         "id": k.id,
                         "program_id": k.program_id,
@@ -177,11 +181,8 @@ pub async fn issuer_keys(cmd: IssuerKeysCommand) -> Result<String, CliError> {
                         "kcv": kcv_json(&k.kcv),
                         "created_at": rfc3339(k.created_at),
                     })
-                }));
-                if !more {
-                    break;
-                }
-            }
+                })
+                .collect();
             Ok(pretty(&Value::Array(out)))
         }
     }

@@ -139,15 +139,15 @@ pub async fn zone_keys(cmd: ZoneKeysCommand) -> Result<String, CliError> {
         ZoneKeysCommand::Revoke(args) => change_grant(&args, false).await,
         ZoneKeysCommand::List { data } => {
             let app = open_app(&data, String::new()).await?;
-            let mut out = Vec::new();
-            let mut after: Option<String> = None;
-            loop {
-                let Some((rows, more)) = app.store.list_zone_keys(100, after.as_deref()).await?
-                else {
-                    break;
-                };
-                after = rows.last().map(|r| r.id.clone());
-                out.extend(rows.iter().map(|k| {
+            let store = &app.store;
+            let rows = crate::store::every_page(
+                |after| async move { store.list_zone_keys(100, after.as_deref()).await },
+                |k: &crate::store::ZoneKeyRow| k.id.clone(),
+            )
+            .await?;
+            let out: Vec<Value> = rows
+                .iter()
+                .map(|k| {
                     json!({
                         "id": k.id,
                         "name": k.name,
@@ -157,11 +157,8 @@ pub async fn zone_keys(cmd: ZoneKeysCommand) -> Result<String, CliError> {
                         "programs": grants_json(&k.grants),
                         "created_at": rfc3339(k.created_at),
                     })
-                }));
-                if !more {
-                    break;
-                }
-            }
+                })
+                .collect();
             Ok(pretty(&Value::Array(out)))
         }
     }

@@ -27,7 +27,7 @@ pub use backend::Backend;
 pub use catalogue::{
     AuditStore, CardStore, ChangeEffects, ChipStore, GrantChange, IssuerKeyStore, KeyStore,
     PinChangeOutcome, PinChangeRow, PinChangeStore, ProgramStore, REVERSIBLE_S, Resealable,
-    TokenStore, WebhookStore, ZoneKeyStore,
+    TokenStore, WebhookStore, ZoneKeyStore, every_page,
 };
 pub use error::{StoreError, StoreResult};
 pub use postgres::{PgSettings, PgStore, PgTls, PgTlsConnect, PgTlsStream, SslMode, TlsError};

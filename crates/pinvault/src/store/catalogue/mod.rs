@@ -21,6 +21,7 @@ pub use cards::{CardStore, ChangeEffects};
 pub use chips::ChipStore;
 pub use issuer_keys::IssuerKeyStore;
 pub use keys::{KeyStore, Resealable};
+pub use page::every as every_page;
 pub use pin_changes::{PinChangeOutcome, PinChangeRow, PinChangeStore, REVERSIBLE_S};
 pub use programs::ProgramStore;
 pub use tokens::TokenStore;

@@ -74,3 +74,22 @@ pub fn read<B: Backend, T: Send + 'static>(
         })
     })
 }
+
+/// Every row of a list, page after page (`page` reads the page after the
+/// given id), for the operator's commands and maintenance passes.
+pub async fn every<T, F, Fut>(mut page: F, id: fn(&T) -> String) -> StoreResult<Vec<T>>
+where
+    F: FnMut(Option<String>) -> Fut,
+    Fut: Future<Output = StoreResult<Option<(Vec<T>, bool)>>>,
+{
+    let mut out = Vec::new();
+    let mut after: Option<String> = None;
+    while let Some((rows, more)) = page(after.take()).await? {
+        after = rows.last().map(id);
+        out.extend(rows);
+        if !more || after.is_none() {
+            break;
+        }
+    }
+    Ok(out)
+}

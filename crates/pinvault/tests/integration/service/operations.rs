@@ -216,6 +216,7 @@ fn openapi_document_matches_the_routes() {
         ("/v1/pin-changes/{id}/reverse", "post"),
         ("/v1/issuer-key-sets", "get"),
         ("/v1/cards/{id}/chip/unblock-offline-pin", "post"),
+        ("/v1/cards/{id}/chip/scripts", "post"),
         ("/v1/test/cards/{id}/pin/verify", "post"),
         ("/v1/zone-keys", "get"),
         ("/v1/events", "get"),

@@ -205,7 +205,7 @@ fn bad_changes_count_nothing() {
     assert_eq!((r.status, r.code()), (404, "not_found"), "{}", r.body);
     // With well-formed chip data on a card without a chip: changed, no script.
     let body = format!(
-        r#"{{"pin_block":"{}","new_pin_block":"{new}","format":"iso_4","zone_key_id":"{zpk}","icc_data":"9F2608AABBCCDDEEFF0011"}}"#,
+        r#"{{"pin_block":"{}","new_pin_block":"{new}","format":"iso_4","zone_key_id":"{zpk}","icc_data":"9F2608AABBCCDDEEFF00119F36020042"}}"#,
         v.enciphered
     );
     let r = s.post(&format!("/v1/cards/{c}/pin/change"), &key, &body);
