@@ -76,12 +76,19 @@ impl<S: Store> App<S> {
         rand::Rng::fill(&mut rand::rng(), &mut id);
         let new_id = hex_upper(&id);
         let at = now();
-        let next = move |card: &CardRow| plan(card, &results, offline_pin_blocked, &new_id, at);
-        let card = self
-            .store
-            .change_card_chip(&caller.program.id, card_id, at, next)
-            .await?
-            .ok_or(AppError::NotFound("card"))?;
+        // Nothing to record (no result for the live script, nothing newly
+        // blocked, the script to send already live or none): read only, the
+        // common case at authorization. Otherwise decided again on the card
+        // under its lock.
+        let card = if plan(&card, &results, offline_pin_blocked, &new_id, at).is_none() {
+            card
+        } else {
+            let next = move |card: &CardRow| plan(card, &results, offline_pin_blocked, &new_id, at);
+            self.store
+                .change_card_chip(&caller.program.id, card_id, at, next)
+                .await?
+                .ok_or(AppError::NotFound("card"))?
+        };
         let Some(chip) = &card.chip else {
             return Ok(ScriptAnswer::default());
         };
