@@ -98,10 +98,15 @@ pub async fn change<S: Store>(
     app.metrics.verification(answer.verdict.outcome.as_str());
     // With chip data on a chip card: the script for what is pending (after a
     // change, the new PIN), so the chip changes at the same moment.
-    let card = app.find_card(&auth, &card_id).await?;
-    let icc_response_data = super::verify::chip_answer(&app, &auth, &card, icc.as_ref())
-        .await?
-        .flatten();
+    let icc_response_data = match &icc {
+        None => None,
+        Some(icc) => {
+            let card = app.find_card(&auth, &card_id).await?;
+            super::verify::chip_answer(&app, &auth, &card, Some(icc))
+                .await?
+                .flatten()
+        }
+    };
     Ok(axum::Json(ChangeResult {
         result,
         remaining_tries: answer.verdict.remaining_tries,

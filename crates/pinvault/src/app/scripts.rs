@@ -131,13 +131,11 @@ impl<S: Store> App<S> {
             smi: key(Part::Smi)?,
             smc: key(Part::Smc)?,
         };
-        let cvn = emv::Cvn::parse(set.cvn.as_str())
-            .map_err(|_| AppError::Invalid("unknown CVN".into()))?;
         let psn = emv::Psn::parse(&chip.pan_sequence_number)
             .map_err(|_| AppError::Invalid("bad PAN sequence number".into()))?;
         let pan = self.card_pan(card).await?;
         let ctx = emv::ScriptContext {
-            cvn,
+            cvn: set.cvn,
             keys: &keys,
             pan: &pan,
             psn,

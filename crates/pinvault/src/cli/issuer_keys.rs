@@ -5,10 +5,9 @@
 
 use clap::{Subcommand, ValueEnum};
 use serde_json::{Value, json};
-use zeroize::Zeroizing;
 
 use super::data::{DataArgs, open_app};
-use super::output::{CliError, pretty};
+use super::output::{CliError, pretty, read_components};
 use crate::app::issuer_keys::{KeyInput, kcv_json};
 use crate::domain::chip::Cvn;
 use crate::domain::time::rfc3339;
@@ -88,27 +87,6 @@ pub enum IssuerKeysCommand {
         #[command(flatten)]
         data: DataArgs,
     },
-}
-
-/// Components as given, each `-` read as one line of standard input.
-fn read_components(flag: &str, given: Vec<String>) -> Result<Vec<Zeroizing<String>>, CliError> {
-    let mut out = Vec::with_capacity(given.len());
-    for (i, c) in given.into_iter().enumerate() {
-        let c = Zeroizing::new(c);
-        if c.as_str() == "-" {
-            let mut line = Zeroizing::new(String::new());
-            std::io::stdin().read_line(&mut line).map_err(|e| {
-                CliError::Refused(format!(
-                    "reading {flag} component {} from stdin: {e}",
-                    i + 1
-                ))
-            })?;
-            out.push(Zeroizing::new(line.trim().to_owned()));
-        } else {
-            out.push(c);
-        }
-    }
-    Ok(out)
 }
 
 pub async fn issuer_keys(cmd: IssuerKeysCommand) -> Result<String, CliError> {

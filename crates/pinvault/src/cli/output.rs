@@ -2,6 +2,7 @@
 //! on stderr) and writing to stdout and stderr.
 
 use serde_json::Value;
+use zeroize::Zeroizing;
 
 /// A command's failure, printed after `error: ` on stderr.
 #[derive(Debug)]
@@ -92,4 +93,25 @@ pub(super) fn err(e: impl std::fmt::Display) -> CliError {
 /// A JSON result as the operator commands print it.
 pub(super) fn pretty(v: &Value) -> String {
     serde_json::to_string_pretty(v).unwrap_or_default()
+}
+
+/// Components as given, each `-` read as one line of standard input.
+pub fn read_components(flag: &str, given: Vec<String>) -> Result<Vec<Zeroizing<String>>, CliError> {
+    let mut out = Vec::with_capacity(given.len());
+    for (i, c) in given.into_iter().enumerate() {
+        let c = Zeroizing::new(c);
+        if c.as_str() == "-" {
+            let mut line = Zeroizing::new(String::new());
+            std::io::stdin().read_line(&mut line).map_err(|e| {
+                CliError::Refused(format!(
+                    "reading {flag} component {} from stdin: {e}",
+                    i + 1
+                ))
+            })?;
+            out.push(Zeroizing::new(line.trim().to_owned()));
+        } else {
+            out.push(c);
+        }
+    }
+    Ok(out)
 }

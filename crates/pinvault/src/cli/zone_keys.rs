@@ -4,10 +4,9 @@
 
 use clap::{Subcommand, ValueEnum};
 use serde_json::{Value, json};
-use zeroize::Zeroizing;
 
 use super::data::{DataArgs, open_app};
-use super::output::{CliError, pretty};
+use super::output::{CliError, pretty, read_components};
 use crate::app::zone_keys::grants_json;
 use crate::domain::time::rfc3339;
 use crate::domain::zone_key::Usage;
@@ -114,19 +113,7 @@ pub async fn zone_keys(cmd: ZoneKeysCommand) -> Result<String, CliError> {
                 UsageArg::Verify => Usage::Verify,
                 UsageArg::Export => Usage::Export,
             };
-            let mut clear = Vec::with_capacity(components.len());
-            for (i, c) in components.into_iter().enumerate() {
-                let c = Zeroizing::new(c);
-                if c.as_str() == "-" {
-                    let mut line = Zeroizing::new(String::new());
-                    std::io::stdin().read_line(&mut line).map_err(|e| {
-                        CliError::Refused(format!("reading component {} from stdin: {e}", i + 1))
-                    })?;
-                    clear.push(Zeroizing::new(line.trim().to_owned()));
-                } else {
-                    clear.push(c);
-                }
-            }
+            let clear = read_components("--component", components)?;
             let app = open_app(&data, String::new()).await?;
             let imported = app
                 .import_zone_key(name, algorithm, &clear, kcv.as_deref(), &programs, usage)

@@ -54,7 +54,7 @@ fn decode(r: Row<'_>) -> DbResult<IssuerKeySetRow> {
         id: r.string(0)?,
         program_id: r.string(1)?,
         name: r.string(2)?,
-        cvn: Cvn::parse(r.str(3)?).ok_or_else(|| bad("cvn"))?,
+        cvn: Cvn::parse(r.str(3)?).map_err(|_| bad("cvn"))?,
         kcv: [r.string(4)?, r.string(5)?, r.string(6)?],
         wrapped: [r.bytes(7)?, r.bytes(8)?, r.bytes(9)?],
         created_at: r.time(10)?,
