@@ -24,7 +24,9 @@
 -- match that did not answer "match") is an error; the first few are printed.
 -- done() prints one line `RESULT key=value …` that scripts/benchmark reads.
 local scenario, cards, device, zone
-local i, turn, errors, shown = 0, 0, 0, 0
+local i, turn, shown = 0, 0, 0
+-- A global, not a local: done() reads it from each thread with t:get().
+errors = 0
 local queue, qhead, qtail = {}, 1, 0
 local threads = {}
 

@@ -340,3 +340,44 @@ fn template_of_a_pin_change() {
     );
     assert_eq!(format!("{script:?}"), "IssuerScript(<32 bytes>)");
 }
+
+#[test]
+fn the_readme_worked_example() {
+    // README "Chip cards": a real exchange with the server, checked with
+    // pyemv 1.5.0 (MasterCardCVN16(...).generate_pin_change_command): if this
+    // fails, the README's example is no longer what pinvault answers.
+    let keys = IssuerMasterKeys {
+        ac: key(K0),
+        smi: key("11111111111111112222222222222222"),
+        smc: key("33333333333333334444444444444444"),
+    };
+    let pan = Pan::new("5413330089020011").unwrap();
+    let ctx = ScriptContext {
+        cvn: Cvn::Mastercard16,
+        keys: &keys,
+        pan: &pan,
+        psn: Psn::parse("01").unwrap(),
+        atc: arr("0042"),
+        arqc: arr("9A3B5C7D1E2F4A6B"),
+    };
+    let script = issuer_script(arr("B3560B20"), &ctx.change_pin(&Pin::new("4321").unwrap()));
+    assert_eq!(
+        up(script.as_bytes()),
+        "721E9F1804B3560B2086158424000210B6AEBE8BA740195974A3382A3C0FCD9F"
+    );
+    let icc = emv::parse_icc_data(&hex(
+        "9F26089A3B5C7D1E2F4A6B9F2701809F36020042950500000000009F10120110A00003220000000000000000000000FF",
+    ))
+    .unwrap();
+    assert_eq!((icc.arqc, icc.atc), (arr("9A3B5C7D1E2F4A6B"), arr("0042")));
+    let next = emv::parse_icc_data(&hex(
+        "9F260811223344556677AA9F2701809F360200439F5B0520B3560B20",
+    ))
+    .unwrap();
+    assert_eq!(next.script_results.len(), 1);
+    assert_eq!(next.script_results[0].script_id, arr::<4>("B3560B20"));
+    assert_eq!(
+        next.script_results[0].outcome,
+        emv::ScriptOutcome::Successful
+    );
+}

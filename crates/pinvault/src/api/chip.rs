@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::error::ApiError;
-use super::extract::{Auth, PathId, QueryParams};
+use super::extract::{Auth, AuthCard, PathId, QueryParams};
 use super::views::Problem;
 use crate::app::App;
 use crate::store::{IssuerKeySetRow, Store};
@@ -133,13 +133,13 @@ pub struct ScriptResponse {
     security(("api_key" = [])))]
 pub async fn scripts<S: Store>(
     State(app): State<Arc<App<S>>>,
-    auth: Auth,
-    PathId(card_id): PathId,
+    mut found: AuthCard,
     super::extract::JsonBody(body): super::extract::JsonBody<ScriptRequest>,
 ) -> Result<Response, ApiError> {
     let icc = crate::app::scripts::parse_icc_hex(body.icc_data.expose())?;
+    let card = found.card()?;
     let answer = app
-        .chip_scripts(&auth, &card_id, &icc, body.offline_pin_blocked)
+        .chip_scripts(&found.auth, card, &icc, body.offline_pin_blocked)
         .await?;
     Ok(axum::Json(ScriptResponse {
         icc_response_data: answer.icc_response_data,

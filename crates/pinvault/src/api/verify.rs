@@ -207,7 +207,7 @@ pub(super) async fn chip_answer<S: Store>(
     if card.chip.is_none() {
         return Ok(Some(None));
     }
-    let answer = app.chip_scripts(caller, &card.id, icc, false).await?;
+    let answer = app.chip_scripts(caller, card.clone(), icc, false).await?;
     Ok(Some(answer.icc_response_data))
 }
 

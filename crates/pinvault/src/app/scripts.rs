@@ -53,15 +53,17 @@ fn reported(o: emv::ScriptOutcome) -> Reported {
 
 impl<S: Store> App<S> {
     /// Applies the chip's script results and `offline_pin_blocked`, then makes
-    /// the script for the first pending command (none: `null`).
+    /// the script for the first pending command (none: `null`). `card` is the
+    /// caller's card as read for this request (from the read cache where it
+    /// is held): what it shows decides whether anything is written; a write
+    /// decides again on the card under its lock.
     pub async fn chip_scripts(
         &self,
         caller: &Caller,
-        card_id: &str,
+        card: CardRow,
         icc: &emv::IccData,
         offline_pin_blocked: bool,
     ) -> AppResult<ScriptAnswer> {
-        let card = self.find_card(caller, card_id).await?;
         if card.chip.is_none() {
             return Err(AppError::Invalid(
                 "this card has no chip data: there is no chip to script".into(),
@@ -85,7 +87,7 @@ impl<S: Store> App<S> {
         } else {
             let next = move |card: &CardRow| plan(card, &results, offline_pin_blocked, &new_id, at);
             self.store
-                .change_card_chip(&caller.program.id, card_id, at, next)
+                .change_card_chip(&caller.program.id, &card.id, at, next)
                 .await?
                 .ok_or(AppError::NotFound("card"))?
         };

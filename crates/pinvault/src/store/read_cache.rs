@@ -44,6 +44,8 @@ const WAL_INDEX_VERSION: u32 = 3_007_000;
 const MAX_CARDS: usize = 16_384;
 /// API keys (one or a few per program; when full, the keys start again empty).
 const MAX_KEYS: usize = 1_024;
+/// Card lookups by PAN hash (when full, they start again empty).
+const MAX_LOOKUPS: usize = 16_384;
 /// How often the `-shm` file opened is checked to be still the one at its path.
 const RECHECK: Duration = Duration::from_secs(1);
 
@@ -71,6 +73,22 @@ struct Entries {
     cards: HashMap<String, CardRow>,
     /// Card ids in the order they were put in: when full, the oldest goes.
     order: VecDeque<String>,
+    /// The cards found by a lookup: keyed by the program and the keyed PAN
+    /// hashes asked (never the PAN).
+    lookups: HashMap<Vec<u8>, Vec<CardRow>>,
+}
+
+/// The key of a lookup in the cache: the program, then each lookup key
+/// version with its hash.
+pub(crate) fn lookup_key(program_id: &str, hashes: &[(u32, Vec<u8>)]) -> Vec<u8> {
+    let mut key = Vec::with_capacity(program_id.len() + 1 + hashes.len() * 36);
+    key.extend_from_slice(program_id.as_bytes());
+    key.push(0);
+    for (version, hash) in hashes {
+        key.extend_from_slice(&version.to_be_bytes());
+        key.extend_from_slice(hash);
+    }
+    key
 }
 
 impl std::fmt::Debug for ReadCache {
@@ -166,6 +184,45 @@ impl ReadCache {
             .filter(|c| c.program_id == program.id)
             .cloned();
         (Some((key.clone(), program.clone())), card)
+    }
+
+    /// The cards a lookup found under this stamp, if held (and drops
+    /// everything when the database has changed, as [`ReadCache::get`] does).
+    pub(crate) fn get_lookup(&self, stamp: &Stamp, key: &[u8]) -> Option<Vec<CardRow>> {
+        let mut state = self.lock();
+        if state.stamp != *stamp {
+            state.stamp = *stamp;
+            let old = std::mem::take(&mut state.entries);
+            drop(state);
+            drop(old);
+            return None;
+        }
+        state.entries.lookups.get(key).cloned()
+    }
+
+    /// Keeps what a lookup found, read after `stamp` was, from the second
+    /// time it is read (as cards are). Nothing found is not kept: a PAN the
+    /// program does not have is looked up every time.
+    pub(crate) fn put_lookup(&self, stamp: &Stamp, key: Vec<u8>, cards: &[CardRow]) {
+        let mut state = self.lock();
+        if state.stamp != *stamp || cards.is_empty() {
+            return;
+        }
+        let state = &mut *state;
+        if !state.entries.lookups.contains_key(&key) {
+            let seen = state.hasher.hash_one(&key);
+            if !state.seen.remove(&seen) {
+                if state.seen.len() >= MAX_CARDS {
+                    state.seen.clear();
+                }
+                state.seen.insert(seen);
+                return;
+            }
+            if state.entries.lookups.len() >= MAX_LOOKUPS {
+                state.entries.lookups.clear();
+            }
+        }
+        state.entries.lookups.insert(key, cards.to_vec());
     }
 
     /// Keeps rows read after `stamp` was: only if the database has not changed
@@ -382,6 +439,44 @@ mod tests {
         assert!(cache.get(&s2, &[7; 32], Some("card_0")).1.is_none());
         let last = format!("card_{}", MAX_CARDS + 9);
         assert!(cache.get(&s2, &[7; 32], Some(&last)).1.is_some());
+    }
+
+    #[test]
+    fn lookups_are_held_from_their_second_reading_until_a_commit() {
+        let (path, conn) = db("lookups");
+        let cache = ReadCache::new(&path);
+        let s1 = cache.stamp().unwrap();
+        let key = lookup_key("prg_a", &[(1, vec![9; 32])]);
+        let other = lookup_key("prg_b", &[(1, vec![9; 32])]);
+        assert_ne!(key, other, "the program is part of the key");
+        let found = vec![card("card_1", "prg_a"), card("card_2", "prg_a")];
+        assert!(cache.get_lookup(&s1, &key).is_none());
+        cache.put_lookup(&s1, key.clone(), &found);
+        assert!(
+            cache.get_lookup(&s1, &key).is_none(),
+            "held from the second reading"
+        );
+        cache.put_lookup(&s1, key.clone(), &found);
+        let held = cache.get_lookup(&s1, &key).unwrap();
+        assert_eq!(
+            held.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(),
+            ["card_1", "card_2"]
+        );
+        assert!(cache.get_lookup(&s1, &other).is_none());
+        // Nothing found is never held.
+        cache.put_lookup(&s1, other.clone(), &[]);
+        cache.put_lookup(&s1, other.clone(), &[]);
+        assert!(cache.get_lookup(&s1, &other).is_none());
+        // A commit empties it.
+        conn.execute("INSERT INTO t VALUES (1)", []).unwrap();
+        let s2 = cache.stamp().unwrap();
+        assert!(cache.get_lookup(&s2, &key).is_none());
+        cache.put_lookup(&s1, key.clone(), &found);
+        cache.put_lookup(&s1, key.clone(), &found);
+        assert!(
+            cache.get_lookup(&s2, &key).is_none(),
+            "rows read under an old stamp are not kept"
+        );
     }
 
     #[test]

@@ -174,7 +174,8 @@ fn no_pin_or_pan_is_left_anywhere() {
             &json!({"url": format!("http://127.0.0.1:{port}/hook"), "events": [
                 "card.created", "pin.token_created", "pin.changed", "pin.staged",
                 "pin.stage_failed", "pin.revealed", "pin.verification_failed",
-                "pin.blocked", "pin.unblocked"]})
+                "pin.blocked", "pin.unblocked", "pin.chip_updated",
+                "pin.chip_update_failed", "pin.offline_blocked", "pin.change_reversed"]})
             .to_string(),
         );
         assert_eq!(r.status, 201, "{}", r.body);
@@ -328,6 +329,94 @@ fn no_pin_or_pan_is_left_anywhere() {
     assert_eq!(r.status, 200, "{}", r.body);
     assert!(r.body["encrypted_pin"].is_string(), "{}", r.body);
 
+    // Chip cards and the ATM (issue 20): the issuer master keys given to the
+    // CLI, the PIN blocks of an ATM change and the issuer scripts answered
+    // (which carry the PIN enciphered) are in no log, row or event.
+    let imks = [
+        "5e1f0a9c3b7d2e4f6a8c0b1d3e5f7a9c",
+        "a1c3e5f70b2d4f6e8a9c1b3d5e7f9a0c",
+        "0f2e4d6c8b9a1c3e5f7a9b0d2c4e6f8a",
+    ];
+    for k in imks {
+        s.mark(k);
+        s.mark(&k.to_uppercase());
+    }
+    let iks = s.cli_json(&[
+        "issuer-keys",
+        "import",
+        "--program",
+        &s.program_of(&live),
+        "--name",
+        "canary",
+        "--cvn",
+        "mastercard_16",
+        "--imk-ac",
+        imks[0],
+        "--imk-smi",
+        imks[1],
+        "--imk-smc",
+        imks[2],
+    ])["issuer_key_set_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let pan_e = luhn("547392018465203");
+    let r = s.post(
+        "/v1/cards",
+        &live,
+        &json!({"pan": pan_e, "pin": {"pin": "5927048163"},
+            "chip": {"issuer_key_set_id": iks, "pan_sequence_number": "01"}})
+        .to_string(),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let card_e = r.body["id"].as_str().unwrap().to_owned();
+    let atm_pin = "6182739405";
+    s.mark(atm_pin);
+    let (current, new) = (
+        cli_block("iso_4", "5927048163", &pan_e, zone_hex),
+        cli_block("iso_4", atm_pin, &pan_e, zone_hex),
+    );
+    for block in [&current, &new] {
+        s.mark(block);
+        s.mark(&block.to_lowercase());
+    }
+    let de55 = "9F2608A1B2C3D4E5F607189F360200429F27018095050000000000";
+    let r = s.post(
+        &format!("/v1/cards/{card_e}/pin/change"),
+        &live,
+        &json!({"pin_block": current, "new_pin_block": new, "format": "iso_4",
+            "zone_key_id": zpk, "icc_data": de55})
+        .to_string(),
+    );
+    assert_eq!(r.body["result"], "changed", "{}", r.body);
+    let script = r.body["icc_response_data"].as_str().unwrap().to_owned();
+    s.mark(&script);
+    // The enciphered PIN and MAC inside the script on their own.
+    s.mark(&script[script.len() - 32..]);
+    let change_id = r.body["change_id"].as_str().unwrap().to_owned();
+    let r = s.post(&format!("/v1/pin-changes/{change_id}/reverse"), &live, "{}");
+    assert_eq!(r.status, 204, "{}", r.body);
+    let r = s.post(
+        &format!("/v1/cards/{card_e}/chip/scripts"),
+        &live,
+        &json!({"icc_data": de55, "offline_pin_blocked": true}).to_string(),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let script = r.body["icc_response_data"].as_str().unwrap().to_owned();
+    s.mark(&script);
+    s.mark(&script[script.len() - 32..]);
+    // The chip reports the script failed, then that it succeeded.
+    let id = &script[10..18];
+    for result in ["10", "20"] {
+        let icc = format!("{de55}9F5B05{result}{id}");
+        let r = s.post(
+            &format!("/v1/cards/{card_e}/chip/scripts"),
+            &live,
+            &json!({"icc_data": icc, "offline_pin_blocked": false}).to_string(),
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+
     // The planted value: stored by design, so the scan must find it.
     let planted = "7391046285519264";
     let r = s.post(
@@ -342,7 +431,8 @@ fn no_pin_or_pan_is_left_anywhere() {
         .iter()
         .map(String::as_str)
         .chain(pins)
-        .chain([too_long, bad_pan.as_str()])
+        .chain([too_long, bad_pan.as_str(), pan_e.as_str(), atm_pin])
+        .chain(imks)
     {
         assert!(canaries.contains(v), "{v} was not registered: {canaries:?}");
     }

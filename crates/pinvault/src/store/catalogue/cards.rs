@@ -12,6 +12,7 @@ use crate::store::backend::Backend;
 use crate::store::db::{Db, DbResult, Sql, all, args, sql, vals};
 use crate::store::decode::{self, card_cols, select};
 use crate::store::error::StoreResult;
+use crate::store::read_cache;
 use crate::store::rows::{CardRow, CardStatus, Created, Effects, IdemRow};
 
 const INSERT_CARD: Sql = sql!(
@@ -139,19 +140,34 @@ pub trait CardStore: Backend {
         program_id: &str,
         hashes: Vec<(u32, Vec<u8>)>,
     ) -> impl Future<Output = StoreResult<Vec<CardRow>>> + Send {
-        self.read_short(
-            (program_id.to_owned(), hashes),
-            |db, (program_id, hashes)| {
-                Box::pin(async move {
-                    let mut out = Vec::new();
-                    for (version, hash) in hashes {
-                        let args = args![hash, *version, program_id.as_str()];
-                        out.extend(all(db, &CARDS_BY_PAN_HASH, &args, decode::card).await?);
-                    }
-                    Ok(out)
+        let program_id = program_id.to_owned();
+        async move {
+            // Held between commits like the cards a path names (SQLite).
+            let cache = self.read_cache();
+            let stamp = cache.and_then(|c| c.stamp());
+            let key = stamp.map(|_| read_cache::lookup_key(&program_id, &hashes));
+            if let (Some(cache), Some(stamp), Some(key)) = (cache, &stamp, &key) {
+                if let Some(cards) = cache.get_lookup(stamp, key) {
+                    return Ok(cards);
+                }
+            }
+            let found = self
+                .read_short((program_id, hashes), |db, (program_id, hashes)| {
+                    Box::pin(async move {
+                        let mut out = Vec::new();
+                        for (version, hash) in hashes {
+                            let args = args![hash, *version, program_id.as_str()];
+                            out.extend(all(db, &CARDS_BY_PAN_HASH, &args, decode::card).await?);
+                        }
+                        Ok(out)
+                    })
                 })
-            },
-        )
+                .await?;
+            if let (Some(cache), Some(stamp), Some(key)) = (cache, &stamp, key) {
+                cache.put_lookup(stamp, key, &found);
+            }
+            Ok(found)
+        }
     }
 
     /// A card whatever its program: only for the hosted widgets, which reach the
