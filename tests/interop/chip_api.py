@@ -15,7 +15,11 @@ CVNs, PANs, PAN sequence numbers, ATCs, ARQCs and PINs:
 - an ATM PIN change (ISO 4 blocks by psec) with chip data answers the PIN
   CHANGE script for the new PIN in the same response; a verification with chip
   data and nothing pending answers null;
-- malformed DE 55 is 422 and changes nothing.
+- malformed DE 55 is 422 and changes nothing;
+- races: twelve hosts asking for one card's script at once get one script id
+  (each answer pyemv's for its own ARQC and ATC); a PIN change after a script
+  went out makes it dead (its success ends nothing; the next script carries
+  the newer PIN).
 
     python3 tests/interop/chip_api.py target/debug/pinvault [ROUNDS]
 """
@@ -251,6 +255,56 @@ try:
             status, body = scripts(key, card, bad)
             check(f"{tag} malformed {bad[:12]}", (status, body.get("code")), (422, "invalid_request"))
         check(f"{tag} malformed changes nothing", chip_of(key, card), before)
+
+    # Races, from outside (issue 20): many hosts asking for one card's script
+    # at the same moment get one command between them (one script id, each
+    # answer byte for byte pyemv's for its own ARQC and ATC); a PIN change
+    # after a script went out makes that script dead: the chip's success for
+    # it ends nothing, and the next script carries the newer PIN.
+    from concurrent.futures import ThreadPoolExecutor
+    for round_ in range(max(1, ROUNDS // 2)):
+        name = rng.choice(list(CVNS))
+        ac, smi, smc = (secrets.token_bytes(16) for _ in range(3))
+        iks = cli("issuer-keys", "import", "--program", program, "--name", f"race {round_}", "--cvn", name,
+                  "--imk-ac", ac.hex(), "--imk-smi", smi.hex(), "--imk-smc", smc.hex())["issuer_key_set_id"]
+        pan, psn, pin = luhn_pan(16), digits(2), random_pin()
+        ref = CVNS[name](ac, smi, smc, pan, psn)
+        status, body = call("POST", "/v1/cards", key, {"pan": pan, "pin": {"pin": pin},
+                            "chip": {"issuer_key_set_id": iks, "pan_sequence_number": psn}})
+        card = body["id"]
+        tag = f"race {name} {round_}"
+        new_pin = random_pin()
+        set_pin(key, card, new_pin)
+        asks = [(secrets.token_bytes(8), secrets.token_bytes(2)) for _ in range(12)]
+        with ThreadPoolExecutor(max_workers=12) as pool:
+            answers = list(pool.map(lambda a: scripts(key, card, de55(*a)), asks))
+        ids = set()
+        for (arqc, atc), (status, body) in zip(asks, answers):
+            got = bytes.fromhex(body.get("icc_response_data") or "")
+            sid = tlv.decode(got)["72"]["9F18"] if got else b""
+            ids.add(sid)
+            want = tlv.encode({"72": {"9F18": sid, "86": ref.generate_pin_change_command(
+                new_pin, tag_9f26=arqc, tag_9f36=atc)}})
+            check(f"{tag} concurrent script", (status, got.hex().upper()), (200, want.hex().upper()))
+        check(f"{tag} one script id among concurrent hosts", len(ids), 1)
+        dead = ids.pop()
+        # The PIN changes again while that script is out.
+        newer = random_pin()
+        while newer == new_pin:
+            newer = random_pin()
+        set_pin(key, card, newer)
+        arqc, atc = secrets.token_bytes(8), secrets.token_bytes(2)
+        status, body = scripts(key, card, de55(arqc, atc, b"\x20" + dead))
+        check(f"{tag} a dead script's success ends nothing", body.get("commands"), ["change_pin"])
+        got = bytes.fromhex(body.get("icc_response_data") or "")
+        sid = tlv.decode(got)["72"]["9F18"] if got else b""
+        check(f"{tag} a new script id after the change", sid != dead, True)
+        want = tlv.encode({"72": {"9F18": sid, "86": ref.generate_pin_change_command(
+            newer, tag_9f26=arqc, tag_9f36=atc)}})
+        check(f"{tag} the script carries the newer PIN", got.hex().upper(), want.hex().upper())
+        check(f"{tag} still pending", chip_of(key, card)["offline_pin"], "update_pending")
+        scripts(key, card, de55(arqc, atc, b"\x20" + sid))
+        check(f"{tag} its own success ends it", chip_of(key, card)["offline_pin"], "in_sync")
 
     # A card without chip data has no scripts.
     status, body = call("POST", "/v1/cards", key, {"pan": luhn_pan(16)})
