@@ -30,10 +30,11 @@ pub enum EventType {
     PinChipUpdated,
     PinChipUpdateFailed,
     PinOfflineBlocked,
+    PinExported,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 13] = [
+    pub const ALL: [EventType; 14] = [
         EventType::CardCreated,
         EventType::PinTokenCreated,
         EventType::PinChanged,
@@ -47,6 +48,7 @@ impl EventType {
         EventType::PinChipUpdated,
         EventType::PinChipUpdateFailed,
         EventType::PinOfflineBlocked,
+        EventType::PinExported,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -64,6 +66,7 @@ impl EventType {
             EventType::PinChipUpdated => "pin.chip_updated",
             EventType::PinChipUpdateFailed => "pin.chip_update_failed",
             EventType::PinOfflineBlocked => "pin.offline_blocked",
+            EventType::PinExported => "pin.exported",
         }
     }
 

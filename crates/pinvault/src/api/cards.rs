@@ -14,6 +14,7 @@ use super::extract::{Auth, AuthCard, JsonBody, PathId, QueryParams};
 use super::idempotency::{self, Idempotency};
 use super::views::{CardList, CardView, PinStatusView, Problem};
 use crate::app::App;
+use crate::app::cards::InitialPin;
 use crate::app::cards::{CardInput, ChipInput, check_external_id};
 use crate::app::pin::PinText;
 use crate::domain::sensitive::Sensitive;
@@ -56,11 +57,21 @@ impl From<&ChipBody> for ChipInput {
     }
 }
 
-/// A PIN given at card creation: in clear (`allow_plaintext_pin` only) or as a
-/// JWE encrypted to the service's published key.
+/// A PIN given at card creation: in clear (`allow_plaintext_pin` only), as a
+/// JWE encrypted to the service's published key, or an existing card's PIN as
+/// an ISO 9564 PIN block under a zone key of usage `verify` (portfolio
+/// migration). Exactly one of `pin`, `encrypted` and `pin_block`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PinInput {
+    /// The enciphered PIN block in hex (with `format` and `zone_key_id`).
+    #[schema(value_type = Option<String>, max_length = 64)]
+    pin_block: Option<Sensitive<String>>,
+    /// With `pin_block`: `iso_0`, `iso_1`, `iso_3` or `iso_4`.
+    #[schema(pattern = "^iso_[0134]$")]
+    format: Option<String>,
+    /// With `pin_block`: the zone key it is enciphered under (`zpk_…`).
+    zone_key_id: Option<String>,
     /// The PIN in clear: only where the program has `allow_plaintext_pin`.
     #[schema(value_type = Option<String>)]
     pin: Option<Sensitive<String>>,
@@ -101,10 +112,11 @@ pub struct ListCards {
     params(("Idempotency-Key" = Option<String>, Header, pattern = "^[\\x21-\\x7E]{1,255}$", description = "Replays the first response for 24 h")),
     responses(
         (status = 201, description = "Created", body = CardView),
-        (status = 403, description = "`plaintext_not_allowed`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`plaintext_not_allowed`; `forbidden`: `pin.zone_key_id` is of usage `export`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: `pin.zone_key_id` names no zone key granted to this program", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`idempotency_conflict`", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "`unsupported_media_type`", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`invalid_pan`, `invalid_pin`, `weak_pin`, `decryption_failed` (`pin.encrypted` cannot be used), `invalid_request`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`invalid_pan`, `invalid_pin`, `weak_pin`, `decryption_failed` (`pin.encrypted` or `pin.pin_block` cannot be used), `invalid_request`", body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = [])))]
 pub async fn create<S: Store>(
@@ -123,19 +135,7 @@ pub async fn create<S: Store>(
         serde_json::from_value(raw).map_err(|e| ApiError::invalid(super::safe_message(&e)))?;
     let pin = match body.pin {
         None => None,
-        Some(PinInput {
-            pin: Some(text),
-            encrypted: None,
-        }) => Some(PinText::Clear(text.into_inner())),
-        Some(PinInput {
-            pin: None,
-            encrypted: Some(jwe),
-        }) => Some(PinText::Encrypted(jwe)),
-        Some(_) => {
-            return Err(ApiError::invalid(
-                "`pin` must have exactly one of `pin` and `encrypted`",
-            ));
-        }
+        Some(p) => Some(initial_pin(p)?),
     };
     let input = CardInput {
         pan: body.pan.into_inner(),
@@ -152,6 +152,49 @@ pub async fn create<S: Store>(
         app.save_card(caller, card, idem_row)
     })
     .await
+}
+
+/// The one PIN a `pin` object gives.
+fn initial_pin(p: PinInput) -> Result<InitialPin, ApiError> {
+    match p {
+        PinInput {
+            pin: Some(text),
+            encrypted: None,
+            pin_block: None,
+            format: None,
+            zone_key_id: None,
+        } => Ok(InitialPin::Text(PinText::Clear(text.into_inner()))),
+        PinInput {
+            pin: None,
+            encrypted: Some(jwe),
+            pin_block: None,
+            format: None,
+            zone_key_id: None,
+        } => Ok(InitialPin::Text(PinText::Encrypted(jwe))),
+        PinInput {
+            pin: None,
+            encrypted: None,
+            pin_block: Some(block),
+            format: Some(format),
+            zone_key_id: Some(zone_key_id),
+        } => {
+            let (format, _) = super::verify::block_request(&format, &zone_key_id, None)?;
+            let decoded = super::verify::BlockBytes::decode(block.expose());
+            Ok(InitialPin::Block {
+                format,
+                block: zeroize::Zeroizing::new(decoded.bytes().to_vec()),
+                zone_key_id,
+            })
+        }
+        PinInput {
+            pin_block: Some(_), ..
+        } => Err(ApiError::invalid(
+            "`pin.pin_block` needs `format` and `zone_key_id`, and nothing else",
+        )),
+        _ => Err(ApiError::invalid(
+            "`pin` must have exactly one of `pin`, `encrypted` and `pin_block` (with `format` and `zone_key_id`)",
+        )),
+    }
 }
 
 /// A card of the calling program.

@@ -36,6 +36,8 @@ pub enum Code {
     NothingStaged,
     CardAmbiguous,
     ReversalNotPossible,
+    ExportNotAllowed,
+    PinNotAvailable,
     Internal,
 }
 
@@ -64,6 +66,8 @@ impl Code {
             Code::NothingStaged => "nothing_staged",
             Code::CardAmbiguous => "card_ambiguous",
             Code::ReversalNotPossible => "reversal_not_possible",
+            Code::ExportNotAllowed => "export_not_allowed",
+            Code::PinNotAvailable => "pin_not_available",
             Code::Internal => "internal",
         }
     }
@@ -92,6 +96,8 @@ impl Code {
             Code::NothingStaged => "Nothing staged",
             Code::CardAmbiguous => "Card ambiguous",
             Code::ReversalNotPossible => "Reversal not possible",
+            Code::ExportNotAllowed => "PIN export not allowed",
+            Code::PinNotAvailable => "PIN not available",
             Code::Internal => "Internal error",
         }
     }
@@ -292,6 +298,15 @@ impl From<AppError> for ApiError {
                 StatusCode::CONFLICT,
                 Code::ReversalNotPossible,
                 "this PIN change cannot be reversed: it is more than 24 hours old, was reversed already, or the PIN has changed since",
+            ),
+            AppError::ExportNotAllowed => ApiError::forbidden(
+                Code::ExportNotAllowed,
+                "this program may not export PINs: the operator's `allow_pin_export` setting is off",
+            ),
+            AppError::PinNotAvailable => ApiError::new(
+                StatusCode::CONFLICT,
+                Code::PinNotAvailable,
+                "this card's PIN is not held yet: it was migrated with legacy verification data (a PVV or an IBM 3624 offset), and no verification has matched since",
             ),
             AppError::Token(e) => e.into(),
             AppError::Domain(e) => e.into(),

@@ -23,6 +23,7 @@ pub enum Operation {
     Verify,
     CreateToken,
     Reveal,
+    Export,
 }
 
 /// Takes one request of `op` from the caller's API key's bucket and from the
@@ -38,6 +39,7 @@ pub fn check<S: Store>(
         Operation::Verify => (Scope::KeyVerify, Scope::CardVerify),
         Operation::CreateToken => (Scope::KeyTokens, Scope::CardTokens),
         Operation::Reveal => (Scope::KeyReveal, Scope::CardReveal),
+        Operation::Export => (Scope::KeyExport, Scope::CardExport),
     };
     app.limiter.check(per_key, &[auth.name()])?;
     app.limiter.check(per_card, &[&auth.program.id, card_id])?;
@@ -74,10 +76,14 @@ impl From<Limited> for ApiError {
     fn from(l: Limited) -> Self {
         let secs = l.retry_after_secs();
         let what = match l.scope {
-            Scope::KeyVerify | Scope::KeyTokens | Scope::KeyReveal | Scope::KeyLookups => {
-                "for this API key"
+            Scope::KeyVerify
+            | Scope::KeyTokens
+            | Scope::KeyReveal
+            | Scope::KeyLookups
+            | Scope::KeyExport => "for this API key",
+            Scope::CardVerify | Scope::CardTokens | Scope::CardReveal | Scope::CardExport => {
+                "for this card"
             }
-            Scope::CardVerify | Scope::CardTokens | Scope::CardReveal => "for this card",
             Scope::CardDecryptFailures => {
                 "for this card: too many PIN blocks that did not decipher"
             }

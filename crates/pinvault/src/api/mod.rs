@@ -7,6 +7,7 @@ mod chip;
 mod demo;
 mod encryption_keys;
 pub mod error;
+mod export;
 mod extract;
 mod idempotency;
 pub mod limits;
@@ -65,6 +66,7 @@ pub fn router<S: Store>(app: Arc<App<S>>, demo: Option<DemoProgram>) -> Router {
         .route("/v1/cards/{id}/pin/commit", post(pin::commit::<S>))
         .route("/v1/cards/{id}/pin/reveal", post(pin::reveal::<S>))
         .route("/v1/cards/{id}/pin/unblock", post(pin::unblock::<S>))
+        .route("/v1/cards/{id}/pin/export", post(export::export::<S>))
         .route("/v1/pin-encryption-keys", get(encryption_keys::list::<S>))
         .route(
             "/v1/pin-encryption-keys/{file}",

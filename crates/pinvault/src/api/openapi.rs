@@ -9,8 +9,8 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::{
-    cards, chip, encryption_keys, lookup, ops, pin, pin_change, program, verify, views, webhooks,
-    widgets,
+    cards, chip, encryption_keys, export, lookup, ops, pin, pin_change, program, verify, views,
+    webhooks, widgets,
 };
 
 #[derive(OpenApi)]
@@ -22,7 +22,7 @@ use super::{
     ),
     paths(
         cards::create, cards::list, cards::get, cards::update, cards::pin_status, lookup::lookup,
-        pin::create_token, pin::set_pin, pin::commit, pin::reveal, pin::unblock,
+        pin::create_token, pin::set_pin, pin::commit, pin::reveal, pin::unblock, export::export,
         encryption_keys::list, encryption_keys::pem,
         verify::verify, verify::sandbox_verify, verify::list_zone_keys,
         pin_change::change, pin_change::reverse,
@@ -40,7 +40,7 @@ use super::{
         views::ProgramView, views::Problem, views::StatusView, program::SettingsChanges,
         pin::StagedView, pin::CommitPin, lookup::CardLookup, lookup::CardFound,
         verify::VerifyResult, verify::ZoneKeyView, verify::ZoneKeyList,
-        pin_change::ChangePin, pin_change::ChangeResult,
+        pin_change::ChangePin, pin_change::ChangeResult, export::ExportPin, export::ExportedPin,
         chip::IssuerKeySetView, chip::IssuerKeySetList, chip::ScriptRequest, chip::ScriptResponse, views::ChipView, cards::ChipBody,
         webhooks::EventView, webhooks::EventList, webhooks::CreateEndpoint, webhooks::EndpointView,
         webhooks::CreatedEndpoint, webhooks::EndpointList, webhooks::DeliveryView, webhooks::DeliveryList,

@@ -12,6 +12,7 @@ use crate::domain::card::{CARD_PREFIX, parse_pan, valid_expiry, valid_external_i
 use crate::domain::ids::new_id;
 use crate::domain::policy;
 use crate::domain::time::now;
+use crate::domain::zone_key::Usage;
 use crate::events::{EventType, event};
 use crate::store::{
     CardRow, CardStatus, Created, Effects, IdemRow, PinWrite, SealedPan, SetBy, Store, StoreResult,
@@ -23,10 +24,36 @@ pub struct CardInput {
     pub expiry: Option<String>,
     pub external_id: Option<String>,
     /// `None`: a random PIN.
-    pub pin: Option<PinText>,
+    pub pin: Option<InitialPin>,
     /// Chip data: an issuer key set (or the program's `chip_issuer_key_set_id`)
     /// and a PAN sequence number; `None`: a card without a chip.
     pub chip: Option<ChipInput>,
+}
+
+/// The PIN a card is made with.
+pub enum InitialPin {
+    /// In clear or encrypted to the service, as for a PIN set.
+    Text(PinText),
+    /// An existing card's PIN from a portfolio: an ISO 9564 block under a zone
+    /// key of usage `verify` granted to the program.
+    Block {
+        format: pinblock::Format,
+        block: Zeroizing<Vec<u8>>,
+        zone_key_id: String,
+    },
+}
+
+impl std::fmt::Debug for InitialPin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            InitialPin::Text(t) => t.fmt(f),
+            InitialPin::Block {
+                format,
+                zone_key_id,
+                ..
+            } => write!(f, "InitialPin::Block({format}, {zone_key_id})"),
+        }
+    }
 }
 
 /// A card's chip data as given.
@@ -100,7 +127,7 @@ impl<S: Store> App<S> {
                     })?;
                 (pin, SetBy::Random)
             }
-            Some(PinText::Clear(text)) => {
+            Some(InitialPin::Text(PinText::Clear(text))) => {
                 if !settings.allow_plaintext_pin {
                     return Err(AppError::PlaintextNotAllowed(
                         "this program does not accept PINs in clear: send `pin.encrypted`",
@@ -108,7 +135,16 @@ impl<S: Store> App<S> {
                 }
                 (checked(&text)?, SetBy::Issuer)
             }
-            Some(PinText::Encrypted(jwe)) => {
+            Some(InitialPin::Block {
+                format,
+                block,
+                zone_key_id,
+            }) => (
+                self.pin_from_block(caller, format, &block, &zone_key_id, &pan)
+                    .await?,
+                SetBy::Issuer,
+            ),
+            Some(InitialPin::Text(PinText::Encrypted(jwe))) => {
                 // The card has no id yet: a plaintext naming a `card_id` cannot match.
                 let text = self.decrypt_pin(&jwe, None).await?.map_err(|e| {
                     tracing::debug!(reason = e.0, "encrypted PIN refused");
@@ -171,6 +207,38 @@ impl<S: Store> App<S> {
             )),
         };
         Ok(NewCard { row, effects })
+    }
+
+    /// A portfolio's PIN, deciphered from its block. It is the cardholder's
+    /// PIN already: only its form is checked (4 to 12 digits, which
+    /// deciphering checks), not the program's length or weak-PIN rules, which
+    /// apply to PINs chosen from now on.
+    async fn pin_from_block(
+        &self,
+        caller: &Caller,
+        format: pinblock::Format,
+        block: &[u8],
+        zone_key_id: &str,
+        pan: &pinblock::Pan,
+    ) -> AppResult<Pin> {
+        use super::zone_keys::ZoneKeyError;
+        let key = self
+            .zone_key_for(zone_key_id, &caller.program.id, Usage::Verify)
+            .await
+            .map_err(|e| match e {
+                ZoneKeyError::NotFound => AppError::NotFound("zone key for this program"),
+                ZoneKeyError::WrongUsage(_) => AppError::Domain(DomainError::Forbidden(
+                    "this zone key is of usage `export`: PIN blocks under it go out, none come in"
+                        .into(),
+                )),
+                ZoneKeyError::Service(e) => AppError::Service(e),
+            })?;
+        if format == pinblock::Format::Iso4 && key.algorithm() != pinblock::KeyAlgorithm::Aes {
+            return Err(AppError::Invalid(
+                "format iso_4 is enciphered under AES only: this zone key is TDES".into(),
+            ));
+        }
+        pinblock::decipher(format, block, pan, &key).map_err(|_| AppError::DecryptionFailed)
     }
 
     /// Stores a card made by [`Self::new_card`], with the idempotency record

@@ -28,6 +28,11 @@ pub enum AppError {
     CardAmbiguous,
     /// A PIN change that cannot be reversed any more (`reversal_not_possible`).
     ReversalNotPossible,
+    /// The program may not export PINs (`export_not_allowed`).
+    ExportNotAllowed,
+    /// A legacy card whose PIN no verification has captured yet
+    /// (`pin_not_available`).
+    PinNotAvailable,
     Token(TokenError),
     /// A PIN the policy refuses (`invalid_pin`, `weak_pin`), and the like.
     Domain(DomainError),

@@ -6,6 +6,7 @@
 pub mod cards;
 pub mod chip;
 pub mod error;
+pub mod export;
 pub mod issuer_keys;
 pub mod keys;
 pub mod lookup;

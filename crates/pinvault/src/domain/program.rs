@@ -68,6 +68,16 @@ pub struct Settings {
     /// The issuer key set (`iks_…`) of a chip card created without one.
     #[serde(default)]
     pub chip_issuer_key_set_id: Option<String>,
+    /// `POST /v1/cards/{id}/pin/export` is allowed (operator only).
+    #[serde(default)]
+    pub allow_pin_export: bool,
+    /// A legacy card's first matching verification stores its PIN.
+    #[serde(default = "yes")]
+    pub migrate_legacy_pins: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl Default for Settings {
@@ -87,6 +97,8 @@ impl Default for Settings {
             allow_plaintext_reveal: false,
             widget_allowed_origins: Vec::new(),
             chip_issuer_key_set_id: None,
+            allow_pin_export: false,
+            migrate_legacy_pins: true,
         }
     }
 }
@@ -96,10 +108,11 @@ pub const PRIVILEGED: &[&str] = &[
     "reveal_enabled",
     "allow_plaintext_pin",
     "allow_plaintext_reveal",
+    "allow_pin_export",
 ];
 
 /// Every setting a program has, by the name `apply` takes.
-pub const SETTING_NAMES: [&str; 15] = [
+pub const SETTING_NAMES: [&str; 17] = [
     "pin_length_min",
     "pin_length_max",
     "max_tries",
@@ -114,6 +127,8 @@ pub const SETTING_NAMES: [&str; 15] = [
     "pin_set_mode",
     "widget_allowed_origins",
     "chip_issuer_key_set_id",
+    "allow_pin_export",
+    "migrate_legacy_pins",
     "mode",
 ];
 
@@ -176,6 +191,13 @@ impl Settings {
                 }
                 "allow_plaintext_reveal" => {
                     next.allow_plaintext_reveal =
+                        value.as_bool().ok_or_else(|| bad("true or false"))?
+                }
+                "allow_pin_export" => {
+                    next.allow_pin_export = value.as_bool().ok_or_else(|| bad("true or false"))?
+                }
+                "migrate_legacy_pins" => {
+                    next.migrate_legacy_pins =
                         value.as_bool().ok_or_else(|| bad("true or false"))?
                 }
                 "pin_set_mode" => {

@@ -22,9 +22,12 @@ pub enum Scope {
     KeyReveal,
     /// Card lookups by PAN (`POST /v1/card-lookups`).
     KeyLookups,
+    /// PIN exports (`POST /v1/cards/{id}/pin/export`).
+    KeyExport,
     CardVerify,
     CardTokens,
     CardReveal,
+    CardExport,
     /// PIN blocks for one card that did not decipher or parse: counted only
     /// on such a failure, and checked before every PIN block (see
     /// [`Limiter::peek`]).
@@ -33,14 +36,16 @@ pub enum Scope {
 }
 
 impl Scope {
-    pub const ALL: [Scope; 9] = [
+    pub const ALL: [Scope; 11] = [
         Scope::KeyVerify,
         Scope::KeyTokens,
         Scope::KeyReveal,
         Scope::KeyLookups,
+        Scope::KeyExport,
         Scope::CardVerify,
         Scope::CardTokens,
         Scope::CardReveal,
+        Scope::CardExport,
         Scope::CardDecryptFailures,
         Scope::WidgetAddress,
     ];
@@ -51,9 +56,11 @@ impl Scope {
             Scope::KeyTokens => "key_tokens",
             Scope::KeyReveal => "key_reveal",
             Scope::KeyLookups => "key_lookups",
+            Scope::KeyExport => "key_export",
             Scope::CardVerify => "card_verify",
             Scope::CardTokens => "card_tokens",
             Scope::CardReveal => "card_reveal",
+            Scope::CardExport => "card_export",
             Scope::CardDecryptFailures => "card_decrypt_failures",
             Scope::WidgetAddress => "widget_address",
         }
@@ -107,14 +114,16 @@ pub struct LimitSettings {
 }
 
 /// The documented defaults (README, `serve --help`).
-pub const DEFAULTS: [(Scope, &str); 9] = [
+pub const DEFAULTS: [(Scope, &str); 11] = [
     (Scope::KeyVerify, "50000/s"),
     (Scope::KeyTokens, "10000/s"),
     (Scope::KeyReveal, "10000/s"),
     (Scope::KeyLookups, "50000/s"),
+    (Scope::KeyExport, "10000/s"),
     (Scope::CardVerify, "600/min"),
     (Scope::CardTokens, "120/min"),
     (Scope::CardReveal, "120/min"),
+    (Scope::CardExport, "10/h"),
     (Scope::CardDecryptFailures, "20/h"),
     (Scope::WidgetAddress, "600/min"),
 ];

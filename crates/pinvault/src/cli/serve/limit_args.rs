@@ -52,6 +52,9 @@ limit_args! {
     /// Card lookups by PAN per API key.
     rate_limit_key_lookups => KeyLookups,
         "rate-limit-key-lookups", "PINVAULT_RATE_LIMIT_KEY_LOOKUPS", "50000/s";
+    /// PIN exports (as PIN blocks under an export zone key) per API key.
+    rate_limit_key_export => KeyExport,
+        "rate-limit-key-export", "PINVAULT_RATE_LIMIT_KEY_EXPORT", "10000/s";
     /// PIN verifications per card.
     rate_limit_card_verify => CardVerify,
         "rate-limit-card-verify", "PINVAULT_RATE_LIMIT_CARD_VERIFY", "600/min";
@@ -61,6 +64,10 @@ limit_args! {
     /// PIN reveals per card.
     rate_limit_card_reveal => CardReveal,
         "rate-limit-card-reveal", "PINVAULT_RATE_LIMIT_CARD_REVEAL", "120/min";
+    /// PIN exports per card (a bureau asks once a card; a card's PIN asked for
+    /// again and again is not a bureau).
+    rate_limit_card_export => CardExport,
+        "rate-limit-card-export", "PINVAULT_RATE_LIMIT_CARD_EXPORT", "10/h";
     /// PIN blocks per card that do not decipher or parse (`decryption_failed`).
     /// Counted on such a failure only; once spent, every PIN block for the card
     /// is refused (429) before it is deciphered, so the answer cannot be used

@@ -125,6 +125,14 @@ pub trait CardStore: Backend {
         })
     }
 
+    /// Events and an audit record of something that changes no row (a PIN
+    /// exported), in one transaction: written before the answer is given.
+    fn record_effects(&self, effects: Effects) -> impl Future<Output = StoreResult<()>> + Send {
+        self.write(effects, |db, effects| {
+            Box::pin(async move { outbox::apply(db, effects).await })
+        })
+    }
+
     fn get_card(
         &self,
         program_id: &str,
