@@ -131,19 +131,7 @@ pub async fn create<S: Store>(
             return Ok(replay);
         }
     }
-    let body: CreateCard =
-        serde_json::from_value(raw).map_err(|e| ApiError::invalid(super::safe_message(&e)))?;
-    let pin = match body.pin {
-        None => None,
-        Some(p) => Some(initial_pin(p)?),
-    };
-    let input = CardInput {
-        pan: body.pan.into_inner(),
-        expiry: body.expiry,
-        external_id: body.external_id,
-        pin,
-        chip: body.chip.as_ref().map(ChipInput::from),
-    };
+    let input = card_input(raw)?;
     let caller: &crate::app::Caller = &auth;
     let card = app.new_card(caller, input).await?;
     let response = serde_json::to_value(CardView::new(&card.row, &auth.program.settings))
@@ -152,6 +140,24 @@ pub async fn create<S: Store>(
         app.save_card(caller, card, idem_row)
     })
     .await
+}
+
+/// A `POST /v1/cards` body read (the same for `pinvault cards import`'s
+/// lines); refusals never quote a value.
+pub(crate) fn card_input(raw: Value) -> Result<CardInput, ApiError> {
+    let body: CreateCard =
+        serde_json::from_value(raw).map_err(|e| ApiError::invalid(super::safe_message(&e)))?;
+    let pin = match body.pin {
+        None => None,
+        Some(p) => Some(initial_pin(p)?),
+    };
+    Ok(CardInput {
+        pan: body.pan.into_inner(),
+        expiry: body.expiry,
+        external_id: body.external_id,
+        pin,
+        chip: body.chip.as_ref().map(ChipInput::from),
+    })
 }
 
 /// The one PIN a `pin` object gives.

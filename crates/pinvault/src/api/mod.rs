@@ -3,6 +3,7 @@
 
 mod body;
 mod cards;
+pub(crate) use cards::card_input;
 mod chip;
 mod demo;
 mod encryption_keys;

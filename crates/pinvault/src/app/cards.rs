@@ -80,6 +80,14 @@ pub struct NewCard {
     effects: Effects,
 }
 
+impl NewCard {
+    /// The row and what storing it writes besides (a bulk import stores many
+    /// in one transaction).
+    pub fn into_parts(self) -> (CardRow, Effects) {
+        (self.row, self.effects)
+    }
+}
+
 /// An external id: 1 to 255 characters, no control character, and nothing
 /// that looks like a card number (13 to 19 digits passing Luhn): it is stored,
 /// logged and sent in events in clear, where a PAN must never be.

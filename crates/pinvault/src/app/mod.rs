@@ -187,6 +187,8 @@ pub enum CallerKind {
     Widget,
     /// The `serve --dev` demo page, acting for the dev program.
     Demo,
+    /// The operator's command line (`pinvault cards import`).
+    Operator,
 }
 
 impl Caller {
@@ -197,6 +199,7 @@ impl Caller {
             CallerKind::ApiKey(id) => id,
             CallerKind::Widget => "widget",
             CallerKind::Demo => "demo",
+            CallerKind::Operator => crate::audit::OPERATOR,
         }
     }
 
@@ -205,6 +208,7 @@ impl Caller {
     pub fn source(&self) -> &'static str {
         match &self.kind {
             CallerKind::Widget => "widget",
+            CallerKind::Operator => "migration",
             CallerKind::ApiKey(_) | CallerKind::Demo => "api",
         }
     }

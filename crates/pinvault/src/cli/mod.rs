@@ -4,6 +4,7 @@
 
 mod api_keys;
 mod audit;
+mod cards;
 mod data;
 mod issuer_keys;
 mod key_provider;
@@ -46,6 +47,9 @@ enum Command {
     /// Import and list the zone PIN keys terminals' PIN blocks arrive under.
     #[command(subcommand, name = "zone-keys")]
     ZoneKeys(zone_keys::ZoneKeysCommand),
+    /// Bring a portfolio's cards in from a JSON Lines file.
+    #[command(subcommand)]
+    Cards(cards::CardsCommand),
     /// Import and list a program's issuer master keys for chip cards (AC, SMI, SMC).
     #[command(subcommand, name = "issuer-keys")]
     IssuerKeys(issuer_keys::IssuerKeysCommand),
@@ -129,6 +133,9 @@ pub fn run() -> ExitCode {
             .map(|s| Some(s.into())),
         Command::ZoneKeys(cmd) => runtime(false)
             .and_then(|rt| rt.block_on(zone_keys::zone_keys(cmd)))
+            .map(|s| Some(s.into())),
+        Command::Cards(cmd) => runtime(false)
+            .and_then(|rt| rt.block_on(cards::cards(cmd)))
             .map(|s| Some(s.into())),
         Command::IssuerKeys(cmd) => runtime(false)
             .and_then(|rt| rt.block_on(issuer_keys::issuer_keys(cmd)))

@@ -9,7 +9,7 @@ use super::{card_state, outbox};
 use crate::domain::card::PinFailure;
 use crate::domain::time::Timestamp;
 use crate::store::backend::Backend;
-use crate::store::db::{Db, DbResult, Sql, all, args, sql, vals};
+use crate::store::db::{Db, DbResult, Row, Sql, all, args, sql, sql_each, vals};
 use crate::store::decode::{self, card_cols, select};
 use crate::store::error::StoreResult;
 use crate::store::read_cache;
@@ -22,6 +22,16 @@ const INSERT_CARD: Sql = sql!(
         chip_key_set_id, chip_psn, chip_offline_pin)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20,
         $21, $22, $23)"
+);
+/// Whether the program has a card with this external id (`cards_external`).
+const EXTERNAL_ID_TAKEN: Sql =
+    sql!("SELECT 1 FROM cards WHERE program_id = $1 AND external_id = $2 LIMIT 1");
+/// Imports into one program wait for each other (PostgreSQL: a transaction
+/// lock on the program; SQLite has one writer anyway), so two runs of one
+/// file at once still import each line once.
+const IMPORT_LOCK: Sql = sql_each!(
+    pg: "SELECT pg_advisory_xact_lock(hashtext('pinvault import ' || $1))",
+    sqlite: "",
 );
 const CARD_BY_ID: Sql = select!(card_cols, " FROM cards WHERE id = $1");
 /// A program's cards whose PAN has this keyed hash under this lookup key
@@ -86,6 +96,36 @@ async fn change_state<F: ChangeEffects>(
     Err(crate::store::db::lost("the card"))
 }
 
+/// The values of [`INSERT_CARD`].
+fn card_args(c: &CardRow) -> Vec<crate::store::db::Arg<'_>> {
+    args![
+        &c.id,
+        &c.program_id,
+        &c.pan_hash,
+        c.lookup_key_version,
+        &c.pan_sealed,
+        c.pan_key_version,
+        &c.last4,
+        &c.expiry,
+        &c.external_id,
+        c.status.as_str(),
+        c.inactive_by_block,
+        &c.pin_block,
+        c.pin_key_version,
+        c.pin_set_by.as_str(),
+        c.pin_updated_at,
+        c.fail_count,
+        c.last_failed_at,
+        c.pin_blocked,
+        c.created_at,
+        c.updated_at,
+        c.chip.as_ref().map(|x| x.issuer_key_set_id.as_str()),
+        c.chip.as_ref().map(|x| x.pan_sequence_number.as_str()),
+        c.chip.as_ref().map(|x| x.state.offline_pin.as_str()),
+    ]
+    .to_vec()
+}
+
 pub trait CardStore: Backend {
     fn create_card(
         &self,
@@ -95,34 +135,55 @@ pub trait CardStore: Backend {
     ) -> impl Future<Output = StoreResult<Created>> + Send {
         self.write((card, idem, effects), |db, (c, idem, effects)| {
             Box::pin(async move {
-                let row = args![
-                    &c.id,
-                    &c.program_id,
-                    &c.pan_hash,
-                    c.lookup_key_version,
-                    &c.pan_sealed,
-                    c.pan_key_version,
-                    &c.last4,
-                    &c.expiry,
-                    &c.external_id,
-                    c.status.as_str(),
-                    c.inactive_by_block,
-                    &c.pin_block,
-                    c.pin_key_version,
-                    c.pin_set_by.as_str(),
-                    c.pin_updated_at,
-                    c.fail_count,
-                    c.last_failed_at,
-                    c.pin_blocked,
-                    c.created_at,
-                    c.updated_at,
-                    c.chip.as_ref().map(|x| x.issuer_key_set_id.as_str()),
-                    c.chip.as_ref().map(|x| x.pan_sequence_number.as_str()),
-                    c.chip.as_ref().map(|x| x.state.offline_pin.as_str()),
-                ];
+                let row = card_args(c);
                 outbox::create(db, idem.as_ref(), &INSERT_CARD, &row, effects).await
             })
         })
+    }
+
+    /// A batch of a bulk import, in one transaction: each card with its
+    /// effects, except where the program has a card with its external id
+    /// already (an earlier run of the same file, another import, the API),
+    /// then `audit(imported, skipped)`. Answers the indexes of the cards
+    /// skipped.
+    fn import_cards(
+        &self,
+        program_id: &str,
+        cards: Vec<(CardRow, Effects)>,
+        audit: impl Fn(usize, usize) -> crate::store::AuditEntry + Send + Sync + 'static,
+    ) -> impl Future<Output = StoreResult<Vec<usize>>> + Send {
+        self.write(
+            (program_id.to_owned(), cards, audit),
+            |db, (program_id, cards, audit)| {
+                Box::pin(async move {
+                    db.exec(&IMPORT_LOCK, &args![program_id.as_str()]).await?;
+                    let mut skipped = Vec::new();
+                    for (i, (c, effects)) in cards.iter().enumerate() {
+                        let external_id = c.external_id.as_deref();
+                        let mut taken = false;
+                        let mut seen = |_: Row<'_>| {
+                            taken = true;
+                            Ok(())
+                        };
+                        db.query(
+                            &EXTERNAL_ID_TAKEN,
+                            &args![program_id.as_str(), external_id],
+                            &mut seen,
+                        )
+                        .await?;
+                        if taken {
+                            skipped.push(i);
+                            continue;
+                        }
+                        db.exec(&INSERT_CARD, &card_args(c)).await?;
+                        outbox::apply(db, effects).await?;
+                    }
+                    let entry = audit(cards.len() - skipped.len(), skipped.len());
+                    outbox::append_audit(db, &entry).await?;
+                    Ok(skipped)
+                })
+            },
+        )
     }
 
     /// Events and an audit record of something that changes no row (a PIN
