@@ -48,6 +48,20 @@ pub enum Error {
     UnknownFormat,
     /// A key algorithm name other than `tdes` or `aes`.
     UnknownKeyAlgorithm,
+    /// A PIN verification key of a length its method does not take (`allowed`
+    /// names the lengths in bytes).
+    PvkLength { found: usize, allowed: &'static str },
+    /// A PAN too short for a PIN verification method: the Visa PVV takes 11
+    /// digits before the check digit, IBM 3624 its validation data window.
+    PanTooShort { found: usize, needed: usize },
+    /// A PIN verification key index other than 0 to 9.
+    Pvki,
+    /// A PIN with fewer digits than the IBM 3624 PIN check length.
+    PinShorterThanCheck { found: usize, check: usize },
+    /// IBM 3624 parameters out of range (the reason says which).
+    Ibm3624Params(&'static str),
+    /// A PVV or IBM 3624 offset to verify that is not `expected` decimal digits.
+    VerificationValue { expected: usize },
 }
 
 impl fmt::Display for Error {
@@ -95,6 +109,23 @@ impl fmt::Display for Error {
             ),
             Error::UnknownFormat => f.write_str("format must be one of iso_0, iso_1, iso_3, iso_4"),
             Error::UnknownKeyAlgorithm => f.write_str("key algorithm must be tdes or aes"),
+            Error::PvkLength { found, allowed } => write!(
+                f,
+                "PIN verification key is {found} bytes long, it must be {allowed} bytes"
+            ),
+            Error::PanTooShort { found, needed } => write!(
+                f,
+                "PAN has {found} digits, this PIN verification method needs at least {needed}"
+            ),
+            Error::Pvki => f.write_str("PVKI must be one digit, 0 to 9"),
+            Error::PinShorterThanCheck { found, check } => write!(
+                f,
+                "PIN has {found} digits, fewer than the IBM 3624 PIN check length {check}"
+            ),
+            Error::Ibm3624Params(reason) => write!(f, "IBM 3624 parameters: {reason}"),
+            Error::VerificationValue { expected } => {
+                write!(f, "verification value must be {expected} decimal digits")
+            }
         }
     }
 }

@@ -1,5 +1,7 @@
-//! ISO 9564-1 PIN blocks, key check values and secret types. Pure functions: no
-//! I/O, no global state, no panics on any input.
+//! ISO 9564-1 PIN blocks, key check values and secret types, and the legacy PIN
+//! verification methods a portfolio migrates from ([`pvv`]: Visa PVV, [`ibm3624`]:
+//! IBM 3624 offsets). Pure functions: no I/O, no global state, no panics on any
+//! input.
 //!
 //! | format | clear block | binds the PAN | enciphered under |
 //! |---|---|---|---|
@@ -25,7 +27,10 @@
 mod block;
 mod error;
 pub mod hex;
+pub mod ibm3624;
 mod key;
+mod pvk;
+pub mod pvv;
 mod secret;
 
 pub use block::{

@@ -197,7 +197,8 @@ impl Pan {
         usize::from(self.len)
     }
 
-    fn values(&self) -> &[u8] {
+    /// The digit values (0 to 9, not ASCII), first to last.
+    pub(crate) fn values(&self) -> &[u8] {
         self.digits.get(..self.len()).unwrap_or(&[])
     }
 
