@@ -14,7 +14,21 @@ and AES), PANs and PINs:
 - refusals that change nothing: export without `allow_pin_export` (403
   `export_not_allowed`), under a `verify` key (403), under another program's
   key (404); a card made with a block under an `export` key (403) or a block
-  that does not decipher (422 `decryption_failed`); the per-card export limit (429).
+  that does not decipher (422 `decryption_failed`); the per-card export limit (429);
+- legacy cards: random PVKs imported by `pinvault pin-verification-keys
+  import` (Visa PVV, and IBM 3624 with random decimalization tables,
+  validation data windows, pad characters and check lengths) give psec's
+  check value; cards made with PVVs and offsets psec computed verify
+  `mismatch` for other PINs (a try counted) and `match` for theirs, which
+  captures the PIN (`verification` `stored`, event `pin.changed` with
+  `source` `migration`), after which reveal and export give that PIN; before
+  it, reveal and export are 409 `pin_not_available`; with
+  `migrate_legacy_pins` false a match captures nothing; concurrent matching
+  verifications capture once; a new PIN replaces the legacy data; malformed
+  legacy data is refused;
+- `pinvault cards import` of a JSON Lines file of PIN blocks, PVVs and
+  offsets, with refused lines (never their PIN data in the rejects file):
+  the counts, then a second run imports nothing; the cards verify.
 
     python3 tests/interop/migration_api.py target/debug/pinvault [ROUNDS]
 """
@@ -26,6 +40,7 @@ warnings.filterwarnings("ignore")
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes  # noqa: E402
 from cryptography.hazmat.primitives.cmac import CMAC  # noqa: E402
 from psec import des, pinblock  # noqa: E402
+from psec import pin as legacy  # noqa: E402
 
 from common import Checks, Server, luhn_pan, random_pin, rng  # noqa: E402
 
@@ -199,6 +214,198 @@ try:
     codes = [s.call("POST", f"/v1/cards/{card['id']}/pin/export", key,
                     {"zone_key_id": eid, "format": "iso_4"})[0] for _ in range(11)]
     t.check("ten exports a card an hour, then 429", codes, [200] * 10 + [429])
+    # ---- legacy verification data ------------------------------------------
+    s.cli("programs", "update", program, "--set", "allow_plaintext_reveal=true",
+          "--set", "allow_plaintext_pin=true", "--set", "reject_weak_pins=false")
+    pvk_visa = des.adjust_key_parity(rng.randbytes(rng.choice([16, 24])))
+    out = s.cli("pin-verification-keys", "import", "--program", program, "--name", "visa",
+                "--method", "visa_pvv", "--component", pvk_visa.hex())
+    t.check("PVK kcv", out["kcv"], kcv("tdes", pvk_visa))
+    visa_id = out["pin_verification_key_id"]
+    ibm = []
+    for i in range(3):
+        ikey = des.adjust_key_parity(rng.randbytes(rng.choice([16, 24])))
+        table = "".join(rng.choice("0123456789") for _ in range(16)) if i else "0123456789012345"
+        length = rng.randint(4, 6) if i else 4
+        off, vlen = (rng.randint(0, 3), rng.randint(8, 12)) if i else (4, 11)
+        pad = rng.choice("0123456789ABCDEF") if i else "F"
+        args = ["pin-verification-keys", "import", "--program", program, "--name", f"ibm {i}",
+                "--method", "ibm_3624", "--component", ikey.hex()]
+        if i:
+            args += ["--decimalization-table", table, "--validation-data-offset", str(off),
+                     "--validation-data-length", str(vlen), "--pad-character", pad,
+                     "--pin-length", str(length)]
+        out = s.cli(*args)
+        t.check(f"IBM key {i} kcv", out["kcv"], kcv("tdes", ikey))
+        ibm.append((out["pin_verification_key_id"], ikey, table, off, vlen, pad, length))
+    listed = s.cli("pin-verification-keys", "list", "--program", program)
+    t.check("keys listed, never a key", (len(listed), pvk_visa.hex() in str(listed).lower()), (4, False))
+
+    def legacy_card(kind, pin, pan):
+        if kind == "visa":
+            pvki = str(rng.randint(0, 9))
+            pvv = legacy.generate_visa_pvv(pvk_visa, pvki, pin[:4], pan)
+            return {"pvv": pvv, "pvki": pvki, "pin_verification_key_id": visa_id}
+        kid, ikey, table, off, vlen, pad, length = rng.choice(ibm)
+        offset = legacy.generate_ibm3624_offset(ikey, table, pin[:length], pan, off, vlen, pad)
+        return {"ibm3624_offset": offset, "pin_verification_key_id": kid}
+
+    def verify(cid, pan, pin):
+        vid, vkey = zones[("aes128", "verify")]
+        return s.call("POST", f"/v1/cards/{cid}/pin/verify", key, {
+            "pin_block": encipher("iso_4", "aes128", vkey, pin, pan), "format": "iso_4",
+            "zone_key_id": vid})
+
+    def reveal(cid):
+        st, tok = s.call("POST", f"/v1/cards/{cid}/control-tokens", key,
+                         {"type": "reveal_pin", "cardholder_verification_method": "OTP"})
+        return s.call("POST", f"/v1/cards/{cid}/pin/reveal", key, {"control_token": tok["token"]})
+
+    eid, ekey = zones[("aes128", "export")]
+    for round_ in range(ROUNDS):
+        kind = rng.choice(["visa", "ibm"])
+        pan, pin = luhn_pan(rng.randint(16, 19)), random_pin(6, 12)
+        tag = f"legacy {round_} {kind}"
+        st, card = s.call("POST", "/v1/cards", key, {"pan": pan, "pin": legacy_card(kind, pin, pan)})
+        t.check(f"{tag} created", st, 201)
+        if st != 201:
+            print(card, file=sys.stderr)
+            continue
+        cid = card["id"]
+        t.check(f"{tag} verification", card["pin"]["verification"], "visa_pvv" if kind == "visa" else "ibm_3624")
+        st, body = reveal(cid)
+        t.check(f"{tag} reveal before capture", (st, body.get("code")), (409, "pin_not_available"))
+        st, body = s.call("POST", f"/v1/cards/{cid}/pin/export", key, {"zone_key_id": eid, "format": "iso_4"})
+        t.check(f"{tag} export before capture", (st, body.get("code")), (409, "pin_not_available"))
+        wrong = random_pin(6, 12)
+        while wrong[:6] == pin[:6]:
+            wrong = random_pin(6, 12)
+        st, body = verify(cid, pan, wrong)
+        t.check(f"{tag} mismatch", (st, body.get("result"), body.get("remaining_tries")), (200, "mismatch", 2))
+        st, body = verify(cid, pan, pin)
+        t.check(f"{tag} match", (st, body.get("result"), body.get("remaining_tries")), (200, "match", 3))
+        st, card = s.call("GET", f"/v1/cards/{cid}", key)
+        t.check(f"{tag} captured", (card["pin"]["verification"], card["pin"]["fail_count"]), ("stored", 0))
+        st, body = reveal(cid)
+        t.check(f"{tag} reveal after capture", (st, body.get("pin")), (200, pin))
+        st, body = s.call("POST", f"/v1/cards/{cid}/pin/export", key, {"zone_key_id": eid, "format": "iso_4"})
+        t.check(f"{tag} export after capture", st == 200 and decipher("iso_4", "aes128", ekey, body["pin_block"], pan), pin)
+        st, body = s.call("GET", f"/v1/events?card_id={cid}&type=pin.changed", key)
+        t.check(f"{tag} pin.changed migration", [e["data"].get("source") for e in body["data"]], ["migration"])
+        st, body = verify(cid, pan, pin)
+        t.check(f"{tag} match as a stored PIN", body.get("result"), "match")
+
+    # Concurrent matching verifications capture once.
+    from concurrent.futures import ThreadPoolExecutor
+    pan, pin = luhn_pan(16), random_pin(6, 12)
+    st, card = s.call("POST", "/v1/cards", key, {"pan": pan, "pin": legacy_card("visa", pin, pan)})
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        results = list(pool.map(lambda _: verify(card["id"], pan, pin), range(10)))
+    t.check("concurrent matches", [r[1].get("result") for r in results], ["match"] * 10)
+    st, body = s.call("GET", f"/v1/events?card_id={card['id']}&type=pin.changed", key)
+    t.check("captured once", len(body["data"]), 1)
+
+    # A new PIN replaces the legacy data.
+    pan, pin = luhn_pan(16), random_pin(6, 12)
+    st, card = s.call("POST", "/v1/cards", key, {"pan": pan, "pin": legacy_card("ibm", pin, pan)})
+    st, tok = s.call("POST", f"/v1/cards/{card['id']}/control-tokens", key, {"type": "set_pin"})
+    new_pin = random_pin(6, 12)
+    st, _ = s.call("PUT", f"/v1/cards/{card['id']}/pin", key, {"control_token": tok["token"], "pin": new_pin})
+    st, view = s.call("GET", f"/v1/cards/{card['id']}", key)
+    t.check("a new PIN replaces the legacy data", view["pin"]["verification"], "stored")
+    t.check("the new PIN verifies", verify(card["id"], pan, new_pin)[1].get("result"), "match")
+
+    # Without migrate_legacy_pins a match captures nothing.
+    other_key = other["api_key"]
+    s.cli("programs", "update", other["program_id"], "--set", "allow_plaintext_pin=true")
+    st, body = s.call("PATCH", "/v1/program", other_key, {"migrate_legacy_pins": False})
+    t.check("migrate_legacy_pins is the program's", st, 200)
+    okey = des.adjust_key_parity(rng.randbytes(16))
+    oid = s.cli("pin-verification-keys", "import", "--program", other["program_id"], "--name", "v",
+                "--method", "visa_pvv", "--component", okey.hex())["pin_verification_key_id"]
+    ozk = rng.randbytes(16)
+    ozid = s.cli("zone-keys", "import", "--name", "o", "--algorithm", "aes128", "--component", ozk.hex(),
+                 "--program", other["program_id"])["zone_key_id"]
+    pan, pin = luhn_pan(16), random_pin(4, 8)
+    st, card = s.call("POST", "/v1/cards", other_key, {"pan": pan, "pin": {
+        "pvv": legacy.generate_visa_pvv(okey, "1", pin[:4], pan), "pvki": "1", "pin_verification_key_id": oid}})
+    for _ in range(2):
+        st, body = s.call("POST", f"/v1/cards/{card['id']}/pin/verify", other_key, {
+            "pin_block": encipher("iso_4", "aes128", ozk, pin, pan), "format": "iso_4", "zone_key_id": ozid})
+        t.check("match without capture", body.get("result"), "match")
+    st, view = s.call("GET", f"/v1/cards/{card['id']}", other_key)
+    t.check("still legacy", view["pin"]["verification"], "visa_pvv")
+    # Another program's PVK is not this one's.
+    st, body = s.call("POST", "/v1/cards", key, {"pan": luhn_pan(16), "pin": {
+        "pvv": "1234", "pvki": "1", "pin_verification_key_id": oid}})
+    t.check("another program's PVK", (st, body.get("code")), (404, "not_found"))
+
+    # Malformed legacy data: refused, nothing made.
+    before = len(s.call("GET", "/v1/cards?limit=100", key)[1]["data"])
+    ibm_id = ibm[0][0]
+    for bad in ({"pvv": "123", "pvki": "1", "pin_verification_key_id": visa_id},
+                {"pvv": "12345", "pvki": "1", "pin_verification_key_id": visa_id},
+                {"pvv": "1234", "pvki": "12", "pin_verification_key_id": visa_id},
+                {"pvv": "1234", "pin_verification_key_id": visa_id},
+                {"pvv": "1234", "pvki": "1", "pin_verification_key_id": ibm_id},
+                {"ibm3624_offset": "12345", "pin_verification_key_id": ibm_id},
+                {"ibm3624_offset": "1234", "pin_verification_key_id": visa_id},
+                {"pvv": "1234", "pvki": "1"},
+                {"pvv": "1234", "pvki": "1", "pin_verification_key_id": visa_id, "pin": "1234"}):
+        st, body = s.call("POST", "/v1/cards", key, {"pan": luhn_pan(16), "pin": bad})
+        t.check(f"refused {sorted(bad)}", (st, body.get("code")), (422, "invalid_request"))
+    st, body = s.call("POST", "/v1/cards", key, {"pan": luhn_pan(16), "pin": {
+        "pvv": "1234", "pvki": "1", "pin_verification_key_id": "pvk_nosuchkeyatall0000000"}})
+    t.check("an unknown PVK", (st, body.get("code")), (404, "not_found"))
+    t.check("refused cards were not made", len(s.call("GET", "/v1/cards?limit=100", key)[1]["data"]), before)
+
+    # ---- bulk import -----------------------------------------------------------
+    import json as _json
+    import os
+    import tempfile
+    lines, expect = [], {}
+    vid, vkey = zones[("aes128", "verify")]
+    for i in range(300):
+        pan, pin = luhn_pan(16), random_pin(6, 12)
+        form = i % 3
+        if form == 0:
+            p = {"pin_block": encipher("iso_4", "aes128", vkey, pin, pan), "format": "iso_4", "zone_key_id": vid}
+        else:
+            p = legacy_card("visa" if form == 1 else "ibm", pin, pan)
+        lines.append(_json.dumps({"pan": pan, "external_id": f"bulk-{i}", "pin": p}))
+        expect[f"bulk-{i}"] = (pan, pin)
+    secret_pin = "90817263544"
+    lines.insert(7, "{not json")
+    lines.insert(20, _json.dumps({"pan": luhn_pan(16), "pin": {"pin": secret_pin}}))
+    lines.insert(40, _json.dumps({"pan": "4111111111111112", "external_id": "bad-pan", "pin": {"pin": secret_pin}}))
+    lines.insert(60, "")
+    d = tempfile.mkdtemp()
+    path, rejects = os.path.join(d, "cards.jsonl"), os.path.join(d, "rejects.jsonl")
+    open(path, "w").write("\n".join(lines) + "\n")
+    out = s.cli("cards", "import", "--program", program, "--file", path, "--rejects", rejects)
+    t.check("import counts", out, {"imported": 300, "skipped": 0, "rejected": 3})
+    rej = [_json.loads(x) for x in open(rejects)]
+    t.check("rejected lines named", [(r["line"], r["code"]) for r in rej],
+            [(8, "invalid_request"), (21, "invalid_request"), (41, "invalid_pan")])
+    t.check("no PIN data in the rejects file", secret_pin in open(rejects).read(), False)
+    out = s.cli("cards", "import", "--program", program, "--file", path, "--rejects", rejects)
+    t.check("a second run imports nothing", out, {"imported": 0, "skipped": 300, "rejected": 3})
+    for ext in rng.sample(sorted(expect), 12):
+        pan, pin = expect[ext]
+        st, page = s.call("GET", f"/v1/cards?external_id={ext}", key)
+        t.check(f"{ext} once", len(page["data"]), 1)
+        t.check(f"{ext} verifies", verify(page["data"][0]["id"], pan, pin)[1].get("result"), "match")
+    # Two runs of one new file at once: every card once.
+    more = [_json.dumps({"pan": luhn_pan(16), "external_id": f"twice-{i}"}) for i in range(3000)]
+    path2 = os.path.join(d, "more.jsonl")
+    open(path2, "w").write("\n".join(more) + "\n")
+    import subprocess
+    runs = [subprocess.Popen([BIN, "cards", "import", "--program", program, "--file", path2,
+                              "--data-dir", s.data], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+            for _ in range(2)]
+    outs = [_json.loads(r.communicate(timeout=300)[0]) for r in runs]
+    t.check("two runs at once import each card once",
+            (sum(o["imported"] for o in outs), sum(o["skipped"] for o in outs)), (3000, 3000))
 finally:
     s.stop(t)
 t.finish()

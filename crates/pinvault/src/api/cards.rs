@@ -60,7 +60,9 @@ impl From<&ChipBody> for ChipInput {
 /// A PIN given at card creation: in clear (`allow_plaintext_pin` only), as a
 /// JWE encrypted to the service's published key, or an existing card's PIN as
 /// an ISO 9564 PIN block under a zone key of usage `verify` (portfolio
-/// migration). Exactly one of `pin`, `encrypted` and `pin_block`.
+/// migration), or legacy verification data: a Visa PVV (`pvv`, `pvki`) or an
+/// IBM 3624 offset (`ibm3624_offset`) under a PIN verification key
+/// (`pin_verification_key_id`). Exactly one of these forms.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PinInput {
@@ -72,6 +74,19 @@ pub struct PinInput {
     format: Option<String>,
     /// With `pin_block`: the zone key it is enciphered under (`zpk_…`).
     zone_key_id: Option<String>,
+    /// Legacy data: the card's Visa PVV (4 digits), with `pvki` and
+    /// `pin_verification_key_id`.
+    #[schema(value_type = Option<String>, pattern = "^[0-9]{4}$")]
+    pvv: Option<Sensitive<String>>,
+    /// With `pvv`: the PVK index (one digit).
+    #[schema(pattern = "^[0-9]$")]
+    pvki: Option<String>,
+    /// Legacy data: the card's IBM 3624 offset (as many digits as the key's
+    /// PIN check length), with `pin_verification_key_id`.
+    #[schema(value_type = Option<String>, pattern = "^[0-9]{4,12}$")]
+    ibm3624_offset: Option<Sensitive<String>>,
+    /// With `pvv` or `ibm3624_offset`: the program's PIN verification key (`pvk_…`).
+    pin_verification_key_id: Option<String>,
     /// The PIN in clear: only where the program has `allow_plaintext_pin`.
     #[schema(value_type = Option<String>)]
     pin: Option<Sensitive<String>>,
@@ -113,7 +128,7 @@ pub struct ListCards {
     responses(
         (status = 201, description = "Created", body = CardView),
         (status = 403, description = "`plaintext_not_allowed`; `forbidden`: `pin.zone_key_id` is of usage `export`", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`not_found`: `pin.zone_key_id` names no zone key granted to this program", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: `pin.zone_key_id` names no zone key granted to this program, or `pin.pin_verification_key_id` no PIN verification key of it", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`idempotency_conflict`", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "`unsupported_media_type`", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`invalid_pan`, `invalid_pin`, `weak_pin`, `decryption_failed` (`pin.encrypted` or `pin.pin_block` cannot be used), `invalid_request`", body = Problem, content_type = "application/problem+json"),
@@ -162,6 +177,38 @@ pub(crate) fn card_input(raw: Value) -> Result<CardInput, ApiError> {
 
 /// The one PIN a `pin` object gives.
 fn initial_pin(p: PinInput) -> Result<InitialPin, ApiError> {
+    use crate::domain::legacy::Method;
+    let legacy = p.pvv.is_some()
+        || p.ibm3624_offset.is_some()
+        || p.pvki.is_some()
+        || p.pin_verification_key_id.is_some();
+    if legacy {
+        let others = p.pin.is_some()
+            || p.encrypted.is_some()
+            || p.pin_block.is_some()
+            || p.format.is_some()
+            || p.zone_key_id.is_some();
+        let refused = || {
+            ApiError::invalid(
+                "legacy `pin` data is `pvv` with `pvki`, or `ibm3624_offset`, and `pin_verification_key_id`, and nothing else",
+            )
+        };
+        return match (p.pvv, p.pvki, p.ibm3624_offset, p.pin_verification_key_id) {
+            (Some(pvv), Some(pvki), None, Some(pvk_id)) if !others => Ok(InitialPin::Legacy {
+                method: Method::VisaPvv,
+                value: pvv.into_inner(),
+                pvki: Some(pvki),
+                pvk_id,
+            }),
+            (None, None, Some(offset), Some(pvk_id)) if !others => Ok(InitialPin::Legacy {
+                method: Method::Ibm3624,
+                value: offset.into_inner(),
+                pvki: None,
+                pvk_id,
+            }),
+            _ => Err(refused()),
+        };
+    }
     match p {
         PinInput {
             pin: Some(text),
@@ -169,6 +216,7 @@ fn initial_pin(p: PinInput) -> Result<InitialPin, ApiError> {
             pin_block: None,
             format: None,
             zone_key_id: None,
+            ..
         } => Ok(InitialPin::Text(PinText::Clear(text.into_inner()))),
         PinInput {
             pin: None,
@@ -176,6 +224,7 @@ fn initial_pin(p: PinInput) -> Result<InitialPin, ApiError> {
             pin_block: None,
             format: None,
             zone_key_id: None,
+            ..
         } => Ok(InitialPin::Text(PinText::Encrypted(jwe))),
         PinInput {
             pin: None,
@@ -183,6 +232,7 @@ fn initial_pin(p: PinInput) -> Result<InitialPin, ApiError> {
             pin_block: Some(block),
             format: Some(format),
             zone_key_id: Some(zone_key_id),
+            ..
         } => {
             let (format, _) = super::verify::block_request(&format, &zone_key_id, None)?;
             let decoded = super::verify::BlockBytes::decode(block.expose());

@@ -129,6 +129,7 @@ pub struct ScriptResponse {
 #[utoipa::path(post, path = "/v1/cards/{id}/chip/scripts", operation_id = "chipScripts", tag = "chip", params(("id" = String, Path)), request_body = ScriptRequest,
     responses((status = 200, description = "The script for the pending command, or `null`", body = ScriptResponse),
         (status = 404, description = "`not_found`: no such card for this program", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`pin_not_available`: a PIN CHANGE is due for a card migrated with legacy data whose PIN is not captured yet", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`invalid_request`: malformed `icc_data` (TLV, or 9F26/9F36 missing or of the wrong length), or a card without chip data", body = Problem, content_type = "application/problem+json")),
     security(("api_key" = [])))]
 pub async fn scripts<S: Store>(

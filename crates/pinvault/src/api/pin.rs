@@ -214,6 +214,7 @@ pub async fn commit<S: Store>(
     responses((status = 200, description = "With `device_key`: `{\"encrypted_pin\"}`, a compact JWE (`ECDH-ES`, `A256GCM`) to that key whose plaintext is `{\"pin\",\"card_id\"}`. Without: `{\"pin\"}` in clear, only where the program allows it", body = RevealResponse),
         (status = 403, description = "`reveal_disabled`, `plaintext_not_allowed`, token errors", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`not_found`: no such card for this program", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`pin_not_available`: a card migrated with legacy data whose PIN no verification has captured yet (the token is not spent)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`invalid_request`: `device_key` is not a public P-256 key (wrong `kty` or curve, not on the curve, private part present)", body = Problem, content_type = "application/problem+json")),
     security(("api_key" = [])))]
 pub async fn reveal<S: Store>(

@@ -261,6 +261,7 @@ pub async fn verify<S: Store>(
             &pan,
             u32::from(auth.program.settings.max_tries),
             entered,
+            auth.program.settings.migrate_legacy_pins,
             || auth.actor(),
         )
         .await
@@ -312,6 +313,7 @@ pub async fn sandbox_verify<S: Store>(
             &pan,
             u32::from(auth.program.settings.max_tries),
             Entered::Clear(pin),
+            auth.program.settings.migrate_legacy_pins,
             || auth.actor(),
         )
         .await

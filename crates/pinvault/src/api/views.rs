@@ -79,6 +79,11 @@ pub struct PinStatusView {
     /// Whether a staged PIN (staged mode) awaits commit: true until it is
     /// committed, replaced by a direct set, or expires with its token.
     pub staged: bool,
+    /// How the PIN is verified: `stored` (pinvault holds it), or for a card
+    /// migrated with legacy data and not yet captured by a matching
+    /// verification, `visa_pvv` or `ibm_3624`.
+    #[schema(pattern = "^(stored|visa_pvv|ibm_3624)$")]
+    pub verification: &'static str,
 }
 
 impl CardView {
@@ -112,6 +117,7 @@ impl PinStatusView {
             set_by: card.pin_set_by.as_str().to_owned(),
             updated_at: rfc3339(card.pin_updated_at),
             staged: card.has_staged_pin(crate::domain::time::now()),
+            verification: crate::domain::legacy::verification(card.legacy.as_ref()),
         }
     }
 }

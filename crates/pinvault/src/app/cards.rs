@@ -41,6 +41,16 @@ pub enum InitialPin {
         block: Zeroizing<Vec<u8>>,
         zone_key_id: String,
     },
+    /// Legacy verification data: no PIN, a Visa PVV or an IBM 3624 offset
+    /// under a PIN verification key of the program.
+    Legacy {
+        method: crate::domain::legacy::Method,
+        /// The PVV or offset (digits).
+        value: Zeroizing<String>,
+        /// The PVK index (Visa PVV).
+        pvki: Option<String>,
+        pvk_id: String,
+    },
 }
 
 impl std::fmt::Debug for InitialPin {
@@ -52,6 +62,9 @@ impl std::fmt::Debug for InitialPin {
                 zone_key_id,
                 ..
             } => write!(f, "InitialPin::Block({format}, {zone_key_id})"),
+            InitialPin::Legacy { method, pvk_id, .. } => {
+                write!(f, "InitialPin::Legacy({}, {pvk_id})", method.as_str())
+            }
         }
     }
 }
@@ -125,7 +138,20 @@ impl<S: Store> App<S> {
         let checked = |text: &str| -> AppResult<Pin> {
             policy::check_text(text, settings, &pan).map_err(|r| DomainError::from(r).into())
         };
+        let mut legacy = None;
         let (pin, set_by) = match input.pin {
+            Some(InitialPin::Legacy {
+                method,
+                value,
+                pvki,
+                pvk_id,
+            }) => {
+                let (data, value) = self
+                    .legacy_data(caller, method, &value, pvki.as_deref(), &pvk_id, &pan)
+                    .await?;
+                legacy = Some(data);
+                (value, SetBy::Issuer)
+            }
             None => {
                 let pin =
                     policy::random_pin(settings, caller.program.mode, &pan).ok_or_else(|| {
@@ -194,6 +220,8 @@ impl<S: Store> App<S> {
             t,
         );
         row.chip = chip;
+        let verification = crate::domain::legacy::verification(legacy.as_ref());
+        row.legacy = legacy;
         let effects = Effects {
             events: vec![event(
                 &row.program_id,
@@ -205,6 +233,7 @@ impl<S: Store> App<S> {
                     "external_id": row.external_id,
                     "status": row.status.as_str(),
                     "pin_set_by": set_by.as_str(),
+                    "pin_verification": verification,
                 }),
             )],
             audit: Some(caller.actor().record(
@@ -247,6 +276,75 @@ impl<S: Store> App<S> {
             ));
         }
         pinblock::decipher(format, block, pan, &key).map_err(|_| AppError::DecryptionFailed)
+    }
+
+    /// Legacy verification data checked against the program's PIN
+    /// verification key: the card's legacy columns and the value (PVV or
+    /// offset) as what is enciphered where a PIN would be.
+    async fn legacy_data(
+        &self,
+        caller: &Caller,
+        method: crate::domain::legacy::Method,
+        value: &str,
+        pvki: Option<&str>,
+        pvk_id: &str,
+        pan: &pinblock::Pan,
+    ) -> AppResult<(crate::domain::legacy::Legacy, Pin)> {
+        use crate::domain::legacy::{self, Legacy, Method};
+        let not_found = || AppError::NotFound("PIN verification key for this program");
+        if !crate::domain::ids::is_id(pvk_id, super::pvks::PVK_PREFIX) {
+            return Err(not_found());
+        }
+        let key = self
+            .store
+            .get_pvk(&caller.program.id, pvk_id)
+            .await?
+            .ok_or_else(not_found)?;
+        if key.method != method {
+            return Err(AppError::Invalid(format!(
+                "`pin.pin_verification_key_id` is a key for {}, not for {}",
+                key.method.as_str(),
+                method.as_str()
+            )));
+        }
+        let pvki = match method {
+            Method::VisaPvv => {
+                if !legacy::valid_pvv(value) {
+                    return Err(AppError::Invalid("`pin.pvv` must be 4 digits".into()));
+                }
+                Some(pvki.and_then(legacy::parse_pvki).ok_or_else(|| {
+                    AppError::Invalid("`pin.pvki` must be one digit, 0 to 9".into())
+                })?)
+            }
+            Method::Ibm3624 => {
+                let params = key.params.clone().unwrap_or_default();
+                let length = params.pin_length();
+                if !legacy::valid_offset(value, length) {
+                    return Err(AppError::Invalid(format!(
+                        "`pin.ibm3624_offset` must be {length} digits (the key's PIN check length)"
+                    )));
+                }
+                let end = usize::from(params.validation_offset())
+                    + usize::from(params.validation_length());
+                if end > pan.len() {
+                    return Err(AppError::Invalid(format!(
+                        "the key's validation data (PAN digits {} to {end}) does not fit this {}-digit PAN",
+                        params.validation_offset() + 1,
+                        pan.len()
+                    )));
+                }
+                None
+            }
+        };
+        let value = Pin::new(value).map_err(|_| AppError::Invalid("bad legacy value".into()))?;
+        Ok((
+            Legacy {
+                method,
+                pvk_id: key.id,
+                pvki,
+            },
+            value,
+        ))
     }
 
     /// Stores a card made by [`Self::new_card`], with the idempotency record

@@ -48,6 +48,9 @@ impl<S: Store> App<S> {
                 )),
                 ZoneKeyError::Service(e) => AppError::Service(e),
             })?;
+        if card.legacy.is_some() {
+            return Err(AppError::PinNotAvailable);
+        }
         if format == Format::Iso4 && key.algorithm() != KeyAlgorithm::Aes {
             return Err(AppError::Invalid(
                 "format iso_4 is enciphered under AES only: this zone key is TDES".into(),

@@ -261,6 +261,8 @@ pub struct MigrationReport {
     pub zone_keys: u64,
     /// Issuer master keys (three a set) under the new provider.
     pub issuer_keys: u64,
+    /// PIN verification keys under the new provider.
+    pub pin_verification_keys: u64,
     /// Rows re-wrapped by this run (the rest were already under it).
     pub rewrapped: u64,
 }
@@ -297,7 +299,13 @@ pub async fn migrate_master<S: Store>(
         .await?;
         report.data_keys = data.len() as u64;
         report.zone_keys = zones.len() as u64;
+        let pvks = crate::store::every_page(
+            |after| async move { store.list_pvks(None, 100, after.as_deref()).await },
+            |k: &crate::store::PvkRow| k.id.clone(),
+        )
+        .await?;
         report.issuer_keys = 3 * issuer_sets.len() as u64;
+        report.pin_verification_keys = pvks.len() as u64;
         let (from, to) = (from.clone(), to.clone());
         let rewraps = tokio::task::spawn_blocking(move || -> Result<_, KeyError> {
             let mut out = Vec::new();
@@ -350,6 +358,22 @@ pub async fn migrate_master<S: Store>(
                             new,
                         });
                     }
+                }
+            }
+            for k in &pvks {
+                let moved = crate::keys::pvk::rewrap(
+                    from.as_ref(),
+                    to.as_ref(),
+                    &k.id,
+                    &k.kcv,
+                    &k.wrapped,
+                )?;
+                if let Some(new) = moved {
+                    out.push(MasterRewrap::PinVerificationKey {
+                        id: k.id.clone(),
+                        old: k.wrapped.clone(),
+                        new,
+                    });
                 }
             }
             Ok(out)

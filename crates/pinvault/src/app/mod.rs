@@ -12,6 +12,7 @@ pub mod keys;
 pub mod lookup;
 pub mod pin;
 pub mod pin_change;
+pub mod pvks;
 mod reseal;
 pub mod scripts;
 pub mod tokens;

@@ -276,6 +276,9 @@ impl<S: Store> App<S> {
             RevealTo::Device(jwk) => Some(DeviceKey::from_jwk(jwk).map_err(AppError::Invalid)?),
             RevealTo::Clear => None,
         };
+        if card.legacy.is_some() {
+            return Err(AppError::PinNotAvailable);
+        }
         let pan = self.card_pan(card).await?;
         self.ensure_key(KeyKind::Pin, card.pin_key_version).await?;
         let pin = self

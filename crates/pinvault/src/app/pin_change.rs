@@ -90,7 +90,10 @@ impl<S: Store> App<S> {
                 zone_key_id: sent.zone_key_id,
             };
             let verdict = self
-                .verify_pin(&card, &pan, max_tries, current, || caller.actor())
+                // A legacy card's PIN is captured on the match whatever
+                // `migrate_legacy_pins` says: the change stores a new PIN
+                // anyway, and its reversal puts back the PIN it matched.
+                .verify_pin(&card, &pan, max_tries, current, true, || caller.actor())
                 .await
                 .map_err(ChangeError::Verify)?;
             if verdict.outcome != Outcome::Match {

@@ -146,6 +146,9 @@ impl<S: Store> App<S> {
         };
         let apdu = match command {
             Command::ChangePin => {
+                if card.legacy.is_some() {
+                    return Err(AppError::PinNotAvailable);
+                }
                 // The card's PIN as it is now (the row read under the lock).
                 self.ensure_key(KeyKind::Pin, card.pin_key_version).await?;
                 let pin = self

@@ -28,7 +28,7 @@ use crate::domain::time::now;
 use crate::domain::zone_key::Usage;
 use crate::events::{EventType, event};
 use crate::keys::KeyKind;
-use crate::store::{CardRow, Effects, PinFailure, Store};
+use crate::store::{CardRow, Effects, PinFailure, PinWrite, Store};
 
 /// What the terminal sent.
 pub enum Entered<'a> {
@@ -101,14 +101,18 @@ pub enum VerifyError {
 super::service_errors!(VerifyError);
 
 impl<S: Store> App<S> {
-    /// Checks an entered PIN against `card`'s PIN and counts the try.
-    /// `actor` (who asks, for the audit record) is only made when a try counts.
+    /// Checks an entered PIN against `card`'s PIN (or, for a card migrated
+    /// with legacy data, its PVV or IBM 3624 offset) and counts the try.
+    /// `actor` (who asks, for the audit record) is only made when a try
+    /// counts or a PIN is captured. `capture`: a legacy card's match stores
+    /// the PIN (the program setting `migrate_legacy_pins`).
     pub async fn verify_pin(
         &self,
         card: &CardRow,
         pan: &Pan,
         max_tries: u32,
         entered: Entered<'_>,
+        capture: bool,
         actor: impl FnOnce() -> Actor,
     ) -> Result<Verdict, VerifyError> {
         // How the PIN was entered, for the audit record of a failure (built then).
@@ -154,8 +158,52 @@ impl<S: Store> App<S> {
         let stored = self
             .keys
             .decipher_pin(card.pin_key_version, &card.pin_block, pan)?;
-        let matched = bool::from(stored.ct_eq(&entered));
-        drop((stored, entered));
+        let (matched, entered) = match &card.legacy {
+            None => (bool::from(stored.ct_eq(&entered)), None),
+            Some(legacy) => (
+                self.legacy_matches(card, legacy, pan, &entered, &stored)
+                    .await?,
+                Some(entered),
+            ),
+        };
+        drop(stored);
+        if let (true, true, Some(pin)) = (matched, capture, entered) {
+            // A legacy card's first match: its PIN is stored from now on.
+            let (key_version, block) = self.keys.encipher_pin(&pin, pan)?;
+            drop(pin);
+            let actor = actor();
+            let effects = Effects {
+                events: vec![event(
+                    &card.program_id,
+                    &card.id,
+                    EventType::PinChanged,
+                    json!({ "set_by": card.pin_set_by.as_str(), "source": "migration" }),
+                )],
+                audit: Some(actor.record(
+                    "pin.migrated",
+                    Some(&card.program_id),
+                    Some(&card.id),
+                    json!({ "from": crate::domain::legacy::verification(card.legacy.as_ref()) }),
+                )),
+            };
+            let write = PinWrite {
+                block,
+                key_version,
+                set_by: card.pin_set_by,
+            };
+            if self
+                .store
+                .capture_legacy_pin(card, write, now(), effects)
+                .await?
+            {
+                tracing::info!(card_id = %card.id, "legacy PIN captured: the card's PIN is stored from now on");
+            }
+            return Ok(Verdict {
+                outcome: Outcome::Match,
+                remaining_tries: max_tries,
+                blocked_now: false,
+            });
+        }
         if matched {
             if card.fail_count > 0 && !self.store.reset_pin_failures(&card.id, now()).await? {
                 // Blocked by concurrent failures since the card was read.
@@ -219,6 +267,57 @@ impl<S: Store> App<S> {
                 remaining_tries: max_tries.saturating_sub(f.fail_count),
                 blocked_now: f.blocked,
             }),
+        }
+    }
+}
+
+impl<S: Store> App<S> {
+    /// Whether `entered` is the PIN a legacy card's PVV or offset (`value`,
+    /// deciphered from where a PIN would be) was made from.
+    async fn legacy_matches(
+        &self,
+        card: &CardRow,
+        legacy: &crate::domain::legacy::Legacy,
+        pan: &Pan,
+        entered: &Pin,
+        value: &Pin,
+    ) -> Result<bool, VerifyError> {
+        use crate::domain::legacy::Method;
+        let unusable = |what: &str| {
+            VerifyError::Service(ServiceError::Keys(crate::keys::KeyError::Integrity(
+                format!(
+                    "card {}: its legacy verification data cannot be checked ({what})",
+                    card.id
+                ),
+            )))
+        };
+        let (row, key) = self
+            .pvk(&card.program_id, &legacy.pvk_id)
+            .await
+            .map_err(|e| match e {
+                super::error::AppError::Service(e) => VerifyError::Service(e),
+                _ => unusable("its PIN verification key is gone"),
+            })?;
+        let digits = value.expose();
+        let matched = match legacy.method {
+            Method::VisaPvv => {
+                let pvv: [u8; 4] = digits
+                    .as_bytes()
+                    .try_into()
+                    .map_err(|_| unusable("a PVV is 4 digits"))?;
+                let pvki = legacy.pvki.ok_or_else(|| unusable("no PVKI"))?;
+                pinblock::pvv::verify_pvv(&key, pan, pvki, entered, &pvv)
+            }
+            Method::Ibm3624 => {
+                let params = row.params.unwrap_or_default();
+                pinblock::ibm3624::verify_offset(&key, pan, &params, entered, digits.as_bytes())
+            }
+        };
+        match matched {
+            Ok(m) => Ok(m),
+            // A PIN shorter than the key's check length is not the PIN.
+            Err(pinblock::Error::PinShorterThanCheck { .. }) => Ok(false),
+            Err(e) => Err(unusable(&e.to_string())),
         }
     }
 }

@@ -181,6 +181,7 @@ pub(super) async fn keys_migrate(
         "data_keys": report.data_keys,
         "zone_keys": report.zone_keys,
         "issuer_keys": report.issuer_keys,
+        "pin_verification_keys": report.pin_verification_keys,
         "rewrapped": report.rewrapped,
     });
     store

@@ -12,6 +12,7 @@ mod keys;
 mod listen;
 mod output;
 mod programs;
+mod pvks;
 pub(crate) mod serve;
 mod tools;
 mod zone_keys;
@@ -47,6 +48,10 @@ enum Command {
     /// Import and list the zone PIN keys terminals' PIN blocks arrive under.
     #[command(subcommand, name = "zone-keys")]
     ZoneKeys(zone_keys::ZoneKeysCommand),
+    /// Import and list a program's PIN verification keys (Visa PVK, IBM 3624)
+    /// for cards migrated with PVVs or offsets.
+    #[command(subcommand, name = "pin-verification-keys")]
+    PinVerificationKeys(pvks::PvksCommand),
     /// Bring a portfolio's cards in from a JSON Lines file.
     #[command(subcommand)]
     Cards(cards::CardsCommand),
@@ -133,6 +138,9 @@ pub fn run() -> ExitCode {
             .map(|s| Some(s.into())),
         Command::ZoneKeys(cmd) => runtime(false)
             .and_then(|rt| rt.block_on(zone_keys::zone_keys(cmd)))
+            .map(|s| Some(s.into())),
+        Command::PinVerificationKeys(cmd) => runtime(false)
+            .and_then(|rt| rt.block_on(pvks::pvks(cmd)))
             .map(|s| Some(s.into())),
         Command::Cards(cmd) => runtime(false)
             .and_then(|rt| rt.block_on(cards::cards(cmd)))

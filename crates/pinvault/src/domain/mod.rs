@@ -4,6 +4,7 @@ pub mod audit;
 pub mod card;
 pub mod chip;
 pub mod ids;
+pub mod legacy;
 pub mod lookup;
 pub mod policy;
 pub mod program;

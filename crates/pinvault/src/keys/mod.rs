@@ -22,6 +22,7 @@ pub mod issuer;
 mod keyfile;
 mod keyring;
 pub mod pkcs11;
+pub mod pvk;
 pub mod transport;
 pub mod zone;
 pub mod zone_cache;

@@ -35,7 +35,8 @@ macro_rules! card_cols {
          pin_updated_at, fail_count, last_failed_at, pin_blocked, created_at, updated_at, \
          staged_expires_at, staged_token_id, staged_pin_block, staged_pin_key_version, \
          chip_key_set_id, chip_psn, chip_offline_pin, chip_pending_change, chip_pending_unblock, \
-         chip_last_script_at, chip_last_script_result, chip_script_id, chip_script_command"
+         chip_last_script_at, chip_last_script_result, chip_script_id, chip_script_command, \
+         pin_verification, legacy_pvk_id, legacy_pvki"
     };
     (c) => {
         "c.id, c.program_id, c.pan_hash, c.lookup_key_version, c.pan_sealed, c.pan_key_version, \
@@ -43,7 +44,8 @@ macro_rules! card_cols {
          c.pin_set_by, c.pin_updated_at, c.fail_count, c.last_failed_at, c.pin_blocked, c.created_at, \
          c.updated_at, c.staged_expires_at, c.staged_token_id, c.staged_pin_block, c.staged_pin_key_version, \
          c.chip_key_set_id, c.chip_psn, c.chip_offline_pin, c.chip_pending_change, c.chip_pending_unblock, \
-         c.chip_last_script_at, c.chip_last_script_result, c.chip_script_id, c.chip_script_command"
+         c.chip_last_script_at, c.chip_last_script_result, c.chip_script_id, c.chip_script_command, \
+         c.pin_verification, c.legacy_pvk_id, c.legacy_pvki"
     };
 }
 
@@ -183,7 +185,27 @@ pub fn card(r: Row<'_>) -> DbResult<CardRow> {
         staged_pin_block: r.opt_bytes(22)?,
         staged_pin_key_version: r.opt_u32(23)?,
         chip: chip(r)?,
+        legacy: legacy(r)?,
     })
+}
+
+/// A card's legacy verification columns (33 to 35): `None` for a stored PIN.
+fn legacy(r: Row<'_>) -> DbResult<Option<crate::domain::legacy::Legacy>> {
+    use crate::domain::legacy::{Legacy, Method};
+    let verification = r.str(33)?;
+    if verification == "stored" {
+        return Ok(None);
+    }
+    let method = Method::parse(verification).ok_or_else(|| bad("pin_verification"))?;
+    let pvki = match r.opt_u32(35)? {
+        None => None,
+        Some(v) => Some(u8::try_from(v).map_err(|_| bad("legacy_pvki"))?),
+    };
+    Ok(Some(Legacy {
+        method,
+        pvk_id: r.opt_string(34)?.ok_or_else(|| bad("legacy_pvk_id"))?,
+        pvki,
+    }))
 }
 
 /// A card's chip columns (24 to 32): `None` without an issuer key set.

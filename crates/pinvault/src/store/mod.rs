@@ -26,8 +26,8 @@ pub use any::AnyStore;
 pub use backend::Backend;
 pub use catalogue::{
     AuditStore, CardStore, ChangeEffects, ChipStore, GrantChange, IssuerKeyStore, KeyStore,
-    PinChangeOutcome, PinChangeRow, PinChangeStore, ProgramStore, REVERSIBLE_S, Resealable,
-    TokenStore, WebhookStore, ZoneKeyStore, every_page,
+    PinChangeOutcome, PinChangeRow, PinChangeStore, ProgramStore, PvkStore, REVERSIBLE_S,
+    Resealable, TokenStore, WebhookStore, ZoneKeyStore, every_page, pvk_params_json,
 };
 pub use error::{StoreError, StoreResult};
 pub use postgres::{PgSettings, PgStore, PgTls, PgTlsConnect, PgTlsStream, SslMode, TlsError};
@@ -39,7 +39,7 @@ pub use sqlite::SqliteStore;
 pub mod prelude {
     pub use super::{
         AuditStore, Backend, CardStore, ChipStore, IssuerKeyStore, KeyStore, PinChangeStore,
-        ProgramStore, Store, TokenStore, WebhookStore, ZoneKeyStore,
+        ProgramStore, PvkStore, Store, TokenStore, WebhookStore, ZoneKeyStore,
     };
 }
 
@@ -53,6 +53,7 @@ pub trait Store:
     + KeyStore
     + PinChangeStore
     + ProgramStore
+    + PvkStore
     + TokenStore
     + WebhookStore
     + ZoneKeyStore

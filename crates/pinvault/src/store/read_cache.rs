@@ -371,6 +371,7 @@ mod tests {
             staged_pin_block: None,
             staged_pin_key_version: None,
             chip: None,
+            legacy: None,
         }
     }
 

@@ -83,6 +83,9 @@ pub struct CardRow {
     pub staged_pin_key_version: Option<u32>,
     /// A chip card's chip data; `None` for a card without one.
     pub chip: Option<ChipData>,
+    /// Legacy verification data (`pin_block` then holds the PVV or offset,
+    /// not a PIN); `None`: the PIN is stored.
+    pub legacy: Option<crate::domain::legacy::Legacy>,
 }
 
 /// A chip card's issuer keys, sequence number and offline-PIN state.
@@ -140,6 +143,7 @@ impl CardRow {
             staged_pin_block: None,
             staged_pin_key_version: None,
             chip: None,
+            legacy: None,
         }
     }
 
@@ -227,6 +231,11 @@ pub enum MasterRewrap {
         old: Vec<u8>,
         new: Vec<u8>,
     },
+    PinVerificationKey {
+        id: String,
+        old: Vec<u8>,
+        new: Vec<u8>,
+    },
 }
 
 /// A program's issuer master keys for chip cards, wrapped by the master key.
@@ -240,6 +249,21 @@ pub struct IssuerKeySetRow {
     pub kcv: [String; 3],
     /// The AC, SMI and SMC keys, wrapped.
     pub wrapped: [Vec<u8>; 3],
+    pub created_at: Timestamp,
+}
+
+/// A program's PIN verification key (Visa PVK or IBM 3624), wrapped by the
+/// master key.
+#[derive(Debug, Clone)]
+pub struct PvkRow {
+    pub id: String,
+    pub program_id: String,
+    pub name: String,
+    pub method: crate::domain::legacy::Method,
+    pub kcv: String,
+    pub wrapped: Vec<u8>,
+    /// IBM 3624's parameters (`None` for a Visa PVK).
+    pub params: Option<pinblock::ibm3624::Ibm3624Params>,
     pub created_at: Timestamp,
 }
 

@@ -40,6 +40,13 @@ macro_rules! clear_staged {
          staged_expires_at = NULL, staged_token_id = NULL"
     };
 }
+/// The assignments of a new PIN besides its block: the card's PIN is stored
+/// from now on (legacy verification data, if any, is gone).
+macro_rules! stored_pin {
+    () => {
+        ", pin_verification = 'stored', legacy_pvk_id = NULL, legacy_pvki = NULL"
+    };
+}
 pub(super) use clear_staged;
 
 const APPLY_STATE: Sql = sql!(concat!(
@@ -74,6 +81,7 @@ const SET_PIN: Sql = sql!(concat!(
     "UPDATE cards SET ",
     set_state!(),
     ", pin_block = $12, pin_key_version = $13, pin_set_by = $14, pin_updated_at = $6",
+    stored_pin!(),
     chip_after_pin!(15, 16, 17, 18, 19),
     clear_staged!(),
     " WHERE ",
@@ -86,6 +94,7 @@ const COMMIT_STAGED: Sql = sql!(concat!(
     set_state!(),
     ", pin_block = staged_pin_block, pin_key_version = staged_pin_key_version,
        pin_set_by = 'cardholder', pin_updated_at = $6",
+    stored_pin!(),
     chip_after_pin!(14, 15, 16, 17, 18),
     clear_staged!(),
     " WHERE ",

@@ -8,6 +8,7 @@ use super::programs::CARD;
 use super::{card_state, outbox};
 use crate::domain::card::PinFailure;
 use crate::domain::time::Timestamp;
+use crate::store::PinWrite;
 use crate::store::backend::Backend;
 use crate::store::db::{Db, DbResult, Row, Sql, all, args, sql, sql_each, vals};
 use crate::store::decode::{self, card_cols, select};
@@ -19,9 +20,9 @@ const INSERT_CARD: Sql = sql!(
     "INSERT INTO cards (id, program_id, pan_hash, lookup_key_version, pan_sealed, pan_key_version,
         last4, expiry, external_id, status, inactive_by_block, pin_block, pin_key_version, pin_set_by,
         pin_updated_at, fail_count, last_failed_at, pin_blocked, created_at, updated_at,
-        chip_key_set_id, chip_psn, chip_offline_pin)
+        chip_key_set_id, chip_psn, chip_offline_pin, pin_verification, legacy_pvk_id, legacy_pvki)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20,
-        $21, $22, $23)"
+        $21, $22, $23, $24, $25, $26)"
 );
 /// Whether the program has a card with this external id (`cards_external`).
 const EXTERNAL_ID_TAKEN: Sql =
@@ -122,6 +123,9 @@ fn card_args(c: &CardRow) -> Vec<crate::store::db::Arg<'_>> {
         c.chip.as_ref().map(|x| x.issuer_key_set_id.as_str()),
         c.chip.as_ref().map(|x| x.pan_sequence_number.as_str()),
         c.chip.as_ref().map(|x| x.state.offline_pin.as_str()),
+        crate::domain::legacy::verification(c.legacy.as_ref()),
+        c.legacy.as_ref().map(|l| l.pvk_id.as_str()),
+        c.legacy.as_ref().and_then(|l| l.pvki).map(u32::from),
     ]
     .to_vec()
 }
@@ -348,6 +352,39 @@ pub trait CardStore: Backend {
 
     /// Resets the fail count after a match (`PinState::matched`); false when
     /// the PIN was blocked meanwhile (a match never unblocks).
+    /// A legacy card's PIN, captured by a matching verification: stored the
+    /// usual way (a new PIN's effects on the card's state and chip included)
+    /// only while the card still holds the legacy data it was verified
+    /// against, so two matching verifications at once capture once. `true`:
+    /// this one captured it (and `effects` were written).
+    fn capture_legacy_pin(
+        &self,
+        card: &CardRow,
+        pin: PinWrite,
+        now: Timestamp,
+        effects: Effects,
+    ) -> impl Future<Output = StoreResult<bool>> + Send {
+        let (card_id, legacy_block) = (card.id.clone(), card.pin_block.clone());
+        self.write(
+            (card_id, legacy_block, pin, now, effects),
+            |db, (card_id, legacy_block, pin, now, effects)| {
+                Box::pin(async move {
+                    let Some(locked) = card_state::lock_by_id(db, card_id).await? else {
+                        return Ok(false);
+                    };
+                    if locked.legacy.is_none() || locked.pin_block != *legacy_block {
+                        return Ok(false);
+                    }
+                    if !card_state::set_pin(db, &locked, pin, *now).await? {
+                        return Ok(false);
+                    }
+                    outbox::apply(db, effects).await?;
+                    Ok(true)
+                })
+            },
+        )
+    }
+
     fn reset_pin_failures(
         &self,
         card_id: &str,

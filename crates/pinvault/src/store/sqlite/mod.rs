@@ -66,6 +66,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         11,
         include_str!("../../../migrations/sqlite/0011_chip_scripts.sql"),
     ),
+    (
+        12,
+        include_str!("../../../migrations/sqlite/0012_legacy_pins.sql"),
+    ),
 ];
 
 /// The most writes one transaction (one fsync) carries.

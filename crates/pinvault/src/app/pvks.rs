@@ -1,0 +1,106 @@
+//! PIN verification keys for cards migrated with legacy verification data:
+//! imported per program from clear components (the keys' rules are
+//! `keys::pvk`; the PVV and IBM 3624 arithmetic is `pinblock`).
+
+use pinblock::SecretKey;
+use pinblock::ibm3624::Ibm3624Params;
+use serde_json::json;
+use zeroize::Zeroizing;
+
+use super::App;
+use super::error::{AppError, AppResult};
+use super::zone_keys::ZoneKeyAdminError;
+use crate::audit::Actor;
+use crate::domain::ids::new_id;
+use crate::domain::legacy::Method;
+use crate::domain::time::now;
+use crate::keys::pvk;
+use crate::store::{PvkRow, Store, pvk_params_json};
+
+pub const PVK_PREFIX: &str = "pvk_";
+
+impl<S: Store> App<S> {
+    /// Combines the components, checks the check value where given, and
+    /// stores the key wrapped by the master key for `program_id`. `params`:
+    /// IBM 3624's (required for it, refused for a Visa PVK).
+    pub async fn import_pvk(
+        &self,
+        program_id: &str,
+        name: &str,
+        method: Method,
+        components: &[Zeroizing<String>],
+        expected_kcv: Option<&str>,
+        params: Option<Ibm3624Params>,
+    ) -> Result<(String, String), ZoneKeyAdminError> {
+        if self.store.get_program(program_id).await?.is_none() {
+            return Err(ZoneKeyAdminError::Refused(format!(
+                "no program {program_id}"
+            )));
+        }
+        let (key, kcv) = pvk::combine(components, expected_kcv)
+            .map_err(|e| ZoneKeyAdminError::Refused(format!("--component: {e}")))?;
+        self.store_pvk(program_id, name, method, key, kcv, params)
+            .await
+    }
+
+    /// Stores a combined (or unwrapped) key.
+    pub async fn store_pvk(
+        &self,
+        program_id: &str,
+        name: &str,
+        method: Method,
+        key: SecretKey,
+        kcv: String,
+        params: Option<Ibm3624Params>,
+    ) -> Result<(String, String), ZoneKeyAdminError> {
+        let params = match (method, params) {
+            (Method::Ibm3624, Some(p)) => Some(p),
+            (Method::Ibm3624, None) => Some(Ibm3624Params::default()),
+            (Method::VisaPvv, None) => None,
+            (Method::VisaPvv, Some(_)) => {
+                return Err(ZoneKeyAdminError::Refused(
+                    "the IBM 3624 parameters are for --method ibm_3624 only".into(),
+                ));
+            }
+        };
+        let id = new_id(PVK_PREFIX);
+        let provider = self.keys.provider();
+        let wrapped = pvk::wrap(&*provider, &id, &kcv, &key)?;
+        drop(key);
+        let mut details = json!({ "pin_verification_key_id": id, "name": name,
+            "method": method.as_str(), "kcv": kcv });
+        if let Some(p) = &params {
+            details["ibm_3624"] = pvk_params_json(p);
+        }
+        let audit = Actor::operator().record(
+            "pin_verification_key.imported",
+            Some(program_id),
+            None,
+            details,
+        );
+        let row = PvkRow {
+            id: id.clone(),
+            program_id: program_id.to_owned(),
+            name: name.to_owned(),
+            method,
+            kcv: kcv.clone(),
+            wrapped,
+            params,
+            created_at: now(),
+        };
+        self.store.insert_pvk(row, audit).await?;
+        Ok((id, kcv))
+    }
+
+    /// The program's PIN verification key `id` and the key itself, unwrapped.
+    pub async fn pvk(&self, program_id: &str, id: &str) -> AppResult<(PvkRow, SecretKey)> {
+        let row = self
+            .store
+            .get_pvk(program_id, id)
+            .await?
+            .ok_or(AppError::NotFound("PIN verification key for this program"))?;
+        let key = pvk::unwrap(&*self.keys.provider(), &row.id, &row.kcv, &row.wrapped)
+            .map_err(super::ServiceError::from)?;
+        Ok((row, key))
+    }
+}
