@@ -123,7 +123,7 @@ pub fn jwe(data: &[u8]) {
 
 /// The operations that read a JSON body, with the path the harness sends
 /// them to (`{card}` is the harness's card).
-pub const BODY_OPERATIONS: [(&str, &str); 16] = [
+pub const BODY_OPERATIONS: [(&str, &str); 22] = [
     ("POST", "/v1/cards"),
     ("PATCH", "/v1/cards/{card}"),
     ("POST", "/v1/cards/{card}/control-tokens"),
@@ -142,6 +142,13 @@ pub const BODY_OPERATIONS: [(&str, &str); 16] = [
     // The hosted widgets' calls (the token is the credential).
     ("POST", "/widgets/api/pin-set"),
     ("POST", "/widgets/api/pin-reveal"),
+    // v1.1: the authorization host's calls, chip scripts, PIN export.
+    ("POST", "/v1/card-lookups"),
+    ("POST", "/v1/cards/{card}/pin/change"),
+    ("POST", "/v1/cards/{card}/chip/scripts"),
+    ("POST", "/v1/cards/{card}/chip/unblock-offline-pin"),
+    ("POST", "/v1/cards/{card}/pin/export"),
+    ("POST", "/v1/cards/{live}/pin/change"),
 ];
 
 /// A server in process: the real router over a SQLite store in a temporary

@@ -107,6 +107,10 @@ pub struct SettingsChanges {
     widget_allowed_origins: Option<Vec<String>>,
     /// The issuer key set (`iks_…`) of chip cards created without one; null: none.
     chip_issuer_key_set_id: Option<String>,
+    /// `POST /v1/cards/{id}/pin/export` allowed (operator only: 403 here).
+    allow_pin_export: Option<bool>,
+    /// A legacy card's first matching verification stores its PIN (default true).
+    migrate_legacy_pins: Option<bool>,
 }
 
 #[cfg(test)]

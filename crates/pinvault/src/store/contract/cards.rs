@@ -155,3 +155,137 @@ async fn status_changes_follow_the_domain() {
         assert!(none.await.unwrap().is_none(), "{name}");
     }
 }
+
+fn operator(action: &str) -> AuditEntry {
+    crate::audit::Actor::operator().record(action, None, None, serde_json::json!({}))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_legacy_pin_is_captured_once() {
+    use crate::domain::legacy::{Legacy, Method};
+    let b = backends("legacy").await;
+    for (name, store) in &b.stores {
+        let p = with_program(store).await;
+        let pvk = PvkRow {
+            id: new_id("pvk_"),
+            program_id: p.id.clone(),
+            name: "old PVK".into(),
+            method: Method::Ibm3624,
+            kcv: "ABCDEF".into(),
+            wrapped: vec![1, 2, 3],
+            params: Some(pinblock::ibm3624::Ibm3624Params::default()),
+            created_at: now(),
+        };
+        store
+            .insert_pvk(pvk.clone(), operator("pin_verification_key.imported"))
+            .await
+            .unwrap();
+        let got = store.get_pvk(&p.id, &pvk.id).await.unwrap().unwrap();
+        assert_eq!(
+            (got.method, got.params),
+            (pvk.method, pvk.params.clone()),
+            "{name}"
+        );
+        assert!(
+            store.get_pvk("prg_other", &pvk.id).await.unwrap().is_none(),
+            "{name}"
+        );
+        let mut c = card(&p.id);
+        c.legacy = Some(Legacy {
+            method: Method::Ibm3624,
+            pvk_id: pvk.id.clone(),
+            pvki: None,
+        });
+        store
+            .create_card(c.clone(), None, Effects::default())
+            .await
+            .unwrap();
+        assert_eq!(read(store, &c).await.legacy, c.legacy, "{name}");
+        // Matching verifications on several nodes at once: one capture.
+        let wins = race(8, || {
+            let (store, c) = (store.clone(), c.clone());
+            async move {
+                let pin = PinWrite {
+                    block: vec![9; 16],
+                    key_version: 1,
+                    set_by: SetBy::Issuer,
+                };
+                store
+                    .capture_legacy_pin(&c, pin, now(), Effects::default())
+                    .await
+                    .unwrap()
+            }
+        })
+        .await;
+        assert_eq!(wins.iter().filter(|w| **w).count(), 1, "{name}: {wins:?}");
+        let after = read(store, &c).await;
+        assert_eq!(
+            (after.legacy, after.pin_block),
+            (None, vec![9; 16]),
+            "{name}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn imports_skip_the_external_ids_a_program_has() {
+    let b = backends("import").await;
+    for (name, store) in &b.stores {
+        let p = with_program(store).await;
+        let with_id = |x: &str| {
+            let mut c = card(&p.id);
+            c.external_id = Some(x.to_owned());
+            (c, Effects::default())
+        };
+        let batch = vec![with_id("a"), with_id("a"), with_id("b")];
+        let skipped = store
+            .import_cards(&p.id, batch, |_, _| operator("cards.imported"))
+            .await
+            .unwrap();
+        assert_eq!(skipped, vec![1], "{name}: the second `a` of one batch");
+        // Two imports of the same ids at once: each id once.
+        let answers = race(4, || {
+            let (store, p) = (store.clone(), p.id.clone());
+            async move {
+                let batch = ["b", "c", "d", "e"]
+                    .iter()
+                    .map(|x| {
+                        let mut c = card(&p);
+                        c.external_id = Some((*x).to_owned());
+                        (c, Effects::default())
+                    })
+                    .collect();
+                store
+                    .import_cards(&p, batch, |_, _| operator("cards.imported"))
+                    .await
+                    .unwrap()
+                    .len()
+            }
+        })
+        .await;
+        assert_eq!(
+            answers.iter().sum::<usize>(),
+            4 * 4 - 3,
+            "{name}: {answers:?}"
+        );
+        for x in ["a", "b", "c", "d", "e"] {
+            let (page, _) = store
+                .list_cards(&p.id, Some(x), 10, None)
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(page.len(), 1, "{name}: {x}");
+        }
+        // Another program may have the same external ids.
+        let q = with_program(store).await;
+        let mut c = card(&q.id);
+        c.external_id = Some("a".into());
+        let skipped = store
+            .import_cards(&q.id, vec![(c, Effects::default())], |_, _| {
+                operator("cards.imported")
+            })
+            .await
+            .unwrap();
+        assert!(skipped.is_empty(), "{name}");
+    }
+}

@@ -258,9 +258,21 @@ pub(super) fn types_of(events: &[Value]) -> Vec<String> {
     t
 }
 
+/// No PAN or PIN of these tests in `text`. The audit trail's record hashes
+/// (64 random-looking hex digits each) are left out of the search: a 4-digit
+/// PIN turns up in one of them by chance about once in a thousand.
 pub(super) fn no_secrets(text: &str) {
+    let mut rest = text;
+    let mut searched = String::with_capacity(text.len());
+    while let Some(i) = rest.find("\"hash\":\"") {
+        let (before, after) = rest.split_at(i + 8);
+        searched.push_str(before);
+        let end = after.find('"').unwrap_or(after.len());
+        rest = &after[end..];
+    }
+    searched.push_str(rest);
     for secret in [PAN, PAN2, PIN, WRONG_PIN] {
-        assert!(!text.contains(secret), "`{secret}` found in {text}");
+        assert!(!searched.contains(secret), "`{secret}` found in {text}");
     }
 }
 

@@ -211,6 +211,7 @@ fn openapi_document_matches_the_routes() {
         ("/v1/cards/{id}/pin/commit", "post"),
         ("/v1/cards/{id}/pin/reveal", "post"),
         ("/v1/cards/{id}/pin/unblock", "post"),
+        ("/v1/cards/{id}/pin/export", "post"),
         ("/v1/cards/{id}/pin/verify", "post"),
         ("/v1/cards/{id}/pin/change", "post"),
         ("/v1/pin-changes/{id}/reverse", "post"),
