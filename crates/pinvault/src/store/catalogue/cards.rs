@@ -24,9 +24,19 @@ const INSERT_CARD: Sql = sql!(
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20,
         $21, $22, $23, $24, $25, $26)"
 );
-/// Whether the program has a card with this external id (`cards_external`).
-const EXTERNAL_ID_TAKEN: Sql =
-    sql!("SELECT 1 FROM cards WHERE program_id = $1 AND external_id = $2 LIMIT 1");
+/// Which of these external ids (a JSON array) the program's cards have
+/// (`cards_external`).
+const EXTERNAL_IDS_TAKEN: Sql = sql_each!(
+    pg: "SELECT external_id FROM cards WHERE program_id = $1
+         AND external_id IN (SELECT jsonb_array_elements_text($2::text::jsonb))",
+    sqlite: "SELECT external_id FROM cards WHERE program_id = $1
+         AND external_id IN (SELECT value FROM json_each($2))",
+);
+/// [`INSERT_CARD`]'s table and columns, for many rows a statement.
+const CARD_COLUMNS: &str = "cards (id, program_id, pan_hash, lookup_key_version, pan_sealed, pan_key_version,
+        last4, expiry, external_id, status, inactive_by_block, pin_block, pin_key_version, pin_set_by,
+        pin_updated_at, fail_count, last_failed_at, pin_blocked, created_at, updated_at,
+        chip_key_set_id, chip_psn, chip_offline_pin, pin_verification, legacy_pvk_id, legacy_pvki)";
 /// Imports into one program wait for each other (PostgreSQL: a transaction
 /// lock on the program; SQLite has one writer anyway), so two runs of one
 /// file at once still import each line once.
@@ -161,29 +171,53 @@ pub trait CardStore: Backend {
             |db, (program_id, cards, audit)| {
                 Box::pin(async move {
                     db.exec(&IMPORT_LOCK, &args![program_id.as_str()]).await?;
+                    // What the program has already, in one statement.
+                    let ids: Vec<&str> = cards
+                        .iter()
+                        .filter_map(|(c, _)| c.external_id.as_deref())
+                        .collect();
+                    let ids = serde_json::to_string(&ids)
+                        .map_err(|_| crate::store::db::bad("an external id that is not JSON"))?;
+                    let mut taken = std::collections::HashSet::new();
+                    let mut each = |r: Row<'_>| {
+                        taken.insert(r.string(0)?);
+                        Ok(())
+                    };
+                    db.query(
+                        &EXTERNAL_IDS_TAKEN,
+                        &args![program_id.as_str(), ids.as_str()],
+                        &mut each,
+                    )
+                    .await?;
                     let mut skipped = Vec::new();
+                    let mut kept = Vec::with_capacity(cards.len());
                     for (i, (c, effects)) in cards.iter().enumerate() {
-                        let external_id = c.external_id.as_deref();
-                        let mut taken = false;
-                        let mut seen = |_: Row<'_>| {
-                            taken = true;
-                            Ok(())
+                        // Taken already, or earlier in this batch.
+                        let fresh = match &c.external_id {
+                            Some(x) => taken.insert(x.clone()),
+                            None => true,
                         };
-                        db.query(
-                            &EXTERNAL_ID_TAKEN,
-                            &args![program_id.as_str(), external_id],
-                            &mut seen,
-                        )
-                        .await?;
-                        if taken {
+                        if fresh {
+                            kept.push((c, effects));
+                        } else {
                             skipped.push(i);
-                            continue;
                         }
-                        db.exec(&INSERT_CARD, &card_args(c)).await?;
-                        outbox::apply(db, effects).await?;
                     }
-                    let entry = audit(cards.len() - skipped.len(), skipped.len());
-                    outbox::append_audit(db, &entry).await?;
+                    for chunk in kept.chunks(outbox::ROWS_A_STATEMENT) {
+                        let mut values = Vec::with_capacity(chunk.len() * 26);
+                        for (c, _) in chunk {
+                            values.extend(card_args(c));
+                        }
+                        let sql = crate::store::db::insert_rows(CARD_COLUMNS, 26, chunk.len());
+                        db.exec(&sql, &values).await?;
+                    }
+                    let entry = Effects {
+                        events: Vec::new(),
+                        audit: Some(audit(kept.len(), skipped.len())),
+                    };
+                    let mut all: Vec<&Effects> = kept.iter().map(|(_, e)| *e).collect();
+                    all.push(&entry);
+                    outbox::apply_many(db, &all).await?;
                     Ok(skipped)
                 })
             },

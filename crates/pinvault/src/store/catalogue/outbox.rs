@@ -35,6 +35,92 @@ const MOVE_AUDIT_HEAD: Sql = sql_each!(
     sqlite: "",
 );
 
+/// Rows a bulk statement writes at most.
+pub const ROWS_A_STATEMENT: usize = 100;
+
+/// Writes the events and audit records of many changes (a bulk import) in a
+/// few statements: the subscribers read once, the events and the audit
+/// records many rows a statement, the audit chain's head read and moved once.
+pub async fn apply_many(db: &mut dyn Db, effects: &[&Effects]) -> DbResult<()> {
+    let events: Vec<&EventRow> = effects.iter().flat_map(|e| e.events.iter()).collect();
+    let mut subscribers: Vec<(String, Vec<String>)> = Vec::new();
+    let mut program: Option<&str> = None;
+    for ev in &events {
+        if program != Some(ev.program_id.as_str()) {
+            program = Some(ev.program_id.as_str());
+            subscribers = all(db, &SUBSCRIBERS, &args![&ev.program_id], |r| {
+                Ok((r.string(0)?, decode::event_types(r.str(1)?)?))
+            })
+            .await?;
+        }
+        for (endpoint_id, types) in &subscribers {
+            if types.iter().any(|t| t == &ev.kind) {
+                let id = new_id("whd_");
+                db.exec(
+                    &INSERT_DELIVERY,
+                    &args![&id, endpoint_id, &ev.id, ev.created_at],
+                )
+                .await?;
+            }
+        }
+    }
+    for chunk in events.chunks(ROWS_A_STATEMENT) {
+        let mut values: Vec<Arg<'_>> = Vec::with_capacity(chunk.len() * 6);
+        for ev in chunk {
+            values.extend(args![
+                &ev.id,
+                &ev.program_id,
+                &ev.card_id,
+                &ev.kind,
+                ev.created_at,
+                &ev.body
+            ]);
+        }
+        let sql = crate::store::db::insert_rows(EVENT_COLUMNS, 6, chunk.len());
+        db.exec(&sql, &values).await?;
+    }
+    let entries: Vec<&AuditEntry> = effects.iter().filter_map(|e| e.audit.as_ref()).collect();
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let head = first(db, &AUDIT_HEAD, &[], |r| Ok((r.i64(0)?, r.bytes(1)?))).await?;
+    let (mut seq, mut prev) = match head {
+        Some((seq, hash)) => (seq, hash),
+        None => (0, crate::domain::audit::GENESIS.to_vec()),
+    };
+    for chunk in entries.chunks(ROWS_A_STATEMENT) {
+        let mut chained = Vec::with_capacity(chunk.len());
+        for entry in chunk {
+            seq += 1;
+            let hash = crate::domain::audit::chain_hash(&prev, seq, entry).to_vec();
+            chained.push((seq, std::mem::replace(&mut prev, hash.clone()), hash));
+        }
+        let mut values: Vec<Arg<'_>> = Vec::with_capacity(chunk.len() * 11);
+        for (entry, (seq, prev, hash)) in chunk.iter().zip(&chained) {
+            values.extend(args![
+                *seq,
+                entry.at,
+                &entry.actor,
+                &entry.request_id,
+                &entry.source,
+                &entry.action,
+                &entry.program_id,
+                &entry.card_id,
+                &entry.details,
+                prev.as_slice(),
+                hash.as_slice()
+            ]);
+        }
+        let sql = crate::store::db::insert_rows(AUDIT_COLUMNS, 11, chunk.len());
+        db.exec(&sql, &values).await?;
+    }
+    db.exec(&MOVE_AUDIT_HEAD, &args![seq, &prev]).await?;
+    Ok(())
+}
+
+const EVENT_COLUMNS: &str = "events (id, program_id, card_id, type, created_at, body)";
+const AUDIT_COLUMNS: &str = "audit_log (seq, at, actor, request_id, source, action, program_id, card_id, details, prev_hash, hash)";
+
 /// Writes a change's events and its audit record, inside its transaction.
 pub async fn apply(db: &mut dyn Db, effects: &Effects) -> DbResult<()> {
     for event in &effects.events {
