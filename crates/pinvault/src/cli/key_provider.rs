@@ -181,6 +181,7 @@ pub(super) async fn keys_migrate(
         "data_keys": report.data_keys,
         "zone_keys": report.zone_keys,
         "issuer_keys": report.issuer_keys,
+        "key_block_protection_keys": report.kbpks,
         "rewrapped": report.rewrapped,
     });
     store

@@ -263,6 +263,9 @@ pub trait KeyStore: Backend {
                             let sql = &super::issuer_keys::REWRAP[*part as usize];
                             db.exec(sql, &args![new, id, old]).await?
                         }
+                        MasterRewrap::Kbpk { id, old, new } => {
+                            db.exec(&super::kbpk::REWRAP, &args![new, id, old]).await?
+                        }
                     };
                 }
                 Ok(n)

@@ -93,6 +93,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         11,
         include_str!("../../../migrations/postgres/0011_chip_scripts.sql"),
     ),
+    (
+        13,
+        include_str!("../../../migrations/postgres/0013_kbpk.sql"),
+    ),
 ];
 
 /// Times a transaction is run again after a serialization failure or deadlock.

@@ -66,6 +66,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         11,
         include_str!("../../../migrations/sqlite/0011_chip_scripts.sql"),
     ),
+    (13, include_str!("../../../migrations/sqlite/0013_kbpk.sql")),
 ];
 
 /// The most writes one transaction (one fsync) carries.
