@@ -27,6 +27,11 @@ pub struct IssuerKeySetView {
     /// The check values of the AC, SMI and SMC keys.
     #[schema(value_type = Object)]
     pub kcv: serde_json::Value,
+    /// The TR-31 key block each key (`ac`, `smi`, `smc`) arrived in
+    /// (`version`, `key_usage`, `mode_of_use`, `exportability`,
+    /// `key_version`), or `null` for a key loaded from components.
+    #[schema(value_type = Object)]
+    pub tr31: serde_json::Value,
     pub created_at: String,
 }
 
@@ -37,6 +42,10 @@ impl IssuerKeySetView {
             name: k.name.clone(),
             cvn: k.cvn.as_str(),
             kcv: crate::app::issuer_keys::kcv_json(&k.kcv),
+            tr31: {
+                let view = |i: usize| k.tr31[i].as_ref().map(|o| o.public_json());
+                serde_json::json!({ "ac": view(0), "smi": view(1), "smc": view(2) })
+            },
             created_at: crate::domain::time::rfc3339(k.created_at),
         }
     }

@@ -82,6 +82,11 @@ pub struct ZoneKeyView {
     /// `verify` (PIN blocks come in) or `export` (PIN blocks go out).
     #[schema(pattern = "^(verify|export)$")]
     pub usage: &'static str,
+    /// The TR-31 key block the key arrived in (`version`, `key_usage`,
+    /// `mode_of_use`, `exportability`, `key_version`); `null` for a key
+    /// loaded from components.
+    #[schema(value_type = Option<Object>)]
+    pub tr31: Option<serde_json::Value>,
     pub created_at: String,
 }
 
@@ -93,6 +98,7 @@ impl ZoneKeyView {
             algorithm: k.algorithm.as_str(),
             kcv: k.kcv.clone(),
             usage: k.usage.as_str(),
+            tr31: k.tr31.as_ref().map(|o| o.public_json()),
             created_at: crate::domain::time::rfc3339(k.created_at),
         }
     }

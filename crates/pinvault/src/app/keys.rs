@@ -263,11 +263,14 @@ pub struct MigrationReport {
     pub issuer_keys: u64,
     /// PIN verification keys under the new provider.
     pub pin_verification_keys: u64,
+    /// Key block protection keys under the new provider.
+    pub kbpks: u64,
     /// Rows re-wrapped by this run (the rest were already under it).
     pub rewrapped: u64,
 }
 
-/// Re-wraps every key the master key protects (data keys, zone keys) from one
+/// Re-wraps every key the master key protects (data keys, zone keys, issuer
+/// master keys, key block protection keys) from one
 /// provider to another, and checks that `to` alone unwraps every one of them
 /// afterwards. Safe to run again after an interruption: rows `to` already
 /// unwraps are left alone.
@@ -304,8 +307,14 @@ pub async fn migrate_master<S: Store>(
             |k: &crate::store::PvkRow| k.id.clone(),
         )
         .await?;
+        let kbpks = crate::store::every_page(
+            |after| async move { store.list_kbpks(100, after.as_deref()).await },
+            |k: &crate::store::KbpkRow| k.id.clone(),
+        )
+        .await?;
         report.issuer_keys = 3 * issuer_sets.len() as u64;
         report.pin_verification_keys = pvks.len() as u64;
+        report.kbpks = kbpks.len() as u64;
         let (from, to) = (from.clone(), to.clone());
         let rewraps = tokio::task::spawn_blocking(move || -> Result<_, KeyError> {
             let mut out = Vec::new();
@@ -361,15 +370,27 @@ pub async fn migrate_master<S: Store>(
                 }
             }
             for k in &pvks {
-                let moved = crate::keys::pvk::rewrap(
+                let moved =
+                    crate::keys::pvk::rewrap(from.as_ref(), to.as_ref(), &k.id, &k.kcv, &k.wrapped)?;
+                if let Some(new) = moved {
+                    out.push(MasterRewrap::PinVerificationKey {
+                        id: k.id.clone(),
+                        old: k.wrapped.clone(),
+                        new,
+                    });
+                }
+            }
+            for k in &kbpks {
+                let moved = crate::keys::kbpk::rewrap(
                     from.as_ref(),
                     to.as_ref(),
                     &k.id,
+                    k.algorithm,
                     &k.kcv,
                     &k.wrapped,
                 )?;
                 if let Some(new) = moved {
-                    out.push(MasterRewrap::PinVerificationKey {
+                    out.push(MasterRewrap::Kbpk {
                         id: k.id.clone(),
                         old: k.wrapped.clone(),
                         new,

@@ -8,6 +8,7 @@ pub mod chip;
 pub mod error;
 pub mod export;
 pub mod issuer_keys;
+pub mod kbpk;
 pub mod keys;
 pub mod lookup;
 pub mod pin;

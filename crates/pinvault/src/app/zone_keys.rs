@@ -15,6 +15,7 @@ use crate::domain::ids::new_id;
 use crate::domain::time::now;
 use crate::domain::zone_key::{self as rules, Grants, Refusal, RevokeError, Usage};
 use crate::keys::ZoneAlgorithm;
+use crate::keys::tr31::{self, Tr31Origin};
 use crate::keys::zone;
 use crate::keys::zone_cache::Access;
 use crate::store::{GrantChange, Store, ZoneKeyRow};
@@ -24,6 +25,34 @@ use crate::store::{GrantChange, Store, ZoneKeyRow};
 pub struct ImportedZoneKey {
     pub id: String,
     pub kcv: String,
+}
+
+/// Where an imported key comes from: clear components (XORed), or a TR-31
+/// key block under a key block protection key.
+#[derive(Debug, Clone, Copy)]
+pub enum KeySource<'a> {
+    Components(&'a [Zeroizing<String>]),
+    Tr31 { kbpk_id: &'a str, block: &'a str },
+}
+
+/// The message of a refused key block import, for the flag that gave it.
+pub(super) fn refused_for(flag: &str) -> impl Fn(ZoneKeyAdminError) -> ZoneKeyAdminError + '_ {
+    move |e| match e {
+        ZoneKeyAdminError::Refused(m) => ZoneKeyAdminError::Refused(format!("{flag}: {m}")),
+        other => other,
+    }
+}
+
+/// A check of a key block's key refused: the message names the block, not
+/// components.
+pub(super) fn tr31_key_refused(flag: &str, e: zone::ImportError) -> ZoneKeyAdminError {
+    ZoneKeyAdminError::Refused(match e {
+        zone::ImportError::KcvMismatch { computed } => format!(
+            "{flag}: key check value mismatch: the key in the key block has check value \
+             {computed}; nothing was stored"
+        ),
+        other => format!("{flag}: {other}"),
+    })
 }
 
 /// A zone key import, or a change of grants, refused or failed.
@@ -70,13 +99,15 @@ impl<S: Store> App<S> {
         Ok(())
     }
 
-    /// Combines clear components into a zone key, checks its KCV where one is
+    /// Combines clear components into a zone key, or takes it from a TR-31
+    /// key block (usage `P0`; its algorithm from the block, which must agree
+    /// with `algorithm` where one is given), checks its KCV where one is
     /// given, and stores it wrapped by the master key, granted to `programs`.
     pub async fn import_zone_key(
         &self,
         name: &str,
-        algorithm: ZoneAlgorithm,
-        components: &[Zeroizing<String>],
+        algorithm: Option<ZoneAlgorithm>,
+        source: KeySource<'_>,
         expected_kcv: Option<&str>,
         programs: &[String],
         usage: Usage,
@@ -87,19 +118,47 @@ impl<S: Store> App<S> {
             ));
         }
         self.check_programs(programs).await?;
-        let (key, kcv) = zone::combine(algorithm, components, expected_kcv)
-            .map_err(|e| ZoneKeyAdminError::Refused(e.to_string()))?;
+        let (key, kcv, algorithm, tr31) = match source {
+            KeySource::Components(components) => {
+                let algorithm = algorithm.ok_or_else(|| {
+                    ZoneKeyAdminError::Refused("--algorithm is required with --component".into())
+                })?;
+                let (key, kcv) = zone::combine(algorithm, components, expected_kcv)
+                    .map_err(|e| ZoneKeyAdminError::Refused(e.to_string()))?;
+                (key, kcv, algorithm, None)
+            }
+            KeySource::Tr31 { kbpk_id, block } => {
+                let flag = "--tr31";
+                let (key, header) = self
+                    .unwrap_tr31(kbpk_id, block, &["P0"])
+                    .await
+                    .map_err(refused_for(flag))?;
+                let found = tr31::zone_algorithm(&header, key.len())
+                    .map_err(|m| ZoneKeyAdminError::Refused(format!("{flag}: {m}")))?;
+                if let Some(given) = algorithm.filter(|a| *a != found) {
+                    return Err(ZoneKeyAdminError::Refused(format!(
+                        "{flag}: the key block's key is {} (algorithm {}, {} bytes), not {}",
+                        found.as_str(),
+                        header.algorithm(),
+                        key.len(),
+                        given.as_str()
+                    )));
+                }
+                let kcv = zone::check_key(found, &key, expected_kcv)
+                    .map_err(|e| tr31_key_refused(flag, e))?;
+                (key, kcv, found, Some(Tr31Origin::new(kbpk_id, &header)))
+            }
+        };
         let id = new_id("zpk_");
         let wrapped = zone::wrap(&*self.keys.provider(), &id, algorithm, &kcv, &key)?;
         drop(key);
         let grants = Grants::to(programs.iter().cloned());
-        let audit = Actor::operator().record(
-            "zone_key.imported",
-            None,
-            None,
-            json!({ "zone_key_id": id, "name": name, "algorithm": algorithm.as_str(), "kcv": kcv,
-                    "usage": usage.as_str(), "programs": grants_json(&grants) }),
-        );
+        let mut details = json!({ "zone_key_id": id, "name": name, "algorithm": algorithm.as_str(),
+                                  "kcv": kcv, "usage": usage.as_str(), "programs": grants_json(&grants) });
+        if let (Some(origin), Some(map)) = (&tr31, details.as_object_mut()) {
+            map.insert("tr31".into(), json!(origin));
+        }
+        let audit = Actor::operator().record("zone_key.imported", None, None, details);
         let row = ZoneKeyRow {
             id: id.clone(),
             name: name.to_owned(),
@@ -109,6 +168,7 @@ impl<S: Store> App<S> {
             created_at: now(),
             usage,
             grants,
+            tr31,
         };
         self.store.insert_zone_key(row, audit).await?;
         Ok(ImportedZoneKey { id, kcv })

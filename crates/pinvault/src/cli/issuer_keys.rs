@@ -1,14 +1,17 @@
 //! `pinvault issuer-keys`: load a program's issuer master keys for chip cards
-//! (AC, SMI, SMC: double-length TDES) from clear components, and list them.
+//! (AC, SMI, SMC: double-length TDES) from clear components or TR-31 key
+//! blocks, and list them.
 //! Prints JSON on stdout; the keys are stored wrapped by the master key and
 //! never shown again.
 
 use clap::{Subcommand, ValueEnum};
 use serde_json::{Value, json};
+use zeroize::Zeroizing;
 
 use super::data::{DataArgs, open_app};
-use super::output::{CliError, pretty, read_components};
-use crate::app::issuer_keys::{KeyInput, kcv_json};
+use super::output::{CliError, check_name, pretty, read_components, read_secret};
+use crate::app::issuer_keys::{KeyInput, kcv_json, tr31_json};
+use crate::app::zone_keys::KeySource;
 use crate::domain::chip::Cvn;
 use crate::domain::time::rfc3339;
 use crate::store::prelude::*;
@@ -46,9 +49,11 @@ impl From<CvnArg> for Cvn {
 }
 
 #[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once per process
 pub enum IssuerKeysCommand {
-    /// Load a program's issuer master keys (AC, SMI, SMC) from clear
-    /// components. Prints the set's id and the keys' check values.
+    /// Load a program's issuer master keys (AC, SMI, SMC), each from clear
+    /// components or from a TR-31 key block (`--imk-ac-tr31 BLOCK … --kbpk
+    /// kbpk_…`). Prints the set's id and the keys' check values.
     Import {
         /// The program (`prg_…`) whose chip cards use the keys.
         #[arg(long, value_name = "PRG")]
@@ -61,14 +66,43 @@ pub enum IssuerKeysCommand {
         cvn: CvnArg,
         /// The AC master key (32 hex digits), or a component of it: repeat for
         /// each custodian's (XORed). `-` reads one line from standard input.
-        #[arg(long = "imk-ac", value_name = "HEX", required = true)]
+        #[arg(
+            long = "imk-ac",
+            value_name = "HEX",
+            required_unless_present = "imk_ac_tr31",
+            conflicts_with = "imk_ac_tr31"
+        )]
         imk_ac: Vec<String>,
         /// The secure-messaging integrity master key, or a component (as --imk-ac).
-        #[arg(long = "imk-smi", value_name = "HEX", required = true)]
+        #[arg(
+            long = "imk-smi",
+            value_name = "HEX",
+            required_unless_present = "imk_smi_tr31",
+            conflicts_with = "imk_smi_tr31"
+        )]
         imk_smi: Vec<String>,
         /// The secure-messaging confidentiality master key, or a component.
-        #[arg(long = "imk-smc", value_name = "HEX", required = true)]
+        #[arg(
+            long = "imk-smc",
+            value_name = "HEX",
+            required_unless_present = "imk_smc_tr31",
+            conflicts_with = "imk_smc_tr31"
+        )]
         imk_smc: Vec<String>,
+        /// The AC master key as a TR-31 key block (key usage E0, a double-length
+        /// TDES key) under --kbpk, in place of --imk-ac. `-` reads it from one
+        /// line of standard input. Its mode of use and exportability are kept.
+        #[arg(long = "imk-ac-tr31", value_name = "BLOCK", requires = "kbpk")]
+        imk_ac_tr31: Option<String>,
+        /// The SMI master key as a TR-31 key block (key usage E2), in place of --imk-smi.
+        #[arg(long = "imk-smi-tr31", value_name = "BLOCK", requires = "kbpk")]
+        imk_smi_tr31: Option<String>,
+        /// The SMC master key as a TR-31 key block (key usage E1), in place of --imk-smc.
+        #[arg(long = "imk-smc-tr31", value_name = "BLOCK", requires = "kbpk")]
+        imk_smc_tr31: Option<String>,
+        /// The key block protection key (`kbpk_…`) the --imk-*-tr31 blocks are under.
+        #[arg(long, value_name = "KBPK")]
+        kbpk: Option<String>,
         /// The expected check value of the AC key: refused if it differs.
         #[arg(long = "kcv-ac", value_name = "HEX")]
         kcv_ac: Option<String>,
@@ -79,7 +113,8 @@ pub enum IssuerKeysCommand {
         #[command(flatten)]
         data: DataArgs,
     },
-    /// List issuer key sets (id, program, name, CVN, check values; never a key).
+    /// List issuer key sets (id, program, name, CVN, check values, the TR-31
+    /// key block each key came in or null; never a key).
     List {
         /// Only this program's.
         #[arg(long, value_name = "PRG")]
@@ -87,6 +122,23 @@ pub enum IssuerKeysCommand {
         #[command(flatten)]
         data: DataArgs,
     },
+}
+
+/// One key's components, or its key block, as read from the command line.
+type GivenKey = (Vec<Zeroizing<String>>, Option<Zeroizing<String>>);
+
+fn key_input<'a>(given: &'a GivenKey, kbpk_id: &'a str, kcv: Option<&'a str>) -> KeyInput<'a> {
+    let (components, block) = given;
+    KeyInput {
+        source: match block {
+            Some(block) => KeySource::Tr31 {
+                kbpk_id,
+                block: block.as_str(),
+            },
+            None => KeySource::Components(components),
+        },
+        kcv,
+    }
 }
 
 pub async fn issuer_keys(cmd: IssuerKeysCommand) -> Result<String, CliError> {
@@ -98,35 +150,39 @@ pub async fn issuer_keys(cmd: IssuerKeysCommand) -> Result<String, CliError> {
             imk_ac,
             imk_smi,
             imk_smc,
+            imk_ac_tr31,
+            imk_smi_tr31,
+            imk_smc_tr31,
+            kbpk,
             kcv_ac,
             kcv_smi,
             kcv_smc,
             data,
         } => {
-            let name = name.trim();
-            if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
+            let name = check_name(&name)?;
+            let given = [
+                ("--imk-ac", imk_ac, imk_ac_tr31),
+                ("--imk-smi", imk_smi, imk_smi_tr31),
+                ("--imk-smc", imk_smc, imk_smc_tr31),
+            ];
+            if kbpk.is_some() && given.iter().all(|(_, _, block)| block.is_none()) {
                 return Err(CliError::Refused(
-                    "--name must be 1 to 200 characters".into(),
+                    "--kbpk is for --imk-ac-tr31, --imk-smi-tr31 or --imk-smc-tr31".into(),
                 ));
             }
-            let ac = read_components("--imk-ac", imk_ac)?;
-            let smi = read_components("--imk-smi", imk_smi)?;
-            let smc = read_components("--imk-smc", imk_smc)?;
+            // In the order of the flags, so that `-` reads stdin's lines in that order.
+            let mut read = Vec::with_capacity(3);
+            for (flag, components, block) in given {
+                let components = read_components(flag, components)?;
+                let block = block
+                    .map(|b| read_secret(&format!("{flag}-tr31"), b))
+                    .transpose()?;
+                read.push((components, block));
+            }
+            let kbpk_id = kbpk.as_deref().unwrap_or_default();
+            let kcv = [kcv_ac.as_deref(), kcv_smi.as_deref(), kcv_smc.as_deref()];
+            let keys = [0, 1, 2].map(|i| key_input(&read[i], kbpk_id, kcv[i]));
             let app = open_app(&data, String::new()).await?;
-            let keys = [
-                KeyInput {
-                    components: &ac,
-                    kcv: kcv_ac.as_deref(),
-                },
-                KeyInput {
-                    components: &smi,
-                    kcv: kcv_smi.as_deref(),
-                },
-                KeyInput {
-                    components: &smc,
-                    kcv: kcv_smc.as_deref(),
-                },
-            ];
             let made = app
                 .import_issuer_keys(&program, name, cvn.into(), keys)
                 .await?;
@@ -157,6 +213,7 @@ pub async fn issuer_keys(cmd: IssuerKeysCommand) -> Result<String, CliError> {
                         "name": k.name,
                         "cvn": k.cvn.as_str(),
                         "kcv": kcv_json(&k.kcv),
+                        "tr31": tr31_json(&k.tr31),
                         "created_at": rfc3339(k.created_at),
                     })
                 })

@@ -182,6 +182,7 @@ pub(super) async fn keys_migrate(
         "zone_keys": report.zone_keys,
         "issuer_keys": report.issuer_keys,
         "pin_verification_keys": report.pin_verification_keys,
+        "key_block_protection_keys": report.kbpks,
         "rewrapped": report.rewrapped,
     });
     store

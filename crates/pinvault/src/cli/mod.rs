@@ -7,6 +7,7 @@ mod audit;
 mod cards;
 mod data;
 mod issuer_keys;
+mod kbpk;
 mod key_provider;
 mod keys;
 mod listen;
@@ -58,6 +59,9 @@ enum Command {
     /// Import and list a program's issuer master keys for chip cards (AC, SMI, SMC).
     #[command(subcommand, name = "issuer-keys")]
     IssuerKeys(issuer_keys::IssuerKeysCommand),
+    /// Import and list the key block protection keys TR-31 key blocks arrive under.
+    #[command(subcommand, name = "key-block-protection-keys")]
+    KeyBlockProtectionKeys(kbpk::KbpkCommand),
     /// Read and verify the tamper-evident audit trail.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
@@ -147,6 +151,9 @@ pub fn run() -> ExitCode {
             .map(|s| Some(s.into())),
         Command::IssuerKeys(cmd) => runtime(false)
             .and_then(|rt| rt.block_on(issuer_keys::issuer_keys(cmd)))
+            .map(|s| Some(s.into())),
+        Command::KeyBlockProtectionKeys(cmd) => runtime(false)
+            .and_then(|rt| rt.block_on(kbpk::kbpks(cmd)))
             .map(|s| Some(s.into())),
         Command::Audit(cmd) => runtime(false)
             .and_then(|rt| rt.block_on(audit::audit(cmd)))

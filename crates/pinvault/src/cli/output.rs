@@ -115,3 +115,29 @@ pub fn read_components(flag: &str, given: Vec<String>) -> Result<Vec<Zeroizing<S
     }
     Ok(out)
 }
+
+/// A secret given on the command line (a TR-31 key block), or, for `-`, one
+/// line of standard input (keeps it out of the process list and shell history).
+pub fn read_secret(flag: &str, given: String) -> Result<Zeroizing<String>, CliError> {
+    let given = Zeroizing::new(given);
+    if given.as_str() != "-" {
+        return Ok(Zeroizing::new(given.trim().to_owned()));
+    }
+    let mut line = Zeroizing::new(String::new());
+    std::io::stdin()
+        .read_line(&mut line)
+        .map_err(|e| CliError::Refused(format!("reading {flag} from stdin: {e}")))?;
+    Ok(Zeroizing::new(line.trim().to_owned()))
+}
+
+/// A key's name as the import commands take it: 1 to 200 characters, no
+/// control characters (trimmed).
+pub fn check_name(name: &str) -> Result<&str, CliError> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
+        return Err(CliError::Refused(
+            "--name must be 1 to 200 characters".into(),
+        ));
+    }
+    Ok(name)
+}

@@ -1,13 +1,14 @@
-//! `pinvault zone-keys`: import zone PIN keys from clear components for the
-//! programs they are granted to, grant and revoke them, and list them. Prints
-//! JSON on stdout and works while servers run (the database arbitrates).
+//! `pinvault zone-keys`: import zone PIN keys from clear components or TR-31
+//! key blocks for the programs they are granted to, grant and revoke them, and
+//! list them. Prints JSON on stdout and works while servers run (the database
+//! arbitrates).
 
 use clap::{Subcommand, ValueEnum};
 use serde_json::{Value, json};
 
 use super::data::{DataArgs, open_app};
-use super::output::{CliError, pretty, read_components};
-use crate::app::zone_keys::grants_json;
+use super::output::{CliError, check_name, pretty, read_components, read_secret};
+use crate::app::zone_keys::{KeySource, grants_json};
 use crate::domain::time::rfc3339;
 use crate::domain::zone_key::Usage;
 use crate::keys::ZoneAlgorithm;
@@ -22,23 +23,52 @@ pub enum ZoneAlgorithmArg {
     Aes256,
 }
 
+impl From<ZoneAlgorithmArg> for ZoneAlgorithm {
+    fn from(a: ZoneAlgorithmArg) -> ZoneAlgorithm {
+        match a {
+            ZoneAlgorithmArg::Tdes => ZoneAlgorithm::Tdes,
+            ZoneAlgorithmArg::Aes128 => ZoneAlgorithm::Aes128,
+            ZoneAlgorithmArg::Aes192 => ZoneAlgorithm::Aes192,
+            ZoneAlgorithmArg::Aes256 => ZoneAlgorithm::Aes256,
+        }
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum ZoneKeysCommand {
-    /// Load a zone PIN key from clear components (XORed together). Prints its id
-    /// and key check value; the key itself is stored wrapped by the master key and
+    /// Load a zone PIN key from clear components (XORed together), or from a
+    /// TR-31 key block (`--tr31 BLOCK --kbpk kbpk_…`). Prints its id and key
+    /// check value; the key itself is stored wrapped by the master key and
     /// never shown again.
     Import {
         #[arg(long)]
         name: String,
-        #[arg(long, value_enum)]
-        algorithm: ZoneAlgorithmArg,
+        /// Required with --component; with --tr31 it is taken from the block
+        /// (T: tdes, A: aes128/192/256 by the key's length) and, if given,
+        /// must agree with it.
+        #[arg(long, value_enum, required_unless_present = "tr31")]
+        algorithm: Option<ZoneAlgorithmArg>,
         /// A clear component in hex; repeat for each custodian's component. `-`
         /// reads one line from standard input instead (keeps it out of the
         /// process list and shell history).
-        #[arg(long = "component", value_name = "HEX", required = true)]
+        #[arg(
+            long = "component",
+            value_name = "HEX",
+            required_unless_present = "tr31",
+            conflicts_with = "tr31"
+        )]
         components: Vec<String>,
+        /// The key as a TR-31 key block (versions B, C, D; key usage P0) under
+        /// the key block protection key --kbpk, in place of components. `-`
+        /// reads it from one line of standard input. Its mode of use and
+        /// exportability are kept with the key.
+        #[arg(long, value_name = "BLOCK", requires = "kbpk")]
+        tr31: Option<String>,
+        /// The key block protection key (`kbpk_…`) the --tr31 block is under.
+        #[arg(long, value_name = "KBPK", requires = "tr31")]
+        kbpk: Option<String>,
         /// The expected key check value (hex, at least 4 digits): the import is
-        /// refused if the combined key's differs.
+        /// refused if the key's differs.
         #[arg(long)]
         kcv: Option<String>,
         /// A program that may use the key (`prg_…`); repeat for each. Other
@@ -60,7 +90,8 @@ pub enum ZoneKeysCommand {
     /// apply it (within 2 seconds).
     Revoke(GrantArgs),
     /// List zone keys (id, name, algorithm, key check value, usage, the
-    /// programs granted, or "all" for a key from before grants; never the key).
+    /// programs granted, or "all" for a key from before grants, the TR-31
+    /// key block it came in or null; never the key).
     List {
         #[command(flatten)]
         data: DataArgs,
@@ -92,31 +123,37 @@ pub async fn zone_keys(cmd: ZoneKeysCommand) -> Result<String, CliError> {
             name,
             algorithm,
             components,
+            tr31,
+            kbpk,
             kcv,
             programs,
             usage,
             data,
         } => {
-            let name = name.trim();
-            if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
-                return Err(CliError::Refused(
-                    "--name must be 1 to 200 characters".into(),
-                ));
-            }
-            let algorithm = match algorithm {
-                ZoneAlgorithmArg::Tdes => ZoneAlgorithm::Tdes,
-                ZoneAlgorithmArg::Aes128 => ZoneAlgorithm::Aes128,
-                ZoneAlgorithmArg::Aes192 => ZoneAlgorithm::Aes192,
-                ZoneAlgorithmArg::Aes256 => ZoneAlgorithm::Aes256,
-            };
+            let name = check_name(&name)?;
             let usage = match usage {
                 UsageArg::Verify => Usage::Verify,
                 UsageArg::Export => Usage::Export,
             };
             let clear = read_components("--component", components)?;
+            let block = tr31.map(|b| read_secret("--tr31", b)).transpose()?;
+            let source = match (&block, &kbpk) {
+                (Some(block), Some(kbpk_id)) => KeySource::Tr31 {
+                    kbpk_id,
+                    block: block.as_str(),
+                },
+                _ => KeySource::Components(&clear),
+            };
             let app = open_app(&data, String::new()).await?;
             let imported = app
-                .import_zone_key(name, algorithm, &clear, kcv.as_deref(), &programs, usage)
+                .import_zone_key(
+                    name,
+                    algorithm.map(Into::into),
+                    source,
+                    kcv.as_deref(),
+                    &programs,
+                    usage,
+                )
                 .await?;
             Ok(pretty(
                 &json!({ "zone_key_id": imported.id, "kcv": imported.kcv }),
@@ -142,6 +179,7 @@ pub async fn zone_keys(cmd: ZoneKeysCommand) -> Result<String, CliError> {
                         "kcv": k.kcv,
                         "usage": k.usage.as_str(),
                         "programs": grants_json(&k.grants),
+                        "tr31": k.tr31,
                         "created_at": rfc3339(k.created_at),
                     })
                 })

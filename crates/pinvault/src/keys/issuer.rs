@@ -29,6 +29,17 @@ impl Part {
             Part::Smc => "smc",
         }
     }
+
+    /// The TR-31 key usage of a key block holding this key: `E0` (EMV/chip
+    /// issuer master key: application cryptograms), `E2` (secure messaging
+    /// for integrity), `E1` (secure messaging for confidentiality).
+    pub fn tr31_usage(self) -> &'static str {
+        match self {
+            Part::Ac => "E0",
+            Part::Smi => "E2",
+            Part::Smc => "E1",
+        }
+    }
 }
 
 /// Combines clear components (XOR) into a double-length TDES key, checked

@@ -145,18 +145,34 @@ pub fn combine(
         }
     }
     let key = key.ok_or(ImportError::NoComponents)?;
+    let kcv = check_key(algorithm, &key, expected_kcv)?;
+    Ok((key, kcv))
+}
+
+/// Checks a whole key (combined from components, or taken from a key block)
+/// is a key of `algorithm`: its length, not all zeros, not single DES in
+/// disguise, and its check value where one is expected. Returns the check
+/// value (3 bytes, upper-case hex).
+pub fn check_key(
+    algorithm: ZoneAlgorithm,
+    key: &SecretKey,
+    expected_kcv: Option<&str>,
+) -> Result<String, ImportError> {
     let bytes = key.expose();
+    let length = ImportError::Length {
+        component: 1,
+        expected: algorithm.lengths(),
+    };
+    if !algorithm.fits(bytes.len()) {
+        return Err(length);
+    }
     if bytes.iter().all(|&b| b == 0) {
         return Err(ImportError::AllZero);
     }
     if algorithm == ZoneAlgorithm::Tdes && tdes_degenerate(bytes) {
         return Err(ImportError::DegenerateTdes);
     }
-    let zone =
-        ZoneKey::new(algorithm.block_algorithm(), &key).map_err(|_| ImportError::Length {
-            component: 1,
-            expected: algorithm.lengths(),
-        })?;
+    let zone = ZoneKey::new(algorithm.block_algorithm(), key).map_err(|_| length)?;
     let kcv = zone.kcv();
     if let Some(expected) = expected_kcv {
         if !kcv.matches_hex(expected.trim()) {
@@ -165,7 +181,7 @@ pub fn combine(
             });
         }
     }
-    Ok((key, kcv.to_string()))
+    Ok(kcv.to_string())
 }
 
 /// A TDES key whose first two 8-byte parts are equal (parity ignored) enciphers

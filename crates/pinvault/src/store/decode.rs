@@ -57,7 +57,7 @@ macro_rules! token_cols {
 
 macro_rules! zone_key_cols {
     () => {
-        "id, name, algorithm, kcv, wrapped, created_at, usage, all_programs"
+        "id, name, algorithm, kcv, wrapped, created_at, usage, all_programs, tr31"
     };
 }
 
@@ -279,7 +279,20 @@ pub fn zone_key(r: Row<'_>) -> DbResult<ZoneKeyRow> {
         } else {
             Grants::Programs(Vec::new())
         },
+        tr31: tr31_origin(r, 8)?,
     })
+}
+
+/// A key's TR-31 origin from its stored JSON text (`NULL`: from components).
+pub fn tr31_origin(r: Row<'_>, idx: usize) -> DbResult<Option<crate::keys::tr31::Tr31Origin>> {
+    r.opt_str(idx)?
+        .map(|text| serde_json::from_str(text).map_err(|_| bad("tr31 origin")))
+        .transpose()
+}
+
+/// A key's TR-31 origin as stored: JSON text, or `NULL`.
+pub fn tr31_text(origin: Option<&crate::keys::tr31::Tr31Origin>) -> Option<String> {
+    origin.and_then(|o| serde_json::to_string(o).ok())
 }
 
 pub fn data_key(r: Row<'_>) -> DbResult<DataKeyRow> {

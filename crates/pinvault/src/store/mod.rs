@@ -25,9 +25,9 @@ use std::future::Future;
 pub use any::AnyStore;
 pub use backend::Backend;
 pub use catalogue::{
-    AuditStore, CardStore, ChangeEffects, ChipStore, GrantChange, IssuerKeyStore, KeyStore,
-    PinChangeOutcome, PinChangeRow, PinChangeStore, ProgramStore, PvkStore, REVERSIBLE_S,
-    Resealable, TokenStore, WebhookStore, ZoneKeyStore, every_page, pvk_params_json,
+    AuditStore, CardStore, ChangeEffects, ChipStore, GrantChange, IssuerKeyStore, KbpkStore,
+    KeyStore, PinChangeOutcome, PinChangeRow, PinChangeStore, ProgramStore, PvkStore,
+    REVERSIBLE_S, Resealable, TokenStore, WebhookStore, ZoneKeyStore, every_page, pvk_params_json,
 };
 pub use error::{StoreError, StoreResult};
 pub use postgres::{PgSettings, PgStore, PgTls, PgTlsConnect, PgTlsStream, SslMode, TlsError};
@@ -38,8 +38,8 @@ pub use sqlite::SqliteStore;
 /// (`AnyStore`); code generic over `S: Store` has them already.
 pub mod prelude {
     pub use super::{
-        AuditStore, Backend, CardStore, ChipStore, IssuerKeyStore, KeyStore, PinChangeStore,
-        ProgramStore, PvkStore, Store, TokenStore, WebhookStore, ZoneKeyStore,
+        AuditStore, Backend, CardStore, ChipStore, IssuerKeyStore, KbpkStore, KeyStore,
+        PinChangeStore, ProgramStore, PvkStore, Store, TokenStore, WebhookStore, ZoneKeyStore,
     };
 }
 
@@ -50,6 +50,7 @@ pub trait Store:
     + CardStore
     + ChipStore
     + IssuerKeyStore
+    + KbpkStore
     + KeyStore
     + PinChangeStore
     + ProgramStore

@@ -9,6 +9,7 @@ use crate::domain::program::{Mode, Settings};
 use crate::domain::time::Timestamp;
 use crate::domain::token::TokenType;
 use crate::domain::zone_key::{Grants, Usage};
+use crate::keys::tr31::Tr31Origin;
 use crate::keys::{KeyKind, ZoneAlgorithm};
 
 #[derive(Debug, Clone)]
@@ -208,6 +209,20 @@ pub struct ZoneKeyRow {
     pub usage: Usage,
     /// Which programs may use it.
     pub grants: Grants,
+    /// The TR-31 key block it arrived in, if it did (else from components).
+    pub tr31: Option<Tr31Origin>,
+}
+
+/// A key block protection key as stored: wrapped by the master key.
+#[derive(Debug, Clone)]
+pub struct KbpkRow {
+    pub id: String,
+    pub name: String,
+    pub algorithm: ZoneAlgorithm,
+    /// Key check value, 6 upper-case hex digits.
+    pub kcv: String,
+    pub wrapped: Vec<u8>,
+    pub created_at: Timestamp,
 }
 
 /// A key wrapped by the master key, re-wrapped under another provider
@@ -236,6 +251,11 @@ pub enum MasterRewrap {
         old: Vec<u8>,
         new: Vec<u8>,
     },
+    Kbpk {
+        id: String,
+        old: Vec<u8>,
+        new: Vec<u8>,
+    },
 }
 
 /// A program's issuer master keys for chip cards, wrapped by the master key.
@@ -250,6 +270,8 @@ pub struct IssuerKeySetRow {
     /// The AC, SMI and SMC keys, wrapped.
     pub wrapped: [Vec<u8>; 3],
     pub created_at: Timestamp,
+    /// The TR-31 key block each key arrived in, if it did.
+    pub tr31: [Option<Tr31Origin>; 3],
 }
 
 /// A program's PIN verification key (Visa PVK or IBM 3624), wrapped by the

@@ -7,20 +7,21 @@ use super::page::{self, Page};
 use crate::domain::chip::Cvn;
 use crate::store::backend::Backend;
 use crate::store::db::{DbResult, Row, Sql, args, bad, sql, vals};
+use crate::store::decode::{tr31_origin, tr31_text};
 use crate::store::error::StoreResult;
 use crate::store::rows::{AuditEntry, IssuerKeySetRow};
 
 macro_rules! issuer_key_cols {
     () => {
         "id, program_id, name, cvn, kcv_ac, kcv_smi, kcv_smc, wrapped_ac, wrapped_smi, \
-         wrapped_smc, created_at"
+         wrapped_smc, created_at, tr31_ac, tr31_smi, tr31_smc"
     };
 }
 
 const INSERT: Sql = sql!(
     "INSERT INTO issuer_key_sets (id, program_id, name, cvn, kcv_ac, kcv_smi, kcv_smc,
-         wrapped_ac, wrapped_smi, wrapped_smc, created_at)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+         wrapped_ac, wrapped_smi, wrapped_smc, created_at, tr31_ac, tr31_smi, tr31_smc)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
 );
 const ONE: Sql = sql!(concat!(
     "SELECT ",
@@ -58,6 +59,11 @@ fn decode(r: Row<'_>) -> DbResult<IssuerKeySetRow> {
         kcv: [r.string(4)?, r.string(5)?, r.string(6)?],
         wrapped: [r.bytes(7)?, r.bytes(8)?, r.bytes(9)?],
         created_at: r.time(10)?,
+        tr31: [
+            tr31_origin(r, 11)?,
+            tr31_origin(r, 12)?,
+            tr31_origin(r, 13)?,
+        ],
     })
 }
 
@@ -70,6 +76,7 @@ pub trait IssuerKeyStore: Backend {
     ) -> impl Future<Output = StoreResult<()>> + Send {
         self.write((set, audit), |db, (k, audit)| {
             Box::pin(async move {
+                let tr31 = k.tr31.each_ref().map(|o| tr31_text(o.as_ref()));
                 let row = args![
                     &k.id,
                     &k.program_id,
@@ -81,7 +88,10 @@ pub trait IssuerKeyStore: Backend {
                     &k.wrapped[0],
                     &k.wrapped[1],
                     &k.wrapped[2],
-                    k.created_at
+                    k.created_at,
+                    &tr31[0],
+                    &tr31[1],
+                    &tr31[2]
                 ];
                 db.exec(&INSERT, &row).await?;
                 outbox::append_audit(db, audit).await

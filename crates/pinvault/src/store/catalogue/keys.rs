@@ -266,6 +266,9 @@ pub trait KeyStore: Backend {
                         MasterRewrap::PinVerificationKey { id, old, new } => {
                             db.exec(&super::pvks::REWRAP, &args![new, id, old]).await?
                         }
+                        MasterRewrap::Kbpk { id, old, new } => {
+                            db.exec(&super::kbpk::REWRAP, &args![new, id, old]).await?
+                        }
                     };
                 }
                 Ok(n)

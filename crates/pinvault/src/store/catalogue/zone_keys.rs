@@ -14,8 +14,9 @@ use crate::store::error::StoreResult;
 use crate::store::rows::{AuditEntry, ZoneKeyRow};
 
 const INSERT_ZONE_KEY: Sql = sql!(
-    "INSERT INTO zone_keys (id, name, algorithm, kcv, wrapped, created_at, usage, all_programs)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+    "INSERT INTO zone_keys (id, name, algorithm, kcv, wrapped, created_at, usage, all_programs,
+         tr31)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
 );
 const INSERT_GRANT: Sql = sql!(
     "INSERT INTO zone_key_grants (zone_key_id, program_id, granted_at) VALUES ($1, $2, $3)
@@ -82,6 +83,7 @@ pub trait ZoneKeyStore: Backend {
     ) -> impl Future<Output = StoreResult<()>> + Send {
         self.write((key, audit), |db, (k, audit)| {
             Box::pin(async move {
+                let tr31 = decode::tr31_text(k.tr31.as_ref());
                 let row = args![
                     &k.id,
                     &k.name,
@@ -90,7 +92,8 @@ pub trait ZoneKeyStore: Backend {
                     &k.wrapped,
                     k.created_at,
                     k.usage.as_str(),
-                    k.grants == Grants::All
+                    k.grants == Grants::All,
+                    &tr31
                 ];
                 db.exec(&INSERT_ZONE_KEY, &row).await?;
                 if let Grants::Programs(list) = &k.grants {

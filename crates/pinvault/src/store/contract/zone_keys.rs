@@ -16,6 +16,7 @@ fn zone_key(programs: &[&str]) -> ZoneKeyRow {
         created_at: now(),
         usage: Usage::Verify,
         grants: Grants::to(programs.iter().map(|p| (*p).to_owned())),
+        tr31: None,
     }
 }
 

@@ -97,6 +97,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         12,
         include_str!("../../../migrations/postgres/0012_legacy_pins.sql"),
     ),
+    (
+        13,
+        include_str!("../../../migrations/postgres/0013_kbpk.sql"),
+    ),
 ];
 
 /// Times a transaction is run again after a serialization failure or deadlock.

@@ -70,6 +70,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         12,
         include_str!("../../../migrations/sqlite/0012_legacy_pins.sql"),
     ),
+    (13, include_str!("../../../migrations/sqlite/0013_kbpk.sql")),
 ];
 
 /// The most writes one transaction (one fsync) carries.

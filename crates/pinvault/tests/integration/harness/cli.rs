@@ -16,6 +16,28 @@ impl Server {
             .expect("run pinvault")
     }
 
+    /// As [`Server::cli`], with `input` on standard input (for `-` arguments).
+    pub fn cli_stdin(&self, args: &[&str], input: &str) -> Output {
+        use std::io::Write;
+        use std::process::Stdio;
+        let mut child = self
+            .data
+            .command(args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run pinvault");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input.as_bytes())
+            .expect("write stdin");
+        child.wait_with_output().expect("run pinvault")
+    }
+
     pub fn cli_json(&self, args: &[&str]) -> Value {
         let out = self.cli(args);
         assert!(

@@ -56,6 +56,38 @@ fn migration_both_ways_loses_nothing() {
         "--imk-smc",
         comp,
     ]);
+    // And key block protection keys: a key block under one opens after each move.
+    let kbpk_key = [0x5Au8; 16];
+    let kbpk = s.cli_json(&[
+        "key-block-protection-keys",
+        "import",
+        "--name",
+        "k",
+        "--algorithm",
+        "aes128",
+        "--component",
+        &"5A".repeat(16),
+    ])["kbpk_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let from_block = |s: &Server, name: &str| {
+        let header =
+            keyblock::Header::new(keyblock::Version::D, "P0", 'A', 'B', "00", 'N').unwrap();
+        let block = keyblock::wrap(&kbpk_key, &header, &[0x24; 16], &mut rand::rng()).unwrap();
+        s.cli_json(&[
+            "zone-keys",
+            "import",
+            "--program",
+            &program,
+            "--name",
+            name,
+            "--tr31",
+            &block,
+            "--kbpk",
+            &kbpk,
+        ]);
+    };
     let zpk = s.get("/v1/zone-keys", &key).body["data"][0]["id"]
         .as_str()
         .unwrap()
@@ -99,6 +131,8 @@ fn migration_both_ways_loses_nothing() {
     assert_eq!(out["data_keys"], 6, "{out}");
     assert_eq!(out["zone_keys"], 1, "{out}");
     assert_eq!(out["issuer_keys"], 3, "{out}");
+    assert_eq!(out["key_block_protection_keys"], 1, "{out}");
+    from_block(&s, "under the token");
     assert!(
         !dir.path.join("master.key").exists(),
         "the key file is set aside"
@@ -122,6 +156,7 @@ fn migration_both_ways_loses_nothing() {
     assert_eq!(out["from"]["provider"], "pkcs11", "{out}");
     assert_eq!(out["data_keys"], 12, "{out}"); // and a new version of each after the rotation
     assert_eq!(out["issuer_keys"], 3, "{out}");
+    assert_eq!(out["key_block_protection_keys"], 1, "{out}");
     assert!(dir.path.join("master.key").exists());
     assert!(eventually(10, || {
         s.call("GET", "/readyz", None, None).body["key_provider"] == "file"
@@ -131,6 +166,7 @@ fn migration_both_ways_loses_nothing() {
     // Without the token at all now.
     let s = Server::start_with(dir.clone(), Vec::new());
     check_all(&s);
+    from_block(&s, "back in the key file");
     let again = s.cli(&["keys", "migrate", "--to", "file"]);
     assert!(!again.status.success());
 }

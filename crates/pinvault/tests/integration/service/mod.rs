@@ -9,3 +9,4 @@ mod chip;
 mod lookups;
 mod operations;
 mod requests;
+mod tr31;
