@@ -1,4 +1,7 @@
 #!/usr/bin/env python3
+Also PIN verification keys from V2 (Visa PVK) and V1 (IBM 3624) blocks:
+psec's check value, the block's facts kept, a card migrated with a PVV or
+offset psec computed under the key verifies, the other usage refused.
 """Black-box: key exchange with TR-31 / X9.143 key blocks (API.md "Key
 exchange"), against an independent implementation (psec's `tr31`, and the
 `cryptography` AES and TDES it uses).
@@ -229,6 +232,52 @@ try:
         row = next(r for r in s.cli("issuer-keys", "list")
                    if r["id"] == made["issuer_key_set_id"])
         t.check(f"{tag} blocks kept", row["tr31"], want_tr31)
+
+    # PIN verification keys from V2 (Visa PVK) and V1 (IBM 3624) blocks: the
+    # KCV is psec's, the block's facts are kept, and a card migrated with a
+    # PVV or an offset psec computed under that key verifies.
+    from psec import pin as legacy
+    vzone = rng.randbytes(16)
+    vzpk = s.cli("zone-keys", "import", "--name", "pvk zone 2", "--program", program,
+                 "--algorithm", "aes128", "--component", vzone.hex())["zone_key_id"]
+    for round_ in range(max(2, ROUNDS // 3)):
+        kname = rng.choice(list(kbpks))
+        kbpk_id, kbpk_alg, kbpk = kbpks[kname]
+        method, usage = rng.choice([("visa_pvv", "V2"), ("ibm_3624", "V1")])
+        pk = random_key(rng.choice([16, 24]), True)
+        block, (version, _, mode, exp) = wrap(kbpk_alg, kbpk, usage, "T", pk, mode=rng.choice("CGNV"))
+        out = s.cli("pin-verification-keys", "import", "--program", program, "--name", f"pvk {round_}",
+                    "--method", method, "--tr31", block, "--kbpk", kbpk_id, ok=False)
+        tag = f"{method} from a {usage} block under {kname}"
+        t.check(f"{tag} imported", out.returncode, 0)
+        if out.returncode != 0:
+            print(f"  {out.stderr.strip()}", file=sys.stderr)
+            continue
+        made = json.loads(out.stdout)
+        t.check(f"{tag} kcv is psec's", made["kcv"], kcv("tdes", pk))
+        row = next(r for r in s.cli("pin-verification-keys", "list")
+                   if r["id"] == made["pin_verification_key_id"])
+        t.check(f"{tag} block kept", row["tr31"], {"kbpk_id": kbpk_id, "version": version,
+                "key_usage": usage, "mode_of_use": mode, "exportability": exp, "key_version": "00"})
+        pan, pin = luhn_pan(16), random_pin(4, 8)
+        if method == "visa_pvv":
+            legacy_pin = {"pvv": legacy.generate_visa_pvv(pk, "3", pin[:4], pan), "pvki": "3"}
+        else:
+            legacy_pin = {"ibm3624_offset": legacy.generate_ibm3624_offset(
+                pk, "0123456789012345", pin[:4], pan, 4, 11, "F")}
+        legacy_pin["pin_verification_key_id"] = made["pin_verification_key_id"]
+        st, card = s.call("POST", "/v1/cards", key, {"pan": pan, "pin": legacy_pin})
+        st, body = s.call("POST", f"/v1/cards/{card['id']}/pin/verify", key, {
+            "pin_block": encipher("iso_4", "aes128", vzone, pin, pan), "format": "iso_4",
+            "zone_key_id": vzpk})
+        t.check(f"{tag} a migrated card verifies", (st, body.get("result")), (200, "match"))
+        # The other method's usage is refused.
+        other = "V1" if usage == "V2" else "V2"
+        wrong, _ = wrap(kbpk_alg, kbpk, other, "T", pk, mode="V")
+        out = s.cli("pin-verification-keys", "import", "--program", program, "--name", "bad",
+                    "--method", method, "--tr31", wrong, "--kbpk", kbpk_id, ok=False)
+        t.check(f"{tag}: a {other} block refused", (out.returncode != 0, f"key usage is {other}" in out.stderr),
+                (True, True))
 
     # Refusals: nothing stored, a reason given.
     listings = (s.cli("zone-keys", "list"), s.cli("issuer-keys", "list"))

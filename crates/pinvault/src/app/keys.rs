@@ -370,8 +370,13 @@ pub async fn migrate_master<S: Store>(
                 }
             }
             for k in &pvks {
-                let moved =
-                    crate::keys::pvk::rewrap(from.as_ref(), to.as_ref(), &k.id, &k.kcv, &k.wrapped)?;
+                let moved = crate::keys::pvk::rewrap(
+                    from.as_ref(),
+                    to.as_ref(),
+                    &k.id,
+                    &k.kcv,
+                    &k.wrapped,
+                )?;
                 if let Some(new) = moved {
                     out.push(MasterRewrap::PinVerificationKey {
                         id: k.id.clone(),

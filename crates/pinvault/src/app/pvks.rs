@@ -39,12 +39,56 @@ impl<S: Store> App<S> {
         }
         let (key, kcv) = pvk::combine(components, expected_kcv)
             .map_err(|e| ZoneKeyAdminError::Refused(format!("--component: {e}")))?;
-        self.store_pvk(program_id, name, method, key, kcv, params)
+        self.store_pvk(program_id, name, method, key, kcv, params, None)
+            .await
+    }
+
+    /// The same from a TR-31 key block under the key block protection key
+    /// `kbpk_id`: usage `V2` for a Visa PVK, `V1` for IBM 3624 (the MAC,
+    /// mode of use and exportability checked by [`App::unwrap_tr31`]); TDES,
+    /// double or triple length.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn import_pvk_tr31(
+        &self,
+        program_id: &str,
+        name: &str,
+        method: Method,
+        kbpk_id: &str,
+        block: &str,
+        expected_kcv: Option<&str>,
+        params: Option<Ibm3624Params>,
+    ) -> Result<(String, String), ZoneKeyAdminError> {
+        use super::zone_keys::{refused_for, tr31_key_refused};
+        if self.store.get_program(program_id).await?.is_none() {
+            return Err(ZoneKeyAdminError::Refused(format!(
+                "no program {program_id}"
+            )));
+        }
+        let usage = match method {
+            Method::VisaPvv => "V2",
+            Method::Ibm3624 => "V1",
+        };
+        let (key, header) = self
+            .unwrap_tr31(kbpk_id, block, &[usage])
+            .await
+            .map_err(refused_for("--tr31"))?;
+        if header.algorithm() != 'T' {
+            return Err(ZoneKeyAdminError::Refused(format!(
+                "--tr31: the key block holds a key of algorithm {}: a PIN verification key is TDES (T)",
+                header.algorithm()
+            )));
+        }
+        let kcv =
+            crate::keys::zone::check_key(crate::keys::ZoneAlgorithm::Tdes, &key, expected_kcv)
+                .map_err(|e| tr31_key_refused("--tr31", e))?;
+        let origin = crate::keys::tr31::Tr31Origin::new(kbpk_id, &header);
+        self.store_pvk(program_id, name, method, key, kcv, params, Some(origin))
             .await
     }
 
     /// Stores a combined (or unwrapped) key.
-    pub async fn store_pvk(
+    #[allow(clippy::too_many_arguments)]
+    async fn store_pvk(
         &self,
         program_id: &str,
         name: &str,
@@ -52,6 +96,7 @@ impl<S: Store> App<S> {
         key: SecretKey,
         kcv: String,
         params: Option<Ibm3624Params>,
+        tr31: Option<crate::keys::tr31::Tr31Origin>,
     ) -> Result<(String, String), ZoneKeyAdminError> {
         let params = match (method, params) {
             (Method::Ibm3624, Some(p)) => Some(p),
@@ -72,6 +117,9 @@ impl<S: Store> App<S> {
         if let Some(p) = &params {
             details["ibm_3624"] = pvk_params_json(p);
         }
+        if let Some(o) = &tr31 {
+            details["tr31"] = json!(o);
+        }
         let audit = Actor::operator().record(
             "pin_verification_key.imported",
             Some(program_id),
@@ -86,6 +134,7 @@ impl<S: Store> App<S> {
             kcv: kcv.clone(),
             wrapped,
             params,
+            tr31,
             created_at: now(),
         };
         self.store.insert_pvk(row, audit).await?;

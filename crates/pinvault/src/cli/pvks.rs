@@ -38,8 +38,21 @@ pub enum PvksCommand {
         method: MethodArg,
         /// The key (32 or 48 hex digits), or a component of it: repeat for
         /// each custodian's. `-` reads one line from standard input.
-        #[arg(long = "component", value_name = "HEX", required = true)]
+        #[arg(
+            long = "component",
+            value_name = "HEX",
+            required_unless_present = "tr31",
+            conflicts_with = "tr31"
+        )]
         components: Vec<String>,
+        /// The key as a TR-31 key block (usage V2 for visa_pvv, V1 for
+        /// ibm_3624) under --kbpk, in place of components. `-` reads it
+        /// from standard input.
+        #[arg(long, value_name = "BLOCK", requires = "kbpk")]
+        tr31: Option<String>,
+        /// The key block protection key (`kbpk_…`) the --tr31 block is under.
+        #[arg(long, value_name = "KBPK", requires = "tr31")]
+        kbpk: Option<String>,
         /// The expected check value: refused if it differs.
         #[arg(long, value_name = "HEX")]
         kcv: Option<String>,
@@ -80,6 +93,8 @@ pub async fn pvks(cmd: PvksCommand) -> Result<String, CliError> {
             name,
             method,
             components,
+            tr31,
+            kbpk,
             kcv,
             decimalization_table,
             validation_data_offset,
@@ -136,11 +151,28 @@ pub async fn pvks(cmd: PvksCommand) -> Result<String, CliError> {
                     )
                 }
             };
-            let components = read_components("--component", components)?;
-            let app = open_app(&data, String::new()).await?;
-            let (id, kcv) = app
-                .import_pvk(&program, name, method, &components, kcv.as_deref(), params)
-                .await?;
+            let (id, kcv) = match (tr31, kbpk) {
+                (Some(block), Some(kbpk)) => {
+                    let block = super::output::read_secret("--tr31", block)?;
+                    let app = open_app(&data, String::new()).await?;
+                    app.import_pvk_tr31(
+                        &program,
+                        name,
+                        method,
+                        &kbpk,
+                        &block,
+                        kcv.as_deref(),
+                        params,
+                    )
+                    .await?
+                }
+                _ => {
+                    let components = read_components("--component", components)?;
+                    let app = open_app(&data, String::new()).await?;
+                    app.import_pvk(&program, name, method, &components, kcv.as_deref(), params)
+                        .await?
+                }
+            };
             Ok(pretty(
                 &json!({ "pin_verification_key_id": id, "kcv": kcv }),
             ))
@@ -163,6 +195,7 @@ pub async fn pvks(cmd: PvksCommand) -> Result<String, CliError> {
                         "method": k.method.as_str(),
                         "kcv": k.kcv,
                         "ibm_3624": k.params.as_ref().map(pvk_params_json),
+                        "tr31": k.tr31,
                         "created_at": rfc3339(k.created_at),
                     })
                 })

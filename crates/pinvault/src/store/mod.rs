@@ -25,8 +25,8 @@ use std::future::Future;
 pub use any::AnyStore;
 pub use backend::Backend;
 pub use catalogue::{
-    AuditStore, CardStore, ChangeEffects, ChipStore, GrantChange, IssuerKeyStore, KbpkStore,
-    KeyStore, PinChangeOutcome, PinChangeRow, PinChangeStore, ProgramStore, PvkStore,
+    AuditStore, CardStore, ChangeEffects, ChipStore, GrantChange, ImportStore, IssuerKeyStore,
+    KbpkStore, KeyStore, PinChangeOutcome, PinChangeRow, PinChangeStore, ProgramStore, PvkStore,
     REVERSIBLE_S, Resealable, TokenStore, WebhookStore, ZoneKeyStore, every_page, pvk_params_json,
 };
 pub use error::{StoreError, StoreResult};
@@ -38,8 +38,9 @@ pub use sqlite::SqliteStore;
 /// (`AnyStore`); code generic over `S: Store` has them already.
 pub mod prelude {
     pub use super::{
-        AuditStore, Backend, CardStore, ChipStore, IssuerKeyStore, KbpkStore, KeyStore,
-        PinChangeStore, ProgramStore, PvkStore, Store, TokenStore, WebhookStore, ZoneKeyStore,
+        AuditStore, Backend, CardStore, ChipStore, ImportStore, IssuerKeyStore, KbpkStore,
+        KeyStore, PinChangeStore, ProgramStore, PvkStore, Store, TokenStore, WebhookStore,
+        ZoneKeyStore,
     };
 }
 
@@ -49,6 +50,7 @@ pub trait Store:
     + AuditStore
     + CardStore
     + ChipStore
+    + ImportStore
     + IssuerKeyStore
     + KbpkStore
     + KeyStore

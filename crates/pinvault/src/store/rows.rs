@@ -286,6 +286,8 @@ pub struct PvkRow {
     pub wrapped: Vec<u8>,
     /// IBM 3624's parameters (`None` for a Visa PVK).
     pub params: Option<pinblock::ibm3624::Ibm3624Params>,
+    /// What its TR-31 key block said of it (`None`: from components).
+    pub tr31: Option<crate::keys::tr31::Tr31Origin>,
     pub created_at: Timestamp,
 }
 

@@ -8,41 +8,20 @@ use super::programs::CARD;
 use super::{card_state, outbox};
 use crate::domain::card::PinFailure;
 use crate::domain::time::Timestamp;
-use crate::store::PinWrite;
 use crate::store::backend::Backend;
-use crate::store::db::{Db, DbResult, Row, Sql, all, args, sql, sql_each, vals};
+use crate::store::db::{Db, DbResult, Sql, all, args, sql, vals};
 use crate::store::decode::{self, card_cols, select};
 use crate::store::error::StoreResult;
 use crate::store::read_cache;
 use crate::store::rows::{CardRow, CardStatus, Created, Effects, IdemRow};
 
-const INSERT_CARD: Sql = sql!(
+pub(super) const INSERT_CARD: Sql = sql!(
     "INSERT INTO cards (id, program_id, pan_hash, lookup_key_version, pan_sealed, pan_key_version,
         last4, expiry, external_id, status, inactive_by_block, pin_block, pin_key_version, pin_set_by,
         pin_updated_at, fail_count, last_failed_at, pin_blocked, created_at, updated_at,
         chip_key_set_id, chip_psn, chip_offline_pin, pin_verification, legacy_pvk_id, legacy_pvki)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20,
         $21, $22, $23, $24, $25, $26)"
-);
-/// Which of these external ids (a JSON array) the program's cards have
-/// (`cards_external`).
-const EXTERNAL_IDS_TAKEN: Sql = sql_each!(
-    pg: "SELECT external_id FROM cards WHERE program_id = $1
-         AND external_id IN (SELECT jsonb_array_elements_text($2::text::jsonb))",
-    sqlite: "SELECT external_id FROM cards WHERE program_id = $1
-         AND external_id IN (SELECT value FROM json_each($2))",
-);
-/// [`INSERT_CARD`]'s table and columns, for many rows a statement.
-const CARD_COLUMNS: &str = "cards (id, program_id, pan_hash, lookup_key_version, pan_sealed, pan_key_version,
-        last4, expiry, external_id, status, inactive_by_block, pin_block, pin_key_version, pin_set_by,
-        pin_updated_at, fail_count, last_failed_at, pin_blocked, created_at, updated_at,
-        chip_key_set_id, chip_psn, chip_offline_pin, pin_verification, legacy_pvk_id, legacy_pvki)";
-/// Imports into one program wait for each other (PostgreSQL: a transaction
-/// lock on the program; SQLite has one writer anyway), so two runs of one
-/// file at once still import each line once.
-const IMPORT_LOCK: Sql = sql_each!(
-    pg: "SELECT pg_advisory_xact_lock(hashtext('pinvault import ' || $1))",
-    sqlite: "",
 );
 const CARD_BY_ID: Sql = select!(card_cols, " FROM cards WHERE id = $1");
 /// A program's cards whose PAN has this keyed hash under this lookup key
@@ -108,7 +87,7 @@ async fn change_state<F: ChangeEffects>(
 }
 
 /// The values of [`INSERT_CARD`].
-fn card_args(c: &CardRow) -> Vec<crate::store::db::Arg<'_>> {
+pub(super) fn card_args(c: &CardRow) -> Vec<crate::store::db::Arg<'_>> {
     args![
         &c.id,
         &c.program_id,
@@ -153,75 +132,6 @@ pub trait CardStore: Backend {
                 outbox::create(db, idem.as_ref(), &INSERT_CARD, &row, effects).await
             })
         })
-    }
-
-    /// A batch of a bulk import, in one transaction: each card with its
-    /// effects, except where the program has a card with its external id
-    /// already (an earlier run of the same file, another import, the API),
-    /// then `audit(imported, skipped)`. Answers the indexes of the cards
-    /// skipped.
-    fn import_cards(
-        &self,
-        program_id: &str,
-        cards: Vec<(CardRow, Effects)>,
-        audit: impl Fn(usize, usize) -> crate::store::AuditEntry + Send + Sync + 'static,
-    ) -> impl Future<Output = StoreResult<Vec<usize>>> + Send {
-        self.write(
-            (program_id.to_owned(), cards, audit),
-            |db, (program_id, cards, audit)| {
-                Box::pin(async move {
-                    db.exec(&IMPORT_LOCK, &args![program_id.as_str()]).await?;
-                    // What the program has already, in one statement.
-                    let ids: Vec<&str> = cards
-                        .iter()
-                        .filter_map(|(c, _)| c.external_id.as_deref())
-                        .collect();
-                    let ids = serde_json::to_string(&ids)
-                        .map_err(|_| crate::store::db::bad("an external id that is not JSON"))?;
-                    let mut taken = std::collections::HashSet::new();
-                    let mut each = |r: Row<'_>| {
-                        taken.insert(r.string(0)?);
-                        Ok(())
-                    };
-                    db.query(
-                        &EXTERNAL_IDS_TAKEN,
-                        &args![program_id.as_str(), ids.as_str()],
-                        &mut each,
-                    )
-                    .await?;
-                    let mut skipped = Vec::new();
-                    let mut kept = Vec::with_capacity(cards.len());
-                    for (i, (c, effects)) in cards.iter().enumerate() {
-                        // Taken already, or earlier in this batch.
-                        let fresh = match &c.external_id {
-                            Some(x) => taken.insert(x.clone()),
-                            None => true,
-                        };
-                        if fresh {
-                            kept.push((c, effects));
-                        } else {
-                            skipped.push(i);
-                        }
-                    }
-                    for chunk in kept.chunks(outbox::ROWS_A_STATEMENT) {
-                        let mut values = Vec::with_capacity(chunk.len() * 26);
-                        for (c, _) in chunk {
-                            values.extend(card_args(c));
-                        }
-                        let sql = crate::store::db::insert_rows(CARD_COLUMNS, 26, chunk.len());
-                        db.exec(&sql, &values).await?;
-                    }
-                    let entry = Effects {
-                        events: Vec::new(),
-                        audit: Some(audit(kept.len(), skipped.len())),
-                    };
-                    let mut all: Vec<&Effects> = kept.iter().map(|(_, e)| *e).collect();
-                    all.push(&entry);
-                    outbox::apply_many(db, &all).await?;
-                    Ok(skipped)
-                })
-            },
-        )
     }
 
     /// Events and an audit record of something that changes no row (a PIN
@@ -386,39 +296,6 @@ pub trait CardStore: Backend {
 
     /// Resets the fail count after a match (`PinState::matched`); false when
     /// the PIN was blocked meanwhile (a match never unblocks).
-    /// A legacy card's PIN, captured by a matching verification: stored the
-    /// usual way (a new PIN's effects on the card's state and chip included)
-    /// only while the card still holds the legacy data it was verified
-    /// against, so two matching verifications at once capture once. `true`:
-    /// this one captured it (and `effects` were written).
-    fn capture_legacy_pin(
-        &self,
-        card: &CardRow,
-        pin: PinWrite,
-        now: Timestamp,
-        effects: Effects,
-    ) -> impl Future<Output = StoreResult<bool>> + Send {
-        let (card_id, legacy_block) = (card.id.clone(), card.pin_block.clone());
-        self.write(
-            (card_id, legacy_block, pin, now, effects),
-            |db, (card_id, legacy_block, pin, now, effects)| {
-                Box::pin(async move {
-                    let Some(locked) = card_state::lock_by_id(db, card_id).await? else {
-                        return Ok(false);
-                    };
-                    if locked.legacy.is_none() || locked.pin_block != *legacy_block {
-                        return Ok(false);
-                    }
-                    if !card_state::set_pin(db, &locked, pin, *now).await? {
-                        return Ok(false);
-                    }
-                    outbox::apply(db, effects).await?;
-                    Ok(true)
-                })
-            },
-        )
-    }
-
     fn reset_pin_failures(
         &self,
         card_id: &str,

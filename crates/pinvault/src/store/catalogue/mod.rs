@@ -3,9 +3,11 @@
 //! every [`Backend`](super::backend::Backend) has.
 
 mod audit;
+mod bulk;
 mod card_state;
 mod cards;
 mod chips;
+mod import;
 mod issuer_keys;
 mod kbpk;
 mod keys;
@@ -21,6 +23,7 @@ mod zone_keys;
 pub use audit::AuditStore;
 pub use cards::{CardStore, ChangeEffects};
 pub use chips::ChipStore;
+pub use import::ImportStore;
 pub use issuer_keys::IssuerKeyStore;
 pub use kbpk::KbpkStore;
 pub use keys::{KeyStore, Resealable};

@@ -76,7 +76,7 @@ pub async fn apply_many(db: &mut dyn Db, effects: &[&Effects]) -> DbResult<()> {
                 &ev.body
             ]);
         }
-        let sql = crate::store::db::insert_rows(EVENT_COLUMNS, 6, chunk.len());
+        let sql = super::bulk::insert_rows(EVENT_COLUMNS, 6, chunk.len());
         db.exec(&sql, &values).await?;
     }
     let entries: Vec<&AuditEntry> = effects.iter().filter_map(|e| e.audit.as_ref()).collect();
@@ -111,7 +111,7 @@ pub async fn apply_many(db: &mut dyn Db, effects: &[&Effects]) -> DbResult<()> {
                 hash.as_slice()
             ]);
         }
-        let sql = crate::store::db::insert_rows(AUDIT_COLUMNS, 11, chunk.len());
+        let sql = super::bulk::insert_rows(AUDIT_COLUMNS, 11, chunk.len());
         db.exec(&sql, &values).await?;
     }
     db.exec(&MOVE_AUDIT_HEAD, &args![seq, &prev]).await?;

@@ -16,13 +16,13 @@ use crate::store::rows::{AuditEntry, PvkRow};
 
 macro_rules! pvk_cols {
     () => {
-        "id, program_id, name, method, kcv, wrapped, params, created_at"
+        "id, program_id, name, method, kcv, wrapped, params, created_at, tr31"
     };
 }
 
 const INSERT: Sql = sql!(
-    "INSERT INTO pin_verification_keys (id, program_id, name, method, kcv, wrapped, params, created_at)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+    "INSERT INTO pin_verification_keys (id, program_id, name, method, kcv, wrapped, params, created_at, tr31)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
 );
 const ONE: Sql = sql!(concat!(
     "SELECT ",
@@ -88,6 +88,10 @@ fn decode(r: Row<'_>) -> DbResult<PvkRow> {
         wrapped: r.bytes(5)?,
         params,
         created_at: r.time(7)?,
+        tr31: match r.opt_str(8)? {
+            None => None,
+            Some(t) => Some(serde_json::from_str(t).map_err(|_| bad("tr31"))?),
+        },
     })
 }
 
@@ -101,6 +105,13 @@ pub trait PvkStore: Backend {
         self.write((key, audit), |db, (k, audit)| {
             Box::pin(async move {
                 let params = k.params.as_ref().map(|p| params_json(p).to_string());
+                let tr31 = match &k.tr31 {
+                    None => None,
+                    Some(o) => Some(
+                        serde_json::to_string(o)
+                            .map_err(|_| crate::store::db::bad("a TR-31 origin"))?,
+                    ),
+                };
                 let row = args![
                     &k.id,
                     &k.program_id,
@@ -109,7 +120,8 @@ pub trait PvkStore: Backend {
                     &k.kcv,
                     &k.wrapped,
                     params.as_deref(),
-                    k.created_at
+                    k.created_at,
+                    tr31.as_deref()
                 ];
                 db.exec(&INSERT, &row).await?;
                 outbox::append_audit(db, audit).await

@@ -174,6 +174,7 @@ async fn a_legacy_pin_is_captured_once() {
             kcv: "ABCDEF".into(),
             wrapped: vec![1, 2, 3],
             params: Some(pinblock::ibm3624::Ibm3624Params::default()),
+            tr31: None,
             created_at: now(),
         };
         store

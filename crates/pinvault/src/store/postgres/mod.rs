@@ -101,6 +101,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         13,
         include_str!("../../../migrations/postgres/0013_kbpk.sql"),
     ),
+    (
+        14,
+        include_str!("../../../migrations/postgres/0014_pvk_tr31.sql"),
+    ),
 ];
 
 /// Times a transaction is run again after a serialization failure or deadlock.

@@ -71,6 +71,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         include_str!("../../../migrations/sqlite/0012_legacy_pins.sql"),
     ),
     (13, include_str!("../../../migrations/sqlite/0013_kbpk.sql")),
+    (
+        14,
+        include_str!("../../../migrations/sqlite/0014_pvk_tr31.sql"),
+    ),
 ];
 
 /// The most writes one transaction (one fsync) carries.
