@@ -1,7 +1,4 @@
 #!/usr/bin/env python3
-Also PIN verification keys from V2 (Visa PVK) and V1 (IBM 3624) blocks:
-psec's check value, the block's facts kept, a card migrated with a PVV or
-offset psec computed under the key verifies, the other usage refused.
 """Black-box: key exchange with TR-31 / X9.143 key blocks (API.md "Key
 exchange"), against an independent implementation (psec's `tr31`, and the
 `cryptography` AES and TDES it uses).
@@ -30,6 +27,10 @@ Starts `pinvault serve` on a fresh data directory, then:
   with an AES KBPK.
 
     python3 tests/interop/tr31_api.py target/debug/pinvault [ROUNDS]
+
+Also PIN verification keys from V2 (Visa PVK) and V1 (IBM 3624) blocks:
+psec's check value, the block's facts kept, a card migrated with a PVV or
+offset psec computed under the key verifies, the other usage refused.
 """
 import json
 import sys
