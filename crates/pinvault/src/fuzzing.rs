@@ -195,6 +195,7 @@ impl ApiHarness {
             database_url: None,
             db_pool_size: 4,
             db_timeout_ms: 5000,
+            db_statement_cache: true,
         };
         let settings = crate::app::ServerSettings {
             public_url: "http://fuzz.invalid".into(),

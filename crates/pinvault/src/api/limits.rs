@@ -190,6 +190,7 @@ mod tests {
             database_url: None,
             db_pool_size: 1,
             db_timeout_ms: 5000,
+            db_statement_cache: true,
         };
         let mut limits = crate::limits::LimitSettings::off();
         limits.set(Scope::WidgetAddress, Rate::parse("2/h").unwrap());

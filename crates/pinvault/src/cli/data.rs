@@ -45,6 +45,13 @@ pub struct DataArgs {
     #[arg(long, env = "PINVAULT_DB_TIMEOUT_MS", default_value_t = 5000,
         value_parser = clap::value_parser!(u64).range(100..=600_000), value_name = "MS")]
     pub db_timeout_ms: u64,
+    /// PostgreSQL: keep each statement prepared on each pooled connection
+    /// (one round trip a statement instead of two). Turn it off behind a
+    /// connection pooler in transaction mode that does not carry prepared
+    /// statements across server connections (PgBouncer before 1.21).
+    #[arg(long, env = "PINVAULT_DB_STATEMENT_CACHE", default_value_t = true,
+        action = clap::ArgAction::Set, value_name = "BOOL")]
+    pub db_statement_cache: bool,
 }
 
 impl std::fmt::Debug for DataArgs {
@@ -57,6 +64,7 @@ impl std::fmt::Debug for DataArgs {
             )
             .field("db_pool_size", &self.db_pool_size)
             .field("db_timeout_ms", &self.db_timeout_ms)
+            .field("db_statement_cache", &self.db_statement_cache)
             .finish()
     }
 }
@@ -83,6 +91,7 @@ impl DataArgs {
             pool_size: usize::from(self.db_pool_size),
             statement_timeout: timeout,
             acquire_timeout: timeout,
+            statement_cache: self.db_statement_cache,
         }
     }
 }
@@ -296,6 +305,7 @@ mod tests {
             ),
             db_pool_size: 4,
             db_timeout_ms: 100,
+            db_statement_cache: true,
         };
         let printed = format!("{args:?} {args:#?}");
         assert!(!printed.contains("s3cr3t-pw"), "{printed}");

@@ -4,14 +4,39 @@
 use std::error::Error;
 
 use tokio_postgres::types::{IsNull, ToSql, Type, to_sql_checked};
-use tokio_postgres::{Client, Transaction};
+use tokio_postgres::{Client, Statement, Transaction};
+
+use super::pool::Statements;
 
 use crate::store::db::{Arg, Cell, Cells, Db, DbFuture, DbResult, EachRow, Row, Sql, bad};
 
-/// A pooled client (reads) or a transaction (writes).
+/// A pooled client (reads) or a transaction (writes), with the connection's
+/// prepared statements (`None`: the statement cache is off).
 pub(super) enum PgDb<'c> {
-    Client(&'c Client),
-    Tx(&'c Transaction<'c>),
+    Client(&'c Client, Option<&'c mut Statements>),
+    Tx(&'c Transaction<'c>, Option<&'c mut Statements>),
+}
+
+impl PgDb<'_> {
+    /// `sql` prepared on this connection: from the cache, or prepared now and
+    /// kept; `None` with the cache off (the text is sent as it is: prepared
+    /// unnamed and run, two round trips).
+    async fn statement(&mut self, sql: &'static str) -> DbResult<Option<Statement>> {
+        let key = (sql.as_ptr() as usize, sql.len());
+        let (prepared, cache) = match self {
+            PgDb::Client(c, Some(cache)) => match cache.get(&key) {
+                Some(s) => return Ok(Some(s.clone())),
+                None => (c.prepare(sql).await?, cache),
+            },
+            PgDb::Tx(t, Some(cache)) => match cache.get(&key) {
+                Some(s) => return Ok(Some(s.clone())),
+                None => (t.prepare(sql).await?, cache),
+            },
+            PgDb::Client(_, None) | PgDb::Tx(_, None) => return Ok(None),
+        };
+        cache.insert(key, prepared.clone());
+        Ok(Some(prepared))
+    }
 }
 
 type BoxError = Box<dyn Error + Sync + Send>;
@@ -83,9 +108,12 @@ impl Db for PgDb<'_> {
                 return Ok(0);
             }
             let params = params(args);
-            Ok(match self {
-                PgDb::Client(c) => c.execute(sql.pg, &params).await?,
-                PgDb::Tx(t) => t.execute(sql.pg, &params).await?,
+            let statement = self.statement(sql.pg).await?;
+            Ok(match (self, statement) {
+                (PgDb::Client(c, _), Some(s)) => c.execute(&s, &params).await?,
+                (PgDb::Tx(t, _), Some(s)) => t.execute(&s, &params).await?,
+                (PgDb::Client(c, _), None) => c.execute(sql.pg, &params).await?,
+                (PgDb::Tx(t, _), None) => t.execute(sql.pg, &params).await?,
             })
         })
     }
@@ -93,8 +121,8 @@ impl Db for PgDb<'_> {
     fn batch<'a>(&'a mut self, sql: &'a str) -> DbFuture<'a, ()> {
         Box::pin(async move {
             match self {
-                PgDb::Client(c) => c.batch_execute(sql).await?,
-                PgDb::Tx(t) => t.batch_execute(sql).await?,
+                PgDb::Client(c, _) => c.batch_execute(sql).await?,
+                PgDb::Tx(t, _) => t.batch_execute(sql).await?,
             }
             Ok(())
         })
@@ -108,9 +136,12 @@ impl Db for PgDb<'_> {
     ) -> DbFuture<'a, ()> {
         Box::pin(async move {
             let params = params(args);
-            let rows = match self {
-                PgDb::Client(c) => c.query(sql.pg, &params).await?,
-                PgDb::Tx(t) => t.query(sql.pg, &params).await?,
+            let statement = self.statement(sql.pg).await?;
+            let rows = match (self, statement) {
+                (PgDb::Client(c, _), Some(s)) => c.query(&s, &params).await?,
+                (PgDb::Tx(t, _), Some(s)) => t.query(&s, &params).await?,
+                (PgDb::Client(c, _), None) => c.query(sql.pg, &params).await?,
+                (PgDb::Tx(t, _), None) => t.query(sql.pg, &params).await?,
             };
             for r in &rows {
                 each(Row::new(&PgRow(r)))?;

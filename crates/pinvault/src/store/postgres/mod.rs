@@ -201,8 +201,9 @@ impl Backend for PgStore {
         loop {
             let mut conn = self.pool.get().await?;
             let run = async {
-                let tx = conn.client().transaction().await?;
-                let out = op(&mut PgDb::Tx(&tx), &data).await?;
+                let (client, statements) = conn.parts();
+                let tx = client.transaction().await?;
+                let out = op(&mut PgDb::Tx(&tx, statements), &data).await?;
                 tx.commit().await?;
                 Ok::<T, DbError>(out)
             };
@@ -245,7 +246,10 @@ impl Backend for PgStore {
         T: Send + 'static,
     {
         let mut conn = self.pool.get().await?;
-        let run = async { op(&mut PgDb::Client(conn.client()), &data).await };
+        let run = async {
+            let (client, statements) = conn.parts();
+            op(&mut PgDb::Client(client, statements), &data).await
+        };
         match tokio::time::timeout(self.operation_timeout(), run).await {
             Ok(Ok(out)) => Ok(out),
             Ok(Err(e)) => {

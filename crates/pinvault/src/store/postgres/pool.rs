@@ -1,14 +1,18 @@
 //! A small connection pool for tokio-postgres: at most `size` connections, idle
 //! ones kept for reuse, a broken one dropped and replaced on the next checkout.
+//! Each connection keeps the statements it has prepared (unless the statement
+//! cache is off), so a statement costs one round trip, not a prepare and then
+//! an execute.
 //! Every connection gets the statement timeout (and an idle-in-transaction
 //! timeout, so a node that stalls inside a transaction cannot hold row locks for
 //! long) when it is opened.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tokio_postgres::{Client, Config};
+use tokio_postgres::{Client, Config, Statement};
 
 use super::tls::PgTls;
 use crate::store::{StoreError, StoreResult};
@@ -22,6 +26,8 @@ pub struct PgSettings {
     pub statement_timeout: Duration,
     /// Longest a request waits for a free connection, or for a new one to open.
     pub acquire_timeout: Duration,
+    /// Keep prepared statements per connection (`--db-statement-cache`).
+    pub statement_cache: bool,
 }
 
 impl Default for PgSettings {
@@ -30,6 +36,7 @@ impl Default for PgSettings {
             pool_size: 16,
             statement_timeout: Duration::from_secs(5),
             acquire_timeout: Duration::from_secs(5),
+            statement_cache: true,
         }
     }
 }
@@ -38,23 +45,36 @@ pub(super) struct Pool {
     config: Config,
     tls: PgTls,
     settings: PgSettings,
-    idle: Mutex<Vec<Client>>,
+    idle: Mutex<Vec<Conn>>,
     permits: Arc<Semaphore>,
+}
+
+/// The statements a connection has prepared, by their text (every statement
+/// text is `'static`: its address and length name it).
+pub(super) type Statements = HashMap<(usize, usize), Statement>;
+
+/// A connection and what it has prepared.
+struct Conn {
+    client: Client,
+    statements: Statements,
 }
 
 /// A connection checked out of the pool; it goes back when dropped, unless it
 /// was marked broken or its connection has closed.
 pub(super) struct Pooled {
-    client: Option<Client>,
+    conn: Option<Conn>,
     pool: Arc<Pool>,
     broken: bool,
     _permit: OwnedSemaphorePermit,
 }
 
 impl Pooled {
-    pub(super) fn client(&mut self) -> &mut Client {
+    /// The client, and its prepared statements (`None` with the cache off).
+    pub(super) fn parts(&mut self) -> (&mut Client, Option<&mut Statements>) {
+        let cache = self.pool.settings.statement_cache;
         // Present from checkout until drop.
-        self.client.as_mut().unwrap_or_else(|| unreachable!())
+        let conn = self.conn.as_mut().unwrap_or_else(|| unreachable!());
+        (&mut conn.client, cache.then_some(&mut conn.statements))
     }
 
     /// The connection may be in an unknown state (an I/O error, a timeout in the
@@ -66,13 +86,13 @@ impl Pooled {
 
 impl Drop for Pooled {
     fn drop(&mut self) {
-        if let Some(client) = self.client.take() {
-            if !self.broken && !client.is_closed() {
+        if let Some(conn) = self.conn.take() {
+            if !self.broken && !conn.client.is_closed() {
                 self.pool
                     .idle
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
-                    .push(client);
+                    .push(conn);
             }
         }
     }
@@ -114,8 +134,8 @@ impl Pool {
         loop {
             let idle = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
             match idle {
-                Some(client) if client.is_closed() => continue,
-                Some(client) => return Ok(self.wrap(client, permit)),
+                Some(conn) if conn.client.is_closed() => continue,
+                Some(conn) => return Ok(self.wrap(conn, permit)),
                 None => break,
             }
         }
@@ -127,12 +147,16 @@ impl Pool {
                     wait.as_millis()
                 ))
             })??;
-        Ok(self.wrap(client, permit))
+        let conn = Conn {
+            client,
+            statements: HashMap::new(),
+        };
+        Ok(self.wrap(conn, permit))
     }
 
-    fn wrap(self: &Arc<Self>, client: Client, permit: OwnedSemaphorePermit) -> Pooled {
+    fn wrap(self: &Arc<Self>, conn: Conn, permit: OwnedSemaphorePermit) -> Pooled {
         Pooled {
-            client: Some(client),
+            conn: Some(conn),
             pool: self.clone(),
             broken: false,
             _permit: permit,
