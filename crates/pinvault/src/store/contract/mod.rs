@@ -97,26 +97,39 @@ pub(super) async fn backends(tag: &str) -> Backends {
     }));
     match postgres_url() {
         Some(url) => {
-            admin(&url, &format!("CREATE DATABASE {name}")).await;
-            let store = PgStore::open(&with_database(&url, &name), PgSettings::default())
-                .await
-                .unwrap();
-            b.stores.push(("postgres", AnyStore::Postgres(store)));
-            b.cleanup.push(Box::new(move || {
-                // A runtime of its own: the test's may be shutting down.
-                std::thread::spawn(move || {
-                    let rt = tokio::runtime::Builder::new_current_thread()
-                        .enable_all()
-                        .build()
-                        .unwrap();
-                    rt.block_on(admin(
-                        &url,
-                        &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
-                    ));
-                })
-                .join()
-                .unwrap();
-            }));
+            // With the statement cache, and without it (what a pooler in
+            // transaction mode needs: every statement sent as text), each on
+            // a database of its own.
+            for (label, cache, db) in [
+                ("postgres", true, name.clone()),
+                ("postgres, no statement cache", false, format!("{name}_nc")),
+            ] {
+                admin(&url, &format!("CREATE DATABASE {db}")).await;
+                let settings = PgSettings {
+                    statement_cache: cache,
+                    ..PgSettings::default()
+                };
+                let store = PgStore::open(&with_database(&url, &db), settings)
+                    .await
+                    .unwrap();
+                b.stores.push((label, AnyStore::Postgres(store)));
+                let url = url.clone();
+                b.cleanup.push(Box::new(move || {
+                    // A runtime of its own: the test's may be shutting down.
+                    std::thread::spawn(move || {
+                        let rt = tokio::runtime::Builder::new_current_thread()
+                            .enable_all()
+                            .build()
+                            .unwrap();
+                        rt.block_on(admin(
+                            &url,
+                            &format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"),
+                        ));
+                    })
+                    .join()
+                    .unwrap();
+                }));
+            }
         }
         None if std::env::var("CI").as_deref() == Ok("true") => {
             panic!("CI=true and no PostgreSQL: the store contract must run on both backends")
