@@ -3,10 +3,14 @@
 
 use std::error::Error;
 
+use std::collections::HashMap;
 use tokio_postgres::types::{IsNull, ToSql, Type, to_sql_checked};
+
 use tokio_postgres::{Client, Statement, Transaction};
 
-use super::pool::Statements;
+/// The statements a connection has prepared, by their text (every statement
+/// text is `'static`: its address and length name it).
+pub(super) type Statements = HashMap<(usize, usize), Statement>;
 
 use crate::store::db::{Arg, Cell, Cells, Db, DbFuture, DbResult, EachRow, Row, Sql, bad};
 

@@ -12,7 +12,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tokio_postgres::{Client, Config, Statement};
+use tokio_postgres::{Client, Config};
+
+use super::db::Statements;
 
 use super::tls::PgTls;
 use crate::store::{StoreError, StoreResult};
@@ -48,10 +50,6 @@ pub(super) struct Pool {
     idle: Mutex<Vec<Conn>>,
     permits: Arc<Semaphore>,
 }
-
-/// The statements a connection has prepared, by their text (every statement
-/// text is `'static`: its address and length name it).
-pub(super) type Statements = HashMap<(usize, usize), Statement>;
 
 /// A connection and what it has prepared.
 struct Conn {
