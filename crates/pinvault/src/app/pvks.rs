@@ -32,11 +32,7 @@ impl<S: Store> App<S> {
         expected_kcv: Option<&str>,
         params: Option<Ibm3624Params>,
     ) -> Result<(String, String), ZoneKeyAdminError> {
-        if self.store.get_program(program_id).await?.is_none() {
-            return Err(ZoneKeyAdminError::Refused(format!(
-                "no program {program_id}"
-            )));
-        }
+        self.program_exists(program_id).await?;
         let (key, kcv) = pvk::combine(components, expected_kcv)
             .map_err(|e| ZoneKeyAdminError::Refused(format!("--component: {e}")))?;
         self.store_pvk(program_id, name, method, key, kcv, params, None)
@@ -59,11 +55,7 @@ impl<S: Store> App<S> {
         params: Option<Ibm3624Params>,
     ) -> Result<(String, String), ZoneKeyAdminError> {
         use super::zone_keys::{refused_for, tr31_key_refused};
-        if self.store.get_program(program_id).await?.is_none() {
-            return Err(ZoneKeyAdminError::Refused(format!(
-                "no program {program_id}"
-            )));
-        }
+        self.program_exists(program_id).await?;
         let usage = match method {
             Method::VisaPvv => "V2",
             Method::Ibm3624 => "V1",
@@ -139,6 +131,16 @@ impl<S: Store> App<S> {
         };
         self.store.insert_pvk(row, audit).await?;
         Ok((id, kcv))
+    }
+
+    /// Refuses a program that does not exist.
+    async fn program_exists(&self, program_id: &str) -> Result<(), ZoneKeyAdminError> {
+        match self.store.get_program(program_id).await? {
+            Some(_) => Ok(()),
+            None => Err(ZoneKeyAdminError::Refused(format!(
+                "no program {program_id}"
+            ))),
+        }
     }
 
     /// The program's PIN verification key `id` and the key itself, unwrapped.

@@ -101,10 +101,5 @@ pub fn rewrap(
     kcv: &str,
     wrapped: &[u8],
 ) -> Result<Option<Vec<u8>>, KeyError> {
-    let a = aad(id, part, kcv);
-    if to.unwrap(wrapped, &a).is_ok() {
-        return Ok(None);
-    }
-    let bytes = from.unwrap(wrapped, &a)?;
-    to.wrap(&bytes, &a).map(Some)
+    super::rewrap_if_needed(from, to, &aad(id, part, kcv), wrapped)
 }

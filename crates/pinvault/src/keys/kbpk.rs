@@ -57,10 +57,5 @@ pub fn rewrap(
     kcv: &str,
     wrapped: &[u8],
 ) -> Result<Option<Vec<u8>>, KeyError> {
-    let a = aad(id, algorithm, kcv);
-    if to.unwrap(wrapped, &a).is_ok() {
-        return Ok(None);
-    }
-    let bytes = from.unwrap(wrapped, &a)?;
-    to.wrap(&bytes, &a).map(Some)
+    super::rewrap_if_needed(from, to, &aad(id, algorithm, kcv), wrapped)
 }

@@ -75,3 +75,18 @@ impl std::fmt::Display for KeyError {
 }
 
 impl std::error::Error for KeyError {}
+
+/// Moves one key wrapped under `aad` from one master-key provider to another
+/// (`keys migrate`): `None` when `to` unwraps it already, else it wrapped by `to`.
+pub fn rewrap_if_needed(
+    from: &dyn KeyProvider,
+    to: &dyn KeyProvider,
+    aad: &[u8],
+    wrapped: &[u8],
+) -> Result<Option<Vec<u8>>, KeyError> {
+    if to.unwrap(wrapped, aad).is_ok() {
+        return Ok(None);
+    }
+    let bytes = from.unwrap(wrapped, aad)?;
+    to.wrap(&bytes, aad).map(Some)
+}

@@ -67,14 +67,7 @@ pub async fn apply_many(db: &mut dyn Db, effects: &[&Effects]) -> DbResult<()> {
     for chunk in events.chunks(ROWS_A_STATEMENT) {
         let mut values: Vec<Arg<'_>> = Vec::with_capacity(chunk.len() * 6);
         for ev in chunk {
-            values.extend(args![
-                &ev.id,
-                &ev.program_id,
-                &ev.card_id,
-                &ev.kind,
-                ev.created_at,
-                &ev.body
-            ]);
+            values.extend(event_args(ev));
         }
         let sql = super::bulk::insert_rows(EVENT_COLUMNS, 6, chunk.len());
         db.exec(&sql, &values).await?;
@@ -118,6 +111,18 @@ pub async fn apply_many(db: &mut dyn Db, effects: &[&Effects]) -> DbResult<()> {
     Ok(())
 }
 
+/// The values of an event's row, in [`EVENT_COLUMNS`] order.
+fn event_args(ev: &EventRow) -> [Arg<'_>; 6] {
+    args![
+        &ev.id,
+        &ev.program_id,
+        &ev.card_id,
+        &ev.kind,
+        ev.created_at,
+        &ev.body
+    ]
+}
+
 const EVENT_COLUMNS: &str = "events (id, program_id, card_id, type, created_at, body)";
 const AUDIT_COLUMNS: &str = "audit_log (seq, at, actor, request_id, source, action, program_id, card_id, details, prev_hash, hash)";
 
@@ -133,18 +138,7 @@ pub async fn apply(db: &mut dyn Db, effects: &Effects) -> DbResult<()> {
 }
 
 async fn insert_event(db: &mut dyn Db, ev: &EventRow) -> DbResult<()> {
-    db.exec(
-        &INSERT_EVENT,
-        &args![
-            &ev.id,
-            &ev.program_id,
-            &ev.card_id,
-            &ev.kind,
-            ev.created_at,
-            &ev.body
-        ],
-    )
-    .await?;
+    db.exec(&INSERT_EVENT, &event_args(ev)).await?;
     let endpoints = all(db, &SUBSCRIBERS, &args![&ev.program_id], |r| {
         Ok((r.string(0)?, decode::event_types(r.str(1)?)?))
     })
