@@ -256,10 +256,14 @@ try:
             "pin_block": encipher("iso_4", "aes128", vkey, pin, pan), "format": "iso_4",
             "zone_key_id": vid})
 
-    def reveal(cid):
+    def reveal_token(cid):
         st, tok = s.call("POST", f"/v1/cards/{cid}/control-tokens", key,
                          {"type": "reveal_pin", "cardholder_verification_method": "OTP"})
-        return s.call("POST", f"/v1/cards/{cid}/pin/reveal", key, {"control_token": tok["token"]})
+        return tok["token"]
+
+    def reveal(cid, token=None):
+        return s.call("POST", f"/v1/cards/{cid}/pin/reveal", key,
+                      {"control_token": token or reveal_token(cid)})
 
     eid, ekey = zones[("aes128", "export")]
     for round_ in range(ROUNDS):
@@ -273,7 +277,8 @@ try:
             continue
         cid = card["id"]
         t.check(f"{tag} verification", card["pin"]["verification"], "visa_pvv" if kind == "visa" else "ibm_3624")
-        st, body = reveal(cid)
+        token = reveal_token(cid)
+        st, body = reveal(cid, token)
         t.check(f"{tag} reveal before capture", (st, body.get("code")), (409, "pin_not_available"))
         st, body = s.call("POST", f"/v1/cards/{cid}/pin/export", key, {"zone_key_id": eid, "format": "iso_4"})
         t.check(f"{tag} export before capture", (st, body.get("code")), (409, "pin_not_available"))
@@ -286,7 +291,8 @@ try:
         t.check(f"{tag} match", (st, body.get("result"), body.get("remaining_tries")), (200, "match", 3))
         st, card = s.call("GET", f"/v1/cards/{cid}", key)
         t.check(f"{tag} captured", (card["pin"]["verification"], card["pin"]["fail_count"]), ("stored", 0))
-        st, body = reveal(cid)
+        # The same token: the refused reveal did not spend it.
+        st, body = reveal(cid, token)
         t.check(f"{tag} reveal after capture", (st, body.get("pin")), (200, pin))
         st, body = s.call("POST", f"/v1/cards/{cid}/pin/export", key, {"zone_key_id": eid, "format": "iso_4"})
         t.check(f"{tag} export after capture", st == 200 and decipher("iso_4", "aes128", ekey, body["pin_block"], pan), pin)

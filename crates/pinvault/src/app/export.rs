@@ -13,7 +13,6 @@ use super::{App, Caller};
 use crate::domain::DomainError;
 use crate::domain::zone_key::Usage;
 use crate::events::{EventType, event};
-use crate::keys::KeyKind;
 use crate::store::{CardRow, Effects, Store};
 
 /// An exported PIN block (enciphered: it is the answer's purpose).
@@ -48,19 +47,13 @@ impl<S: Store> App<S> {
                 )),
                 ZoneKeyError::Service(e) => AppError::Service(e),
             })?;
-        if card.legacy.is_some() {
-            return Err(AppError::PinNotAvailable);
-        }
         if format == Format::Iso4 && key.algorithm() != KeyAlgorithm::Aes {
             return Err(AppError::Invalid(
                 "format iso_4 is enciphered under AES only: this zone key is TDES".into(),
             ));
         }
         let pan = self.card_pan(card).await?;
-        self.ensure_key(KeyKind::Pin, card.pin_key_version).await?;
-        let pin = self
-            .keys
-            .decipher_pin(card.pin_key_version, &card.pin_block, &pan)?;
+        let pin = self.card_pin(card, &pan).await?;
         let block =
             pinblock::encipher(format, &pin, &pan, &key, &mut rand::rng()).map_err(|_| {
                 AppError::Invalid("this PIN cannot be put in a block of this format".into())

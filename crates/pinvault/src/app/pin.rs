@@ -98,6 +98,20 @@ impl<S: Store> App<S> {
             .open_pan(&card.id, card.pan_key_version, &card.pan_sealed)?)
     }
 
+    /// The card's PIN, deciphered, for every use but its verification (which
+    /// also checks legacy data): `pin_not_available` for a card migrated with
+    /// a PVV or an IBM 3624 offset, whose `pin_block` holds that value, not a
+    /// PIN, until a verification captures the PIN.
+    pub async fn card_pin(&self, card: &CardRow, pan: &pinblock::Pan) -> AppResult<pinblock::Pin> {
+        if card.legacy.is_some() {
+            return Err(AppError::PinNotAvailable);
+        }
+        self.ensure_key(KeyKind::Pin, card.pin_key_version).await?;
+        Ok(self
+            .keys
+            .decipher_pin(card.pin_key_version, &card.pin_block, pan)?)
+    }
+
     /// Sets (or, in a staged program, stages) `card`'s PIN with a `set_pin`
     /// token. A refused PIN uses one of the token's attempts.
     pub async fn set_pin(
@@ -276,14 +290,8 @@ impl<S: Store> App<S> {
             RevealTo::Device(jwk) => Some(DeviceKey::from_jwk(jwk).map_err(AppError::Invalid)?),
             RevealTo::Clear => None,
         };
-        if card.legacy.is_some() {
-            return Err(AppError::PinNotAvailable);
-        }
         let pan = self.card_pan(card).await?;
-        self.ensure_key(KeyKind::Pin, card.pin_key_version).await?;
-        let pin = self
-            .keys
-            .decipher_pin(card.pin_key_version, &card.pin_block, &pan)?;
+        let pin = self.card_pin(card, &pan).await?;
         let (revealed, to) = match device {
             Some(device) => {
                 let jwe = self.encrypt_for_device(&device, pin.expose(), &card.id)?;

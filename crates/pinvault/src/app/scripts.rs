@@ -11,7 +11,6 @@ use super::{App, Caller};
 use crate::domain::chip::{Command, OfflinePin, Reported};
 use crate::domain::time::now;
 use crate::events::{EventType, event};
-use crate::keys::KeyKind;
 use crate::keys::issuer::{self, Part};
 use crate::store::{CardRow, ChipData, Effects, IssuerKeySetRow, Store};
 
@@ -146,14 +145,8 @@ impl<S: Store> App<S> {
         };
         let apdu = match command {
             Command::ChangePin => {
-                if card.legacy.is_some() {
-                    return Err(AppError::PinNotAvailable);
-                }
                 // The card's PIN as it is now (the row read under the lock).
-                self.ensure_key(KeyKind::Pin, card.pin_key_version).await?;
-                let pin = self
-                    .keys
-                    .decipher_pin(card.pin_key_version, &card.pin_block, &pan)?;
+                let pin = self.card_pin(card, &pan).await?;
                 ctx.change_pin(&pin)
             }
             Command::UnblockPin => ctx.unblock_pin(),

@@ -15,14 +15,14 @@ use crate::store::error::StoreResult;
 use crate::store::read_cache;
 use crate::store::rows::{CardRow, CardStatus, Created, Effects, IdemRow};
 
-pub(super) const INSERT_CARD: Sql = sql!(
-    "INSERT INTO cards (id, program_id, pan_hash, lookup_key_version, pan_sealed, pan_key_version,
+/// The cards table and its columns in [`card_args`] order: one row
+/// (`create_card`) or many a statement (a bulk import).
+pub(super) const CARD_COLUMNS: &str = "cards (id, program_id, pan_hash, lookup_key_version, pan_sealed, pan_key_version,
         last4, expiry, external_id, status, inactive_by_block, pin_block, pin_key_version, pin_set_by,
         pin_updated_at, fail_count, last_failed_at, pin_blocked, created_at, updated_at,
-        chip_key_set_id, chip_psn, chip_offline_pin, pin_verification, legacy_pvk_id, legacy_pvki)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20,
-        $21, $22, $23, $24, $25, $26)"
-);
+        chip_key_set_id, chip_psn, chip_offline_pin, pin_verification, legacy_pvk_id, legacy_pvki)";
+/// How many values [`card_args`] gives.
+pub(super) const CARD_VALUES: usize = 26;
 const CARD_BY_ID: Sql = select!(card_cols, " FROM cards WHERE id = $1");
 /// A program's cards whose PAN has this keyed hash under this lookup key
 /// version (`cards_pan_hash`); a PAN is shared by a few re-issues at most.
@@ -86,7 +86,7 @@ async fn change_state<F: ChangeEffects>(
     Err(crate::store::db::lost("the card"))
 }
 
-/// The values of [`INSERT_CARD`].
+/// The values of a card's row, in [`CARD_COLUMNS`] order.
 pub(super) fn card_args(c: &CardRow) -> Vec<crate::store::db::Arg<'_>> {
     args![
         &c.id,
@@ -129,7 +129,8 @@ pub trait CardStore: Backend {
         self.write((card, idem, effects), |db, (c, idem, effects)| {
             Box::pin(async move {
                 let row = card_args(c);
-                outbox::create(db, idem.as_ref(), &INSERT_CARD, &row, effects).await
+                let insert = super::bulk::insert_rows(CARD_COLUMNS, CARD_VALUES, 1);
+                outbox::create(db, idem.as_ref(), &insert, &row, effects).await
             })
         })
     }

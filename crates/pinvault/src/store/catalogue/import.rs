@@ -3,7 +3,7 @@
 
 use std::future::Future;
 
-use super::cards::card_args;
+use super::cards::{CARD_COLUMNS, CARD_VALUES, card_args};
 use super::{card_state, outbox};
 use crate::domain::time::Timestamp;
 use crate::store::backend::Backend;
@@ -19,11 +19,6 @@ const EXTERNAL_IDS_TAKEN: Sql = sql_each!(
     sqlite: "SELECT external_id FROM cards WHERE program_id = $1
          AND external_id IN (SELECT value FROM json_each($2))",
 );
-/// [`INSERT_CARD`]'s table and columns, for many rows a statement.
-const CARD_COLUMNS: &str = "cards (id, program_id, pan_hash, lookup_key_version, pan_sealed, pan_key_version,
-        last4, expiry, external_id, status, inactive_by_block, pin_block, pin_key_version, pin_set_by,
-        pin_updated_at, fail_count, last_failed_at, pin_blocked, created_at, updated_at,
-        chip_key_set_id, chip_psn, chip_offline_pin, pin_verification, legacy_pvk_id, legacy_pvki)";
 /// Imports into one program wait for each other (PostgreSQL: a transaction
 /// lock on the program; SQLite has one writer anyway), so two runs of one
 /// file at once still import each line once.
@@ -81,11 +76,11 @@ pub trait ImportStore: Backend {
                         }
                     }
                     for chunk in kept.chunks(outbox::ROWS_A_STATEMENT) {
-                        let mut values = Vec::with_capacity(chunk.len() * 26);
+                        let mut values = Vec::with_capacity(chunk.len() * CARD_VALUES);
                         for (c, _) in chunk {
                             values.extend(card_args(c));
                         }
-                        let sql = super::bulk::insert_rows(CARD_COLUMNS, 26, chunk.len());
+                        let sql = super::bulk::insert_rows(CARD_COLUMNS, CARD_VALUES, chunk.len());
                         db.exec(&sql, &values).await?;
                     }
                     let entry = Effects {

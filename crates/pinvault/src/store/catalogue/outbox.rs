@@ -7,9 +7,6 @@ use crate::store::db::{Arg, Db, DbResult, Sql, all, args, first, sql, sql_each};
 use crate::store::decode;
 use crate::store::rows::{AuditEntry, Created, Effects, EventRow, IdemRow};
 
-const INSERT_EVENT: Sql = sql!(
-    "INSERT INTO events (id, program_id, card_id, type, created_at, body) VALUES ($1, $2, $3, $4, $5, $6)"
-);
 const SUBSCRIBERS: Sql =
     sql!("SELECT id, events FROM webhook_endpoints WHERE program_id = $1 AND deleted_at IS NULL");
 const INSERT_DELIVERY: Sql = sql!(
@@ -25,10 +22,6 @@ const INSERT_DELIVERY: Sql = sql!(
 const AUDIT_HEAD: Sql = sql_each!(
     pg: "SELECT seq, hash FROM audit_head FOR UPDATE",
     sqlite: "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1",
-);
-const INSERT_AUDIT: Sql = sql!(
-    "INSERT INTO audit_log (seq, at, actor, request_id, source, action, program_id, card_id, details, prev_hash, hash)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
 );
 const MOVE_AUDIT_HEAD: Sql = sql_each!(
     pg: "UPDATE audit_head SET seq = $1, hash = $2",
@@ -73,6 +66,13 @@ pub async fn apply_many(db: &mut dyn Db, effects: &[&Effects]) -> DbResult<()> {
         db.exec(&sql, &values).await?;
     }
     let entries: Vec<&AuditEntry> = effects.iter().filter_map(|e| e.audit.as_ref()).collect();
+    append_audits(db, &entries).await
+}
+
+/// Appends records to the chain, in order: the head read (and, on
+/// PostgreSQL, locked) once, the records many a statement, the head moved
+/// once.
+async fn append_audits(db: &mut dyn Db, entries: &[&AuditEntry]) -> DbResult<()> {
     if entries.is_empty() {
         return Ok(());
     }
@@ -138,7 +138,8 @@ pub async fn apply(db: &mut dyn Db, effects: &Effects) -> DbResult<()> {
 }
 
 async fn insert_event(db: &mut dyn Db, ev: &EventRow) -> DbResult<()> {
-    db.exec(&INSERT_EVENT, &event_args(ev)).await?;
+    let insert = super::bulk::insert_rows(EVENT_COLUMNS, 6, 1);
+    db.exec(&insert, &event_args(ev)).await?;
     let endpoints = all(db, &SUBSCRIBERS, &args![&ev.program_id], |r| {
         Ok((r.string(0)?, decode::event_types(r.str(1)?)?))
     })
@@ -158,31 +159,7 @@ async fn insert_event(db: &mut dyn Db, ev: &EventRow) -> DbResult<()> {
 
 /// Appends a record to the chain.
 pub async fn append_audit(db: &mut dyn Db, entry: &AuditEntry) -> DbResult<()> {
-    let head = first(db, &AUDIT_HEAD, &[], |r| Ok((r.i64(0)?, r.bytes(1)?))).await?;
-    let (seq, prev) = match head {
-        Some((seq, hash)) => (seq + 1, hash),
-        None => (1, crate::domain::audit::GENESIS.to_vec()),
-    };
-    let hash = crate::domain::audit::chain_hash(&prev, seq, entry);
-    db.exec(
-        &INSERT_AUDIT,
-        &args![
-            seq,
-            entry.at,
-            &entry.actor,
-            &entry.request_id,
-            &entry.source,
-            &entry.action,
-            &entry.program_id,
-            &entry.card_id,
-            &entry.details,
-            &prev,
-            &hash
-        ],
-    )
-    .await?;
-    db.exec(&MOVE_AUDIT_HEAD, &args![seq, &hash]).await?;
-    Ok(())
+    append_audits(db, &[entry]).await
 }
 
 const CLEAR_IDEMPOTENCY: Sql =
