@@ -1,6 +1,6 @@
 //! PIN verification keys for cards migrated with legacy verification data:
 //! imported per program from clear components (the keys' rules are
-//! `keys::pvk`; the PVV and IBM 3624 arithmetic is `pinblock`).
+//! `keys::wrapped`; the PVV and IBM 3624 arithmetic is `pinblock`).
 
 use pinblock::SecretKey;
 use pinblock::ibm3624::Ibm3624Params;
@@ -14,7 +14,8 @@ use crate::audit::Actor;
 use crate::domain::ids::new_id;
 use crate::domain::legacy::Method;
 use crate::domain::time::now;
-use crate::keys::pvk;
+use crate::keys::wrapped::Wrapped;
+use crate::keys::{ZoneAlgorithm, zone};
 use crate::store::{PvkRow, Store, pvk_params_json};
 
 pub const PVK_PREFIX: &str = "pvk_";
@@ -33,7 +34,7 @@ impl<S: Store> App<S> {
         params: Option<Ibm3624Params>,
     ) -> Result<(String, String), ZoneKeyAdminError> {
         self.program_exists(program_id).await?;
-        let (key, kcv) = pvk::combine(components, expected_kcv)
+        let (key, kcv) = zone::combine(ZoneAlgorithm::Tdes, components, expected_kcv)
             .map_err(|e| ZoneKeyAdminError::Refused(format!("--component: {e}")))?;
         self.store_pvk(program_id, name, method, key, kcv, params, None)
             .await
@@ -70,9 +71,8 @@ impl<S: Store> App<S> {
                 header.algorithm()
             )));
         }
-        let kcv =
-            crate::keys::zone::check_key(crate::keys::ZoneAlgorithm::Tdes, &key, expected_kcv)
-                .map_err(|e| tr31_key_refused("--tr31", e))?;
+        let kcv = zone::check_key(ZoneAlgorithm::Tdes, &key, expected_kcv)
+            .map_err(|e| tr31_key_refused("--tr31", e))?;
         let origin = crate::keys::tr31::Tr31Origin::new(kbpk_id, &header);
         self.store_pvk(program_id, name, method, key, kcv, params, Some(origin))
             .await
@@ -102,7 +102,7 @@ impl<S: Store> App<S> {
         };
         let id = new_id(PVK_PREFIX);
         let provider = self.keys.provider();
-        let wrapped = pvk::wrap(&*provider, &id, &kcv, &key)?;
+        let wrapped = Wrapped::pvk(&id, &kcv).wrap(&*provider, &key)?;
         drop(key);
         let mut details = json!({ "pin_verification_key_id": id, "name": name,
             "method": method.as_str(), "kcv": kcv });
@@ -129,7 +129,7 @@ impl<S: Store> App<S> {
             tr31,
             created_at: now(),
         };
-        self.store.insert_pvk(row, audit).await?;
+        self.store.insert_key(row, audit).await?;
         Ok((id, kcv))
     }
 
@@ -147,10 +147,11 @@ impl<S: Store> App<S> {
     pub async fn pvk(&self, program_id: &str, id: &str) -> AppResult<(PvkRow, SecretKey)> {
         let row = self
             .store
-            .get_pvk(program_id, id)
+            .get_key::<PvkRow>(Some(program_id), id)
             .await?
             .ok_or(AppError::NotFound("PIN verification key for this program"))?;
-        let key = pvk::unwrap(&*self.keys.provider(), &row.id, &row.kcv, &row.wrapped)
+        let key = Wrapped::pvk(&row.id, &row.kcv)
+            .unwrap(&*self.keys.provider(), &row.wrapped)
             .map_err(super::ServiceError::from)?;
         Ok((row, key))
     }

@@ -5,14 +5,14 @@
 
 use clap::{Subcommand, ValueEnum};
 use pinblock::ibm3624::Ibm3624Params;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::data::{DataArgs, open_app};
-use super::output::{CliError, pretty, read_components};
+use super::output::{CliError, check_name, pretty, pretty_list, read_components};
 use crate::domain::legacy::Method;
 use crate::domain::time::rfc3339;
 use crate::store::prelude::*;
-use crate::store::pvk_params_json;
+use crate::store::{PvkRow, pvk_params_json};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum MethodArg {
@@ -103,12 +103,7 @@ pub async fn pvks(cmd: PvksCommand) -> Result<String, CliError> {
             pin_length,
             data,
         } => {
-            let name = name.trim();
-            if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
-                return Err(CliError::Refused(
-                    "--name must be 1 to 200 characters".into(),
-                ));
-            }
+            let name = check_name(&name)?;
             let method = match method {
                 MethodArg::VisaPvv => Method::VisaPvv,
                 MethodArg::Ibm3624 => Method::Ibm3624,
@@ -179,28 +174,14 @@ pub async fn pvks(cmd: PvksCommand) -> Result<String, CliError> {
         }
         PvksCommand::List { program, data } => {
             let app = open_app(&data, String::new()).await?;
-            let (store, program) = (&app.store, program.as_deref());
-            let rows = crate::store::every_page(
-                |after| async move { store.list_pvks(program, 100, after.as_deref()).await },
-                |k: &crate::store::PvkRow| k.id.clone(),
-            )
-            .await?;
-            let out: Vec<Value> = rows
-                .iter()
-                .map(|k| {
-                    json!({
-                        "id": k.id,
-                        "program_id": k.program_id,
-                        "name": k.name,
-                        "method": k.method.as_str(),
-                        "kcv": k.kcv,
-                        "ibm_3624": k.params.as_ref().map(pvk_params_json),
-                        "tr31": k.tr31,
-                        "created_at": rfc3339(k.created_at),
-                    })
-                })
-                .collect();
-            Ok(pretty(&Value::Array(out)))
+            let program = program.as_deref();
+            let rows: Vec<PvkRow> = app.store.every_key(program).await?;
+            Ok(pretty_list(&rows, |k| {
+                json!({ "id": k.id, "program_id": k.program_id, "name": k.name,
+                        "method": k.method.as_str(), "kcv": k.kcv,
+                        "ibm_3624": k.params.as_ref().map(pvk_params_json), "tr31": k.tr31,
+                        "created_at": rfc3339(k.created_at) })
+            }))
         }
     }
 }

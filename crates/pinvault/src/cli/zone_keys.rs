@@ -4,14 +4,15 @@
 //! arbitrates).
 
 use clap::{Subcommand, ValueEnum};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::data::{DataArgs, open_app};
-use super::output::{CliError, check_name, pretty, read_components, read_secret};
+use super::output::{CliError, check_name, pretty, pretty_list, read_components, read_secret};
 use crate::app::zone_keys::{KeySource, grants_json};
 use crate::domain::time::rfc3339;
 use crate::domain::zone_key::Usage;
 use crate::keys::ZoneAlgorithm;
+use crate::store::ZoneKeyRow;
 use crate::store::prelude::*;
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -166,25 +167,15 @@ pub async fn zone_keys(cmd: ZoneKeysCommand) -> Result<String, CliError> {
             let store = &app.store;
             let rows = crate::store::every_page(
                 |after| async move { store.list_zone_keys(100, after.as_deref()).await },
-                |k: &crate::store::ZoneKeyRow| k.id.clone(),
+                |k: &ZoneKeyRow| k.id.clone(),
             )
             .await?;
-            let out: Vec<Value> = rows
-                .iter()
-                .map(|k| {
-                    json!({
-                        "id": k.id,
-                        "name": k.name,
-                        "algorithm": k.algorithm.as_str(),
-                        "kcv": k.kcv,
-                        "usage": k.usage.as_str(),
-                        "programs": grants_json(&k.grants),
-                        "tr31": k.tr31,
-                        "created_at": rfc3339(k.created_at),
-                    })
-                })
-                .collect();
-            Ok(pretty(&Value::Array(out)))
+            Ok(pretty_list(&rows, |k| {
+                json!({ "id": k.id, "name": k.name, "algorithm": k.algorithm.as_str(),
+                        "kcv": k.kcv, "usage": k.usage.as_str(),
+                        "programs": grants_json(&k.grants), "tr31": k.tr31,
+                        "created_at": rfc3339(k.created_at) })
+            }))
         }
     }
 }

@@ -7,6 +7,7 @@
 use pinblock::{KeyAlgorithm, SecretKey, ZoneKey};
 use zeroize::Zeroizing;
 
+use super::wrapped::Wrapped;
 use super::{KeyError, KeyProvider};
 
 /// The algorithm and length of a zone key, as the operator names it.
@@ -48,7 +49,7 @@ impl ZoneAlgorithm {
     }
 
     /// Whether a key of `len` bytes has this algorithm's length.
-    fn fits(self, len: usize) -> bool {
+    pub(super) fn fits(self, len: usize) -> bool {
         match self {
             ZoneAlgorithm::Tdes => len == 16 || len == 24,
             ZoneAlgorithm::Aes128 => len == 16,
@@ -198,22 +199,7 @@ fn tdes_degenerate(bytes: &[u8]) -> bool {
     k1 == k2 || (bytes.len() == 24 && part(2) == k2)
 }
 
-fn aad(id: &str, algorithm: ZoneAlgorithm, kcv: &str) -> Vec<u8> {
-    format!("pinvault zone key {id} {} {kcv}", algorithm.as_str()).into_bytes()
-}
-
-/// Wraps a zone key for storage under the master key.
-pub fn wrap(
-    provider: &dyn KeyProvider,
-    id: &str,
-    algorithm: ZoneAlgorithm,
-    kcv: &str,
-    key: &SecretKey,
-) -> Result<Vec<u8>, KeyError> {
-    provider.wrap(key.expose(), &aad(id, algorithm, kcv))
-}
-
-/// Unwraps a stored zone key and checks it still has its recorded check value.
+/// Unwraps a stored zone key, checked against its length and check value.
 pub fn unwrap(
     provider: &dyn KeyProvider,
     id: &str,
@@ -221,47 +207,9 @@ pub fn unwrap(
     kcv: &str,
     wrapped: &[u8],
 ) -> Result<ZoneKey, KeyError> {
-    let bytes = provider.unwrap(wrapped, &aad(id, algorithm, kcv))?;
-    let secret = SecretKey::from_slice(&bytes)
-        .map_err(|_| KeyError::Integrity(format!("zone key {id} has a bad length")))?;
-    if !algorithm.fits(secret.len()) {
-        return Err(KeyError::Integrity(format!(
-            "zone key {id} has a bad length"
-        )));
-    }
-    let zone = ZoneKey::new(algorithm.block_algorithm(), &secret)
-        .map_err(|_| KeyError::Integrity(format!("zone key {id} is unusable")))?;
-    if zone.kcv().to_string() != kcv {
-        return Err(KeyError::Integrity(format!(
-            "zone key {id} does not match its check value"
-        )));
-    }
-    Ok(zone)
-}
-
-/// Re-wraps a stored zone key from one provider to another (migration).
-pub fn rewrap(
-    from: &dyn KeyProvider,
-    to: &dyn KeyProvider,
-    id: &str,
-    algorithm: ZoneAlgorithm,
-    kcv: &str,
-    wrapped: &[u8],
-) -> Result<Vec<u8>, KeyError> {
-    let a = aad(id, algorithm, kcv);
-    let bytes = from.unwrap(wrapped, &a)?;
-    to.wrap(&bytes, &a)
-}
-
-/// Whether `provider` unwraps this stored zone key.
-pub fn unwraps(
-    provider: &dyn KeyProvider,
-    id: &str,
-    algorithm: ZoneAlgorithm,
-    kcv: &str,
-    wrapped: &[u8],
-) -> bool {
-    provider.unwrap(wrapped, &aad(id, algorithm, kcv)).is_ok()
+    let secret = Wrapped::zone(id, algorithm, kcv).unwrap(provider, wrapped)?;
+    ZoneKey::new(algorithm.block_algorithm(), &secret)
+        .map_err(|_| KeyError::Integrity(format!("zone key {id} is unusable")))
 }
 
 #[cfg(test)]
