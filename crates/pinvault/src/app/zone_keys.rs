@@ -16,7 +16,7 @@ use crate::domain::time::now;
 use crate::domain::zone_key::{self as rules, Grants, Refusal, RevokeError, Usage};
 use crate::keys::ZoneAlgorithm;
 use crate::keys::tr31::{self, Tr31Origin};
-use crate::keys::wrapped::Wrapped;
+use crate::keys::wrapped::{self, Wrapped};
 use crate::keys::zone;
 use crate::keys::zone_cache::Access;
 use crate::store::{GrantChange, Store, ZoneKeyRow};
@@ -259,7 +259,7 @@ impl<S: Store> App<S> {
                 let (kid, algorithm, kcv, wrapped) =
                     (row.id.clone(), row.algorithm, row.kcv, row.wrapped);
                 let key = tokio::task::spawn_blocking(move || {
-                    zone::unwrap(&*provider, &kid, algorithm, &kcv, &wrapped)
+                    wrapped::zone_key(&*provider, &kid, algorithm, &kcv, &wrapped)
                 })
                 .await
                 .map_err(|e| crate::keys::KeyError::Provider(format!("key task failed: {e}")))??;

@@ -122,6 +122,19 @@ impl<'a> Wrapped<'a> {
     }
 }
 
+/// A stored zone key, unwrapped and checked, ready for PIN blocks.
+pub fn zone_key(
+    provider: &dyn KeyProvider,
+    id: &str,
+    algorithm: ZoneAlgorithm,
+    kcv: &str,
+    wrapped: &[u8],
+) -> Result<ZoneKey, KeyError> {
+    let secret = Wrapped::zone(id, algorithm, kcv).unwrap(provider, wrapped)?;
+    ZoneKey::new(algorithm.block_algorithm(), &secret)
+        .map_err(|_| KeyError::Integrity(format!("zone key {id} is unusable")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

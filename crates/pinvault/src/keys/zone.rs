@@ -7,9 +7,6 @@
 use pinblock::{KeyAlgorithm, SecretKey, ZoneKey};
 use zeroize::Zeroizing;
 
-use super::wrapped::Wrapped;
-use super::{KeyError, KeyProvider};
-
 /// The algorithm and length of a zone key, as the operator names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ZoneAlgorithm {
@@ -197,19 +194,6 @@ fn tdes_degenerate(bytes: &[u8]) -> bool {
     };
     let (k1, k2) = (part(0), part(1));
     k1 == k2 || (bytes.len() == 24 && part(2) == k2)
-}
-
-/// Unwraps a stored zone key, checked against its length and check value.
-pub fn unwrap(
-    provider: &dyn KeyProvider,
-    id: &str,
-    algorithm: ZoneAlgorithm,
-    kcv: &str,
-    wrapped: &[u8],
-) -> Result<ZoneKey, KeyError> {
-    let secret = Wrapped::zone(id, algorithm, kcv).unwrap(provider, wrapped)?;
-    ZoneKey::new(algorithm.block_algorithm(), &secret)
-        .map_err(|_| KeyError::Integrity(format!("zone key {id} is unusable")))
 }
 
 #[cfg(test)]
