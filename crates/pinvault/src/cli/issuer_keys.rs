@@ -9,6 +9,7 @@ use serde_json::json;
 use zeroize::Zeroizing;
 
 use super::data::{DataArgs, open_app};
+use super::key_material::KeyListArgs;
 use super::output::{CliError, check_name, pretty, pretty_list, read_components, read_secret};
 use crate::app::issuer_keys::{KeyInput, kcv_json, tr31_json};
 use crate::app::zone_keys::KeySource;
@@ -116,13 +117,7 @@ pub enum IssuerKeysCommand {
     },
     /// List issuer key sets (id, program, name, CVN, check values, the TR-31
     /// key block each key came in or null; never a key).
-    List {
-        /// Only this program's.
-        #[arg(long, value_name = "PRG")]
-        program: Option<String>,
-        #[command(flatten)]
-        data: DataArgs,
-    },
+    List(KeyListArgs),
 }
 
 /// One key's components, or its key block, as read from the command line.
@@ -193,7 +188,7 @@ pub async fn issuer_keys(cmd: IssuerKeysCommand) -> Result<String, CliError> {
                 "kcv": kcv_json(&made.kcv),
             })))
         }
-        IssuerKeysCommand::List { program, data } => {
+        IssuerKeysCommand::List(KeyListArgs { program, data }) => {
             let app = open_app(&data, String::new()).await?;
             let program = program.as_deref();
             let rows: Vec<IssuerKeySetRow> = app.store.every_key(program).await?;

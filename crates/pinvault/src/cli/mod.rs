@@ -8,6 +8,7 @@ mod cards;
 mod data;
 mod issuer_keys;
 mod kbpk;
+mod key_material;
 mod key_provider;
 mod keys;
 mod listen;
