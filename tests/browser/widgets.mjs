@@ -601,7 +601,7 @@ try {
     }
     await page.waitForSelector('#pin-state[data-status="blocked"]');
     const now = await page.locator('[data-demo="now-s4"]').textContent();
-    assert(now.includes('PIN status now: blocked, 0 tries left'), `the status under the terminal step: ${now}`);
+    assert(now.includes('After this step: PIN blocked, 0 tries left'), `the status under the terminal step: ${now}`);
     st = await pinStatus();
     eq([st.status, st.tries, st.unblock], ['blocked', '0', true], 'PIN status once blocked');
     await page.fill('#verify-pin', '4826');
@@ -615,7 +615,12 @@ try {
     await page.waitForSelector('#pin-state[data-status="unblocked"]');
     st = await pinStatus();
     eq([st.status, st.tries, st.setBy, st.unblock], ['unblocked', '3', 'cardholder', false], 'PIN status after the unblock');
-    await page.waitForFunction(() => document.querySelector('[data-demo="now-s5"]').textContent.includes('PIN status now: unblocked, 3 tries left'));
+    await page.waitForFunction(() => document.querySelector('[data-demo="now-s5"]').textContent.includes('After this step: PIN unblocked, 3 tries left'));
+    // Each step keeps the status it left: the card's first, the set's, the terminal's.
+    const after = await page.evaluate(() => ['s1', 's2', 's4'].map((s) => document.querySelector(`[data-demo="now-${s}"]`).textContent));
+    assert(after[0].includes('PIN unblocked, 3 tries left, set by random'), `under step 1: ${after[0]}`);
+    assert(after[1].includes('PIN unblocked, 3 tries left, set by cardholder'), `under step 2: ${after[1]}`);
+    assert(after[2].includes('PIN blocked, 0 tries left'), `under step 4: ${after[2]}`);
     await page.waitForSelector('#events li[data-type="pin.unblocked"]');
     const cardId = await page.getAttribute('[data-demo="card"]', 'data-card-id');
     eq((await api('GET', `/v1/cards/${cardId}/pin/status`)).body.status, 'unblocked', 'the API agrees');

@@ -41,7 +41,7 @@
   }
 
   /** The card line and its PIN's status, from the card as the API returns it. */
-  function showCard(c) {
+  function showCard(c, seq) {
     const pin = c.pin;
     $('card').textContent = `Card ${c.id} (…${c.last4}, expires ${c.expiry}).`;
     $('card').setAttribute('data-card-id', c.id);
@@ -64,25 +64,30 @@
     $('pin-origin').setAttribute('data-set-by', pin.set_by);
     $('pin-status').hidden = false;
     $('unblock').disabled = pin.status !== 'blocked';
-    // Under each step taken: the PIN's status after it.
-    const now = `PIN status now: ${pin.status}, ${pin.remaining_tries} tries left, set by ${pin.set_by}`
+    // Under each step just taken: the PIN's status as that step left it (read after it).
+    const after = `After this step: PIN ${pin.status}, ${pin.remaining_tries} tries left, set by ${pin.set_by}`
       + (pin.staged ? ', a staged PIN awaits its commit.' : '.');
     for (const el of document.querySelectorAll('.demo-now[data-step-taken]')) {
-      el.textContent = now;
+      if (seq === undefined || Number(el.getAttribute('data-step-taken')) > seq) continue;
+      el.textContent = after;
       el.hidden = false;
+      el.removeAttribute('data-step-taken');
     }
   }
 
-  /** Marks the step of `element` as taken: its section shows the PIN's status from now on. */
+  // Steps taken, in order: a card read started after a step shows what the step did.
+  let steps = 0;
+  /** The step of `element` was just taken: the next card read shows the PIN's status under it. */
   function taken(element) {
     const now = element.closest('section').querySelector('.demo-now');
-    if (now) now.setAttribute('data-step-taken', '');
+    if (now) now.setAttribute('data-step-taken', String(++steps));
   }
 
   async function refreshCard() {
     if (!card) return;
+    const seq = steps;
     try {
-      showCard(await api('GET', `/cards/${card.id}`));
+      showCard(await api('GET', `/cards/${card.id}`), seq);
     } catch (_) { /* try again on the next step or tick */ }
   }
 
@@ -94,7 +99,10 @@
       onEvent: (e) => {
         if (e.event === 'resize') return;
         log('messages', `${e.widget}: ${e.event} (${statusName(e.status)})`);
-        if (e.event !== 'ready') refreshCard();
+        if (e.event !== 'ready') {
+          taken($(where));
+          refreshCard();
+        }
       },
     });
   }
@@ -107,7 +115,7 @@
         el.hidden = true;
       }
       taken($('create-card'));
-      showCard(card);
+      showCard(card, steps);
       for (const id of ['open-set', 'open-reveal', 'verify-pin', 'verify']) $(id).disabled = false;
       $('events').replaceChildren();
       $('messages').replaceChildren();
@@ -125,7 +133,6 @@
     $(button).addEventListener('click', async () => {
       try {
         const t = await api('POST', `/cards/${card.id}/control-tokens`, { type });
-        taken($(button));
         mount(widget, where, t.token);
       } catch (e) {
         log('messages', 'Could not get a token: ' + e.message);
@@ -144,7 +151,6 @@
 
   $('verify-form').addEventListener('submit', async (ev) => {
     ev.preventDefault();
-    taken($('verify'));
     try {
       const r = await api('POST', `/cards/${card.id}/verify`, { pin: $('verify-pin').value });
       result('verify-result', `${r.result} (tries left: ${r.remaining_tries})`, r.result === 'match', r.result);
@@ -152,17 +158,18 @@
       result('verify-result', e.message, false, null);
     }
     $('verify-pin').value = '';
+    taken($('verify'));
     await refreshCard();
   });
 
   $('unblock').addEventListener('click', async () => {
-    taken($('unblock'));
     try {
       await api('POST', `/cards/${card.id}/pin/unblock`);
       result('unblock-result', 'Unblocked: the tries are back, the PIN is the same.', true, 'unblocked');
     } catch (e) {
       result('unblock-result', 'Could not unblock: ' + e.message, false, null);
     }
+    taken($('unblock'));
     await refreshCard();
   });
 
