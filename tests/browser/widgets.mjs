@@ -351,9 +351,13 @@ try {
     const t = await token(card, 'set_pin');
     await program({ set_token_attempts: 5 });
     const { page } = await open(`/widgets/pin-set?token=${t}`, { bridges: true });
+    // Each answer arrives before the next try (the second -20 looks like the first:
+    // wait for its report, not for the status, or the third try races the second).
     await typePins(page, '1111');
+    await page.waitForFunction(() => window.__android.length === 1);
     await waitStatus(page, -20);
     await typePins(page, '2222');
+    await page.waitForFunction(() => window.__android.length === 2);
     await waitStatus(page, -20);
     await typePins(page, '8642');
     await waitStatus(page, -12);
