@@ -25,9 +25,10 @@ use std::future::Future;
 pub use any::AnyStore;
 pub use backend::Backend;
 pub use catalogue::{
-    AuditStore, CardStore, ChangeEffects, ChipStore, GrantChange, ImportStore, KeyRow, KeyStore,
-    KeyTableStore, PinChangeOutcome, PinChangeRow, PinChangeStore, ProgramStore, REVERSIBLE_S,
-    Resealable, TokenStore, WebhookStore, ZoneKeyStore, every_page, pvk_params_json,
+    AuditPending, AuditSealStore, AuditStore, CardStore, ChangeEffects, ChipStore, GrantChange,
+    ImportStore, KeyRow, KeyStore, KeyTableStore, PinChangeOutcome, PinChangeRow, PinChangeStore,
+    ProgramStore, REVERSIBLE_S, Resealable, SEAL_BATCH, TokenStore, WebhookStore, ZoneKeyStore,
+    every_page, pvk_params_json,
 };
 pub use error::{StoreError, StoreResult};
 pub use postgres::{PgSettings, PgStore, PgTls, PgTlsConnect, PgTlsStream, SslMode, TlsError};
@@ -38,14 +39,15 @@ pub use sqlite::SqliteStore;
 /// (`AnyStore`); code generic over `S: Store` has them already.
 pub mod prelude {
     pub use super::{
-        AuditStore, Backend, CardStore, ChipStore, ImportStore, KeyStore, KeyTableStore,
-        PinChangeStore, ProgramStore, Store, TokenStore, WebhookStore, ZoneKeyStore,
+        AuditSealStore, AuditStore, Backend, CardStore, ChipStore, ImportStore, KeyStore,
+        KeyTableStore, PinChangeStore, ProgramStore, Store, TokenStore, WebhookStore, ZoneKeyStore,
     };
 }
 
 /// Everything the service keeps: every concern, on one database.
 pub trait Store:
     Backend
+    + AuditSealStore
     + AuditStore
     + CardStore
     + ChipStore

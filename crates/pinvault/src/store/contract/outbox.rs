@@ -64,6 +64,25 @@ async fn audit_appends_from_everywhere_make_one_chain() {
             async move { store.append_audit(entry).await.unwrap() }
         })
         .await;
+        // Queued, not chained yet; then sealers racing each other (the
+        // servers' skip a turn, the command line's waits) seal each record
+        // once, in one chain.
+        assert!(store.list_audit(0, 100).await.unwrap().is_empty(), "{name}");
+        assert_eq!(store.audit_pending().await.unwrap().records, 16, "{name}");
+        let turn = std::sync::Arc::new(AtomicU32::new(0));
+        let counts = race(6, || {
+            let (store, turn) = (store.clone(), turn.clone());
+            async move {
+                match turn.fetch_add(1, Ordering::Relaxed) % 2 {
+                    0 => store.seal_audit(false).await.unwrap().unwrap_or(0) as u64,
+                    _ => store.seal_all_audit().await.unwrap(),
+                }
+            }
+        })
+        .await;
+        let rest = store.seal_all_audit().await.unwrap();
+        assert_eq!(counts.iter().sum::<u64>() + rest, 16, "{name}");
+        assert_eq!(store.audit_pending().await.unwrap().records, 0, "{name}");
         let records = store.list_audit(0, 100).await.unwrap();
         assert_eq!(records.len(), 16, "{name}");
         let mut prev = GENESIS.to_vec();

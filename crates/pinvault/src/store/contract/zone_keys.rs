@@ -92,6 +92,7 @@ async fn grants_scope_keys_and_concurrent_changes_all_apply() {
             .unwrap();
         assert_eq!(missing, GrantChange::NoKey, "{name}");
         // Every change that changed something is in the audit trail.
+        store.seal_all_audit().await.unwrap();
         let trail = store.list_audit(0, 1000).await.unwrap();
         let changed = trail
             .iter()

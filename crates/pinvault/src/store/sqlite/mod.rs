@@ -75,6 +75,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         14,
         include_str!("../../../migrations/sqlite/0014_pvk_tr31.sql"),
     ),
+    (
+        15,
+        include_str!("../../../migrations/sqlite/0015_audit_queue.sql"),
+    ),
 ];
 
 /// The most writes one transaction (one fsync) carries.
