@@ -163,20 +163,12 @@ pub(crate) fn program() -> (ProgramRow, ApiKeyRow) {
 }
 
 pub(crate) fn card(program_id: &str) -> CardRow {
-    let pan = SealedPan {
-        hash: secret_hash(new_id("pan_").as_bytes()).to_vec(),
-        lookup_key_version: 1,
-        sealed: vec![1, 2, 3],
-        key_version: 1,
-        last4: "1111".into(),
-    };
-    let pin = PinWrite {
-        block: vec![9; 16],
-        key_version: 1,
-        set_by: SetBy::Random,
-    };
-    let (id, expiry) = (new_id("card_"), Some("2029-12".into()));
-    CardRow::issued(id, program_id.to_owned(), pan, pin, expiry, None, now())
+    let hash = secret_hash(new_id("pan_").as_bytes()).to_vec();
+    let card = CardRow::for_test(new_id("card_"), program_id.to_owned(), hash, now());
+    CardRow {
+        expiry: Some("2029-12".into()),
+        ..card
+    }
 }
 
 pub(super) fn token(card_id: &str, attempts: u32) -> (TokenRow, SecretHash) {
