@@ -36,6 +36,17 @@ impl Drop for Backends {
     }
 }
 
+impl Backends {
+    /// Each store, with a new program on it.
+    pub(super) async fn with_programs(&self) -> Vec<(&'static str, &AnyStore, ProgramRow)> {
+        let mut out = Vec::new();
+        for (name, store) in &self.stores {
+            out.push((*name, store, with_program(store).await));
+        }
+        out
+    }
+}
+
 fn postgres_url() -> Option<String> {
     if let Ok(url) = std::env::var("PINVAULT_TEST_POSTGRES_URL") {
         return Some(url);
@@ -245,6 +256,13 @@ pub(super) async fn fail(store: &AnyStore, card_id: &str, max_tries: u32, n: usi
             .await
             .unwrap();
     }
+}
+
+/// The rows of a page that must exist (its `starting_after` names a row).
+pub(super) async fn listed<T>(
+    page: impl Future<Output = StoreResult<Option<(Vec<T>, bool)>>>,
+) -> Vec<T> {
+    page.await.unwrap().unwrap().0
 }
 
 pub(super) async fn read(store: &AnyStore, c: &CardRow) -> CardRow {
