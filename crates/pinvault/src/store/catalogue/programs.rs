@@ -116,24 +116,10 @@ pub trait ProgramStore: Backend {
         now: Timestamp,
         audit: AuditEntry,
     ) -> impl StoreFuture<bool> {
-        let id = id.to_owned();
         async move {
             let settings = settings_text(&settings)?;
-            self.write(
-                (id, settings, mode, now, audit),
-                |db, (id, settings, mode, now, audit)| {
-                    Box::pin(async move {
-                        let n = db
-                            .exec(&UPDATE_PROGRAM, &args![settings, mode.as_str(), *now, id])
-                            .await?;
-                        if n == 1 {
-                            outbox::append_audit(db, audit).await?;
-                        }
-                        Ok(n == 1)
-                    })
-                },
-            )
-            .await
+            let vals = vals![&settings, mode.as_str(), now, id];
+            outbox::exec_audited(self, &UPDATE_PROGRAM, vals, audit).await
         }
     }
 
@@ -242,15 +228,7 @@ pub trait ProgramStore: Backend {
         now: Timestamp,
         audit: AuditEntry,
     ) -> impl StoreFuture<bool> {
-        self.write((id.to_owned(), now, audit), |db, (id, now, audit)| {
-            Box::pin(async move {
-                let n = db.exec(&REVOKE_API_KEY, &args![*now, id]).await?;
-                if n == 1 {
-                    outbox::append_audit(db, audit).await?;
-                }
-                Ok(n == 1)
-            })
-        })
+        outbox::exec_audited(self, &REVOKE_API_KEY, vals![now, id], audit)
     }
 }
 
