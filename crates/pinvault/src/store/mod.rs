@@ -20,8 +20,6 @@ mod read_cache;
 mod rows;
 mod sqlite;
 
-use std::future::Future;
-
 pub use any::AnyStore;
 pub use backend::Backend;
 pub use catalogue::{
@@ -30,7 +28,7 @@ pub use catalogue::{
     ProgramStore, REVERSIBLE_S, Resealable, SEAL_BATCH, TokenStore, WebhookStore, ZoneKeyStore,
     every_page, pvk_params_json,
 };
-pub use error::{StoreError, StoreResult};
+pub use error::{StoreError, StoreFuture, StoreResult};
 pub use postgres::{PgSettings, PgStore, PgTls, PgTlsConnect, PgTlsStream, SslMode, TlsError};
 pub use rows::*;
 pub use sqlite::SqliteStore;
@@ -61,7 +59,7 @@ pub trait Store:
     + ZoneKeyStore
 {
     /// Checks the database answers (readiness).
-    fn ping(&self) -> impl Future<Output = StoreResult<()>> + Send;
+    fn ping(&self) -> impl StoreFuture<()>;
 }
 
 impl<B: Backend> Store for B {

@@ -7,8 +7,6 @@
 //! runs a sealer; on PostgreSQL the one that holds `audit_head`'s row seals,
 //! the others skip their turn.
 
-use std::future::Future;
-
 use super::bulk;
 use super::outbox::ROWS_A_STATEMENT;
 use crate::domain::audit::chain_hash;
@@ -16,7 +14,7 @@ use crate::domain::time::Timestamp;
 use crate::store::backend::Backend;
 use crate::store::db::{Arg, Db, DbResult, Sql, all, args, first, sql, sql_each};
 use crate::store::decode;
-use crate::store::error::StoreResult;
+use crate::store::error::StoreFuture;
 
 /// Records one pass seals at most.
 pub const SEAL_BATCH: usize = 1000;
@@ -60,13 +58,13 @@ pub trait AuditSealStore: Backend {
     /// Seals the oldest queued records (at most [`SEAL_BATCH`]) in one
     /// transaction: how many. `wait` false (a server's sealer): `None` when
     /// another sealer is at work, rather than waiting for it.
-    fn seal_audit(&self, wait: bool) -> impl Future<Output = StoreResult<Option<usize>>> + Send {
+    fn seal_audit(&self, wait: bool) -> impl StoreFuture<Option<usize>> {
         self.write(wait, |db, wait| Box::pin(seal(db, *wait)))
     }
 
     /// Seals until nothing is queued (the command line, before it reads the
     /// chain): how many.
-    fn seal_all_audit(&self) -> impl Future<Output = StoreResult<u64>> + Send {
+    fn seal_all_audit(&self) -> impl StoreFuture<u64> {
         async move {
             let mut total = 0u64;
             loop {
@@ -79,7 +77,7 @@ pub trait AuditSealStore: Backend {
         }
     }
 
-    fn audit_pending(&self) -> impl Future<Output = StoreResult<Pending>> + Send {
+    fn audit_pending(&self) -> impl StoreFuture<Pending> {
         async move {
             let found = self
                 .first_row(&PENDING, vec![], |r| {

@@ -3,8 +3,10 @@
 //! audit record, and the idempotency record of the request that made it.
 
 use crate::domain::ids::new_id;
-use crate::store::db::{Arg, Db, DbResult, Sql, all, args, sql};
+use crate::store::backend::Backend;
+use crate::store::db::{Arg, Db, DbResult, Sql, Val, all, args, sql};
 use crate::store::decode;
+use crate::store::error::StoreFuture;
 use crate::store::rows::{AuditEntry, Created, Effects, EventRow, IdemRow};
 
 const SUBSCRIBERS: Sql =
@@ -130,6 +132,27 @@ async fn insert_event(db: &mut dyn Db, ev: &EventRow) -> DbResult<()> {
 /// Appends a record to the chain.
 pub async fn append_audit(db: &mut dyn Db, entry: &AuditEntry) -> DbResult<()> {
     append_audits(db, &[entry]).await
+}
+
+/// One statement (an insert, update or delete of one row) and, when it
+/// changed a row, the audit record of the change, as one transaction; whether
+/// it changed one (an update that finds no row records nothing).
+pub fn exec_audited<B: Backend>(
+    store: &B,
+    sql: &'static Sql,
+    vals: Vec<Val>,
+    audit: AuditEntry,
+) -> impl StoreFuture<bool> {
+    store.write((sql, vals, audit), |db, (sql, vals, audit)| {
+        Box::pin(async move {
+            let args: Vec<Arg<'_>> = vals.iter().map(Val::arg).collect();
+            let changed = db.exec(sql, &args).await? == 1;
+            if changed {
+                append_audit(db, audit).await?;
+            }
+            Ok(changed)
+        })
+    })
 }
 
 const CLEAR_IDEMPOTENCY: Sql =

@@ -6,8 +6,7 @@ use crate::domain::audit::{GENESIS, chain_hash};
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn one_create_per_idempotency_key() {
     let b = backends("idem").await;
-    for (name, store) in &b.stores {
-        let p = with_program(store).await;
+    for (name, store, p) in b.with_programs().await {
         let idem = IdemRow {
             program_id: p.id.clone(),
             key: "k1".into(),
@@ -36,11 +35,7 @@ async fn one_create_per_idempotency_key() {
             1,
             "{name}"
         );
-        let (cards, _) = store
-            .list_cards(&p.id, None, 10, None)
-            .await
-            .unwrap()
-            .unwrap();
+        let cards = listed(store.list_cards(&p.id, None, 10, None)).await;
         assert_eq!(cards.len(), 1, "{name}");
         let row = store.get_idempotency(&p.id, "k1").await.unwrap().unwrap();
         assert_eq!((row.status, row.request_hash), (201, vec![1; 32]), "{name}");
@@ -102,18 +97,8 @@ async fn audit_appends_from_everywhere_make_one_chain() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_workers_never_claim_the_same_delivery() {
     let b = backends("claims").await;
-    for (name, store) in &b.stores {
-        let p = with_program(store).await;
-        let endpoint = WebhookEndpointRow {
-            id: new_id("we_"),
-            program_id: p.id.clone(),
-            url: "https://example.test/hook".into(),
-            events: vec!["card.created".into()],
-            secret_sealed: vec![3; 40],
-            secret_key_kind: crate::keys::KeyKind::Webhook,
-            secret_key_version: 1,
-            created_at: now(),
-        };
+    for (name, store, p) in b.with_programs().await {
+        let endpoint = endpoint(&p.id);
         let audit = crate::audit::Actor::operator().record(
             "webhook_endpoint.created",
             Some(&p.id),
@@ -174,11 +159,21 @@ async fn two_workers_never_claim_the_same_delivery() {
             (30, 30),
             "{name}: every delivery claimed once"
         );
-        let (deliveries, _) = store
-            .list_deliveries(&endpoint.id, 100, None)
-            .await
-            .unwrap()
-            .unwrap();
+        let deliveries = listed(store.list_deliveries(&endpoint.id, 100, None)).await;
         assert_eq!(deliveries.len(), 30, "{name}");
+    }
+}
+
+/// An endpoint of the program for `card.created`.
+fn endpoint(program_id: &str) -> WebhookEndpointRow {
+    WebhookEndpointRow {
+        id: new_id("we_"),
+        program_id: program_id.to_owned(),
+        url: "https://example.test/hook".into(),
+        events: vec!["card.created".into()],
+        secret_sealed: vec![3; 40],
+        secret_key_kind: crate::keys::KeyKind::Webhook,
+        secret_key_version: 1,
+        created_at: now(),
     }
 }

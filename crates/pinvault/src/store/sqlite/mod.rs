@@ -365,14 +365,23 @@ impl SqliteStore {
     }
 }
 
+/// A catalogue operation and its data as a call on one SQLite connection,
+/// whose calls never wait (see [`run_now`]).
+fn on_connection<D, T>(data: D, op: Op<D, T>) -> impl FnOnce(&mut Connection) -> DbResult<T>
+where
+    D: Send + Sync + 'static,
+    T: Send + 'static,
+{
+    move |conn| run_now(op(&mut LiteDb(conn), &data))
+}
+
 impl Backend for SqliteStore {
     async fn write<D, T>(&self, data: D, op: Op<D, T>) -> StoreResult<T>
     where
         D: Send + Sync + 'static,
         T: Send + 'static,
     {
-        self.write_with(move |conn| run_now(op(&mut LiteDb(conn), &data)))
-            .await
+        self.write_with(on_connection(data, op)).await
     }
 
     async fn read<D, T>(&self, data: D, op: Op<D, T>) -> StoreResult<T>
@@ -380,8 +389,7 @@ impl Backend for SqliteStore {
         D: Send + Sync + 'static,
         T: Send + 'static,
     {
-        self.read_with(move |conn| run_now(op(&mut LiteDb(conn), &data)))
-            .await
+        self.read_with(on_connection(data, op)).await
     }
 
     async fn read_short<D, T>(&self, data: D, op: Op<D, T>) -> StoreResult<T>
@@ -389,8 +397,7 @@ impl Backend for SqliteStore {
         D: Send + Sync + 'static,
         T: Send + 'static,
     {
-        self.read_short_with(move |conn| run_now(op(&mut LiteDb(conn), &data)))
-            .await
+        self.read_short_with(on_connection(data, op)).await
     }
 
     fn read_cache(&self) -> Option<&ReadCache> {
