@@ -179,19 +179,27 @@ impl<S: Store> App<S> {
         );
         // Servers that have not refreshed yet may still write under the old
         // versions for up to KEY_REFRESH; passes continue until a quiet one.
+        // A pass walks the cards in id order; it ends when a whole pass from
+        // the first card finds none left, once the deadline has passed.
         let deadline = std::time::Instant::now() + KEY_REFRESH * 3;
+        let mut after = String::new();
         loop {
             let batch = self
                 .store
-                .cards_under_old_keys(pin_v, pan_v, lookup_v, 500)
+                .cards_under_old_keys(pin_v, pan_v, lookup_v, &after, 500)
                 .await?;
-            if batch.is_empty() {
+            let Some(last) = batch.last() else {
+                if !after.is_empty() {
+                    after.clear();
+                    continue;
+                }
                 if std::time::Instant::now() >= deadline {
                     break;
                 }
                 tokio::time::sleep(KEY_REFRESH / 2).await;
                 continue;
-            }
+            };
+            after = last.id.clone();
             for card in batch {
                 self.ensure_key(KeyKind::Pin, card.pin_key_version).await?;
                 self.ensure_key(KeyKind::Pan, card.pan_key_version).await?;

@@ -73,9 +73,9 @@ const KEY_USAGE: [(KeyKind, Sql); 9] = [
 const CARDS_UNDER_OLD_KEYS: Sql = select!(
     card_cols,
     " FROM cards
-     WHERE pin_key_version < $1 OR pan_key_version < $2 OR lookup_key_version < $3
-        OR staged_pin_key_version < $1
-     ORDER BY seq LIMIT $4"
+     WHERE id > $4 AND (pin_key_version < $1 OR pan_key_version < $2
+        OR lookup_key_version < $3 OR staged_pin_key_version < $1)
+     ORDER BY id LIMIT $5"
 );
 /// A compare-and-set: skipped when the PIN or the staged PIN changed since
 /// the rewrap was computed.
@@ -186,17 +186,20 @@ pub trait KeyStore: Backend {
     }
 
     /// Cards with any row (the staged PIN included) under a key version older
-    /// than the given current ones.
+    /// than the given current ones, in id order from after `after` (`""`:
+    /// from the start): a pass over every card reads each once, through the
+    /// primary key, however many were re-encrypted before.
     fn cards_under_old_keys(
         &self,
         pin: u32,
         pan: u32,
         lookup: u32,
+        after: &str,
         limit: u32,
     ) -> impl StoreFuture<Vec<CardRow>> {
         self.all_rows(
             &CARDS_UNDER_OLD_KEYS,
-            vals![pin, pan, lookup, limit],
+            vals![pin, pan, lookup, after, limit],
             decode::card,
         )
     }
