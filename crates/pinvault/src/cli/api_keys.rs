@@ -14,6 +14,7 @@ use crate::store::prelude::*;
 pub enum ApiKeysCommand {
     /// Create another API key for a program (shown only here).
     Create {
+        /// The program (`prg_…`).
         #[arg(long = "program", value_name = "PROGRAM_ID")]
         program_id: String,
         #[command(flatten)]
@@ -21,12 +22,14 @@ pub enum ApiKeysCommand {
     },
     /// Revoke an API key: it stops working at once.
     Revoke {
+        /// The API key's id (`key_…`, as `api-keys list` prints it; not the key).
         api_key_id: String,
         #[command(flatten)]
         data: DataArgs,
     },
     /// List a program's API keys (ids and hints, never the keys).
     List {
+        /// The program (`prg_…`).
         #[arg(long = "program", value_name = "PROGRAM_ID")]
         program_id: String,
         #[command(flatten)]

@@ -51,6 +51,7 @@ pub enum KeysCommand {
     /// label exists). The user PIN comes from PINVAULT_PKCS11_PIN or
     /// PINVAULT_PKCS11_PIN_FILE and is never recorded.
     Init {
+        /// Where the master key lives.
         #[arg(long, value_enum)]
         provider: ProviderArg,
         #[command(flatten)]
@@ -61,6 +62,7 @@ pub enum KeysCommand {
     /// Move the master key to another provider: every key it wraps is
     /// re-wrapped, and running servers switch within seconds.
     Migrate {
+        /// Where the master key is to live from now on.
         #[arg(long = "to", value_enum)]
         to: ProviderArg,
         #[command(flatten)]

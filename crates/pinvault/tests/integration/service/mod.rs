@@ -6,6 +6,7 @@ mod support;
 
 mod cards;
 mod chip;
+mod help;
 mod lookups;
 mod operations;
 mod requests;
