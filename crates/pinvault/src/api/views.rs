@@ -257,7 +257,7 @@ pub struct Problem {
     /// `invalid_pin`, `weak_pin`, `decryption_failed`, `token_invalid`,
     /// `token_expired`, `token_used`, `token_superseded`, `token_exhausted`,
     /// `reveal_disabled`, `plaintext_not_allowed`, `pin_blocked`,
-    /// `nothing_staged`, `rate_limited`, `internal`, ….
+    /// `nothing_staged`, `rate_limited`, `payload_too_large`, `internal`, ….
     pub code: String,
 }
 
