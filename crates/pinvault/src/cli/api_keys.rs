@@ -4,9 +4,8 @@
 use clap::Subcommand;
 use serde_json::{Value, json};
 
-use super::data::{DataArgs, api_key_created, new_api_key, open_app};
+use super::data::{DataArgs, api_key_created, api_key_revoked, new_api_key, open_app};
 use super::output::{CliError, pretty};
-use crate::audit::Actor;
 use crate::domain::time::{now, rfc3339};
 use crate::store::prelude::*;
 
@@ -54,12 +53,7 @@ pub async fn api_keys(cmd: ApiKeysCommand) -> Result<String, CliError> {
         }
         ApiKeysCommand::Revoke { api_key_id, data } => {
             let app = open_app(&data, String::new()).await?;
-            let audit = Actor::operator().record(
-                "api_key.revoked",
-                None,
-                None,
-                json!({ "api_key_id": api_key_id }),
-            );
+            let audit = api_key_revoked(&api_key_id, None);
             if app.store.revoke_api_key(&api_key_id, now(), audit).await? {
                 Ok(pretty(
                     &json!({ "api_key_id": api_key_id, "revoked": true }),

@@ -26,7 +26,7 @@ mod server;
 mod skip;
 
 pub use canaries::find_canaries;
-pub use data_dir::{BIN, fresh_dir, fresh_path};
+pub use data_dir::{BIN, DataDir, fresh_dir, fresh_path};
 pub use http::Reply;
 pub use pkcs11::pkcs11_provider;
 pub use postgres::{connect as postgres_connect, postgres_query};

@@ -6,6 +6,7 @@ mod support;
 
 mod cards;
 mod chip;
+mod dev;
 mod help;
 mod lookups;
 mod operations;
