@@ -13,6 +13,7 @@ mod keys;
 mod listen;
 mod output;
 mod programs;
+mod progress;
 mod pvks;
 pub(crate) mod serve;
 mod tools;

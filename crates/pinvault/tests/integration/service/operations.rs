@@ -20,8 +20,33 @@ fn key_rotation_while_serving_loses_nothing() {
             card
         })
         .collect();
-    let report = s.cli_json(&["keys", "rotate"]);
+    let out = s.cli(&["keys", "rotate"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["cards_reencrypted"], 3, "{report}");
+    // Progress on stderr (not a terminal: a line every 5 s and one at the
+    // end): one while it waits for servers to take the new keys, then the end.
+    let progress = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = progress
+        .lines()
+        .filter(|l| l.starts_with("keys rotate"))
+        .collect();
+    assert!(lines.len() >= 2, "{progress}");
+    assert!(
+        lines[0].contains("cards re-encrypted") && lines[0].contains("3 of 3"),
+        "{progress}"
+    );
+    assert!(
+        lines
+            .last()
+            .unwrap()
+            .contains("new PIN encryption key published: 3"),
+        "{progress}"
+    );
     let listed = s.cli_json(&["keys", "list"]);
     for entry in listed.as_array().unwrap() {
         let current = entry["current"].as_bool().unwrap();
