@@ -10,5 +10,6 @@ mod dev;
 mod help;
 mod lookups;
 mod operations;
+mod readme;
 mod requests;
 mod tr31;
