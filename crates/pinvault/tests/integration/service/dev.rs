@@ -200,12 +200,7 @@ fn dev_mode_keeps_one_key_and_audits_it() {
         .collect();
     assert_eq!(live.len(), 1, "{keys}");
     let audit = cli_json(&data, &["audit", "list"]);
-    let actions: Vec<&str> = audit
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["action"].as_str().unwrap())
-        .collect();
+    let actions = harness::each(&audit, "action");
     assert_eq!(actions[0], "program.created", "{actions:?}");
     let count = |a: &str| actions.iter().filter(|x| **x == a).count();
     assert_eq!(count("api_key.created"), 2, "{actions:?}");

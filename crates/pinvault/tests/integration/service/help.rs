@@ -139,15 +139,9 @@ fn set_takes_several_pairs_and_names_the_settings_on_a_typo() {
     let s = Server::start("help-set");
     let created = s.cli_json(&["programs", "create", "--name", "pairs"]);
     let id = created["program_id"].as_str().unwrap();
-    let updated = s.cli_json(&[
-        "programs",
-        "update",
-        id,
-        "--set",
-        "max_tries=5",
-        "reveal_display_s=30",
-        "pin_set_mode=staged",
-    ]);
+    let mut args = vec!["programs", "update", id, "--set"];
+    args.extend(["max_tries=5", "reveal_display_s=30", "pin_set_mode=staged"]);
+    let updated = s.cli_json(&args);
     assert_eq!(updated["settings"]["max_tries"], 5, "{updated}");
     assert_eq!(updated["settings"]["reveal_display_s"], 30, "{updated}");
     assert_eq!(updated["settings"]["pin_set_mode"], "staged", "{updated}");

@@ -146,8 +146,7 @@ fn readme_shell_blocks_run_as_written() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     let failed_in = stderr
         .lines()
-        .filter(|l| l.starts_with("::README line"))
-        .next_back()
+        .rfind(|l| l.starts_with("::README line"))
         .unwrap_or("?");
     assert!(
         out.status.success() && stderr.contains("::README done"),
