@@ -82,7 +82,7 @@ pub async fn list_issuer_key_sets<S: Store>(
     let limit = ApiError::page_limit(q.limit)?;
     let page = app
         .store
-        .list_issuer_key_sets(Some(&auth.program.id), limit, q.starting_after.as_deref())
+        .list_keys::<IssuerKeySetRow>(Some(&auth.program.id), limit, q.starting_after.as_deref())
         .await?;
     let Some((sets, has_more)) = page else {
         return Err(ApiError::bad_request(

@@ -11,8 +11,10 @@ use crate::domain::DomainError;
 use crate::domain::token::TokenError;
 use crate::store::StoreError;
 
-/// The stable error codes of API.md, each with its problem title.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The stable error codes, each with its problem title (every one explained in
+/// docs/reference.md, "Error codes").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, utoipa::ToSchema)]
+#[schema(rename_all = "snake_case")]
 pub enum Code {
     InvalidRequest,
     Unauthorized,
