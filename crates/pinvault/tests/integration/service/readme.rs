@@ -1,7 +1,8 @@
 //! The README's shell blocks run as written: each ```sh block, in order, in
 //! one bash session as a reader pasting them would (`set -e -o pipefail`),
 //! with `pinvault` on PATH, the data directory of a `serve --dev` server as
-//! the default, and `PV` and `PV_KEY` as that server printed them. A block
+//! the default, and `PV` and `PV_KEY` as that server printed them; an HTTP
+//! error answer to one of its `curl` lines fails a block too. A block
 //! that cannot run here (it needs an HSM, a database server elsewhere, a
 //! certificate, minutes of load, or stands for data of one's own) is marked
 //! on the line before it with `<!-- not run by the README test: REASON -->`,
@@ -114,7 +115,10 @@ fn readme_shell_blocks_run_as_written() {
     std::os::unix::fs::symlink(BIN, bin_dir.join("pinvault")).unwrap();
     let work = harness::fresh_path("readme-work");
     std::fs::create_dir_all(&work).unwrap();
-    let mut session = String::from("set -e -o pipefail\n");
+    // The examples show successes only: an HTTP error answer fails its
+    // block too (curl itself would exit 0 on a 404).
+    let mut session =
+        String::from("set -e -o pipefail\ncurl() { command curl --fail-with-body \"$@\"; }\n");
     for b in &run {
         session.push_str(&format!("echo '::README line {}' >&2\n", b.line));
         session.push_str(&b.script);
