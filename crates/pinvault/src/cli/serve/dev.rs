@@ -14,7 +14,8 @@ use crate::store::prelude::*;
 /// clear allowed so that the curl lines below work), this server's own origin
 /// among its `widget_allowed_origins` so that `/demo` can frame the widgets,
 /// and one API key: each start revokes the dev program's keys and makes a new
-/// one (the key is shown once, so it cannot be shown again). Every step is
+/// one (keys are stored hashed, so an earlier one cannot be printed again).
+/// Every step is
 /// audited as the operator's. Returns the program and the lines to print once
 /// the server listens.
 pub(super) async fn dev_program(
