@@ -2,7 +2,8 @@
 //! that reads one (card creation, control tokens, set, reveal, unblock,
 //! verification, the sandbox, webhook endpoints, program settings), the rest
 //! is its body, sent through the real router in process, over a real SQLite
-//! store. Every answer must be below 500, in problem+json when an error. The
+//! store. Every answer must be below 500, in problem+json when an error, and
+//! the same object with a key given twice must be refused. The
 //! logic is `pinvault::fuzzing::ApiHarness`, which the unit tests also run on
 //! the seeds and on fuzz/regressions/json_body.
 #![no_main]

@@ -293,9 +293,36 @@ impl ApiHarness {
         let path = template
             .replace("{card}", &self.card)
             .replace("{live}", &self.live_card);
+        // The same object with its first key given twice is refused, before
+        // its shape is looked at (400 `invalid_request`, not 422), or earlier
+        // (no API key, a limit, too large), and never served.
+        if let Some(twice) = with_a_key_twice(body) {
+            let (status, text) = self.send(method, &path, live, twice);
+            let refused = match status {
+                400 => text.contains("twice in one object"),
+                401 | 403 | 404 | 413 | 429 => true,
+                _ => false,
+            };
+            assert!(
+                refused,
+                "{method} {template} with a key twice: {status} {text}"
+            );
+        }
         let (status, text) = self.send(method, &path, live, body.to_vec());
         assert!(status < 500, "{method} {template}: {status} {text}");
     }
+}
+
+/// A JSON object with at least one key, written again with its first key
+/// (and value) once more at the end.
+pub fn with_a_key_twice(body: &[u8]) -> Option<Vec<u8>> {
+    let serde_json::Value::Object(map) = serde_json::from_slice(body).ok()? else {
+        return None;
+    };
+    let (key, value) = map.iter().next()?;
+    let text = serde_json::to_string(&map).ok()?;
+    let again = format!(",{}:{}}}", serde_json::to_string(key).ok()?, value);
+    Some(format!("{}{again}", &text[..text.len() - 1]).into_bytes())
 }
 
 impl Default for ApiHarness {
@@ -353,8 +380,22 @@ mod tests {
             "the json_body seeds are missing"
         );
         let h = ApiHarness::new();
+        let mut twice = 0;
         for (_, data) in all {
+            twice += usize::from(with_a_key_twice(&data[1..]).is_some());
             h.request(&data);
         }
+        assert!(twice >= 20, "only {twice} seeds are JSON objects");
+    }
+
+    #[test]
+    fn a_key_twice_is_written_once_more_at_the_end() {
+        let twice = with_a_key_twice(br#"{"pan": "4111111111111111", "x": [1]}"#).unwrap();
+        assert_eq!(
+            String::from_utf8(twice).unwrap(),
+            r#"{"pan":"4111111111111111","x":[1],"pan":"4111111111111111"}"#
+        );
+        assert!(with_a_key_twice(b"{}").is_none());
+        assert!(with_a_key_twice(b"[1]").is_none());
     }
 }

@@ -40,6 +40,7 @@ pub enum Code {
     ReversalNotPossible,
     ExportNotAllowed,
     PinNotAvailable,
+    PayloadTooLarge,
     Internal,
 }
 
@@ -70,6 +71,7 @@ impl Code {
             Code::ReversalNotPossible => "reversal_not_possible",
             Code::ExportNotAllowed => "export_not_allowed",
             Code::PinNotAvailable => "pin_not_available",
+            Code::PayloadTooLarge => "payload_too_large",
             Code::Internal => "internal",
         }
     }
@@ -100,6 +102,7 @@ impl Code {
             Code::ReversalNotPossible => "Reversal not possible",
             Code::ExportNotAllowed => "PIN export not allowed",
             Code::PinNotAvailable => "PIN not available",
+            Code::PayloadTooLarge => "Payload too large",
             Code::Internal => "Internal error",
         }
     }
@@ -184,6 +187,18 @@ impl ApiError {
             StatusCode::UNPROCESSABLE_ENTITY,
             Code::DecryptionFailed,
             "the encrypted PIN cannot be used: it must be a compact JWE (alg RSA-OAEP-256 or RSA-OAEP, enc A256GCM or A128CBC-HS256) to a key published at /v1/pin-encryption-keys named by its kid, unaltered, and where its plaintext has card_id or iat, for this card and at most 5 minutes old",
+        )
+    }
+
+    /// A body over [`super::BODY_LIMIT`], on any route.
+    pub fn payload_too_large() -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            Code::PayloadTooLarge,
+            format!(
+                "the request body is over the limit of {} bytes (64 KiB)",
+                super::BODY_LIMIT
+            ),
         )
     }
 

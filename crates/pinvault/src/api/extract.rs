@@ -197,17 +197,19 @@ async fn json_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, Ap
 }
 
 async fn body_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
-    Bytes::from_request(req, state).await.map_err(|e| {
-        ApiError::new(
-            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                StatusCode::PAYLOAD_TOO_LARGE
-            } else {
-                StatusCode::BAD_REQUEST
-            },
-            Code::InvalidRequest,
-            "the request body could not be read: it is too large, malformed, or did not arrive in time",
+    Bytes::from_request(req, state).await.map_err(unreadable)
+}
+
+/// A body that could not be read: 413 `payload_too_large` over the limit,
+/// else 400 (cut off, or not received within the body timeout).
+pub(super) fn unreadable(e: axum::extract::rejection::BytesRejection) -> ApiError {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::payload_too_large()
+    } else {
+        ApiError::bad_request(
+            "the request body could not be read: it was cut off or did not arrive in time",
         )
-    })
+    }
 }
 
 /// Every request body of the API is a JSON object. (serde would otherwise also
@@ -229,10 +231,82 @@ fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             },
         );
     }
+    if let Err(e) = serde_json::from_slice::<Unique>(bytes) {
+        return Err(match e.classify() {
+            serde_json::error::Category::Data => {
+                ApiError::bad_request(format!("the request body has {e}"))
+            }
+            _ => syntax(e),
+        });
+    }
     serde_json::from_slice(bytes).map_err(|e| match e.classify() {
         serde_json::error::Category::Data => ApiError::invalid(super::safe_message(&e)),
         _ => syntax(e),
     })
+}
+
+/// Any JSON value, refused if an object in it (at any depth) has a key twice:
+/// serde would keep the last one, and a gateway or firewall in front that
+/// reads the first would see another request than the one served.
+struct Unique;
+
+impl<'de> serde::Deserialize<'de> for Unique {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(UniqueVisitor)
+    }
+}
+
+struct UniqueVisitor;
+
+impl<'de> serde::de::Visitor<'de> for UniqueVisitor {
+    type Value = Unique;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("JSON")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Unique, E> {
+        Ok(Unique)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Unique, E> {
+        Ok(Unique)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Unique, E> {
+        Ok(Unique)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Unique, E> {
+        Ok(Unique)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Unique, E> {
+        Ok(Unique)
+    }
+    fn visit_unit<E>(self) -> Result<Unique, E> {
+        Ok(Unique)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Unique, A::Error> {
+        while seq.next_element::<Unique>()?.is_some() {}
+        Ok(Unique)
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Unique, A::Error> {
+        let mut seen = std::collections::BTreeSet::new();
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            map.next_value::<Unique>()?;
+            if !seen.insert(key.clone()) {
+                // Named only when it looks like a field name (a key could be
+                // anything a client sends, a card number too).
+                let named =
+                    key.len() <= 64 && key.bytes().all(|b| b.is_ascii_lowercase() || b == b'_');
+                return Err(serde::de::Error::custom(if named {
+                    format!("the key `{key}` twice in one object")
+                } else {
+                    "a key twice in one object".to_owned()
+                }));
+            }
+        }
+        Ok(Unique)
+    }
 }
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
@@ -309,6 +383,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for QueryParams<T>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
 
     #[test]
     fn content_types() {
@@ -337,5 +412,21 @@ mod tests {
         let err = parse::<P>(br#"["8264"]"#).unwrap_err();
         assert_eq!(err.status, StatusCode::UNPROCESSABLE_ENTITY);
         assert!(parse::<P>(b" [1,").unwrap_err().status == StatusCode::BAD_REQUEST);
+    }
+
+    #[test]
+    fn a_key_twice_at_any_depth_is_400_and_a_card_number_key_is_not_named() {
+        for body in [
+            &br#"{"pin":"1","pin":"2"}"#[..],
+            br#"{"pin":"1","x":[{"a":1},{"b":{"c":1,"c":2}}]}"#,
+            br#"{"pin":"1","p\u0069n":"2"}"#,
+        ] {
+            let err = parse::<Value>(body).unwrap_err();
+            assert_eq!(err.status, StatusCode::BAD_REQUEST, "{}", err.detail);
+            assert!(err.detail.contains("twice in one object"), "{}", err.detail);
+        }
+        let err = parse::<Value>(br#"{"4111111111111111":1,"4111111111111111":2}"#).unwrap_err();
+        assert!(!err.detail.contains("4111"), "{}", err.detail);
+        assert!(parse::<Value>(br#"{"a":{"b":1},"b":{"a":1}}"#).is_ok());
     }
 }

@@ -134,9 +134,12 @@ impl Modify for CommonErrors {
                 if op.request_body.is_some() {
                     add(
                         "400",
-                        "`invalid_request`: the body is not valid JSON, or did not arrive in time",
+                        "`invalid_request`: the body is not valid JSON, has a key twice in an object, or did not arrive in time",
                     );
-                    add("413", "`invalid_request`: the body is too large");
+                    add(
+                        "413",
+                        "`payload_too_large`: the body is over 64 KiB (65536 bytes)",
+                    );
                     add(
                         "415",
                         "`unsupported_media_type`: the body is not `application/json`",

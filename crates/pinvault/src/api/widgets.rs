@@ -112,11 +112,7 @@ impl Fields {
 /// A form body that cannot be read (over the 64 KiB limit, or not received
 /// in time): problem+json like every other refusal, not the framework's text.
 fn form_unreadable(e: BytesRejection) -> ApiError {
-    ApiError::new(
-        e.status(),
-        Code::InvalidRequest,
-        "the form could not be read: it is too large or did not arrive in time",
-    )
+    super::extract::unreadable(e)
 }
 
 fn parse_fields(bytes: &[u8]) -> Result<Fields, ApiError> {
@@ -126,6 +122,15 @@ fn parse_fields(bytes: &[u8]) -> Result<Fields, ApiError> {
         return Err(ApiError::bad_request(
             "too many or too long fields in the form or query string",
         ));
+    }
+    // As for JSON: a field given twice would be read as its first by this
+    // page and perhaps as its last by what stands in front.
+    for (i, (k, _)) in pairs.iter().enumerate() {
+        if pairs[..i].iter().any(|(seen, _)| seen == k) {
+            return Err(ApiError::bad_request(
+                "a field appears more than once in the form or query string",
+            ));
+        }
     }
     Ok(Fields(pairs))
 }

@@ -18,6 +18,41 @@ use crate::store::{IssuerKeySetRow, KbpkRow, PvkRow, Store, StoreError};
 /// another process is used everywhere within this time.
 pub const KEY_REFRESH: Duration = Duration::from_secs(2);
 
+/// How far a long operation (a rotation, a migration) is: what it is doing,
+/// how many items of it are done, and of how many when that is known.
+#[derive(Debug, Clone)]
+pub struct Step {
+    pub what: &'static str,
+    pub done: u64,
+    pub total: Option<u64>,
+}
+
+impl Step {
+    /// The share done (0 to 1), when the total is known.
+    pub fn share(&self) -> Option<f64> {
+        self.total.map(|t| {
+            if t == 0 {
+                1.0
+            } else {
+                self.done as f64 / t as f64
+            }
+        })
+    }
+}
+
+impl std::fmt::Display for Step {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.total {
+            Some(total) => write!(f, "{}: {} of {total}", self.what, self.done),
+            None => write!(f, "{}: {}", self.what, self.done),
+        }
+    }
+}
+
+/// Where a long operation reports its [`Step`]s (the command line's
+/// progress display); called often, so it should be cheap.
+pub type OnProgress = Arc<dyn Fn(Step) + Send + Sync>;
+
 impl<S: Store> App<S> {
     pub(super) async fn bootstrap_keys(&self) -> Result<(), ServiceError> {
         let rows = self.store.data_keys().await?;
@@ -153,9 +188,27 @@ impl<S: Store> App<S> {
     /// an older one, until none is left (transport keys: [`Self::rotate_transport_key`]). Safe while servers run: they pick up the new
     /// versions within [`KEY_REFRESH`], old versions stay readable, and a row
     /// whose PIN changed meanwhile is read again and retried.
-    pub async fn rotate_keys(&self, kinds: &[KeyKind]) -> Result<RotationReport, ServiceError> {
+    pub async fn rotate_keys(
+        &self,
+        kinds: &[KeyKind],
+        on: &OnProgress,
+    ) -> Result<RotationReport, ServiceError> {
         self.reload_keys().await?;
         let mut report = RotationReport::default();
+        // Every card is under a `pin` key version, and every one is old now.
+        let total: u64 = self
+            .store
+            .key_usage()
+            .await?
+            .iter()
+            .filter(|(kind, _, _)| *kind == KeyKind::Pin)
+            .map(|(_, _, n)| n)
+            .sum();
+        let step = |what, done| Step {
+            what,
+            done,
+            total: Some(total.max(done)),
+        };
         for &kind in kinds {
             if kind == KeyKind::Transport {
                 continue;
@@ -196,6 +249,10 @@ impl<S: Store> App<S> {
                 if std::time::Instant::now() >= deadline {
                     break;
                 }
+                on(step(
+                    "cards re-encrypted, waiting for running servers to take the new keys",
+                    report.cards_reencrypted,
+                ));
                 tokio::time::sleep(KEY_REFRESH / 2).await;
                 continue;
             };
@@ -245,9 +302,14 @@ impl<S: Store> App<S> {
                 if done {
                     report.cards_reencrypted += 1;
                 }
+                on(step("cards re-encrypted", report.cards_reencrypted));
             }
         }
         report.secrets_resealed = self.reseal_secrets().await?;
+        on(step(
+            "cards re-encrypted, secrets resealed",
+            report.cards_reencrypted,
+        ));
         Ok(report)
     }
 }
@@ -286,6 +348,7 @@ pub async fn migrate_master<S: Store>(
     store: &S,
     from: Arc<dyn KeyProvider>,
     to: Arc<dyn KeyProvider>,
+    on: &OnProgress,
 ) -> Result<MigrationReport, ServiceError> {
     use crate::keys::issuer::Part;
     use crate::keys::wrapped::Wrapped;
@@ -309,9 +372,22 @@ pub async fn migrate_master<S: Store>(
         report.pin_verification_keys = pvks.len() as u64;
         report.kbpks = kbpks.len() as u64;
         let (from, to) = (from.clone(), to.clone());
+        let total =
+            (data.len() + zones.len() + 3 * issuer_sets.len() + pvks.len() + kbpks.len()) as u64;
+        let on = on.clone();
         let rewraps = tokio::task::spawn_blocking(move || -> Result<_, KeyError> {
             let mut out = Vec::new();
+            let mut checked = 0;
+            let mut tick = || {
+                checked += 1;
+                on(Step {
+                    what: "keys checked and re-wrapped",
+                    done: checked,
+                    total: Some(total),
+                });
+            };
             for row in &data {
+                tick();
                 let probe = Keyring::rewrap_row(to.as_ref(), to.as_ref(), row);
                 if probe.is_ok() {
                     continue;
@@ -351,6 +427,7 @@ pub async fn migrate_master<S: Store>(
                 keys.push((key, &k.wrapped, Rewrapped::Kbpk(k.id.clone())));
             }
             for (key, old, of) in keys {
+                tick();
                 if let Some(new) = key.rewrap(from.as_ref(), to.as_ref(), old)? {
                     out.push(MasterRewrap {
                         of,

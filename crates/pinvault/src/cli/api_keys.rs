@@ -4,9 +4,8 @@
 use clap::Subcommand;
 use serde_json::{Value, json};
 
-use super::data::{DataArgs, api_key_created, new_api_key, open_app};
+use super::data::{DataArgs, api_key_created, api_key_revoked, new_api_key, open_app};
 use super::output::{CliError, pretty};
-use crate::audit::Actor;
 use crate::domain::time::{now, rfc3339};
 use crate::store::prelude::*;
 
@@ -14,6 +13,7 @@ use crate::store::prelude::*;
 pub enum ApiKeysCommand {
     /// Create another API key for a program (shown only here).
     Create {
+        /// The program (`prg_…`).
         #[arg(long = "program", value_name = "PROGRAM_ID")]
         program_id: String,
         #[command(flatten)]
@@ -21,12 +21,14 @@ pub enum ApiKeysCommand {
     },
     /// Revoke an API key: it stops working at once.
     Revoke {
+        /// The API key's id (`key_…`, as `api-keys list` prints it; not the key).
         api_key_id: String,
         #[command(flatten)]
         data: DataArgs,
     },
     /// List a program's API keys (ids and hints, never the keys).
     List {
+        /// The program (`prg_…`).
         #[arg(long = "program", value_name = "PROGRAM_ID")]
         program_id: String,
         #[command(flatten)]
@@ -51,12 +53,7 @@ pub async fn api_keys(cmd: ApiKeysCommand) -> Result<String, CliError> {
         }
         ApiKeysCommand::Revoke { api_key_id, data } => {
             let app = open_app(&data, String::new()).await?;
-            let audit = Actor::operator().record(
-                "api_key.revoked",
-                None,
-                None,
-                json!({ "api_key_id": api_key_id }),
-            );
+            let audit = api_key_revoked(&api_key_id, None);
             if app.store.revoke_api_key(&api_key_id, now(), audit).await? {
                 Ok(pretty(
                     &json!({ "api_key_id": api_key_id, "revoked": true }),

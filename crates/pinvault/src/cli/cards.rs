@@ -7,9 +7,8 @@
 //! stdout; refused lines, with their reason and never their PIN data, in the
 //! rejects file.
 
-use std::io::{BufRead, BufReader, IsTerminal, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
 
 use clap::Subcommand;
 use serde_json::{Value, json};
@@ -17,6 +16,7 @@ use zeroize::Zeroize;
 
 use super::data::{DataArgs, open_app};
 use super::output::{CliError, pretty};
+use super::progress::Progress;
 use crate::api::error::ApiError;
 use crate::app::cards::NewCard;
 use crate::app::{App, Caller, CallerKind};
@@ -96,7 +96,8 @@ pub async fn cards(cmd: CardsCommand) -> Result<String, CliError> {
                 writing: None,
                 counts: Counts::default(),
                 rejects,
-                progress: Progress::new(size),
+                size,
+                progress: Progress::new("cards import", "cards"),
             };
             import.run(input).await?;
             let c = &import.counts;
@@ -129,6 +130,8 @@ struct Import<'a, S: Store> {
     writing: Option<(usize, tokio::task::JoinHandle<StoreResult<Vec<usize>>>)>,
     counts: Counts,
     rejects: Option<std::io::BufWriter<std::fs::File>>,
+    /// The file's size, when known (the share read).
+    size: Option<u64>,
     progress: Progress,
 }
 
@@ -153,15 +156,29 @@ impl<S: Store + 'static> Import<'_, S> {
             if self.batch.len() >= BATCH {
                 self.flush().await?;
             }
-            self.progress.tick(&self.counts, false);
+            self.tick(false);
         }
         self.flush().await?;
         self.written().await?;
-        self.progress.tick(&self.counts, true);
+        self.tick(true);
         if let Some(w) = &mut self.rejects {
             w.flush()?;
         }
         Ok(())
+    }
+
+    fn tick(&mut self, end: bool) {
+        let c = &self.counts;
+        let share = self
+            .size
+            .filter(|&s| s > 0)
+            .map(|s| c.bytes as f64 / s as f64);
+        let text = format!(
+            "{} lines: {} imported, {} skipped, {} rejected",
+            c.lines, c.imported, c.skipped, c.rejected
+        );
+        self.progress
+            .tick(share, c.imported + c.skipped + c.rejected, &text, end);
     }
 
     /// One line made into a card (not stored yet); `None` for a blank line.
@@ -314,101 +331,5 @@ fn read_line(input: &mut Box<dyn BufRead>, line: &mut Vec<u8>) -> Result<usize, 
             }
             return Ok(total);
         }
-    }
-}
-
-/// The progress display on stderr: on a terminal a bar redrawn ten times a
-/// second (share of the file read, cards a second, time left); otherwise a
-/// plain line every five seconds, and one at the end.
-struct Progress {
-    tty: bool,
-    size: Option<u64>,
-    started: Instant,
-    last: Instant,
-    drawn: bool,
-}
-
-impl Progress {
-    fn new(size: Option<u64>) -> Self {
-        let now = Instant::now();
-        Progress {
-            tty: std::io::stderr().is_terminal(),
-            size,
-            started: now,
-            last: now,
-            drawn: false,
-        }
-    }
-
-    fn tick(&mut self, c: &Counts, end: bool) {
-        let every = if self.tty {
-            Duration::from_millis(100)
-        } else {
-            Duration::from_secs(5)
-        };
-        if !end && self.last.elapsed() < every {
-            return;
-        }
-        self.last = Instant::now();
-        let secs = self.started.elapsed().as_secs_f64().max(1e-3);
-        let rate = (c.imported + c.skipped + c.rejected) as f64 / secs;
-        let share = self
-            .size
-            .filter(|&s| s > 0)
-            .map(|s| (c.bytes as f64 / s as f64).min(1.0));
-        let left = share
-            .filter(|&f| f > 0.0 && !end)
-            .map(|f| format!(", {} left", duration(secs * (1.0 - f) / f)))
-            .unwrap_or_default();
-        let counts = format!(
-            "{} lines: {} imported, {} skipped, {} rejected · {:.0} cards/s{left}",
-            c.lines, c.imported, c.skipped, c.rejected, rate
-        );
-        let mut err = std::io::stderr().lock();
-        if self.tty {
-            let bar = match share {
-                Some(f) => {
-                    let filled = (f * 30.0).round() as usize;
-                    format!(
-                        "[{}{}] {:>3.0}% ",
-                        "#".repeat(filled),
-                        "-".repeat(30 - filled.min(30)),
-                        f * 100.0
-                    )
-                }
-                None => String::new(),
-            };
-            let _ = write!(err, "\r\x1b[2K{bar}{counts}");
-            if end {
-                let _ = writeln!(err);
-            }
-            self.drawn = !end;
-        } else {
-            let pct = share
-                .map(|f| format!(" ({:.0}%)", f * 100.0))
-                .unwrap_or_default();
-            let _ = writeln!(err, "cards import{pct}: {counts}");
-        }
-    }
-
-    /// A message of its own line (the bar is drawn again after it).
-    fn say(&mut self, text: &str) {
-        let mut err = std::io::stderr().lock();
-        if self.drawn {
-            let _ = write!(err, "\r\x1b[2K");
-            self.drawn = false;
-        }
-        let _ = writeln!(err, "{text}");
-    }
-}
-
-fn duration(secs: f64) -> String {
-    let s = secs.round() as u64;
-    if s >= 3600 {
-        format!("{}h{:02}m", s / 3600, s % 3600 / 60)
-    } else if s >= 60 {
-        format!("{}m{:02}s", s / 60, s % 60)
-    } else {
-        format!("{s}s")
     }
 }

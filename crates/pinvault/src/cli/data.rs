@@ -274,6 +274,16 @@ pub fn api_key_created(program: &ProgramRow, key: &ApiKeyRow) -> crate::store::A
     )
 }
 
+/// The audit record of a revoked API key (`program_id` where it is known).
+pub fn api_key_revoked(key_id: &str, program_id: Option<&str>) -> crate::store::AuditEntry {
+    crate::audit::Actor::operator().record(
+        "api_key.revoked",
+        program_id,
+        None,
+        serde_json::json!({ "api_key_id": key_id }),
+    )
+}
+
 pub fn new_api_key(program: &ProgramRow) -> (ApiKeyRow, Secret) {
     let secret = Secret::generate(program.mode.api_key_prefix());
     let hint: String = secret

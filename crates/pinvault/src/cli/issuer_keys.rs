@@ -20,18 +20,25 @@ use crate::store::prelude::*;
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum CvnArg {
+    /// Visa CVN 10: option A master keys, Visa session keys from the ATC.
     #[value(name = "visa_10")]
     Visa10,
+    /// Visa CVN 18: option B master keys, Visa session keys from the ATC.
     #[value(name = "visa_18")]
     Visa18,
+    /// Visa CVN 22: option B master keys, EMV common session keys.
     #[value(name = "visa_22")]
     Visa22,
+    /// Mastercard CVN 16: option A master keys, EMV common session keys.
     #[value(name = "mastercard_16")]
     Mastercard16,
+    /// Mastercard CVN 17: as CVN 16 for issuer scripts.
     #[value(name = "mastercard_17")]
     Mastercard17,
+    /// Mastercard CVN 20: as CVN 16 for issuer scripts.
     #[value(name = "mastercard_20")]
     Mastercard20,
+    /// Mastercard CVN 21: as CVN 16 for issuer scripts.
     #[value(name = "mastercard_21")]
     Mastercard21,
 }
@@ -60,6 +67,7 @@ pub enum IssuerKeysCommand {
         /// The program (`prg_…`) whose chip cards use the keys.
         #[arg(long, value_name = "PRG")]
         program: String,
+        /// A name for people (which keys, which year).
         #[arg(long)]
         name: String,
         /// The cryptogram version: it fixes the card key derivation, the
@@ -108,8 +116,10 @@ pub enum IssuerKeysCommand {
         /// The expected check value of the AC key: refused if it differs.
         #[arg(long = "kcv-ac", value_name = "HEX")]
         kcv_ac: Option<String>,
+        /// The expected check value of the SMI key: refused if it differs.
         #[arg(long = "kcv-smi", value_name = "HEX")]
         kcv_smi: Option<String>,
+        /// The expected check value of the SMC key: refused if it differs.
         #[arg(long = "kcv-smc", value_name = "HEX")]
         kcv_smc: Option<String>,
         #[command(flatten)]

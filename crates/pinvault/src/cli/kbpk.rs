@@ -19,8 +19,11 @@ pub enum KbpkCommand {
     /// Prints its id and key check value. Blocks of versions B and C are read
     /// under a `tdes` KBPK (double or triple length), version D under an AES one.
     Import {
+        /// A name for people (whose blocks it protects).
         #[arg(long)]
         name: String,
+        /// The KBPK's algorithm: tdes for blocks of versions B and C, an AES
+        /// size for version D.
         #[arg(long, value_enum)]
         algorithm: ZoneAlgorithmArg,
         /// A clear component in hex; repeat for each custodian's component. `-`

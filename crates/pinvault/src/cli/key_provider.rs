@@ -169,10 +169,17 @@ pub(super) async fn keys_migrate(
             previous: Some(from_config.clone()),
         },
     )?;
+    let (on, display) = super::progress::reporter("keys migrate", "keys");
     // Let running servers read it before the keys move.
+    on(crate::app::keys::Step {
+        what: "keys.json names both providers; waiting for running servers to read it",
+        done: 0,
+        total: None,
+    });
     tokio::time::sleep(crate::app::keys::KEY_REFRESH + std::time::Duration::from_millis(500)).await;
     // Phase 2: every wrapped key moves, in one transaction per pass.
-    let report = crate::app::keys::migrate_master(&store, from, to).await?;
+    let report = crate::app::keys::migrate_master(&store, from, to, &on).await?;
+    display.end();
     // Phase 3: the new provider only.
     key_config::write(dir, &KeysConfig::single(target.clone()))?;
     let mut out = json!({

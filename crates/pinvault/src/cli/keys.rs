@@ -8,7 +8,9 @@ use serde_json::{Value, json};
 use super::data::{DataArgs, TransportArgs, open_app_with};
 use super::key_provider::{ProviderArg, TokenArgs, keys_init, keys_migrate};
 use super::output::{CliError, pretty};
+use super::progress::reporter;
 use crate::app::ServerSettings;
+use crate::app::keys::Step;
 use crate::audit::Actor;
 use crate::domain::time::{now, rfc3339};
 use crate::keys::KeyKind;
@@ -51,6 +53,7 @@ pub enum KeysCommand {
     /// label exists). The user PIN comes from PINVAULT_PKCS11_PIN or
     /// PINVAULT_PKCS11_PIN_FILE and is never recorded.
     Init {
+        /// Where the master key lives.
         #[arg(long, value_enum)]
         provider: ProviderArg,
         #[command(flatten)]
@@ -61,6 +64,7 @@ pub enum KeysCommand {
     /// Move the master key to another provider: every key it wraps is
     /// re-wrapped, and running servers switch within seconds.
     Migrate {
+        /// Where the master key is to live from now on.
         #[arg(long = "to", value_enum)]
         to: ProviderArg,
         #[command(flatten)]
@@ -92,8 +96,9 @@ pub async fn keys(cmd: KeysCommand) -> Result<String, CliError> {
             };
             let mut rotated: Vec<Value> = Vec::new();
             let (mut cards_reencrypted, mut secrets_resealed) = (0, 0);
+            let (on, display) = reporter("keys rotate", "cards");
             if storage {
-                let report = app.rotate_keys(&KeyKind::STORAGE).await?;
+                let report = app.rotate_keys(&KeyKind::STORAGE, &on).await?;
                 rotated.extend(
                     report
                         .new_versions
@@ -104,8 +109,18 @@ pub async fn keys(cmd: KeysCommand) -> Result<String, CliError> {
                 secrets_resealed = report.secrets_resealed;
             }
             if transport {
+                on(Step {
+                    what: "cards re-encrypted, making a new PIN encryption key pair",
+                    done: cards_reencrypted,
+                    total: None,
+                });
                 let previous = app.keys.current_version(KeyKind::Transport);
                 let version = app.rotate_transport_key().await?;
+                on(Step {
+                    what: "cards re-encrypted, new PIN encryption key published",
+                    done: cards_reencrypted,
+                    total: None,
+                });
                 let keys = app.keys.transport_keys();
                 let kid = keys
                     .iter()
@@ -130,6 +145,7 @@ pub async fn keys(cmd: KeysCommand) -> Result<String, CliError> {
                             "secrets_resealed": secrets_resealed }),
                 ))
                 .await?;
+            display.end();
             Ok(pretty(
                 &json!({ "rotated": rotated, "cards_reencrypted": cards_reencrypted,
                                "secrets_resealed": secrets_resealed }),

@@ -14,6 +14,7 @@ mod keys;
 mod listen;
 mod output;
 mod programs;
+mod progress;
 mod pvks;
 pub(crate) mod serve;
 mod tools;
@@ -163,5 +164,40 @@ pub fn run() -> ExitCode {
             print_stderr(&format!("error: {e}"));
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// Every command and every argument of `pinvault` says what it is for.
+    #[test]
+    fn every_command_and_flag_has_help() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            let path = format!("{path} {}", cmd.get_name());
+            if cmd.get_about().is_none() && cmd.get_name() != "help" {
+                missing.push(format!("{path}: no description"));
+            }
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if id != "help" && id != "version" && arg.get_help().is_none() {
+                    missing.push(format!("{path} {id}: no help"));
+                }
+                let values = arg.get_possible_values();
+                let boolish = values.iter().any(|v| v.get_name() == "true");
+                for value in values.iter().filter(|_| !boolish) {
+                    if value.get_help().is_none() {
+                        missing.push(format!("{path} {id}={}: no help", value.get_name()));
+                    }
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                walk(sub, &path, missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&super::Cli::command(), "", &mut missing);
+        assert!(missing.is_empty(), "{}", missing.join("\n"));
     }
 }

@@ -14,7 +14,9 @@ use crate::store::prelude::*;
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum ModeArg {
+    /// A test-mode program (API keys `pv_test_…`).
     Test,
+    /// A live program (API keys `pv_live_…`).
     Live,
 }
 
@@ -22,8 +24,11 @@ pub enum ModeArg {
 pub enum ProgramsCommand {
     /// Create a program and its first API key (shown only here).
     Create {
+        /// The program's name (1 to 200 characters), for people; not unique.
         #[arg(long)]
         name: String,
+        /// test: keys `pv_test_…`, new cards' first PIN 0000, the sandbox
+        /// terminal; live: keys `pv_live_…`, random first PINs.
         #[arg(long, value_enum, default_value = "test")]
         mode: ModeArg,
         #[command(flatten)]
@@ -31,19 +36,16 @@ pub enum ProgramsCommand {
     },
     /// Change a program's settings (and mode): --set KEY=VALUE …
     ///
-    /// Each KEY=VALUE changes one setting; give several after one --set, or repeat
-    /// --set. VALUE is JSON (3, true, "staged", ["https://app.example.com"]) or
-    /// plain text. The settings: mode (test or live); pin_length_min and
-    /// pin_length_max (4 to 12); max_tries and set_token_attempts (1 to 10);
-    /// set_token_ttl_s, reveal_token_ttl_s and reveal_display_s (seconds, 1 to
-    /// 3600); reject_weak_pins, reveal_enabled, allow_plaintext_pin and
-    /// allow_plaintext_reveal (true or false); pin_set_mode (direct or staged);
-    /// widget_allowed_origins (a list of at most 20 origins),
-    /// chip_issuer_key_set_id (an `iks_…` of the program, or null).
+    /// Each KEY=VALUE changes one setting; give several after one --set
+    /// (`--set max_tries=5 reveal_display_s=30`), or repeat --set. VALUE is JSON
+    /// (3, true, "staged", ["https://app.example.com"], null) or plain text
+    /// (staged). Nothing changes unless every pair is valid. Prints the program.
+    #[command(after_help = crate::domain::program::settings_help())]
     Update {
         /// The program (`prg_…`, as `programs create` and `programs list` print it).
         program_id: String,
-        /// A setting and its new value, KEY=VALUE (the settings are listed above).
+        /// A setting and its new value, KEY=VALUE; several may follow one --set
+        /// (the settings are listed below).
         #[arg(long = "set", value_name = "KEY=VALUE", required = true, num_args = 1..)]
         set: Vec<String>,
         #[command(flatten)]
@@ -56,6 +58,7 @@ pub enum ProgramsCommand {
     },
     /// Show one program.
     Show {
+        /// The program (`prg_…`).
         program_id: String,
         #[command(flatten)]
         data: DataArgs,

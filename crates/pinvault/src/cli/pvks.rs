@@ -34,8 +34,10 @@ pub enum PvksCommand {
         /// The program (`prg_…`) whose migrated cards it verifies.
         #[arg(long, value_name = "PRG")]
         program: String,
+        /// A name for people (which system it comes from).
         #[arg(long)]
         name: String,
+        /// What the key verifies: Visa PVVs or IBM 3624 offsets.
         #[arg(long, value_enum)]
         method: MethodArg,
         #[command(flatten)]

@@ -8,12 +8,16 @@ use super::output::CliError;
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum FormatArg {
+    /// ISO 9564 format 0: 8 bytes, the PIN XORed with the PAN.
     #[value(name = "iso_0")]
     Iso0,
+    /// Format 1: 8 bytes, random fill, no PAN.
     #[value(name = "iso_1")]
     Iso1,
+    /// Format 3: 8 bytes, random fill, XORed with the PAN.
     #[value(name = "iso_3")]
     Iso3,
+    /// Format 4: 16 bytes, AES only.
     #[value(name = "iso_4")]
     Iso4,
 }
@@ -31,7 +35,9 @@ impl From<FormatArg> for Format {
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum KeyAlgorithmArg {
+    /// Triple DES (16 or 24 bytes).
     Tdes,
+    /// AES (16, 24 or 32 bytes).
     Aes,
 }
 
@@ -65,6 +71,7 @@ pub struct KeyArgs {
 
 #[derive(Debug, Args)]
 pub struct EncodeArgs {
+    /// The ISO 9564 format of the block.
     #[arg(long, value_enum)]
     format: FormatArg,
     /// The PIN: 4 to 12 digits.
@@ -79,6 +86,7 @@ pub struct EncodeArgs {
 
 #[derive(Debug, Args)]
 pub struct DecodeArgs {
+    /// The ISO 9564 format of the block.
     #[arg(long, value_enum)]
     format: FormatArg,
     /// The PIN block in hex (either case).
@@ -96,6 +104,7 @@ pub struct KcvArgs {
     /// Key in hex: TDES 16 or 24 bytes, AES 16, 24 or 32 bytes.
     #[arg(long, value_name = "HEX")]
     key: String,
+    /// Algorithm of --key (the check value is TDES's or AES-CMAC's).
     #[arg(long, value_enum, default_value = "tdes", value_name = "ALGORITHM")]
     key_algorithm: KeyAlgorithmArg,
 }

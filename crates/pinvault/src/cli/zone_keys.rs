@@ -20,8 +20,11 @@ use crate::store::prelude::*;
 pub enum ZoneAlgorithmArg {
     /// Triple DES, double or triple length (32 or 48 hex digits).
     Tdes,
+    /// AES-128 (32 hex digits).
     Aes128,
+    /// AES-192 (48 hex digits).
     Aes192,
+    /// AES-256 (64 hex digits).
     Aes256,
 }
 
@@ -43,6 +46,7 @@ pub enum ZoneKeysCommand {
     /// check value; the key itself is stored wrapped by the master key and
     /// never shown again.
     Import {
+        /// A name for people (who sent it, what it is for).
         #[arg(long)]
         name: String,
         /// Required with --component; with --tr31 it is taken from the block
@@ -94,7 +98,9 @@ pub struct GrantArgs {
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum UsageArg {
+    /// PIN blocks come in under it (verification, ATM change, card import).
     Verify,
+    /// PIN blocks go out under it (`POST /v1/cards/{id}/pin/export`).
     Export,
 }
 

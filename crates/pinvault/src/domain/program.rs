@@ -103,91 +103,244 @@ impl Default for Settings {
     }
 }
 
-/// Settings only the operator's command line may change.
-pub const PRIVILEGED: &[&str] = &[
-    "reveal_enabled",
-    "allow_plaintext_pin",
-    "allow_plaintext_reveal",
-    "allow_pin_export",
+/// What values a setting takes.
+#[derive(Debug, Clone, Copy)]
+pub enum Rule {
+    /// An integer in a range.
+    Int {
+        min: u64,
+        max: u64,
+    },
+    Bool,
+    /// One of these strings.
+    OneOf(&'static [&'static str]),
+    /// A list of at most 20 origins.
+    Origins,
+    /// An issuer key set id (`iks_…`) or null.
+    IssuerKeySet,
+}
+
+impl Rule {
+    /// The value as the setting stores it, if the rule allows it.
+    fn check(self, value: &Value) -> Option<Value> {
+        match self {
+            Rule::Int { min, max } => int(value, min, max).map(Value::from),
+            Rule::Bool => value.as_bool().map(Value::Bool),
+            Rule::OneOf(allowed) => value
+                .as_str()
+                .filter(|v| allowed.contains(v))
+                .map(|v| Value::String(v.to_owned())),
+            Rule::Origins => origins(value).map(|list| list.into()),
+            Rule::IssuerKeySet => match value {
+                Value::Null => Some(Value::Null),
+                Value::String(id) if super::ids::is_id(id, "iks_") => Some(value.clone()),
+                _ => None,
+            },
+        }
+    }
+
+    /// What the rule allows, in words (the end of "`name` must be …").
+    pub fn describe(self) -> String {
+        match self {
+            Rule::Int { min, max } => format!("an integer from {min} to {max}"),
+            Rule::Bool => "true or false".into(),
+            Rule::OneOf(allowed) => allowed
+                .iter()
+                .map(|v| format!("\"{v}\""))
+                .collect::<Vec<_>>()
+                .join(" or "),
+            Rule::Origins => {
+                "a list of at most 20 origins such as \"https://app.example.com\"".into()
+            }
+            Rule::IssuerKeySet => "an issuer key set id (`iks_…`) or null".into(),
+        }
+    }
+}
+
+/// One setting of a program: its name (the field of [`Settings`]), the values
+/// it takes, whether only the operator's command line may change it, and what
+/// it does.
+#[derive(Debug)]
+pub struct Setting {
+    pub name: &'static str,
+    pub rule: Rule,
+    pub operator_only: bool,
+    pub about: &'static str,
+}
+
+const fn setting(name: &'static str, rule: Rule, about: &'static str) -> Setting {
+    Setting {
+        name,
+        rule,
+        operator_only: false,
+        about,
+    }
+}
+
+const fn operator_setting(name: &'static str, rule: Rule, about: &'static str) -> Setting {
+    Setting {
+        name,
+        rule,
+        operator_only: true,
+        about,
+    }
+}
+
+const LENGTH: Rule = Rule::Int { min: 4, max: 12 };
+const TRIES: Rule = Rule::Int { min: 1, max: 10 };
+const SECONDS: Rule = Rule::Int { min: 1, max: 3600 };
+
+/// Every setting a program has: the one place their names and rules are
+/// written ([`Settings::apply`] checks by it, `programs update --help` and the
+/// error for an unknown name list it).
+pub const SETTINGS: &[Setting] = &[
+    setting(
+        "pin_length_min",
+        LENGTH,
+        "the fewest digits a new PIN may have",
+    ),
+    setting(
+        "pin_length_max",
+        LENGTH,
+        "the most digits a new PIN may have",
+    ),
+    setting("max_tries", TRIES, "wrong PINs in a row that block the PIN"),
+    setting(
+        "set_token_attempts",
+        TRIES,
+        "PINs one set_pin control token may try before it is used up",
+    ),
+    setting(
+        "set_token_ttl_s",
+        SECONDS,
+        "seconds a set_pin control token lives",
+    ),
+    setting(
+        "reveal_token_ttl_s",
+        SECONDS,
+        "seconds a reveal_pin control token lives",
+    ),
+    setting(
+        "reveal_display_s",
+        SECONDS,
+        "seconds the reveal widget shows the PIN",
+    ),
+    setting(
+        "reject_weak_pins",
+        Rule::Bool,
+        "refuse weak PINs (one digit repeated, a run such as 1234, the PAN's last digits)",
+    ),
+    operator_setting("reveal_enabled", Rule::Bool, "PINs may be revealed"),
+    operator_setting(
+        "allow_plaintext_pin",
+        Rule::Bool,
+        "the API takes PINs in clear (`pin`), not only encrypted",
+    ),
+    operator_setting(
+        "allow_plaintext_reveal",
+        Rule::Bool,
+        "a reveal may answer the PIN in clear, not only to a device key",
+    ),
+    setting(
+        "pin_set_mode",
+        Rule::OneOf(&["direct", "staged"]),
+        "staged: a set waits for POST /v1/cards/{id}/pin/commit",
+    ),
+    setting(
+        "widget_allowed_origins",
+        Rule::Origins,
+        "the web pages that may frame the hosted widgets",
+    ),
+    setting(
+        "chip_issuer_key_set_id",
+        Rule::IssuerKeySet,
+        "the issuer key set of a chip card created without one",
+    ),
+    operator_setting(
+        "allow_pin_export",
+        Rule::Bool,
+        "POST /v1/cards/{id}/pin/export is allowed",
+    ),
+    setting(
+        "migrate_legacy_pins",
+        Rule::Bool,
+        "a migrated card's first matching verification stores its PIN",
+    ),
 ];
 
-/// Every setting a program has, by the name `apply` takes.
-pub const SETTING_NAMES: [&str; 17] = [
-    "pin_length_min",
-    "pin_length_max",
-    "max_tries",
-    "set_token_attempts",
-    "set_token_ttl_s",
-    "reveal_token_ttl_s",
-    "reveal_display_s",
-    "reject_weak_pins",
-    "reveal_enabled",
-    "allow_plaintext_pin",
-    "allow_plaintext_reveal",
-    "pin_set_mode",
-    "widget_allowed_origins",
-    "chip_issuer_key_set_id",
-    "allow_pin_export",
-    "migrate_legacy_pins",
-    "mode",
-];
+/// The names of [`SETTINGS`], for messages.
+pub fn setting_names() -> String {
+    SETTINGS
+        .iter()
+        .map(|s| s.name)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The settings as `programs update --help` lists them: each with the values
+/// it takes, its default and what it does.
+pub fn settings_help() -> String {
+    let defaults = serde_json::to_value(Settings::default()).unwrap_or_default();
+    let width = SETTINGS.iter().map(|s| s.name.len()).max().unwrap_or(0);
+    let mut out = String::from("Settings (KEY  the values it takes, its default: what it does):\n");
+    for s in SETTINGS {
+        let default = defaults
+            .get(s.name)
+            .map(Value::to_string)
+            .unwrap_or_default();
+        let who = if s.operator_only {
+            " (only from the command line)"
+        } else {
+            ""
+        };
+        out.push_str(&format!(
+            "  {:<width$}  {}, default {default}: {}{who}\n",
+            s.name,
+            s.rule.describe(),
+            s.about,
+        ));
+    }
+    out.push_str(&format!(
+        "  {:<width$}  test or live (the program's mode, not a setting)\n",
+        "mode"
+    ));
+    out
+}
 
 impl Settings {
     /// Applies changes given as a JSON object of setting names to values, checking
-    /// every value and the settings as a whole; on any error nothing changes.
-    /// `privileged` allows the settings in [`PRIVILEGED`] (every name is in
-    /// [`SETTING_NAMES`]).
+    /// every value (by [`SETTINGS`]) and the settings as a whole; on any error
+    /// nothing changes. `privileged` allows the operator-only settings.
     pub fn apply(
         &self,
         changes: &Map<String, Value>,
         privileged: bool,
     ) -> Result<Self, DomainError> {
-        let mut next = self.clone();
+        let Value::Object(mut fields) = serde_json::to_value(self)
+            .map_err(|e| DomainError::Invalid(format!("the settings cannot be read: {e}")))?
+        else {
+            return Err(DomainError::Invalid("the settings cannot be read".into()));
+        };
         for (name, value) in changes {
-            if !privileged && PRIVILEGED.contains(&name.as_str()) || name == "mode" {
+            let setting = SETTINGS.iter().find(|s| s.name == name);
+            if name == "mode" || !privileged && setting.is_some_and(|s| s.operator_only) {
                 return Err(DomainError::Forbidden(format!(
                     "`{name}` can only be changed by the operator's command line"
                 )));
             }
-            let bad = |what: &str| DomainError::Invalid(format!("`{name}` must be {what}"));
-            if let Some((_, min, max, set)) = INTEGERS.iter().find(|i| i.0 == name) {
-                let n = int(value, *min, *max)
-                    .ok_or_else(|| bad(&format!("an integer from {min} to {max}")))?;
-                set(&mut next, n);
-                continue;
-            }
-            if let Some((_, flag)) = FLAGS.iter().find(|f| f.0 == name) {
-                *flag(&mut next) = value.as_bool().ok_or_else(|| bad("true or false"))?;
-                continue;
-            }
-            match name.as_str() {
-                "pin_set_mode" => {
-                    next.pin_set_mode = match value.as_str() {
-                        Some("direct") => PinSetMode::Direct,
-                        Some("staged") => PinSetMode::Staged,
-                        _ => return Err(bad("\"direct\" or \"staged\"")),
-                    }
-                }
-                "widget_allowed_origins" => {
-                    next.widget_allowed_origins = origins(value).ok_or_else(|| {
-                        bad("a list of at most 20 origins such as \"https://app.example.com\"")
-                    })?
-                }
-                "chip_issuer_key_set_id" => {
-                    next.chip_issuer_key_set_id = match value {
-                        Value::Null => None,
-                        Value::String(id) if super::ids::is_id(id, "iks_") => Some(id.clone()),
-                        _ => return Err(bad("an issuer key set id (`iks_…`) or null")),
-                    }
-                }
-                _ => {
-                    return Err(DomainError::Invalid(format!(
-                        "unknown setting `{name}`: the settings are {}",
-                        SETTING_NAMES.join(", ")
-                    )));
-                }
-            }
+            let Some(setting) = setting else {
+                return Err(DomainError::Invalid(format!(
+                    "unknown setting `{name}`: the settings are {}",
+                    setting_names()
+                )));
+            };
+            let value = setting.rule.check(value).ok_or_else(|| {
+                DomainError::Invalid(format!("`{name}` must be {}", setting.rule.describe()))
+            })?;
+            fields.insert(name.clone(), value);
         }
+        let next: Settings = serde_json::from_value(Value::Object(fields))
+            .map_err(|e| DomainError::Invalid(format!("the settings cannot be applied: {e}")))?;
         if next.pin_length_min > next.pin_length_max {
             return Err(DomainError::Invalid(
                 "`pin_length_min` must not exceed `pin_length_max`".into(),
@@ -196,38 +349,6 @@ impl Settings {
         Ok(next)
     }
 }
-
-/// The settings that take an integer: name, least and greatest value, and
-/// where it goes (the range fits the field).
-type IntSetting = (&'static str, u64, u64, fn(&mut Settings, u64));
-const INTEGERS: &[IntSetting] = &[
-    ("pin_length_min", 4, 12, |s, n| s.pin_length_min = n as u8),
-    ("pin_length_max", 4, 12, |s, n| s.pin_length_max = n as u8),
-    ("max_tries", 1, 10, |s, n| s.max_tries = n as u8),
-    ("set_token_attempts", 1, 10, |s, n| {
-        s.set_token_attempts = n as u8
-    }),
-    ("set_token_ttl_s", 1, 3600, |s, n| {
-        s.set_token_ttl_s = n as u32
-    }),
-    ("reveal_token_ttl_s", 1, 3600, |s, n| {
-        s.reveal_token_ttl_s = n as u32
-    }),
-    ("reveal_display_s", 1, 3600, |s, n| {
-        s.reveal_display_s = n as u32
-    }),
-];
-
-/// The settings that take `true` or `false`, and their field.
-type FlagSetting = (&'static str, fn(&mut Settings) -> &mut bool);
-const FLAGS: &[FlagSetting] = &[
-    ("reject_weak_pins", |s| &mut s.reject_weak_pins),
-    ("reveal_enabled", |s| &mut s.reveal_enabled),
-    ("allow_plaintext_pin", |s| &mut s.allow_plaintext_pin),
-    ("allow_plaintext_reveal", |s| &mut s.allow_plaintext_reveal),
-    ("allow_pin_export", |s| &mut s.allow_pin_export),
-    ("migrate_legacy_pins", |s| &mut s.migrate_legacy_pins),
-];
 
 fn int(value: &Value, min: u64, max: u64) -> Option<u64> {
     value.as_u64().filter(|v| (min..=max).contains(v))
@@ -274,10 +395,10 @@ mod tests {
     #[test]
     fn every_listed_setting_is_known_and_an_unknown_one_names_them() {
         let s = Settings::default();
-        for name in SETTING_NAMES.iter().filter(|n| **n != "mode") {
+        for name in SETTINGS.iter().map(|s| s.name) {
             let mut changes = Map::new();
             // A value no setting takes (null clears `chip_issuer_key_set_id`).
-            changes.insert((*name).to_owned(), Value::from(-1));
+            changes.insert(name.to_owned(), Value::from(-1));
             let e = s.apply(&changes, true).err();
             let text = format!("{e:?}");
             assert!(
@@ -294,6 +415,26 @@ mod tests {
         );
     }
     use serde_json::json;
+
+    #[test]
+    fn the_table_names_every_field_of_the_settings() {
+        let fields = serde_json::to_value(Settings::default()).unwrap();
+        let mut fields: Vec<&str> = fields
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        let mut listed: Vec<&str> = SETTINGS.iter().map(|s| s.name).collect();
+        fields.sort_unstable();
+        listed.sort_unstable();
+        assert_eq!(fields, listed);
+        let help = settings_help();
+        assert!(
+            help.contains("max_tries") && help.contains("an integer from 1 to 10, default 3"),
+            "{help}"
+        );
+    }
 
     fn apply(changes: Value, privileged: bool) -> Result<Settings, DomainError> {
         Settings::default().apply(changes.as_object().unwrap(), privileged)

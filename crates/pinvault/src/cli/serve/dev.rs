@@ -3,21 +3,25 @@
 use std::net::SocketAddr;
 
 use crate::app::App;
-use crate::cli::data::{api_key_created, create_program, new_api_key};
-use crate::cli::output::{CliError, print_stdout};
+use crate::cli::data::{api_key_created, api_key_revoked, create_program, new_api_key};
+use crate::cli::output::CliError;
 use crate::domain::program::{Mode, Settings};
 use crate::domain::time::now;
 use crate::store::AnyStore;
 use crate::store::prelude::*;
 
-/// `serve --dev`: a test-mode program named `dev` (made once, a new key each
-/// start), with PINs in clear allowed so that the curl lines below work, and
-/// this server's own origin among its `widget_allowed_origins` so that `/demo`
-/// can frame the widgets.
+/// `serve --dev`: a test-mode program named `dev` (made once, with PINs in
+/// clear allowed so that the curl lines below work), this server's own origin
+/// among its `widget_allowed_origins` so that `/demo` can frame the widgets,
+/// and one API key: each start revokes the dev program's keys and makes a new
+/// one (keys are stored hashed, so an earlier one cannot be printed again).
+/// Every step is
+/// audited as the operator's. Returns the program and the lines to print once
+/// the server listens.
 pub(super) async fn dev_program(
     app: &App<AnyStore>,
     addr: SocketAddr,
-) -> Result<crate::api::DemoProgram, CliError> {
+) -> Result<(crate::api::DemoProgram, String), CliError> {
     let existing = app
         .store
         .list_programs()
@@ -27,6 +31,11 @@ pub(super) async fn dev_program(
         .find(|p| p.name == "dev" && p.mode == Mode::Test);
     let (program, key) = match existing {
         Some(program) => {
+            let keys = app.store.list_api_keys(&program.id).await?;
+            for old in keys.iter().filter(|k| k.revoked_at.is_none()) {
+                let audit = api_key_revoked(&old.id, Some(&program.id));
+                app.store.revoke_api_key(&old.id, now(), audit).await?;
+            }
             let (row, secret) = new_api_key(&program);
             let audit = api_key_created(&program, &row);
             app.store
@@ -73,7 +82,7 @@ pub(super) async fn dev_program(
     let out = format!(
         r#"
 pinvault dev mode: test program {program_id} ("dev"); PINs in clear are allowed for it.
-API key (shown once): {k}
+API key (shown once; the dev program's earlier keys are revoked): {k}
 
 Try it (paste into a shell):
 
@@ -97,7 +106,6 @@ The demo (make a card, set and reveal its PIN in the hosted widgets, watch the e
 "#,
         program_id = program.id
     );
-    print_stdout(&out);
     tracing::info!(program_id = %program.id, "dev program ready");
-    Ok(crate::api::DemoProgram(program.id))
+    Ok((crate::api::DemoProgram(program.id), out))
 }

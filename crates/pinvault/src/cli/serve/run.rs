@@ -10,7 +10,7 @@ use super::tasks::{spawn_audit_sealer, spawn_key_refresher, spawn_staged_sweeper
 use crate::app::ServerSettings;
 use crate::cli::data::open_app_with;
 use crate::cli::listen;
-use crate::cli::output::{CliError, print_stderr};
+use crate::cli::output::{CliError, print_stderr, print_stdout};
 use crate::limits::Cidr;
 use crate::store::prelude::*;
 use crate::webhooks::{RetrySchedule, WebhookSettings};
@@ -72,10 +72,12 @@ pub async fn serve(args: ServeArgs) -> Result<(), CliError> {
     let addr = listener
         .local_addr()
         .map_err(|e| CliError::Refused(e.to_string()))?;
-    let demo = if args.dev {
-        Some(dev_program(&app, addr).await?)
-    } else {
-        None
+    let (demo, dev_lines) = match args.dev {
+        true => {
+            let (program, lines) = dev_program(&app, addr).await?;
+            (Some(program), Some(lines))
+        }
+        false => (None, None),
     };
 
     // Pick up key rotations and provider migrations made by other processes.
@@ -98,6 +100,10 @@ pub async fn serve(args: ServeArgs) -> Result<(), CliError> {
 
     tracing::info!(%addr, key_provider = app.keys.provider_name(), database = app.store.backend(), tls = tls.is_some(), "listening");
     print_stderr(&format!("pinvault listening on {scheme}://{addr}"));
+    // Last of what a start prints: the dev lines end with the demo's URL.
+    if let Some(lines) = dev_lines {
+        print_stdout(lines.trim_end());
+    }
     let deadline = Duration::from_secs(args.http.shutdown_timeout_s);
     let settings = listen::ListenSettings {
         header_timeout: Duration::from_secs(args.http.header_timeout_s),

@@ -401,12 +401,7 @@ fn endpoints_and_deliveries_are_paginated() {
     assert_eq!(theirs.len(), 3, "{theirs:?}");
     assert!(mine.iter().all(|d| !theirs.contains(d)));
     let all = s.get(&format!("{first}?limit=100"), &key).body["data"].clone();
-    let all: Vec<&str> = all
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d["id"].as_str().unwrap())
-        .collect();
+    let all = crate::harness::each(&all, "id");
     assert_eq!(all, mine, "one page and many agree");
     let r = s.get(&format!("{first}?starting_after={}", theirs[0]), &key);
     assert_eq!((r.status, r.code()), (400, "invalid_request"), "{}", r.body);

@@ -9,46 +9,106 @@ use std::time::{Duration, Instant};
 
 use super::support::*;
 
-/// Every operation of the OpenAPI document that takes a body refuses one over
-/// 64 KiB with 413 (before reading the card or anything else).
-#[test]
-fn every_body_is_size_limited() {
-    let s = Server::start("body-limit");
-    let key = s.program("test", &[]);
-    let card = s.card(&key, PAN);
+/// Every operation of the OpenAPI document that takes a body, with the card's
+/// id in its path: the method, the path, and whether it reads a widget's form
+/// (else JSON).
+fn body_operations(s: &Server, card: &str) -> Vec<(String, String, bool)> {
     let doc = s.call("GET", "/openapi.json", None, None).body;
-    let big = format!(r#"{{"pan":"{}"}}"#, "1".repeat(70 * 1024));
-    let big_form = format!("controlId=pct_{}", "A".repeat(70 * 1024));
-    let mut checked = 0;
+    let mut out = Vec::new();
     for (path, item) in doc["paths"].as_object().unwrap() {
         for (method, op) in item.as_object().unwrap() {
             if op.get("requestBody").is_none() {
                 continue;
             }
-            let concrete = path.replace("{id}", &card);
-            // In the content type the operation reads (JSON, or a widget's form).
             let form = op["requestBody"]["content"]
                 .get("application/x-www-form-urlencoded")
                 .is_some();
-            let (body, ct) = if form {
-                (big_form.as_str(), "application/x-www-form-urlencoded")
-            } else {
-                (big.as_str(), "application/json")
-            };
-            let r = s.call_with(
-                &method.to_uppercase(),
-                &concrete,
-                Some(&key),
-                Some(body),
-                ct,
-                &[],
-            );
-            assert_eq!(r.status, 413, "{method} {path}: {}", r.body);
-            assert_eq!(r.code(), "invalid_request", "{method} {path}");
-            checked += 1;
+            out.push((method.to_uppercase(), path.replace("{id}", card), form));
         }
     }
-    assert!(checked >= 14, "only {checked} operations take a body");
+    assert!(out.len() >= 14, "only {} operations take a body", out.len());
+    out
+}
+
+/// Every operation of the OpenAPI document that takes a body refuses one over
+/// 64 KiB with 413 `payload_too_large`, saying the limit (before reading the
+/// card or anything else).
+#[test]
+fn every_body_is_size_limited() {
+    let s = Server::start("body-limit");
+    let key = s.program("test", &[]);
+    let card = s.card(&key, PAN);
+    let big = format!(r#"{{"pan":"{}"}}"#, "1".repeat(70 * 1024));
+    let big_form = format!("controlId=pct_{}", "A".repeat(70 * 1024));
+    for (method, path, form) in body_operations(&s, &card) {
+        // In the content type the operation reads (JSON, or a widget's form).
+        let (body, ct) = if form {
+            (big_form.as_str(), "application/x-www-form-urlencoded")
+        } else {
+            (big.as_str(), "application/json")
+        };
+        let r = s.call_with(&method, &path, Some(&key), Some(body), ct, &[]);
+        assert_eq!(r.status, 413, "{method} {path}: {}", r.body);
+        assert_eq!(r.code(), "payload_too_large", "{method} {path}");
+        assert_eq!(
+            r.body["detail"], "the request body is over the limit of 65536 bytes (64 KiB)",
+            "{method} {path}"
+        );
+    }
+}
+
+/// A JSON body with a key twice (at the top or deeper) is 400
+/// `invalid_request` on every operation that reads one, whatever the rest of
+/// the body; a widget's form with a field twice too. Nothing is made.
+#[test]
+fn a_key_twice_is_refused_everywhere() {
+    let s = Server::start("duplicate-keys");
+    let key = s.program("test", &[]);
+    let card = s.card(&key, PAN);
+    let bodies = [
+        format!(r#"{{"pan":"{PAN}","pan":"5555555555554444"}}"#),
+        r#"{"type":"set_pin","cardholder_verification_method":{"a":1,"a":1}}"#.to_owned(),
+    ];
+    for (method, path, form) in body_operations(&s, &card) {
+        let sent: Vec<(&str, &str)> = if form {
+            vec![(
+                "controlId=pct_a&controlId=pct_b",
+                "application/x-www-form-urlencoded",
+            )]
+        } else {
+            bodies
+                .iter()
+                .map(|b| (b.as_str(), "application/json"))
+                .collect()
+        };
+        for (body, ct) in sent {
+            let r = s.call_with(&method, &path, Some(&key), Some(body), ct, &[]);
+            assert_eq!(r.status, 400, "{method} {path} {body}: {}", r.body);
+            assert_eq!(r.code(), "invalid_request", "{method} {path}");
+            let detail = r.body["detail"].as_str().unwrap();
+            assert!(
+                detail.contains("twice") || detail.contains("more than once"),
+                "{method} {path}: {detail}"
+            );
+            assert!(!detail.contains(PAN), "{detail}");
+        }
+    }
+    // The card made above is the program's only one.
+    let cards = s.call("GET", "/v1/cards", Some(&key), None);
+    assert_eq!(
+        cards.body["data"].as_array().unwrap().len(),
+        1,
+        "{}",
+        cards.body
+    );
+    // The same body with the key once is served.
+    let r = s.call(
+        "POST",
+        "/v1/cards",
+        Some(&key),
+        Some(&format!(r#"{{"pan":"{PAN}"}}"#)),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
 }
 
 /// Slow clients: headers that never end, a kept-alive connection left idle,

@@ -26,9 +26,19 @@ mod server;
 mod skip;
 
 pub use canaries::find_canaries;
-pub use data_dir::{BIN, fresh_dir, fresh_path};
+pub use data_dir::{BIN, DataDir, fresh_dir, fresh_path};
 pub use http::Reply;
 pub use pkcs11::pkcs11_provider;
 pub use postgres::{connect as postgres_connect, postgres_query};
 pub use server::Server;
 pub use skip::{missing_dependency, postgres_only};
+
+/// The `field` of every object in a JSON array (`audit list`'s actions, a
+/// page's ids).
+pub fn each<'a>(list: &'a serde_json::Value, field: &str) -> Vec<&'a str> {
+    list.as_array()
+        .expect("a JSON array")
+        .iter()
+        .map(|x| x[field].as_str().expect("a string"))
+        .collect()
+}

@@ -124,8 +124,27 @@ fn migration_both_ways_loses_nothing() {
     let mut args = vec!["keys", "migrate", "--to", "pkcs11"];
     let targs = token.args();
     args.extend(targs.iter().map(String::as_str));
-    let out = json(&s.cli(&args));
+    let migrated = s.cli(&args);
+    let out = json(&migrated);
     assert_eq!(out["to"]["provider"], "pkcs11", "{out}");
+    // The progress display's last line: every key checked.
+    let total: u64 = [
+        "data_keys",
+        "zone_keys",
+        "issuer_keys",
+        "pin_verification_keys",
+        "key_block_protection_keys",
+    ]
+    .iter()
+    .map(|k| out[k].as_u64().unwrap())
+    .sum();
+    let progress = String::from_utf8_lossy(&migrated.stderr);
+    assert!(
+        progress.contains(&format!(
+            "keys migrate (100%): keys checked and re-wrapped: {total} of {total}"
+        )),
+        "{progress}"
+    );
     // pin, pan, lookup, webhook, idempotency and the transport (PIN
     // encryption) key the server made.
     assert_eq!(out["data_keys"], 6, "{out}");

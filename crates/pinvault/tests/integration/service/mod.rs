@@ -6,7 +6,10 @@ mod support;
 
 mod cards;
 mod chip;
+mod dev;
+mod help;
 mod lookups;
 mod operations;
+mod readme;
 mod requests;
 mod tr31;

@@ -110,7 +110,7 @@ fn bad_input_is_a_clear_4xx() {
             "/v1/cards".into(),
             Some(format!(r#"{{"pan":"{}"}}"#, "1".repeat(100_000))),
             413,
-            "invalid_request",
+            "payload_too_large",
         ),
         ("GET", "/v1/cards/card_nope".into(), None, 404, "not_found"),
         ("GET", "/v1/cards/%FF%FE".into(), None, 404, "not_found"),

@@ -151,12 +151,7 @@ fn a_zone_key_serves_only_the_programs_it_is_granted_to() {
     );
 
     let audit = s.cli_json(&["audit", "list", "--limit", "1000"]);
-    let actions: Vec<&str> = audit
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["action"].as_str().unwrap())
-        .collect();
+    let actions = crate::harness::each(&audit, "action");
     for want in ["zone_key.imported", "zone_key.granted", "zone_key.revoked"] {
         assert!(actions.contains(&want), "{want} in {actions:?}");
     }
