@@ -185,7 +185,8 @@ impl<S: Store> App<S> {
     }
 
     /// Adds a new version of each storage kind and re-encrypts every row under
-    /// an older one, until none is left (transport keys: [`Self::rotate_transport_key`]). Safe while servers run: they pick up the new
+    /// an older one, until none is left (or, when an earlier rotation did not
+    /// finish, finishes it with the versions it made) (transport keys: [`Self::rotate_transport_key`]). Safe while servers run: they pick up the new
     /// versions within [`KEY_REFRESH`], old versions stay readable, and a row
     /// whose PIN changed meanwhile is read again and retried.
     pub async fn rotate_keys(
@@ -209,8 +210,22 @@ impl<S: Store> App<S> {
             done,
             total: Some(total.max(done)),
         };
+        // A rotation that did not finish (stopped, or its process killed)
+        // left cards under older versions than the current ones: it is
+        // finished instead of another begun, so no card is re-encrypted twice.
+        let current = |k| self.keys.current_version(k).unwrap_or(1);
+        let (pin_v, pan_v, lookup_v) = (
+            current(KeyKind::Pin),
+            current(KeyKind::Pan),
+            current(KeyKind::Lookup),
+        );
+        report.resumed = !self
+            .store
+            .cards_under_old_keys(pin_v, pan_v, lookup_v, "", 1)
+            .await?
+            .is_empty();
         for &kind in kinds {
-            if kind == KeyKind::Transport {
+            if kind == KeyKind::Transport || report.resumed {
                 continue;
             }
             let next = self.keys.current_version(kind).unwrap_or(0) + 1;
@@ -320,6 +335,8 @@ pub struct RotationReport {
     pub cards_reencrypted: u64,
     /// Webhook secrets and idempotency responses sealed again.
     pub secrets_resealed: u64,
+    /// An unfinished rotation was finished: no new versions were made.
+    pub resumed: bool,
 }
 
 /// What `pinvault keys migrate` left: every key, now under the new provider.

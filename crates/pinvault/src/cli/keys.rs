@@ -31,7 +31,9 @@ pub enum KeysCommand {
     ///
     /// Storage keys: every stored PIN and PAN is re-encrypted. Transport keys: a
     /// new key pair is published; the previous one still decrypts for the grace
-    /// period (--transport-key-grace), then is retired.
+    /// period (--transport-key-grace), then is retired. A storage rotation that
+    /// did not finish (stopped, or killed) is finished by the next `keys rotate`
+    /// with the versions it made (`"resumed": true`): no card is re-encrypted twice.
     Rotate {
         /// Only this kind (default: every kind).
         #[arg(long, value_enum)]
@@ -95,7 +97,7 @@ pub async fn keys(cmd: KeysCommand) -> Result<String, CliError> {
                 Some(KindArg::Transport) => (false, true),
             };
             let mut rotated: Vec<Value> = Vec::new();
-            let (mut cards_reencrypted, mut secrets_resealed) = (0, 0);
+            let (mut cards_reencrypted, mut secrets_resealed, mut resumed) = (0, 0, false);
             let (on, display) = reporter("keys rotate", "cards");
             if storage {
                 let report = app.rotate_keys(&KeyKind::STORAGE, &on).await?;
@@ -107,6 +109,7 @@ pub async fn keys(cmd: KeysCommand) -> Result<String, CliError> {
                 );
                 cards_reencrypted = report.cards_reencrypted;
                 secrets_resealed = report.secrets_resealed;
+                resumed = report.resumed;
             }
             if transport {
                 on(Step {
@@ -142,13 +145,13 @@ pub async fn keys(cmd: KeysCommand) -> Result<String, CliError> {
                     None,
                     None,
                     json!({ "rotated": rotated, "cards_reencrypted": cards_reencrypted,
-                            "secrets_resealed": secrets_resealed }),
+                            "secrets_resealed": secrets_resealed, "resumed": resumed }),
                 ))
                 .await?;
             display.end();
             Ok(pretty(
                 &json!({ "rotated": rotated, "cards_reencrypted": cards_reencrypted,
-                               "secrets_resealed": secrets_resealed }),
+                               "secrets_resealed": secrets_resealed, "resumed": resumed }),
             ))
         }
         KeysCommand::Init {

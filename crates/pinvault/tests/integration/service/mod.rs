@@ -12,4 +12,5 @@ mod lookups;
 mod operations;
 mod readme;
 mod requests;
+mod rotation;
 mod tr31;
