@@ -12,6 +12,9 @@ use utoipa::{IntoParams, ToSchema};
 use super::error::ApiError;
 use super::extract::{Auth, AuthCard, JsonBody, PathId, QueryParams};
 use super::idempotency::{self, Idempotency};
+use super::responses::{
+    CardNotFound, IdempotencyConflict, InvalidBody, InvalidQuery, NotFound, UnsupportedMediaType,
+};
 use super::views::{CardList, CardView, PinStatusView, Problem};
 use crate::app::App;
 use crate::app::cards::InitialPin;
@@ -129,8 +132,8 @@ pub struct ListCards {
         (status = 201, description = "Created", body = CardView),
         (status = 403, description = "`plaintext_not_allowed`; `forbidden`: `pin.zone_key_id` is of usage `export`", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`not_found`: `pin.zone_key_id` names no zone key granted to this program, or `pin.pin_verification_key_id` no PIN verification key of it", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`idempotency_conflict`", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "`unsupported_media_type`", body = Problem, content_type = "application/problem+json"),
+        IdempotencyConflict,
+        UnsupportedMediaType,
         (status = 422, description = "`invalid_pan`, `invalid_pin`, `weak_pin`, `decryption_failed` (`pin.encrypted` or `pin.pin_block` cannot be used), `invalid_request`", body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = [])))]
@@ -255,7 +258,7 @@ fn initial_pin(p: PinInput) -> Result<InitialPin, ApiError> {
 
 /// A card of the calling program.
 #[utoipa::path(get, path = "/v1/cards/{id}", operation_id = "getCard", tag = "cards", params(("id" = String, Path)),
-    responses((status = 200, description = "OK", body = CardView), (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json")),
+    responses((status = 200, description = "OK", body = CardView), NotFound),
     security(("api_key" = [])))]
 pub async fn get(mut found: AuthCard) -> Result<Response, ApiError> {
     let card = found.card()?;
@@ -265,7 +268,7 @@ pub async fn get(mut found: AuthCard) -> Result<Response, ApiError> {
 
 /// The program's cards, newest first.
 #[utoipa::path(get, path = "/v1/cards", operation_id = "listCards", tag = "cards", params(ListCards),
-    responses((status = 200, description = "OK", body = CardList), (status = 400, description = "`invalid_request`", body = Problem, content_type = "application/problem+json")),
+    responses((status = 200, description = "OK", body = CardList), InvalidQuery),
     security(("api_key" = [])))]
 pub async fn list<S: Store>(
     State(app): State<Arc<App<S>>>,
@@ -299,8 +302,8 @@ pub async fn list<S: Store>(
 
 /// Change a card's status; reactivating a card PIN blocking made inactive also unblocks its PIN.
 #[utoipa::path(patch, path = "/v1/cards/{id}", operation_id = "updateCard", tag = "cards", params(("id" = String, Path)), request_body = UpdateCard,
-    responses((status = 200, description = "OK", body = CardView), (status = 404, description = "`not_found`: no such card for this program", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`invalid_request`", body = Problem, content_type = "application/problem+json")),
+    responses((status = 200, description = "OK", body = CardView), CardNotFound,
+        InvalidBody),
     security(("api_key" = [])))]
 pub async fn update<S: Store>(
     State(app): State<Arc<App<S>>>,
@@ -328,7 +331,7 @@ pub async fn update<S: Store>(
 
 /// The state of a card's PIN.
 #[utoipa::path(get, path = "/v1/cards/{id}/pin/status", operation_id = "getPinStatus", tag = "pin", params(("id" = String, Path)),
-    responses((status = 200, description = "OK", body = PinStatusView), (status = 404, description = "`not_found`: no such card for this program", body = Problem, content_type = "application/problem+json")),
+    responses((status = 200, description = "OK", body = PinStatusView), CardNotFound),
     security(("api_key" = [])))]
 pub async fn pin_status(mut found: AuthCard) -> Result<Response, ApiError> {
     let card = found.card()?;

@@ -18,6 +18,7 @@ mod ops;
 mod pin;
 mod pin_change;
 mod program;
+mod responses;
 mod verify;
 mod views;
 mod webhooks;

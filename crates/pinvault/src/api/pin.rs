@@ -14,6 +14,9 @@ use super::error::ApiError;
 use super::extract::{Auth, AuthCard, JsonBody, NoBodyOrJson, OptionalJsonBody, PathId};
 use super::idempotency::{self, Idempotency};
 use super::limits::Operation;
+use super::responses::{
+    CardNotFound, IdempotencyConflict, InvalidBody, InvalidPinSet, UnsupportedMediaType,
+};
 use super::views::{EncryptedPin, Problem, RevealResponse, RevealedPin, TokenView};
 use crate::app::pin::{PinText, RevealTo, Revealed, SetOutcome, UnblockNote};
 use crate::app::{App, Caller};
@@ -90,10 +93,10 @@ pub struct Unblock {
         ("Idempotency-Key" = Option<String>, Header, pattern = "^[\\x21-\\x7E]{1,255}$", description = "Replays the first response for 24 h")),
     request_body = CreateToken,
     responses((status = 201, description = "Created", body = TokenView),
-        (status = 409, description = "`idempotency_conflict`", body = Problem, content_type = "application/problem+json"),
+        IdempotencyConflict,
         (status = 403, description = "`reveal_disabled`", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`not_found`: no such card for this program", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`invalid_request`", body = Problem, content_type = "application/problem+json")),
+        CardNotFound,
+        InvalidBody),
     security(("api_key" = [])))]
 pub async fn create_token<S: Store>(
     State(app): State<Arc<App<S>>>,
@@ -145,8 +148,8 @@ pub async fn create_token<S: Store>(
     responses((status = 204, description = "The PIN is set; the fail count is reset and the PIN unblocked (and anything staged is discarded)"),
         (status = 202, description = "Staged mode: the PIN is staged (replacing any staged before) until the token's `expires_at`; commit it with `POST /v1/cards/{id}/pin/commit`", body = StagedView),
         (status = 403, description = "`token_invalid`, `token_expired`, `token_used`, `token_superseded`, `token_exhausted`, `plaintext_not_allowed`", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`not_found`: no such card for this program", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`invalid_pin`, `weak_pin`, `decryption_failed`, `invalid_request`", body = Problem, content_type = "application/problem+json")),
+        CardNotFound,
+        InvalidPinSet),
     security(("api_key" = [])))]
 pub async fn set_pin<S: Store>(
     State(app): State<Arc<App<S>>>,
@@ -196,7 +199,7 @@ pub(super) async fn set_pin_of<S: Store>(
 #[utoipa::path(post, path = "/v1/cards/{id}/pin/commit", operation_id = "commitPin", tag = "pin", params(("id" = String, Path)),
     request_body(content = Option<CommitPin>, description = "Optional: no body, or an empty JSON object (`Content-Type: application/json`)"),
     responses((status = 204, description = "The staged PIN is now the card's PIN: set by the cardholder, the fail count reset, the PIN unblocked; nothing is staged any more"),
-        (status = 404, description = "`not_found`: no such card for this program", body = Problem, content_type = "application/problem+json"),
+        CardNotFound,
         (status = 409, description = "`nothing_staged`: no staged PIN, or it expired (with its token), or another commit took it", body = Problem, content_type = "application/problem+json")),
     security(("api_key" = [])))]
 pub async fn commit<S: Store>(
@@ -213,7 +216,7 @@ pub async fn commit<S: Store>(
 #[utoipa::path(post, path = "/v1/cards/{id}/pin/reveal", operation_id = "revealPin", tag = "pin", params(("id" = String, Path)), request_body = RevealPin,
     responses((status = 200, description = "With `device_key`: `{\"encrypted_pin\"}`, a compact JWE (`ECDH-ES`, `A256GCM`) to that key whose plaintext is `{\"pin\",\"card_id\"}`. Without: `{\"pin\"}` in clear, only where the program allows it", body = RevealResponse),
         (status = 403, description = "`reveal_disabled`, `plaintext_not_allowed`, token errors", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`not_found`: no such card for this program", body = Problem, content_type = "application/problem+json"),
+        CardNotFound,
         (status = 409, description = "`pin_not_available`: a card migrated with legacy data whose PIN no verification has captured yet (the token is not spent)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`invalid_request`: `device_key` is not a public P-256 key (wrong `kty` or curve, not on the curve, private part present)", body = Problem, content_type = "application/problem+json")),
     security(("api_key" = [])))]
@@ -258,8 +261,8 @@ pub(super) async fn reveal_of<S: Store>(
 /// Unblock the PIN: reset the fail count and reactivate a card PIN blocking made inactive.
 #[utoipa::path(post, path = "/v1/cards/{id}/pin/unblock", operation_id = "unblockPin", tag = "pin", params(("id" = String, Path)), request_body = Unblock,
     responses((status = 204, description = "Unblocked"),
-        (status = 404, description = "`not_found`: no such card for this program", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "`unsupported_media_type`", body = Problem, content_type = "application/problem+json")),
+        CardNotFound,
+        UnsupportedMediaType),
     security(("api_key" = [])))]
 pub async fn unblock<S: Store>(
     State(app): State<Arc<App<S>>>,

@@ -11,6 +11,7 @@ use utoipa::ToSchema;
 use super::error::ApiError;
 use super::extract::{Auth, JsonBody, PathId};
 use super::limits::Operation;
+use super::responses::{CardOrZoneKeyNotFound, ZoneKeyForExport};
 use super::verify::{BlockBytes, block_request, refused};
 use super::views::Problem;
 use crate::app::App;
@@ -58,8 +59,8 @@ pub struct ChangeResult {
 /// program's PIN policy and stored.
 #[utoipa::path(post, path = "/v1/cards/{id}/pin/change", operation_id = "changePinAtAtm", tag = "verification", params(("id" = String, Path)), request_body = ChangePin,
     responses((status = 200, description = "`changed` (with `change_id`), `mismatch` (one try counted), `blocked` or `card_inactive` (not checked, nothing counted)", body = ChangeResult),
-        (status = 403, description = "`forbidden`: the zone key is of usage `export`", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`not_found`: no such card, or no such zone key granted to this program", body = Problem, content_type = "application/problem+json"),
+        ZoneKeyForExport,
+        CardOrZoneKeyNotFound,
         (status = 422, description = "`decryption_failed` (either block; no try counted), `invalid_pin` / `weak_pin` (the new PIN; nothing changed but the reset fail count), `invalid_request`", body = Problem, content_type = "application/problem+json")),
     security(("api_key" = [])))]
 pub async fn change<S: Store>(

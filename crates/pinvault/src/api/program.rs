@@ -8,6 +8,7 @@ use serde_json::{Map, Value};
 
 use super::error::ApiError;
 use super::extract::{Auth, JsonBody};
+use super::responses::InvalidBody;
 use super::views::{Problem, ProgramView};
 use crate::app::App;
 use crate::domain::program::PinSetMode;
@@ -31,7 +32,7 @@ pub async fn get<S: Store>(auth: Auth) -> Result<Response, ApiError> {
 #[utoipa::path(patch, path = "/v1/program", operation_id = "updateProgram", tag = "program", request_body = SettingsChanges,
     responses((status = 200, description = "OK", body = ProgramView),
         (status = 403, description = "a privileged setting (`forbidden`)", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`invalid_request`", body = Problem, content_type = "application/problem+json")),
+        InvalidBody),
     security(("api_key" = [])))]
 pub async fn update<S: Store>(
     State(app): State<Arc<App<S>>>,

@@ -14,6 +14,7 @@ use zeroize::Zeroizing;
 use super::error::{ApiError, Code};
 use super::extract::{Auth, AuthCard, JsonBody, QueryParams};
 use super::limits::Operation;
+use super::responses::{CardOrZoneKeyNotFound, InvalidQuery, ZoneKeyForExport};
 use super::views::Problem;
 use crate::app::App;
 use crate::app::verify::{Entered, Verdict, VerifyError};
@@ -240,8 +241,8 @@ pub(super) fn refused<S: Store>(app: &App<S>, e: VerifyError) -> ApiError {
 /// is blocked and an active card becomes inactive.
 #[utoipa::path(post, path = "/v1/cards/{id}/pin/verify", operation_id = "verifyPin", tag = "verification", params(("id" = String, Path)), request_body = VerifyPin,
     responses((status = 200, description = "`match`, `mismatch` (one try counted), `blocked` (not checked) or `card_inactive` (the card is suspended or was made inactive other than by PIN blocking: not checked, nothing counted)", body = VerifyResult),
-        (status = 403, description = "`forbidden`: the zone key is of usage `export`", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`not_found`: no such card, or no such zone key granted to this program", body = Problem, content_type = "application/problem+json"),
+        ZoneKeyForExport,
+        CardOrZoneKeyNotFound,
         (status = 422, description = "`decryption_failed` (no try counted), `invalid_request`", body = Problem, content_type = "application/problem+json")),
     security(("api_key" = [])))]
 pub async fn verify<S: Store>(
@@ -330,7 +331,7 @@ pub async fn sandbox_verify<S: Store>(
 /// The zone keys this program may use (loaded by the operator with
 /// `pinvault zone-keys import` and granted to it), newest first.
 #[utoipa::path(get, path = "/v1/zone-keys", operation_id = "listZoneKeys", tag = "verification", params(ListZoneKeys),
-    responses((status = 200, description = "OK", body = ZoneKeyList), (status = 400, description = "`invalid_request`", body = Problem, content_type = "application/problem+json")),
+    responses((status = 200, description = "OK", body = ZoneKeyList), InvalidQuery),
     security(("api_key" = [])))]
 pub async fn list_zone_keys<S: Store>(
     State(app): State<Arc<App<S>>>,

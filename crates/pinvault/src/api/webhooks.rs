@@ -12,6 +12,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::error::ApiError;
 use super::extract::{Auth, JsonBody, PathId, QueryParams};
 use super::idempotency::{self, Idempotency};
+use super::responses::{IdempotencyConflict, InvalidQuery, NotFound};
 use super::views::Problem;
 use crate::app::App;
 use crate::domain::card::CARD_PREFIX;
@@ -173,7 +174,7 @@ fn delivery_view(d: &DeliveryRow) -> DeliveryView {
 
 /// The program's events, newest first.
 #[utoipa::path(get, path = "/v1/events", operation_id = "listEvents", tag = "events", params(ListEvents),
-    responses((status = 200, description = "OK", body = EventList), (status = 400, description = "`invalid_request`", body = Problem, content_type = "application/problem+json")),
+    responses((status = 200, description = "OK", body = EventList), InvalidQuery),
     security(("api_key" = [])))]
 pub async fn list_events<S: Store>(
     State(app): State<Arc<App<S>>>,
@@ -225,7 +226,7 @@ pub async fn list_events<S: Store>(
 #[utoipa::path(post, path = "/v1/webhook-endpoints", operation_id = "createWebhookEndpoint", tag = "events", request_body = CreateEndpoint,
     params(("Idempotency-Key" = Option<String>, Header, pattern = "^[\\x21-\\x7E]{1,255}$", description = "Replays the first response for 24 h")),
     responses((status = 201, description = "Created", body = CreatedEndpoint),
-        (status = 409, description = "`idempotency_conflict`", body = Problem, content_type = "application/problem+json"),
+        IdempotencyConflict,
         (status = 422, description = "`invalid_request`: a bad URL, a refused target, an unknown event type", body = Problem, content_type = "application/problem+json")),
     security(("api_key" = [])))]
 pub async fn create_endpoint<S: Store>(
@@ -307,7 +308,7 @@ pub async fn create_endpoint<S: Store>(
 
 /// The program's webhook endpoints, newest first (never their secrets).
 #[utoipa::path(get, path = "/v1/webhook-endpoints", operation_id = "listWebhookEndpoints", tag = "events", params(Page),
-    responses((status = 200, description = "OK", body = EndpointList), (status = 400, description = "`invalid_request`", body = Problem, content_type = "application/problem+json")),
+    responses((status = 200, description = "OK", body = EndpointList), InvalidQuery),
     security(("api_key" = [])))]
 pub async fn list_endpoints<S: Store>(
     State(app): State<Arc<App<S>>>,
@@ -331,7 +332,7 @@ pub async fn list_endpoints<S: Store>(
 /// Delete an endpoint: nothing more is delivered to it; its pending deliveries fail.
 #[utoipa::path(delete, path = "/v1/webhook-endpoints/{id}", operation_id = "deleteWebhookEndpoint", tag = "events", params(("id" = String, Path)),
     responses((status = 204, description = "Deleted"),
-        (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json")),
+        NotFound),
     security(("api_key" = [])))]
 pub async fn delete_endpoint<S: Store>(
     State(app): State<Arc<App<S>>>,
@@ -365,8 +366,8 @@ pub async fn delete_endpoint<S: Store>(
 #[utoipa::path(get, path = "/v1/webhook-endpoints/{id}/deliveries", operation_id = "listWebhookDeliveries", tag = "events",
     params(("id" = String, Path), Page),
     responses((status = 200, description = "OK", body = DeliveryList),
-        (status = 400, description = "`invalid_request`", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json")),
+        InvalidQuery,
+        NotFound),
     security(("api_key" = [])))]
 pub async fn list_deliveries<S: Store>(
     State(app): State<Arc<App<S>>>,

@@ -18,6 +18,7 @@ use zeroize::Zeroize;
 use super::error::{ApiError, Code};
 use super::extract::{ClientAddr, JsonBody, RequestId};
 use super::pin::{RevealPin, SetPin, reveal_of, set_pin_of};
+use super::responses::InvalidPinSet;
 use super::views::{EncryptedPin, Problem};
 use crate::app::{App, Caller, CallerKind};
 use crate::domain::ids::Secret;
@@ -399,7 +400,7 @@ pub struct WidgetRevealPin {
     responses((status = 204, description = "The PIN is set"),
         (status = 202, description = "The PIN is staged: `{\"status\":\"staged\"}` (`pin_set_mode` `staged`)"),
         (status = 403, description = "`token_invalid`, `token_expired`, `token_used`, `token_superseded`, `token_exhausted`", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`invalid_pin`, `weak_pin`, `decryption_failed`, `invalid_request`", body = Problem, content_type = "application/problem+json")))]
+        InvalidPinSet))]
 pub async fn api_set_pin<S: Store>(
     State(app): State<Arc<App<S>>>,
     unkeyed: Unkeyed,
