@@ -288,16 +288,13 @@ pub async fn list<S: Store>(
             q.starting_after.as_deref(),
         )
         .await?;
-    let Some((cards, has_more)) = page else {
-        return Err(ApiError::bad_request(
-            "`starting_after` names no card of this program",
-        ));
-    };
-    let data = cards
-        .iter()
-        .map(|c| CardView::new(c, &auth.program.settings))
-        .collect();
-    Ok(axum::Json(CardList { data, has_more }).into_response())
+    super::page::answer(page, "card of this program", |cards, has_more| {
+        let data = cards
+            .iter()
+            .map(|c| CardView::new(c, &auth.program.settings))
+            .collect();
+        Ok(CardList { data, has_more })
+    })
 }
 
 /// Change a card's status; reactivating a card PIN blocking made inactive also unblocks its PIN.

@@ -85,13 +85,10 @@ pub async fn list_issuer_key_sets<S: Store>(
         .store
         .list_issuer_key_sets(Some(&auth.program.id), limit, q.starting_after.as_deref())
         .await?;
-    let Some((sets, has_more)) = page else {
-        return Err(ApiError::bad_request(
-            "`starting_after` names no issuer key set",
-        ));
-    };
-    let data = sets.iter().map(IssuerKeySetView::new).collect();
-    Ok(axum::Json(IssuerKeySetList { data, has_more }).into_response())
+    super::page::answer(page, "issuer key set", |sets, has_more| {
+        let data = sets.iter().map(IssuerKeySetView::new).collect();
+        Ok(IssuerKeySetList { data, has_more })
+    })
 }
 
 /// Make `unblock_pin` pending for the chip's offline PIN: the next issuer

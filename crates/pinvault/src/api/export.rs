@@ -53,8 +53,7 @@ pub async fn export<S: Store>(
     JsonBody(body): JsonBody<ExportPin>,
 ) -> Result<Response, ApiError> {
     let (format, _) = super::verify::block_request(&body.format, &body.zone_key_id, None)?;
-    super::limits::check(&app, Operation::Export, &found.auth, &found.card_id)?;
-    let card = found.card()?;
+    let card = found.limited_card(&app, Operation::Export)?;
     let out = app
         .export_pin(&found.auth, &card, &body.zone_key_id, format)
         .await?;

@@ -15,6 +15,7 @@ pub mod limits;
 mod lookup;
 mod openapi;
 mod ops;
+mod page;
 mod pin;
 mod pin_change;
 mod program;

@@ -225,8 +225,7 @@ pub async fn reveal<S: Store>(
     mut found: AuthCard,
     JsonBody(body): JsonBody<RevealPin>,
 ) -> Result<Response, ApiError> {
-    super::limits::check(&app, Operation::Reveal, &found.auth, &found.card_id)?;
-    let card = found.card()?;
+    let card = found.limited_card(&app, Operation::Reveal)?;
     reveal_of(&app, &found.auth, card, body).await
 }
 

@@ -250,8 +250,7 @@ pub async fn verify<S: Store>(
     mut found: AuthCard,
     JsonBody(body): JsonBody<VerifyPin>,
 ) -> Result<Response, ApiError> {
-    super::limits::check(&app, Operation::Verify, &found.auth, &found.card_id)?;
-    let card = found.card()?;
+    let card = found.limited_card(&app, Operation::Verify)?;
     let auth = found.auth;
     super::limits::check_decrypt_failures(&app, &auth, &card.id)?;
     let (format, icc) = block_request(&body.format, &body.zone_key_id, body.icc_data.as_ref())?;
@@ -302,8 +301,7 @@ pub async fn sandbox_verify<S: Store>(
             "no such resource",
         ));
     }
-    super::limits::check(&app, Operation::Verify, &found.auth, &found.card_id)?;
-    let card = found.card()?;
+    let card = found.limited_card(&app, Operation::Verify)?;
     let auth = found.auth;
     let pin = Pin::new(&body.pin).map_err(|_| {
         ApiError::new(
@@ -343,9 +341,8 @@ pub async fn list_zone_keys<S: Store>(
         .store
         .list_program_zone_keys(&auth.program.id, limit, q.starting_after.as_deref())
         .await?;
-    let Some((keys, has_more)) = page else {
-        return Err(ApiError::bad_request("`starting_after` names no zone key"));
-    };
-    let data = keys.iter().map(ZoneKeyView::new).collect();
-    Ok(axum::Json(ZoneKeyList { data, has_more }).into_response())
+    super::page::answer(page, "zone key", |keys, has_more| {
+        let data = keys.iter().map(ZoneKeyView::new).collect();
+        Ok(ZoneKeyList { data, has_more })
+    })
 }

@@ -210,16 +210,13 @@ pub async fn list_events<S: Store>(
             q.starting_after.as_deref(),
         )
         .await?;
-    let Some((events, has_more)) = page else {
-        return Err(ApiError::bad_request(
-            "`starting_after` names no event of this program",
-        ));
-    };
-    let data = events
-        .iter()
-        .map(|e| serde_json::from_str(&e.body).map_err(|_| ApiError::internal()))
-        .collect::<Result<_, _>>()?;
-    Ok(axum::Json(EventList { data, has_more }).into_response())
+    super::page::answer(page, "event of this program", |events, has_more| {
+        let data = events
+            .iter()
+            .map(|e| serde_json::from_str(&e.body).map_err(|_| ApiError::internal()))
+            .collect::<Result<_, _>>()?;
+        Ok(EventList { data, has_more })
+    })
 }
 
 /// Subscribe a URL to events. The answer holds the signing secret, shown only here.
@@ -320,13 +317,14 @@ pub async fn list_endpoints<S: Store>(
         .store
         .list_webhook_endpoints(&auth.program.id, limit, q.starting_after.as_deref())
         .await?;
-    let Some((rows, has_more)) = page else {
-        return Err(ApiError::bad_request(
-            "`starting_after` names no webhook endpoint of this program",
-        ));
-    };
-    let data = rows.iter().map(endpoint_view).collect();
-    Ok(axum::Json(EndpointList { data, has_more }).into_response())
+    super::page::answer(
+        page,
+        "webhook endpoint of this program",
+        |rows, has_more| {
+            let data = rows.iter().map(endpoint_view).collect();
+            Ok(EndpointList { data, has_more })
+        },
+    )
 }
 
 /// Delete an endpoint: nothing more is delivered to it; its pending deliveries fail.
@@ -389,11 +387,8 @@ pub async fn list_deliveries<S: Store>(
         .store
         .list_deliveries(&id, limit, q.starting_after.as_deref())
         .await?;
-    let Some((rows, has_more)) = page else {
-        return Err(ApiError::bad_request(
-            "`starting_after` names no delivery of this endpoint",
-        ));
-    };
-    let data = rows.iter().map(delivery_view).collect();
-    Ok(axum::Json(DeliveryList { data, has_more }).into_response())
+    super::page::answer(page, "delivery of this endpoint", |rows, has_more| {
+        let data = rows.iter().map(delivery_view).collect();
+        Ok(DeliveryList { data, has_more })
+    })
 }
