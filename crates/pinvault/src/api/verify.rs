@@ -20,7 +20,7 @@ use crate::app::App;
 use crate::app::verify::{Entered, Verdict, VerifyError};
 use crate::domain::program::Mode;
 use crate::domain::sensitive::Sensitive;
-use crate::store::{Store, ZoneKeyRow};
+use crate::store::{CardRow, Store, ZoneKeyRow};
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -207,7 +207,7 @@ fn answer<S: Store>(
 pub(super) async fn chip_answer<S: Store>(
     app: &App<S>,
     caller: &crate::app::Caller,
-    card: &crate::store::CardRow,
+    card: &CardRow,
     icc: Option<&emv::IccData>,
 ) -> Result<Option<Option<String>>, ApiError> {
     let Some(icc) = icc else { return Ok(None) };
@@ -216,6 +216,29 @@ pub(super) async fn chip_answer<S: Store>(
     }
     let answer = app.chip_scripts(caller, card.clone(), icc, false).await?;
     Ok(Some(answer.icc_response_data))
+}
+
+/// Verifies the PIN `entered` for `card` as the caller's program sets it: its
+/// `max_tries`, and `migrate_legacy_pins` for a legacy card's match. The outer
+/// error is the card's PAN failing to open; the inner, the verification's refusal.
+async fn verify_as<S: Store>(
+    app: &App<S>,
+    auth: &Auth,
+    card: &CardRow,
+    entered: Entered<'_>,
+) -> Result<Result<Verdict, VerifyError>, ApiError> {
+    let pan = app.card_pan(card).await?;
+    let settings = &auth.program.settings;
+    Ok(app
+        .verify_pin(
+            card,
+            &pan,
+            u32::from(settings.max_tries),
+            entered,
+            settings.migrate_legacy_pins,
+            || auth.actor(),
+        )
+        .await)
 }
 
 pub(super) fn refused<S: Store>(app: &App<S>, e: VerifyError) -> ApiError {
@@ -255,28 +278,17 @@ pub async fn verify<S: Store>(
     super::limits::check_decrypt_failures(&app, &auth, &card.id)?;
     let (format, icc) = block_request(&body.format, &body.zone_key_id, body.icc_data.as_ref())?;
     let block = BlockBytes::decode(body.pin_block.expose());
-    let pan = app.card_pan(&card).await?;
     let entered = Entered::Block {
         format,
         block: block.bytes(),
         zone_key_id: &body.zone_key_id,
     };
-    let verdict = app
-        .verify_pin(
-            &card,
-            &pan,
-            u32::from(auth.program.settings.max_tries),
-            entered,
-            auth.program.settings.migrate_legacy_pins,
-            || auth.actor(),
-        )
-        .await
-        .map_err(|e| {
-            if matches!(e, VerifyError::Decryption) {
-                super::limits::decrypt_failed(&app, &auth, &card.id, &body.zone_key_id);
-            }
-            refused(&app, e)
-        })?;
+    let verdict = verify_as(&app, &auth, &card, entered).await?.map_err(|e| {
+        if matches!(e, VerifyError::Decryption) {
+            super::limits::decrypt_failed(&app, &auth, &card.id, &body.zone_key_id);
+        }
+        refused(&app, e)
+    })?;
     let scripts = chip_answer(&app, &auth, &card, icc.as_ref()).await?;
     Ok(answer(&app, &card.id, verdict, scripts))
 }
@@ -311,17 +323,8 @@ pub async fn sandbox_verify<S: Store>(
         )
     })?;
     drop(body);
-    let pan = app.card_pan(&card).await?;
-    let verdict = app
-        .verify_pin(
-            &card,
-            &pan,
-            u32::from(auth.program.settings.max_tries),
-            Entered::Clear(pin),
-            auth.program.settings.migrate_legacy_pins,
-            || auth.actor(),
-        )
-        .await
+    let verdict = verify_as(&app, &auth, &card, Entered::Clear(pin))
+        .await?
         .map_err(|e| refused(&app, e))?;
     Ok(answer(&app, &card.id, verdict, None))
 }

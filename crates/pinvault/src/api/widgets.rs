@@ -58,6 +58,19 @@ impl Unkeyed {
             source: self.source,
         }
     }
+
+    /// A widget's call with a token of `kind`: the token's card, and the
+    /// request as the widget acting for the card's program. A token that does
+    /// not exist is 403 `token_invalid`; the shared logic checks its state.
+    async fn widget<S: Store>(
+        self,
+        app: &App<S>,
+        presented: &str,
+        kind: TokenType,
+    ) -> Result<(CardRow, Caller), ApiError> {
+        let (_, card, program) = resolve(app, presented, kind).await??;
+        Ok((card, self.caller(program, CallerKind::Widget)))
+    }
 }
 
 /// The token's card and program, for a token of `kind` that exists (its state
@@ -406,9 +419,9 @@ pub async fn api_set_pin<S: Store>(
     unkeyed: Unkeyed,
     JsonBody(body): JsonBody<WidgetSetPin>,
 ) -> Result<Response, ApiError> {
-    let (_, card, program) =
-        resolve(&app, body.control_token.expose(), TokenType::SetPin).await??;
-    let caller = unkeyed.caller(program, CallerKind::Widget);
+    let (card, caller) = unkeyed
+        .widget(&app, body.control_token.expose(), TokenType::SetPin)
+        .await?;
     let body = SetPin {
         control_token: body.control_token,
         pin: None,
@@ -428,12 +441,14 @@ pub async fn api_reveal_pin<S: Store>(
     unkeyed: Unkeyed,
     JsonBody(body): JsonBody<WidgetRevealPin>,
 ) -> Result<Response, ApiError> {
-    let (_, card, program) =
-        resolve(&app, body.control_token.expose(), TokenType::RevealPin).await??;
+    let (card, caller) = unkeyed
+        .widget(&app, body.control_token.expose(), TokenType::RevealPin)
+        .await?;
     // The card's reveal limit holds here too (the API key's does not: there is none).
-    app.limiter
-        .check(crate::limits::Scope::CardReveal, &[&program.id, &card.id])?;
-    let caller = unkeyed.caller(program, CallerKind::Widget);
+    app.limiter.check(
+        crate::limits::Scope::CardReveal,
+        &[&caller.program.id, &card.id],
+    )?;
     let body = RevealPin {
         control_token: body.control_token,
         device_key: Some(body.device_key),

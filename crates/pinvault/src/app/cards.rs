@@ -258,23 +258,9 @@ impl<S: Store> App<S> {
         zone_key_id: &str,
         pan: &pinblock::Pan,
     ) -> AppResult<Pin> {
-        use super::zone_keys::ZoneKeyError;
         let key = self
-            .zone_key_for(zone_key_id, &caller.program.id, Usage::Verify)
-            .await
-            .map_err(|e| match e {
-                ZoneKeyError::NotFound => AppError::NotFound("zone key for this program"),
-                ZoneKeyError::WrongUsage(_) => AppError::Domain(DomainError::Forbidden(
-                    "this zone key is of usage `export`: PIN blocks under it go out, none come in"
-                        .into(),
-                )),
-                ZoneKeyError::Service(e) => AppError::Service(e),
-            })?;
-        if format == pinblock::Format::Iso4 && key.algorithm() != pinblock::KeyAlgorithm::Aes {
-            return Err(AppError::Invalid(
-                "format iso_4 is enciphered under AES only: this zone key is TDES".into(),
-            ));
-        }
+            .program_zone_key(caller, zone_key_id, Usage::Verify, format)
+            .await?;
         pinblock::decipher(format, block, pan, &key).map_err(|_| AppError::DecryptionFailed)
     }
 

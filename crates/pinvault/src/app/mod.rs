@@ -29,6 +29,19 @@ use crate::keys::transport::TransportBits;
 use crate::keys::{KeyError, KeyProvider, Keyring};
 use crate::store::{ProgramRow, Store, StoreError};
 
+/// A `From` for each error a variant wraps:
+/// `wraps!(AppError: Token(TokenError), Domain(DomainError));`.
+macro_rules! wraps {
+    ($t:ident: $($variant:ident($inner:ty)),+) => {$(
+        impl From<$inner> for $t {
+            fn from(e: $inner) -> Self {
+                $t::$variant(e)
+            }
+        }
+    )+};
+}
+pub(crate) use wraps;
+
 #[derive(Debug)]
 pub enum ServiceError {
     Store(StoreError),
@@ -46,17 +59,7 @@ impl std::fmt::Display for ServiceError {
 
 impl std::error::Error for ServiceError {}
 
-impl From<StoreError> for ServiceError {
-    fn from(e: StoreError) -> Self {
-        ServiceError::Store(e)
-    }
-}
-
-impl From<KeyError> for ServiceError {
-    fn from(e: KeyError) -> Self {
-        ServiceError::Keys(e)
-    }
-}
+wraps!(ServiceError: Store(StoreError), Keys(KeyError));
 
 /// The `From`s of an error type with a `Service(ServiceError)` variant: a
 /// service error, and the store and key errors it wraps.

@@ -60,11 +60,7 @@ impl From<ServiceError> for ChangeError {
     }
 }
 
-impl From<AppError> for ChangeError {
-    fn from(e: AppError) -> Self {
-        ChangeError::Refused(e)
-    }
-}
+super::wraps!(ChangeError: Refused(AppError));
 
 /// A change races at most this many PIN writes on its card before it gives up.
 const RACES: usize = 4;
