@@ -6,14 +6,14 @@ use zeroize::Zeroizing;
 
 use super::error::{AppError, AppResult};
 use super::pin::PinText;
-use super::{App, Caller};
+use super::{App, Caller, card_audit, card_event};
 use crate::domain::DomainError;
 use crate::domain::card::{CARD_PREFIX, parse_pan, valid_expiry, valid_external_id};
 use crate::domain::ids::new_id;
 use crate::domain::policy;
 use crate::domain::time::now;
 use crate::domain::zone_key::Usage;
-use crate::events::{EventType, event};
+use crate::events::EventType;
 use crate::store::{
     CardRow, CardStatus, Created, Effects, IdemRow, PinWrite, SealedPan, SetBy, Store, StoreResult,
 };
@@ -223,9 +223,8 @@ impl<S: Store> App<S> {
         let verification = crate::domain::legacy::verification(legacy.as_ref());
         row.legacy = legacy;
         let effects = Effects {
-            events: vec![event(
-                &row.program_id,
-                &row.id,
+            events: vec![card_event(
+                &row,
                 EventType::CardCreated,
                 json!({
                     "last4": row.last4,
@@ -236,10 +235,10 @@ impl<S: Store> App<S> {
                     "pin_verification": verification,
                 }),
             )],
-            audit: Some(caller.actor().record(
+            audit: Some(card_audit(
+                &caller.actor(),
                 "card.created",
-                Some(&row.program_id),
-                Some(&row.id),
+                &row,
                 json!({ "last4": row.last4, "pin_set_by": set_by.as_str() }),
             )),
         };
@@ -368,19 +367,18 @@ impl<S: Store> App<S> {
                     let unblocked = before.pin_blocked && !after.pin_blocked;
                     let mut events = Vec::new();
                     if unblocked {
-                        events.push(event(
-                            &after.program_id,
-                            &after.id,
+                        events.push(card_event(
+                            after,
                             EventType::PinUnblocked,
                             json!({ "reason": "card_reactivated" }),
                         ));
                     }
                     Effects {
                         events,
-                        audit: Some(actor.record(
+                        audit: Some(card_audit(
+                            &actor,
                             "card.status_changed",
-                            Some(&after.program_id),
-                            Some(&after.id),
+                            after,
                             json!({
                                 "from": before.status.as_str(),
                                 "to": after.status.as_str(),

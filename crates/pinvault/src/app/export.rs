@@ -11,10 +11,10 @@ use serde_json::json;
 
 use super::error::{AppError, AppResult};
 use super::zone_keys::ZoneKeyError;
-use super::{App, Caller};
+use super::{App, Caller, card_audit, card_event};
 use crate::domain::DomainError;
 use crate::domain::zone_key::Usage;
-use crate::events::{EventType, event};
+use crate::events::EventType;
 use crate::store::{CardRow, Effects, Store};
 
 /// An exported PIN block (enciphered: it is the answer's purpose).
@@ -87,18 +87,8 @@ impl<S: Store> App<S> {
             json!({ "zone_key_id": zone_key_id, "format": format.to_string(), "kcv": kcv });
         self.store
             .record_effects(Effects {
-                events: vec![event(
-                    &card.program_id,
-                    &card.id,
-                    EventType::PinExported,
-                    details.clone(),
-                )],
-                audit: Some(caller.actor().record(
-                    "pin.exported",
-                    Some(&card.program_id),
-                    Some(&card.id),
-                    details,
-                )),
+                events: vec![card_event(card, EventType::PinExported, details.clone())],
+                audit: Some(card_audit(&caller.actor(), "pin.exported", card, details)),
             })
             .await?;
         tracing::info!(card_id = %card.id, actor = %caller.name(), zone_key_id = %zone_key_id,

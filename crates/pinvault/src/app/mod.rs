@@ -23,11 +23,14 @@ pub mod zone_keys;
 use std::sync::Arc;
 use std::time::Duration;
 
+use serde_json::Value;
+
 use crate::audit::Actor;
 use crate::domain::time::{Timestamp, now};
+use crate::events::EventType;
 use crate::keys::transport::TransportBits;
 use crate::keys::{KeyError, KeyProvider, Keyring};
-use crate::store::{ProgramRow, Store, StoreError};
+use crate::store::{AuditEntry, CardRow, EventRow, ProgramRow, Store, StoreError};
 
 /// A `From` for each error a variant wraps:
 /// `wraps!(AppError: Token(TokenError), Domain(DomainError));`.
@@ -226,4 +229,14 @@ impl Caller {
             source: self.source.map(|ip| ip.to_string()),
         }
     }
+}
+
+/// An event of `card`, in its program.
+fn card_event(card: &CardRow, kind: EventType, data: Value) -> EventRow {
+    crate::events::event(&card.program_id, &card.id, kind, data)
+}
+
+/// `actor`'s audit entry of `action` on `card`, in its program.
+fn card_audit(actor: &Actor, action: &str, card: &CardRow, details: Value) -> AuditEntry {
+    actor.record(action, Some(&card.program_id), Some(&card.id), details)
 }
