@@ -6,6 +6,7 @@ pub mod api;
 pub mod app;
 pub mod audit;
 pub mod cli;
+pub mod der;
 pub mod domain;
 pub mod events;
 // The fuzz targets' harness (with a fixed test-only RSA key): built for the unit

@@ -83,7 +83,7 @@ pub async fn list_issuer_key_sets<S: Store>(
     let limit = ApiError::page_limit(q.limit)?;
     let page = app
         .store
-        .list_issuer_key_sets(Some(&auth.program.id), limit, q.starting_after.as_deref())
+        .list_keys::<IssuerKeySetRow>(Some(&auth.program.id), limit, q.starting_after.as_deref())
         .await?;
     super::page::answer(page, "issuer key set", |sets, has_more| {
         let data = sets.iter().map(IssuerKeySetView::new).collect();

@@ -15,7 +15,8 @@ use crate::domain::time::now;
 use crate::domain::zone_key::Usage;
 use crate::events::EventType;
 use crate::store::{
-    CardRow, CardStatus, Created, Effects, IdemRow, PinWrite, SealedPan, SetBy, Store, StoreResult,
+    CardRow, CardStatus, Created, Effects, IdemRow, PinWrite, PvkRow, SealedPan, SetBy, Store,
+    StoreResult,
 };
 
 /// A card as the caller describes it.
@@ -282,7 +283,7 @@ impl<S: Store> App<S> {
         }
         let key = self
             .store
-            .get_pvk(&caller.program.id, pvk_id)
+            .get_key::<PvkRow>(Some(&caller.program.id), pvk_id)
             .await?
             .ok_or_else(not_found)?;
         if key.method != method {

@@ -9,7 +9,7 @@ use super::{App, Caller, card_audit};
 use crate::domain::chip::{ChipState, valid_pan_sequence_number};
 use crate::domain::program::Settings;
 use crate::domain::time::now;
-use crate::store::{CardRow, ChipData, Effects, Store};
+use crate::store::{CardRow, ChipData, Effects, IssuerKeySetRow, Store};
 
 impl<S: Store> App<S> {
     /// Refuses settings whose `chip_issuer_key_set_id` names no issuer key set
@@ -18,7 +18,7 @@ impl<S: Store> App<S> {
         if let Some(id) = &settings.chip_issuer_key_set_id {
             if self
                 .store
-                .get_issuer_key_set(program_id, id)
+                .get_key::<IssuerKeySetRow>(Some(program_id), id)
                 .await?
                 .is_none()
             {
@@ -47,7 +47,7 @@ impl<S: Store> App<S> {
         if !crate::domain::ids::is_id(&id, "iks_")
             || self
                 .store
-                .get_issuer_key_set(&caller.program.id, &id)
+                .get_key::<IssuerKeySetRow>(Some(&caller.program.id), &id)
                 .await?
                 .is_none()
         {

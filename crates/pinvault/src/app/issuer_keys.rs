@@ -12,6 +12,7 @@ use crate::domain::ids::new_id;
 use crate::domain::time::now;
 use crate::keys::issuer::{self, Part};
 use crate::keys::tr31::{self, Tr31Origin};
+use crate::keys::wrapped::Wrapped;
 use crate::keys::{ZoneAlgorithm, zone};
 use crate::store::{IssuerKeySetRow, Store};
 
@@ -76,7 +77,7 @@ impl<S: Store> App<S> {
                     (key, check)
                 }
             };
-            wrapped[i] = issuer::wrap(&*provider, &id, part, &check, &key)?;
+            wrapped[i] = Wrapped::issuer(&id, part, &check).wrap(&*provider, &key)?;
             kcv[i] = check;
         }
         let mut details = json!({ "issuer_key_set_id": id, "name": name, "cvn": cvn.as_str(),
@@ -96,7 +97,7 @@ impl<S: Store> App<S> {
             created_at: now(),
             tr31,
         };
-        self.store.insert_issuer_key_set(row, audit).await?;
+        self.store.insert_key(row, audit).await?;
         Ok(ImportedIssuerKeys { id, cvn, kcv })
     }
 }

@@ -13,7 +13,8 @@ use super::zone_keys::ZoneKeyAdminError;
 use crate::audit::Actor;
 use crate::domain::ids::new_id;
 use crate::domain::time::now;
-use crate::keys::{ZoneAlgorithm, kbpk, tr31, zone};
+use crate::keys::wrapped::Wrapped;
+use crate::keys::{ZoneAlgorithm, tr31, zone};
 use crate::store::{KbpkRow, Store};
 
 pub const KBPK_PREFIX: &str = "kbpk_";
@@ -40,7 +41,7 @@ impl<S: Store> App<S> {
         let (key, kcv) = zone::combine(algorithm, components, expected_kcv)
             .map_err(|e| ZoneKeyAdminError::Refused(e.to_string()))?;
         let id = new_id(KBPK_PREFIX);
-        let wrapped = kbpk::wrap(&*self.keys.provider(), &id, algorithm, &kcv, &key)?;
+        let wrapped = Wrapped::kbpk(&id, algorithm, &kcv).wrap(&*self.keys.provider(), &key)?;
         drop(key);
         let audit = Actor::operator().record(
             "kbpk.imported",
@@ -56,7 +57,7 @@ impl<S: Store> App<S> {
             wrapped,
             created_at: now(),
         };
-        self.store.insert_kbpk(row, audit).await?;
+        self.store.insert_key(row, audit).await?;
         Ok(ImportedKbpk { id, kcv })
     }
 
@@ -79,11 +80,16 @@ impl<S: Store> App<S> {
         block: &str,
         wanted_usages: &[&str],
     ) -> Result<(SecretKey, keyblock::Header), ZoneKeyAdminError> {
-        let row = self.store.get_kbpk(kbpk_id).await?.ok_or_else(|| {
-            ZoneKeyAdminError::Refused(format!("no key block protection key {kbpk_id}"))
-        })?;
+        let row = self
+            .store
+            .get_key::<KbpkRow>(None, kbpk_id)
+            .await?
+            .ok_or_else(|| {
+                ZoneKeyAdminError::Refused(format!("no key block protection key {kbpk_id}"))
+            })?;
         let provider = self.keys.provider();
-        let key = kbpk::unwrap(&*provider, &row.id, row.algorithm, &row.kcv, &row.wrapped)?;
+        let key =
+            Wrapped::kbpk(&row.id, row.algorithm, &row.kcv).unwrap(&*provider, &row.wrapped)?;
         tr31::open(row.algorithm, &key, block, wanted_usages).map_err(ZoneKeyAdminError::Refused)
     }
 }

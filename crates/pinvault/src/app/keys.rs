@@ -12,7 +12,7 @@ use crate::domain::time::now;
 use crate::jose::{self, DecryptFailed, DeviceKey};
 use crate::keys::transport::{self, TransportKey};
 use crate::keys::{DataKeyRow, KeyError, KeyKind, KeyProvider, Keyring};
-use crate::store::{Store, StoreError};
+use crate::store::{IssuerKeySetRow, KbpkRow, PvkRow, Store, StoreError};
 
 /// How often a server re-reads the data key versions, so that a rotation made by
 /// another process is used everywhere within this time.
@@ -279,8 +279,9 @@ pub async fn migrate_master<S: Store>(
     from: Arc<dyn KeyProvider>,
     to: Arc<dyn KeyProvider>,
 ) -> Result<MigrationReport, ServiceError> {
-    use crate::keys::zone;
-    use crate::store::MasterRewrap;
+    use crate::keys::issuer::Part;
+    use crate::keys::wrapped::Wrapped;
+    use crate::store::{MasterRewrap, Rewrapped};
     let mut report = MigrationReport::default();
     // A few passes: a row added meanwhile by a process still wrapping with
     // `from` is caught by the next pass.
@@ -291,27 +292,11 @@ pub async fn migrate_master<S: Store>(
             |k: &crate::store::ZoneKeyRow| k.id.clone(),
         )
         .await?;
-        let issuer_sets = crate::store::every_page(
-            |after| async move {
-                store
-                    .list_issuer_key_sets(None, 100, after.as_deref())
-                    .await
-            },
-            |k: &crate::store::IssuerKeySetRow| k.id.clone(),
-        )
-        .await?;
+        let issuer_sets: Vec<IssuerKeySetRow> = store.every_key(None).await?;
         report.data_keys = data.len() as u64;
         report.zone_keys = zones.len() as u64;
-        let pvks = crate::store::every_page(
-            |after| async move { store.list_pvks(None, 100, after.as_deref()).await },
-            |k: &crate::store::PvkRow| k.id.clone(),
-        )
-        .await?;
-        let kbpks = crate::store::every_page(
-            |after| async move { store.list_kbpks(100, after.as_deref()).await },
-            |k: &crate::store::KbpkRow| k.id.clone(),
-        )
-        .await?;
+        let pvks: Vec<PvkRow> = store.every_key(None).await?;
+        let kbpks: Vec<KbpkRow> = store.every_key(None).await?;
         report.issuer_keys = 3 * issuer_sets.len() as u64;
         report.pin_verification_keys = pvks.len() as u64;
         report.kbpks = kbpks.len() as u64;
@@ -323,81 +308,45 @@ pub async fn migrate_master<S: Store>(
                 if probe.is_ok() {
                     continue;
                 }
-                out.push(MasterRewrap::DataKey {
-                    kind: row.kind,
-                    version: row.version,
+                out.push(MasterRewrap {
+                    of: Rewrapped::DataKey {
+                        kind: row.kind,
+                        version: row.version,
+                    },
                     old: row.wrapped.clone(),
                     new: Keyring::rewrap_row(from.as_ref(), to.as_ref(), row)?,
                 });
             }
+            // Every other key: its description, its wrapping now, its row.
+            let mut keys: Vec<(Wrapped<'_>, &Vec<u8>, Rewrapped)> = Vec::new();
             for z in &zones {
-                if zone::unwraps(to.as_ref(), &z.id, z.algorithm, &z.kcv, &z.wrapped) {
-                    continue;
-                }
-                out.push(MasterRewrap::ZoneKey {
-                    id: z.id.clone(),
-                    old: z.wrapped.clone(),
-                    new: zone::rewrap(
-                        from.as_ref(),
-                        to.as_ref(),
-                        &z.id,
-                        z.algorithm,
-                        &z.kcv,
-                        &z.wrapped,
-                    )?,
-                });
+                let key = Wrapped::zone(&z.id, z.algorithm, &z.kcv);
+                keys.push((key, &z.wrapped, Rewrapped::ZoneKey(z.id.clone())));
             }
             for set in &issuer_sets {
-                for part in crate::keys::issuer::Part::ALL {
+                for part in Part::ALL {
                     let i = part as usize;
-                    let (kcv, wrapped) = (&set.kcv[i], &set.wrapped[i]);
-                    let moved = crate::keys::issuer::rewrap(
-                        from.as_ref(),
-                        to.as_ref(),
-                        &set.id,
-                        part,
-                        kcv,
-                        wrapped,
-                    )?;
-                    if let Some(new) = moved {
-                        out.push(MasterRewrap::IssuerKey {
-                            id: set.id.clone(),
-                            part,
-                            old: wrapped.clone(),
-                            new,
-                        });
-                    }
+                    let key = Wrapped::issuer(&set.id, part, &set.kcv[i]);
+                    keys.push((
+                        key,
+                        &set.wrapped[i],
+                        Rewrapped::IssuerKey(set.id.clone(), part),
+                    ));
                 }
             }
             for k in &pvks {
-                let moved = crate::keys::pvk::rewrap(
-                    from.as_ref(),
-                    to.as_ref(),
-                    &k.id,
-                    &k.kcv,
-                    &k.wrapped,
-                )?;
-                if let Some(new) = moved {
-                    out.push(MasterRewrap::PinVerificationKey {
-                        id: k.id.clone(),
-                        old: k.wrapped.clone(),
-                        new,
-                    });
-                }
+                let key = Wrapped::pvk(&k.id, &k.kcv);
+                keys.push((key, &k.wrapped, Rewrapped::PinVerificationKey(k.id.clone())));
             }
             for k in &kbpks {
-                let moved = crate::keys::kbpk::rewrap(
-                    from.as_ref(),
-                    to.as_ref(),
-                    &k.id,
-                    k.algorithm,
-                    &k.kcv,
-                    &k.wrapped,
-                )?;
-                if let Some(new) = moved {
-                    out.push(MasterRewrap::Kbpk {
-                        id: k.id.clone(),
-                        old: k.wrapped.clone(),
+                let key = Wrapped::kbpk(&k.id, k.algorithm, &k.kcv);
+                keys.push((key, &k.wrapped, Rewrapped::Kbpk(k.id.clone())));
+            }
+            for (key, old, of) in keys {
+                if let Some(new) = key.rewrap(from.as_ref(), to.as_ref(), old)? {
+                    out.push(MasterRewrap {
+                        of,
+                        old: old.clone(),
                         new,
                     });
                 }

@@ -1,80 +1,70 @@
 //! PIN verification keys for cards migrated with legacy verification data:
 //! imported per program from clear components (the keys' rules are
-//! `keys::pvk`; the PVV and IBM 3624 arithmetic is `pinblock`).
+//! `keys::wrapped`; the PVV and IBM 3624 arithmetic is `pinblock`).
 
 use pinblock::SecretKey;
 use pinblock::ibm3624::Ibm3624Params;
 use serde_json::json;
-use zeroize::Zeroizing;
 
 use super::App;
 use super::error::{AppError, AppResult};
-use super::zone_keys::ZoneKeyAdminError;
+use super::zone_keys::{KeySource, ZoneKeyAdminError, refused_for, tr31_key_refused};
 use crate::audit::Actor;
 use crate::domain::ids::new_id;
 use crate::domain::legacy::Method;
 use crate::domain::time::now;
-use crate::keys::pvk;
+use crate::keys::wrapped::Wrapped;
+use crate::keys::{ZoneAlgorithm, zone};
 use crate::store::{PvkRow, Store, pvk_params_json};
 
 pub const PVK_PREFIX: &str = "pvk_";
 
 impl<S: Store> App<S> {
-    /// Combines the components, checks the check value where given, and
-    /// stores the key wrapped by the master key for `program_id`. `params`:
-    /// IBM 3624's (required for it, refused for a Visa PVK).
+    /// Takes the key from its components (XORed) or from a TR-31 key block
+    /// under the key block protection key `kbpk_id` (usage `V2` for a Visa
+    /// PVK, `V1` for IBM 3624; the MAC, mode of use and exportability checked
+    /// by [`App::unwrap_tr31`]; TDES, double or triple length), checks the
+    /// check value where given, and stores the key wrapped by the master key
+    /// for `program_id`. `params`: IBM 3624's (required for it, refused for a
+    /// Visa PVK).
     pub async fn import_pvk(
         &self,
         program_id: &str,
         name: &str,
         method: Method,
-        components: &[Zeroizing<String>],
+        source: KeySource<'_>,
         expected_kcv: Option<&str>,
         params: Option<Ibm3624Params>,
     ) -> Result<(String, String), ZoneKeyAdminError> {
         self.program_exists(program_id).await?;
-        let (key, kcv) = pvk::combine(components, expected_kcv)
-            .map_err(|e| ZoneKeyAdminError::Refused(format!("--component: {e}")))?;
-        self.store_pvk(program_id, name, method, key, kcv, params, None)
-            .await
-    }
-
-    /// The same from a TR-31 key block under the key block protection key
-    /// `kbpk_id`: usage `V2` for a Visa PVK, `V1` for IBM 3624 (the MAC,
-    /// mode of use and exportability checked by [`App::unwrap_tr31`]); TDES,
-    /// double or triple length.
-    #[allow(clippy::too_many_arguments)]
-    pub async fn import_pvk_tr31(
-        &self,
-        program_id: &str,
-        name: &str,
-        method: Method,
-        kbpk_id: &str,
-        block: &str,
-        expected_kcv: Option<&str>,
-        params: Option<Ibm3624Params>,
-    ) -> Result<(String, String), ZoneKeyAdminError> {
-        use super::zone_keys::{refused_for, tr31_key_refused};
-        self.program_exists(program_id).await?;
-        let usage = match method {
-            Method::VisaPvv => "V2",
-            Method::Ibm3624 => "V1",
+        let (key, kcv, origin) = match source {
+            KeySource::Components(components) => {
+                let (key, kcv) = zone::combine(ZoneAlgorithm::Tdes, components, expected_kcv)
+                    .map_err(|e| ZoneKeyAdminError::Refused(format!("--component: {e}")))?;
+                (key, kcv, None)
+            }
+            KeySource::Tr31 { kbpk_id, block } => {
+                let usage = match method {
+                    Method::VisaPvv => "V2",
+                    Method::Ibm3624 => "V1",
+                };
+                let (key, header) = self
+                    .unwrap_tr31(kbpk_id, block, &[usage])
+                    .await
+                    .map_err(refused_for("--tr31"))?;
+                if header.algorithm() != 'T' {
+                    return Err(ZoneKeyAdminError::Refused(format!(
+                        "--tr31: the key block holds a key of algorithm {}: a PIN verification key is TDES (T)",
+                        header.algorithm()
+                    )));
+                }
+                let kcv = zone::check_key(ZoneAlgorithm::Tdes, &key, expected_kcv)
+                    .map_err(|e| tr31_key_refused("--tr31", e))?;
+                let origin = crate::keys::tr31::Tr31Origin::new(kbpk_id, &header);
+                (key, kcv, Some(origin))
+            }
         };
-        let (key, header) = self
-            .unwrap_tr31(kbpk_id, block, &[usage])
-            .await
-            .map_err(refused_for("--tr31"))?;
-        if header.algorithm() != 'T' {
-            return Err(ZoneKeyAdminError::Refused(format!(
-                "--tr31: the key block holds a key of algorithm {}: a PIN verification key is TDES (T)",
-                header.algorithm()
-            )));
-        }
-        let kcv =
-            crate::keys::zone::check_key(crate::keys::ZoneAlgorithm::Tdes, &key, expected_kcv)
-                .map_err(|e| tr31_key_refused("--tr31", e))?;
-        let origin = crate::keys::tr31::Tr31Origin::new(kbpk_id, &header);
-        self.store_pvk(program_id, name, method, key, kcv, params, Some(origin))
+        self.store_pvk(program_id, name, method, key, kcv, params, origin)
             .await
     }
 
@@ -102,7 +92,7 @@ impl<S: Store> App<S> {
         };
         let id = new_id(PVK_PREFIX);
         let provider = self.keys.provider();
-        let wrapped = pvk::wrap(&*provider, &id, &kcv, &key)?;
+        let wrapped = Wrapped::pvk(&id, &kcv).wrap(&*provider, &key)?;
         drop(key);
         let mut details = json!({ "pin_verification_key_id": id, "name": name,
             "method": method.as_str(), "kcv": kcv });
@@ -129,7 +119,7 @@ impl<S: Store> App<S> {
             tr31,
             created_at: now(),
         };
-        self.store.insert_pvk(row, audit).await?;
+        self.store.insert_key(row, audit).await?;
         Ok((id, kcv))
     }
 
@@ -147,10 +137,11 @@ impl<S: Store> App<S> {
     pub async fn pvk(&self, program_id: &str, id: &str) -> AppResult<(PvkRow, SecretKey)> {
         let row = self
             .store
-            .get_pvk(program_id, id)
+            .get_key::<PvkRow>(Some(program_id), id)
             .await?
             .ok_or(AppError::NotFound("PIN verification key for this program"))?;
-        let key = pvk::unwrap(&*self.keys.provider(), &row.id, &row.kcv, &row.wrapped)
+        let key = Wrapped::pvk(&row.id, &row.kcv)
+            .unwrap(&*self.keys.provider(), &row.wrapped)
             .map_err(super::ServiceError::from)?;
         Ok((row, key))
     }

@@ -11,7 +11,8 @@ use super::{App, Caller, card_event};
 use crate::domain::chip::{Command, OfflinePin, Reported};
 use crate::domain::time::now;
 use crate::events::EventType;
-use crate::keys::issuer::{self, Part};
+use crate::keys::issuer::Part;
+use crate::keys::wrapped::Wrapped;
 use crate::store::{CardRow, ChipData, Effects, IssuerKeySetRow, Store};
 
 /// Most bytes of chip data (DE 55) read.
@@ -98,7 +99,7 @@ impl<S: Store> App<S> {
         };
         let set = self
             .store
-            .get_issuer_key_set(&card.program_id, &chip.issuer_key_set_id)
+            .get_key::<IssuerKeySetRow>(Some(&card.program_id), &chip.issuer_key_set_id)
             .await?
             .ok_or_else(|| AppError::Invalid("the card's issuer key set is gone".into()))?;
         let script = self
@@ -123,7 +124,8 @@ impl<S: Store> App<S> {
         let provider = self.keys.provider();
         let key = |part: Part| -> AppResult<emv::TdesKey> {
             let i = part as usize;
-            let k = issuer::unwrap(&*provider, &set.id, part, &set.kcv[i], &set.wrapped[i])?;
+            let k =
+                Wrapped::issuer(&set.id, part, &set.kcv[i]).unwrap(&*provider, &set.wrapped[i])?;
             emv::TdesKey::from_slice(k.expose())
                 .map_err(|_| AppError::Invalid("an issuer key is not double-length".into()))
         };

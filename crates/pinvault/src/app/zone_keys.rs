@@ -16,6 +16,7 @@ use crate::domain::time::now;
 use crate::domain::zone_key::{self as rules, Grants, Refusal, RevokeError, Usage};
 use crate::keys::ZoneAlgorithm;
 use crate::keys::tr31::{self, Tr31Origin};
+use crate::keys::wrapped::{self, Wrapped};
 use crate::keys::zone;
 use crate::keys::zone_cache::Access;
 use crate::store::{GrantChange, Store, ZoneKeyRow};
@@ -150,7 +151,7 @@ impl<S: Store> App<S> {
             }
         };
         let id = new_id("zpk_");
-        let wrapped = zone::wrap(&*self.keys.provider(), &id, algorithm, &kcv, &key)?;
+        let wrapped = Wrapped::zone(&id, algorithm, &kcv).wrap(&*self.keys.provider(), &key)?;
         drop(key);
         let grants = Grants::to(programs.iter().cloned());
         let mut details = json!({ "zone_key_id": id, "name": name, "algorithm": algorithm.as_str(),
@@ -258,7 +259,7 @@ impl<S: Store> App<S> {
                 let (kid, algorithm, kcv, wrapped) =
                     (row.id.clone(), row.algorithm, row.kcv, row.wrapped);
                 let key = tokio::task::spawn_blocking(move || {
-                    zone::unwrap(&*provider, &kid, algorithm, &kcv, &wrapped)
+                    wrapped::zone_key(&*provider, &kid, algorithm, &kcv, &wrapped)
                 })
                 .await
                 .map_err(|e| crate::keys::KeyError::Provider(format!("key task failed: {e}")))??;

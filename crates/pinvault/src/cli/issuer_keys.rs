@@ -5,15 +5,17 @@
 //! never shown again.
 
 use clap::{Subcommand, ValueEnum};
-use serde_json::{Value, json};
+use serde_json::json;
 use zeroize::Zeroizing;
 
 use super::data::{DataArgs, open_app};
-use super::output::{CliError, check_name, pretty, read_components, read_secret};
+use super::key_material::KeyListArgs;
+use super::output::{CliError, check_name, pretty, pretty_list, read_components, read_secret};
 use crate::app::issuer_keys::{KeyInput, kcv_json, tr31_json};
 use crate::app::zone_keys::KeySource;
 use crate::domain::chip::Cvn;
 use crate::domain::time::rfc3339;
+use crate::store::IssuerKeySetRow;
 use crate::store::prelude::*;
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -115,13 +117,7 @@ pub enum IssuerKeysCommand {
     },
     /// List issuer key sets (id, program, name, CVN, check values, the TR-31
     /// key block each key came in or null; never a key).
-    List {
-        /// Only this program's.
-        #[arg(long, value_name = "PRG")]
-        program: Option<String>,
-        #[command(flatten)]
-        data: DataArgs,
-    },
+    List(KeyListArgs),
 }
 
 /// One key's components, or its key block, as read from the command line.
@@ -192,33 +188,15 @@ pub async fn issuer_keys(cmd: IssuerKeysCommand) -> Result<String, CliError> {
                 "kcv": kcv_json(&made.kcv),
             })))
         }
-        IssuerKeysCommand::List { program, data } => {
+        IssuerKeysCommand::List(KeyListArgs { program, data }) => {
             let app = open_app(&data, String::new()).await?;
-            let (store, program) = (&app.store, program.as_deref());
-            let rows = crate::store::every_page(
-                |after| async move {
-                    store
-                        .list_issuer_key_sets(program, 100, after.as_deref())
-                        .await
-                },
-                |k: &crate::store::IssuerKeySetRow| k.id.clone(),
-            )
-            .await?;
-            let out: Vec<Value> = rows
-                .iter()
-                .map(|k| {
-                    json!({
-                        "id": k.id,
-                        "program_id": k.program_id,
-                        "name": k.name,
-                        "cvn": k.cvn.as_str(),
-                        "kcv": kcv_json(&k.kcv),
-                        "tr31": tr31_json(&k.tr31),
-                        "created_at": rfc3339(k.created_at),
-                    })
-                })
-                .collect();
-            Ok(pretty(&Value::Array(out)))
+            let program = program.as_deref();
+            let rows: Vec<IssuerKeySetRow> = app.store.every_key(program).await?;
+            Ok(pretty_list(&rows, |k| {
+                json!({ "id": k.id, "program_id": k.program_id, "name": k.name,
+                        "cvn": k.cvn.as_str(), "kcv": kcv_json(&k.kcv),
+                        "tr31": tr31_json(&k.tr31), "created_at": rfc3339(k.created_at) })
+            }))
         }
     }
 }

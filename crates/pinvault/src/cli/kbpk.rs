@@ -4,12 +4,13 @@
 //! wrapped by the master key and never shown again.
 
 use clap::Subcommand;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::data::{DataArgs, open_app};
-use super::output::{CliError, check_name, pretty, read_components};
+use super::output::{CliError, check_name, pretty, pretty_list, read_components};
 use super::zone_keys::ZoneAlgorithmArg;
 use crate::domain::time::rfc3339;
+use crate::store::KbpkRow;
 use crate::store::prelude::*;
 
 #[derive(Debug, Subcommand)]
@@ -60,25 +61,11 @@ pub async fn kbpks(cmd: KbpkCommand) -> Result<String, CliError> {
         }
         KbpkCommand::List { data } => {
             let app = open_app(&data, String::new()).await?;
-            let store = &app.store;
-            let rows = crate::store::every_page(
-                |after| async move { store.list_kbpks(100, after.as_deref()).await },
-                |k: &crate::store::KbpkRow| k.id.clone(),
-            )
-            .await?;
-            let out: Vec<Value> = rows
-                .iter()
-                .map(|k| {
-                    json!({
-                        "id": k.id,
-                        "name": k.name,
-                        "algorithm": k.algorithm.as_str(),
-                        "kcv": k.kcv,
-                        "created_at": rfc3339(k.created_at),
-                    })
-                })
-                .collect();
-            Ok(pretty(&Value::Array(out)))
+            let rows: Vec<KbpkRow> = app.store.every_key(None).await?;
+            Ok(pretty_list(&rows, |k| {
+                json!({ "id": k.id, "name": k.name, "algorithm": k.algorithm.as_str(),
+                        "kcv": k.kcv, "created_at": rfc3339(k.created_at) })
+            }))
         }
     }
 }

@@ -8,6 +8,7 @@ mod cards;
 mod data;
 mod issuer_keys;
 mod kbpk;
+mod key_material;
 mod key_provider;
 mod keys;
 mod listen;
@@ -121,6 +122,14 @@ fn runtime(multi: bool) -> Result<tokio::runtime::Runtime, CliError> {
         .map_err(|e| CliError::Refused(format!("cannot start the runtime: {e}")))
 }
 
+/// Runs an operator command (on a runtime of its own) for its printed result.
+fn operator(
+    command: impl std::future::Future<Output = Result<String, CliError>>,
+) -> Result<Option<zeroize::Zeroizing<String>>, CliError> {
+    let printed = runtime(false)?.block_on(command)?;
+    Ok(Some(printed.into()))
+}
+
 /// Parses the command line, runs the command, and maps the outcome to an exit code.
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
@@ -131,33 +140,15 @@ pub fn run() -> ExitCode {
                 .and_then(|rt| rt.block_on(serve::serve(*args)))
                 .map(|()| None)
         }
-        Command::Programs(cmd) => runtime(false)
-            .and_then(|rt| rt.block_on(programs::programs(cmd)))
-            .map(|s| Some(s.into())),
-        Command::ApiKeys(cmd) => runtime(false)
-            .and_then(|rt| rt.block_on(api_keys::api_keys(cmd)))
-            .map(|s| Some(s.into())),
-        Command::Keys(cmd) => runtime(false)
-            .and_then(|rt| rt.block_on(keys::keys(cmd)))
-            .map(|s| Some(s.into())),
-        Command::ZoneKeys(cmd) => runtime(false)
-            .and_then(|rt| rt.block_on(zone_keys::zone_keys(cmd)))
-            .map(|s| Some(s.into())),
-        Command::PinVerificationKeys(cmd) => runtime(false)
-            .and_then(|rt| rt.block_on(pvks::pvks(cmd)))
-            .map(|s| Some(s.into())),
-        Command::Cards(cmd) => runtime(false)
-            .and_then(|rt| rt.block_on(cards::cards(cmd)))
-            .map(|s| Some(s.into())),
-        Command::IssuerKeys(cmd) => runtime(false)
-            .and_then(|rt| rt.block_on(issuer_keys::issuer_keys(cmd)))
-            .map(|s| Some(s.into())),
-        Command::KeyBlockProtectionKeys(cmd) => runtime(false)
-            .and_then(|rt| rt.block_on(kbpk::kbpks(cmd)))
-            .map(|s| Some(s.into())),
-        Command::Audit(cmd) => runtime(false)
-            .and_then(|rt| rt.block_on(audit::audit(cmd)))
-            .map(|s| Some(s.into())),
+        Command::Programs(cmd) => operator(programs::programs(cmd)),
+        Command::ApiKeys(cmd) => operator(api_keys::api_keys(cmd)),
+        Command::Keys(cmd) => operator(keys::keys(cmd)),
+        Command::ZoneKeys(cmd) => operator(zone_keys::zone_keys(cmd)),
+        Command::PinVerificationKeys(cmd) => operator(pvks::pvks(cmd)),
+        Command::Cards(cmd) => operator(cards::cards(cmd)),
+        Command::IssuerKeys(cmd) => operator(issuer_keys::issuer_keys(cmd)),
+        Command::KeyBlockProtectionKeys(cmd) => operator(kbpk::kbpks(cmd)),
+        Command::Audit(cmd) => operator(audit::audit(cmd)),
         Command::Pinblock(cmd) => tools::pinblock(cmd).map(Some),
         Command::Kcv(args) => tools::kcv(&args).map(Some),
     };

@@ -141,3 +141,8 @@ pub fn check_name(name: &str) -> Result<&str, CliError> {
     }
     Ok(name)
 }
+
+/// Rows printed as a JSON array of their `view`s.
+pub fn pretty_list<T>(rows: &[T], view: fn(&T) -> Value) -> String {
+    pretty(&Value::Array(rows.iter().map(view).collect()))
+}

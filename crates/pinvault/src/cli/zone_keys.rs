@@ -4,14 +4,16 @@
 //! arbitrates).
 
 use clap::{Subcommand, ValueEnum};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::data::{DataArgs, open_app};
-use super::output::{CliError, check_name, pretty, read_components, read_secret};
-use crate::app::zone_keys::{KeySource, grants_json};
+use super::key_material::KeyMaterialArgs;
+use super::output::{CliError, check_name, pretty, pretty_list};
+use crate::app::zone_keys::grants_json;
 use crate::domain::time::rfc3339;
 use crate::domain::zone_key::Usage;
 use crate::keys::ZoneAlgorithm;
+use crate::store::ZoneKeyRow;
 use crate::store::prelude::*;
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -48,29 +50,8 @@ pub enum ZoneKeysCommand {
         /// must agree with it.
         #[arg(long, value_enum, required_unless_present = "tr31")]
         algorithm: Option<ZoneAlgorithmArg>,
-        /// A clear component in hex; repeat for each custodian's component. `-`
-        /// reads one line from standard input instead (keeps it out of the
-        /// process list and shell history).
-        #[arg(
-            long = "component",
-            value_name = "HEX",
-            required_unless_present = "tr31",
-            conflicts_with = "tr31"
-        )]
-        components: Vec<String>,
-        /// The key as a TR-31 key block (versions B, C, D; key usage P0) under
-        /// the key block protection key --kbpk, in place of components. `-`
-        /// reads it from one line of standard input. Its mode of use and
-        /// exportability are kept with the key.
-        #[arg(long, value_name = "BLOCK", requires = "kbpk")]
-        tr31: Option<String>,
-        /// The key block protection key (`kbpk_…`) the --tr31 block is under.
-        #[arg(long, value_name = "KBPK", requires = "tr31")]
-        kbpk: Option<String>,
-        /// The expected key check value (hex, at least 4 digits): the import is
-        /// refused if the key's differs.
-        #[arg(long)]
-        kcv: Option<String>,
+        #[command(flatten)]
+        key: KeyMaterialArgs,
         /// A program that may use the key (`prg_…`); repeat for each. Other
         /// programs naming the key get 404, as for a key that does not exist.
         #[arg(long = "program", value_name = "PRG", required = true)]
@@ -122,10 +103,7 @@ pub async fn zone_keys(cmd: ZoneKeysCommand) -> Result<String, CliError> {
         ZoneKeysCommand::Import {
             name,
             algorithm,
-            components,
-            tr31,
-            kbpk,
-            kcv,
+            key,
             programs,
             usage,
             data,
@@ -135,22 +113,14 @@ pub async fn zone_keys(cmd: ZoneKeysCommand) -> Result<String, CliError> {
                 UsageArg::Verify => Usage::Verify,
                 UsageArg::Export => Usage::Export,
             };
-            let clear = read_components("--component", components)?;
-            let block = tr31.map(|b| read_secret("--tr31", b)).transpose()?;
-            let source = match (&block, &kbpk) {
-                (Some(block), Some(kbpk_id)) => KeySource::Tr31 {
-                    kbpk_id,
-                    block: block.as_str(),
-                },
-                _ => KeySource::Components(&clear),
-            };
+            let key = key.read()?;
             let app = open_app(&data, String::new()).await?;
             let imported = app
                 .import_zone_key(
                     name,
                     algorithm.map(Into::into),
-                    source,
-                    kcv.as_deref(),
+                    key.source(),
+                    key.kcv.as_deref(),
                     &programs,
                     usage,
                 )
@@ -166,25 +136,15 @@ pub async fn zone_keys(cmd: ZoneKeysCommand) -> Result<String, CliError> {
             let store = &app.store;
             let rows = crate::store::every_page(
                 |after| async move { store.list_zone_keys(100, after.as_deref()).await },
-                |k: &crate::store::ZoneKeyRow| k.id.clone(),
+                |k: &ZoneKeyRow| k.id.clone(),
             )
             .await?;
-            let out: Vec<Value> = rows
-                .iter()
-                .map(|k| {
-                    json!({
-                        "id": k.id,
-                        "name": k.name,
-                        "algorithm": k.algorithm.as_str(),
-                        "kcv": k.kcv,
-                        "usage": k.usage.as_str(),
-                        "programs": grants_json(&k.grants),
-                        "tr31": k.tr31,
-                        "created_at": rfc3339(k.created_at),
-                    })
-                })
-                .collect();
-            Ok(pretty(&Value::Array(out)))
+            Ok(pretty_list(&rows, |k| {
+                json!({ "id": k.id, "name": k.name, "algorithm": k.algorithm.as_str(),
+                        "kcv": k.kcv, "usage": k.usage.as_str(),
+                        "programs": grants_json(&k.grants), "tr31": k.tr31,
+                        "created_at": rfc3339(k.created_at) })
+            }))
         }
     }
 }

@@ -5,11 +5,10 @@
 //! components like zone keys, stored wrapped by the master key with the set's
 //! id, the key's part and its check value as associated data.
 
-use pinblock::{KeyAlgorithm, SecretKey, ZoneKey};
+use pinblock::SecretKey;
 use zeroize::Zeroizing;
 
 use super::zone::{self, ImportError, ZoneAlgorithm};
-use super::{KeyError, KeyProvider};
 
 /// One of a set's three keys.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,50 +55,4 @@ pub fn combine(
         });
     }
     Ok((key, kcv))
-}
-
-fn aad(id: &str, part: Part, kcv: &str) -> Vec<u8> {
-    format!("pinvault issuer key {id} {} {kcv}", part.as_str()).into_bytes()
-}
-
-/// Wraps one key of a set for storage under the master key.
-pub fn wrap(
-    provider: &dyn KeyProvider,
-    id: &str,
-    part: Part,
-    kcv: &str,
-    key: &SecretKey,
-) -> Result<Vec<u8>, KeyError> {
-    provider.wrap(key.expose(), &aad(id, part, kcv))
-}
-
-/// Unwraps one key of a set and checks it still has its check value.
-pub fn unwrap(
-    provider: &dyn KeyProvider,
-    id: &str,
-    part: Part,
-    kcv: &str,
-    wrapped: &[u8],
-) -> Result<SecretKey, KeyError> {
-    let bytes = provider.unwrap(wrapped, &aad(id, part, kcv))?;
-    let bad = || KeyError::Integrity(format!("issuer key {id} {} is unusable", part.as_str()));
-    let key = SecretKey::from_slice(&bytes).map_err(|_| bad())?;
-    let check = ZoneKey::new(KeyAlgorithm::Tdes, &key).map_err(|_| bad())?;
-    if key.len() != 16 || check.kcv().to_string() != kcv {
-        return Err(bad());
-    }
-    Ok(key)
-}
-
-/// Re-wraps one stored key from one provider to another (migration); `None`
-/// when `to` unwraps it already.
-pub fn rewrap(
-    from: &dyn KeyProvider,
-    to: &dyn KeyProvider,
-    id: &str,
-    part: Part,
-    kcv: &str,
-    wrapped: &[u8],
-) -> Result<Option<Vec<u8>>, KeyError> {
-    super::rewrap_if_needed(from, to, &aad(id, part, kcv), wrapped)
 }

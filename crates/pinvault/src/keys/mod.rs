@@ -19,13 +19,12 @@
 pub mod aad;
 pub mod config;
 pub mod issuer;
-pub mod kbpk;
 mod keyfile;
 mod keyring;
 pub mod pkcs11;
-pub mod pvk;
 pub mod tr31;
 pub mod transport;
+pub mod wrapped;
 pub mod zone;
 pub mod zone_cache;
 

@@ -15,6 +15,7 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use zeroize::Zeroizing;
 
 use super::KeyError;
+use crate::der::element;
 use crate::domain::time::Timestamp;
 
 /// The RSA modulus sizes a transport key may have.
@@ -132,30 +133,6 @@ impl TransportKey {
 /// gives. (Its own accessors need the `ring-io` feature, which would bring a
 /// second `untrusted` crate next to rustls-webpki's.)
 fn rsa_public_components(der: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
-    /// One DER element of `tag`: its contents and what follows it.
-    fn element(input: &[u8], tag: u8) -> Option<(&[u8], &[u8])> {
-        let (&t, rest) = input.split_first()?;
-        if t != tag {
-            return None;
-        }
-        let (&first, rest) = rest.split_first()?;
-        let (len, rest) = if first < 0x80 {
-            (usize::from(first), rest)
-        } else {
-            let count = usize::from(first & 0x7f);
-            if count == 0 || count > 4 || rest.len() < count {
-                return None;
-            }
-            let (bytes, rest) = rest.split_at(count);
-            (
-                bytes
-                    .iter()
-                    .fold(0usize, |acc, &b| (acc << 8) | usize::from(b)),
-                rest,
-            )
-        };
-        (rest.len() >= len).then(|| rest.split_at(len))
-    }
     let unsigned = |int: &[u8]| {
         let start = int.iter().position(|&b| b != 0).unwrap_or(int.len());
         int[start..].to_vec()

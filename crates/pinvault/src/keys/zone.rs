@@ -7,8 +7,6 @@
 use pinblock::{KeyAlgorithm, SecretKey, ZoneKey};
 use zeroize::Zeroizing;
 
-use super::{KeyError, KeyProvider};
-
 /// The algorithm and length of a zone key, as the operator names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ZoneAlgorithm {
@@ -48,7 +46,7 @@ impl ZoneAlgorithm {
     }
 
     /// Whether a key of `len` bytes has this algorithm's length.
-    fn fits(self, len: usize) -> bool {
+    pub(super) fn fits(self, len: usize) -> bool {
         match self {
             ZoneAlgorithm::Tdes => len == 16 || len == 24,
             ZoneAlgorithm::Aes128 => len == 16,
@@ -196,72 +194,6 @@ fn tdes_degenerate(bytes: &[u8]) -> bool {
     };
     let (k1, k2) = (part(0), part(1));
     k1 == k2 || (bytes.len() == 24 && part(2) == k2)
-}
-
-fn aad(id: &str, algorithm: ZoneAlgorithm, kcv: &str) -> Vec<u8> {
-    format!("pinvault zone key {id} {} {kcv}", algorithm.as_str()).into_bytes()
-}
-
-/// Wraps a zone key for storage under the master key.
-pub fn wrap(
-    provider: &dyn KeyProvider,
-    id: &str,
-    algorithm: ZoneAlgorithm,
-    kcv: &str,
-    key: &SecretKey,
-) -> Result<Vec<u8>, KeyError> {
-    provider.wrap(key.expose(), &aad(id, algorithm, kcv))
-}
-
-/// Unwraps a stored zone key and checks it still has its recorded check value.
-pub fn unwrap(
-    provider: &dyn KeyProvider,
-    id: &str,
-    algorithm: ZoneAlgorithm,
-    kcv: &str,
-    wrapped: &[u8],
-) -> Result<ZoneKey, KeyError> {
-    let bytes = provider.unwrap(wrapped, &aad(id, algorithm, kcv))?;
-    let secret = SecretKey::from_slice(&bytes)
-        .map_err(|_| KeyError::Integrity(format!("zone key {id} has a bad length")))?;
-    if !algorithm.fits(secret.len()) {
-        return Err(KeyError::Integrity(format!(
-            "zone key {id} has a bad length"
-        )));
-    }
-    let zone = ZoneKey::new(algorithm.block_algorithm(), &secret)
-        .map_err(|_| KeyError::Integrity(format!("zone key {id} is unusable")))?;
-    if zone.kcv().to_string() != kcv {
-        return Err(KeyError::Integrity(format!(
-            "zone key {id} does not match its check value"
-        )));
-    }
-    Ok(zone)
-}
-
-/// Re-wraps a stored zone key from one provider to another (migration).
-pub fn rewrap(
-    from: &dyn KeyProvider,
-    to: &dyn KeyProvider,
-    id: &str,
-    algorithm: ZoneAlgorithm,
-    kcv: &str,
-    wrapped: &[u8],
-) -> Result<Vec<u8>, KeyError> {
-    let a = aad(id, algorithm, kcv);
-    let bytes = from.unwrap(wrapped, &a)?;
-    to.wrap(&bytes, &a)
-}
-
-/// Whether `provider` unwraps this stored zone key.
-pub fn unwraps(
-    provider: &dyn KeyProvider,
-    id: &str,
-    algorithm: ZoneAlgorithm,
-    kcv: &str,
-    wrapped: &[u8],
-) -> bool {
-    provider.unwrap(wrapped, &aad(id, algorithm, kcv)).is_ok()
 }
 
 #[cfg(test)]

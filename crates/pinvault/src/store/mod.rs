@@ -25,9 +25,9 @@ use std::future::Future;
 pub use any::AnyStore;
 pub use backend::Backend;
 pub use catalogue::{
-    AuditStore, CardStore, ChangeEffects, ChipStore, GrantChange, ImportStore, IssuerKeyStore,
-    KbpkStore, KeyStore, PinChangeOutcome, PinChangeRow, PinChangeStore, ProgramStore, PvkStore,
-    REVERSIBLE_S, Resealable, TokenStore, WebhookStore, ZoneKeyStore, every_page, pvk_params_json,
+    AuditStore, CardStore, ChangeEffects, ChipStore, GrantChange, ImportStore, KeyRow, KeyStore,
+    KeyTableStore, PinChangeOutcome, PinChangeRow, PinChangeStore, ProgramStore, REVERSIBLE_S,
+    Resealable, TokenStore, WebhookStore, ZoneKeyStore, every_page, pvk_params_json,
 };
 pub use error::{StoreError, StoreResult};
 pub use postgres::{PgSettings, PgStore, PgTls, PgTlsConnect, PgTlsStream, SslMode, TlsError};
@@ -38,9 +38,8 @@ pub use sqlite::SqliteStore;
 /// (`AnyStore`); code generic over `S: Store` has them already.
 pub mod prelude {
     pub use super::{
-        AuditStore, Backend, CardStore, ChipStore, ImportStore, IssuerKeyStore, KbpkStore,
-        KeyStore, PinChangeStore, ProgramStore, PvkStore, Store, TokenStore, WebhookStore,
-        ZoneKeyStore,
+        AuditStore, Backend, CardStore, ChipStore, ImportStore, KeyStore, KeyTableStore,
+        PinChangeStore, ProgramStore, Store, TokenStore, WebhookStore, ZoneKeyStore,
     };
 }
 
@@ -51,12 +50,10 @@ pub trait Store:
     + CardStore
     + ChipStore
     + ImportStore
-    + IssuerKeyStore
-    + KbpkStore
     + KeyStore
+    + KeyTableStore
     + PinChangeStore
     + ProgramStore
-    + PvkStore
     + TokenStore
     + WebhookStore
     + ZoneKeyStore

@@ -228,34 +228,20 @@ pub struct KbpkRow {
 /// A key wrapped by the master key, re-wrapped under another provider
 /// (`pinvault keys migrate`). Applied only if the row still holds `old`.
 #[derive(Debug, Clone)]
-pub enum MasterRewrap {
-    DataKey {
-        kind: KeyKind,
-        version: u32,
-        old: Vec<u8>,
-        new: Vec<u8>,
-    },
-    ZoneKey {
-        id: String,
-        old: Vec<u8>,
-        new: Vec<u8>,
-    },
-    IssuerKey {
-        id: String,
-        part: crate::keys::issuer::Part,
-        old: Vec<u8>,
-        new: Vec<u8>,
-    },
-    PinVerificationKey {
-        id: String,
-        old: Vec<u8>,
-        new: Vec<u8>,
-    },
-    Kbpk {
-        id: String,
-        old: Vec<u8>,
-        new: Vec<u8>,
-    },
+pub struct MasterRewrap {
+    pub of: Rewrapped,
+    pub old: Vec<u8>,
+    pub new: Vec<u8>,
+}
+
+/// The row of a [`MasterRewrap`]: a data key, or a key by its id.
+#[derive(Debug, Clone)]
+pub enum Rewrapped {
+    DataKey { kind: KeyKind, version: u32 },
+    ZoneKey(String),
+    IssuerKey(String, crate::keys::issuer::Part),
+    PinVerificationKey(String),
+    Kbpk(String),
 }
 
 /// A program's issuer master keys for chip cards, wrapped by the master key.

@@ -7,7 +7,7 @@ use crate::store::backend::Backend;
 use crate::store::db::{Sql, all, args, sql, vals};
 use crate::store::decode::{self, card_cols, select};
 use crate::store::error::StoreResult;
-use crate::store::rows::{CardRow, MasterRewrap, Rewrap};
+use crate::store::rows::{CardRow, MasterRewrap, Rewrap, Rewrapped};
 
 const DATA_KEYS: Sql =
     sql!("SELECT kind, version, wrapped, created_at FROM data_keys ORDER BY kind, version");
@@ -245,31 +245,21 @@ pub trait KeyStore: Backend {
         self.write(rewraps, |db, rewraps| {
             Box::pin(async move {
                 let mut n = 0;
-                for r in rewraps {
-                    n += match r {
-                        MasterRewrap::DataKey {
-                            kind,
-                            version,
-                            old,
-                            new,
-                        } => {
+                for MasterRewrap { of, old, new } in rewraps {
+                    let (sql, id) = match of {
+                        Rewrapped::DataKey { kind, version } => {
                             let args = args![new, kind.as_str(), *version, old];
-                            db.exec(&REWRAP_DATA_KEY, &args).await?
+                            n += db.exec(&REWRAP_DATA_KEY, &args).await?;
+                            continue;
                         }
-                        MasterRewrap::ZoneKey { id, old, new } => {
-                            db.exec(&REWRAP_ZONE_KEY, &args![new, id, old]).await?
+                        Rewrapped::ZoneKey(id) => (&REWRAP_ZONE_KEY, id),
+                        Rewrapped::IssuerKey(id, part) => {
+                            (&super::issuer_keys::REWRAP[*part as usize], id)
                         }
-                        MasterRewrap::IssuerKey { id, part, old, new } => {
-                            let sql = &super::issuer_keys::REWRAP[*part as usize];
-                            db.exec(sql, &args![new, id, old]).await?
-                        }
-                        MasterRewrap::PinVerificationKey { id, old, new } => {
-                            db.exec(&super::pvks::REWRAP, &args![new, id, old]).await?
-                        }
-                        MasterRewrap::Kbpk { id, old, new } => {
-                            db.exec(&super::kbpk::REWRAP, &args![new, id, old]).await?
-                        }
+                        Rewrapped::PinVerificationKey(id) => (&super::pvks::REWRAP, id),
+                        Rewrapped::Kbpk(id) => (&super::kbpk::REWRAP, id),
                     };
+                    n += db.exec(sql, &args![new, id, old]).await?;
                 }
                 Ok(n)
             })

@@ -178,17 +178,25 @@ async fn a_legacy_pin_is_captured_once() {
             created_at: now(),
         };
         store
-            .insert_pvk(pvk.clone(), operator("pin_verification_key.imported"))
+            .insert_key(pvk.clone(), operator("pin_verification_key.imported"))
             .await
             .unwrap();
-        let got = store.get_pvk(&p.id, &pvk.id).await.unwrap().unwrap();
+        let got = store
+            .get_key::<PvkRow>(Some(&p.id), &pvk.id)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(
             (got.method, got.params),
             (pvk.method, pvk.params.clone()),
             "{name}"
         );
         assert!(
-            store.get_pvk("prg_other", &pvk.id).await.unwrap().is_none(),
+            store
+                .get_key::<PvkRow>(Some("prg_other"), &pvk.id)
+                .await
+                .unwrap()
+                .is_none(),
             "{name}"
         );
         let mut c = card(&p.id);

@@ -18,6 +18,8 @@ use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use tokio_rustls::rustls::server::ParsedCertificate;
 use tokio_rustls::rustls::{DigitallySignedStruct, Error, RootCertStore, SignatureScheme};
 
+use crate::der::element;
+
 use super::url::RootCert;
 
 /// The CAs a server's certificate must chain to.
@@ -126,10 +128,10 @@ pub(super) fn end_point_hash(cert: &[u8]) -> Option<Vec<u8>> {
 /// The hash of a DER certificate's `signatureAlgorithm`.
 fn signature_hash(cert: &[u8]) -> Option<&'static digest::Algorithm> {
     // Certificate ::= SEQUENCE { tbsCertificate, signatureAlgorithm, signature }
-    let (body, _) = der(cert, 0x30)?;
-    let (_, after_tbs) = der(body, 0x30)?;
-    let (algorithm, _) = der(after_tbs, 0x30)?;
-    let (oid, _) = der(algorithm, 0x06)?;
+    let (body, _) = element(cert, 0x30)?;
+    let (_, after_tbs) = element(body, 0x30)?;
+    let (algorithm, _) = element(after_tbs, 0x30)?;
+    let (oid, _) = element(algorithm, 0x06)?;
     const RSA: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01];
     const ECDSA: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04];
     Some(match oid {
@@ -143,30 +145,6 @@ fn signature_hash(cert: &[u8]) -> Option<&'static digest::Algorithm> {
         [e @ .., 0x03, 0x04] if e == ECDSA => &digest::SHA512,
         _ => return None,
     })
-}
-
-/// One DER element of the given tag at the start of `input`: its contents and
-/// what follows it.
-fn der(input: &[u8], tag: u8) -> Option<(&[u8], &[u8])> {
-    let (&first, rest) = input.split_first()?;
-    if first != tag {
-        return None;
-    }
-    let (&len, rest) = rest.split_first()?;
-    let (len, rest) = if len < 0x80 {
-        (usize::from(len), rest)
-    } else {
-        let n = usize::from(len & 0x7f);
-        if n == 0 || n > 4 || rest.len() < n {
-            return None;
-        }
-        let (bytes, rest) = rest.split_at(n);
-        let len = bytes
-            .iter()
-            .fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
-        (len, rest)
-    };
-    (rest.len() >= len).then(|| rest.split_at(len))
 }
 
 #[cfg(test)]

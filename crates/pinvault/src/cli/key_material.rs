@@ -1,0 +1,83 @@
+//! The flags by which an import command is given a key: clear components, or
+//! a TR-31 key block under a key block protection key, and the check value
+//! expected of it (`zone-keys import`, `pin-verification-keys import`).
+
+use zeroize::Zeroizing;
+
+use super::data::DataArgs;
+use super::output::{CliError, read_components, read_secret};
+use crate::app::zone_keys::KeySource;
+
+#[derive(Debug, clap::Args)]
+pub struct KeyMaterialArgs {
+    /// A clear component in hex; repeat for each custodian's component (they
+    /// are XORed). `-` reads one line from standard input instead (keeps it
+    /// out of the process list and shell history).
+    #[arg(
+        long = "component",
+        value_name = "HEX",
+        required_unless_present = "tr31",
+        conflicts_with = "tr31"
+    )]
+    components: Vec<String>,
+    /// The key as a TR-31 key block (versions B, C, D) under the key block
+    /// protection key --kbpk, in place of components; its key usage must be
+    /// the key's (P0 for a zone key, V2 for a Visa PVK, V1 for an IBM 3624
+    /// key). `-` reads it from one line of standard input. Its mode of use
+    /// and exportability are kept with the key.
+    #[arg(long, value_name = "BLOCK", requires = "kbpk")]
+    tr31: Option<String>,
+    /// The key block protection key (`kbpk_…`) the --tr31 block is under.
+    #[arg(long, value_name = "KBPK", requires = "tr31")]
+    kbpk: Option<String>,
+    /// The expected key check value (hex, at least 4 digits): the import is
+    /// refused if the key's differs.
+    #[arg(long, value_name = "HEX")]
+    kcv: Option<String>,
+}
+
+/// The flags of a list of keys that are a program's.
+#[derive(Debug, clap::Args)]
+pub struct KeyListArgs {
+    /// Only this program's.
+    #[arg(long, value_name = "PRG")]
+    pub program: Option<String>,
+    #[command(flatten)]
+    pub data: DataArgs,
+}
+
+/// A key as given, with `-` values read from standard input.
+pub struct KeyMaterial {
+    clear: Vec<Zeroizing<String>>,
+    block: Option<(Zeroizing<String>, String)>,
+    /// The check value expected of the key.
+    pub kcv: Option<String>,
+}
+
+impl KeyMaterialArgs {
+    /// Reads the `-` values, in the flags' order.
+    pub fn read(self) -> Result<KeyMaterial, CliError> {
+        let clear = read_components("--component", self.components)?;
+        let block = match (self.tr31, self.kbpk) {
+            (Some(block), Some(kbpk)) => Some((read_secret("--tr31", block)?, kbpk)),
+            _ => None,
+        };
+        Ok(KeyMaterial {
+            clear,
+            block,
+            kcv: self.kcv,
+        })
+    }
+}
+
+impl KeyMaterial {
+    pub fn source(&self) -> KeySource<'_> {
+        match &self.block {
+            Some((block, kbpk_id)) => KeySource::Tr31 {
+                kbpk_id,
+                block: block.as_str(),
+            },
+            None => KeySource::Components(&self.clear),
+        }
+    }
+}
