@@ -3,14 +3,14 @@
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
 use super::error::ApiError;
-use super::extract::{Auth, AuthCard, JsonBody, PathId, QueryParams};
+use super::extract::{Auth, AuthCard, JsonBody, PathId, QueryParams, from_value};
 use super::idempotency::{self, Idempotency};
 use super::responses::{
     CardNotFound, IdempotencyConflict, InvalidBody, InvalidQuery, NotFound, UnsupportedMediaType,
@@ -144,17 +144,14 @@ pub async fn create<S: Store>(
     JsonBody(raw): JsonBody<Value>,
 ) -> Result<Response, ApiError> {
     let idem = Idempotency::from_headers(&headers, &auth.program.id, "POST /v1/cards", &raw)?;
-    if let Some(idem) = &idem {
-        if let Some(replay) = idempotency::replay(&app, idem).await? {
-            return Ok(replay);
-        }
+    if let Some(replay) = idempotency::replay(&app, idem.as_ref()).await? {
+        return Ok(replay);
     }
     let input = card_input(raw)?;
     let caller: &crate::app::Caller = &auth;
     let card = app.new_card(caller, input).await?;
-    let response = serde_json::to_value(CardView::new(&card.row, &auth.program.settings))
-        .map_err(|_| ApiError::internal())?;
-    idempotency::create(&app, idem, StatusCode::CREATED, response, |idem_row| {
+    let view = CardView::new(&card.row, &auth.program.settings);
+    idempotency::create(&app, idem, &view, |idem_row| {
         app.save_card(caller, card, idem_row)
     })
     .await
@@ -163,8 +160,7 @@ pub async fn create<S: Store>(
 /// A `POST /v1/cards` body read (the same for `pinvault cards import`'s
 /// lines); refusals never quote a value.
 pub(crate) fn card_input(raw: Value) -> Result<CardInput, ApiError> {
-    let body: CreateCard =
-        serde_json::from_value(raw).map_err(|e| ApiError::invalid(super::safe_message(&e)))?;
+    let body: CreateCard = from_value(raw)?;
     let pin = match body.pin {
         None => None,
         Some(p) => Some(initial_pin(p)?),

@@ -11,7 +11,9 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use super::error::ApiError;
-use super::extract::{Auth, AuthCard, JsonBody, NoBodyOrJson, OptionalJsonBody, PathId};
+use super::extract::{
+    Auth, AuthCard, JsonBody, NoBodyOrJson, OptionalJsonBody, PathId, from_value,
+};
 use super::idempotency::{self, Idempotency};
 use super::limits::Operation;
 use super::responses::{
@@ -110,13 +112,10 @@ pub async fn create_token<S: Store>(
     let idem = Idempotency::from_headers(&headers, &auth.program.id, &route, &raw)?;
     let card = found.card()?;
     let auth = found.auth;
-    if let Some(idem) = &idem {
-        if let Some(replay) = idempotency::replay(&app, idem).await? {
-            return Ok(replay);
-        }
+    if let Some(replay) = idempotency::replay(&app, idem.as_ref()).await? {
+        return Ok(replay);
     }
-    let body: CreateToken =
-        serde_json::from_value(raw).map_err(|e| ApiError::invalid(super::safe_message(&e)))?;
+    let body: CreateToken = from_value(raw)?;
     let kind = TokenType::parse(&body.kind)
         .ok_or_else(|| ApiError::invalid("`type` must be \"set_pin\" or \"reveal_pin\""))?;
     let caller: &crate::app::Caller = &auth;
@@ -133,8 +132,7 @@ pub async fn create_token<S: Store>(
             token.widget_path()
         )),
     };
-    let response = serde_json::to_value(&view).map_err(|_| ApiError::internal())?;
-    idempotency::create(&app, idem, StatusCode::CREATED, response, |idem_row| {
+    idempotency::create(&app, idem, &view, |idem_row| {
         app.save_token(caller, token, idem_row)
     })
     .await

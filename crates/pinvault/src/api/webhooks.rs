@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 use utoipa::{IntoParams, ToSchema};
 
 use super::error::ApiError;
-use super::extract::{Auth, JsonBody, PathId, QueryParams};
+use super::extract::{Auth, JsonBody, PathId, QueryParams, from_value};
 use super::idempotency::{self, Idempotency};
 use super::responses::{IdempotencyConflict, InvalidQuery, NotFound};
 use super::views::Problem;
@@ -238,13 +238,10 @@ pub async fn create_endpoint<S: Store>(
         "POST /v1/webhook-endpoints",
         &raw,
     )?;
-    if let Some(idem) = &idem {
-        if let Some(replay) = idempotency::replay(&app, idem).await? {
-            return Ok(replay);
-        }
+    if let Some(replay) = idempotency::replay(&app, idem.as_ref()).await? {
+        return Ok(replay);
     }
-    let body: CreateEndpoint =
-        serde_json::from_value(raw).map_err(|e| ApiError::invalid(super::safe_message(&e)))?;
+    let body: CreateEndpoint = from_value(raw)?;
     let target = webhooks::parse_url(&body.url).map_err(ApiError::invalid)?;
     webhooks::check_literal(&target, app.settings.webhooks.allow_private_targets)
         .map_err(ApiError::invalid)?;
@@ -289,7 +286,6 @@ pub async fn create_endpoint<S: Store>(
         created_at: rfc3339(row.created_at),
         secret: Sensitive::new(secret.expose().to_owned()),
     };
-    let response = serde_json::to_value(&view).map_err(|_| ApiError::internal())?;
     let audit = auth.actor().record(
         "webhook_endpoint.created",
         Some(&auth.program.id),
@@ -297,7 +293,7 @@ pub async fn create_endpoint<S: Store>(
         serde_json::json!({ "endpoint_id": id, "url": row.url, "events": row.events }),
     );
     tracing::info!(endpoint_id = %id, actor = %auth.name(), "webhook endpoint created");
-    idempotency::create(&app, idem, StatusCode::CREATED, response, |idem_row| {
+    idempotency::create(&app, idem, &view, |idem_row| {
         app.store.create_webhook_endpoint(row, idem_row, audit)
     })
     .await
