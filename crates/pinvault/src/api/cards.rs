@@ -135,8 +135,7 @@ pub struct ListCards {
         IdempotencyConflict,
         UnsupportedMediaType,
         (status = 422, description = "`invalid_pan`, `invalid_pin`, `weak_pin`, `decryption_failed` (`pin.encrypted` or `pin.pin_block` cannot be used), `invalid_request`", body = Problem, content_type = "application/problem+json"),
-    ),
-    security(("api_key" = [])))]
+    ))]
 pub async fn create<S: Store>(
     State(app): State<Arc<App<S>>>,
     auth: Auth,
@@ -254,8 +253,7 @@ fn initial_pin(p: PinInput) -> Result<InitialPin, ApiError> {
 
 /// A card of the calling program.
 #[utoipa::path(get, path = "/v1/cards/{id}", operation_id = "getCard", tag = "cards", params(("id" = String, Path)),
-    responses((status = 200, description = "OK", body = CardView), NotFound),
-    security(("api_key" = [])))]
+    responses((status = 200, description = "OK", body = CardView), NotFound))]
 pub async fn get(mut found: AuthCard) -> Result<Response, ApiError> {
     let card = found.card()?;
     let auth = found.auth;
@@ -264,8 +262,7 @@ pub async fn get(mut found: AuthCard) -> Result<Response, ApiError> {
 
 /// The program's cards, newest first.
 #[utoipa::path(get, path = "/v1/cards", operation_id = "listCards", tag = "cards", params(ListCards),
-    responses((status = 200, description = "OK", body = CardList), InvalidQuery),
-    security(("api_key" = [])))]
+    responses((status = 200, description = "OK", body = CardList), InvalidQuery))]
 pub async fn list<S: Store>(
     State(app): State<Arc<App<S>>>,
     auth: Auth,
@@ -296,8 +293,7 @@ pub async fn list<S: Store>(
 /// Change a card's status; reactivating a card PIN blocking made inactive also unblocks its PIN.
 #[utoipa::path(patch, path = "/v1/cards/{id}", operation_id = "updateCard", tag = "cards", params(("id" = String, Path)), request_body = UpdateCard,
     responses((status = 200, description = "OK", body = CardView), CardNotFound,
-        InvalidBody),
-    security(("api_key" = [])))]
+        InvalidBody))]
 pub async fn update<S: Store>(
     State(app): State<Arc<App<S>>>,
     auth: Auth,
@@ -324,8 +320,7 @@ pub async fn update<S: Store>(
 
 /// The state of a card's PIN.
 #[utoipa::path(get, path = "/v1/cards/{id}/pin/status", operation_id = "getPinStatus", tag = "pin", params(("id" = String, Path)),
-    responses((status = 200, description = "OK", body = PinStatusView), CardNotFound),
-    security(("api_key" = [])))]
+    responses((status = 200, description = "OK", body = PinStatusView), CardNotFound))]
 pub async fn pin_status(mut found: AuthCard) -> Result<Response, ApiError> {
     let card = found.card()?;
     let auth = found.auth;

@@ -73,8 +73,7 @@ pub struct ListIssuerKeySets {
 /// The program's issuer key sets (loaded by the operator with `pinvault
 /// issuer-keys import`), newest first.
 #[utoipa::path(get, path = "/v1/issuer-key-sets", operation_id = "listIssuerKeySets", tag = "chip", params(ListIssuerKeySets),
-    responses((status = 200, description = "OK", body = IssuerKeySetList), InvalidQuery),
-    security(("api_key" = [])))]
+    responses((status = 200, description = "OK", body = IssuerKeySetList), InvalidQuery))]
 pub async fn list_issuer_key_sets<S: Store>(
     State(app): State<Arc<App<S>>>,
     auth: Auth,
@@ -97,8 +96,7 @@ pub async fn list_issuer_key_sets<S: Store>(
 #[utoipa::path(post, path = "/v1/cards/{id}/chip/unblock-offline-pin", operation_id = "unblockOfflinePin", tag = "chip", params(("id" = String, Path)),
     responses((status = 204, description = "`unblock_pin` is pending (or `change_pin` already was)"),
         CardNotFound,
-        (status = 422, description = "`invalid_request`: the card has no chip data", body = Problem, content_type = "application/problem+json")),
-    security(("api_key" = [])))]
+        (status = 422, description = "`invalid_request`: the card has no chip data", body = Problem, content_type = "application/problem+json")))]
 pub async fn unblock_offline_pin<S: Store>(
     State(app): State<Arc<App<S>>>,
     auth: Auth,
@@ -137,8 +135,7 @@ pub struct ScriptResponse {
     responses((status = 200, description = "The script for the pending command, or `null`", body = ScriptResponse),
         CardNotFound,
         (status = 409, description = "`pin_not_available`: a PIN CHANGE is due for a card migrated with legacy data whose PIN is not captured yet", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`invalid_request`: malformed `icc_data` (TLV, or 9F26/9F36 missing or of the wrong length), or a card without chip data", body = Problem, content_type = "application/problem+json")),
-    security(("api_key" = [])))]
+        (status = 422, description = "`invalid_request`: malformed `icc_data` (TLV, or 9F26/9F36 missing or of the wrong length), or a card without chip data", body = Problem, content_type = "application/problem+json")))]
 pub async fn scripts<S: Store>(
     State(app): State<Arc<App<S>>>,
     mut found: AuthCard,

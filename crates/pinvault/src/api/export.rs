@@ -45,8 +45,7 @@ pub struct ExportedPin {
         CardOrZoneKeyNotFound,
         (status = 409, description = "`pin_not_available`: a legacy card whose PIN no verification has captured yet", body = Problem, content_type = "application/problem+json"),
         InvalidBody,
-        (status = 429, description = "`rate_limited`: per API key and per card", body = Problem, content_type = "application/problem+json")),
-    security(("api_key" = [])))]
+        (status = 429, description = "`rate_limited`: per API key and per card", body = Problem, content_type = "application/problem+json")))]
 pub async fn export<S: Store>(
     State(app): State<Arc<App<S>>>,
     mut found: AuthCard,

@@ -98,8 +98,7 @@ pub struct Unblock {
         IdempotencyConflict,
         (status = 403, description = "`reveal_disabled`", body = Problem, content_type = "application/problem+json"),
         CardNotFound,
-        InvalidBody),
-    security(("api_key" = [])))]
+        InvalidBody))]
 pub async fn create_token<S: Store>(
     State(app): State<Arc<App<S>>>,
     mut found: AuthCard,
@@ -147,8 +146,7 @@ pub async fn create_token<S: Store>(
         (status = 202, description = "Staged mode: the PIN is staged (replacing any staged before) until the token's `expires_at`; commit it with `POST /v1/cards/{id}/pin/commit`", body = StagedView),
         (status = 403, description = "`token_invalid`, `token_expired`, `token_used`, `token_superseded`, `token_exhausted`, `plaintext_not_allowed`", body = Problem, content_type = "application/problem+json"),
         CardNotFound,
-        InvalidPinSet),
-    security(("api_key" = [])))]
+        InvalidPinSet))]
 pub async fn set_pin<S: Store>(
     State(app): State<Arc<App<S>>>,
     mut found: AuthCard,
@@ -198,8 +196,7 @@ pub(super) async fn set_pin_of<S: Store>(
     request_body(content = Option<CommitPin>, description = "Optional: no body, or an empty JSON object (`Content-Type: application/json`)"),
     responses((status = 204, description = "The staged PIN is now the card's PIN: set by the cardholder, the fail count reset, the PIN unblocked; nothing is staged any more"),
         CardNotFound,
-        (status = 409, description = "`nothing_staged`: no staged PIN, or it expired (with its token), or another commit took it", body = Problem, content_type = "application/problem+json")),
-    security(("api_key" = [])))]
+        (status = 409, description = "`nothing_staged`: no staged PIN, or it expired (with its token), or another commit took it", body = Problem, content_type = "application/problem+json")))]
 pub async fn commit<S: Store>(
     State(app): State<Arc<App<S>>>,
     auth: Auth,
@@ -216,8 +213,7 @@ pub async fn commit<S: Store>(
         (status = 403, description = "`reveal_disabled`, `plaintext_not_allowed`, token errors", body = Problem, content_type = "application/problem+json"),
         CardNotFound,
         (status = 409, description = "`pin_not_available`: a card migrated with legacy data whose PIN no verification has captured yet (the token is not spent)", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`invalid_request`: `device_key` is not a public P-256 key (wrong `kty` or curve, not on the curve, private part present)", body = Problem, content_type = "application/problem+json")),
-    security(("api_key" = [])))]
+        (status = 422, description = "`invalid_request`: `device_key` is not a public P-256 key (wrong `kty` or curve, not on the curve, private part present)", body = Problem, content_type = "application/problem+json")))]
 pub async fn reveal<S: Store>(
     State(app): State<Arc<App<S>>>,
     mut found: AuthCard,
@@ -259,8 +255,7 @@ pub(super) async fn reveal_of<S: Store>(
 #[utoipa::path(post, path = "/v1/cards/{id}/pin/unblock", operation_id = "unblockPin", tag = "pin", params(("id" = String, Path)), request_body = Unblock,
     responses((status = 204, description = "Unblocked"),
         CardNotFound,
-        UnsupportedMediaType),
-    security(("api_key" = [])))]
+        UnsupportedMediaType))]
 pub async fn unblock<S: Store>(
     State(app): State<Arc<App<S>>>,
     mut found: AuthCard,

@@ -61,8 +61,7 @@ pub struct ChangeResult {
     responses((status = 200, description = "`changed` (with `change_id`), `mismatch` (one try counted), `blocked` or `card_inactive` (not checked, nothing counted)", body = ChangeResult),
         ZoneKeyForExport,
         CardOrZoneKeyNotFound,
-        (status = 422, description = "`decryption_failed` (either block; no try counted), `invalid_pin` / `weak_pin` (the new PIN; nothing changed but the reset fail count), `invalid_request`", body = Problem, content_type = "application/problem+json")),
-    security(("api_key" = [])))]
+        (status = 422, description = "`decryption_failed` (either block; no try counted), `invalid_pin` / `weak_pin` (the new PIN; nothing changed but the reset fail count), `invalid_request`", body = Problem, content_type = "application/problem+json")))]
 pub async fn change<S: Store>(
     State(app): State<Arc<App<S>>>,
     auth: Auth,
@@ -122,8 +121,7 @@ pub async fn change<S: Store>(
 #[utoipa::path(post, path = "/v1/pin-changes/{id}/reverse", operation_id = "reversePinChange", tag = "verification", params(("id" = String, Path)),
     responses((status = 204, description = "The PIN before the change is the card's PIN again"),
         (status = 404, description = "`not_found`: no such PIN change for this program", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`reversal_not_possible`: more than 24 hours old, reversed already, or the PIN changed since", body = Problem, content_type = "application/problem+json")),
-    security(("api_key" = [])))]
+        (status = 409, description = "`reversal_not_possible`: more than 24 hours old, reversed already, or the PIN changed since", body = Problem, content_type = "application/problem+json")))]
 pub async fn reverse<S: Store>(
     State(app): State<Arc<App<S>>>,
     auth: Auth,

@@ -266,8 +266,7 @@ pub(super) fn refused<S: Store>(app: &App<S>, e: VerifyError) -> ApiError {
     responses((status = 200, description = "`match`, `mismatch` (one try counted), `blocked` (not checked) or `card_inactive` (the card is suspended or was made inactive other than by PIN blocking: not checked, nothing counted)", body = VerifyResult),
         ZoneKeyForExport,
         CardOrZoneKeyNotFound,
-        (status = 422, description = "`decryption_failed` (no try counted), `invalid_request`", body = Problem, content_type = "application/problem+json")),
-    security(("api_key" = [])))]
+        (status = 422, description = "`decryption_failed` (no try counted), `invalid_request`", body = Problem, content_type = "application/problem+json")))]
 pub async fn verify<S: Store>(
     State(app): State<Arc<App<S>>>,
     mut found: AuthCard,
@@ -298,8 +297,7 @@ pub async fn verify<S: Store>(
 #[utoipa::path(post, path = "/v1/test/cards/{id}/pin/verify", operation_id = "sandboxVerifyPin", tag = "verification", params(("id" = String, Path)), request_body = SandboxVerify,
     responses((status = 200, description = "`match`, `mismatch` (one try counted), `blocked` (not checked) or `card_inactive` (the card is suspended or was made inactive other than by PIN blocking: not checked, nothing counted)", body = VerifyResult),
         (status = 404, description = "`not_found`: no such card, or a live program", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`invalid_pin` (4 to 12 digits; no try counted)", body = Problem, content_type = "application/problem+json")),
-    security(("api_key" = [])))]
+        (status = 422, description = "`invalid_pin` (4 to 12 digits; no try counted)", body = Problem, content_type = "application/problem+json")))]
 pub async fn sandbox_verify<S: Store>(
     State(app): State<Arc<App<S>>>,
     mut found: AuthCard,
@@ -332,8 +330,7 @@ pub async fn sandbox_verify<S: Store>(
 /// The zone keys this program may use (loaded by the operator with
 /// `pinvault zone-keys import` and granted to it), newest first.
 #[utoipa::path(get, path = "/v1/zone-keys", operation_id = "listZoneKeys", tag = "verification", params(ListZoneKeys),
-    responses((status = 200, description = "OK", body = ZoneKeyList), InvalidQuery),
-    security(("api_key" = [])))]
+    responses((status = 200, description = "OK", body = ZoneKeyList), InvalidQuery))]
 pub async fn list_zone_keys<S: Store>(
     State(app): State<Arc<App<S>>>,
     auth: Auth,

@@ -174,8 +174,7 @@ fn delivery_view(d: &DeliveryRow) -> DeliveryView {
 
 /// The program's events, newest first.
 #[utoipa::path(get, path = "/v1/events", operation_id = "listEvents", tag = "events", params(ListEvents),
-    responses((status = 200, description = "OK", body = EventList), InvalidQuery),
-    security(("api_key" = [])))]
+    responses((status = 200, description = "OK", body = EventList), InvalidQuery))]
 pub async fn list_events<S: Store>(
     State(app): State<Arc<App<S>>>,
     auth: Auth,
@@ -224,8 +223,7 @@ pub async fn list_events<S: Store>(
     params(("Idempotency-Key" = Option<String>, Header, pattern = "^[\\x21-\\x7E]{1,255}$", description = "Replays the first response for 24 h")),
     responses((status = 201, description = "Created", body = CreatedEndpoint),
         IdempotencyConflict,
-        (status = 422, description = "`invalid_request`: a bad URL, a refused target, an unknown event type", body = Problem, content_type = "application/problem+json")),
-    security(("api_key" = [])))]
+        (status = 422, description = "`invalid_request`: a bad URL, a refused target, an unknown event type", body = Problem, content_type = "application/problem+json")))]
 pub async fn create_endpoint<S: Store>(
     State(app): State<Arc<App<S>>>,
     auth: Auth,
@@ -301,8 +299,7 @@ pub async fn create_endpoint<S: Store>(
 
 /// The program's webhook endpoints, newest first (never their secrets).
 #[utoipa::path(get, path = "/v1/webhook-endpoints", operation_id = "listWebhookEndpoints", tag = "events", params(Page),
-    responses((status = 200, description = "OK", body = EndpointList), InvalidQuery),
-    security(("api_key" = [])))]
+    responses((status = 200, description = "OK", body = EndpointList), InvalidQuery))]
 pub async fn list_endpoints<S: Store>(
     State(app): State<Arc<App<S>>>,
     auth: Auth,
@@ -326,8 +323,7 @@ pub async fn list_endpoints<S: Store>(
 /// Delete an endpoint: nothing more is delivered to it; its pending deliveries fail.
 #[utoipa::path(delete, path = "/v1/webhook-endpoints/{id}", operation_id = "deleteWebhookEndpoint", tag = "events", params(("id" = String, Path)),
     responses((status = 204, description = "Deleted"),
-        NotFound),
-    security(("api_key" = [])))]
+        NotFound))]
 pub async fn delete_endpoint<S: Store>(
     State(app): State<Arc<App<S>>>,
     auth: Auth,
@@ -361,8 +357,7 @@ pub async fn delete_endpoint<S: Store>(
     params(("id" = String, Path), Page),
     responses((status = 200, description = "OK", body = DeliveryList),
         InvalidQuery,
-        NotFound),
-    security(("api_key" = [])))]
+        NotFound))]
 pub async fn list_deliveries<S: Store>(
     State(app): State<Arc<App<S>>>,
     auth: Auth,
