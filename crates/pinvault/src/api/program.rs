@@ -56,12 +56,7 @@ pub async fn update<S: Store>(
             settings.clone(),
             auth.program.mode,
             t,
-            auth.actor().record(
-                "program.updated",
-                Some(&auth.program.id),
-                None,
-                serde_json::json!({ "changes": changes }),
-            ),
+            auth.program_audit("program.updated", serde_json::json!({ "changes": changes })),
         )
         .await?
     {

@@ -284,10 +284,8 @@ pub async fn create_endpoint<S: Store>(
         created_at: rfc3339(row.created_at),
         secret: Sensitive::new(secret.expose().to_owned()),
     };
-    let audit = auth.actor().record(
+    let audit = auth.program_audit(
         "webhook_endpoint.created",
-        Some(&auth.program.id),
-        None,
         serde_json::json!({ "endpoint_id": id, "url": row.url, "events": row.events }),
     );
     tracing::info!(endpoint_id = %id, actor = %auth.name(), "webhook endpoint created");
@@ -336,10 +334,8 @@ pub async fn delete_endpoint<S: Store>(
                 &auth.program.id,
                 &id,
                 now(),
-                auth.actor().record(
+                auth.program_audit(
                     "webhook_endpoint.deleted",
-                    Some(&auth.program.id),
-                    None,
                     serde_json::json!({ "endpoint_id": id }),
                 ),
             )

@@ -229,6 +229,12 @@ impl Caller {
             source: self.source.map(|ip| ip.to_string()),
         }
     }
+
+    /// The caller's audit entry of `action` on its program (no card).
+    pub fn program_audit(&self, action: &str, details: Value) -> AuditEntry {
+        self.actor()
+            .record(action, Some(&self.program.id), None, details)
+    }
 }
 
 /// An event of `card`, in its program.
