@@ -30,8 +30,22 @@ errors = 0
 local queue, qhead, qtail = {}, 1, 0
 local threads = {}
 
+-- BENCH_NODES="host:port,host:port": thread k connects to node k (round
+-- robin), so with as many wrk threads as nodes each node gets its share.
+-- BENCH_THREADS: how many threads there are; thread k takes every cards of
+-- index k modulo that, so no two threads work on one card at once.
+local nodes = {}
+for hostport in (os.getenv("BENCH_NODES") or ""):gmatch("[^,]+") do
+  nodes[#nodes + 1] = hostport
+end
+
 function setup(thread)
   threads[#threads + 1] = thread
+  thread:set("part", #threads - 1)
+  if #nodes > 0 then
+    local host, port = nodes[(#threads - 1) % #nodes + 1]:match("^(.+):(%d+)$")
+    thread.addr = wrk.lookup(host, port)[1]
+  end
 end
 
 local function read_cards(path)
@@ -76,6 +90,14 @@ function init(args)
     cards = read_cards(args[3])
     if scenario == "chip_scripts_none" or scenario == "chip_scripts_change" then
       cards = read_chips(args[3]:gsub("cards%.txt$", "chips.txt"), scenario == "chip_scripts_none" and "none" or "pending")
+    end
+    local parts = tonumber(os.getenv("BENCH_THREADS") or "1")
+    if parts > 1 then
+      local mine = {}
+      for j, card in ipairs(cards) do
+        if (j - 1) % parts == part then mine[#mine + 1] = card end
+      end
+      cards = mine
     end
     local f = io.open(args[4])
     device = f:read("*a")

@@ -351,9 +351,13 @@ try {
     const t = await token(card, 'set_pin');
     await program({ set_token_attempts: 5 });
     const { page } = await open(`/widgets/pin-set?token=${t}`, { bridges: true });
+    // Each answer arrives before the next try (the second -20 looks like the first:
+    // wait for its report, not for the status, or the third try races the second).
     await typePins(page, '1111');
+    await page.waitForFunction(() => window.__android.length === 1);
     await waitStatus(page, -20);
     await typePins(page, '2222');
+    await page.waitForFunction(() => window.__android.length === 2);
     await waitStatus(page, -20);
     await typePins(page, '8642');
     await waitStatus(page, -12);
@@ -558,13 +562,29 @@ try {
     await page.goto(base + '/demo');
     await page.click('#create-card');
     await page.waitForSelector('[data-demo="card"][data-card-id]');
+    const pinStatus = () => page.evaluate(() => ({
+      status: document.getElementById('pin-state').getAttribute('data-status'),
+      tries: document.getElementById('pin-tries').getAttribute('data-remaining-tries'),
+      setBy: document.getElementById('pin-origin').getAttribute('data-set-by'),
+      origin: document.getElementById('pin-origin').textContent,
+      unblock: !document.getElementById('unblock').disabled,
+    }));
+    let st = await pinStatus();
+    eq([st.status, st.tries, st.setBy, st.unblock], ['unblocked', '3', 'random', false], 'PIN status of a new card');
+    assert(st.origin.includes('0000'), `a new test-mode card's first PIN is 0000: ${st.origin}`);
     await page.click('#open-set');
     const set = page.frameLocator('#set-widget iframe');
     await set.locator('input[name="pin"]').fill('4826');
     await set.locator('input[name="pin_confirmation"]').fill('4826');
     await set.locator('button[type="submit"]').click();
     await set.locator('[data-pinvault="status"][data-status="0"]').waitFor();
-    await page.waitForFunction(() => document.getElementById('messages').textContent.includes('pin-set: pin_set (status 0)'));
+    await page.waitForFunction(() => document.getElementById('messages').textContent.includes('pin-set: pin_set (status 0, success)'));
+    const messages = await page.locator('#messages').textContent();
+    assert(messages.includes('pin-set: ready (no status yet)'), `ready named: ${messages}`);
+    assert(!messages.includes('null'), `a widget message says null: ${messages}`);
+    await page.waitForSelector('#pin-origin[data-set-by="cardholder"]');
+    st = await pinStatus();
+    assert(!st.origin.includes('0000'), `the card line still says 0000 after a set: ${st.origin}`);
     await page.click('#open-reveal');
     const reveal = page.frameLocator('#reveal-widget iframe');
     eq(await reveal.locator('[data-pinvault="pin"]').textContent(), '4826', 'revealed PIN');
@@ -577,6 +597,53 @@ try {
       assert(types.includes(t), `event ${t} not shown: ${types}`);
     }
     await shot(page, 'demo');
+    // Wrong PINs at the terminal: the status follows each one, then the PIN is blocked.
+    for (const left of ['2', '1', '0']) {
+      await page.fill('#verify-pin', '1357');
+      await page.click('#verify');
+      await page.waitForSelector(`#pin-tries[data-remaining-tries="${left}"]`);
+    }
+    await page.waitForSelector('#pin-state[data-status="blocked"]');
+    const now = await page.locator('[data-demo="now-s4"]').textContent();
+    assert(now.includes('After this step: PIN blocked, 0 tries left'), `the status under the terminal step: ${now}`);
+    st = await pinStatus();
+    eq([st.status, st.tries, st.unblock], ['blocked', '0', true], 'PIN status once blocked');
+    await page.fill('#verify-pin', '4826');
+    await page.click('#verify');
+    await page.waitForSelector('[data-demo="verify-result"][data-result="blocked"]');
+    await page.waitForSelector('#events li[data-type="pin.blocked"]');
+    await shot(page, 'demo-blocked');
+    // The support desk's unblock, through the demo's back end.
+    await page.click('#unblock');
+    await page.waitForSelector('[data-demo="unblock-result"][data-result="unblocked"]');
+    await page.waitForSelector('#pin-state[data-status="unblocked"]');
+    st = await pinStatus();
+    eq([st.status, st.tries, st.setBy, st.unblock], ['unblocked', '3', 'cardholder', false], 'PIN status after the unblock');
+    await page.waitForFunction(() => document.querySelector('[data-demo="now-s5"]').textContent.includes('After this step: PIN unblocked, 3 tries left'));
+    // Each step keeps the status it left: the card's first, the set's, the terminal's.
+    const after = await page.evaluate(() => ['s1', 's2', 's4'].map((s) => document.querySelector(`[data-demo="now-${s}"]`).textContent));
+    assert(after[0].includes('PIN unblocked, 3 tries left, set by random'), `under step 1: ${after[0]}`);
+    assert(after[1].includes('PIN unblocked, 3 tries left, set by cardholder'), `under step 2: ${after[1]}`);
+    assert(after[2].includes('PIN blocked, 0 tries left'), `under step 4: ${after[2]}`);
+    await page.waitForSelector('#events li[data-type="pin.unblocked"]');
+    const cardId = await page.getAttribute('[data-demo="card"]', 'data-card-id');
+    eq((await api('GET', `/v1/cards/${cardId}/pin/status`)).body.status, 'unblocked', 'the API agrees');
+    await page.fill('#verify-pin', '4826');
+    await page.click('#verify');
+    await page.waitForSelector('[data-demo="verify-result"][data-result="match"]');
+    // The page on the widgets' own stylesheet: their font, and dark mode with the device.
+    const style = () => page.evaluate(() => {
+      const b = getComputedStyle(document.body);
+      return { font: b.fontFamily, background: b.backgroundColor, color: b.color };
+    });
+    const light = await style();
+    const widgetFont = await set.locator('body').evaluate((b) => getComputedStyle(b).fontFamily);
+    eq(light.font, widgetFont, 'the page uses the widgets\' font');
+    eq(light.background, 'rgb(255, 255, 255)', 'light background');
+    await page.emulateMedia({ colorScheme: 'dark' });
+    const dark = await style();
+    eq([dark.background, dark.color], ['rgb(22, 24, 28)', 'rgb(232, 234, 237)'], 'dark mode');
+    await shot(page, 'demo-dark');
     await page.close();
   });
 

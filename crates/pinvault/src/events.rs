@@ -80,6 +80,19 @@ impl EventType {
     }
 }
 
+/// In the OpenAPI document: a string, one of [`EventType::ALL`].
+impl utoipa::PartialSchema for EventType {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .description(Some("An event type (docs/reference.md, \"Events\")."))
+            .enum_values(Some(Self::ALL.map(EventType::as_str)))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for EventType {}
+
 /// A new event about `card_id`: `{"id","type","created_at","data":{"card_id",…}}`.
 /// `data` must be a JSON object and hold no secret.
 pub fn event(program_id: &str, card_id: &str, kind: EventType, data: Value) -> EventRow {

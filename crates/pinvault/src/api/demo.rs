@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::error::ApiError;
-use super::extract::{Auth, AuthCard, JsonBody, PathId, QueryParams};
+use super::extract::{Auth, AuthCard, JsonBody, OptionalJsonBody, PathId, QueryParams};
 use super::widgets::Unkeyed;
 use super::{cards, pin, verify, webhooks};
 use crate::app::App;
@@ -36,6 +36,17 @@ async fn dev_auth<S: Store>(
         .await?
         .ok_or_else(ApiError::internal)?;
     Ok(Auth::acting(unkeyed.caller(program, CallerKind::Demo)))
+}
+
+/// One of the dev program's cards, as the demo's back end sees it.
+async fn dev_card<S: Store>(
+    app: &App<S>,
+    demo: &DemoProgram,
+    unkeyed: Unkeyed,
+    id: PathId,
+) -> Result<AuthCard, ApiError> {
+    let auth = dev_auth(app, demo, unkeyed).await?;
+    AuthCard::lookup(app, auth, id.0).await
 }
 
 fn page(body: &'static str, content_type: &'static str) -> Response {
@@ -92,12 +103,11 @@ pub async fn create_token<S: Store>(
     id: PathId,
     JsonBody(body): JsonBody<DemoToken>,
 ) -> Result<Response, ApiError> {
-    let auth = dev_auth(&app, &demo, unkeyed).await?;
     let body: Value = match body.kind.as_str() {
         "reveal_pin" => json!({"type": "reveal_pin", "cardholder_verification_method": "OTHER"}),
         other => json!({ "type": other }),
     };
-    let found = AuthCard::lookup(&app, auth, id.0).await?;
+    let found = dev_card(&app, &demo, unkeyed, id).await?;
     pin::create_token(State(app), found, HeaderMap::new(), JsonBody(body)).await
 }
 
@@ -106,8 +116,18 @@ pub async fn card<S: Store>(
     unkeyed: Unkeyed,
     id: PathId,
 ) -> Result<Response, ApiError> {
-    let auth = dev_auth(&app, &demo, unkeyed).await?;
-    cards::get(AuthCard::lookup(&app, auth, id.0).await?).await
+    cards::get(dev_card(&app, &demo, unkeyed, id).await?).await
+}
+
+/// The support desk's unblock (`POST /v1/cards/{id}/pin/unblock`), after the
+/// sandbox terminal blocked the PIN.
+pub async fn unblock<S: Store>(
+    State((app, demo)): State<(Arc<App<S>>, DemoProgram)>,
+    unkeyed: Unkeyed,
+    id: PathId,
+) -> Result<Response, ApiError> {
+    let found = dev_card(&app, &demo, unkeyed, id).await?;
+    pin::unblock(State(app), found, OptionalJsonBody(pin::Unblock::default())).await
 }
 
 pub async fn events<S: Store>(
@@ -126,7 +146,6 @@ pub async fn sandbox_verify<S: Store>(
     id: PathId,
     body: JsonBody<verify::SandboxVerify>,
 ) -> Result<Response, ApiError> {
-    let auth = dev_auth(&app, &demo, unkeyed).await?;
-    let found = AuthCard::lookup(&app, auth, id.0).await?;
+    let found = dev_card(&app, &demo, unkeyed, id).await?;
     verify::sandbox_verify(State(app), found, body).await
 }

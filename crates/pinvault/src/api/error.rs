@@ -11,11 +11,14 @@ use crate::domain::DomainError;
 use crate::domain::token::TokenError;
 use crate::store::StoreError;
 
-/// The stable error codes of API.md: `Variant = "code", "problem title";`
-/// declares each once (the enum, [`Code::as_str`] and its title).
+/// `Variant = "code", "problem title";` declares each error code once (the
+/// enum, [`Code::as_str`] and its title).
 macro_rules! codes {
     ($($code:ident = $text:literal, $title:literal;)*) => {
-        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        /// The stable error codes, each with its problem title (every one explained in
+        /// docs/reference.md, "Error codes").
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, utoipa::ToSchema)]
+        #[schema(rename_all = "snake_case")]
         pub enum Code {
             $($code,)*
         }

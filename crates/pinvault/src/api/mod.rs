@@ -145,6 +145,7 @@ pub fn router<S: Store>(app: Arc<App<S>>, demo: Option<DemoProgram>) -> Router {
                     "/demo/api/cards/{id}/verify",
                     post(demo::sandbox_verify::<S>),
                 )
+                .route("/demo/api/cards/{id}/pin/unblock", post(demo::unblock::<S>))
                 .route("/demo/api/events", get(demo::events::<S>))
                 .with_state((app.clone(), demo)),
         );

@@ -18,7 +18,7 @@ use super::{
 #[openapi(
     info(
         title = "pinvault",
-        description = "Self-hostable card PIN service: PIN set, reveal and verification without the program's back end ever seeing a PIN. See API.md for the contract.",
+        description = "Self-hostable card PIN service: PIN set, reveal and verification without the program's back end ever seeing a PIN. Every route, field, error code, event, setting and command is explained in docs/reference.md of the pinvault repository (the architecture in docs/architecture.md, the security model in docs/security.md).",
         license(name = "Apache-2.0", identifier = "Apache-2.0"),
     ),
     paths(
@@ -38,7 +38,7 @@ use super::{
     components(schemas(
         views::CardView, views::PinStatusView, views::CardList, views::TokenView, views::RevealedPin,
         views::EncryptedPin, views::RevealResponse, views::DeviceJwk, views::PinEncryptionKey, views::PinEncryptionKeys,
-        views::ProgramView, views::Problem, views::StatusView, program::SettingsChanges,
+        views::ProgramView, views::Problem, super::error::Code, crate::events::EventType, views::StatusView, program::SettingsChanges,
         pin::StagedView, pin::CommitPin, lookup::CardLookup, lookup::CardFound,
         verify::VerifyResult, verify::ZoneKeyView, verify::ZoneKeyList,
         pin_change::ChangePin, pin_change::ChangeResult, export::ExportPin, export::ExportedPin,

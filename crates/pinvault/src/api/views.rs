@@ -252,12 +252,9 @@ pub struct Problem {
     pub title: String,
     pub status: u16,
     pub detail: String,
-    /// A stable code: `invalid_request`, `unauthorized`, `not_found`,
-    /// `unsupported_media_type`, `idempotency_conflict`, `invalid_pan`,
-    /// `invalid_pin`, `weak_pin`, `decryption_failed`, `token_invalid`,
-    /// `token_expired`, `token_used`, `token_superseded`, `token_exhausted`,
-    /// `reveal_disabled`, `plaintext_not_allowed`, `pin_blocked`,
-    /// `nothing_staged`, `rate_limited`, `internal`, ….
+    /// A stable code, one of those listed (each explained in the repository's
+    /// docs/reference.md, "Error codes").
+    #[schema(value_type = super::error::Code)]
     pub code: String,
 }
 

@@ -32,10 +32,9 @@ const SECRET_PREFIX: &str = "whsec_";
 pub struct EventView {
     /// `evt_…`
     pub id: String,
-    /// `card.created`, `pin.token_created`, `pin.changed`, `pin.staged`,
-    /// `pin.stage_failed`, `pin.revealed`, `pin.verification_failed`,
-    /// `pin.blocked` or `pin.unblocked`.
+    /// One of those listed (each explained in docs/reference.md, "Events").
     #[serde(rename = "type")]
+    #[schema(value_type = EventType)]
     pub kind: String,
     /// RFC 3339, UTC.
     pub created_at: String,
@@ -64,7 +63,7 @@ pub struct ListEvents {
     card_id: Option<String>,
     /// Only events of this type.
     #[serde(rename = "type")]
-    #[param(rename = "type")]
+    #[param(rename = "type", value_type = Option<EventType>)]
     kind: Option<String>,
 }
 
@@ -77,6 +76,7 @@ pub struct CreateEndpoint {
     #[schema(max_length = 2048)]
     url: String,
     /// The event types to deliver (at least one).
+    #[schema(value_type = Vec<EventType>)]
     events: Vec<String>,
 }
 

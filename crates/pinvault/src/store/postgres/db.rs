@@ -23,8 +23,9 @@ pub(super) enum PgDb<'c> {
 
 impl PgDb<'_> {
     /// `sql` prepared on this connection: from the cache, or prepared now and
-    /// kept; `None` with the cache off (the text is sent as it is: prepared
-    /// unnamed and run, two round trips).
+    /// kept; `None` with the cache off (the text is then sent with each run as
+    /// the unnamed statement, its parameters' types given: one round trip,
+    /// and nothing named that a pooler in transaction mode could lose).
     async fn statement(&mut self, sql: &'static str) -> DbResult<Option<Statement>> {
         let key = (sql.as_ptr() as usize, sql.len());
         let (prepared, cache) = match self {
@@ -105,6 +106,47 @@ fn params<'a>(args: &'a [Arg<'a>]) -> Vec<&'a (dyn ToSql + Sync)> {
     args.iter().map(|a| a as &(dyn ToSql + Sync)).collect()
 }
 
+/// The parameters with the types they are sent as when no statement was
+/// prepared to declare them: a NULL's type is left to the server
+/// (unspecified, OID 0), like a literal `NULL`'s.
+fn typed<'a>(args: &'a [Arg<'a>]) -> Vec<(&'a (dyn ToSql + Sync), Type)> {
+    args.iter()
+        .map(|a| {
+            let ty = match a {
+                Arg::Int(_) => Type::INT8,
+                Arg::Text(_) => Type::TEXT,
+                Arg::Bytes(_) => Type::BYTEA,
+                Arg::Bool(_) => Type::BOOL,
+                Arg::Null => Type::new(
+                    "unspecified".into(),
+                    0,
+                    tokio_postgres::types::Kind::Simple,
+                    String::new(),
+                ),
+            };
+            (a as &(dyn ToSql + Sync), ty)
+        })
+        .collect()
+}
+
+/// Runs `sql` as the unnamed statement (see [`typed`]): its rows, and how
+/// many rows it changed.
+async fn run_unnamed(
+    client: &Client,
+    sql: &str,
+    args: &[Arg<'_>],
+) -> Result<(Vec<tokio_postgres::Row>, u64), tokio_postgres::Error> {
+    use futures_util::TryStreamExt;
+    let stream = client.query_typed_raw(sql, typed(args)).await?;
+    futures_util::pin_mut!(stream);
+    let mut rows = Vec::new();
+    while let Some(row) = stream.try_next().await? {
+        rows.push(row);
+    }
+    let changed = stream.rows_affected().unwrap_or(0);
+    Ok((rows, changed))
+}
+
 impl Db for PgDb<'_> {
     fn exec<'a>(&'a mut self, sql: &'a Sql, args: &'a [Arg<'a>]) -> DbFuture<'a, u64> {
         Box::pin(async move {
@@ -116,8 +158,8 @@ impl Db for PgDb<'_> {
             Ok(match (self, statement) {
                 (PgDb::Client(c, _), Some(s)) => c.execute(&s, &params).await?,
                 (PgDb::Tx(t, _), Some(s)) => t.execute(&s, &params).await?,
-                (PgDb::Client(c, _), None) => c.execute(sql.pg, &params).await?,
-                (PgDb::Tx(t, _), None) => t.execute(sql.pg, &params).await?,
+                (PgDb::Client(c, _), None) => run_unnamed(c, sql.pg, args).await?.1,
+                (PgDb::Tx(t, _), None) => run_unnamed(t.client(), sql.pg, args).await?.1,
             })
         })
     }
@@ -144,8 +186,8 @@ impl Db for PgDb<'_> {
             let rows = match (self, statement) {
                 (PgDb::Client(c, _), Some(s)) => c.query(&s, &params).await?,
                 (PgDb::Tx(t, _), Some(s)) => t.query(&s, &params).await?,
-                (PgDb::Client(c, _), None) => c.query(sql.pg, &params).await?,
-                (PgDb::Tx(t, _), None) => t.query(sql.pg, &params).await?,
+                (PgDb::Client(c, _), None) => run_unnamed(c, sql.pg, args).await?.0,
+                (PgDb::Tx(t, _), None) => run_unnamed(t.client(), sql.pg, args).await?.0,
             };
             for r in &rows {
                 each(Row::new(&PgRow(r)))?;

@@ -19,8 +19,13 @@ static COUNTER: AtomicU32 = AtomicU32::new(0);
 /// and commands; both are removed when the last user drops it.
 pub struct DataDir {
     pub path: PathBuf,
-    /// The database URL servers and commands get, on PostgreSQL.
+    /// The database on PostgreSQL, for the tests' own SQL: straight to the
+    /// server.
     pub database_url: Option<String>,
+    /// The same database as servers and commands reach it: through the
+    /// PgBouncer at `PINVAULT_TEST_POSTGRES_SERVICE_URL` where one is set
+    /// (scripts/test's PgBouncer pass), else straight to the server.
+    service_url: Option<String>,
     database: Option<String>,
     /// The program of each API key `Server::program` made (for commands that
     /// name a program, as `zone-keys import --program`).
@@ -33,7 +38,7 @@ impl DataDir {
     pub fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(BIN);
         cmd.args(args).arg("--data-dir").arg(&self.path);
-        match &self.database_url {
+        match &self.service_url {
             Some(url) => cmd.env("PINVAULT_DATABASE_URL", url),
             None => cmd.env_remove("PINVAULT_DATABASE_URL"),
         };
@@ -92,8 +97,8 @@ pub fn fresh_path(tag: &str) -> PathBuf {
 pub fn fresh_dir(tag: &str) -> Arc<DataDir> {
     let path = fresh_path(tag);
     let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-    let (database, database_url) = match postgres_admin_url() {
-        None => (None, None),
+    let (database, database_url, service_url) = match postgres_admin_url() {
+        None => (None, None, None),
         Some(admin) => {
             let tag: String = tag
                 .chars()
@@ -106,12 +111,15 @@ pub fn fresh_dir(tag: &str) -> Arc<DataDir> {
                 "DROP DATABASE IF EXISTS {db} WITH (FORCE); CREATE DATABASE {db}"
             ));
             let url = with_database(admin, &db);
-            (Some(db), Some(url))
+            let service = std::env::var("PINVAULT_TEST_POSTGRES_SERVICE_URL")
+                .map_or_else(|_| url.clone(), |base| with_database(&base, &db));
+            (Some(db), Some(url), Some(service))
         }
     };
     Arc::new(DataDir {
         path,
         database_url,
+        service_url,
         database,
         programs: Default::default(),
     })
