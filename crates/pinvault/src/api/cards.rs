@@ -165,7 +165,7 @@ pub(crate) fn card_input(raw: Value) -> Result<CardInput, ApiError> {
         Some(p) => Some(initial_pin(p)?),
     };
     Ok(CardInput {
-        pan: body.pan.into_inner(),
+        pan: body.pan,
         expiry: body.expiry,
         external_id: body.external_id,
         pin,

@@ -11,6 +11,7 @@ use crate::domain::DomainError;
 use crate::domain::card::{CARD_PREFIX, parse_pan, valid_expiry, valid_external_id};
 use crate::domain::ids::new_id;
 use crate::domain::policy;
+use crate::domain::sensitive::Sensitive;
 use crate::domain::time::now;
 use crate::domain::zone_key::Usage;
 use crate::events::EventType;
@@ -19,9 +20,10 @@ use crate::store::{
     StoreResult,
 };
 
-/// A card as the caller describes it.
+/// A card as the caller describes it (its `Debug` never shows the PAN).
+#[derive(Debug)]
 pub struct CardInput {
-    pub pan: Zeroizing<String>,
+    pub pan: Sensitive<String>,
     pub expiry: Option<String>,
     pub external_id: Option<String>,
     /// `None`: a random PIN.
@@ -77,16 +79,6 @@ pub struct ChipInput {
     pub pan_sequence_number: Option<String>,
 }
 
-impl std::fmt::Debug for CardInput {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CardInput")
-            .field("expiry", &self.expiry)
-            .field("external_id", &self.external_id)
-            .field("pin", &self.pin)
-            .finish_non_exhaustive()
-    }
-}
-
 /// A card made and not yet stored, with what storing it writes besides.
 #[derive(Debug)]
 pub struct NewCard {
@@ -125,7 +117,7 @@ impl<S: Store> App<S> {
     /// enciphered. Stored by [`Self::save_card`].
     pub async fn new_card(&self, caller: &Caller, input: CardInput) -> AppResult<NewCard> {
         let settings = &caller.program.settings;
-        let pan = parse_pan(&input.pan).ok_or(AppError::InvalidPan)?;
+        let pan = parse_pan(input.pan.expose()).ok_or(AppError::InvalidPan)?;
         if let Some(e) = &input.expiry {
             if !valid_expiry(e) {
                 return Err(AppError::Invalid(
