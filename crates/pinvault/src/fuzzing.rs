@@ -16,7 +16,6 @@
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
-use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
 use aws_lc_rs::rsa::{OAEP_SHA256_MGF1SHA256, OaepPublicEncryptingKey, PublicEncryptingKey};
 use axum::body::Body;
 use axum::http::{Method, Request};
@@ -52,20 +51,12 @@ fn encrypt(key: &TransportKey, plaintext: &[u8], fill: u8) -> String {
         .encrypt(&OAEP_SHA256_MGF1SHA256, &cek, &mut wrapped, None)
         .expect("RSA-OAEP encryption")
         .to_vec();
-    let sealing = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &cek).expect("AES key"));
-    let mut body = plaintext.to_vec();
-    let tag = sealing
-        .seal_in_place_separate_tag(
-            Nonce::assume_unique_for_key(iv),
-            Aad::from(header.as_bytes()),
-            &mut body,
-        )
-        .expect("AES-GCM");
+    let (body, tag) = jose::seal_a256gcm(&cek, iv, header.as_bytes(), plaintext).expect("AES-GCM");
     [
         header,
         URL_SAFE_NO_PAD.encode(wrapped),
         URL_SAFE_NO_PAD.encode(iv),
-        URL_SAFE_NO_PAD.encode(body),
+        URL_SAFE_NO_PAD.encode(&*body),
         URL_SAFE_NO_PAD.encode(tag.as_ref()),
     ]
     .join(".")

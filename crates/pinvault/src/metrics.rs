@@ -77,11 +77,7 @@ impl Metrics {
 
     /// Counts a PIN verification outcome (one of [`VERIFY_RESULTS`]).
     pub fn verification(&self, result: &str) {
-        if let Some(i) = VERIFY_RESULTS.iter().position(|r| *r == result) {
-            if let Some(c) = self.verifications.get(i) {
-                c.fetch_add(1, Ordering::Relaxed);
-            }
-        }
+        count(&VERIFY_RESULTS, &self.verifications, result);
     }
 
     /// Counts a PIN block under `zone_key_id` (an existing key the caller may
@@ -96,49 +92,43 @@ impl Metrics {
 
     /// Counts a webhook delivery attempt (one of [`WEBHOOK_OUTCOMES`]).
     pub fn webhook_attempt(&self, outcome: &str) {
-        if let Some(i) = WEBHOOK_OUTCOMES.iter().position(|r| *r == outcome) {
-            if let Some(c) = self.webhook_attempts.get(i) {
-                c.fetch_add(1, Ordering::Relaxed);
-            }
-        }
+        count(&WEBHOOK_OUTCOMES, &self.webhook_attempts, outcome);
     }
 
     pub fn render(&self) -> String {
         let map = self.http.lock().unwrap_or_else(|p| p.into_inner());
         let mut out = String::new();
-        out.push_str(
-            "# HELP pinvault_webhook_attempts_total Webhook delivery attempts by outcome.\n",
+        let load = |n: &AtomicU64| n.load(Ordering::Relaxed);
+        counter(
+            &mut out,
+            "pinvault_webhook_attempts_total",
+            "Webhook delivery attempts by outcome.",
+            "outcome",
+            WEBHOOK_OUTCOMES
+                .into_iter()
+                .zip(self.webhook_attempts.iter().map(load)),
         );
-        out.push_str("# TYPE pinvault_webhook_attempts_total counter\n");
-        for (outcome, n) in WEBHOOK_OUTCOMES.iter().zip(&self.webhook_attempts) {
-            let _ = writeln!(
-                out,
-                "pinvault_webhook_attempts_total{{outcome=\"{outcome}\"}} {}",
-                n.load(Ordering::Relaxed)
-            );
-        }
-        out.push_str("# HELP pinvault_pin_verifications_total PIN verifications by outcome.\n");
-        out.push_str("# TYPE pinvault_pin_verifications_total counter\n");
-        for (result, n) in VERIFY_RESULTS.iter().zip(&self.verifications) {
-            let _ = writeln!(
-                out,
-                "pinvault_pin_verifications_total{{result=\"{result}\"}} {}",
-                n.load(Ordering::Relaxed)
-            );
-        }
-        out.push_str("# HELP pinvault_pin_block_decryption_failures_total PIN blocks that did not decipher or parse, by zone key.\n");
-        out.push_str("# TYPE pinvault_pin_block_decryption_failures_total counter\n");
-        for (zone_key, n) in self
+        counter(
+            &mut out,
+            "pinvault_pin_verifications_total",
+            "PIN verifications by outcome.",
+            "result",
+            VERIFY_RESULTS
+                .into_iter()
+                .zip(self.verifications.iter().map(load)),
+        );
+        let failures = self
             .decrypt_failures
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-        {
-            let _ = writeln!(
-                out,
-                "pinvault_pin_block_decryption_failures_total{{zone_key_id=\"{zone_key}\"}} {n}"
-            );
-        }
+            .unwrap_or_else(|p| p.into_inner());
+        counter(
+            &mut out,
+            "pinvault_pin_block_decryption_failures_total",
+            "PIN blocks that did not decipher or parse, by zone key.",
+            "zone_key_id",
+            failures.iter().map(|(zone_key, n)| (zone_key.as_str(), *n)),
+        );
+        drop(failures);
         out.push_str("# HELP pinvault_http_requests_total HTTP requests answered.\n");
         out.push_str("# TYPE pinvault_http_requests_total counter\n");
         for ((route, method, status), s) in map.iter() {
@@ -177,5 +167,29 @@ impl Metrics {
             );
         }
         out
+    }
+}
+
+/// Adds one to the counter of `which` (one of `names`, in the counters' order).
+fn count(names: &[&str], counters: &[AtomicU64], which: &str) {
+    if let Some(i) = names.iter().position(|n| *n == which) {
+        if let Some(c) = counters.get(i) {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// A counter family with one label: its HELP and TYPE lines, then a sample a
+/// label value.
+fn counter<'a>(
+    out: &mut String,
+    name: &str,
+    help: &str,
+    label: &str,
+    samples: impl Iterator<Item = (&'a str, u64)>,
+) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+    for (value, n) in samples {
+        let _ = writeln!(out, "{name}{{{label}=\"{value}\"}} {n}");
     }
 }

@@ -72,23 +72,22 @@ mod tests {
         }
     }
 
+    fn by<'a>(psn: Option<&'a str>, expiry: Option<&'a str>) -> Narrowing<'a> {
+        Narrowing {
+            pan_sequence_number: psn,
+            expiry,
+        }
+    }
+
     #[test]
     fn the_fields_narrow_reissues() {
         let cards = [c(None, Some("2027-01")), c(None, Some("2029-12"))];
+        assert_eq!(pick(&cards, by(None, None)), Err(LookupError::Ambiguous));
+        assert_eq!(pick(&cards, by(None, Some("2029-12"))), Ok(1));
         assert_eq!(
-            pick(&cards, Narrowing::default()),
-            Err(LookupError::Ambiguous)
+            pick(&cards, by(None, Some("2031-05"))),
+            Err(LookupError::NotFound)
         );
-        let by = Narrowing {
-            expiry: Some("2029-12"),
-            ..Default::default()
-        };
-        assert_eq!(pick(&cards, by), Ok(1));
-        let by = Narrowing {
-            expiry: Some("2031-05"),
-            ..Default::default()
-        };
-        assert_eq!(pick(&cards, by), Err(LookupError::NotFound));
         assert_eq!(pick(&[], Narrowing::default()), Err(LookupError::NotFound));
         assert_eq!(pick(&cards[..1], Narrowing::default()), Ok(0));
     }
@@ -96,23 +95,11 @@ mod tests {
     #[test]
     fn a_known_equal_value_wins_over_an_unknown_one() {
         let cards = [c(None, None), c(None, Some("2029-12")), c(Some("01"), None)];
-        let by = Narrowing {
-            expiry: Some("2029-12"),
-            ..Default::default()
-        };
-        assert_eq!(pick(&cards, by), Ok(1));
-        let by = Narrowing {
-            pan_sequence_number: Some("01"),
-            ..Default::default()
-        };
-        assert_eq!(pick(&cards, by), Ok(2));
+        assert_eq!(pick(&cards, by(None, Some("2029-12"))), Ok(1));
+        assert_eq!(pick(&cards, by(Some("01"), None)), Ok(2));
         // Nobody knows the expiry: it narrows nothing.
         let cards = [c(Some("00"), None), c(Some("01"), None)];
-        let by = Narrowing {
-            pan_sequence_number: Some("01"),
-            expiry: Some("2029-12"),
-        };
-        assert_eq!(pick(&cards, by), Ok(1));
+        assert_eq!(pick(&cards, by(Some("01"), Some("2029-12"))), Ok(1));
     }
 
     proptest! {
@@ -130,7 +117,7 @@ mod tests {
             let cands: Vec<Candidate<'_>> =
                 owned.iter().map(|(p, e)| c(p.as_deref(), e.as_deref())).collect();
             let (psn, expiry) = (psn.map(text), expiry.map(text));
-            let by = Narrowing { pan_sequence_number: psn.as_deref(), expiry: expiry.as_deref() };
+            let by = by(psn.as_deref(), expiry.as_deref());
             let agrees = |x: &Candidate<'_>| {
                 by.pan_sequence_number.is_none_or(|w| x.pan_sequence_number.is_none_or(|v| v == w))
                     && by.expiry.is_none_or(|w| x.expiry.is_none_or(|v| v == w))

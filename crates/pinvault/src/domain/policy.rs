@@ -127,22 +127,14 @@ mod tests {
             pin_length_max: 8,
             ..Settings::default()
         };
-        assert_eq!(
-            check_text("8264", &s, &pan).unwrap_err(),
-            PinRejection::Invalid
-        );
-        assert_eq!(
-            check_text("826419512", &s, &pan).unwrap_err(),
-            PinRejection::Invalid
-        );
-        assert_eq!(
-            check_text("82a419", &s, &pan).unwrap_err(),
-            PinRejection::Invalid
-        );
-        assert_eq!(
-            check_text("123456", &s, &pan).unwrap_err(),
-            PinRejection::Weak
-        );
+        for (text, rejection) in [
+            ("8264", PinRejection::Invalid),
+            ("826419512", PinRejection::Invalid),
+            ("82a419", PinRejection::Invalid),
+            ("123456", PinRejection::Weak),
+        ] {
+            assert_eq!(check_text(text, &s, &pan).unwrap_err(), rejection, "{text}");
+        }
         assert!(check_text("826419", &s, &pan).is_ok());
         let lax = Settings {
             reject_weak_pins: false,

@@ -150,56 +150,17 @@ impl Settings {
                 )));
             }
             let bad = |what: &str| DomainError::Invalid(format!("`{name}` must be {what}"));
+            if let Some((_, min, max, set)) = INTEGERS.iter().find(|i| i.0 == name) {
+                let n = int(value, *min, *max)
+                    .ok_or_else(|| bad(&format!("an integer from {min} to {max}")))?;
+                set(&mut next, n);
+                continue;
+            }
+            if let Some((_, flag)) = FLAGS.iter().find(|f| f.0 == name) {
+                *flag(&mut next) = value.as_bool().ok_or_else(|| bad("true or false"))?;
+                continue;
+            }
             match name.as_str() {
-                "pin_length_min" => {
-                    next.pin_length_min =
-                        int(value, 4, 12).ok_or_else(|| bad("an integer from 4 to 12"))? as u8
-                }
-                "pin_length_max" => {
-                    next.pin_length_max =
-                        int(value, 4, 12).ok_or_else(|| bad("an integer from 4 to 12"))? as u8
-                }
-                "max_tries" => {
-                    next.max_tries =
-                        int(value, 1, 10).ok_or_else(|| bad("an integer from 1 to 10"))? as u8
-                }
-                "set_token_attempts" => {
-                    next.set_token_attempts =
-                        int(value, 1, 10).ok_or_else(|| bad("an integer from 1 to 10"))? as u8
-                }
-                "set_token_ttl_s" => {
-                    next.set_token_ttl_s =
-                        int(value, 1, 3600).ok_or_else(|| bad("an integer from 1 to 3600"))? as u32
-                }
-                "reveal_token_ttl_s" => {
-                    next.reveal_token_ttl_s =
-                        int(value, 1, 3600).ok_or_else(|| bad("an integer from 1 to 3600"))? as u32
-                }
-                "reveal_display_s" => {
-                    next.reveal_display_s =
-                        int(value, 1, 3600).ok_or_else(|| bad("an integer from 1 to 3600"))? as u32
-                }
-                "reject_weak_pins" => {
-                    next.reject_weak_pins = value.as_bool().ok_or_else(|| bad("true or false"))?
-                }
-                "reveal_enabled" => {
-                    next.reveal_enabled = value.as_bool().ok_or_else(|| bad("true or false"))?
-                }
-                "allow_plaintext_pin" => {
-                    next.allow_plaintext_pin =
-                        value.as_bool().ok_or_else(|| bad("true or false"))?
-                }
-                "allow_plaintext_reveal" => {
-                    next.allow_plaintext_reveal =
-                        value.as_bool().ok_or_else(|| bad("true or false"))?
-                }
-                "allow_pin_export" => {
-                    next.allow_pin_export = value.as_bool().ok_or_else(|| bad("true or false"))?
-                }
-                "migrate_legacy_pins" => {
-                    next.migrate_legacy_pins =
-                        value.as_bool().ok_or_else(|| bad("true or false"))?
-                }
                 "pin_set_mode" => {
                     next.pin_set_mode = match value.as_str() {
                         Some("direct") => PinSetMode::Direct,
@@ -235,6 +196,38 @@ impl Settings {
         Ok(next)
     }
 }
+
+/// The settings that take an integer: name, least and greatest value, and
+/// where it goes (the range fits the field).
+type IntSetting = (&'static str, u64, u64, fn(&mut Settings, u64));
+const INTEGERS: &[IntSetting] = &[
+    ("pin_length_min", 4, 12, |s, n| s.pin_length_min = n as u8),
+    ("pin_length_max", 4, 12, |s, n| s.pin_length_max = n as u8),
+    ("max_tries", 1, 10, |s, n| s.max_tries = n as u8),
+    ("set_token_attempts", 1, 10, |s, n| {
+        s.set_token_attempts = n as u8
+    }),
+    ("set_token_ttl_s", 1, 3600, |s, n| {
+        s.set_token_ttl_s = n as u32
+    }),
+    ("reveal_token_ttl_s", 1, 3600, |s, n| {
+        s.reveal_token_ttl_s = n as u32
+    }),
+    ("reveal_display_s", 1, 3600, |s, n| {
+        s.reveal_display_s = n as u32
+    }),
+];
+
+/// The settings that take `true` or `false`, and their field.
+type FlagSetting = (&'static str, fn(&mut Settings) -> &mut bool);
+const FLAGS: &[FlagSetting] = &[
+    ("reject_weak_pins", |s| &mut s.reject_weak_pins),
+    ("reveal_enabled", |s| &mut s.reveal_enabled),
+    ("allow_plaintext_pin", |s| &mut s.allow_plaintext_pin),
+    ("allow_plaintext_reveal", |s| &mut s.allow_plaintext_reveal),
+    ("allow_pin_export", |s| &mut s.allow_pin_export),
+    ("migrate_legacy_pins", |s| &mut s.migrate_legacy_pins),
+];
 
 fn int(value: &Value, min: u64, max: u64) -> Option<u64> {
     value.as_u64().filter(|v| (min..=max).contains(v))

@@ -1,7 +1,7 @@
 //! Opening the content encryptions of RFC 7518 §5 with a content key:
-//! `A256GCM` and `A128CBC-HS256`.
+//! `A256GCM` and `A128CBC-HS256`; sealing with `A256GCM`.
 
-use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
+use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, Tag, UnboundKey};
 use aws_lc_rs::cipher::{AES_128, DecryptionContext, PaddedBlockDecryptingKey, UnboundCipherKey};
 use aws_lc_rs::{constant_time, hmac};
 use zeroize::Zeroizing;
@@ -35,6 +35,27 @@ pub(super) fn open_a256gcm(
         .len();
     in_out.truncate(len);
     Ok(in_out)
+}
+
+/// Seals `plaintext` with `A256GCM` under `cek` and `iv`, authenticating
+/// `aad`: the ciphertext (in a buffer zeroed on drop, as it held the
+/// plaintext) and the tag. `None`: `cek` is not a 256-bit key.
+pub(crate) fn seal_a256gcm(
+    cek: &[u8],
+    iv: [u8; NONCE_LEN],
+    aad: &[u8],
+    plaintext: &[u8],
+) -> Option<(Zeroizing<Vec<u8>>, Tag)> {
+    let key = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, cek).ok()?);
+    let mut in_out = Zeroizing::new(plaintext.to_vec());
+    let tag = key
+        .seal_in_place_separate_tag(
+            Nonce::assume_unique_for_key(iv),
+            Aad::from(aad),
+            &mut in_out,
+        )
+        .ok()?;
+    Some((in_out, tag))
 }
 
 /// RFC 7518 §5.2.2: the first half of the key authenticates (HMAC-SHA-256 over

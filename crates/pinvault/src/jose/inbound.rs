@@ -65,7 +65,6 @@ pub fn decrypt_with(
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
-    use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
     use aws_lc_rs::cipher::{AES_128, UnboundCipherKey};
     use aws_lc_rs::rsa::{
         OAEP_SHA1_MGF1SHA1, OAEP_SHA256_MGF1SHA256, OaepPublicEncryptingKey, PublicEncryptingKey,
@@ -74,7 +73,7 @@ mod tests {
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
     use serde_json::json;
 
-    use crate::jose::content::cbc_hs256_tag;
+    use crate::jose::content::{cbc_hs256_tag, seal_a256gcm};
     use crate::keys::transport::{TransportBits, generate_pkcs8};
 
     fn key() -> Arc<TransportKey> {
@@ -102,16 +101,8 @@ mod tests {
         let (iv, ct, tag) = if enc == "A256GCM" {
             let mut iv = [0u8; 12];
             aws_lc_rs::rand::fill(&mut iv).unwrap();
-            let k = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &cek).unwrap());
-            let mut buf = plain.to_vec();
-            let tag = k
-                .seal_in_place_separate_tag(
-                    Nonce::assume_unique_for_key(iv),
-                    Aad::from(header.as_bytes()),
-                    &mut buf,
-                )
-                .unwrap();
-            (iv.to_vec(), buf, tag.as_ref().to_vec())
+            let (ct, tag) = seal_a256gcm(&cek, iv, header.as_bytes(), plain).unwrap();
+            (iv.to_vec(), ct.to_vec(), tag.as_ref().to_vec())
         } else {
             use aws_lc_rs::cipher::{EncryptionContext, PaddedBlockEncryptingKey};
             let mut iv = [0u8; 16];

@@ -28,6 +28,8 @@ mod outbound;
 mod plaintext;
 
 pub use compact::{DecryptFailed, MAX_JWE_LEN, ParsedJwe, parse};
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) use content::seal_a256gcm;
 pub use device_key::DeviceKey;
 pub use inbound::{decrypt, decrypt_with};
 pub use outbound::{EncryptFailed, encrypt_to_device};

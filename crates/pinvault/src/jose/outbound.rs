@@ -1,7 +1,7 @@
 //! Outbound JWE to a device key: `ECDH-ES` (direct key agreement, the Concat
 //! KDF of RFC 7518 §4.6) and `A256GCM`, the ephemeral public key in `epk`.
 
-use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
+use aws_lc_rs::aead::NONCE_LEN;
 use aws_lc_rs::agreement::{self, ECDH_P256, EphemeralPrivateKey, UnparsedPublicKey};
 use aws_lc_rs::digest;
 use base64::Engine;
@@ -9,6 +9,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::Value;
 use zeroize::Zeroizing;
 
+use super::content::seal_a256gcm;
 use super::device_key::DeviceKey;
 
 /// Concat KDF (NIST SP 800-56A, RFC 7518 §4.6.2), one SHA-256 round: enough
@@ -71,15 +72,8 @@ pub fn encrypt_to_device(device: &DeviceKey, plaintext: &[u8]) -> Result<String,
         URL_SAFE_NO_PAD.encode(serde_json::to_vec(&header).map_err(|_| EncryptFailed)?);
     let mut iv = [0u8; NONCE_LEN];
     aws_lc_rs::rand::fill(&mut iv).map_err(|_| EncryptFailed)?;
-    let key = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &cek[..]).map_err(|_| EncryptFailed)?);
-    let mut in_out = Zeroizing::new(plaintext.to_vec());
-    let tag = key
-        .seal_in_place_separate_tag(
-            Nonce::assume_unique_for_key(iv),
-            Aad::from(header_b64.as_bytes()),
-            &mut in_out,
-        )
-        .map_err(|_| EncryptFailed)?;
+    let (in_out, tag) =
+        seal_a256gcm(&cek, iv, header_b64.as_bytes(), plaintext).ok_or(EncryptFailed)?;
     Ok(format!(
         "{header_b64}..{}.{}.{}",
         URL_SAFE_NO_PAD.encode(iv),

@@ -2,23 +2,21 @@
 //! transaction, or as a read. Everything else (which statements, in which
 //! order, what the domain decided) is written once, in `catalogue/`.
 
-use std::future::Future;
-
 use super::db::{Arg, DbResult, Op, Row, Sql, Val, all, first};
-use super::error::StoreResult;
+use super::error::StoreFuture;
 use super::read_cache::ReadCache;
 
 pub trait Backend: Clone + Send + Sync + 'static {
     /// Runs `op` as one transaction, and answers once it is committed (so an
     /// answered write is durable). It may run `op` more than once (PostgreSQL,
     /// after a serialization failure): `op` must not act outside the database.
-    fn write<D, T>(&self, data: D, op: Op<D, T>) -> impl Future<Output = StoreResult<T>> + Send
+    fn write<D, T>(&self, data: D, op: Op<D, T>) -> impl StoreFuture<T>
     where
         D: Send + Sync + 'static,
         T: Send + 'static;
 
     /// Runs `op` as a read.
-    fn read<D, T>(&self, data: D, op: Op<D, T>) -> impl Future<Output = StoreResult<T>> + Send
+    fn read<D, T>(&self, data: D, op: Op<D, T>) -> impl StoreFuture<T>
     where
         D: Send + Sync + 'static,
         T: Send + 'static;
@@ -26,7 +24,7 @@ pub trait Backend: Clone + Send + Sync + 'static {
     /// A read of one indexed statement (a request's API key and card, a
     /// presented token). SQLite runs it on the calling thread, where a
     /// hand-off to the blocking pool would cost more than the read.
-    fn read_short<D, T>(&self, data: D, op: Op<D, T>) -> impl Future<Output = StoreResult<T>> + Send
+    fn read_short<D, T>(&self, data: D, op: Op<D, T>) -> impl StoreFuture<T>
     where
         D: Send + Sync + 'static,
         T: Send + 'static,
@@ -53,7 +51,7 @@ pub trait Backend: Clone + Send + Sync + 'static {
         sql: &'static Sql,
         vals: Vec<Val>,
         decode: fn(Row<'_>) -> DbResult<T>,
-    ) -> impl Future<Output = StoreResult<Option<T>>> + Send {
+    ) -> impl StoreFuture<Option<T>> {
         self.read((sql, vals, decode), |db, (sql, vals, decode)| {
             Box::pin(async move {
                 let args: Vec<Arg<'_>> = vals.iter().map(Val::arg).collect();
@@ -68,7 +66,7 @@ pub trait Backend: Clone + Send + Sync + 'static {
         sql: &'static Sql,
         vals: Vec<Val>,
         decode: fn(Row<'_>) -> DbResult<T>,
-    ) -> impl Future<Output = StoreResult<Vec<T>>> + Send {
+    ) -> impl StoreFuture<Vec<T>> {
         self.read((sql, vals, decode), |db, (sql, vals, decode)| {
             Box::pin(async move {
                 let args: Vec<Arg<'_>> = vals.iter().map(Val::arg).collect();
@@ -78,11 +76,7 @@ pub trait Backend: Clone + Send + Sync + 'static {
     }
 
     /// One statement as its own transaction; how many rows it changed.
-    fn exec_one(
-        &self,
-        sql: &'static Sql,
-        vals: Vec<Val>,
-    ) -> impl Future<Output = StoreResult<u64>> + Send {
+    fn exec_one(&self, sql: &'static Sql, vals: Vec<Val>) -> impl StoreFuture<u64> {
         self.write((sql, vals), |db, (sql, vals)| {
             Box::pin(async move {
                 let args: Vec<Arg<'_>> = vals.iter().map(Val::arg).collect();

@@ -383,19 +383,24 @@ pub fn claimed_delivery(r: Row<'_>) -> DbResult<ClaimedDelivery> {
     })
 }
 
+/// An audit entry from its eight columns, the first at `from`.
+pub fn audit_entry(r: Row<'_>, from: usize) -> DbResult<AuditEntry> {
+    Ok(AuditEntry {
+        at: r.time(from)?,
+        actor: r.string(from + 1)?,
+        request_id: r.opt_string(from + 2)?,
+        source: r.opt_string(from + 3)?,
+        action: r.string(from + 4)?,
+        program_id: r.opt_string(from + 5)?,
+        card_id: r.opt_string(from + 6)?,
+        details: r.string(from + 7)?,
+    })
+}
+
 pub fn audit(r: Row<'_>) -> DbResult<AuditRecord> {
     Ok(AuditRecord {
         seq: r.i64(0)?,
-        entry: AuditEntry {
-            at: r.time(1)?,
-            actor: r.string(2)?,
-            request_id: r.opt_string(3)?,
-            source: r.opt_string(4)?,
-            action: r.string(5)?,
-            program_id: r.opt_string(6)?,
-            card_id: r.opt_string(7)?,
-            details: r.string(8)?,
-        },
+        entry: audit_entry(r, 1)?,
         prev_hash: r.bytes(9)?,
         hash: r.bytes(10)?,
     })

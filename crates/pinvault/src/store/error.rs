@@ -108,3 +108,10 @@ impl std::error::Error for StoreError {
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
+
+/// What a store method returns: its answer once the database gave it, as a
+/// future that may move between threads (the one return type of every store
+/// method, named once).
+pub trait StoreFuture<T>: std::future::Future<Output = StoreResult<T>> + Send {}
+
+impl<T, F: std::future::Future<Output = StoreResult<T>> + Send> StoreFuture<T> for F {}

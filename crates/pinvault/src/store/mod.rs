@@ -20,16 +20,15 @@ mod read_cache;
 mod rows;
 mod sqlite;
 
-use std::future::Future;
-
 pub use any::AnyStore;
 pub use backend::Backend;
 pub use catalogue::{
-    AuditStore, CardStore, ChangeEffects, ChipStore, GrantChange, ImportStore, KeyRow, KeyStore,
-    KeyTableStore, PinChangeOutcome, PinChangeRow, PinChangeStore, ProgramStore, REVERSIBLE_S,
-    Resealable, TokenStore, WebhookStore, ZoneKeyStore, every_page, pvk_params_json,
+    AuditPending, AuditSealStore, AuditStore, CardStore, ChangeEffects, ChipStore, GrantChange,
+    ImportStore, KeyRow, KeyStore, KeyTableStore, PinChangeOutcome, PinChangeRow, PinChangeStore,
+    ProgramStore, REVERSIBLE_S, Resealable, SEAL_BATCH, TokenStore, WebhookStore, ZoneKeyStore,
+    every_page, pvk_params_json,
 };
-pub use error::{StoreError, StoreResult};
+pub use error::{StoreError, StoreFuture, StoreResult};
 pub use postgres::{PgSettings, PgStore, PgTls, PgTlsConnect, PgTlsStream, SslMode, TlsError};
 pub use rows::*;
 pub use sqlite::SqliteStore;
@@ -38,14 +37,15 @@ pub use sqlite::SqliteStore;
 /// (`AnyStore`); code generic over `S: Store` has them already.
 pub mod prelude {
     pub use super::{
-        AuditStore, Backend, CardStore, ChipStore, ImportStore, KeyStore, KeyTableStore,
-        PinChangeStore, ProgramStore, Store, TokenStore, WebhookStore, ZoneKeyStore,
+        AuditSealStore, AuditStore, Backend, CardStore, ChipStore, ImportStore, KeyStore,
+        KeyTableStore, PinChangeStore, ProgramStore, Store, TokenStore, WebhookStore, ZoneKeyStore,
     };
 }
 
 /// Everything the service keeps: every concern, on one database.
 pub trait Store:
     Backend
+    + AuditSealStore
     + AuditStore
     + CardStore
     + ChipStore
@@ -59,7 +59,7 @@ pub trait Store:
     + ZoneKeyStore
 {
     /// Checks the database answers (readiness).
-    fn ping(&self) -> impl Future<Output = StoreResult<()>> + Send;
+    fn ping(&self) -> impl StoreFuture<()>;
 }
 
 impl<B: Backend> Store for B {

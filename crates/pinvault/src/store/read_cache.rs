@@ -157,24 +157,33 @@ impl ReadCache {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// The state, if its entries were read under `stamp`; else `None`, and
+    /// the entries are all dropped (after the lock is released: thousands of
+    /// rows take a while to free) and the state starts again at `stamp`.
+    fn lock_at(&self, stamp: &Stamp) -> Option<std::sync::MutexGuard<'_, State>> {
+        let mut state = self.lock();
+        if state.stamp == *stamp {
+            return Some(state);
+        }
+        state.stamp = *stamp;
+        let old = std::mem::take(&mut state.entries);
+        drop(state);
+        drop(old);
+        None
+    }
+
     /// The live key with this hash and its program, and (if `card_id` is given)
     /// that card of the program, as far as they are held. When the database
-    /// has changed since the entries were read, they are all dropped (after
-    /// the lock is released: thousands of rows take a while to free).
+    /// has changed since the entries were read, they are all dropped.
     pub(crate) fn get(
         &self,
         stamp: &Stamp,
         key_hash: &SecretHash,
         card_id: Option<&str>,
     ) -> (Option<(ApiKeyRow, ProgramRow)>, Option<CardRow>) {
-        let mut state = self.lock();
-        if state.stamp != *stamp {
-            state.stamp = *stamp;
-            let old = std::mem::take(&mut state.entries);
-            drop(state);
-            drop(old);
+        let Some(state) = self.lock_at(stamp) else {
             return (None, None);
-        }
+        };
         let entries = &state.entries;
         let Some((key, program)) = entries.keys.get(key_hash) else {
             return (None, None);
@@ -189,15 +198,7 @@ impl ReadCache {
     /// The cards a lookup found under this stamp, if held (and drops
     /// everything when the database has changed, as [`ReadCache::get`] does).
     pub(crate) fn get_lookup(&self, stamp: &Stamp, key: &[u8]) -> Option<Vec<CardRow>> {
-        let mut state = self.lock();
-        if state.stamp != *stamp {
-            state.stamp = *stamp;
-            let old = std::mem::take(&mut state.entries);
-            drop(state);
-            drop(old);
-            return None;
-        }
-        state.entries.lookups.get(key).cloned()
+        self.lock_at(stamp)?.entries.lookups.get(key).cloned()
     }
 
     /// Keeps what a lookup found, read after `stamp` was, from the second
@@ -345,34 +346,7 @@ mod tests {
     }
 
     fn card(id: &str, program: &str) -> CardRow {
-        CardRow {
-            id: id.to_owned(),
-            program_id: program.to_owned(),
-            pan_hash: vec![1; 32],
-            lookup_key_version: 1,
-            pan_sealed: vec![2; 40],
-            pan_key_version: 1,
-            last4: "1111".to_owned(),
-            expiry: None,
-            external_id: None,
-            status: super::super::CardStatus::Active,
-            inactive_by_block: false,
-            pin_block: vec![3; 16],
-            pin_key_version: 1,
-            pin_set_by: super::super::SetBy::Random,
-            pin_updated_at: 0,
-            fail_count: 0,
-            last_failed_at: None,
-            pin_blocked: false,
-            created_at: 0,
-            updated_at: 0,
-            staged_expires_at: None,
-            staged_token_id: None,
-            staged_pin_block: None,
-            staged_pin_key_version: None,
-            chip: None,
-            legacy: None,
-        }
+        CardRow::for_test(id.to_owned(), program.to_owned(), vec![1; 32], 0)
     }
 
     fn auth(hash: u8, program: &str) -> (ApiKeyRow, ProgramRow) {

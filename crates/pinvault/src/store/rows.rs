@@ -148,6 +148,29 @@ impl CardRow {
         }
     }
 
+    /// A card for tests: issued at `now` with a random PIN, no expiry.
+    #[cfg(test)]
+    pub(crate) fn for_test(
+        id: String,
+        program_id: String,
+        pan_hash: Vec<u8>,
+        now: Timestamp,
+    ) -> CardRow {
+        let pan = SealedPan {
+            hash: pan_hash,
+            lookup_key_version: 1,
+            sealed: vec![1, 2, 3],
+            key_version: 1,
+            last4: "1111".into(),
+        };
+        let pin = PinWrite {
+            block: vec![9; 16],
+            key_version: 1,
+            set_by: SetBy::Random,
+        };
+        CardRow::issued(id, program_id, pan, pin, None, None, now)
+    }
+
     /// The card's status and PIN tries, for the rules in `domain::card`.
     pub fn pin_state(&self) -> PinState {
         PinState {

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::args::ServeArgs;
 use super::dev::dev_program;
-use super::tasks::{spawn_key_refresher, spawn_staged_sweeper};
+use super::tasks::{spawn_audit_sealer, spawn_key_refresher, spawn_staged_sweeper};
 use crate::app::ServerSettings;
 use crate::cli::data::open_app_with;
 use crate::cli::listen;
@@ -82,6 +82,8 @@ pub async fn serve(args: ServeArgs) -> Result<(), CliError> {
     spawn_key_refresher(app.clone(), args.data.data_dir.clone());
     // Remove expired staged PINs (a commit already treats them as absent).
     spawn_staged_sweeper(app.clone());
+    // Chain the audit records changes queue (one sealer at a time among nodes).
+    spawn_audit_sealer(app.clone());
 
     // Deliver the outbox's webhooks (every node runs a worker; claims keep
     // them from delivering the same attempt twice). The stop signal reaches
@@ -137,6 +139,11 @@ pub async fn serve(args: ServeArgs) -> Result<(), CliError> {
                 "cannot give back webhook claims; they are retried when their leases expire"
             ),
         }
+    }
+    // Seal what the last requests queued (else the next sealer, here or on
+    // another node, does).
+    if let Err(e) = app.store.seal_all_audit().await {
+        tracing::warn!(error = %e, "could not seal the audit trail at shutdown");
     }
     tracing::info!("stopped");
     Ok(())

@@ -1,5 +1,6 @@
 //! The background tasks every `serve` runs beside the HTTP server: picking up
-//! key changes made by other processes, and removing expired staged PINs.
+//! key changes made by other processes, removing expired staged PINs, and
+//! sealing the audit trail.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -11,6 +12,10 @@ use crate::domain::time::now;
 use crate::keys::config as key_config;
 use crate::store::AnyStore;
 use crate::store::prelude::*;
+
+/// How often a server's sealer looks for queued audit records (at once
+/// again after a full batch).
+const SEAL_EVERY: Duration = Duration::from_millis(250);
 
 /// How often a server removes expired staged PINs.
 const STAGED_SWEEP: Duration = Duration::from_secs(60);
@@ -69,6 +74,22 @@ pub(super) fn spawn_staged_sweeper(sweeper: Arc<App<AnyStore>>) {
                 ),
                 Err(e) => tracing::warn!(error = %e, "could not remove old PIN changes"),
             }
+        }
+    });
+}
+
+/// Seals the audit trail (`store::AuditSealStore`): every [`SEAL_EVERY`], the
+/// queued records, a batch after another while full batches come; on
+/// PostgreSQL a turn is skipped while another node's sealer is at work.
+pub(super) fn spawn_audit_sealer(sealer: Arc<App<AnyStore>>) {
+    tokio::spawn(async move {
+        loop {
+            match sealer.store.seal_audit(false).await {
+                Ok(Some(n)) if n == crate::store::SEAL_BATCH => continue,
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "could not seal the audit trail"),
+            }
+            tokio::time::sleep(SEAL_EVERY).await;
         }
     });
 }

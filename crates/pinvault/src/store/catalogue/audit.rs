@@ -1,15 +1,13 @@
 //! Reading what changes left behind: the audit trail, the events, the
 //! idempotency records.
 
-use std::future::Future;
-
 use super::outbox::{self, IDEMPOTENCY_TTL_S};
 use super::page::{self, Page};
 use crate::domain::time::now;
 use crate::store::backend::Backend;
 use crate::store::db::{Sql, sql, vals};
 use crate::store::decode::{self, audit_cols, event_cols, select};
-use crate::store::error::StoreResult;
+use crate::store::error::StoreFuture;
 use crate::store::rows::{AuditEntry, AuditRecord, EventRow, IdemRow};
 
 const AUDIT: Sql = select!(
@@ -34,16 +32,12 @@ const IDEMPOTENCY: Sql = sql!(
 pub trait AuditStore: Backend {
     /// Appends one audit record on its own (operator actions whose change is
     /// not one transaction, such as a key rotation).
-    fn append_audit(&self, entry: AuditEntry) -> impl Future<Output = StoreResult<()>> + Send {
+    fn append_audit(&self, entry: AuditEntry) -> impl StoreFuture<()> {
         self.write(entry, |db, entry| Box::pin(outbox::append_audit(db, entry)))
     }
 
     /// Audit records with `seq` greater than `after`, oldest first.
-    fn list_audit(
-        &self,
-        after: i64,
-        limit: u32,
-    ) -> impl Future<Output = StoreResult<Vec<AuditRecord>>> + Send {
+    fn list_audit(&self, after: i64, limit: u32) -> impl StoreFuture<Vec<AuditRecord>> {
         self.all_rows(&AUDIT, vals![after, limit], decode::audit)
     }
 
@@ -56,7 +50,7 @@ pub trait AuditStore: Backend {
         kind: Option<&str>,
         limit: u32,
         starting_after: Option<&str>,
-    ) -> impl Future<Output = StoreResult<Option<(Vec<EventRow>, bool)>>> + Send {
+    ) -> impl StoreFuture<Option<(Vec<EventRow>, bool)>> {
         let params = vals![program_id, card_id, kind];
         page::read(
             self,
@@ -70,11 +64,7 @@ pub trait AuditStore: Backend {
     }
 
     /// The first response to an `Idempotency-Key` of the program, while it lives.
-    fn get_idempotency(
-        &self,
-        program_id: &str,
-        key: &str,
-    ) -> impl Future<Output = StoreResult<Option<IdemRow>>> + Send {
+    fn get_idempotency(&self, program_id: &str, key: &str) -> impl StoreFuture<Option<IdemRow>> {
         let since = now() - IDEMPOTENCY_TTL_S;
         self.first_row(
             &IDEMPOTENCY,

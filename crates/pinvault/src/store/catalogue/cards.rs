@@ -1,8 +1,6 @@
 //! Cards: creating and finding them, and every change to their status and PIN
 //! tries, each decided by `domain::card` and applied by `card_state`.
 
-use std::future::Future;
-
 use super::page::{self, Page};
 use super::programs::CARD;
 use super::{card_state, outbox};
@@ -11,7 +9,7 @@ use crate::domain::time::Timestamp;
 use crate::store::backend::Backend;
 use crate::store::db::{Db, DbResult, Sql, all, args, sql, vals};
 use crate::store::decode::{self, card_cols, select};
-use crate::store::error::StoreResult;
+use crate::store::error::StoreFuture;
 use crate::store::read_cache;
 use crate::store::rows::{CardRow, CardStatus, Created, Effects, IdemRow};
 
@@ -125,7 +123,7 @@ pub trait CardStore: Backend {
         card: CardRow,
         idem: Option<IdemRow>,
         effects: Effects,
-    ) -> impl Future<Output = StoreResult<Created>> + Send {
+    ) -> impl StoreFuture<Created> {
         self.write((card, idem, effects), |db, (c, idem, effects)| {
             Box::pin(async move {
                 let row = card_args(c);
@@ -137,17 +135,13 @@ pub trait CardStore: Backend {
 
     /// Events and an audit record of something that changes no row (a PIN
     /// exported), in one transaction: written before the answer is given.
-    fn record_effects(&self, effects: Effects) -> impl Future<Output = StoreResult<()>> + Send {
+    fn record_effects(&self, effects: Effects) -> impl StoreFuture<()> {
         self.write(effects, |db, effects| {
             Box::pin(async move { outbox::apply(db, effects).await })
         })
     }
 
-    fn get_card(
-        &self,
-        program_id: &str,
-        card_id: &str,
-    ) -> impl Future<Output = StoreResult<Option<CardRow>>> + Send {
+    fn get_card(&self, program_id: &str, card_id: &str) -> impl StoreFuture<Option<CardRow>> {
         self.first_row(&CARD, vals![card_id, program_id], decode::card)
     }
 
@@ -157,7 +151,7 @@ pub trait CardStore: Backend {
         &self,
         program_id: &str,
         hashes: Vec<(u32, Vec<u8>)>,
-    ) -> impl Future<Output = StoreResult<Vec<CardRow>>> + Send {
+    ) -> impl StoreFuture<Vec<CardRow>> {
         let program_id = program_id.to_owned();
         async move {
             // Held between commits like the cards a path names (SQLite).
@@ -190,10 +184,7 @@ pub trait CardStore: Backend {
 
     /// A card whatever its program: only for the hosted widgets, which reach the
     /// card of the control token they were given (and nothing else).
-    fn card_of_token(
-        &self,
-        card_id: &str,
-    ) -> impl Future<Output = StoreResult<Option<CardRow>>> + Send {
+    fn card_of_token(&self, card_id: &str) -> impl StoreFuture<Option<CardRow>> {
         self.first_row(&CARD_BY_ID, vals![card_id], decode::card)
     }
 
@@ -204,7 +195,7 @@ pub trait CardStore: Backend {
         external_id: Option<&str>,
         limit: u32,
         starting_after: Option<&str>,
-    ) -> impl Future<Output = StoreResult<Option<(Vec<CardRow>, bool)>>> + Send {
+    ) -> impl StoreFuture<Option<(Vec<CardRow>, bool)>> {
         let params = vals![program_id, external_id];
         page::read(
             self,
@@ -226,7 +217,7 @@ pub trait CardStore: Backend {
         status: CardStatus,
         now: Timestamp,
         effects: F,
-    ) -> impl Future<Output = StoreResult<Option<CardRow>>> + Send {
+    ) -> impl StoreFuture<Option<CardRow>> {
         let data = (
             program_id.to_owned(),
             card_id.to_owned(),
@@ -253,7 +244,7 @@ pub trait CardStore: Backend {
         card_id: &str,
         now: Timestamp,
         effects: F,
-    ) -> impl Future<Output = StoreResult<Option<CardRow>>> + Send {
+    ) -> impl StoreFuture<Option<CardRow>> {
         let data = (program_id.to_owned(), card_id.to_owned(), now, effects);
         self.write(data, |db, (p, c, now, effects)| {
             Box::pin(change_state(db, p, c, *now, |s| s.unblocked(), effects))
@@ -270,7 +261,7 @@ pub trait CardStore: Backend {
         max_tries: u32,
         now: Timestamp,
         effects: F,
-    ) -> impl Future<Output = StoreResult<Option<PinFailure>>> + Send
+    ) -> impl StoreFuture<Option<PinFailure>>
     where
         F: Fn(PinFailure) -> Effects + Send + Sync + 'static,
     {
@@ -297,11 +288,7 @@ pub trait CardStore: Backend {
 
     /// Resets the fail count after a match (`PinState::matched`); false when
     /// the PIN was blocked meanwhile (a match never unblocks).
-    fn reset_pin_failures(
-        &self,
-        card_id: &str,
-        now: Timestamp,
-    ) -> impl Future<Output = StoreResult<bool>> + Send {
+    fn reset_pin_failures(&self, card_id: &str, now: Timestamp) -> impl StoreFuture<bool> {
         self.write((card_id.to_owned(), now), |db, (card_id, now)| {
             Box::pin(async move {
                 for _ in 0..CAS_TRIES {
@@ -331,7 +318,7 @@ pub trait CardStore: Backend {
         card_id: &str,
         now: Timestamp,
         effects: F,
-    ) -> impl Future<Output = StoreResult<bool>> + Send
+    ) -> impl StoreFuture<bool>
     where
         F: Fn(&CardRow) -> Effects + Send + Sync + 'static,
     {
@@ -358,10 +345,7 @@ pub trait CardStore: Backend {
     }
 
     /// Removes staged PINs that expired at or before `now`; returns how many.
-    fn clear_expired_staged_pins(
-        &self,
-        now: Timestamp,
-    ) -> impl Future<Output = StoreResult<u64>> + Send {
+    fn clear_expired_staged_pins(&self, now: Timestamp) -> impl StoreFuture<u64> {
         async move {
             // Where writes take one lock for everything, look on a reader first,
             // so that a sweep with nothing to do never takes it.

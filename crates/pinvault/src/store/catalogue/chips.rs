@@ -2,13 +2,11 @@
 //! lock (PIN writes take it too, so a pending command is never lost to a
 //! concurrent PIN change).
 
-use std::future::Future;
-
 use super::{card_state, outbox};
 use crate::domain::time::Timestamp;
 use crate::store::backend::Backend;
 use crate::store::db::{Arg, Sql, args, sql};
-use crate::store::error::StoreResult;
+use crate::store::error::StoreFuture;
 use crate::store::rows::{CardRow, ChipData, Effects};
 
 const SET_CHIP: Sql = sql!(
@@ -62,7 +60,7 @@ pub trait ChipStore: Backend {
         card_id: &str,
         now: Timestamp,
         next: F,
-    ) -> impl Future<Output = StoreResult<Option<CardRow>>> + Send
+    ) -> impl StoreFuture<Option<CardRow>>
     where
         F: Fn(&CardRow) -> Option<(Option<ChipData>, Effects)> + Send + Sync + 'static,
     {

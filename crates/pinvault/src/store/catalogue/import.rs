@@ -1,14 +1,12 @@
 //! Cards written in bulk and legacy PINs captured: a portfolio coming in
 //! (`pinvault cards import`, API.md "Portfolio migration").
 
-use std::future::Future;
-
 use super::cards::{CARD_COLUMNS, CARD_VALUES, card_args};
 use super::{card_state, outbox};
 use crate::domain::time::Timestamp;
 use crate::store::backend::Backend;
 use crate::store::db::{Row, Sql, args, sql_each};
-use crate::store::error::StoreResult;
+use crate::store::error::StoreFuture;
 use crate::store::{CardRow, Effects, PinWrite};
 
 /// Which of these external ids (a JSON array) the program's cards have
@@ -37,7 +35,7 @@ pub trait ImportStore: Backend {
         program_id: &str,
         cards: Vec<(CardRow, Effects)>,
         audit: impl Fn(usize, usize) -> crate::store::AuditEntry + Send + Sync + 'static,
-    ) -> impl Future<Output = StoreResult<Vec<usize>>> + Send {
+    ) -> impl StoreFuture<Vec<usize>> {
         self.write(
             (program_id.to_owned(), cards, audit),
             |db, (program_id, cards, audit)| {
@@ -107,7 +105,7 @@ pub trait ImportStore: Backend {
         pin: PinWrite,
         now: Timestamp,
         effects: Effects,
-    ) -> impl Future<Output = StoreResult<bool>> + Send {
+    ) -> impl StoreFuture<bool> {
         let (card_id, legacy_block) = (card.id.clone(), card.pin_block.clone());
         self.write(
             (card_id, legacy_block, pin, now, effects),

@@ -3,13 +3,11 @@
 //! its audit record, read by id (within its program, where keys are a
 //! program's), and listed newest first, one program's or all.
 
-use std::future::Future;
-
 use super::outbox;
 use super::page::{self, Page};
 use crate::store::backend::Backend;
-use crate::store::db::{Arg, DbResult, Row, Sql, Val};
-use crate::store::error::StoreResult;
+use crate::store::db::{DbResult, Row, Sql, Val};
+use crate::store::error::StoreFuture;
 use crate::store::rows::AuditEntry;
 
 /// A table's statements, made by [`key_table!`].
@@ -79,20 +77,10 @@ pub trait KeyRow: Send + Sized + 'static {
 
 pub trait KeyTableStore: Backend {
     /// A new key, with its audit record, in one transaction.
-    fn insert_key<K: KeyRow>(
-        &self,
-        key: K,
-        audit: AuditEntry,
-    ) -> impl Future<Output = StoreResult<()>> + Send {
+    fn insert_key<K: KeyRow>(&self, key: K, audit: AuditEntry) -> impl StoreFuture<()> {
         let table = K::table();
-        let data = (&table.insert, (table.encode)(&key), audit);
-        self.write(data, |db, (insert, row, audit)| {
-            Box::pin(async move {
-                let args: Vec<Arg<'_>> = row.iter().map(Val::arg).collect();
-                db.exec(insert, &args).await?;
-                outbox::append_audit(db, audit).await
-            })
-        })
+        let inserted = outbox::exec_audited(self, &table.insert, (table.encode)(&key), audit);
+        async move { inserted.await.map(drop) }
     }
 
     /// The key with this id: the program's, where keys are a program's
@@ -101,7 +89,7 @@ pub trait KeyTableStore: Backend {
         &self,
         program_id: Option<&str>,
         id: &str,
-    ) -> impl Future<Output = StoreResult<Option<K>>> + Send {
+    ) -> impl StoreFuture<Option<K>> {
         let table = K::table();
         let mut key = vec![Val::Text(id.to_owned())];
         key.extend(program_id.map(|p| Val::Text(p.to_owned())));
@@ -115,7 +103,7 @@ pub trait KeyTableStore: Backend {
         program_id: Option<&str>,
         limit: u32,
         starting_after: Option<&str>,
-    ) -> impl Future<Output = StoreResult<Option<(Vec<K>, bool)>>> + Send {
+    ) -> impl StoreFuture<Option<(Vec<K>, bool)>> {
         let table = K::table();
         let (page, scope) = match (program_id, &table.program) {
             (Some(p), Some(page)) => (page, vec![Val::Text(p.to_owned())]),
@@ -134,10 +122,7 @@ pub trait KeyTableStore: Backend {
 
     /// Every key, page after page (one program's or all), for the
     /// operator's commands and maintenance passes.
-    fn every_key<K: KeyRow>(
-        &self,
-        program_id: Option<&str>,
-    ) -> impl Future<Output = StoreResult<Vec<K>>> + Send {
+    fn every_key<K: KeyRow>(&self, program_id: Option<&str>) -> impl StoreFuture<Vec<K>> {
         page::every(
             move |after| async move { self.list_keys::<K>(program_id, 100, after.as_deref()).await },
             |k: &K| (K::table().id)(k).to_owned(),

@@ -1,12 +1,10 @@
 //! Data key versions, and the rows rotation and master-key migration rewrite.
 
-use std::future::Future;
-
 use crate::keys::{DataKeyRow, KeyKind};
 use crate::store::backend::Backend;
 use crate::store::db::{Sql, all, args, sql, vals};
 use crate::store::decode::{self, card_cols, select};
-use crate::store::error::StoreResult;
+use crate::store::error::StoreFuture;
 use crate::store::rows::{CardRow, MasterRewrap, Rewrap, Rewrapped};
 
 const DATA_KEYS: Sql =
@@ -125,18 +123,18 @@ fn resealable_kind(text: &str) -> crate::store::db::DbResult<KeyKind> {
 }
 
 pub trait KeyStore: Backend {
-    fn data_keys(&self) -> impl Future<Output = StoreResult<Vec<DataKeyRow>>> + Send {
+    fn data_keys(&self) -> impl StoreFuture<Vec<DataKeyRow>> {
         self.all_rows(&DATA_KEYS, vec![], decode::data_key)
     }
 
     /// Inserts a data key version; false if that version exists already.
-    fn insert_data_key(&self, row: DataKeyRow) -> impl Future<Output = StoreResult<bool>> + Send {
+    fn insert_data_key(&self, row: DataKeyRow) -> impl StoreFuture<bool> {
         let vals = vals![row.kind.as_str(), row.version, &row.wrapped, row.created_at];
         async move { Ok(self.exec_one(&INSERT_DATA_KEY, vals).await? == 1) }
     }
 
     /// How many rows each key version protects.
-    fn key_usage(&self) -> impl Future<Output = StoreResult<Vec<(KeyKind, u32, u64)>>> + Send {
+    fn key_usage(&self) -> impl StoreFuture<Vec<(KeyKind, u32, u64)>> {
         self.read((), |db, ()| {
             Box::pin(async move {
                 let mut out = Vec::new();
@@ -150,11 +148,7 @@ pub trait KeyStore: Backend {
     }
 
     /// Webhook secrets not under version `current` of the `webhook` key.
-    fn secrets_to_reseal(
-        &self,
-        current: u32,
-        limit: u32,
-    ) -> impl Future<Output = StoreResult<Vec<Resealable>>> + Send {
+    fn secrets_to_reseal(&self, current: u32, limit: u32) -> impl StoreFuture<Vec<Resealable>> {
         self.all_rows(&SECRETS_TO_RESEAL, vals![current, limit], |r| {
             Ok(Resealable {
                 id: (r.string(0)?, None),
@@ -167,11 +161,7 @@ pub trait KeyStore: Backend {
 
     /// Idempotency responses not under version `current` of the
     /// `idempotency` key.
-    fn responses_to_reseal(
-        &self,
-        current: u32,
-        limit: u32,
-    ) -> impl Future<Output = StoreResult<Vec<Resealable>>> + Send {
+    fn responses_to_reseal(&self, current: u32, limit: u32) -> impl StoreFuture<Vec<Resealable>> {
         self.all_rows(&RESPONSES_TO_RESEAL, vals![current, limit], |r| {
             Ok(Resealable {
                 id: (r.string(0)?, Some(r.string(1)?)),
@@ -184,12 +174,7 @@ pub trait KeyStore: Backend {
 
     /// Stores `old` sealed again (`sealed`, under `version` of its purpose's
     /// key) unless it changed since it was read; whether it was stored.
-    fn reseal(
-        &self,
-        old: &Resealable,
-        sealed: Vec<u8>,
-        version: u32,
-    ) -> impl Future<Output = StoreResult<bool>> + Send {
+    fn reseal(&self, old: &Resealable, sealed: Vec<u8>, version: u32) -> impl StoreFuture<bool> {
         let (sql, vals) = match &old.id {
             (id, None) => (&RESEAL_SECRET, vals![&sealed, version, id, &old.sealed]),
             (program, Some(key)) => (
@@ -208,7 +193,7 @@ pub trait KeyStore: Backend {
         pan: u32,
         lookup: u32,
         limit: u32,
-    ) -> impl Future<Output = StoreResult<Vec<CardRow>>> + Send {
+    ) -> impl StoreFuture<Vec<CardRow>> {
         self.all_rows(
             &CARDS_UNDER_OLD_KEYS,
             vals![pin, pan, lookup, limit],
@@ -218,7 +203,7 @@ pub trait KeyStore: Backend {
 
     /// Applies a rotation rewrap unless the card's PIN or staged PIN changed
     /// since it was read.
-    fn rewrap_card(&self, w: Rewrap) -> impl Future<Output = StoreResult<bool>> + Send {
+    fn rewrap_card(&self, w: Rewrap) -> impl StoreFuture<bool> {
         let staged = w.staged.as_ref();
         let vals = vals![
             &w.pin.block,
@@ -238,10 +223,7 @@ pub trait KeyStore: Backend {
 
     /// Applies master-key re-wraps in one transaction; returns how many rows
     /// changed (a row whose wrapping changed meanwhile is left alone).
-    fn rewrap_master(
-        &self,
-        rewraps: Vec<MasterRewrap>,
-    ) -> impl Future<Output = StoreResult<u64>> + Send {
+    fn rewrap_master(&self, rewraps: Vec<MasterRewrap>) -> impl StoreFuture<u64> {
         self.write(rewraps, |db, rewraps| {
             Box::pin(async move {
                 let mut n = 0;

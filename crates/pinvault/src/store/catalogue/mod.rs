@@ -3,6 +3,7 @@
 //! every [`Backend`](super::backend::Backend) has.
 
 mod audit;
+mod audit_seal;
 mod bulk;
 mod card_state;
 mod cards;
@@ -22,6 +23,7 @@ mod webhooks;
 mod zone_keys;
 
 pub use audit::AuditStore;
+pub use audit_seal::{AuditSealStore, Pending as AuditPending, SEAL_BATCH};
 pub use cards::{CardStore, ChangeEffects};
 pub use chips::ChipStore;
 pub use import::ImportStore;

@@ -3,8 +3,10 @@
 //! audit record, and the idempotency record of the request that made it.
 
 use crate::domain::ids::new_id;
-use crate::store::db::{Arg, Db, DbResult, Sql, all, args, first, sql, sql_each};
+use crate::store::backend::Backend;
+use crate::store::db::{Arg, Db, DbResult, Sql, Val, all, args, sql};
 use crate::store::decode;
+use crate::store::error::StoreFuture;
 use crate::store::rows::{AuditEntry, Created, Effects, EventRow, IdemRow};
 
 const SUBSCRIBERS: Sql =
@@ -14,26 +16,12 @@ const INSERT_DELIVERY: Sql = sql!(
      VALUES ($1, $2, $3, 'pending', 0, $4, $4)"
 );
 
-/// The head of the audit chain. PostgreSQL: the one `audit_head` row, locked
-/// for the rest of the transaction, so appends from every node queue one
-/// behind the other and each sees the head the previous one left (taken last
-/// in every transaction, after any card row, so it never waits in a cycle).
-/// SQLite: the newest record; writes run one at a time (`BEGIN IMMEDIATE`).
-const AUDIT_HEAD: Sql = sql_each!(
-    pg: "SELECT seq, hash FROM audit_head FOR UPDATE",
-    sqlite: "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1",
-);
-const MOVE_AUDIT_HEAD: Sql = sql_each!(
-    pg: "UPDATE audit_head SET seq = $1, hash = $2",
-    sqlite: "",
-);
-
 /// Rows a bulk statement writes at most.
 pub const ROWS_A_STATEMENT: usize = 100;
 
 /// Writes the events and audit records of many changes (a bulk import) in a
 /// few statements: the subscribers read once, the events and the audit
-/// records many rows a statement, the audit chain's head read and moved once.
+/// records many rows a statement.
 pub async fn apply_many(db: &mut dyn Db, effects: &[&Effects]) -> DbResult<()> {
     let events: Vec<&EventRow> = effects.iter().flat_map(|e| e.events.iter()).collect();
     let mut subscribers: Vec<(String, Vec<String>)> = Vec::new();
@@ -69,29 +57,15 @@ pub async fn apply_many(db: &mut dyn Db, effects: &[&Effects]) -> DbResult<()> {
     append_audits(db, &entries).await
 }
 
-/// Appends records to the chain, in order: the head read (and, on
-/// PostgreSQL, locked) once, the records many a statement, the head moved
-/// once.
+/// Queues records for the audit chain, in order (`audit_queue`: the
+/// sealer chains them shortly after, `catalogue::audit_seal`): many a
+/// statement, locking nothing but their own rows, so changes on every node
+/// append at once.
 async fn append_audits(db: &mut dyn Db, entries: &[&AuditEntry]) -> DbResult<()> {
-    if entries.is_empty() {
-        return Ok(());
-    }
-    let head = first(db, &AUDIT_HEAD, &[], |r| Ok((r.i64(0)?, r.bytes(1)?))).await?;
-    let (mut seq, mut prev) = match head {
-        Some((seq, hash)) => (seq, hash),
-        None => (0, crate::domain::audit::GENESIS.to_vec()),
-    };
     for chunk in entries.chunks(ROWS_A_STATEMENT) {
-        let mut chained = Vec::with_capacity(chunk.len());
+        let mut values: Vec<Arg<'_>> = Vec::with_capacity(chunk.len() * 8);
         for entry in chunk {
-            seq += 1;
-            let hash = crate::domain::audit::chain_hash(&prev, seq, entry).to_vec();
-            chained.push((seq, std::mem::replace(&mut prev, hash.clone()), hash));
-        }
-        let mut values: Vec<Arg<'_>> = Vec::with_capacity(chunk.len() * 11);
-        for (entry, (seq, prev, hash)) in chunk.iter().zip(&chained) {
             values.extend(args![
-                *seq,
                 entry.at,
                 &entry.actor,
                 &entry.request_id,
@@ -99,15 +73,12 @@ async fn append_audits(db: &mut dyn Db, entries: &[&AuditEntry]) -> DbResult<()>
                 &entry.action,
                 &entry.program_id,
                 &entry.card_id,
-                &entry.details,
-                prev.as_slice(),
-                hash.as_slice()
+                &entry.details
             ]);
         }
-        let sql = super::bulk::insert_rows(AUDIT_COLUMNS, 11, chunk.len());
+        let sql = super::bulk::insert_rows(QUEUE_COLUMNS, 8, chunk.len());
         db.exec(&sql, &values).await?;
     }
-    db.exec(&MOVE_AUDIT_HEAD, &args![seq, &prev]).await?;
     Ok(())
 }
 
@@ -124,7 +95,8 @@ fn event_args(ev: &EventRow) -> [Arg<'_>; 6] {
 }
 
 const EVENT_COLUMNS: &str = "events (id, program_id, card_id, type, created_at, body)";
-const AUDIT_COLUMNS: &str = "audit_log (seq, at, actor, request_id, source, action, program_id, card_id, details, prev_hash, hash)";
+const QUEUE_COLUMNS: &str =
+    "audit_queue (at, actor, request_id, source, action, program_id, card_id, details)";
 
 /// Writes a change's events and its audit record, inside its transaction.
 pub async fn apply(db: &mut dyn Db, effects: &Effects) -> DbResult<()> {
@@ -160,6 +132,27 @@ async fn insert_event(db: &mut dyn Db, ev: &EventRow) -> DbResult<()> {
 /// Appends a record to the chain.
 pub async fn append_audit(db: &mut dyn Db, entry: &AuditEntry) -> DbResult<()> {
     append_audits(db, &[entry]).await
+}
+
+/// One statement (an insert, update or delete of one row) and, when it
+/// changed a row, the audit record of the change, as one transaction; whether
+/// it changed one (an update that finds no row records nothing).
+pub fn exec_audited<B: Backend>(
+    store: &B,
+    sql: &'static Sql,
+    vals: Vec<Val>,
+    audit: AuditEntry,
+) -> impl StoreFuture<bool> {
+    store.write((sql, vals, audit), |db, (sql, vals, audit)| {
+        Box::pin(async move {
+            let args: Vec<Arg<'_>> = vals.iter().map(Val::arg).collect();
+            let changed = db.exec(sql, &args).await? == 1;
+            if changed {
+                append_audit(db, audit).await?;
+            }
+            Ok(changed)
+        })
+    })
 }
 
 const CLEAR_IDEMPOTENCY: Sql =

@@ -4,7 +4,7 @@ use std::future::Future;
 
 use crate::store::backend::Backend;
 use crate::store::db::{Arg, Db, DbResult, Row, Sql, Val, all, first};
-use crate::store::error::StoreResult;
+use crate::store::error::{StoreFuture, StoreResult};
 
 /// The two statements of a list.
 #[derive(Debug)]
@@ -57,7 +57,7 @@ pub fn read<B: Backend, T: Send + 'static>(
     starting_after: Option<&str>,
     limit: u32,
     decode: fn(Row<'_>) -> DbResult<T>,
-) -> impl Future<Output = StoreResult<Option<(Vec<T>, bool)>>> + Send {
+) -> impl StoreFuture<Option<(Vec<T>, bool)>> {
     let data = (
         page,
         scope,

@@ -3,13 +3,11 @@
 //! with the PIN before it, and a reversal that puts that PIN back only while
 //! the card still holds the one the change wrote.
 
-use std::future::Future;
-
 use super::{card_state, outbox};
 use crate::domain::time::Timestamp;
 use crate::store::backend::Backend;
 use crate::store::db::{Db, DbResult, Row, Sql, args, bad, first, sql, sql_each};
-use crate::store::error::StoreResult;
+use crate::store::error::StoreFuture;
 use crate::store::rows::{CardRow, Effects, PinWrite, SetBy};
 
 /// How long a change can be reversed, and is kept.
@@ -110,7 +108,7 @@ pub trait PinChangeStore: Backend {
         change: PinChangeRow,
         new: PinWrite,
         effects: F,
-    ) -> impl Future<Output = StoreResult<PinChangeOutcome>> + Send
+    ) -> impl StoreFuture<PinChangeOutcome>
     where
         F: Fn(&CardRow) -> Effects + Send + Sync + 'static,
     {
@@ -150,7 +148,7 @@ pub trait PinChangeStore: Backend {
         change_id: &str,
         now: Timestamp,
         effects: F,
-    ) -> impl Future<Output = StoreResult<PinChangeOutcome>> + Send
+    ) -> impl StoreFuture<PinChangeOutcome>
     where
         F: Fn(&PinChangeRow) -> Effects + Send + Sync + 'static,
     {
@@ -184,10 +182,7 @@ pub trait PinChangeStore: Backend {
     }
 
     /// Removes changes made at or before `before` (no longer reversible).
-    fn purge_pin_changes(
-        &self,
-        before: Timestamp,
-    ) -> impl Future<Output = StoreResult<u64>> + Send {
+    fn purge_pin_changes(&self, before: Timestamp) -> impl StoreFuture<u64> {
         self.exec_one(&PURGE, crate::store::db::vals![before])
     }
 }

@@ -1,8 +1,6 @@
 //! Programs and their API keys, and the read at the start of every request:
 //! the key presented, its program, and the card the path names.
 
-use std::future::Future;
-
 use super::outbox;
 use crate::domain::ids::SecretHash;
 use crate::domain::program::{Mode, Settings};
@@ -10,7 +8,7 @@ use crate::domain::time::Timestamp;
 use crate::store::backend::Backend;
 use crate::store::db::{Db, DbResult, Sql, args, first, sql, vals};
 use crate::store::decode::{self, api_key_cols, card_cols, program_cols, select};
-use crate::store::error::{StoreError, StoreResult};
+use crate::store::error::{StoreError, StoreFuture, StoreResult};
 use crate::store::rows::{ApiKeyRow, AuditEntry, AuthenticatedCard, ProgramRow};
 
 const INSERT_PROGRAM: Sql = sql!(
@@ -73,7 +71,7 @@ pub trait ProgramStore: Backend {
         program: ProgramRow,
         key: ApiKeyRow,
         audit: Vec<AuditEntry>,
-    ) -> impl Future<Output = StoreResult<()>> + Send {
+    ) -> impl StoreFuture<()> {
         async move {
             let settings = settings_text(&program.settings)?;
             self.write(
@@ -101,14 +99,11 @@ pub trait ProgramStore: Backend {
         }
     }
 
-    fn get_program(
-        &self,
-        id: &str,
-    ) -> impl Future<Output = StoreResult<Option<ProgramRow>>> + Send {
+    fn get_program(&self, id: &str) -> impl StoreFuture<Option<ProgramRow>> {
         self.first_row(&PROGRAM, vals![id], decode::program)
     }
 
-    fn list_programs(&self) -> impl Future<Output = StoreResult<Vec<ProgramRow>>> + Send {
+    fn list_programs(&self) -> impl StoreFuture<Vec<ProgramRow>> {
         self.all_rows(&PROGRAMS, vec![], decode::program)
     }
 
@@ -120,25 +115,11 @@ pub trait ProgramStore: Backend {
         mode: Mode,
         now: Timestamp,
         audit: AuditEntry,
-    ) -> impl Future<Output = StoreResult<bool>> + Send {
-        let id = id.to_owned();
+    ) -> impl StoreFuture<bool> {
         async move {
             let settings = settings_text(&settings)?;
-            self.write(
-                (id, settings, mode, now, audit),
-                |db, (id, settings, mode, now, audit)| {
-                    Box::pin(async move {
-                        let n = db
-                            .exec(&UPDATE_PROGRAM, &args![settings, mode.as_str(), *now, id])
-                            .await?;
-                        if n == 1 {
-                            outbox::append_audit(db, audit).await?;
-                        }
-                        Ok(n == 1)
-                    })
-                },
-            )
-            .await
+            let vals = vals![&settings, mode.as_str(), now, id];
+            outbox::exec_audited(self, &UPDATE_PROGRAM, vals, audit).await
         }
     }
 
@@ -146,7 +127,7 @@ pub trait ProgramStore: Backend {
     fn authenticate(
         &self,
         key_hash: SecretHash,
-    ) -> impl Future<Output = StoreResult<Option<(ApiKeyRow, ProgramRow)>>> + Send {
+    ) -> impl StoreFuture<Option<(ApiKeyRow, ProgramRow)>> {
         async move {
             let cache = self.read_cache();
             let stamp = cache.and_then(|c| c.stamp());
@@ -177,7 +158,7 @@ pub trait ProgramStore: Backend {
         &self,
         key_hash: SecretHash,
         card_id: &str,
-    ) -> impl Future<Output = StoreResult<Option<AuthenticatedCard>>> + Send {
+    ) -> impl StoreFuture<Option<AuthenticatedCard>> {
         // Owned only where a read needs it: a request whose caller and card are
         // both held between commits (most verifications on SQLite) allocates nothing.
         async move {
@@ -227,11 +208,7 @@ pub trait ProgramStore: Backend {
     }
 
     /// A new API key, with its audit record.
-    fn create_api_key(
-        &self,
-        key: ApiKeyRow,
-        audit: AuditEntry,
-    ) -> impl Future<Output = StoreResult<()>> + Send {
+    fn create_api_key(&self, key: ApiKeyRow, audit: AuditEntry) -> impl StoreFuture<()> {
         self.write((key, audit), |db, (key, audit)| {
             Box::pin(async move {
                 insert_api_key(db, key).await?;
@@ -240,10 +217,7 @@ pub trait ProgramStore: Backend {
         })
     }
 
-    fn list_api_keys(
-        &self,
-        program_id: &str,
-    ) -> impl Future<Output = StoreResult<Vec<ApiKeyRow>>> + Send {
+    fn list_api_keys(&self, program_id: &str) -> impl StoreFuture<Vec<ApiKeyRow>> {
         self.all_rows(&API_KEYS, vals![program_id], decode::api_key)
     }
 
@@ -253,16 +227,8 @@ pub trait ProgramStore: Backend {
         id: &str,
         now: Timestamp,
         audit: AuditEntry,
-    ) -> impl Future<Output = StoreResult<bool>> + Send {
-        self.write((id.to_owned(), now, audit), |db, (id, now, audit)| {
-            Box::pin(async move {
-                let n = db.exec(&REVOKE_API_KEY, &args![*now, id]).await?;
-                if n == 1 {
-                    outbox::append_audit(db, audit).await?;
-                }
-                Ok(n == 1)
-            })
-        })
+    ) -> impl StoreFuture<bool> {
+        outbox::exec_audited(self, &REVOKE_API_KEY, vals![now, id], audit)
     }
 }
 

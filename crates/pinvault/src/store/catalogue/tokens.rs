@@ -3,8 +3,6 @@
 //! `domain::token::state`; the store applies the answer as a compare-and-set
 //! on the token's row, so of requests racing for a token exactly one wins.
 
-use std::future::Future;
-
 use super::{card_state, outbox};
 use crate::domain::ids::SecretHash;
 use crate::domain::time::Timestamp;
@@ -12,7 +10,7 @@ use crate::domain::token::{self, TokenError};
 use crate::store::backend::Backend;
 use crate::store::db::{Db, DbResult, Sql, args, first, sql};
 use crate::store::decode::{self, select, token_cols};
-use crate::store::error::StoreResult;
+use crate::store::error::StoreFuture;
 use crate::store::rows::{Created, Effects, IdemRow, PinChange, TokenRow};
 
 const SUPERSEDE: Sql = sql!(
@@ -71,7 +69,7 @@ pub trait TokenStore: Backend {
         t: TokenRow,
         idem: Option<IdemRow>,
         effects: Effects,
-    ) -> impl Future<Output = StoreResult<Created>> + Send {
+    ) -> impl StoreFuture<Created> {
         self.write((t, idem, effects), |db, (t, idem, effects)| {
             Box::pin(async move {
                 if !outbox::claim_idempotency(db, idem.as_ref()).await? {
@@ -102,10 +100,7 @@ pub trait TokenStore: Backend {
         })
     }
 
-    fn find_token(
-        &self,
-        hash: SecretHash,
-    ) -> impl Future<Output = StoreResult<Option<TokenRow>>> + Send {
+    fn find_token(&self, hash: SecretHash) -> impl StoreFuture<Option<TokenRow>> {
         // One unique-index lookup, on the path of every set and reveal.
         self.read_short(hash, |db, hash| {
             Box::pin(async move { first(db, &TOKEN_BY_HASH, &args![hash], decode::token).await })
@@ -119,7 +114,7 @@ pub trait TokenStore: Backend {
         token_id: &str,
         now: Timestamp,
         effects: Effects,
-    ) -> impl Future<Output = StoreResult<Result<u32, TokenError>>> + Send {
+    ) -> impl StoreFuture<Result<u32, TokenError>> {
         self.write(
             (token_id.to_owned(), now, effects),
             |db, (id, now, effects)| {
@@ -151,7 +146,7 @@ pub trait TokenStore: Backend {
         change: Option<PinChange>,
         now: Timestamp,
         effects: Effects,
-    ) -> impl Future<Output = StoreResult<Result<(), TokenError>>> + Send {
+    ) -> impl StoreFuture<Result<(), TokenError>> {
         let data = (token_id.to_owned(), change, now, effects);
         self.write(data, |db, (id, change, now, effects)| {
             Box::pin(async move {

@@ -1,15 +1,13 @@
 //! Webhook endpoints and their deliveries: the outbox the workers of every
 //! node claim from.
 
-use std::future::Future;
-
 use super::outbox;
 use super::page::{self, Page};
 use crate::domain::time::Timestamp;
 use crate::store::backend::Backend;
 use crate::store::db::{Sql, all, args, first, sql, sql_each, vals};
 use crate::store::decode::{self, delivery_cols, endpoint_cols, select};
-use crate::store::error::{StoreError, StoreResult};
+use crate::store::error::{StoreError, StoreFuture};
 use crate::store::rows::{
     AttemptNext, AttemptResult, AuditEntry, ClaimedDelivery, Created, DeliveryRow, DeliveryStatus,
     Effects, IdemRow, WebhookEndpointRow,
@@ -98,7 +96,7 @@ pub trait WebhookStore: Backend {
         e: WebhookEndpointRow,
         idem: Option<IdemRow>,
         audit: AuditEntry,
-    ) -> impl Future<Output = StoreResult<Created>> + Send {
+    ) -> impl StoreFuture<Created> {
         async move {
             let events = serde_json::to_string(&e.events)
                 .map_err(|err| StoreError::database(err.to_string()))?;
@@ -134,7 +132,7 @@ pub trait WebhookStore: Backend {
         program_id: &str,
         limit: u32,
         starting_after: Option<&str>,
-    ) -> impl Future<Output = StoreResult<Option<(Vec<WebhookEndpointRow>, bool)>>> + Send {
+    ) -> impl StoreFuture<Option<(Vec<WebhookEndpointRow>, bool)>> {
         let scope = vals![program_id];
         page::read(
             self,
@@ -151,7 +149,7 @@ pub trait WebhookStore: Backend {
         &self,
         program_id: &str,
         id: &str,
-    ) -> impl Future<Output = StoreResult<Option<WebhookEndpointRow>>> + Send {
+    ) -> impl StoreFuture<Option<WebhookEndpointRow>> {
         self.first_row(&ENDPOINT, vals![id, program_id], decode::endpoint)
     }
 
@@ -162,7 +160,7 @@ pub trait WebhookStore: Backend {
         id: &str,
         now: Timestamp,
         audit: AuditEntry,
-    ) -> impl Future<Output = StoreResult<bool>> + Send {
+    ) -> impl StoreFuture<bool> {
         async move {
             let data = (program_id.to_owned(), id.to_owned(), now, audit);
             self.write(data, |db, (p, id, now, audit)| {
@@ -185,7 +183,7 @@ pub trait WebhookStore: Backend {
         endpoint_id: &str,
         limit: u32,
         starting_after: Option<&str>,
-    ) -> impl Future<Output = StoreResult<Option<(Vec<DeliveryRow>, bool)>>> + Send {
+    ) -> impl StoreFuture<Option<(Vec<DeliveryRow>, bool)>> {
         let scope = vals![endpoint_id];
         page::read(
             self,
@@ -207,7 +205,7 @@ pub trait WebhookStore: Backend {
         now: Timestamp,
         lease_until: Timestamp,
         limit: u32,
-    ) -> impl Future<Output = StoreResult<Vec<ClaimedDelivery>>> + Send {
+    ) -> impl StoreFuture<Vec<ClaimedDelivery>> {
         async move {
             // Workers poll every second: where writes take one lock for
             // everything, look on a reader first, so that an idle poll never takes it.
@@ -245,7 +243,7 @@ pub trait WebhookStore: Backend {
     /// Gives back every claim `owner` still holds (a worker stopped before its
     /// attempts ended), so another worker takes them at once rather than when
     /// the leases expire; the attempts count as not made. Returns how many.
-    fn release_deliveries(&self, owner: &str) -> impl Future<Output = StoreResult<u64>> + Send {
+    fn release_deliveries(&self, owner: &str) -> impl StoreFuture<u64> {
         self.exec_one(&RELEASE, vals![owner])
     }
 
@@ -256,7 +254,7 @@ pub trait WebhookStore: Backend {
         id: &str,
         owner: &str,
         result: AttemptResult,
-    ) -> impl Future<Output = StoreResult<bool>> + Send {
+    ) -> impl StoreFuture<bool> {
         async move {
             let (status, next_at, delivered_at) = match result.next {
                 AttemptNext::Delivered => (DeliveryStatus::Delivered, None, Some(result.at)),

@@ -1,8 +1,6 @@
 //! Zone PIN keys, wrapped by the master key, and the programs they are
 //! granted to (the rules of grants are `domain::zone_key`).
 
-use std::future::Future;
-
 use super::outbox;
 use super::page::{self, Page};
 use crate::domain::time::Timestamp;
@@ -10,7 +8,7 @@ use crate::domain::zone_key::{Grants, RevokeError};
 use crate::store::backend::Backend;
 use crate::store::db::{Arg, Db, DbResult, Sql, all, args, first, sql, sql_each};
 use crate::store::decode::{self, select, zone_key_cols};
-use crate::store::error::StoreResult;
+use crate::store::error::StoreFuture;
 use crate::store::rows::{AuditEntry, ZoneKeyRow};
 
 const INSERT_ZONE_KEY: Sql = sql!(
@@ -76,11 +74,7 @@ pub enum GrantChange {
 
 pub trait ZoneKeyStore: Backend {
     /// A new key with its grants (a list: new keys are never for every program).
-    fn insert_zone_key(
-        &self,
-        key: ZoneKeyRow,
-        audit: AuditEntry,
-    ) -> impl Future<Output = StoreResult<()>> + Send {
+    fn insert_zone_key(&self, key: ZoneKeyRow, audit: AuditEntry) -> impl StoreFuture<()> {
         self.write((key, audit), |db, (k, audit)| {
             Box::pin(async move {
                 let tr31 = decode::tr31_text(k.tr31.as_ref());
@@ -108,10 +102,7 @@ pub trait ZoneKeyStore: Backend {
     }
 
     /// The key with its grants.
-    fn get_zone_key(
-        &self,
-        id: &str,
-    ) -> impl Future<Output = StoreResult<Option<ZoneKeyRow>>> + Send {
+    fn get_zone_key(&self, id: &str) -> impl StoreFuture<Option<ZoneKeyRow>> {
         self.read(id.to_owned(), |db, id| {
             Box::pin(async move {
                 let Some(mut key) =
@@ -135,7 +126,7 @@ pub trait ZoneKeyStore: Backend {
         grant: bool,
         at: Timestamp,
         audit: impl Fn(&Grants) -> AuditEntry + Send + Sync + 'static,
-    ) -> impl Future<Output = StoreResult<GrantChange>> + Send {
+    ) -> impl StoreFuture<GrantChange> {
         let data = (id.to_owned(), program.to_owned(), grant, at, audit);
         self.write(data, |db, (id, program, grant, at, audit)| {
             Box::pin(async move {
@@ -174,7 +165,7 @@ pub trait ZoneKeyStore: Backend {
         &self,
         limit: u32,
         starting_after: Option<&str>,
-    ) -> impl Future<Output = StoreResult<Option<(Vec<ZoneKeyRow>, bool)>>> + Send {
+    ) -> impl StoreFuture<Option<(Vec<ZoneKeyRow>, bool)>> {
         list(self, &ZONE_KEYS, None, limit, starting_after)
     }
 
@@ -185,7 +176,7 @@ pub trait ZoneKeyStore: Backend {
         program: &str,
         limit: u32,
         starting_after: Option<&str>,
-    ) -> impl Future<Output = StoreResult<Option<(Vec<ZoneKeyRow>, bool)>>> + Send {
+    ) -> impl StoreFuture<Option<(Vec<ZoneKeyRow>, bool)>> {
         list(
             self,
             &PROGRAM_ZONE_KEYS,
@@ -204,7 +195,7 @@ fn list<B: Backend>(
     program: Option<&str>,
     limit: u32,
     starting_after: Option<&str>,
-) -> impl Future<Output = StoreResult<Option<(Vec<ZoneKeyRow>, bool)>>> + Send {
+) -> impl StoreFuture<Option<(Vec<ZoneKeyRow>, bool)>> {
     let data = (
         page,
         program.map(str::to_owned),

@@ -164,8 +164,7 @@ fn operator(action: &str) -> AuditEntry {
 async fn a_legacy_pin_is_captured_once() {
     use crate::domain::legacy::{Legacy, Method};
     let b = backends("legacy").await;
-    for (name, store) in &b.stores {
-        let p = with_program(store).await;
+    for (name, store, p) in b.with_programs().await {
         let pvk = PvkRow {
             id: new_id("pvk_"),
             program_id: p.id.clone(),
@@ -278,11 +277,7 @@ async fn imports_skip_the_external_ids_a_program_has() {
             "{name}: {answers:?}"
         );
         for x in ["a", "b", "c", "d", "e"] {
-            let (page, _) = store
-                .list_cards(&p.id, Some(x), 10, None)
-                .await
-                .unwrap()
-                .unwrap();
+            let page = listed(store.list_cards(&p.id, Some(x), 10, None)).await;
             assert_eq!(page.len(), 1, "{name}: {x}");
         }
         // Another program may have the same external ids.

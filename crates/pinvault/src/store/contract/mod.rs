@@ -36,6 +36,17 @@ impl Drop for Backends {
     }
 }
 
+impl Backends {
+    /// Each store, with a new program on it.
+    pub(super) async fn with_programs(&self) -> Vec<(&'static str, &AnyStore, ProgramRow)> {
+        let mut out = Vec::new();
+        for (name, store) in &self.stores {
+            out.push((*name, store, with_program(store).await));
+        }
+        out
+    }
+}
+
 fn postgres_url() -> Option<String> {
     if let Ok(url) = std::env::var("PINVAULT_TEST_POSTGRES_URL") {
         return Some(url);
@@ -163,20 +174,12 @@ pub(crate) fn program() -> (ProgramRow, ApiKeyRow) {
 }
 
 pub(crate) fn card(program_id: &str) -> CardRow {
-    let pan = SealedPan {
-        hash: secret_hash(new_id("pan_").as_bytes()).to_vec(),
-        lookup_key_version: 1,
-        sealed: vec![1, 2, 3],
-        key_version: 1,
-        last4: "1111".into(),
-    };
-    let pin = PinWrite {
-        block: vec![9; 16],
-        key_version: 1,
-        set_by: SetBy::Random,
-    };
-    let (id, expiry) = (new_id("card_"), Some("2029-12".into()));
-    CardRow::issued(id, program_id.to_owned(), pan, pin, expiry, None, now())
+    let hash = secret_hash(new_id("pan_").as_bytes()).to_vec();
+    let card = CardRow::for_test(new_id("card_"), program_id.to_owned(), hash, now());
+    CardRow {
+        expiry: Some("2029-12".into()),
+        ..card
+    }
 }
 
 pub(super) fn token(card_id: &str, attempts: u32) -> (TokenRow, SecretHash) {
@@ -253,6 +256,13 @@ pub(super) async fn fail(store: &AnyStore, card_id: &str, max_tries: u32, n: usi
             .await
             .unwrap();
     }
+}
+
+/// The rows of a page that must exist (its `starting_after` names a row).
+pub(super) async fn listed<T>(
+    page: impl Future<Output = StoreResult<Option<(Vec<T>, bool)>>>,
+) -> Vec<T> {
+    page.await.unwrap().unwrap().0
 }
 
 pub(super) async fn read(store: &AnyStore, c: &CardRow) -> CardRow {

@@ -6,8 +6,7 @@ use crate::domain::audit::{GENESIS, chain_hash};
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn one_create_per_idempotency_key() {
     let b = backends("idem").await;
-    for (name, store) in &b.stores {
-        let p = with_program(store).await;
+    for (name, store, p) in b.with_programs().await {
         let idem = IdemRow {
             program_id: p.id.clone(),
             key: "k1".into(),
@@ -36,11 +35,7 @@ async fn one_create_per_idempotency_key() {
             1,
             "{name}"
         );
-        let (cards, _) = store
-            .list_cards(&p.id, None, 10, None)
-            .await
-            .unwrap()
-            .unwrap();
+        let cards = listed(store.list_cards(&p.id, None, 10, None)).await;
         assert_eq!(cards.len(), 1, "{name}");
         let row = store.get_idempotency(&p.id, "k1").await.unwrap().unwrap();
         assert_eq!((row.status, row.request_hash), (201, vec![1; 32]), "{name}");
@@ -64,6 +59,25 @@ async fn audit_appends_from_everywhere_make_one_chain() {
             async move { store.append_audit(entry).await.unwrap() }
         })
         .await;
+        // Queued, not chained yet; then sealers racing each other (the
+        // servers' skip a turn, the command line's waits) seal each record
+        // once, in one chain.
+        assert!(store.list_audit(0, 100).await.unwrap().is_empty(), "{name}");
+        assert_eq!(store.audit_pending().await.unwrap().records, 16, "{name}");
+        let turn = std::sync::Arc::new(AtomicU32::new(0));
+        let counts = race(6, || {
+            let (store, turn) = (store.clone(), turn.clone());
+            async move {
+                match turn.fetch_add(1, Ordering::Relaxed) % 2 {
+                    0 => store.seal_audit(false).await.unwrap().unwrap_or(0) as u64,
+                    _ => store.seal_all_audit().await.unwrap(),
+                }
+            }
+        })
+        .await;
+        let rest = store.seal_all_audit().await.unwrap();
+        assert_eq!(counts.iter().sum::<u64>() + rest, 16, "{name}");
+        assert_eq!(store.audit_pending().await.unwrap().records, 0, "{name}");
         let records = store.list_audit(0, 100).await.unwrap();
         assert_eq!(records.len(), 16, "{name}");
         let mut prev = GENESIS.to_vec();
@@ -83,18 +97,8 @@ async fn audit_appends_from_everywhere_make_one_chain() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_workers_never_claim_the_same_delivery() {
     let b = backends("claims").await;
-    for (name, store) in &b.stores {
-        let p = with_program(store).await;
-        let endpoint = WebhookEndpointRow {
-            id: new_id("we_"),
-            program_id: p.id.clone(),
-            url: "https://example.test/hook".into(),
-            events: vec!["card.created".into()],
-            secret_sealed: vec![3; 40],
-            secret_key_kind: crate::keys::KeyKind::Webhook,
-            secret_key_version: 1,
-            created_at: now(),
-        };
+    for (name, store, p) in b.with_programs().await {
+        let endpoint = endpoint(&p.id);
         let audit = crate::audit::Actor::operator().record(
             "webhook_endpoint.created",
             Some(&p.id),
@@ -155,11 +159,21 @@ async fn two_workers_never_claim_the_same_delivery() {
             (30, 30),
             "{name}: every delivery claimed once"
         );
-        let (deliveries, _) = store
-            .list_deliveries(&endpoint.id, 100, None)
-            .await
-            .unwrap()
-            .unwrap();
+        let deliveries = listed(store.list_deliveries(&endpoint.id, 100, None)).await;
         assert_eq!(deliveries.len(), 30, "{name}");
+    }
+}
+
+/// An endpoint of the program for `card.created`.
+fn endpoint(program_id: &str) -> WebhookEndpointRow {
+    WebhookEndpointRow {
+        id: new_id("we_"),
+        program_id: program_id.to_owned(),
+        url: "https://example.test/hook".into(),
+        events: vec!["card.created".into()],
+        secret_sealed: vec![3; 40],
+        secret_key_kind: crate::keys::KeyKind::Webhook,
+        secret_key_version: 1,
+        created_at: now(),
     }
 }

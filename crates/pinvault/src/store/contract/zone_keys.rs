@@ -41,17 +41,9 @@ async fn grants_scope_keys_and_concurrent_changes_all_apply() {
         let got = store.get_zone_key(&key.id).await.unwrap().unwrap();
         assert_eq!(got.grants, Grants::to([owner.id.clone()]), "{name}");
         assert_eq!(got.usage, Usage::Verify, "{name}");
-        let (mine, _) = store
-            .list_program_zone_keys(&owner.id, 10, None)
-            .await
-            .unwrap()
-            .unwrap();
+        let mine = listed(store.list_program_zone_keys(&owner.id, 10, None)).await;
         assert_eq!(mine.len(), 1, "{name}");
-        let (theirs, _) = store
-            .list_program_zone_keys(&others[0], 10, None)
-            .await
-            .unwrap()
-            .unwrap();
+        let theirs = listed(store.list_program_zone_keys(&others[0], 10, None)).await;
         assert!(theirs.is_empty(), "{name}");
         assert!(
             store
@@ -92,6 +84,7 @@ async fn grants_scope_keys_and_concurrent_changes_all_apply() {
             .unwrap();
         assert_eq!(missing, GrantChange::NoKey, "{name}");
         // Every change that changed something is in the audit trail.
+        store.seal_all_audit().await.unwrap();
         let trail = store.list_audit(0, 1000).await.unwrap();
         let changed = trail
             .iter()

@@ -105,6 +105,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         14,
         include_str!("../../../migrations/postgres/0014_pvk_tr31.sql"),
     ),
+    (
+        15,
+        include_str!("../../../migrations/postgres/0015_audit_queue.sql"),
+    ),
 ];
 
 /// Times a transaction is run again after a serialization failure or deadlock.

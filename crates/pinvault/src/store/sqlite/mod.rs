@@ -6,6 +6,8 @@
 //! one group commits share the next transaction (each in its own savepoint)
 //! and its one fsync, and each is answered only after that commit (see
 //! `SqliteStore::write`); reads use a pool of connections and run in parallel.
+//! The WAL is checkpointed by a thread of its own (passive, every 200 ms), off
+//! the writer's path; the writer checkpoints only as a fallback.
 //! Reads run on the blocking thread pool, except the one-statement indexed
 //! reads of a request's API key and card and of a presented control token
 //! (`SqliteStore::read_short`), which run on the async thread: on the path of
@@ -74,6 +76,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (
         14,
         include_str!("../../../migrations/sqlite/0014_pvk_tr31.sql"),
+    ),
+    (
+        15,
+        include_str!("../../../migrations/sqlite/0015_audit_queue.sql"),
     ),
 ];
 
@@ -175,6 +181,26 @@ fn write_loop(mut conn: Connection, writes: Receiver<WriteJob>) {
     }
 }
 
+/// How often the checkpointer copies the WAL's committed pages into the
+/// database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
+/// The WAL's size (pages) at which the writer checkpoints itself.
+const FALLBACK_CHECKPOINT_PAGES: u32 = 10_000;
+
+/// The checkpointer thread: every [`CHECKPOINT_EVERY`], a passive checkpoint
+/// on a connection of its own (it waits for no reader or writer, and the
+/// database file's fsync happens here rather than in a commit), so the WAL
+/// stays small and the writer's commits never pay for a checkpoint. Ends
+/// when the store is dropped.
+fn checkpoint_loop(conn: &Connection, alive: &std::sync::Weak<Inner>) {
+    while alive.strong_count() > 0 {
+        std::thread::sleep(CHECKPOINT_EVERY);
+        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            tracing::debug!(error = %e, "passive WAL checkpoint");
+        }
+    }
+}
+
 impl std::fmt::Debug for SqliteStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SqliteStore")
@@ -236,6 +262,15 @@ impl SqliteStore {
         }
         let mut writer = connect(path).map_err(|e| StoreError::from(DbError::from(e)))?;
         migrate(&mut writer).map_err(|e| StoreError::from(DbError::from(e)))?;
+        // The WAL is checkpointed by a thread of its own (below); the writer
+        // does it only as a fallback, when the WAL has grown this many pages
+        // (about 40 MB) because that thread could not keep up.
+        writer
+            .execute_batch(&format!(
+                "PRAGMA wal_autocheckpoint={FALLBACK_CHECKPOINT_PAGES}"
+            ))
+            .map_err(|e| StoreError::from(DbError::from(e)))?;
+        let checkpointer = connect(path).map_err(|e| StoreError::from(DbError::from(e)))?;
         // The file name as SQLite resolved it (symbolic links followed): its
         // WAL index is that name with `-shm`.
         let cache = ReadCache::new(writer.path().map_or(path, Path::new));
@@ -244,14 +279,18 @@ impl SqliteStore {
             .name("sqlite-writer".to_owned())
             .spawn(move || write_loop(writer, queued))
             .map_err(|e| StoreError::database(format!("cannot start the writer thread: {e}")))?;
-        Ok(SqliteStore {
-            inner: Arc::new(Inner {
-                path: path.to_owned(),
-                writes,
-                readers: Mutex::new(Vec::new()),
-                cache,
-            }),
-        })
+        let inner = Arc::new(Inner {
+            path: path.to_owned(),
+            writes,
+            readers: Mutex::new(Vec::new()),
+            cache,
+        });
+        let alive = Arc::downgrade(&inner);
+        std::thread::Builder::new()
+            .name("sqlite-checkpointer".to_owned())
+            .spawn(move || checkpoint_loop(&checkpointer, &alive))
+            .map_err(|e| StoreError::database(format!("cannot start the checkpointer: {e}")))?;
+        Ok(SqliteStore { inner })
     }
 
     /// Runs `f` as one write on the writer thread, and answers only once the
@@ -361,14 +400,23 @@ impl SqliteStore {
     }
 }
 
+/// A catalogue operation and its data as a call on one SQLite connection,
+/// whose calls never wait (see [`run_now`]).
+fn on_connection<D, T>(data: D, op: Op<D, T>) -> impl FnOnce(&mut Connection) -> DbResult<T>
+where
+    D: Send + Sync + 'static,
+    T: Send + 'static,
+{
+    move |conn| run_now(op(&mut LiteDb(conn), &data))
+}
+
 impl Backend for SqliteStore {
     async fn write<D, T>(&self, data: D, op: Op<D, T>) -> StoreResult<T>
     where
         D: Send + Sync + 'static,
         T: Send + 'static,
     {
-        self.write_with(move |conn| run_now(op(&mut LiteDb(conn), &data)))
-            .await
+        self.write_with(on_connection(data, op)).await
     }
 
     async fn read<D, T>(&self, data: D, op: Op<D, T>) -> StoreResult<T>
@@ -376,8 +424,7 @@ impl Backend for SqliteStore {
         D: Send + Sync + 'static,
         T: Send + 'static,
     {
-        self.read_with(move |conn| run_now(op(&mut LiteDb(conn), &data)))
-            .await
+        self.read_with(on_connection(data, op)).await
     }
 
     async fn read_short<D, T>(&self, data: D, op: Op<D, T>) -> StoreResult<T>
@@ -385,8 +432,7 @@ impl Backend for SqliteStore {
         D: Send + Sync + 'static,
         T: Send + 'static,
     {
-        self.read_short_with(move |conn| run_now(op(&mut LiteDb(conn), &data)))
-            .await
+        self.read_short_with(on_connection(data, op)).await
     }
 
     fn read_cache(&self) -> Option<&ReadCache> {

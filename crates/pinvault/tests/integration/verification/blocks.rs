@@ -159,7 +159,18 @@ fn a_clean_match_writes_nothing() {
         assert!(s.data.database_url.is_some() || files.iter().all(Option::is_some));
         (files, s.data.database_versions())
     };
-    let before = state();
+    // The writes before (the card, its audit records) settle first: the
+    // server seals the audit trail every 250 ms and SQLite's WAL is
+    // checkpointed every 200 ms, each in the background.
+    let mut before = state();
+    for _ in 0..30 {
+        std::thread::sleep(std::time::Duration::from_millis(700));
+        let now = state();
+        if now == before {
+            break;
+        }
+        before = now;
+    }
     for _ in 0..20 {
         assert_eq!(
             outcome(&verify(&s, &key, &c, &v.format, &v.enciphered, &zpk)).0,
