@@ -3,15 +3,18 @@
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
 use super::error::ApiError;
-use super::extract::{Auth, AuthCard, JsonBody, PathId, QueryParams};
+use super::extract::{Auth, AuthCard, JsonBody, PathId, QueryParams, from_value};
 use super::idempotency::{self, Idempotency};
+use super::responses::{
+    CardNotFound, IdempotencyConflict, InvalidBody, InvalidQuery, NotFound, UnsupportedMediaType,
+};
 use super::views::{CardList, CardView, PinStatusView, Problem};
 use crate::app::App;
 use crate::app::cards::InitialPin;
@@ -129,11 +132,10 @@ pub struct ListCards {
         (status = 201, description = "Created", body = CardView),
         (status = 403, description = "`plaintext_not_allowed`; `forbidden`: `pin.zone_key_id` is of usage `export`", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`not_found`: `pin.zone_key_id` names no zone key granted to this program, or `pin.pin_verification_key_id` no PIN verification key of it", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`idempotency_conflict`", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "`unsupported_media_type`", body = Problem, content_type = "application/problem+json"),
+        IdempotencyConflict,
+        UnsupportedMediaType,
         (status = 422, description = "`invalid_pan`, `invalid_pin`, `weak_pin`, `decryption_failed` (`pin.encrypted` or `pin.pin_block` cannot be used), `invalid_request`", body = Problem, content_type = "application/problem+json"),
-    ),
-    security(("api_key" = [])))]
+    ))]
 pub async fn create<S: Store>(
     State(app): State<Arc<App<S>>>,
     auth: Auth,
@@ -141,17 +143,14 @@ pub async fn create<S: Store>(
     JsonBody(raw): JsonBody<Value>,
 ) -> Result<Response, ApiError> {
     let idem = Idempotency::from_headers(&headers, &auth.program.id, "POST /v1/cards", &raw)?;
-    if let Some(idem) = &idem {
-        if let Some(replay) = idempotency::replay(&app, idem).await? {
-            return Ok(replay);
-        }
+    if let Some(replay) = idempotency::replay(&app, idem.as_ref()).await? {
+        return Ok(replay);
     }
     let input = card_input(raw)?;
     let caller: &crate::app::Caller = &auth;
     let card = app.new_card(caller, input).await?;
-    let response = serde_json::to_value(CardView::new(&card.row, &auth.program.settings))
-        .map_err(|_| ApiError::internal())?;
-    idempotency::create(&app, idem, StatusCode::CREATED, response, |idem_row| {
+    let view = CardView::new(&card.row, &auth.program.settings);
+    idempotency::create(&app, idem, &view, |idem_row| {
         app.save_card(caller, card, idem_row)
     })
     .await
@@ -160,14 +159,13 @@ pub async fn create<S: Store>(
 /// A `POST /v1/cards` body read (the same for `pinvault cards import`'s
 /// lines); refusals never quote a value.
 pub(crate) fn card_input(raw: Value) -> Result<CardInput, ApiError> {
-    let body: CreateCard =
-        serde_json::from_value(raw).map_err(|e| ApiError::invalid(super::safe_message(&e)))?;
+    let body: CreateCard = from_value(raw)?;
     let pin = match body.pin {
         None => None,
         Some(p) => Some(initial_pin(p)?),
     };
     Ok(CardInput {
-        pan: body.pan.into_inner(),
+        pan: body.pan,
         expiry: body.expiry,
         external_id: body.external_id,
         pin,
@@ -255,8 +253,7 @@ fn initial_pin(p: PinInput) -> Result<InitialPin, ApiError> {
 
 /// A card of the calling program.
 #[utoipa::path(get, path = "/v1/cards/{id}", operation_id = "getCard", tag = "cards", params(("id" = String, Path)),
-    responses((status = 200, description = "OK", body = CardView), (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json")),
-    security(("api_key" = [])))]
+    responses((status = 200, description = "OK", body = CardView), NotFound))]
 pub async fn get(mut found: AuthCard) -> Result<Response, ApiError> {
     let card = found.card()?;
     let auth = found.auth;
@@ -265,8 +262,7 @@ pub async fn get(mut found: AuthCard) -> Result<Response, ApiError> {
 
 /// The program's cards, newest first.
 #[utoipa::path(get, path = "/v1/cards", operation_id = "listCards", tag = "cards", params(ListCards),
-    responses((status = 200, description = "OK", body = CardList), (status = 400, description = "`invalid_request`", body = Problem, content_type = "application/problem+json")),
-    security(("api_key" = [])))]
+    responses((status = 200, description = "OK", body = CardList), InvalidQuery))]
 pub async fn list<S: Store>(
     State(app): State<Arc<App<S>>>,
     auth: Auth,
@@ -285,23 +281,19 @@ pub async fn list<S: Store>(
             q.starting_after.as_deref(),
         )
         .await?;
-    let Some((cards, has_more)) = page else {
-        return Err(ApiError::bad_request(
-            "`starting_after` names no card of this program",
-        ));
-    };
-    let data = cards
-        .iter()
-        .map(|c| CardView::new(c, &auth.program.settings))
-        .collect();
-    Ok(axum::Json(CardList { data, has_more }).into_response())
+    super::page::answer(page, "card of this program", |cards, has_more| {
+        let data = cards
+            .iter()
+            .map(|c| CardView::new(c, &auth.program.settings))
+            .collect();
+        Ok(CardList { data, has_more })
+    })
 }
 
 /// Change a card's status; reactivating a card PIN blocking made inactive also unblocks its PIN.
 #[utoipa::path(patch, path = "/v1/cards/{id}", operation_id = "updateCard", tag = "cards", params(("id" = String, Path)), request_body = UpdateCard,
-    responses((status = 200, description = "OK", body = CardView), (status = 404, description = "`not_found`: no such card for this program", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`invalid_request`", body = Problem, content_type = "application/problem+json")),
-    security(("api_key" = [])))]
+    responses((status = 200, description = "OK", body = CardView), CardNotFound,
+        InvalidBody))]
 pub async fn update<S: Store>(
     State(app): State<Arc<App<S>>>,
     auth: Auth,
@@ -328,8 +320,7 @@ pub async fn update<S: Store>(
 
 /// The state of a card's PIN.
 #[utoipa::path(get, path = "/v1/cards/{id}/pin/status", operation_id = "getPinStatus", tag = "pin", params(("id" = String, Path)),
-    responses((status = 200, description = "OK", body = PinStatusView), (status = 404, description = "`not_found`: no such card for this program", body = Problem, content_type = "application/problem+json")),
-    security(("api_key" = [])))]
+    responses((status = 200, description = "OK", body = PinStatusView), CardNotFound))]
 pub async fn pin_status(mut found: AuthCard) -> Result<Response, ApiError> {
     let card = found.card()?;
     let auth = found.auth;

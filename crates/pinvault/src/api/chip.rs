@@ -11,6 +11,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::error::ApiError;
 use super::extract::{Auth, AuthCard, PathId, QueryParams};
+use super::responses::{CardNotFound, InvalidQuery};
 use super::views::Problem;
 use crate::app::App;
 use crate::store::{IssuerKeySetRow, Store};
@@ -72,8 +73,7 @@ pub struct ListIssuerKeySets {
 /// The program's issuer key sets (loaded by the operator with `pinvault
 /// issuer-keys import`), newest first.
 #[utoipa::path(get, path = "/v1/issuer-key-sets", operation_id = "listIssuerKeySets", tag = "chip", params(ListIssuerKeySets),
-    responses((status = 200, description = "OK", body = IssuerKeySetList), (status = 400, description = "`invalid_request`", body = Problem, content_type = "application/problem+json")),
-    security(("api_key" = [])))]
+    responses((status = 200, description = "OK", body = IssuerKeySetList), InvalidQuery))]
 pub async fn list_issuer_key_sets<S: Store>(
     State(app): State<Arc<App<S>>>,
     auth: Auth,
@@ -84,13 +84,10 @@ pub async fn list_issuer_key_sets<S: Store>(
         .store
         .list_keys::<IssuerKeySetRow>(Some(&auth.program.id), limit, q.starting_after.as_deref())
         .await?;
-    let Some((sets, has_more)) = page else {
-        return Err(ApiError::bad_request(
-            "`starting_after` names no issuer key set",
-        ));
-    };
-    let data = sets.iter().map(IssuerKeySetView::new).collect();
-    Ok(axum::Json(IssuerKeySetList { data, has_more }).into_response())
+    super::page::answer(page, "issuer key set", |sets, has_more| {
+        let data = sets.iter().map(IssuerKeySetView::new).collect();
+        Ok(IssuerKeySetList { data, has_more })
+    })
 }
 
 /// Make `unblock_pin` pending for the chip's offline PIN: the next issuer
@@ -98,9 +95,8 @@ pub async fn list_issuer_key_sets<S: Store>(
 /// a PIN change resets the chip's try counter).
 #[utoipa::path(post, path = "/v1/cards/{id}/chip/unblock-offline-pin", operation_id = "unblockOfflinePin", tag = "chip", params(("id" = String, Path)),
     responses((status = 204, description = "`unblock_pin` is pending (or `change_pin` already was)"),
-        (status = 404, description = "`not_found`: no such card for this program", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`invalid_request`: the card has no chip data", body = Problem, content_type = "application/problem+json")),
-    security(("api_key" = [])))]
+        CardNotFound,
+        (status = 422, description = "`invalid_request`: the card has no chip data", body = Problem, content_type = "application/problem+json")))]
 pub async fn unblock_offline_pin<S: Store>(
     State(app): State<Arc<App<S>>>,
     auth: Auth,
@@ -137,10 +133,9 @@ pub struct ScriptResponse {
 /// answer the issuer script for what is still pending.
 #[utoipa::path(post, path = "/v1/cards/{id}/chip/scripts", operation_id = "chipScripts", tag = "chip", params(("id" = String, Path)), request_body = ScriptRequest,
     responses((status = 200, description = "The script for the pending command, or `null`", body = ScriptResponse),
-        (status = 404, description = "`not_found`: no such card for this program", body = Problem, content_type = "application/problem+json"),
+        CardNotFound,
         (status = 409, description = "`pin_not_available`: a PIN CHANGE is due for a card migrated with legacy data whose PIN is not captured yet", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`invalid_request`: malformed `icc_data` (TLV, or 9F26/9F36 missing or of the wrong length), or a card without chip data", body = Problem, content_type = "application/problem+json")),
-    security(("api_key" = [])))]
+        (status = 422, description = "`invalid_request`: malformed `icc_data` (TLV, or 9F26/9F36 missing or of the wrong length), or a card without chip data", body = Problem, content_type = "application/problem+json")))]
 pub async fn scripts<S: Store>(
     State(app): State<Arc<App<S>>>,
     mut found: AuthCard,

@@ -11,101 +11,61 @@ use crate::domain::DomainError;
 use crate::domain::token::TokenError;
 use crate::store::StoreError;
 
-/// The stable error codes, each with its problem title (every one explained in
-/// docs/reference.md, "Error codes").
-#[derive(Debug, Clone, Copy, PartialEq, Eq, utoipa::ToSchema)]
-#[schema(rename_all = "snake_case")]
-pub enum Code {
-    InvalidRequest,
-    Unauthorized,
-    Forbidden,
-    NotFound,
-    UnsupportedMediaType,
-    RateLimited,
-    IdempotencyConflict,
-    InvalidPan,
-    InvalidPin,
-    WeakPin,
-    DecryptionFailed,
-    TokenInvalid,
-    TokenExpired,
-    TokenUsed,
-    TokenSuperseded,
-    TokenExhausted,
-    RevealDisabled,
-    PlaintextNotAllowed,
-    PinBlocked,
-    NothingStaged,
-    CardAmbiguous,
-    ReversalNotPossible,
-    ExportNotAllowed,
-    PinNotAvailable,
-    PayloadTooLarge,
-    Internal,
+/// `Variant = "code", "problem title";` declares each error code once (the
+/// enum, [`Code::as_str`] and its title).
+macro_rules! codes {
+    ($($code:ident = $text:literal, $title:literal;)*) => {
+        /// The stable error codes, each with its problem title (every one explained in
+        /// docs/reference.md, "Error codes").
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, utoipa::ToSchema)]
+        #[schema(rename_all = "snake_case")]
+        pub enum Code {
+            $($code,)*
+        }
+
+        impl Code {
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Code::$code => $text,)*
+                }
+            }
+
+            fn title(self) -> &'static str {
+                match self {
+                    $(Code::$code => $title,)*
+                }
+            }
+        }
+    };
 }
 
-impl Code {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Code::InvalidRequest => "invalid_request",
-            Code::Unauthorized => "unauthorized",
-            Code::Forbidden => "forbidden",
-            Code::NotFound => "not_found",
-            Code::UnsupportedMediaType => "unsupported_media_type",
-            Code::RateLimited => "rate_limited",
-            Code::IdempotencyConflict => "idempotency_conflict",
-            Code::InvalidPan => "invalid_pan",
-            Code::InvalidPin => "invalid_pin",
-            Code::WeakPin => "weak_pin",
-            Code::DecryptionFailed => "decryption_failed",
-            Code::TokenInvalid => "token_invalid",
-            Code::TokenExpired => "token_expired",
-            Code::TokenUsed => "token_used",
-            Code::TokenSuperseded => "token_superseded",
-            Code::TokenExhausted => "token_exhausted",
-            Code::RevealDisabled => "reveal_disabled",
-            Code::PlaintextNotAllowed => "plaintext_not_allowed",
-            Code::PinBlocked => "pin_blocked",
-            Code::NothingStaged => "nothing_staged",
-            Code::CardAmbiguous => "card_ambiguous",
-            Code::ReversalNotPossible => "reversal_not_possible",
-            Code::ExportNotAllowed => "export_not_allowed",
-            Code::PinNotAvailable => "pin_not_available",
-            Code::PayloadTooLarge => "payload_too_large",
-            Code::Internal => "internal",
-        }
-    }
-
-    fn title(self) -> &'static str {
-        match self {
-            Code::InvalidRequest => "Invalid request",
-            Code::Unauthorized => "Unauthorized",
-            Code::Forbidden => "Forbidden",
-            Code::NotFound => "Not found",
-            Code::UnsupportedMediaType => "Unsupported media type",
-            Code::RateLimited => "Too many requests",
-            Code::IdempotencyConflict => "Idempotency key reused",
-            Code::InvalidPan => "Invalid PAN",
-            Code::InvalidPin => "Invalid PIN",
-            Code::WeakPin => "Weak PIN",
-            Code::DecryptionFailed => "Decryption failed",
-            Code::TokenInvalid => "Invalid control token",
-            Code::TokenExpired => "Control token expired",
-            Code::TokenUsed => "Control token already used",
-            Code::TokenSuperseded => "Control token superseded",
-            Code::TokenExhausted => "Control token attempts used up",
-            Code::RevealDisabled => "PIN reveal disabled",
-            Code::PlaintextNotAllowed => "Plaintext PIN not allowed",
-            Code::PinBlocked => "PIN blocked",
-            Code::NothingStaged => "Nothing staged",
-            Code::CardAmbiguous => "Card ambiguous",
-            Code::ReversalNotPossible => "Reversal not possible",
-            Code::ExportNotAllowed => "PIN export not allowed",
-            Code::PinNotAvailable => "PIN not available",
-            Code::PayloadTooLarge => "Payload too large",
-            Code::Internal => "Internal error",
-        }
-    }
+codes! {
+    InvalidRequest = "invalid_request", "Invalid request";
+    Unauthorized = "unauthorized", "Unauthorized";
+    Forbidden = "forbidden", "Forbidden";
+    NotFound = "not_found", "Not found";
+    UnsupportedMediaType = "unsupported_media_type", "Unsupported media type";
+    RateLimited = "rate_limited", "Too many requests";
+    IdempotencyConflict = "idempotency_conflict", "Idempotency key reused";
+    InvalidPan = "invalid_pan", "Invalid PAN";
+    InvalidPin = "invalid_pin", "Invalid PIN";
+    WeakPin = "weak_pin", "Weak PIN";
+    DecryptionFailed = "decryption_failed", "Decryption failed";
+    TokenInvalid = "token_invalid", "Invalid control token";
+    TokenExpired = "token_expired", "Control token expired";
+    TokenUsed = "token_used", "Control token already used";
+    TokenSuperseded = "token_superseded", "Control token superseded";
+    TokenExhausted = "token_exhausted", "Control token attempts used up";
+    RevealDisabled = "reveal_disabled", "PIN reveal disabled";
+    PlaintextNotAllowed = "plaintext_not_allowed", "Plaintext PIN not allowed";
+    PinBlocked = "pin_blocked", "PIN blocked";
+    NothingStaged = "nothing_staged", "Nothing staged";
+    CardAmbiguous = "card_ambiguous", "Card ambiguous";
+    ReversalNotPossible = "reversal_not_possible", "Reversal not possible";
+    ExportNotAllowed = "export_not_allowed", "PIN export not allowed";
+    PinNotAvailable = "pin_not_available", "PIN not available";
+    PayloadTooLarge = "payload_too_large", "Payload too large";
+    Internal = "internal", "Internal error";
 }
 
 impl From<TokenError> for Code {

@@ -10,6 +10,7 @@ use utoipa::ToSchema;
 use super::error::ApiError;
 use super::extract::{AuthCard, JsonBody};
 use super::limits::Operation;
+use super::responses::{CardOrZoneKeyNotFound, InvalidBody};
 use super::views::Problem;
 use crate::app::App;
 use crate::store::Store;
@@ -41,19 +42,17 @@ pub struct ExportedPin {
 #[utoipa::path(post, path = "/v1/cards/{id}/pin/export", operation_id = "exportPin", tag = "pin", params(("id" = String, Path)), request_body = ExportPin,
     responses((status = 200, description = "The PIN block", body = ExportedPin),
         (status = 403, description = "`export_not_allowed`: the program's `allow_pin_export` is off; `forbidden`: the zone key is of usage `verify`", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`not_found`: no such card, or no such zone key granted to this program", body = Problem, content_type = "application/problem+json"),
+        CardOrZoneKeyNotFound,
         (status = 409, description = "`pin_not_available`: a legacy card whose PIN no verification has captured yet", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`invalid_request`", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "`rate_limited`: per API key and per card", body = Problem, content_type = "application/problem+json")),
-    security(("api_key" = [])))]
+        InvalidBody,
+        (status = 429, description = "`rate_limited`: per API key and per card", body = Problem, content_type = "application/problem+json")))]
 pub async fn export<S: Store>(
     State(app): State<Arc<App<S>>>,
     mut found: AuthCard,
     JsonBody(body): JsonBody<ExportPin>,
 ) -> Result<Response, ApiError> {
     let (format, _) = super::verify::block_request(&body.format, &body.zone_key_id, None)?;
-    super::limits::check(&app, Operation::Export, &found.auth, &found.card_id)?;
-    let card = found.card()?;
+    let card = found.limited_card(&app, Operation::Export)?;
     let out = app
         .export_pin(&found.auth, &card, &body.zone_key_id, format)
         .await?;

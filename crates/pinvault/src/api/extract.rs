@@ -309,6 +309,13 @@ impl<'de> serde::de::Visitor<'de> for UniqueVisitor {
     }
 }
 
+/// A body taken as a JSON value first (to fingerprint it for
+/// `Idempotency-Key`), read as `T`: 422 `invalid_request` for the wrong
+/// shape, the message never quoting a value.
+pub fn from_value<T: DeserializeOwned>(raw: serde_json::Value) -> Result<T, ApiError> {
+    serde_json::from_value(raw).map_err(|e| ApiError::invalid(super::safe_message(&e)))
+}
+
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     type Rejection = ApiError;
 

@@ -11,6 +11,7 @@ use std::future::Future;
 
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use serde::Serialize;
 use serde_json::Value;
 
 use super::error::{ApiError, Code};
@@ -112,12 +113,15 @@ impl Idempotency {
     }
 }
 
-/// The stored first response for this key, if there is one (409 if it was for
-/// another request).
+/// The stored first response for this key, if the request has one and there
+/// is one (409 if it was for another request).
 pub async fn replay<S: Store>(
     app: &App<S>,
-    idem: &Idempotency,
+    idem: Option<&Idempotency>,
 ) -> Result<Option<Response>, ApiError> {
+    let Some(idem) = idem else {
+        return Ok(None);
+    };
     let Some(row) = app
         .store
         .get_idempotency(&idem.program_id, &idem.key)
@@ -151,13 +155,12 @@ pub async fn replay<S: Store>(
 }
 
 /// Writes a created object with its idempotency record in one transaction, and
-/// answers `response`; if a concurrent request with the same key won, answers
-/// what it stored instead.
+/// answers 201 with `view`; if a concurrent request with the same key won,
+/// answers what it stored instead.
 pub async fn create<S, F, Fut>(
     app: &App<S>,
     idem: Option<Idempotency>,
-    status: StatusCode,
-    response: Value,
+    view: &impl Serialize,
     write: F,
 ) -> Result<Response, ApiError>
 where
@@ -165,6 +168,8 @@ where
     F: FnOnce(Option<IdemRow>) -> Fut,
     Fut: Future<Output = StoreResult<Created>>,
 {
+    let status = StatusCode::CREATED;
+    let response = serde_json::to_value(view).map_err(|_| ApiError::internal())?;
     let row = match &idem {
         None => None,
         Some(i) => {
@@ -191,7 +196,7 @@ where
             let Some(idem) = idem else {
                 return Err(ApiError::internal());
             };
-            replay(app, &idem).await?.ok_or_else(|| {
+            replay(app, Some(&idem)).await?.ok_or_else(|| {
                 ApiError::new(
                     StatusCode::CONFLICT,
                     Code::IdempotencyConflict,

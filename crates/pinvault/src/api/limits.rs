@@ -12,10 +12,10 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::error::{ApiError, Code};
-use super::extract::Auth;
+use super::extract::{Auth, AuthCard};
 use crate::app::App;
 use crate::limits::{Cidr, Limited, Scope};
-use crate::store::Store;
+use crate::store::{CardRow, Store};
 
 /// The limited operations: each has a per-key and a per-card limit.
 #[derive(Debug, Clone, Copy)]
@@ -44,6 +44,19 @@ pub fn check<S: Store>(
     app.limiter.check(per_key, &[auth.name()])?;
     app.limiter.check(per_card, &[&auth.program.id, card_id])?;
     Ok(())
+}
+
+impl AuthCard {
+    /// The card, once one request of `op` is taken from the caller's and the
+    /// card's limits ([`check`]): 429 `rate_limited`, then 404 `not_found`.
+    pub fn limited_card<S: Store>(
+        &mut self,
+        app: &App<S>,
+        op: Operation,
+    ) -> Result<CardRow, ApiError> {
+        check(app, op, &self.auth, &self.card_id)?;
+        self.card()
+    }
 }
 
 /// Refuses a PIN block for a card whose undecryptable blocks have used up

@@ -49,8 +49,7 @@ pub struct CardFound {
         (status = 404, description = "`not_found`: no card of this program has this PAN", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`card_ambiguous`: several cards are left after the optional fields narrowed them", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`invalid_pan`, `invalid_request`", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "`rate_limited`: per API key", body = Problem, content_type = "application/problem+json")),
-    security(("api_key" = [])))]
+        (status = 429, description = "`rate_limited`: per API key", body = Problem, content_type = "application/problem+json")))]
 pub async fn lookup<S: Store>(
     State(app): State<Arc<App<S>>>,
     auth: Auth,

@@ -15,9 +15,11 @@ pub mod limits;
 mod lookup;
 mod openapi;
 mod ops;
+mod page;
 mod pin;
 mod pin_change;
 mod program;
+mod responses;
 mod verify;
 mod views;
 mod webhooks;
@@ -274,6 +276,11 @@ mod redaction {
         let printed = [
             parsed::<super::cards::CreateCard>(json!({"pan": PAN, "pin": {"pin": PIN}})),
             parsed::<super::cards::PinInput>(json!({"pin": PIN})),
+            format!(
+                "{:?}",
+                super::cards::card_input(json!({"pan": PAN, "pin": {"pin": PIN}}))
+                    .unwrap_or_else(|e| panic!("{}", e.detail))
+            ),
             parsed::<super::pin::SetPin>(json!({"control_token": TOKEN, "pin": PIN})),
             parsed::<super::pin::RevealPin>(json!({"control_token": TOKEN})),
             parsed::<super::widgets::WidgetSetPin>(

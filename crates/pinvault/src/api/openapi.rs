@@ -5,7 +5,8 @@ use std::sync::OnceLock;
 
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::openapi::path::{Operation, PathItem};
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityRequirement, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::{
@@ -61,8 +62,15 @@ use super::{
 )]
 pub struct ApiDoc;
 
-/// `Authorization: Bearer <api key>` (`pv_test_…` or `pv_live_…`).
+/// `Authorization: Bearer <api key>` (`pv_test_…` or `pv_live_…`), which every
+/// operation takes (its handler takes `Auth` or `AuthCard`) but those of
+/// [`KEYLESS_TAGS`].
 struct ApiKeyAuth;
+
+/// The tags of the operations that take no API key: health, readiness,
+/// metrics and this document; the published PIN encryption keys (public
+/// keys); the hosted widgets (the control token is the credential).
+const KEYLESS_TAGS: [&str; 3] = ["operations", "pin-encryption", "widgets"];
 
 impl Modify for ApiKeyAuth {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
@@ -72,7 +80,31 @@ impl Modify for ApiKeyAuth {
                 SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
             );
         }
+        for item in openapi.paths.paths.values_mut() {
+            for op in operations(item) {
+                let tags = op.tags.iter().flatten();
+                if !tags.clone().any(|t| KEYLESS_TAGS.contains(&t.as_str())) {
+                    op.security = Some(vec![SecurityRequirement::new(
+                        "api_key",
+                        Vec::<String>::new(),
+                    )]);
+                }
+            }
+        }
     }
+}
+
+/// A path's operations.
+fn operations(item: &mut PathItem) -> impl Iterator<Item = &mut Operation> {
+    [
+        &mut item.get,
+        &mut item.put,
+        &mut item.post,
+        &mut item.patch,
+        &mut item.delete,
+    ]
+    .into_iter()
+    .flatten()
 }
 
 /// The operations under abuse limits (429 `rate_limited`, with `Retry-After`):
@@ -114,14 +146,7 @@ impl Modify for CommonErrors {
                 .build()
         };
         for item in openapi.paths.paths.values_mut() {
-            let ops = [
-                &mut item.get,
-                &mut item.put,
-                &mut item.post,
-                &mut item.patch,
-                &mut item.delete,
-            ];
-            for op in ops.into_iter().flatten() {
+            for op in operations(item) {
                 let responses = &mut op.responses.responses;
                 let mut add = |code: &str, description: &str| {
                     responses

@@ -11,9 +11,14 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use super::error::ApiError;
-use super::extract::{Auth, AuthCard, JsonBody, NoBodyOrJson, OptionalJsonBody, PathId};
+use super::extract::{
+    Auth, AuthCard, JsonBody, NoBodyOrJson, OptionalJsonBody, PathId, from_value,
+};
 use super::idempotency::{self, Idempotency};
 use super::limits::Operation;
+use super::responses::{
+    CardNotFound, IdempotencyConflict, InvalidBody, InvalidPinSet, UnsupportedMediaType,
+};
 use super::views::{EncryptedPin, Problem, RevealResponse, RevealedPin, TokenView};
 use crate::app::pin::{PinText, RevealTo, Revealed, SetOutcome, UnblockNote};
 use crate::app::{App, Caller};
@@ -90,11 +95,10 @@ pub struct Unblock {
         ("Idempotency-Key" = Option<String>, Header, pattern = "^[\\x21-\\x7E]{1,255}$", description = "Replays the first response for 24 h")),
     request_body = CreateToken,
     responses((status = 201, description = "Created", body = TokenView),
-        (status = 409, description = "`idempotency_conflict`", body = Problem, content_type = "application/problem+json"),
+        IdempotencyConflict,
         (status = 403, description = "`reveal_disabled`", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`not_found`: no such card for this program", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`invalid_request`", body = Problem, content_type = "application/problem+json")),
-    security(("api_key" = [])))]
+        CardNotFound,
+        InvalidBody))]
 pub async fn create_token<S: Store>(
     State(app): State<Arc<App<S>>>,
     mut found: AuthCard,
@@ -107,13 +111,10 @@ pub async fn create_token<S: Store>(
     let idem = Idempotency::from_headers(&headers, &auth.program.id, &route, &raw)?;
     let card = found.card()?;
     let auth = found.auth;
-    if let Some(idem) = &idem {
-        if let Some(replay) = idempotency::replay(&app, idem).await? {
-            return Ok(replay);
-        }
+    if let Some(replay) = idempotency::replay(&app, idem.as_ref()).await? {
+        return Ok(replay);
     }
-    let body: CreateToken =
-        serde_json::from_value(raw).map_err(|e| ApiError::invalid(super::safe_message(&e)))?;
+    let body: CreateToken = from_value(raw)?;
     let kind = TokenType::parse(&body.kind)
         .ok_or_else(|| ApiError::invalid("`type` must be \"set_pin\" or \"reveal_pin\""))?;
     let caller: &crate::app::Caller = &auth;
@@ -130,8 +131,7 @@ pub async fn create_token<S: Store>(
             token.widget_path()
         )),
     };
-    let response = serde_json::to_value(&view).map_err(|_| ApiError::internal())?;
-    idempotency::create(&app, idem, StatusCode::CREATED, response, |idem_row| {
+    idempotency::create(&app, idem, &view, |idem_row| {
         app.save_token(caller, token, idem_row)
     })
     .await
@@ -145,9 +145,8 @@ pub async fn create_token<S: Store>(
     responses((status = 204, description = "The PIN is set; the fail count is reset and the PIN unblocked (and anything staged is discarded)"),
         (status = 202, description = "Staged mode: the PIN is staged (replacing any staged before) until the token's `expires_at`; commit it with `POST /v1/cards/{id}/pin/commit`", body = StagedView),
         (status = 403, description = "`token_invalid`, `token_expired`, `token_used`, `token_superseded`, `token_exhausted`, `plaintext_not_allowed`", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`not_found`: no such card for this program", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`invalid_pin`, `weak_pin`, `decryption_failed`, `invalid_request`", body = Problem, content_type = "application/problem+json")),
-    security(("api_key" = [])))]
+        CardNotFound,
+        InvalidPinSet))]
 pub async fn set_pin<S: Store>(
     State(app): State<Arc<App<S>>>,
     mut found: AuthCard,
@@ -196,9 +195,8 @@ pub(super) async fn set_pin_of<S: Store>(
 #[utoipa::path(post, path = "/v1/cards/{id}/pin/commit", operation_id = "commitPin", tag = "pin", params(("id" = String, Path)),
     request_body(content = Option<CommitPin>, description = "Optional: no body, or an empty JSON object (`Content-Type: application/json`)"),
     responses((status = 204, description = "The staged PIN is now the card's PIN: set by the cardholder, the fail count reset, the PIN unblocked; nothing is staged any more"),
-        (status = 404, description = "`not_found`: no such card for this program", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`nothing_staged`: no staged PIN, or it expired (with its token), or another commit took it", body = Problem, content_type = "application/problem+json")),
-    security(("api_key" = [])))]
+        CardNotFound,
+        (status = 409, description = "`nothing_staged`: no staged PIN, or it expired (with its token), or another commit took it", body = Problem, content_type = "application/problem+json")))]
 pub async fn commit<S: Store>(
     State(app): State<Arc<App<S>>>,
     auth: Auth,
@@ -213,17 +211,15 @@ pub async fn commit<S: Store>(
 #[utoipa::path(post, path = "/v1/cards/{id}/pin/reveal", operation_id = "revealPin", tag = "pin", params(("id" = String, Path)), request_body = RevealPin,
     responses((status = 200, description = "With `device_key`: `{\"encrypted_pin\"}`, a compact JWE (`ECDH-ES`, `A256GCM`) to that key whose plaintext is `{\"pin\",\"card_id\"}`. Without: `{\"pin\"}` in clear, only where the program allows it", body = RevealResponse),
         (status = 403, description = "`reveal_disabled`, `plaintext_not_allowed`, token errors", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`not_found`: no such card for this program", body = Problem, content_type = "application/problem+json"),
+        CardNotFound,
         (status = 409, description = "`pin_not_available`: a card migrated with legacy data whose PIN no verification has captured yet (the token is not spent)", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`invalid_request`: `device_key` is not a public P-256 key (wrong `kty` or curve, not on the curve, private part present)", body = Problem, content_type = "application/problem+json")),
-    security(("api_key" = [])))]
+        (status = 422, description = "`invalid_request`: `device_key` is not a public P-256 key (wrong `kty` or curve, not on the curve, private part present)", body = Problem, content_type = "application/problem+json")))]
 pub async fn reveal<S: Store>(
     State(app): State<Arc<App<S>>>,
     mut found: AuthCard,
     JsonBody(body): JsonBody<RevealPin>,
 ) -> Result<Response, ApiError> {
-    super::limits::check(&app, Operation::Reveal, &found.auth, &found.card_id)?;
-    let card = found.card()?;
+    let card = found.limited_card(&app, Operation::Reveal)?;
     reveal_of(&app, &found.auth, card, body).await
 }
 
@@ -258,9 +254,8 @@ pub(super) async fn reveal_of<S: Store>(
 /// Unblock the PIN: reset the fail count and reactivate a card PIN blocking made inactive.
 #[utoipa::path(post, path = "/v1/cards/{id}/pin/unblock", operation_id = "unblockPin", tag = "pin", params(("id" = String, Path)), request_body = Unblock,
     responses((status = 204, description = "Unblocked"),
-        (status = 404, description = "`not_found`: no such card for this program", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "`unsupported_media_type`", body = Problem, content_type = "application/problem+json")),
-    security(("api_key" = [])))]
+        CardNotFound,
+        UnsupportedMediaType))]
 pub async fn unblock<S: Store>(
     State(app): State<Arc<App<S>>>,
     mut found: AuthCard,

@@ -11,6 +11,7 @@ use utoipa::ToSchema;
 use super::error::ApiError;
 use super::extract::{Auth, JsonBody, PathId};
 use super::limits::Operation;
+use super::responses::{CardOrZoneKeyNotFound, ZoneKeyForExport};
 use super::verify::{BlockBytes, block_request, refused};
 use super::views::Problem;
 use crate::app::App;
@@ -58,10 +59,9 @@ pub struct ChangeResult {
 /// program's PIN policy and stored.
 #[utoipa::path(post, path = "/v1/cards/{id}/pin/change", operation_id = "changePinAtAtm", tag = "verification", params(("id" = String, Path)), request_body = ChangePin,
     responses((status = 200, description = "`changed` (with `change_id`), `mismatch` (one try counted), `blocked` or `card_inactive` (not checked, nothing counted)", body = ChangeResult),
-        (status = 403, description = "`forbidden`: the zone key is of usage `export`", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`not_found`: no such card, or no such zone key granted to this program", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`decryption_failed` (either block; no try counted), `invalid_pin` / `weak_pin` (the new PIN; nothing changed but the reset fail count), `invalid_request`", body = Problem, content_type = "application/problem+json")),
-    security(("api_key" = [])))]
+        ZoneKeyForExport,
+        CardOrZoneKeyNotFound,
+        (status = 422, description = "`decryption_failed` (either block; no try counted), `invalid_pin` / `weak_pin` (the new PIN; nothing changed but the reset fail count), `invalid_request`", body = Problem, content_type = "application/problem+json")))]
 pub async fn change<S: Store>(
     State(app): State<Arc<App<S>>>,
     auth: Auth,
@@ -121,8 +121,7 @@ pub async fn change<S: Store>(
 #[utoipa::path(post, path = "/v1/pin-changes/{id}/reverse", operation_id = "reversePinChange", tag = "verification", params(("id" = String, Path)),
     responses((status = 204, description = "The PIN before the change is the card's PIN again"),
         (status = 404, description = "`not_found`: no such PIN change for this program", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`reversal_not_possible`: more than 24 hours old, reversed already, or the PIN changed since", body = Problem, content_type = "application/problem+json")),
-    security(("api_key" = [])))]
+        (status = 409, description = "`reversal_not_possible`: more than 24 hours old, reversed already, or the PIN changed since", body = Problem, content_type = "application/problem+json")))]
 pub async fn reverse<S: Store>(
     State(app): State<Arc<App<S>>>,
     auth: Auth,

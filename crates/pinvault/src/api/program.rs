@@ -8,6 +8,7 @@ use serde_json::{Map, Value};
 
 use super::error::ApiError;
 use super::extract::{Auth, JsonBody};
+use super::responses::InvalidBody;
 use super::views::{Problem, ProgramView};
 use crate::app::App;
 use crate::domain::program::PinSetMode;
@@ -19,8 +20,7 @@ pub fn program_json(p: &ProgramRow) -> Value {
 }
 
 /// The calling program: id, name, mode and settings.
-#[utoipa::path(get, path = "/v1/program", operation_id = "getProgram", tag = "program", responses((status = 200, description = "OK", body = ProgramView)),
-    security(("api_key" = [])))]
+#[utoipa::path(get, path = "/v1/program", operation_id = "getProgram", tag = "program", responses((status = 200, description = "OK", body = ProgramView)))]
 #[allow(clippy::extra_unused_type_parameters)] // names the router's state type for `Auth`
 pub async fn get<S: Store>(auth: Auth) -> Result<Response, ApiError> {
     Ok(axum::Json(ProgramView::new(&auth.program)).into_response())
@@ -31,8 +31,7 @@ pub async fn get<S: Store>(auth: Auth) -> Result<Response, ApiError> {
 #[utoipa::path(patch, path = "/v1/program", operation_id = "updateProgram", tag = "program", request_body = SettingsChanges,
     responses((status = 200, description = "OK", body = ProgramView),
         (status = 403, description = "a privileged setting (`forbidden`)", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`invalid_request`", body = Problem, content_type = "application/problem+json")),
-    security(("api_key" = [])))]
+        InvalidBody))]
 pub async fn update<S: Store>(
     State(app): State<Arc<App<S>>>,
     auth: Auth,
@@ -57,12 +56,7 @@ pub async fn update<S: Store>(
             settings.clone(),
             auth.program.mode,
             t,
-            auth.actor().record(
-                "program.updated",
-                Some(&auth.program.id),
-                None,
-                serde_json::json!({ "changes": changes }),
-            ),
+            auth.program_audit("program.updated", serde_json::json!({ "changes": changes })),
         )
         .await?
     {

@@ -14,12 +14,13 @@ use zeroize::Zeroizing;
 use super::error::{ApiError, Code};
 use super::extract::{Auth, AuthCard, JsonBody, QueryParams};
 use super::limits::Operation;
+use super::responses::{CardOrZoneKeyNotFound, InvalidQuery, ZoneKeyForExport};
 use super::views::Problem;
 use crate::app::App;
 use crate::app::verify::{Entered, Verdict, VerifyError};
 use crate::domain::program::Mode;
 use crate::domain::sensitive::Sensitive;
-use crate::store::{Store, ZoneKeyRow};
+use crate::store::{CardRow, Store, ZoneKeyRow};
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -206,7 +207,7 @@ fn answer<S: Store>(
 pub(super) async fn chip_answer<S: Store>(
     app: &App<S>,
     caller: &crate::app::Caller,
-    card: &crate::store::CardRow,
+    card: &CardRow,
     icc: Option<&emv::IccData>,
 ) -> Result<Option<Option<String>>, ApiError> {
     let Some(icc) = icc else { return Ok(None) };
@@ -215,6 +216,29 @@ pub(super) async fn chip_answer<S: Store>(
     }
     let answer = app.chip_scripts(caller, card.clone(), icc, false).await?;
     Ok(Some(answer.icc_response_data))
+}
+
+/// Verifies the PIN `entered` for `card` as the caller's program sets it: its
+/// `max_tries`, and `migrate_legacy_pins` for a legacy card's match. The outer
+/// error is the card's PAN failing to open; the inner, the verification's refusal.
+async fn verify_as<S: Store>(
+    app: &App<S>,
+    auth: &Auth,
+    card: &CardRow,
+    entered: Entered<'_>,
+) -> Result<Result<Verdict, VerifyError>, ApiError> {
+    let pan = app.card_pan(card).await?;
+    let settings = &auth.program.settings;
+    Ok(app
+        .verify_pin(
+            card,
+            &pan,
+            u32::from(settings.max_tries),
+            entered,
+            settings.migrate_legacy_pins,
+            || auth.actor(),
+        )
+        .await)
 }
 
 pub(super) fn refused<S: Store>(app: &App<S>, e: VerifyError) -> ApiError {
@@ -240,43 +264,30 @@ pub(super) fn refused<S: Store>(app: &App<S>, e: VerifyError) -> ApiError {
 /// is blocked and an active card becomes inactive.
 #[utoipa::path(post, path = "/v1/cards/{id}/pin/verify", operation_id = "verifyPin", tag = "verification", params(("id" = String, Path)), request_body = VerifyPin,
     responses((status = 200, description = "`match`, `mismatch` (one try counted), `blocked` (not checked) or `card_inactive` (the card is suspended or was made inactive other than by PIN blocking: not checked, nothing counted)", body = VerifyResult),
-        (status = 403, description = "`forbidden`: the zone key is of usage `export`", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`not_found`: no such card, or no such zone key granted to this program", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`decryption_failed` (no try counted), `invalid_request`", body = Problem, content_type = "application/problem+json")),
-    security(("api_key" = [])))]
+        ZoneKeyForExport,
+        CardOrZoneKeyNotFound,
+        (status = 422, description = "`decryption_failed` (no try counted), `invalid_request`", body = Problem, content_type = "application/problem+json")))]
 pub async fn verify<S: Store>(
     State(app): State<Arc<App<S>>>,
     mut found: AuthCard,
     JsonBody(body): JsonBody<VerifyPin>,
 ) -> Result<Response, ApiError> {
-    super::limits::check(&app, Operation::Verify, &found.auth, &found.card_id)?;
-    let card = found.card()?;
+    let card = found.limited_card(&app, Operation::Verify)?;
     let auth = found.auth;
     super::limits::check_decrypt_failures(&app, &auth, &card.id)?;
     let (format, icc) = block_request(&body.format, &body.zone_key_id, body.icc_data.as_ref())?;
     let block = BlockBytes::decode(body.pin_block.expose());
-    let pan = app.card_pan(&card).await?;
     let entered = Entered::Block {
         format,
         block: block.bytes(),
         zone_key_id: &body.zone_key_id,
     };
-    let verdict = app
-        .verify_pin(
-            &card,
-            &pan,
-            u32::from(auth.program.settings.max_tries),
-            entered,
-            auth.program.settings.migrate_legacy_pins,
-            || auth.actor(),
-        )
-        .await
-        .map_err(|e| {
-            if matches!(e, VerifyError::Decryption) {
-                super::limits::decrypt_failed(&app, &auth, &card.id, &body.zone_key_id);
-            }
-            refused(&app, e)
-        })?;
+    let verdict = verify_as(&app, &auth, &card, entered).await?.map_err(|e| {
+        if matches!(e, VerifyError::Decryption) {
+            super::limits::decrypt_failed(&app, &auth, &card.id, &body.zone_key_id);
+        }
+        refused(&app, e)
+    })?;
     let scripts = chip_answer(&app, &auth, &card, icc.as_ref()).await?;
     Ok(answer(&app, &card.id, verdict, scripts))
 }
@@ -286,8 +297,7 @@ pub async fn verify<S: Store>(
 #[utoipa::path(post, path = "/v1/test/cards/{id}/pin/verify", operation_id = "sandboxVerifyPin", tag = "verification", params(("id" = String, Path)), request_body = SandboxVerify,
     responses((status = 200, description = "`match`, `mismatch` (one try counted), `blocked` (not checked) or `card_inactive` (the card is suspended or was made inactive other than by PIN blocking: not checked, nothing counted)", body = VerifyResult),
         (status = 404, description = "`not_found`: no such card, or a live program", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`invalid_pin` (4 to 12 digits; no try counted)", body = Problem, content_type = "application/problem+json")),
-    security(("api_key" = [])))]
+        (status = 422, description = "`invalid_pin` (4 to 12 digits; no try counted)", body = Problem, content_type = "application/problem+json")))]
 pub async fn sandbox_verify<S: Store>(
     State(app): State<Arc<App<S>>>,
     mut found: AuthCard,
@@ -301,8 +311,7 @@ pub async fn sandbox_verify<S: Store>(
             "no such resource",
         ));
     }
-    super::limits::check(&app, Operation::Verify, &found.auth, &found.card_id)?;
-    let card = found.card()?;
+    let card = found.limited_card(&app, Operation::Verify)?;
     let auth = found.auth;
     let pin = Pin::new(&body.pin).map_err(|_| {
         ApiError::new(
@@ -312,17 +321,8 @@ pub async fn sandbox_verify<S: Store>(
         )
     })?;
     drop(body);
-    let pan = app.card_pan(&card).await?;
-    let verdict = app
-        .verify_pin(
-            &card,
-            &pan,
-            u32::from(auth.program.settings.max_tries),
-            Entered::Clear(pin),
-            auth.program.settings.migrate_legacy_pins,
-            || auth.actor(),
-        )
-        .await
+    let verdict = verify_as(&app, &auth, &card, Entered::Clear(pin))
+        .await?
         .map_err(|e| refused(&app, e))?;
     Ok(answer(&app, &card.id, verdict, None))
 }
@@ -330,8 +330,7 @@ pub async fn sandbox_verify<S: Store>(
 /// The zone keys this program may use (loaded by the operator with
 /// `pinvault zone-keys import` and granted to it), newest first.
 #[utoipa::path(get, path = "/v1/zone-keys", operation_id = "listZoneKeys", tag = "verification", params(ListZoneKeys),
-    responses((status = 200, description = "OK", body = ZoneKeyList), (status = 400, description = "`invalid_request`", body = Problem, content_type = "application/problem+json")),
-    security(("api_key" = [])))]
+    responses((status = 200, description = "OK", body = ZoneKeyList), InvalidQuery))]
 pub async fn list_zone_keys<S: Store>(
     State(app): State<Arc<App<S>>>,
     auth: Auth,
@@ -342,9 +341,8 @@ pub async fn list_zone_keys<S: Store>(
         .store
         .list_program_zone_keys(&auth.program.id, limit, q.starting_after.as_deref())
         .await?;
-    let Some((keys, has_more)) = page else {
-        return Err(ApiError::bad_request("`starting_after` names no zone key"));
-    };
-    let data = keys.iter().map(ZoneKeyView::new).collect();
-    Ok(axum::Json(ZoneKeyList { data, has_more }).into_response())
+    super::page::answer(page, "zone key", |keys, has_more| {
+        let data = keys.iter().map(ZoneKeyView::new).collect();
+        Ok(ZoneKeyList { data, has_more })
+    })
 }

@@ -10,8 +10,9 @@ use serde_json::{Map, Value};
 use utoipa::{IntoParams, ToSchema};
 
 use super::error::ApiError;
-use super::extract::{Auth, JsonBody, PathId, QueryParams};
+use super::extract::{Auth, JsonBody, PathId, QueryParams, from_value};
 use super::idempotency::{self, Idempotency};
+use super::responses::{IdempotencyConflict, InvalidQuery, NotFound};
 use super::views::Problem;
 use crate::app::App;
 use crate::domain::card::CARD_PREFIX;
@@ -173,8 +174,7 @@ fn delivery_view(d: &DeliveryRow) -> DeliveryView {
 
 /// The program's events, newest first.
 #[utoipa::path(get, path = "/v1/events", operation_id = "listEvents", tag = "events", params(ListEvents),
-    responses((status = 200, description = "OK", body = EventList), (status = 400, description = "`invalid_request`", body = Problem, content_type = "application/problem+json")),
-    security(("api_key" = [])))]
+    responses((status = 200, description = "OK", body = EventList), InvalidQuery))]
 pub async fn list_events<S: Store>(
     State(app): State<Arc<App<S>>>,
     auth: Auth,
@@ -209,25 +209,21 @@ pub async fn list_events<S: Store>(
             q.starting_after.as_deref(),
         )
         .await?;
-    let Some((events, has_more)) = page else {
-        return Err(ApiError::bad_request(
-            "`starting_after` names no event of this program",
-        ));
-    };
-    let data = events
-        .iter()
-        .map(|e| serde_json::from_str(&e.body).map_err(|_| ApiError::internal()))
-        .collect::<Result<_, _>>()?;
-    Ok(axum::Json(EventList { data, has_more }).into_response())
+    super::page::answer(page, "event of this program", |events, has_more| {
+        let data = events
+            .iter()
+            .map(|e| serde_json::from_str(&e.body).map_err(|_| ApiError::internal()))
+            .collect::<Result<_, _>>()?;
+        Ok(EventList { data, has_more })
+    })
 }
 
 /// Subscribe a URL to events. The answer holds the signing secret, shown only here.
 #[utoipa::path(post, path = "/v1/webhook-endpoints", operation_id = "createWebhookEndpoint", tag = "events", request_body = CreateEndpoint,
     params(("Idempotency-Key" = Option<String>, Header, pattern = "^[\\x21-\\x7E]{1,255}$", description = "Replays the first response for 24 h")),
     responses((status = 201, description = "Created", body = CreatedEndpoint),
-        (status = 409, description = "`idempotency_conflict`", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`invalid_request`: a bad URL, a refused target, an unknown event type", body = Problem, content_type = "application/problem+json")),
-    security(("api_key" = [])))]
+        IdempotencyConflict,
+        (status = 422, description = "`invalid_request`: a bad URL, a refused target, an unknown event type", body = Problem, content_type = "application/problem+json")))]
 pub async fn create_endpoint<S: Store>(
     State(app): State<Arc<App<S>>>,
     auth: Auth,
@@ -240,13 +236,10 @@ pub async fn create_endpoint<S: Store>(
         "POST /v1/webhook-endpoints",
         &raw,
     )?;
-    if let Some(idem) = &idem {
-        if let Some(replay) = idempotency::replay(&app, idem).await? {
-            return Ok(replay);
-        }
+    if let Some(replay) = idempotency::replay(&app, idem.as_ref()).await? {
+        return Ok(replay);
     }
-    let body: CreateEndpoint =
-        serde_json::from_value(raw).map_err(|e| ApiError::invalid(super::safe_message(&e)))?;
+    let body: CreateEndpoint = from_value(raw)?;
     let target = webhooks::parse_url(&body.url).map_err(ApiError::invalid)?;
     webhooks::check_literal(&target, app.settings.webhooks.allow_private_targets)
         .map_err(ApiError::invalid)?;
@@ -291,15 +284,12 @@ pub async fn create_endpoint<S: Store>(
         created_at: rfc3339(row.created_at),
         secret: Sensitive::new(secret.expose().to_owned()),
     };
-    let response = serde_json::to_value(&view).map_err(|_| ApiError::internal())?;
-    let audit = auth.actor().record(
+    let audit = auth.program_audit(
         "webhook_endpoint.created",
-        Some(&auth.program.id),
-        None,
         serde_json::json!({ "endpoint_id": id, "url": row.url, "events": row.events }),
     );
     tracing::info!(endpoint_id = %id, actor = %auth.name(), "webhook endpoint created");
-    idempotency::create(&app, idem, StatusCode::CREATED, response, |idem_row| {
+    idempotency::create(&app, idem, &view, |idem_row| {
         app.store.create_webhook_endpoint(row, idem_row, audit)
     })
     .await
@@ -307,8 +297,7 @@ pub async fn create_endpoint<S: Store>(
 
 /// The program's webhook endpoints, newest first (never their secrets).
 #[utoipa::path(get, path = "/v1/webhook-endpoints", operation_id = "listWebhookEndpoints", tag = "events", params(Page),
-    responses((status = 200, description = "OK", body = EndpointList), (status = 400, description = "`invalid_request`", body = Problem, content_type = "application/problem+json")),
-    security(("api_key" = [])))]
+    responses((status = 200, description = "OK", body = EndpointList), InvalidQuery))]
 pub async fn list_endpoints<S: Store>(
     State(app): State<Arc<App<S>>>,
     auth: Auth,
@@ -319,20 +308,20 @@ pub async fn list_endpoints<S: Store>(
         .store
         .list_webhook_endpoints(&auth.program.id, limit, q.starting_after.as_deref())
         .await?;
-    let Some((rows, has_more)) = page else {
-        return Err(ApiError::bad_request(
-            "`starting_after` names no webhook endpoint of this program",
-        ));
-    };
-    let data = rows.iter().map(endpoint_view).collect();
-    Ok(axum::Json(EndpointList { data, has_more }).into_response())
+    super::page::answer(
+        page,
+        "webhook endpoint of this program",
+        |rows, has_more| {
+            let data = rows.iter().map(endpoint_view).collect();
+            Ok(EndpointList { data, has_more })
+        },
+    )
 }
 
 /// Delete an endpoint: nothing more is delivered to it; its pending deliveries fail.
 #[utoipa::path(delete, path = "/v1/webhook-endpoints/{id}", operation_id = "deleteWebhookEndpoint", tag = "events", params(("id" = String, Path)),
     responses((status = 204, description = "Deleted"),
-        (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json")),
-    security(("api_key" = [])))]
+        NotFound))]
 pub async fn delete_endpoint<S: Store>(
     State(app): State<Arc<App<S>>>,
     auth: Auth,
@@ -345,10 +334,8 @@ pub async fn delete_endpoint<S: Store>(
                 &auth.program.id,
                 &id,
                 now(),
-                auth.actor().record(
+                auth.program_audit(
                     "webhook_endpoint.deleted",
-                    Some(&auth.program.id),
-                    None,
                     serde_json::json!({ "endpoint_id": id }),
                 ),
             )
@@ -365,9 +352,8 @@ pub async fn delete_endpoint<S: Store>(
 #[utoipa::path(get, path = "/v1/webhook-endpoints/{id}/deliveries", operation_id = "listWebhookDeliveries", tag = "events",
     params(("id" = String, Path), Page),
     responses((status = 200, description = "OK", body = DeliveryList),
-        (status = 400, description = "`invalid_request`", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json")),
-    security(("api_key" = [])))]
+        InvalidQuery,
+        NotFound))]
 pub async fn list_deliveries<S: Store>(
     State(app): State<Arc<App<S>>>,
     auth: Auth,
@@ -388,11 +374,8 @@ pub async fn list_deliveries<S: Store>(
         .store
         .list_deliveries(&id, limit, q.starting_after.as_deref())
         .await?;
-    let Some((rows, has_more)) = page else {
-        return Err(ApiError::bad_request(
-            "`starting_after` names no delivery of this endpoint",
-        ));
-    };
-    let data = rows.iter().map(delivery_view).collect();
-    Ok(axum::Json(DeliveryList { data, has_more }).into_response())
+    super::page::answer(page, "delivery of this endpoint", |rows, has_more| {
+        let data = rows.iter().map(delivery_view).collect();
+        Ok(DeliveryList { data, has_more })
+    })
 }

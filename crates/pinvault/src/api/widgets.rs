@@ -18,6 +18,7 @@ use zeroize::Zeroize;
 use super::error::{ApiError, Code};
 use super::extract::{ClientAddr, JsonBody, RequestId};
 use super::pin::{RevealPin, SetPin, reveal_of, set_pin_of};
+use super::responses::InvalidPinSet;
 use super::views::{EncryptedPin, Problem};
 use crate::app::{App, Caller, CallerKind};
 use crate::domain::ids::Secret;
@@ -56,6 +57,19 @@ impl Unkeyed {
             request_id: self.request_id,
             source: self.source,
         }
+    }
+
+    /// A widget's call with a token of `kind`: the token's card, and the
+    /// request as the widget acting for the card's program. A token that does
+    /// not exist is 403 `token_invalid`; the shared logic checks its state.
+    async fn widget<S: Store>(
+        self,
+        app: &App<S>,
+        presented: &str,
+        kind: TokenType,
+    ) -> Result<(CardRow, Caller), ApiError> {
+        let (_, card, program) = resolve(app, presented, kind).await??;
+        Ok((card, self.caller(program, CallerKind::Widget)))
     }
 }
 
@@ -404,15 +418,15 @@ pub struct WidgetRevealPin {
     responses((status = 204, description = "The PIN is set"),
         (status = 202, description = "The PIN is staged: `{\"status\":\"staged\"}` (`pin_set_mode` `staged`)"),
         (status = 403, description = "`token_invalid`, `token_expired`, `token_used`, `token_superseded`, `token_exhausted`", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`invalid_pin`, `weak_pin`, `decryption_failed`, `invalid_request`", body = Problem, content_type = "application/problem+json")))]
+        InvalidPinSet))]
 pub async fn api_set_pin<S: Store>(
     State(app): State<Arc<App<S>>>,
     unkeyed: Unkeyed,
     JsonBody(body): JsonBody<WidgetSetPin>,
 ) -> Result<Response, ApiError> {
-    let (_, card, program) =
-        resolve(&app, body.control_token.expose(), TokenType::SetPin).await??;
-    let caller = unkeyed.caller(program, CallerKind::Widget);
+    let (card, caller) = unkeyed
+        .widget(&app, body.control_token.expose(), TokenType::SetPin)
+        .await?;
     let body = SetPin {
         control_token: body.control_token,
         pin: None,
@@ -432,12 +446,14 @@ pub async fn api_reveal_pin<S: Store>(
     unkeyed: Unkeyed,
     JsonBody(body): JsonBody<WidgetRevealPin>,
 ) -> Result<Response, ApiError> {
-    let (_, card, program) =
-        resolve(&app, body.control_token.expose(), TokenType::RevealPin).await??;
+    let (card, caller) = unkeyed
+        .widget(&app, body.control_token.expose(), TokenType::RevealPin)
+        .await?;
     // The card's reveal limit holds here too (the API key's does not: there is none).
-    app.limiter
-        .check(crate::limits::Scope::CardReveal, &[&program.id, &card.id])?;
-    let caller = unkeyed.caller(program, CallerKind::Widget);
+    app.limiter.check(
+        crate::limits::Scope::CardReveal,
+        &[&caller.program.id, &card.id],
+    )?;
     let body = RevealPin {
         control_token: body.control_token,
         device_key: Some(body.device_key),

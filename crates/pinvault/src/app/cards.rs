@@ -6,22 +6,24 @@ use zeroize::Zeroizing;
 
 use super::error::{AppError, AppResult};
 use super::pin::PinText;
-use super::{App, Caller};
+use super::{App, Caller, card_audit, card_event};
 use crate::domain::DomainError;
 use crate::domain::card::{CARD_PREFIX, parse_pan, valid_expiry, valid_external_id};
 use crate::domain::ids::new_id;
 use crate::domain::policy;
+use crate::domain::sensitive::Sensitive;
 use crate::domain::time::now;
 use crate::domain::zone_key::Usage;
-use crate::events::{EventType, event};
+use crate::events::EventType;
 use crate::store::{
     CardRow, CardStatus, Created, Effects, IdemRow, PinWrite, PvkRow, SealedPan, SetBy, Store,
     StoreResult,
 };
 
-/// A card as the caller describes it.
+/// A card as the caller describes it (its `Debug` never shows the PAN).
+#[derive(Debug)]
 pub struct CardInput {
-    pub pan: Zeroizing<String>,
+    pub pan: Sensitive<String>,
     pub expiry: Option<String>,
     pub external_id: Option<String>,
     /// `None`: a random PIN.
@@ -77,16 +79,6 @@ pub struct ChipInput {
     pub pan_sequence_number: Option<String>,
 }
 
-impl std::fmt::Debug for CardInput {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CardInput")
-            .field("expiry", &self.expiry)
-            .field("external_id", &self.external_id)
-            .field("pin", &self.pin)
-            .finish_non_exhaustive()
-    }
-}
-
 /// A card made and not yet stored, with what storing it writes besides.
 #[derive(Debug)]
 pub struct NewCard {
@@ -125,7 +117,7 @@ impl<S: Store> App<S> {
     /// enciphered. Stored by [`Self::save_card`].
     pub async fn new_card(&self, caller: &Caller, input: CardInput) -> AppResult<NewCard> {
         let settings = &caller.program.settings;
-        let pan = parse_pan(&input.pan).ok_or(AppError::InvalidPan)?;
+        let pan = parse_pan(input.pan.expose()).ok_or(AppError::InvalidPan)?;
         if let Some(e) = &input.expiry {
             if !valid_expiry(e) {
                 return Err(AppError::Invalid(
@@ -224,9 +216,8 @@ impl<S: Store> App<S> {
         let verification = crate::domain::legacy::verification(legacy.as_ref());
         row.legacy = legacy;
         let effects = Effects {
-            events: vec![event(
-                &row.program_id,
-                &row.id,
+            events: vec![card_event(
+                &row,
                 EventType::CardCreated,
                 json!({
                     "last4": row.last4,
@@ -237,10 +228,10 @@ impl<S: Store> App<S> {
                     "pin_verification": verification,
                 }),
             )],
-            audit: Some(caller.actor().record(
+            audit: Some(card_audit(
+                &caller.actor(),
                 "card.created",
-                Some(&row.program_id),
-                Some(&row.id),
+                &row,
                 json!({ "last4": row.last4, "pin_set_by": set_by.as_str() }),
             )),
         };
@@ -259,23 +250,9 @@ impl<S: Store> App<S> {
         zone_key_id: &str,
         pan: &pinblock::Pan,
     ) -> AppResult<Pin> {
-        use super::zone_keys::ZoneKeyError;
         let key = self
-            .zone_key_for(zone_key_id, &caller.program.id, Usage::Verify)
-            .await
-            .map_err(|e| match e {
-                ZoneKeyError::NotFound => AppError::NotFound("zone key for this program"),
-                ZoneKeyError::WrongUsage(_) => AppError::Domain(DomainError::Forbidden(
-                    "this zone key is of usage `export`: PIN blocks under it go out, none come in"
-                        .into(),
-                )),
-                ZoneKeyError::Service(e) => AppError::Service(e),
-            })?;
-        if format == pinblock::Format::Iso4 && key.algorithm() != pinblock::KeyAlgorithm::Aes {
-            return Err(AppError::Invalid(
-                "format iso_4 is enciphered under AES only: this zone key is TDES".into(),
-            ));
-        }
+            .program_zone_key(caller, zone_key_id, Usage::Verify, format)
+            .await?;
         pinblock::decipher(format, block, pan, &key).map_err(|_| AppError::DecryptionFailed)
     }
 
@@ -383,19 +360,18 @@ impl<S: Store> App<S> {
                     let unblocked = before.pin_blocked && !after.pin_blocked;
                     let mut events = Vec::new();
                     if unblocked {
-                        events.push(event(
-                            &after.program_id,
-                            &after.id,
+                        events.push(card_event(
+                            after,
                             EventType::PinUnblocked,
                             json!({ "reason": "card_reactivated" }),
                         ));
                     }
                     Effects {
                         events,
-                        audit: Some(actor.record(
+                        audit: Some(card_audit(
+                            &actor,
                             "card.status_changed",
-                            Some(&after.program_id),
-                            Some(&after.id),
+                            after,
                             json!({
                                 "from": before.status.as_str(),
                                 "to": after.status.as_str(),

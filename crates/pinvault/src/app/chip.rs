@@ -5,7 +5,7 @@ use serde_json::json;
 
 use super::cards::ChipInput;
 use super::error::{AppError, AppResult};
-use super::{App, Caller};
+use super::{App, Caller, card_audit};
 use crate::domain::chip::{ChipState, valid_pan_sequence_number};
 use crate::domain::program::Settings;
 use crate::domain::time::now;
@@ -86,10 +86,10 @@ impl<S: Store> App<S> {
     ) -> AppResult<CardRow> {
         let card = self.find_card(caller, card_id).await?;
         let chip = self.chip_data(caller, input).await?;
-        let audit = caller.actor().record(
+        let audit = card_audit(
+            &caller.actor(),
             "card.chip_updated",
-            Some(&card.program_id),
-            Some(&card.id),
+            &card,
             json!({ "issuer_key_set_id": chip.issuer_key_set_id,
                     "pan_sequence_number": chip.pan_sequence_number }),
         );
@@ -123,10 +123,10 @@ impl<S: Store> App<S> {
                 "this card has no chip data: its PIN is checked online only".into(),
             ));
         };
-        let audit = caller.actor().record(
+        let audit = card_audit(
+            &caller.actor(),
             "card.offline_pin_unblock_requested",
-            Some(&card.program_id),
-            Some(&card.id),
+            &card,
             json!({ "pan_sequence_number": chip.pan_sequence_number }),
         );
         // Applied to the card as it is under its lock: a PIN change since the

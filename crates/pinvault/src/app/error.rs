@@ -40,17 +40,6 @@ pub enum AppError {
 }
 
 super::service_errors!(AppError);
-
-impl From<TokenError> for AppError {
-    fn from(e: TokenError) -> Self {
-        AppError::Token(e)
-    }
-}
-
-impl From<DomainError> for AppError {
-    fn from(e: DomainError) -> Self {
-        AppError::Domain(e)
-    }
-}
+super::wraps!(AppError: Token(TokenError), Domain(DomainError));
 
 pub type AppResult<T> = Result<T, AppError>;

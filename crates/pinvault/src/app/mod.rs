@@ -23,11 +23,27 @@ pub mod zone_keys;
 use std::sync::Arc;
 use std::time::Duration;
 
+use serde_json::Value;
+
 use crate::audit::Actor;
 use crate::domain::time::{Timestamp, now};
+use crate::events::EventType;
 use crate::keys::transport::TransportBits;
 use crate::keys::{KeyError, KeyProvider, Keyring};
-use crate::store::{ProgramRow, Store, StoreError};
+use crate::store::{AuditEntry, CardRow, EventRow, ProgramRow, Store, StoreError};
+
+/// A `From` for each error a variant wraps:
+/// `wraps!(AppError: Token(TokenError), Domain(DomainError));`.
+macro_rules! wraps {
+    ($t:ident: $($variant:ident($inner:ty)),+) => {$(
+        impl From<$inner> for $t {
+            fn from(e: $inner) -> Self {
+                $t::$variant(e)
+            }
+        }
+    )+};
+}
+pub(crate) use wraps;
 
 #[derive(Debug)]
 pub enum ServiceError {
@@ -46,17 +62,7 @@ impl std::fmt::Display for ServiceError {
 
 impl std::error::Error for ServiceError {}
 
-impl From<StoreError> for ServiceError {
-    fn from(e: StoreError) -> Self {
-        ServiceError::Store(e)
-    }
-}
-
-impl From<KeyError> for ServiceError {
-    fn from(e: KeyError) -> Self {
-        ServiceError::Keys(e)
-    }
-}
+wraps!(ServiceError: Store(StoreError), Keys(KeyError));
 
 /// The `From`s of an error type with a `Service(ServiceError)` variant: a
 /// service error, and the store and key errors it wraps.
@@ -223,4 +229,20 @@ impl Caller {
             source: self.source.map(|ip| ip.to_string()),
         }
     }
+
+    /// The caller's audit entry of `action` on its program (no card).
+    pub fn program_audit(&self, action: &str, details: Value) -> AuditEntry {
+        self.actor()
+            .record(action, Some(&self.program.id), None, details)
+    }
+}
+
+/// An event of `card`, in its program.
+fn card_event(card: &CardRow, kind: EventType, data: Value) -> EventRow {
+    crate::events::event(&card.program_id, &card.id, kind, data)
+}
+
+/// `actor`'s audit entry of `action` on `card`, in its program.
+fn card_audit(actor: &Actor, action: &str, card: &CardRow, details: Value) -> AuditEntry {
+    actor.record(action, Some(&card.program_id), Some(&card.id), details)
 }

@@ -5,7 +5,7 @@ use serde_json::json;
 use zeroize::Zeroizing;
 
 use super::error::{AppError, AppResult};
-use super::{App, Caller};
+use super::{App, Caller, card_audit, card_event};
 use crate::domain::DomainError;
 use crate::domain::card::CARD_PREFIX;
 use crate::domain::ids::is_id;
@@ -13,7 +13,7 @@ use crate::domain::policy::{self, PinRejection};
 use crate::domain::program::PinSetMode;
 use crate::domain::time::{now, rfc3339};
 use crate::domain::token::TokenType;
-use crate::events::{EventType, event};
+use crate::events::EventType;
 use crate::jose::DeviceKey;
 use crate::keys::KeyKind;
 use crate::store::{CardRow, Effects, PinChange, PinWrite, SetBy, Store, TokenRow};
@@ -171,16 +171,15 @@ impl<S: Store> App<S> {
             return self.stage(caller, card, &token, write).await;
         }
         let effects = Effects {
-            events: vec![event(
-                &card.program_id,
-                &card.id,
+            events: vec![card_event(
+                card,
                 EventType::PinChanged,
                 json!({ "set_by": SetBy::Cardholder.as_str(), "source": caller.source() }),
             )],
-            audit: Some(caller.actor().record(
+            audit: Some(card_audit(
+                &caller.actor(),
                 "pin.changed",
-                Some(&card.program_id),
-                Some(&card.id),
+                card,
                 json!({
                     "set_by": SetBy::Cardholder.as_str(),
                     "token_id": token.id,
@@ -206,16 +205,15 @@ impl<S: Store> App<S> {
     ) -> AppResult<SetOutcome> {
         let expires_at = rfc3339(token.expires_at);
         let effects = Effects {
-            events: vec![event(
-                &card.program_id,
-                &card.id,
+            events: vec![card_event(
+                card,
                 EventType::PinStaged,
                 json!({ "expires_at": expires_at }),
             )],
-            audit: Some(caller.actor().record(
+            audit: Some(card_audit(
+                &caller.actor(),
                 "pin.staged",
-                Some(&card.program_id),
-                Some(&card.id),
+                card,
                 json!({
                     "token_id": token.id,
                     "expires_at": expires_at,
@@ -241,16 +239,15 @@ impl<S: Store> App<S> {
         let committed = self
             .store
             .commit_staged_pin(&caller.program.id, card_id, now(), move |before| Effects {
-                events: vec![event(
-                    &before.program_id,
-                    &before.id,
+                events: vec![card_event(
+                    before,
                     EventType::PinChanged,
                     json!({ "set_by": SetBy::Cardholder.as_str(), "source": "commit" }),
                 )],
-                audit: Some(actor.record(
+                audit: Some(card_audit(
+                    &actor,
                     "pin.changed",
-                    Some(&before.program_id),
-                    Some(&before.id),
+                    before,
                     json!({
                         "set_by": SetBy::Cardholder.as_str(),
                         "token_id": before.staged_token_id,
@@ -350,19 +347,18 @@ impl<S: Store> App<S> {
             .unblock_pin(&caller.program.id, card_id, now(), move |before, after| {
                 let mut events = Vec::new();
                 if before.pin_blocked {
-                    events.push(event(
-                        &after.program_id,
-                        &after.id,
+                    events.push(card_event(
+                        after,
                         EventType::PinUnblocked,
                         json!({ "reason": "unblock" }),
                     ));
                 }
                 Effects {
                     events,
-                    audit: Some(actor.record(
+                    audit: Some(card_audit(
+                        &actor,
                         "pin.unblocked",
-                        Some(&after.program_id),
-                        Some(&after.id),
+                        after,
                         json!({
                             "was_blocked": before.pin_blocked,
                             "fail_count_before": before.fail_count,
@@ -389,9 +385,8 @@ fn stage_failed(staged: bool, card: &CardRow, reason: &str) -> Effects {
         return Effects::default();
     }
     Effects {
-        events: vec![event(
-            &card.program_id,
-            &card.id,
+        events: vec![card_event(
+            card,
             EventType::PinStageFailed,
             json!({ "reason": reason }),
         )],
@@ -403,16 +398,15 @@ fn stage_failed(staged: bool, card: &CardRow, reason: &str) -> Effects {
 /// the cardholder's device) or `clear` (to the caller).
 fn revealed_effects(caller: &Caller, card: &CardRow, token: &TokenRow, to: &str) -> Effects {
     Effects {
-        events: vec![event(
-            &card.program_id,
-            &card.id,
+        events: vec![card_event(
+            card,
             EventType::PinRevealed,
             json!({ "cardholder_verification_method": token.cvm, "to": to }),
         )],
-        audit: Some(caller.actor().record(
+        audit: Some(card_audit(
+            &caller.actor(),
             "pin.revealed",
-            Some(&card.program_id),
-            Some(&card.id),
+            card,
             json!({
                 "token_id": token.id,
                 "cardholder_verification_method": token.cvm,

@@ -9,7 +9,7 @@ use serde_json::json;
 use super::error::AppError;
 use super::verify::{Entered, Outcome, Verdict, VerifyError};
 use super::zone_keys::ZoneKeyError;
-use super::{App, Caller, ServiceError};
+use super::{App, Caller, ServiceError, card_audit, card_event};
 use crate::domain::DomainError;
 use crate::domain::ids::new_id;
 use crate::domain::policy;
@@ -60,11 +60,7 @@ impl From<ServiceError> for ChangeError {
     }
 }
 
-impl From<AppError> for ChangeError {
-    fn from(e: AppError) -> Self {
-        ChangeError::Refused(e)
-    }
-}
+super::wraps!(ChangeError: Refused(AppError));
 
 /// A change races at most this many PIN writes on its card before it gives up.
 const RACES: usize = 4;
@@ -217,16 +213,15 @@ fn changed_effects(
     let (actor, change_id) = (caller.actor(), change_id.to_owned());
     let (format, zone_key_id) = (sent.format.to_string(), sent.zone_key_id.to_owned());
     move |card| Effects {
-        events: vec![event(
-            &card.program_id,
-            &card.id,
+        events: vec![card_event(
+            card,
             EventType::PinChanged,
             json!({ "set_by": SetBy::Cardholder.as_str(), "source": "atm", "change_id": change_id }),
         )],
-        audit: Some(actor.record(
+        audit: Some(card_audit(
+            &actor,
             "pin.changed",
-            Some(&card.program_id),
-            Some(&card.id),
+            card,
             json!({
                 "set_by": SetBy::Cardholder.as_str(),
                 "source": "atm",

@@ -7,10 +7,10 @@
 use serde_json::json;
 
 use super::error::{AppError, AppResult};
-use super::{App, Caller};
+use super::{App, Caller, card_event};
 use crate::domain::chip::{Command, OfflinePin, Reported};
 use crate::domain::time::now;
-use crate::events::{EventType, event};
+use crate::events::EventType;
 use crate::keys::issuer::Part;
 use crate::keys::wrapped::Wrapped;
 use crate::store::{CardRow, ChipData, Effects, IssuerKeySetRow, Store};
@@ -180,21 +180,15 @@ fn plan(
         } else {
             EventType::PinChipUpdateFailed
         };
-        events.push(event(
-            &card.program_id,
-            &card.id,
+        events.push(card_event(
+            card,
             kind,
             json!({ "command": s.script.command.as_str(), "script_id": s.script.id }),
         ));
     }
     if offline_pin_blocked && state.offline_pin != OfflinePin::Blocked {
         state = state.offline_blocked();
-        events.push(event(
-            &card.program_id,
-            &card.id,
-            EventType::PinOfflineBlocked,
-            json!({}),
-        ));
+        events.push(card_event(card, EventType::PinOfflineBlocked, json!({})));
     }
     if let Some((next, _)) = state.next_script(new_id) {
         state = next;

@@ -4,13 +4,13 @@
 use serde_json::json;
 
 use super::error::{AppError, AppResult};
-use super::{App, Caller, after};
+use super::{App, Caller, after, card_audit, card_event};
 use crate::domain::ids::{Secret, new_id};
 use crate::domain::time::{now, rfc3339};
 use crate::domain::token::{
     self, CARDHOLDER_VERIFICATION_METHODS, TOKEN_PREFIX, TokenError, TokenType,
 };
-use crate::events::{EventType, event};
+use crate::events::EventType;
 use crate::store::{CardRow, Created, Effects, IdemRow, Store, StoreResult, TokenRow};
 
 /// A token made and not yet stored: the row, the secret to hand out once, and
@@ -83,9 +83,8 @@ impl<S: Store> App<S> {
         };
         let expires_at = rfc3339(row.expires_at);
         let effects = Effects {
-            events: vec![event(
-                &card.program_id,
-                &card.id,
+            events: vec![card_event(
+                card,
                 EventType::PinTokenCreated,
                 json!({
                     "token_type": kind.as_str(),
@@ -93,10 +92,10 @@ impl<S: Store> App<S> {
                     "expires_at": expires_at,
                 }),
             )],
-            audit: Some(caller.actor().record(
+            audit: Some(card_audit(
+                &caller.actor(),
                 "pin.token_created",
-                Some(&card.program_id),
-                Some(&card.id),
+                card,
                 json!({
                     "token_id": row.id,
                     "token_type": kind.as_str(),

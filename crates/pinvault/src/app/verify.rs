@@ -21,7 +21,7 @@ use pinblock::{Format, KeyAlgorithm, Pan, Pin};
 use serde_json::json;
 
 use super::zone_keys::ZoneKeyError;
-use super::{App, ServiceError};
+use super::{App, ServiceError, card_audit, card_event};
 use crate::audit::Actor;
 use crate::domain::card::Unverifiable;
 use crate::domain::time::now;
@@ -173,16 +173,15 @@ impl<S: Store> App<S> {
             drop(pin);
             let actor = actor();
             let effects = Effects {
-                events: vec![event(
-                    &card.program_id,
-                    &card.id,
+                events: vec![card_event(
+                    card,
                     EventType::PinChanged,
                     json!({ "set_by": card.pin_set_by.as_str(), "source": "migration" }),
                 )],
-                audit: Some(actor.record(
+                audit: Some(card_audit(
+                    &actor,
                     "pin.migrated",
-                    Some(&card.program_id),
-                    Some(&card.id),
+                    card,
                     json!({ "from": crate::domain::legacy::verification(card.legacy.as_ref()) }),
                 )),
             };

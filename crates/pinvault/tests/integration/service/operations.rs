@@ -300,6 +300,15 @@ fn openapi_document_matches_the_routes() {
             "{method} {path} is documented but not routed: {}",
             r.body
         );
+        // The document says which operations take the API key: exactly those
+        // that refuse a request without one.
+        assert_eq!(
+            r.status == 401,
+            op["security"] == serde_json::json!([{ "api_key": [] }]),
+            "{method} {path} answers {} without an API key; documented security: {}",
+            r.status,
+            op["security"]
+        );
     }
 }
 

@@ -66,13 +66,14 @@ fn a_rotation_killed_in_the_middle_is_finished_by_the_next_and_nothing_is_re_enc
     std::fs::remove_file(&file).unwrap();
 
     // The first rotation, killed once it has re-encrypted some cards.
-    let mut first = s
-        .data
-        .command(&["keys", "rotate", "--kind", "storage"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut first = Killed(
+        s.data
+            .command(&["keys", "rotate", "--kind", "storage"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let started = Instant::now();
     let done_before = loop {
         let versions = pin_versions(&s);
@@ -81,17 +82,15 @@ fn a_rotation_killed_in_the_middle_is_finished_by_the_next_and_nothing_is_re_enc
             .find(|(v, _)| *v == 2)
             .map_or(0, |(_, n)| *n);
         if moved > 0 {
-            first.kill().unwrap();
-            let _ = first.wait();
+            first.stop();
             break pin_versions(&s)
                 .iter()
                 .find(|(v, _)| *v == 2)
                 .map_or(0, |(_, n)| *n);
         }
-        assert!(
-            started.elapsed() < Duration::from_secs(120),
-            "the rotation never started: {versions:?}"
-        );
+        if started.elapsed() > Duration::from_secs(120) {
+            panic!("the rotation never started: {versions:?}");
+        }
         std::thread::sleep(Duration::from_millis(20));
     };
     assert!(
@@ -127,6 +126,22 @@ fn a_rotation_killed_in_the_middle_is_finished_by_the_next_and_nothing_is_re_enc
     let again: Value = s.cli_json(&["keys", "rotate", "--kind", "storage"]);
     assert_eq!(again["resumed"], false, "{again}");
     assert_eq!(again["cards_reencrypted"], CARDS, "{again}");
+}
+
+/// A child process killed with SIGKILL and reaped, at the latest when dropped.
+struct Killed(std::process::Child);
+
+impl Killed {
+    fn stop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        self.stop();
+    }
 }
 
 fn luhn_digit(body: &str) -> u32 {

@@ -1,0 +1,28 @@
+//! The problem answers several operations document alike, each written once:
+//! an operation names the type in its `responses(…)` instead of repeating the
+//! status, the description and the `application/problem+json` body.
+
+use super::views::Problem;
+
+/// One type per problem answer: `Name = status, "description";`. The types
+/// only describe (the handlers answer with [`super::error::ApiError`]).
+macro_rules! problems {
+    ($($name:ident = $status:tt, $description:tt;)*) => {$(
+        #[derive(utoipa::IntoResponses)]
+        #[response(status = $status, description = $description, content_type = "application/problem+json")]
+        #[allow(dead_code)] // documentation only: never built
+        pub struct $name(Problem);
+    )*};
+}
+
+problems! {
+    InvalidQuery = 400, "`invalid_request`";
+    ZoneKeyForExport = 403, "`forbidden`: the zone key is of usage `export`";
+    NotFound = 404, "`not_found`";
+    CardNotFound = 404, "`not_found`: no such card for this program";
+    CardOrZoneKeyNotFound = 404, "`not_found`: no such card, or no such zone key granted to this program";
+    IdempotencyConflict = 409, "`idempotency_conflict`";
+    UnsupportedMediaType = 415, "`unsupported_media_type`";
+    InvalidBody = 422, "`invalid_request`";
+    InvalidPinSet = 422, "`invalid_pin`, `weak_pin`, `decryption_failed`, `invalid_request`";
+}
