@@ -27,7 +27,7 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD as B64};
 use serde_json::json;
 
 /// A Luhn-valid PAN: `prefix` and its check digit.
-fn luhn(prefix: &str) -> String {
+pub(crate) fn luhn(prefix: &str) -> String {
     let sum: u32 = prefix
         .chars()
         .rev()
