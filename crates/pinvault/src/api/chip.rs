@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::error::ApiError;
-use super::extract::{Auth, AuthCard, PathId, QueryParams};
+use super::extract::{Auth, AuthCard, NoBodyOrJson, NoFields, PathId, QueryParams};
 use super::responses::{CardNotFound, InvalidQuery};
 use super::views::Problem;
 use crate::app::App;
@@ -94,6 +94,7 @@ pub async fn list_issuer_key_sets<S: Store>(
 /// script for the card carries it (nothing more if `change_pin` is pending:
 /// a PIN change resets the chip's try counter).
 #[utoipa::path(post, path = "/v1/cards/{id}/chip/unblock-offline-pin", operation_id = "unblockOfflinePin", tag = "chip", params(("id" = String, Path)),
+    request_body(content = Option<NoFields>, description = "Optional: no body, or an empty JSON object (`Content-Type: application/json`)"),
     responses((status = 204, description = "`unblock_pin` is pending (or `change_pin` already was)"),
         CardNotFound,
         (status = 422, description = "`invalid_request`: the card has no chip data", body = Problem, content_type = "application/problem+json")))]
@@ -101,6 +102,7 @@ pub async fn unblock_offline_pin<S: Store>(
     State(app): State<Arc<App<S>>>,
     auth: Auth,
     PathId(card_id): PathId,
+    NoBodyOrJson(_): NoBodyOrJson<NoFields>,
 ) -> Result<Response, ApiError> {
     app.unblock_offline_pin(&auth, &card_id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())

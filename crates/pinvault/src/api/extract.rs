@@ -163,6 +163,12 @@ pub struct OptionalJsonBody<T>(pub T);
 #[derive(Debug)]
 pub struct NoBodyOrJson<T>(pub T);
 
+/// The body of an operation that takes no input, if one is sent: an empty
+/// JSON object (a commit, an offline PIN unblock).
+#[derive(Debug, Default, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NoFields {}
+
 fn is_json(parts_ct: Option<&str>) -> bool {
     let Some(ct) = parts_ct else { return false };
     let essence = ct

@@ -10,8 +10,8 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityRequirement, Secur
 use utoipa::{Modify, OpenApi};
 
 use super::{
-    cards, chip, encryption_keys, export, lookup, ops, pin, pin_change, program, verify, views,
-    webhooks, widgets,
+    cards, chip, encryption_keys, export, extract, lookup, ops, pin, pin_change, program, verify,
+    views, webhooks, widgets,
 };
 
 #[derive(OpenApi)]
@@ -39,7 +39,7 @@ use super::{
         views::CardView, views::PinStatusView, views::CardList, views::TokenView, views::RevealedPin,
         views::EncryptedPin, views::RevealResponse, views::DeviceJwk, views::PinEncryptionKey, views::PinEncryptionKeys,
         views::ProgramView, views::Problem, super::error::Code, crate::events::EventType, views::StatusView, program::SettingsChanges,
-        pin::StagedView, pin::CommitPin, lookup::CardLookup, lookup::CardFound,
+        pin::StagedView, extract::NoFields, lookup::CardLookup, lookup::CardFound,
         verify::VerifyResult, verify::ZoneKeyView, verify::ZoneKeyList,
         pin_change::ChangePin, pin_change::ChangeResult, export::ExportPin, export::ExportedPin,
         chip::IssuerKeySetView, chip::IssuerKeySetList, chip::ScriptRequest, chip::ScriptResponse, views::ChipView, cards::ChipBody,

@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 
 use super::error::ApiError;
 use super::extract::{
-    Auth, AuthCard, JsonBody, NoBodyOrJson, OptionalJsonBody, PathId, from_value,
+    Auth, AuthCard, JsonBody, NoBodyOrJson, NoFields, OptionalJsonBody, PathId, from_value,
 };
 use super::idempotency::{self, Idempotency};
 use super::limits::Operation;
@@ -55,11 +55,6 @@ pub struct SetPin {
     #[schema(max_length = 8192)]
     pub(super) encrypted_pin: Option<String>,
 }
-
-/// The body of a commit, if one is sent: an empty JSON object.
-#[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CommitPin {}
 
 /// The answer to a set in staged mode.
 #[derive(Debug, serde::Serialize, ToSchema)]
@@ -193,7 +188,7 @@ pub(super) async fn set_pin_of<S: Store>(
 
 /// Staged mode: make the staged PIN the card's PIN.
 #[utoipa::path(post, path = "/v1/cards/{id}/pin/commit", operation_id = "commitPin", tag = "pin", params(("id" = String, Path)),
-    request_body(content = Option<CommitPin>, description = "Optional: no body, or an empty JSON object (`Content-Type: application/json`)"),
+    request_body(content = Option<NoFields>, description = "Optional: no body, or an empty JSON object (`Content-Type: application/json`)"),
     responses((status = 204, description = "The staged PIN is now the card's PIN: set by the cardholder, the fail count reset, the PIN unblocked; nothing is staged any more"),
         CardNotFound,
         (status = 409, description = "`nothing_staged`: no staged PIN, or it expired (with its token), or another commit took it", body = Problem, content_type = "application/problem+json")))]
@@ -201,7 +196,7 @@ pub async fn commit<S: Store>(
     State(app): State<Arc<App<S>>>,
     auth: Auth,
     PathId(card_id): PathId,
-    NoBodyOrJson(_): NoBodyOrJson<CommitPin>,
+    NoBodyOrJson(_): NoBodyOrJson<NoFields>,
 ) -> Result<Response, ApiError> {
     app.commit_staged_pin(&auth, &card_id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())

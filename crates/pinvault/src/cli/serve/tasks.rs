@@ -80,11 +80,18 @@ pub(super) fn spawn_staged_sweeper(sweeper: Arc<App<AnyStore>>) {
 
 /// Seals the audit trail (`store::AuditSealStore`): every [`SEAL_EVERY`], the
 /// queued records, a batch after another while full batches come; on
-/// PostgreSQL a turn is skipped while another node's sealer is at work.
+/// PostgreSQL a turn is skipped while another node's sealer is at work. A
+/// read first: with nothing queued no write transaction is begun.
 pub(super) fn spawn_audit_sealer(sealer: Arc<App<AnyStore>>) {
     tokio::spawn(async move {
         loop {
-            match sealer.store.seal_audit(false).await {
+            let queued = sealer.store.audit_pending().await.map(|p| p.records > 0);
+            let sealed = match queued {
+                Ok(false) => Ok(None),
+                Ok(true) => sealer.store.seal_audit(false).await,
+                Err(e) => Err(e),
+            };
+            match sealed {
                 Ok(Some(n)) if n == crate::store::SEAL_BATCH => continue,
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "could not seal the audit trail"),

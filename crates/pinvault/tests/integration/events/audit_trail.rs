@@ -191,3 +191,28 @@ fn the_audit_trail_records_who_did_what_and_names_a_changed_record() {
     assert!(!ok);
     assert_eq!(report["broken_at"]["seq"], target);
 }
+
+/// A running server chains what changes queue by itself, within about a
+/// second, with no command run: the queue empties and the chain grows, read
+/// straight from the database.
+#[test]
+fn a_running_server_seals_the_records_changes_queue() {
+    let s = Server::start("audit-sealer");
+    let key = s.program("test", &["allow_plaintext_pin=true"]);
+    let db = Db::open(&s);
+    // The program's records (written by the command line) are sealed by the
+    // server too; then an API change queues one more.
+    wait_for("the queue to empty", || {
+        db.count("SELECT COUNT(*) FROM audit_queue") == 0
+    });
+    let before = db.count("SELECT COUNT(*) FROM audit_log");
+    let r = s.post("/v1/cards", &key, &format!(r#"{{"pan":"{PAN}"}}"#));
+    assert_eq!(r.status, 201, "{}", r.body);
+    wait_for("the server to seal the card's record", || {
+        db.count("SELECT COUNT(*) FROM audit_queue") == 0
+            && db.count("SELECT COUNT(*) FROM audit_log") > before
+    });
+    let (ok, report, _) = audit_verify(&s);
+    assert!(ok, "{report}");
+    assert_eq!(report["sealing"]["sealed_now"], 0, "{report}");
+}

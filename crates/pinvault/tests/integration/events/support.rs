@@ -327,6 +327,14 @@ impl Db {
         }
     }
 
+    /// The one integer a query answers (`SELECT COUNT(*) …`).
+    pub(super) fn count(&self, sql: &str) -> i64 {
+        match self {
+            Db::Sqlite(c) => c.query_row(sql, [], |r| r.get(0)).unwrap(),
+            Db::Postgres(url) => harness::postgres_query(url, sql)[0].get::<_, i64>(0),
+        }
+    }
+
     pub(super) fn drop_triggers(&self) {
         match self {
             Db::Sqlite(c) => c
