@@ -385,17 +385,25 @@ try:
     lines.insert(20, _json.dumps({"pan": luhn_pan(16), "pin": {"pin": secret_pin}}))
     lines.insert(40, _json.dumps({"pan": "4111111111111112", "external_id": "bad-pan", "pin": {"pin": secret_pin}}))
     lines.insert(60, "")
+    # A key twice (the PAN, as a gateway reading the first would not see the
+    # card the import makes): refused like the API's 400, nothing made.
+    dup_pan = luhn_pan(16)
+    lines.insert(80, '{"pan":"%s","external_id":"dup-pan","pan":"%s","pin":{"pin":"%s"}}'
+                 % (luhn_pan(16), dup_pan, secret_pin))
     d = tempfile.mkdtemp()
     path, rejects = os.path.join(d, "cards.jsonl"), os.path.join(d, "rejects.jsonl")
     open(path, "w").write("\n".join(lines) + "\n")
     out = s.cli("cards", "import", "--program", program, "--file", path, "--rejects", rejects)
-    t.check("import counts", out, {"imported": 300, "skipped": 0, "rejected": 3})
+    t.check("import counts", out, {"imported": 300, "skipped": 0, "rejected": 4})
     rej = [_json.loads(x) for x in open(rejects)]
     t.check("rejected lines named", [(r["line"], r["code"]) for r in rej],
-            [(8, "invalid_request"), (21, "invalid_request"), (41, "invalid_pan")])
+            [(8, "invalid_request"), (21, "invalid_request"), (41, "invalid_pan"), (81, "invalid_request")])
+    t.check("a key twice is named", "`pan` twice" in rej[3]["reason"], True)
+    t.check("a key twice: nothing made",
+            s.call("POST", "/v1/card-lookups", key, {"pan": dup_pan})[0], 404)
     t.check("no PIN data in the rejects file", secret_pin in open(rejects).read(), False)
     out = s.cli("cards", "import", "--program", program, "--file", path, "--rejects", rejects)
-    t.check("a second run imports nothing", out, {"imported": 0, "skipped": 300, "rejected": 3})
+    t.check("a second run imports nothing", out, {"imported": 0, "skipped": 300, "rejected": 4})
     for ext in rng.sample(sorted(expect), 12):
         pan, pin = expect[ext]
         st, page = s.call("GET", f"/v1/cards?external_id={ext}", key)

@@ -237,7 +237,7 @@ fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             },
         );
     }
-    if let Err(e) = serde_json::from_slice::<Unique>(bytes) {
+    if let Err(e) = unique_keys(bytes) {
         return Err(match e.classify() {
             serde_json::error::Category::Data => {
                 ApiError::bad_request(format!("the request body has {e}"))
@@ -254,6 +254,13 @@ fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
 /// Any JSON value, refused if an object in it (at any depth) has a key twice:
 /// serde would keep the last one, and a gateway or firewall in front that
 /// reads the first would see another request than the one served.
+/// Refuses JSON whose objects (at any depth) hold a key twice: serde would
+/// keep the last one, while a gateway in front may read the first. The
+/// error names the key only when it looks like a field name.
+pub fn unique_keys(bytes: &[u8]) -> Result<(), serde_json::Error> {
+    serde_json::from_slice::<Unique>(bytes).map(|_| ())
+}
+
 struct Unique;
 
 impl<'de> serde::Deserialize<'de> for Unique {

@@ -26,6 +26,7 @@ mod webhooks;
 mod widgets;
 
 pub use demo::DemoProgram;
+pub use extract::unique_keys;
 pub use program::program_json;
 
 use std::sync::Arc;

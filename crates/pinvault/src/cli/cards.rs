@@ -204,6 +204,13 @@ impl<S: Store + 'static> Import<'_, S> {
                 )),
             )
         })?;
+        // A key twice is refused as the API refuses it (a reader of the
+        // first one would see another card).
+        if let Err(e) = crate::api::unique_keys(text.as_bytes()) {
+            let reason = e.to_string();
+            let reason = reason.split(" at line ").next().unwrap_or(&reason);
+            return Err((None, ApiError::invalid(format!("the line has {reason}"))));
+        }
         // The external id is named in the rejects file only once it is one
         // (never something that looks like a PAN).
         let external_id = raw
