@@ -5,7 +5,7 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
@@ -20,8 +20,9 @@ use crate::app::App;
 use crate::app::cards::InitialPin;
 use crate::app::cards::{CardInput, ChipInput, check_external_id};
 use crate::app::pin::PinText;
+use crate::domain::program::Settings;
 use crate::domain::sensitive::Sensitive;
-use crate::store::{CardStatus, Store};
+use crate::store::{CardRow, CardStatus, Store};
 
 /// A new card.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -254,10 +255,18 @@ fn initial_pin(p: PinInput) -> Result<InitialPin, ApiError> {
 /// A card of the calling program.
 #[utoipa::path(get, path = "/v1/cards/{id}", operation_id = "getCard", tag = "cards", params(("id" = String, Path)),
     responses((status = 200, description = "OK", body = CardView), NotFound))]
-pub async fn get(mut found: AuthCard) -> Result<Response, ApiError> {
+pub async fn get(found: AuthCard) -> Result<Response, ApiError> {
+    card_answer(found, CardView::new)
+}
+
+/// 200 with `view` of the card the path names (under its program's
+/// settings), or 404 `not_found`.
+fn card_answer<V: Serialize>(
+    mut found: AuthCard,
+    view: impl FnOnce(&CardRow, &Settings) -> V,
+) -> Result<Response, ApiError> {
     let card = found.card()?;
-    let auth = found.auth;
-    Ok(axum::Json(CardView::new(&card, &auth.program.settings)).into_response())
+    Ok(axum::Json(view(&card, &found.auth.program.settings)).into_response())
 }
 
 /// The program's cards, newest first.
@@ -321,8 +330,6 @@ pub async fn update<S: Store>(
 /// The state of a card's PIN.
 #[utoipa::path(get, path = "/v1/cards/{id}/pin/status", operation_id = "getPinStatus", tag = "pin", params(("id" = String, Path)),
     responses((status = 200, description = "OK", body = PinStatusView), CardNotFound))]
-pub async fn pin_status(mut found: AuthCard) -> Result<Response, ApiError> {
-    let card = found.card()?;
-    let auth = found.auth;
-    Ok(axum::Json(PinStatusView::new(&card, &auth.program.settings)).into_response())
+pub async fn pin_status(found: AuthCard) -> Result<Response, ApiError> {
+    card_answer(found, PinStatusView::new)
 }

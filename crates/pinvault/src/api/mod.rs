@@ -160,7 +160,7 @@ pub fn router<S: Store>(app: Arc<App<S>>, demo: Option<DemoProgram>) -> Router {
 }
 
 async fn not_found() -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, Code::NotFound, "no such resource")
+    ApiError::not_found("resource")
 }
 
 async fn method_not_allowed() -> ApiError {

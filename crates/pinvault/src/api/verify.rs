@@ -305,11 +305,8 @@ pub async fn sandbox_verify<S: Store>(
 ) -> Result<Response, ApiError> {
     let auth = &found.auth;
     if auth.program.mode != Mode::Test {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            Code::NotFound,
-            "no such resource",
-        ));
+        // As if the route did not exist (the router's own 404).
+        return Err(ApiError::not_found("resource"));
     }
     let card = found.limited_card(&app, Operation::Verify)?;
     let auth = found.auth;

@@ -6,11 +6,12 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{FromRequestParts, State};
+use axum::extract::{FromRequest, FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 use utoipa::ToSchema;
 use zeroize::Zeroize;
@@ -388,6 +389,49 @@ pub async fn sdk_js() -> Response {
     res
 }
 
+/// A widget page's call: its JSON body, the card of the control token the
+/// body carries, and the request as the widget acting for that card's
+/// program ([`Unkeyed::widget`]).
+pub struct WidgetCall<T> {
+    body: T,
+    card: CardRow,
+    caller: Caller,
+}
+
+/// The body of a widget page's call: the control token it carries, of type
+/// [`WidgetBody::TOKEN`].
+pub trait WidgetBody {
+    const TOKEN: TokenType;
+    fn control_token(&self) -> &str;
+}
+
+impl<S: Store, T: WidgetBody + DeserializeOwned + Send> FromRequest<Arc<App<S>>> for WidgetCall<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, app: &Arc<App<S>>) -> Result<Self, ApiError> {
+        let (mut parts, body) = req.into_parts();
+        let unkeyed = Unkeyed::from_request_parts(&mut parts, app).await?;
+        let JsonBody(body) =
+            JsonBody::<T>::from_request(Request::from_parts(parts, body), app).await?;
+        let (card, caller) = unkeyed.widget(app, body.control_token(), T::TOKEN).await?;
+        Ok(WidgetCall { body, card, caller })
+    }
+}
+
+impl WidgetBody for WidgetSetPin {
+    const TOKEN: TokenType = TokenType::SetPin;
+    fn control_token(&self) -> &str {
+        self.control_token.expose()
+    }
+}
+
+impl WidgetBody for WidgetRevealPin {
+    const TOKEN: TokenType = TokenType::RevealPin;
+    fn control_token(&self) -> &str {
+        self.control_token.expose()
+    }
+}
+
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WidgetSetPin {
@@ -421,12 +465,8 @@ pub struct WidgetRevealPin {
         InvalidPinSet))]
 pub async fn api_set_pin<S: Store>(
     State(app): State<Arc<App<S>>>,
-    unkeyed: Unkeyed,
-    JsonBody(body): JsonBody<WidgetSetPin>,
+    WidgetCall { body, card, caller }: WidgetCall<WidgetSetPin>,
 ) -> Result<Response, ApiError> {
-    let (card, caller) = unkeyed
-        .widget(&app, body.control_token.expose(), TokenType::SetPin)
-        .await?;
     let body = SetPin {
         control_token: body.control_token,
         pin: None,
@@ -443,12 +483,8 @@ pub async fn api_set_pin<S: Store>(
         (status = 422, description = "`invalid_request`: `device_key` is not a public P-256 key", body = Problem, content_type = "application/problem+json")))]
 pub async fn api_reveal_pin<S: Store>(
     State(app): State<Arc<App<S>>>,
-    unkeyed: Unkeyed,
-    JsonBody(body): JsonBody<WidgetRevealPin>,
+    WidgetCall { body, card, caller }: WidgetCall<WidgetRevealPin>,
 ) -> Result<Response, ApiError> {
-    let (card, caller) = unkeyed
-        .widget(&app, body.control_token.expose(), TokenType::RevealPin)
-        .await?;
     // The card's reveal limit holds here too (the API key's does not: there is none).
     app.limiter.check(
         crate::limits::Scope::CardReveal,
