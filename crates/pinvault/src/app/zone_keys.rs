@@ -66,16 +66,7 @@ pub enum ZoneKeyAdminError {
 
 super::service_errors!(ZoneKeyAdminError);
 
-impl std::fmt::Display for ZoneKeyAdminError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ZoneKeyAdminError::Refused(e) => e.fmt(f),
-            ZoneKeyAdminError::Service(e) => e.fmt(f),
-        }
-    }
-}
-
-impl std::error::Error for ZoneKeyAdminError {}
+super::shown_as_inner!(ZoneKeyAdminError: Refused, Service);
 
 /// Why a program cannot use a zone key.
 #[derive(Debug)]
