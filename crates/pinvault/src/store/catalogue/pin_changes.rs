@@ -47,16 +47,7 @@ pub struct PinChangeRow {
     pub reversed_at: Option<Timestamp>,
 }
 
-impl std::fmt::Debug for PinChangeRow {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PinChangeRow")
-            .field("id", &self.id)
-            .field("card_id", &self.card_id)
-            .field("created_at", &self.created_at)
-            .field("reversed_at", &self.reversed_at)
-            .finish_non_exhaustive()
-    }
-}
+debug_fields!(PinChangeRow: id, card_id, created_at, reversed_at);
 
 fn change(r: Row<'_>) -> DbResult<PinChangeRow> {
     Ok(PinChangeRow {
