@@ -6,7 +6,7 @@ use zeroize::Zeroizing;
 
 use super::data::DataArgs;
 use super::output::{CliError, read_components, read_secret};
-use crate::app::zone_keys::KeySource;
+use crate::app::zone_keys::{KeyInput, KeySource};
 
 #[derive(Debug, clap::Args)]
 pub struct KeyMaterialArgs {
@@ -51,7 +51,7 @@ pub struct KeyMaterial {
     clear: Vec<Zeroizing<String>>,
     block: Option<(Zeroizing<String>, String)>,
     /// The check value expected of the key.
-    pub kcv: Option<String>,
+    kcv: Option<String>,
 }
 
 impl KeyMaterialArgs {
@@ -71,13 +71,18 @@ impl KeyMaterialArgs {
 }
 
 impl KeyMaterial {
-    pub fn source(&self) -> KeySource<'_> {
-        match &self.block {
+    /// The key and the check value expected of it, for the import.
+    pub fn input(&self) -> KeyInput<'_> {
+        let source = match &self.block {
             Some((block, kbpk_id)) => KeySource::Tr31 {
                 kbpk_id,
                 block: block.as_str(),
             },
             None => KeySource::Components(&self.clear),
+        };
+        KeyInput {
+            source,
+            kcv: self.kcv.as_deref(),
         }
     }
 }

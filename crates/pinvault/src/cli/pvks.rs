@@ -132,18 +132,11 @@ pub async fn pvks(cmd: PvksCommand) -> Result<String, CliError> {
             let params = ibm_3624.params(method)?;
             let key = key.read()?;
             let app = open_app(&data, String::new()).await?;
-            let (id, kcv) = app
-                .import_pvk(
-                    &program,
-                    name,
-                    method,
-                    key.source(),
-                    key.kcv.as_deref(),
-                    params,
-                )
+            let imported = app
+                .import_pvk(&program, name, method, key.input(), params)
                 .await?;
             Ok(pretty(
-                &json!({ "pin_verification_key_id": id, "kcv": kcv }),
+                &json!({ "pin_verification_key_id": imported.id, "kcv": imported.kcv }),
             ))
         }
         PvksCommand::List(KeyListArgs { program, data }) => {

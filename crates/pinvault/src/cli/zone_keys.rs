@@ -125,8 +125,7 @@ pub async fn zone_keys(cmd: ZoneKeysCommand) -> Result<String, CliError> {
                 .import_zone_key(
                     name,
                     algorithm.map(Into::into),
-                    key.source(),
-                    key.kcv.as_deref(),
+                    key.input(),
                     &programs,
                     usage,
                 )
