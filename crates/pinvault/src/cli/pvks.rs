@@ -25,6 +25,15 @@ pub enum MethodArg {
     Ibm3624,
 }
 
+impl From<MethodArg> for Method {
+    fn from(m: MethodArg) -> Method {
+        match m {
+            MethodArg::VisaPvv => Method::VisaPvv,
+            MethodArg::Ibm3624 => Method::Ibm3624,
+        }
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum PvksCommand {
     /// Load a PIN verification key (double- or triple-length TDES) from clear
@@ -125,10 +134,7 @@ pub async fn pvks(cmd: PvksCommand) -> Result<String, CliError> {
             data,
         } => {
             let name = check_name(&name)?;
-            let method = match method {
-                MethodArg::VisaPvv => Method::VisaPvv,
-                MethodArg::Ibm3624 => Method::Ibm3624,
-            };
+            let method = method.into();
             let params = ibm_3624.params(method)?;
             let key = key.read()?;
             let app = open_app(&data, String::new()).await?;
