@@ -6,7 +6,7 @@
 use super::{card_state, outbox};
 use crate::domain::time::Timestamp;
 use crate::store::backend::Backend;
-use crate::store::db::{Db, DbResult, Row, Sql, args, bad, first, sql, sql_each};
+use crate::store::db::{Db, DbResult, Row, Sql, args, first, sql, sql_each};
 use crate::store::error::StoreFuture;
 use crate::store::rows::{CardRow, Effects, PinWrite, SetBy};
 
@@ -57,7 +57,7 @@ fn change(r: Row<'_>) -> DbResult<PinChangeRow> {
         previous: PinWrite {
             block: r.bytes(3)?,
             key_version: r.u32(4)?,
-            set_by: SetBy::parse(r.str(5)?).ok_or_else(|| bad("previous_pin_set_by"))?,
+            set_by: r.parse(5, SetBy::parse, "previous_pin_set_by")?,
         },
         new_pin_block: r.bytes(6)?,
         created_at: r.time(7)?,
