@@ -10,14 +10,13 @@ use zeroize::Zeroizing;
 
 use super::data::{DataArgs, open_app};
 use super::key_material::KeyListArgs;
-use super::output::{CliError, check_name, pretty, pretty_list, read_components, read_secret};
+use super::output::{CliError, check_name, pretty, read_components, read_secret};
 use crate::app::issuer_keys::{kcv_json, tr31_json};
 use crate::app::zone_keys::KeyInput;
 use crate::app::zone_keys::KeySource;
 use crate::domain::chip::Cvn;
 use crate::domain::time::rfc3339;
 use crate::store::IssuerKeySetRow;
-use crate::store::prelude::*;
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum CvnArg {
@@ -199,15 +198,13 @@ pub async fn issuer_keys(cmd: IssuerKeysCommand) -> Result<String, CliError> {
                 "kcv": kcv_json(&made.kcv),
             })))
         }
-        IssuerKeysCommand::List(KeyListArgs { program, data }) => {
-            let app = open_app(&data, String::new()).await?;
-            let program = program.as_deref();
-            let rows: Vec<IssuerKeySetRow> = app.store.every_key(program).await?;
-            Ok(pretty_list(&rows, |k| {
+        IssuerKeysCommand::List(list) => {
+            list.list(|k: &IssuerKeySetRow| {
                 json!({ "id": k.id, "program_id": k.program_id, "name": k.name,
                         "cvn": k.cvn.as_str(), "kcv": kcv_json(&k.kcv),
                         "tr31": tr31_json(&k.tr31), "created_at": rfc3339(k.created_at) })
-            }))
+            })
+            .await
         }
     }
 }

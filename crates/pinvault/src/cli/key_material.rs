@@ -4,9 +4,11 @@
 
 use zeroize::Zeroizing;
 
-use super::data::DataArgs;
-use super::output::{CliError, read_components, read_secret};
+use super::data::{DataArgs, open_app};
+use super::output::{CliError, pretty_list, read_components, read_secret};
 use crate::app::zone_keys::{KeyInput, KeySource};
+use crate::store::KeyRow;
+use crate::store::prelude::*;
 
 #[derive(Debug, clap::Args)]
 pub struct KeyMaterialArgs {
@@ -44,6 +46,27 @@ pub struct KeyListArgs {
     pub program: Option<String>,
     #[command(flatten)]
     pub data: DataArgs,
+}
+
+impl KeyListArgs {
+    /// Every key of the table (only the program's with --program), shown by `view`.
+    pub async fn list<K: KeyRow>(
+        self,
+        view: fn(&K) -> serde_json::Value,
+    ) -> Result<String, CliError> {
+        list_keys(&self.data, self.program.as_deref(), view).await
+    }
+}
+
+/// Every key of a key table (one program's, or all), shown by `view`.
+pub async fn list_keys<K: KeyRow>(
+    data: &DataArgs,
+    program: Option<&str>,
+    view: fn(&K) -> serde_json::Value,
+) -> Result<String, CliError> {
+    let app = open_app(data, String::new()).await?;
+    let rows: Vec<K> = app.store.every_key(program).await?;
+    Ok(pretty_list(&rows, view))
 }
 
 /// A key as given, with `-` values read from standard input.
