@@ -80,20 +80,36 @@ pub struct KeyMaterial {
 impl KeyMaterialArgs {
     /// Reads the `-` values, in the flags' order.
     pub fn read(self) -> Result<KeyMaterial, CliError> {
-        let clear = read_components("--component", self.components)?;
-        let block = match (self.tr31, self.kbpk) {
-            (Some(block), Some(kbpk)) => Some((read_secret("--tr31", block)?, kbpk)),
-            _ => None,
-        };
-        Ok(KeyMaterial {
-            clear,
-            block,
-            kcv: self.kcv,
-        })
+        KeyMaterial::read(
+            "--component",
+            self.components,
+            "--tr31",
+            self.tr31,
+            self.kbpk.as_deref(),
+            self.kcv,
+        )
     }
 }
 
 impl KeyMaterial {
+    /// Reads a key's `-` values, its components (`component_flag`) first,
+    /// then its key block (`block_flag`, under the KBPK `kbpk`).
+    pub fn read(
+        component_flag: &str,
+        components: Vec<String>,
+        block_flag: &str,
+        block: Option<String>,
+        kbpk: Option<&str>,
+        kcv: Option<String>,
+    ) -> Result<KeyMaterial, CliError> {
+        let clear = read_components(component_flag, components)?;
+        let block = match (block, kbpk) {
+            (Some(block), Some(kbpk)) => Some((read_secret(block_flag, block)?, kbpk.to_owned())),
+            _ => None,
+        };
+        Ok(KeyMaterial { clear, block, kcv })
+    }
+
     /// The key and the check value expected of it, for the import.
     pub fn input(&self) -> KeyInput<'_> {
         let source = match &self.block {
