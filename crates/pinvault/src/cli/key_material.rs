@@ -1,6 +1,8 @@
 //! The flags by which an import command is given a key: clear components, or
 //! a TR-31 key block under a key block protection key, and the check value
-//! expected of it (`zone-keys import`, `pin-verification-keys import`).
+//! expected of it (`zone-keys import`, `pin-verification-keys import`; each of
+//! `issuer-keys import`'s three keys is read the same way), and the listing of
+//! a key table.
 
 use zeroize::Zeroizing;
 
