@@ -5,7 +5,7 @@
 use serde_json::json;
 
 use super::App;
-use super::zone_keys::{KeySource, ZoneKeyAdminError, refused_for, tr31_key_refused};
+use super::zone_keys::{KeyInput, KeySource, ZoneKeyAdminError, refused_for, tr31_key_refused};
 use crate::audit::Actor;
 use crate::domain::chip::Cvn;
 use crate::domain::ids::new_id;
@@ -17,15 +17,6 @@ use crate::keys::{ZoneAlgorithm, zone};
 use crate::store::{IssuerKeySetRow, Store};
 
 pub const ISSUER_KEY_SET_PREFIX: &str = "iks_";
-
-/// What the operator gives for one of a set's keys: its components or a
-/// TR-31 key block (usage `E0` for AC, `E2` for SMI, `E1` for SMC), and the
-/// check value expected.
-#[derive(Debug)]
-pub struct KeyInput<'a> {
-    pub source: KeySource<'a>,
-    pub kcv: Option<&'a str>,
-}
 
 /// A new set's public facts: its id and the check values (AC, SMI, SMC).
 #[derive(Debug, Clone)]
@@ -46,11 +37,7 @@ impl<S: Store> App<S> {
         cvn: Cvn,
         keys: [KeyInput<'_>; 3],
     ) -> Result<ImportedIssuerKeys, ZoneKeyAdminError> {
-        if self.store.get_program(program_id).await?.is_none() {
-            return Err(ZoneKeyAdminError::Refused(format!(
-                "no program {program_id}"
-            )));
-        }
+        self.program_exists(program_id).await?;
         let id = new_id(ISSUER_KEY_SET_PREFIX);
         let provider = self.keys.provider();
         let mut kcv: [String; 3] = Default::default();

@@ -9,7 +9,7 @@ use serde_json::json;
 use zeroize::Zeroizing;
 
 use super::App;
-use super::zone_keys::ZoneKeyAdminError;
+use super::zone_keys::{ImportedKey, ZoneKeyAdminError};
 use crate::audit::Actor;
 use crate::domain::ids::new_id;
 use crate::domain::time::now;
@@ -18,13 +18,6 @@ use crate::keys::{ZoneAlgorithm, tr31, zone};
 use crate::store::{KbpkRow, Store};
 
 pub const KBPK_PREFIX: &str = "kbpk_";
-
-/// A new key block protection key's public facts.
-#[derive(Debug, Clone)]
-pub struct ImportedKbpk {
-    pub id: String,
-    pub kcv: String,
-}
 
 impl<S: Store> App<S> {
     /// Combines clear components (XOR) into a key block protection key of
@@ -37,7 +30,7 @@ impl<S: Store> App<S> {
         algorithm: ZoneAlgorithm,
         components: &[Zeroizing<String>],
         expected_kcv: Option<&str>,
-    ) -> Result<ImportedKbpk, ZoneKeyAdminError> {
+    ) -> Result<ImportedKey, ZoneKeyAdminError> {
         let (key, kcv) = zone::combine(algorithm, components, expected_kcv)
             .map_err(|e| ZoneKeyAdminError::Refused(e.to_string()))?;
         let id = new_id(KBPK_PREFIX);
@@ -58,7 +51,7 @@ impl<S: Store> App<S> {
             created_at: now(),
         };
         self.store.insert_key(row, audit).await?;
-        Ok(ImportedKbpk { id, kcv })
+        Ok(ImportedKey { id, kcv })
     }
 
     /// Takes the key out of a TR-31 key block: unwraps the key block

@@ -45,22 +45,30 @@ macro_rules! wraps {
 }
 pub(crate) use wraps;
 
+/// `Display` and `Error` for an error whose every variant wraps one value
+/// shown as it is: `shown_as_inner!(ServiceError: Store, Keys);`.
+macro_rules! shown_as_inner {
+    ($t:ident: $($variant:ident),+) => {
+        impl std::fmt::Display for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                match self {
+                    $($t::$variant(e) => e.fmt(f),)+
+                }
+            }
+        }
+
+        impl std::error::Error for $t {}
+    };
+}
+pub(crate) use shown_as_inner;
+
 #[derive(Debug)]
 pub enum ServiceError {
     Store(StoreError),
     Keys(KeyError),
 }
 
-impl std::fmt::Display for ServiceError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ServiceError::Store(e) => e.fmt(f),
-            ServiceError::Keys(e) => e.fmt(f),
-        }
-    }
-}
-
-impl std::error::Error for ServiceError {}
+shown_as_inner!(ServiceError: Store, Keys);
 
 wraps!(ServiceError: Store(StoreError), Keys(KeyError));
 

@@ -8,7 +8,9 @@ use serde_json::json;
 
 use super::App;
 use super::error::{AppError, AppResult};
-use super::zone_keys::{KeySource, ZoneKeyAdminError, refused_for, tr31_key_refused};
+use super::zone_keys::{
+    ImportedKey, KeyInput, KeySource, ZoneKeyAdminError, refused_for, tr31_key_refused,
+};
 use crate::audit::Actor;
 use crate::domain::ids::new_id;
 use crate::domain::legacy::Method;
@@ -32,12 +34,12 @@ impl<S: Store> App<S> {
         program_id: &str,
         name: &str,
         method: Method,
-        source: KeySource<'_>,
-        expected_kcv: Option<&str>,
+        key: KeyInput<'_>,
         params: Option<Ibm3624Params>,
-    ) -> Result<(String, String), ZoneKeyAdminError> {
+    ) -> Result<ImportedKey, ZoneKeyAdminError> {
         self.program_exists(program_id).await?;
-        let (key, kcv, origin) = match source {
+        let expected_kcv = key.kcv;
+        let (key, kcv, origin) = match key.source {
             KeySource::Components(components) => {
                 let (key, kcv) = zone::combine(ZoneAlgorithm::Tdes, components, expected_kcv)
                     .map_err(|e| ZoneKeyAdminError::Refused(format!("--component: {e}")))?;
@@ -79,7 +81,7 @@ impl<S: Store> App<S> {
         kcv: String,
         params: Option<Ibm3624Params>,
         tr31: Option<crate::keys::tr31::Tr31Origin>,
-    ) -> Result<(String, String), ZoneKeyAdminError> {
+    ) -> Result<ImportedKey, ZoneKeyAdminError> {
         let params = match (method, params) {
             (Method::Ibm3624, Some(p)) => Some(p),
             (Method::Ibm3624, None) => Some(Ibm3624Params::default()),
@@ -120,17 +122,7 @@ impl<S: Store> App<S> {
             created_at: now(),
         };
         self.store.insert_key(row, audit).await?;
-        Ok((id, kcv))
-    }
-
-    /// Refuses a program that does not exist.
-    async fn program_exists(&self, program_id: &str) -> Result<(), ZoneKeyAdminError> {
-        match self.store.get_program(program_id).await? {
-            Some(_) => Ok(()),
-            None => Err(ZoneKeyAdminError::Refused(format!(
-                "no program {program_id}"
-            ))),
-        }
+        Ok(ImportedKey { id, kcv })
     }
 
     /// The program's PIN verification key `id` and the key itself, unwrapped.

@@ -21,9 +21,9 @@ use crate::keys::zone;
 use crate::keys::zone_cache::Access;
 use crate::store::{GrantChange, Store, ZoneKeyRow};
 
-/// A new zone key's public facts.
+/// A new zone key's or key block protection key's public facts.
 #[derive(Debug, Clone)]
-pub struct ImportedZoneKey {
+pub struct ImportedKey {
     pub id: String,
     pub kcv: String,
 }
@@ -34,6 +34,15 @@ pub struct ImportedZoneKey {
 pub enum KeySource<'a> {
     Components(&'a [Zeroizing<String>]),
     Tr31 { kbpk_id: &'a str, block: &'a str },
+}
+
+/// What the operator gives for a key: its components or a TR-31 key block
+/// (for an issuer key set's keys: usage `E0` for AC, `E2` for SMI, `E1` for
+/// SMC), and the check value expected.
+#[derive(Debug)]
+pub struct KeyInput<'a> {
+    pub source: KeySource<'a>,
+    pub kcv: Option<&'a str>,
 }
 
 /// The message of a refused key block import, for the flag that gave it.
@@ -66,16 +75,7 @@ pub enum ZoneKeyAdminError {
 
 super::service_errors!(ZoneKeyAdminError);
 
-impl std::fmt::Display for ZoneKeyAdminError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ZoneKeyAdminError::Refused(e) => e.fmt(f),
-            ZoneKeyAdminError::Service(e) => e.fmt(f),
-        }
-    }
-}
-
-impl std::error::Error for ZoneKeyAdminError {}
+super::shown_as_inner!(ZoneKeyAdminError: Refused, Service);
 
 /// Why a program cannot use a zone key.
 #[derive(Debug)]
@@ -90,12 +90,20 @@ pub enum ZoneKeyError {
 super::service_errors!(ZoneKeyError);
 
 impl<S: Store> App<S> {
+    /// Refuses a program that does not exist (a key imported for it).
+    pub(super) async fn program_exists(&self, program_id: &str) -> Result<(), ZoneKeyAdminError> {
+        match self.store.get_program(program_id).await? {
+            Some(_) => Ok(()),
+            None => Err(ZoneKeyAdminError::Refused(format!(
+                "no program {program_id}"
+            ))),
+        }
+    }
+
     /// Refuses any of `programs` that does not exist.
     async fn check_programs(&self, programs: &[String]) -> Result<(), ZoneKeyAdminError> {
         for p in programs {
-            if self.store.get_program(p).await?.is_none() {
-                return Err(ZoneKeyAdminError::Refused(format!("no program {p}")));
-            }
+            self.program_exists(p).await?;
         }
         Ok(())
     }
@@ -108,18 +116,18 @@ impl<S: Store> App<S> {
         &self,
         name: &str,
         algorithm: Option<ZoneAlgorithm>,
-        source: KeySource<'_>,
-        expected_kcv: Option<&str>,
+        key: KeyInput<'_>,
         programs: &[String],
         usage: Usage,
-    ) -> Result<ImportedZoneKey, ZoneKeyAdminError> {
+    ) -> Result<ImportedKey, ZoneKeyAdminError> {
         if programs.is_empty() {
             return Err(ZoneKeyAdminError::Refused(
                 "a zone key is granted to at least one program (--program)".into(),
             ));
         }
         self.check_programs(programs).await?;
-        let (key, kcv, algorithm, tr31) = match source {
+        let expected_kcv = key.kcv;
+        let (key, kcv, algorithm, tr31) = match key.source {
             KeySource::Components(components) => {
                 let algorithm = algorithm.ok_or_else(|| {
                     ZoneKeyAdminError::Refused("--algorithm is required with --component".into())
@@ -172,7 +180,7 @@ impl<S: Store> App<S> {
             tr31,
         };
         self.store.insert_zone_key(row, audit).await?;
-        Ok(ImportedZoneKey { id, kcv })
+        Ok(ImportedKey { id, kcv })
     }
 
     /// Grants a zone key to a program (`grant`) or revokes the grant; the

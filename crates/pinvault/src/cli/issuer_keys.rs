@@ -6,17 +6,14 @@
 
 use clap::{Subcommand, ValueEnum};
 use serde_json::json;
-use zeroize::Zeroizing;
 
 use super::data::{DataArgs, open_app};
-use super::key_material::KeyListArgs;
-use super::output::{CliError, check_name, pretty, pretty_list, read_components, read_secret};
-use crate::app::issuer_keys::{KeyInput, kcv_json, tr31_json};
-use crate::app::zone_keys::KeySource;
+use super::key_material::{KeyListArgs, KeyMaterial};
+use super::output::{CliError, check_name, pretty};
+use crate::app::issuer_keys::{kcv_json, tr31_json};
 use crate::domain::chip::Cvn;
 use crate::domain::time::rfc3339;
 use crate::store::IssuerKeySetRow;
-use crate::store::prelude::*;
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum CvnArg {
@@ -130,23 +127,6 @@ pub enum IssuerKeysCommand {
     List(KeyListArgs),
 }
 
-/// One key's components, or its key block, as read from the command line.
-type GivenKey = (Vec<Zeroizing<String>>, Option<Zeroizing<String>>);
-
-fn key_input<'a>(given: &'a GivenKey, kbpk_id: &'a str, kcv: Option<&'a str>) -> KeyInput<'a> {
-    let (components, block) = given;
-    KeyInput {
-        source: match block {
-            Some(block) => KeySource::Tr31 {
-                kbpk_id,
-                block: block.as_str(),
-            },
-            None => KeySource::Components(components),
-        },
-        kcv,
-    }
-}
-
 pub async fn issuer_keys(cmd: IssuerKeysCommand) -> Result<String, CliError> {
     match cmd {
         IssuerKeysCommand::Import {
@@ -177,17 +157,14 @@ pub async fn issuer_keys(cmd: IssuerKeysCommand) -> Result<String, CliError> {
                 ));
             }
             // In the order of the flags, so that `-` reads stdin's lines in that order.
+            let (kcvs, kbpk) = ([kcv_ac, kcv_smi, kcv_smc], kbpk.as_deref());
             let mut read = Vec::with_capacity(3);
-            for (flag, components, block) in given {
-                let components = read_components(flag, components)?;
-                let block = block
-                    .map(|b| read_secret(&format!("{flag}-tr31"), b))
-                    .transpose()?;
-                read.push((components, block));
+            for ((flag, components, block), kcv) in given.into_iter().zip(kcvs) {
+                let block_flag = format!("{flag}-tr31");
+                let key = KeyMaterial::read(flag, components, &block_flag, block, kbpk, kcv)?;
+                read.push(key);
             }
-            let kbpk_id = kbpk.as_deref().unwrap_or_default();
-            let kcv = [kcv_ac.as_deref(), kcv_smi.as_deref(), kcv_smc.as_deref()];
-            let keys = [0, 1, 2].map(|i| key_input(&read[i], kbpk_id, kcv[i]));
+            let keys = [0, 1, 2].map(|i| read[i].input());
             let app = open_app(&data, String::new()).await?;
             let made = app
                 .import_issuer_keys(&program, name, cvn.into(), keys)
@@ -198,15 +175,13 @@ pub async fn issuer_keys(cmd: IssuerKeysCommand) -> Result<String, CliError> {
                 "kcv": kcv_json(&made.kcv),
             })))
         }
-        IssuerKeysCommand::List(KeyListArgs { program, data }) => {
-            let app = open_app(&data, String::new()).await?;
-            let program = program.as_deref();
-            let rows: Vec<IssuerKeySetRow> = app.store.every_key(program).await?;
-            Ok(pretty_list(&rows, |k| {
+        IssuerKeysCommand::List(list) => {
+            list.list(|k: &IssuerKeySetRow| {
                 json!({ "id": k.id, "program_id": k.program_id, "name": k.name,
                         "cvn": k.cvn.as_str(), "kcv": kcv_json(&k.kcv),
                         "tr31": tr31_json(&k.tr31), "created_at": rfc3339(k.created_at) })
-            }))
+            })
+            .await
         }
     }
 }

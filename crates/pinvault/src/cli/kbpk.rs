@@ -7,11 +7,11 @@ use clap::Subcommand;
 use serde_json::json;
 
 use super::data::{DataArgs, open_app};
-use super::output::{CliError, check_name, pretty, pretty_list, read_components};
+use super::key_material::list_keys;
+use super::output::{CliError, check_name, pretty, read_components};
 use super::zone_keys::ZoneAlgorithmArg;
 use crate::domain::time::rfc3339;
 use crate::store::KbpkRow;
-use crate::store::prelude::*;
 
 #[derive(Debug, Subcommand)]
 pub enum KbpkCommand {
@@ -63,12 +63,11 @@ pub async fn kbpks(cmd: KbpkCommand) -> Result<String, CliError> {
             Ok(pretty(&json!({ "kbpk_id": made.id, "kcv": made.kcv })))
         }
         KbpkCommand::List { data } => {
-            let app = open_app(&data, String::new()).await?;
-            let rows: Vec<KbpkRow> = app.store.every_key(None).await?;
-            Ok(pretty_list(&rows, |k| {
+            list_keys(&data, None, |k: &KbpkRow| {
                 json!({ "id": k.id, "name": k.name, "algorithm": k.algorithm.as_str(),
                         "kcv": k.kcv, "created_at": rfc3339(k.created_at) })
-            }))
+            })
+            .await
         }
     }
 }

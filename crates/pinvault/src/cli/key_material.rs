@@ -1,12 +1,16 @@
 //! The flags by which an import command is given a key: clear components, or
 //! a TR-31 key block under a key block protection key, and the check value
-//! expected of it (`zone-keys import`, `pin-verification-keys import`).
+//! expected of it (`zone-keys import`, `pin-verification-keys import`; each of
+//! `issuer-keys import`'s three keys is read the same way), and the listing of
+//! a key table.
 
 use zeroize::Zeroizing;
 
-use super::data::DataArgs;
-use super::output::{CliError, read_components, read_secret};
-use crate::app::zone_keys::KeySource;
+use super::data::{DataArgs, open_app};
+use super::output::{CliError, pretty_list, read_components, read_secret};
+use crate::app::zone_keys::{KeyInput, KeySource};
+use crate::store::KeyRow;
+use crate::store::prelude::*;
 
 #[derive(Debug, clap::Args)]
 pub struct KeyMaterialArgs {
@@ -46,38 +50,80 @@ pub struct KeyListArgs {
     pub data: DataArgs,
 }
 
+impl KeyListArgs {
+    /// Every key of the table (only the program's with --program), shown by `view`.
+    pub async fn list<K: KeyRow>(
+        self,
+        view: fn(&K) -> serde_json::Value,
+    ) -> Result<String, CliError> {
+        list_keys(&self.data, self.program.as_deref(), view).await
+    }
+}
+
+/// Every key of a key table (one program's, or all), shown by `view`.
+pub async fn list_keys<K: KeyRow>(
+    data: &DataArgs,
+    program: Option<&str>,
+    view: fn(&K) -> serde_json::Value,
+) -> Result<String, CliError> {
+    let app = open_app(data, String::new()).await?;
+    let rows: Vec<K> = app.store.every_key(program).await?;
+    Ok(pretty_list(&rows, view))
+}
+
 /// A key as given, with `-` values read from standard input.
 pub struct KeyMaterial {
     clear: Vec<Zeroizing<String>>,
     block: Option<(Zeroizing<String>, String)>,
     /// The check value expected of the key.
-    pub kcv: Option<String>,
+    kcv: Option<String>,
 }
 
 impl KeyMaterialArgs {
     /// Reads the `-` values, in the flags' order.
     pub fn read(self) -> Result<KeyMaterial, CliError> {
-        let clear = read_components("--component", self.components)?;
-        let block = match (self.tr31, self.kbpk) {
-            (Some(block), Some(kbpk)) => Some((read_secret("--tr31", block)?, kbpk)),
-            _ => None,
-        };
-        Ok(KeyMaterial {
-            clear,
-            block,
-            kcv: self.kcv,
-        })
+        KeyMaterial::read(
+            "--component",
+            self.components,
+            "--tr31",
+            self.tr31,
+            self.kbpk.as_deref(),
+            self.kcv,
+        )
     }
 }
 
 impl KeyMaterial {
-    pub fn source(&self) -> KeySource<'_> {
-        match &self.block {
+    /// Reads a key's `-` values, its components (`component_flag`) first,
+    /// then its key block (`block_flag`, under the KBPK `kbpk`).
+    pub fn read(
+        component_flag: &str,
+        components: Vec<String>,
+        block_flag: &str,
+        block: Option<String>,
+        kbpk: Option<&str>,
+        kcv: Option<String>,
+    ) -> Result<KeyMaterial, CliError> {
+        let clear = read_components(component_flag, components)?;
+        let block = match (block, kbpk) {
+            (Some(block), Some(kbpk)) => Some((read_secret(block_flag, block)?, kbpk.to_owned())),
+            _ => None,
+        };
+        Ok(KeyMaterial { clear, block, kcv })
+    }
+
+    /// The key and the check value expected of it, for the import.
+    pub fn input(&self) -> KeyInput<'_> {
+        let source = match &self.block {
             Some((block, kbpk_id)) => KeySource::Tr31 {
                 kbpk_id,
                 block: block.as_str(),
             },
             None => KeySource::Components(&self.clear),
+        };
+        KeyInput {
+            source,
+            kcv: self.kcv.as_deref(),
         }
     }
 }

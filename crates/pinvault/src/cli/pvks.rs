@@ -9,10 +9,9 @@ use serde_json::json;
 
 use super::data::{DataArgs, open_app};
 use super::key_material::{KeyListArgs, KeyMaterialArgs};
-use super::output::{CliError, check_name, pretty, pretty_list};
+use super::output::{CliError, check_name, pretty};
 use crate::domain::legacy::Method;
 use crate::domain::time::rfc3339;
-use crate::store::prelude::*;
 use crate::store::{PvkRow, pvk_params_json};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -23,6 +22,15 @@ pub enum MethodArg {
     /// An IBM 3624 PIN verification key: cards carry an offset.
     #[value(name = "ibm_3624")]
     Ibm3624,
+}
+
+impl From<MethodArg> for Method {
+    fn from(m: MethodArg) -> Method {
+        match m {
+            MethodArg::VisaPvv => Method::VisaPvv,
+            MethodArg::Ibm3624 => Method::Ibm3624,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -125,37 +133,25 @@ pub async fn pvks(cmd: PvksCommand) -> Result<String, CliError> {
             data,
         } => {
             let name = check_name(&name)?;
-            let method = match method {
-                MethodArg::VisaPvv => Method::VisaPvv,
-                MethodArg::Ibm3624 => Method::Ibm3624,
-            };
+            let method = method.into();
             let params = ibm_3624.params(method)?;
             let key = key.read()?;
             let app = open_app(&data, String::new()).await?;
-            let (id, kcv) = app
-                .import_pvk(
-                    &program,
-                    name,
-                    method,
-                    key.source(),
-                    key.kcv.as_deref(),
-                    params,
-                )
+            let imported = app
+                .import_pvk(&program, name, method, key.input(), params)
                 .await?;
             Ok(pretty(
-                &json!({ "pin_verification_key_id": id, "kcv": kcv }),
+                &json!({ "pin_verification_key_id": imported.id, "kcv": imported.kcv }),
             ))
         }
-        PvksCommand::List(KeyListArgs { program, data }) => {
-            let app = open_app(&data, String::new()).await?;
-            let program = program.as_deref();
-            let rows: Vec<PvkRow> = app.store.every_key(program).await?;
-            Ok(pretty_list(&rows, |k| {
+        PvksCommand::List(list) => {
+            list.list(|k: &PvkRow| {
                 json!({ "id": k.id, "program_id": k.program_id, "name": k.name,
                         "method": k.method.as_str(), "kcv": k.kcv,
                         "ibm_3624": k.params.as_ref().map(pvk_params_json), "tr31": k.tr31,
                         "created_at": rfc3339(k.created_at) })
-            }))
+            })
+            .await
         }
     }
 }

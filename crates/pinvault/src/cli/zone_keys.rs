@@ -104,6 +104,15 @@ pub enum UsageArg {
     Export,
 }
 
+impl From<UsageArg> for Usage {
+    fn from(u: UsageArg) -> Usage {
+        match u {
+            UsageArg::Verify => Usage::Verify,
+            UsageArg::Export => Usage::Export,
+        }
+    }
+}
+
 pub async fn zone_keys(cmd: ZoneKeysCommand) -> Result<String, CliError> {
     match cmd {
         ZoneKeysCommand::Import {
@@ -115,20 +124,15 @@ pub async fn zone_keys(cmd: ZoneKeysCommand) -> Result<String, CliError> {
             data,
         } => {
             let name = check_name(&name)?;
-            let usage = match usage {
-                UsageArg::Verify => Usage::Verify,
-                UsageArg::Export => Usage::Export,
-            };
             let key = key.read()?;
             let app = open_app(&data, String::new()).await?;
             let imported = app
                 .import_zone_key(
                     name,
                     algorithm.map(Into::into),
-                    key.source(),
-                    key.kcv.as_deref(),
+                    key.input(),
                     &programs,
-                    usage,
+                    usage.into(),
                 )
                 .await?;
             Ok(pretty(

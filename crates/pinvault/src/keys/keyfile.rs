@@ -19,13 +19,7 @@ pub struct KeyFile {
     path: PathBuf,
 }
 
-impl std::fmt::Debug for KeyFile {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KeyFile")
-            .field("path", &self.path)
-            .finish_non_exhaustive()
-    }
-}
+debug_fields!(KeyFile: path);
 
 impl KeyFile {
     /// Opens the master key file of `dir`, creating it (mode 0600) when absent.

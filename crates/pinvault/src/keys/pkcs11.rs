@@ -99,13 +99,7 @@ pub struct Pkcs11Provider {
     open: Mutex<Option<Open>>,
 }
 
-impl std::fmt::Debug for Pkcs11Provider {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Pkcs11Provider")
-            .field("config", &self.config)
-            .finish_non_exhaustive()
-    }
-}
+debug_fields!(Pkcs11Provider: config);
 
 fn provider_err(what: &str, e: impl std::fmt::Display) -> KeyError {
     KeyError::Provider(format!("PKCS#11 {what}: {e}"))

@@ -68,15 +68,7 @@ pub struct TransportKey {
     oaep: OaepPrivateDecryptingKey,
 }
 
-impl std::fmt::Debug for TransportKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TransportKey")
-            .field("version", &self.version)
-            .field("kid", &self.kid)
-            .field("bits", &self.bits)
-            .finish_non_exhaustive()
-    }
-}
+debug_fields!(TransportKey: version, kid, bits);
 
 impl TransportKey {
     pub fn from_pkcs8(version: u32, created_at: Timestamp, pkcs8: &[u8]) -> Result<Self, KeyError> {

@@ -100,10 +100,4 @@ impl std::fmt::Debug for ZoneKeyCache {
     }
 }
 
-impl std::fmt::Debug for Cached {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Cached")
-            .field("access", &self.access)
-            .finish_non_exhaustive()
-    }
-}
+debug_fields!(Cached: access);

@@ -212,13 +212,7 @@ pub struct Limiter {
     limited: [AtomicU64; Scope::ALL.len()],
 }
 
-impl std::fmt::Debug for Limiter {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Limiter")
-            .field("settings", &self.settings)
-            .finish_non_exhaustive()
-    }
-}
+debug_fields!(Limiter: settings);
 
 impl Default for Limiter {
     fn default() -> Self {

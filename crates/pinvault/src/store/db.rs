@@ -360,6 +360,17 @@ impl<'r> Row<'r> {
         self.opt_str(idx)?.ok_or_else(|| bad("text (null)"))
     }
 
+    /// A text column read by `parse` (`KeyKind::parse`…); `what` names it
+    /// when the text is none of the values `parse` knows.
+    pub fn parse<T>(
+        &self,
+        idx: usize,
+        parse: fn(&str) -> Option<T>,
+        what: &'static str,
+    ) -> DbResult<T> {
+        parse(self.str(idx)?).ok_or_else(|| bad(what))
+    }
+
     pub fn string(&self, idx: usize) -> DbResult<String> {
         self.str(idx).map(str::to_owned)
     }

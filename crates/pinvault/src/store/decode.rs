@@ -136,7 +136,7 @@ pub fn program(r: Row<'_>) -> DbResult<ProgramRow> {
         settings: parse_settings(id, r.str(3)?).ok_or_else(|| bad("settings"))?,
         id: id.to_owned(),
         name: r.string(1)?,
-        mode: Mode::parse(r.str(2)?).ok_or_else(|| bad("mode"))?,
+        mode: r.parse(2, Mode::parse, "mode")?,
         created_at: r.time(4)?,
         updated_at: r.time(5)?,
     })
@@ -169,11 +169,11 @@ pub fn card(r: Row<'_>) -> DbResult<CardRow> {
         last4: r.string(6)?,
         expiry: r.opt_string(7)?,
         external_id: r.opt_string(8)?,
-        status: CardStatus::parse(r.str(9)?).ok_or_else(|| bad("status"))?,
+        status: r.parse(9, CardStatus::parse, "status")?,
         inactive_by_block: r.bool(10)?,
         pin_block: r.bytes(11)?,
         pin_key_version: r.u32(12)?,
-        pin_set_by: SetBy::parse(r.str(13)?).ok_or_else(|| bad("pin_set_by"))?,
+        pin_set_by: r.parse(13, SetBy::parse, "pin_set_by")?,
         pin_updated_at: r.time(14)?,
         fail_count: r.u32(15)?,
         last_failed_at: r.opt_time(16)?,
@@ -217,7 +217,7 @@ fn chip(r: Row<'_>) -> DbResult<Option<ChipData>> {
         issuer_key_set_id,
         pan_sequence_number: r.string(25)?,
         state: ChipState {
-            offline_pin: OfflinePin::parse(r.str(26)?).ok_or_else(|| bad("chip_offline_pin"))?,
+            offline_pin: r.parse(26, OfflinePin::parse, "chip_offline_pin")?,
             pending_change_pin: r.bool(27)?,
             pending_unblock_pin: r.bool(28)?,
             last_script_at: r.opt_time(29)?,
@@ -254,7 +254,7 @@ pub fn token(r: Row<'_>) -> DbResult<TokenRow> {
         id: r.string(0)?,
         token_hash: r.bytes32(1)?,
         card_id: r.string(2)?,
-        kind: TokenType::parse(r.str(3)?).ok_or_else(|| bad("type"))?,
+        kind: r.parse(3, TokenType::parse, "type")?,
         cvm: r.opt_string(4)?,
         created_at: r.time(5)?,
         expires_at: r.time(6)?,
@@ -268,11 +268,11 @@ pub fn zone_key(r: Row<'_>) -> DbResult<ZoneKeyRow> {
     Ok(ZoneKeyRow {
         id: r.string(0)?,
         name: r.string(1)?,
-        algorithm: ZoneAlgorithm::parse(r.str(2)?).ok_or_else(|| bad("zone key algorithm"))?,
+        algorithm: r.parse(2, ZoneAlgorithm::parse, "zone key algorithm")?,
         kcv: r.string(3)?,
         wrapped: r.bytes(4)?,
         created_at: r.time(5)?,
-        usage: Usage::parse(r.str(6)?).ok_or_else(|| bad("zone key usage"))?,
+        usage: r.parse(6, Usage::parse, "zone key usage")?,
         // The list of programs is read apart (`catalogue::zone_keys`).
         grants: if r.bool(7)? {
             Grants::All
@@ -297,15 +297,11 @@ pub fn tr31_text(origin: Option<&crate::keys::tr31::Tr31Origin>) -> Option<Strin
 
 pub fn data_key(r: Row<'_>) -> DbResult<DataKeyRow> {
     Ok(DataKeyRow {
-        kind: KeyKind::parse(r.str(0)?).ok_or_else(|| bad("key kind"))?,
+        kind: r.parse(0, KeyKind::parse, "key kind")?,
         version: r.u32(1)?,
         wrapped: r.bytes(2)?,
         created_at: r.time(3)?,
     })
-}
-
-fn key_kind(text: &str) -> DbResult<KeyKind> {
-    KeyKind::parse(text).ok_or_else(|| bad("key kind"))
 }
 
 pub fn idempotency(r: Row<'_>) -> DbResult<IdemRow> {
@@ -315,7 +311,7 @@ pub fn idempotency(r: Row<'_>) -> DbResult<IdemRow> {
         request_hash: r.bytes(2)?,
         status: u16::try_from(r.i64(3)?).map_err(|_| bad("status"))?,
         response_sealed: r.bytes(4)?,
-        key_kind: key_kind(r.str(7)?)?,
+        key_kind: r.parse(7, KeyKind::parse, "key kind")?,
         key_version: r.u32(5)?,
         created_at: r.time(6)?,
     })
@@ -344,7 +340,7 @@ pub fn endpoint(r: Row<'_>) -> DbResult<WebhookEndpointRow> {
         url: r.string(2)?,
         events: event_types(r.str(3)?)?,
         secret_sealed: r.bytes(4)?,
-        secret_key_kind: key_kind(r.str(7)?)?,
+        secret_key_kind: r.parse(7, KeyKind::parse, "key kind")?,
         secret_key_version: r.u32(5)?,
         created_at: r.time(6)?,
     })
@@ -356,7 +352,7 @@ pub fn delivery(r: Row<'_>) -> DbResult<DeliveryRow> {
         endpoint_id: r.string(1)?,
         event_id: r.string(2)?,
         event_type: r.string(3)?,
-        status: DeliveryStatus::parse(r.str(4)?).ok_or_else(|| bad("status"))?,
+        status: r.parse(4, DeliveryStatus::parse, "status")?,
         attempts: r.u32(5)?,
         next_attempt_at: r.opt_time(6)?,
         last_attempt_at: r.opt_time(7)?,
@@ -377,7 +373,7 @@ pub fn claimed_delivery(r: Row<'_>) -> DbResult<ClaimedDelivery> {
         endpoint_id: r.string(2)?,
         url: r.string(3)?,
         secret_sealed: r.bytes(4)?,
-        secret_key_kind: key_kind(r.str(7)?)?,
+        secret_key_kind: r.parse(7, KeyKind::parse, "key kind")?,
         secret_key_version: r.u32(5)?,
         event_body: r.string(6)?,
     })

@@ -91,13 +91,7 @@ pub(crate) fn lookup_key(program_id: &str, hashes: &[(u32, Vec<u8>)]) -> Vec<u8>
     key
 }
 
-impl std::fmt::Debug for ReadCache {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ReadCache")
-            .field("shm_path", &self.shm_path)
-            .finish_non_exhaustive()
-    }
-}
+debug_fields!(ReadCache: shm_path);
 
 impl ReadCache {
     /// For the database at `db` (whose `-shm` file an open connection in WAL

@@ -41,14 +41,7 @@ pub struct PinWrite {
     pub set_by: SetBy,
 }
 
-impl std::fmt::Debug for PinWrite {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PinWrite")
-            .field("key_version", &self.key_version)
-            .field("set_by", &self.set_by)
-            .finish_non_exhaustive()
-    }
-}
+debug_fields!(PinWrite: key_version, set_by);
 
 #[derive(Debug, Clone)]
 pub struct CardRow {
@@ -466,10 +459,4 @@ pub struct StagedRewrap {
     pub key_version: u32,
 }
 
-impl std::fmt::Debug for StagedRewrap {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StagedRewrap")
-            .field("key_version", &self.key_version)
-            .finish_non_exhaustive()
-    }
-}
+debug_fields!(StagedRewrap: key_version);

@@ -1,9 +1,10 @@
 //! Cards: creating and finding them, and every change to their status and PIN
 //! tries, each decided by `domain::card` and applied by `card_state`.
 
+use super::card_state;
+use super::outbox::{self, EffectsOf};
 use super::page::{self, Page};
 use super::programs::CARD;
-use super::{card_state, outbox};
 use crate::domain::card::PinFailure;
 use crate::domain::time::Timestamp;
 use crate::store::backend::Backend;
@@ -312,16 +313,13 @@ pub trait CardStore: Backend {
     /// commits racing, exactly one succeeds. False (nothing committed) when
     /// the program's card has no unexpired staged PIN; an expired one is
     /// removed. `effects` (given the card before the commit) are written with it.
-    fn commit_staged_pin<F>(
+    fn commit_staged_pin<F: EffectsOf<CardRow>>(
         &self,
         program_id: &str,
         card_id: &str,
         now: Timestamp,
         effects: F,
-    ) -> impl StoreFuture<bool>
-    where
-        F: Fn(&CardRow) -> Effects + Send + Sync + 'static,
-    {
+    ) -> impl StoreFuture<bool> {
         let data = (program_id.to_owned(), card_id.to_owned(), now, effects);
         self.write(data, |db, (p, c, now, effects)| {
             Box::pin(async move {

@@ -3,7 +3,7 @@
 
 use super::key_tables::{KeyRow, KeyTable, key_table};
 use crate::keys::ZoneAlgorithm;
-use crate::store::db::{DbResult, Row, Sql, Val, bad, sql, vals};
+use crate::store::db::{DbResult, Row, Sql, Val, sql, vals};
 use crate::store::rows::KbpkRow;
 
 macro_rules! kbpk_cols {
@@ -26,7 +26,7 @@ fn decode(r: Row<'_>) -> DbResult<KbpkRow> {
     Ok(KbpkRow {
         id: r.string(0)?,
         name: r.string(1)?,
-        algorithm: ZoneAlgorithm::parse(r.str(2)?).ok_or_else(|| bad("kbpk algorithm"))?,
+        algorithm: r.parse(2, ZoneAlgorithm::parse, "kbpk algorithm")?,
         kcv: r.string(3)?,
         wrapped: r.bytes(4)?,
         created_at: r.time(5)?,

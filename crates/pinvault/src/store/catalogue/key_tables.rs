@@ -109,15 +109,7 @@ pub trait KeyTableStore: Backend {
             (Some(p), Some(page)) => (page, vec![Val::Text(p.to_owned())]),
             _ => (&table.all, vec![]),
         };
-        page::read(
-            self,
-            page,
-            scope.clone(),
-            scope,
-            starting_after,
-            limit,
-            table.decode,
-        )
+        page::read_in(self, page, scope, starting_after, limit, table.decode)
     }
 
     /// Every key, page after page (one program's or all), for the

@@ -9,6 +9,10 @@ use crate::store::decode;
 use crate::store::error::StoreFuture;
 use crate::store::rows::{AuditEntry, Created, Effects, EventRow, IdemRow};
 
+/// Effects of a change, from the row it changes (as it was before).
+pub trait EffectsOf<T>: Fn(&T) -> Effects + Send + Sync + 'static {}
+impl<T, F: Fn(&T) -> Effects + Send + Sync + 'static> EffectsOf<T> for F {}
+
 const SUBSCRIBERS: Sql =
     sql!("SELECT id, events FROM webhook_endpoints WHERE program_id = $1 AND deleted_at IS NULL");
 const INSERT_DELIVERY: Sql = sql!(

@@ -75,6 +75,27 @@ pub fn read<B: Backend, T: Send + 'static>(
     })
 }
 
+/// A page of a list whose statement's parameters are its scope alone (see
+/// [`read`]).
+pub fn read_in<B: Backend, T: Send + 'static>(
+    store: &B,
+    page: &'static Page,
+    scope: Vec<Val>,
+    starting_after: Option<&str>,
+    limit: u32,
+    decode: fn(Row<'_>) -> DbResult<T>,
+) -> impl StoreFuture<Option<(Vec<T>, bool)>> {
+    read(
+        store,
+        page,
+        scope.clone(),
+        scope,
+        starting_after,
+        limit,
+        decode,
+    )
+}
+
 /// Every row of a list, page after page (`page` reads the page after the
 /// given id), for the operator's commands and maintenance passes.
 pub async fn every<T, F, Fut>(mut page: F, id: fn(&T) -> String) -> StoreResult<Vec<T>>

@@ -3,12 +3,13 @@
 //! with the PIN before it, and a reversal that puts that PIN back only while
 //! the card still holds the one the change wrote.
 
-use super::{card_state, outbox};
+use super::card_state;
+use super::outbox::{self, EffectsOf};
 use crate::domain::time::Timestamp;
 use crate::store::backend::Backend;
-use crate::store::db::{Db, DbResult, Row, Sql, args, bad, first, sql, sql_each};
+use crate::store::db::{Db, DbResult, Row, Sql, args, first, sql, sql_each};
 use crate::store::error::StoreFuture;
-use crate::store::rows::{CardRow, Effects, PinWrite, SetBy};
+use crate::store::rows::{CardRow, PinWrite, SetBy};
 
 /// How long a change can be reversed, and is kept.
 pub const REVERSIBLE_S: i64 = 86_400;
@@ -47,16 +48,7 @@ pub struct PinChangeRow {
     pub reversed_at: Option<Timestamp>,
 }
 
-impl std::fmt::Debug for PinChangeRow {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PinChangeRow")
-            .field("id", &self.id)
-            .field("card_id", &self.card_id)
-            .field("created_at", &self.created_at)
-            .field("reversed_at", &self.reversed_at)
-            .finish_non_exhaustive()
-    }
-}
+debug_fields!(PinChangeRow: id, card_id, created_at, reversed_at);
 
 fn change(r: Row<'_>) -> DbResult<PinChangeRow> {
     Ok(PinChangeRow {
@@ -66,7 +58,7 @@ fn change(r: Row<'_>) -> DbResult<PinChangeRow> {
         previous: PinWrite {
             block: r.bytes(3)?,
             key_version: r.u32(4)?,
-            set_by: SetBy::parse(r.str(5)?).ok_or_else(|| bad("previous_pin_set_by"))?,
+            set_by: r.parse(5, SetBy::parse, "previous_pin_set_by")?,
         },
         new_pin_block: r.bytes(6)?,
         created_at: r.time(7)?,
@@ -103,15 +95,12 @@ pub trait PinChangeStore: Backend {
     /// Writes `change`'s new PIN (`new`) if the card still holds
     /// `change.previous` (the PIN that was checked), with the change kept for
     /// its reversal and `effects` (given the card as it was), in one transaction.
-    fn change_pin<F>(
+    fn change_pin<F: EffectsOf<CardRow>>(
         &self,
         change: PinChangeRow,
         new: PinWrite,
         effects: F,
-    ) -> impl StoreFuture<PinChangeOutcome>
-    where
-        F: Fn(&CardRow) -> Effects + Send + Sync + 'static,
-    {
+    ) -> impl StoreFuture<PinChangeOutcome> {
         self.write((change, new, effects), |db, (c, new, effects)| {
             Box::pin(async move {
                 let card =
@@ -142,16 +131,13 @@ pub trait PinChangeStore: Backend {
     /// Puts back the PIN before the program's change `change_id`, if it is
     /// less than 24 hours old, not reversed, and the card still holds the PIN
     /// it wrote; `effects` (given the change) in the same transaction.
-    fn reverse_pin_change<F>(
+    fn reverse_pin_change<F: EffectsOf<PinChangeRow>>(
         &self,
         program_id: &str,
         change_id: &str,
         now: Timestamp,
         effects: F,
-    ) -> impl StoreFuture<PinChangeOutcome>
-    where
-        F: Fn(&PinChangeRow) -> Effects + Send + Sync + 'static,
-    {
+    ) -> impl StoreFuture<PinChangeOutcome> {
         let data = (program_id.to_owned(), change_id.to_owned(), now, effects);
         self.write(data, |db, (program_id, change_id, now, effects)| {
             Box::pin(async move {

@@ -53,7 +53,7 @@ fn parse_params(text: &str) -> Option<Ibm3624Params> {
 }
 
 fn decode(r: Row<'_>) -> DbResult<PvkRow> {
-    let method = Method::parse(r.str(3)?).ok_or_else(|| bad("method"))?;
+    let method = r.parse(3, Method::parse, "method")?;
     let params = match r.opt_str(6)? {
         None => None,
         Some(t) => Some(parse_params(t).ok_or_else(|| bad("params"))?),

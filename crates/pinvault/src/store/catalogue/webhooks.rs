@@ -133,12 +133,10 @@ pub trait WebhookStore: Backend {
         limit: u32,
         starting_after: Option<&str>,
     ) -> impl StoreFuture<Option<(Vec<WebhookEndpointRow>, bool)>> {
-        let scope = vals![program_id];
-        page::read(
+        page::read_in(
             self,
             &ENDPOINTS,
-            scope.clone(),
-            scope,
+            vals![program_id],
             starting_after,
             limit,
             decode::endpoint,
@@ -184,12 +182,10 @@ pub trait WebhookStore: Backend {
         limit: u32,
         starting_after: Option<&str>,
     ) -> impl StoreFuture<Option<(Vec<DeliveryRow>, bool)>> {
-        let scope = vals![endpoint_id];
-        page::read(
+        page::read_in(
             self,
             &DELIVERIES,
-            scope.clone(),
-            scope,
+            vals![endpoint_id],
             starting_after,
             limit,
             decode::delivery,

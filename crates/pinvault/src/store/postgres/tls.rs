@@ -42,14 +42,7 @@ pub struct PgTls {
     config: Arc<ClientConfig>,
 }
 
-impl std::fmt::Debug for PgTls {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PgTls")
-            .field("mode", &self.mode)
-            .field("roots", &self.roots)
-            .finish_non_exhaustive()
-    }
-}
+debug_fields!(PgTls: mode, roots);
 
 impl PgTls {
     /// Reads a `postgres://` URL: tokio-postgres's configuration (everything
