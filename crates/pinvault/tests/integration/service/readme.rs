@@ -178,9 +178,7 @@ fn readme_shell_blocks_run_as_written() {
     }
     // The bureau's side deciphers the exported block to the card's PIN
     // (0000 again after the ATM change's reversal).
-    let exported = stdout
-        .find(r#""kcv":"15FC84"}"#)
-        .expect("no export answer");
+    let exported = stdout.find(r#""kcv":"15FC84"}"#).expect("no export answer");
     assert!(
         stdout[exported..].starts_with("\"kcv\":\"15FC84\"}0000\n"),
         "the exported block is not PIN 0000:\n{}",
