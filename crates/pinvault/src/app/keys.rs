@@ -18,6 +18,10 @@ use crate::store::{IssuerKeySetRow, KbpkRow, PvkRow, Store, StoreError};
 /// another process is used everywhere within this time.
 pub const KEY_REFRESH: Duration = Duration::from_secs(2);
 
+/// Cards a rotation reads, re-encrypts and writes (in one transaction) at a
+/// time.
+const ROTATION_BATCH: u32 = 1000;
+
 /// How far a long operation (a rotation, a migration) is: what it is doing,
 /// how many items of it are done, and of how many when that is known.
 #[derive(Debug, Clone)]
@@ -251,12 +255,34 @@ impl<S: Store> App<S> {
         // the first card finds none left, once the deadline has passed.
         let deadline = std::time::Instant::now() + KEY_REFRESH * 3;
         let mut after = String::new();
+        // A batch is re-encrypted in memory and written in one transaction
+        // (a commit per card made a rotation of millions take hours) while
+        // the next batch, of cards further on in id order, is read and
+        // re-encrypted: the two never hold the same card.
+        let mut written: Vec<crate::store::Rewrap> = Vec::new();
         loop {
-            let batch = self
-                .store
-                .cards_under_old_keys(pin_v, pan_v, lookup_v, &after, 500)
-                .await?;
-            let Some(last) = batch.last() else {
+            let next = async {
+                let batch = self
+                    .store
+                    .cards_under_old_keys(pin_v, pan_v, lookup_v, &after, ROTATION_BATCH)
+                    .await?;
+                let last = batch.last().map(|c| c.id.clone());
+                let mut rewraps = Vec::with_capacity(batch.len());
+                for card in batch {
+                    rewraps.push(self.rewrap_of(card).await?);
+                }
+                Ok::<_, ServiceError>((last, rewraps))
+            };
+            let (last, rewraps) = if written.is_empty() {
+                next.await?
+            } else {
+                let (n, next) =
+                    tokio::join!(self.store.rewrap_cards(std::mem::take(&mut written)), next);
+                report.cards_reencrypted += n?;
+                on(step("cards re-encrypted", report.cards_reencrypted));
+                next?
+            };
+            let Some(last) = last else {
                 if !after.is_empty() {
                     after.clear();
                     continue;
@@ -271,54 +297,8 @@ impl<S: Store> App<S> {
                 tokio::time::sleep(KEY_REFRESH / 2).await;
                 continue;
             };
-            after = last.id.clone();
-            for card in batch {
-                self.ensure_key(KeyKind::Pin, card.pin_key_version).await?;
-                self.ensure_key(KeyKind::Pan, card.pan_key_version).await?;
-                let pan = self
-                    .keys
-                    .open_pan(&card.id, card.pan_key_version, &card.pan_sealed)?;
-                let pin = self
-                    .keys
-                    .decipher_pin(card.pin_key_version, &card.pin_block, &pan)?;
-                let (pin_version, block) = self.keys.encipher_pin(&pin, &pan)?;
-                let (pan_version, pan_sealed) = self.keys.seal_pan(&card.id, &pan)?;
-                let (lookup_version, pan_hash) = self.keys.pan_hash(&pan)?;
-                let staged = match (&card.staged_pin_block, card.staged_pin_key_version) {
-                    (Some(old_block), Some(version)) => {
-                        self.ensure_key(KeyKind::Pin, version).await?;
-                        let staged_pin = self.keys.decipher_pin(version, old_block, &pan)?;
-                        let (key_version, block) = self.keys.encipher_pin(&staged_pin, &pan)?;
-                        Some(crate::store::StagedRewrap {
-                            old_block: old_block.clone(),
-                            block,
-                            key_version,
-                        })
-                    }
-                    _ => None,
-                };
-                let done = self
-                    .store
-                    .rewrap_card(crate::store::Rewrap {
-                        card_id: card.id.clone(),
-                        old_pin_block: card.pin_block.clone(),
-                        pin: crate::store::PinWrite {
-                            block,
-                            key_version: pin_version,
-                            set_by: card.pin_set_by,
-                        },
-                        pan_sealed,
-                        pan_key_version: pan_version,
-                        pan_hash,
-                        lookup_key_version: lookup_version,
-                        staged,
-                    })
-                    .await?;
-                if done {
-                    report.cards_reencrypted += 1;
-                }
-                on(step("cards re-encrypted", report.cards_reencrypted));
-            }
+            after = last;
+            written = rewraps;
         }
         report.secrets_resealed = self.reseal_secrets().await?;
         on(step(
@@ -326,6 +306,53 @@ impl<S: Store> App<S> {
             report.cards_reencrypted,
         ));
         Ok(report)
+    }
+}
+impl<S: Store> App<S> {
+    /// A card's PIN, PAN, PAN hash and staged PIN under the current data key
+    /// versions, as a rotation writes them (unless the card changed since).
+    async fn rewrap_of(
+        &self,
+        card: crate::store::CardRow,
+    ) -> Result<crate::store::Rewrap, ServiceError> {
+        self.ensure_key(KeyKind::Pin, card.pin_key_version).await?;
+        self.ensure_key(KeyKind::Pan, card.pan_key_version).await?;
+        let pan = self
+            .keys
+            .open_pan(&card.id, card.pan_key_version, &card.pan_sealed)?;
+        let pin = self
+            .keys
+            .decipher_pin(card.pin_key_version, &card.pin_block, &pan)?;
+        let (pin_version, block) = self.keys.encipher_pin(&pin, &pan)?;
+        let (pan_version, pan_sealed) = self.keys.seal_pan(&card.id, &pan)?;
+        let (lookup_version, pan_hash) = self.keys.pan_hash(&pan)?;
+        let staged = match (&card.staged_pin_block, card.staged_pin_key_version) {
+            (Some(old_block), Some(version)) => {
+                self.ensure_key(KeyKind::Pin, version).await?;
+                let staged_pin = self.keys.decipher_pin(version, old_block, &pan)?;
+                let (key_version, block) = self.keys.encipher_pin(&staged_pin, &pan)?;
+                Some(crate::store::StagedRewrap {
+                    old_block: old_block.clone(),
+                    block,
+                    key_version,
+                })
+            }
+            _ => None,
+        };
+        Ok(crate::store::Rewrap {
+            card_id: card.id,
+            old_pin_block: card.pin_block,
+            pin: crate::store::PinWrite {
+                block,
+                key_version: pin_version,
+                set_by: card.pin_set_by,
+            },
+            pan_sealed,
+            pan_key_version: pan_version,
+            pan_hash,
+            lookup_key_version: lookup_version,
+            staged,
+        })
     }
 }
 

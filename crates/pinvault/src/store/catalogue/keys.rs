@@ -204,24 +204,33 @@ pub trait KeyStore: Backend {
         )
     }
 
-    /// Applies a rotation rewrap unless the card's PIN or staged PIN changed
-    /// since it was read.
-    fn rewrap_card(&self, w: Rewrap) -> impl StoreFuture<bool> {
-        let staged = w.staged.as_ref();
-        let vals = vals![
-            &w.pin.block,
-            w.pin.key_version,
-            &w.pan_sealed,
-            w.pan_key_version,
-            &w.pan_hash,
-            w.lookup_key_version,
-            &w.card_id,
-            &w.old_pin_block,
-            staged.map(|s| &s.old_block),
-            staged.map(|s| &s.block),
-            staged.map(|s| s.key_version),
-        ];
-        async move { Ok(self.exec_one(&REWRAP_CARD, vals).await? == 1) }
+    /// Applies rotation rewraps in one transaction, each unless the card's
+    /// PIN or staged PIN changed since it was read (that card is left for
+    /// the next pass); how many were applied.
+    fn rewrap_cards(&self, rewraps: Vec<Rewrap>) -> impl StoreFuture<u64> {
+        self.write(rewraps, |db, rewraps| {
+            Box::pin(async move {
+                let mut n = 0;
+                for w in rewraps {
+                    let staged = w.staged.as_ref();
+                    let args = args![
+                        &w.pin.block,
+                        w.pin.key_version,
+                        &w.pan_sealed,
+                        w.pan_key_version,
+                        &w.pan_hash,
+                        w.lookup_key_version,
+                        &w.card_id,
+                        &w.old_pin_block,
+                        staged.map(|s| &s.old_block),
+                        staged.map(|s| &s.block),
+                        staged.map(|s| s.key_version),
+                    ];
+                    n += db.exec(&REWRAP_CARD, &args).await?;
+                }
+                Ok(n)
+            })
+        })
     }
 
     /// Applies master-key re-wraps in one transaction; returns how many rows
