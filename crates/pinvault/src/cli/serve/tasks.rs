@@ -85,7 +85,7 @@ pub(super) fn spawn_staged_sweeper(sweeper: Arc<App<AnyStore>>) {
 pub(super) fn spawn_audit_sealer(sealer: Arc<App<AnyStore>>) {
     tokio::spawn(async move {
         loop {
-            let queued = sealer.store.audit_pending().await.map(|p| p.records > 0);
+            let queued = sealer.store.audit_queued().await;
             let sealed = match queued {
                 Ok(false) => Ok(None),
                 Ok(true) => sealer.store.seal_audit(false).await,

@@ -43,7 +43,10 @@ const QUEUED: Sql = sql!(
     "SELECT id, at, actor, request_id, source, action, program_id, card_id, details
      FROM audit_queue ORDER BY id LIMIT $1"
 );
-const PENDING: Sql = sql!("SELECT COUNT(*), MIN(at) FROM audit_queue");
+const PENDING: Sql = sql!(
+    "SELECT COUNT(*), (SELECT at FROM audit_queue ORDER BY id LIMIT 1) FROM audit_queue"
+);
+const ANY_QUEUED: Sql = sql!("SELECT EXISTS (SELECT 1 FROM audit_queue)");
 const SEALED_COLUMNS: &str = "audit_log (seq, at, actor, request_id, source, action, program_id, card_id, details, prev_hash, hash)";
 
 /// How far sealing has come: records queued and not sealed yet, and when the
@@ -77,6 +80,17 @@ pub trait AuditSealStore: Backend {
         }
     }
 
+    /// Whether any record is queued: one index probe, whatever the queue
+    /// holds (a server's sealer asks before each batch; counting instead
+    /// made sealing a queue of millions, after an import, quadratic).
+    fn audit_queued(&self) -> impl StoreFuture<bool> {
+        async move {
+            let found = self.first_row(&ANY_QUEUED, vec![], |r| r.bool(0)).await?;
+            Ok(found.unwrap_or(false))
+        }
+    }
+
+    /// Records queued and the oldest one's time: counts the whole queue.
     fn audit_pending(&self) -> impl StoreFuture<Pending> {
         async move {
             let found = self
