@@ -43,9 +43,8 @@ const QUEUED: Sql = sql!(
     "SELECT id, at, actor, request_id, source, action, program_id, card_id, details
      FROM audit_queue ORDER BY id LIMIT $1"
 );
-const PENDING: Sql = sql!(
-    "SELECT COUNT(*), (SELECT at FROM audit_queue ORDER BY id LIMIT 1) FROM audit_queue"
-);
+const PENDING: Sql =
+    sql!("SELECT COUNT(*), (SELECT at FROM audit_queue ORDER BY id LIMIT 1) FROM audit_queue");
 const ANY_QUEUED: Sql = sql!("SELECT EXISTS (SELECT 1 FROM audit_queue)");
 const SEALED_COLUMNS: &str = "audit_log (seq, at, actor, request_id, source, action, program_id, card_id, details, prev_hash, hash)";
 
