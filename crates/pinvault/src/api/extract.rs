@@ -251,16 +251,16 @@ fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     })
 }
 
-/// Any JSON value, refused if an object in it (at any depth) has a key twice:
-/// serde would keep the last one, and a gateway or firewall in front that
-/// reads the first would see another request than the one served.
-/// Refuses JSON whose objects (at any depth) hold a key twice: serde would
-/// keep the last one, while a gateway in front may read the first. The
-/// error names the key only when it looks like a field name.
+/// Refuses JSON whose objects (at any depth) hold a key twice (the API's
+/// bodies, `cards import`'s lines). The error names the key only when it
+/// looks like a field name.
 pub fn unique_keys(bytes: &[u8]) -> Result<(), serde_json::Error> {
     serde_json::from_slice::<Unique>(bytes).map(|_| ())
 }
 
+/// Any JSON value, refused if an object in it (at any depth) has a key twice:
+/// serde would keep the last one, and a gateway or firewall in front that
+/// reads the first would see another request than the one served.
 struct Unique;
 
 impl<'de> serde::Deserialize<'de> for Unique {

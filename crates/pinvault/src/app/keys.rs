@@ -307,8 +307,7 @@ impl<S: Store> App<S> {
         ));
         Ok(report)
     }
-}
-impl<S: Store> App<S> {
+
     /// A card's PIN, PAN, PAN hash and staged PIN under the current data key
     /// versions, as a rotation writes them (unless the card changed since).
     async fn rewrap_of(

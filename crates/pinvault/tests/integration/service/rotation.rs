@@ -29,7 +29,10 @@ fn pin_versions(s: &Server) -> Vec<(u64, u64)> {
 
 #[test]
 fn a_rotation_killed_in_the_middle_is_finished_by_the_next_and_nothing_is_re_encrypted_twice() {
-    const CARDS: u64 = 12_000;
+    // Enough cards that the kill lands in the middle: a rotation writes
+    // 1,000 a transaction, and 12,000 were all done before a loaded
+    // machine's poll below saw the first batch.
+    const CARDS: u64 = 60_000;
     let s = Server::start("rotate-kill");
     let key = s.program(
         "live",
