@@ -31,10 +31,11 @@ pub enum EventType {
     PinChipUpdateFailed,
     PinOfflineBlocked,
     PinExported,
+    PinFailCountReset,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 14] = [
+    pub const ALL: [EventType; 15] = [
         EventType::CardCreated,
         EventType::PinTokenCreated,
         EventType::PinChanged,
@@ -49,6 +50,7 @@ impl EventType {
         EventType::PinChipUpdateFailed,
         EventType::PinOfflineBlocked,
         EventType::PinExported,
+        EventType::PinFailCountReset,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -67,6 +69,7 @@ impl EventType {
             EventType::PinChipUpdateFailed => "pin.chip_update_failed",
             EventType::PinOfflineBlocked => "pin.offline_blocked",
             EventType::PinExported => "pin.exported",
+            EventType::PinFailCountReset => "pin.fail_count_reset",
         }
     }
 

@@ -114,7 +114,7 @@ pub fn jwe(data: &[u8]) {
 
 /// The operations that read a JSON body, with the path the harness sends
 /// them to (`{card}` is the harness's card).
-pub const BODY_OPERATIONS: [(&str, &str); 22] = [
+pub const BODY_OPERATIONS: [(&str, &str); 30] = [
     ("POST", "/v1/cards"),
     ("PATCH", "/v1/cards/{card}"),
     ("POST", "/v1/cards/{card}/control-tokens"),
@@ -140,6 +140,15 @@ pub const BODY_OPERATIONS: [(&str, &str); 22] = [
     ("POST", "/v1/cards/{card}/chip/unblock-offline-pin"),
     ("POST", "/v1/cards/{card}/pin/export"),
     ("POST", "/v1/cards/{live}/pin/change"),
+    // The seed-compatible routes (COMPAT.md) that read a JSON body.
+    ("POST", "/compat/marqeta/v3/pins/controltoken"),
+    ("PUT", "/compat/marqeta/v3/pins"),
+    ("POST", "/compat/marqeta/v3/pins/reveal"),
+    ("POST", "/compat/thredd/cards/{card}/pin"),
+    ("POST", "/compat/thredd/cards/{card}/pin/unblock"),
+    ("POST", "/compat/spidr/v1/card/{card}/commitPinChange"),
+    ("POST", "/compat/spidr/v1/card/{card}/resetPinFailCount"),
+    ("POST", "/compat/enfuce/v1/plastics/{card}/pin-control"),
 ];
 
 /// A server in process: the real router over a SQLite store in a temporary
@@ -275,9 +284,15 @@ impl ApiHarness {
                 .expect("response body");
             let text = String::from_utf8_lossy(&bytes).into_owned();
             if status >= 400 {
-                assert_eq!(ct, "application/problem+json", "{status}: {text}");
-                let v: serde_json::Value = serde_json::from_str(&text).expect("problem JSON");
-                assert!(v["code"].is_string(), "{text}");
+                let v: serde_json::Value = serde_json::from_str(&text).expect("error JSON");
+                if path.starts_with("/compat/marqeta/") {
+                    // Marqeta's shape, with the stable code inside.
+                    assert_eq!(ct, "application/json", "{status}: {text}");
+                    assert!(v["error_code"].is_string(), "{text}");
+                } else {
+                    assert_eq!(ct, "application/problem+json", "{status}: {text}");
+                    assert!(v["code"].is_string(), "{text}");
+                }
             }
             (status, text)
         })

@@ -271,6 +271,11 @@ impl From<AppError> for ApiError {
                 Code::CardAmbiguous,
                 "several of this program's cards have this PAN: give `pan_sequence_number` or `expiry` to tell them apart",
             ),
+            AppError::ExternalIdAmbiguous => ApiError::new(
+                StatusCode::CONFLICT,
+                Code::CardAmbiguous,
+                "several of this program's cards have this `external_id`: name the card by its id",
+            ),
             AppError::ReversalNotPossible => ApiError::new(
                 StatusCode::CONFLICT,
                 Code::ReversalNotPossible,

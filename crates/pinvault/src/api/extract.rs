@@ -44,6 +44,23 @@ impl Auth {
     }
 }
 
+/// Set on a request whose routes also take HTTP Basic with the API key as the
+/// user name and an empty password (the seed-compatible routes, COMPAT.md:
+/// how Marqeta's and Stripe's clients send a key).
+#[derive(Debug, Clone, Copy)]
+pub struct AcceptsBasic;
+
+/// The API key of `Authorization: Basic base64("<key>:")`.
+fn basic_key(credentials: &str) -> Option<zeroize::Zeroizing<String>> {
+    use base64::Engine as _;
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(credentials.trim())
+        .ok()?;
+    let text = zeroize::Zeroizing::new(String::from_utf8(raw).ok()?);
+    let key = text.strip_suffix(':')?;
+    (!key.contains(':')).then(|| zeroize::Zeroizing::new(key.to_owned()))
+}
+
 /// The hash of the API key the request presents; 401 without a well-formed one.
 fn presented_key(parts: &Parts) -> Result<SecretHash, ApiError> {
     let header = parts
@@ -51,9 +68,20 @@ fn presented_key(parts: &Parts) -> Result<SecretHash, ApiError> {
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .ok_or_else(ApiError::unauthorized)?;
-    let key = header
-        .strip_prefix("Bearer ")
-        .or_else(|| header.strip_prefix("bearer "))
+    let basic = parts.extensions.get::<AcceptsBasic>().and_then(|_| {
+        header
+            .strip_prefix("Basic ")
+            .or_else(|| header.strip_prefix("basic "))
+            .and_then(basic_key)
+    });
+    let key = basic
+        .as_deref()
+        .map(String::as_str)
+        .or_else(|| {
+            header
+                .strip_prefix("Bearer ")
+                .or_else(|| header.strip_prefix("bearer "))
+        })
         .map(str::trim)
         .filter(|k| k.starts_with("pv_test_") || k.starts_with("pv_live_"))
         .ok_or_else(ApiError::unauthorized)?;
@@ -208,7 +236,7 @@ async fn body_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, Ap
 
 /// A body that could not be read: 413 `payload_too_large` over the limit,
 /// else 400 (cut off, or not received within the body timeout).
-pub(super) fn unreadable(e: axum::extract::rejection::BytesRejection) -> ApiError {
+pub(crate) fn unreadable(e: axum::extract::rejection::BytesRejection) -> ApiError {
     if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
         ApiError::payload_too_large()
     } else {
@@ -220,7 +248,7 @@ pub(super) fn unreadable(e: axum::extract::rejection::BytesRejection) -> ApiErro
 
 /// Every request body of the API is a JSON object. (serde would otherwise also
 /// read a struct from an array of its fields in order.)
-fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+pub(crate) fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let syntax = |e: serde_json::Error| {
         ApiError::bad_request(format!(
             "the request body is not valid JSON (line {}, column {})",

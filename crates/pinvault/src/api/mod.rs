@@ -3,6 +3,7 @@
 
 mod body;
 mod cards;
+mod compat;
 pub(crate) use cards::card_input;
 mod chip;
 mod demo;
@@ -23,6 +24,7 @@ mod responses;
 mod verify;
 mod views;
 mod webhooks;
+mod widget_api;
 mod widgets;
 
 pub use demo::DemoProgram;
@@ -121,10 +123,10 @@ pub fn router<S: Store>(app: Arc<App<S>>, demo: Option<DemoProgram>) -> Router {
                     "/widgets/pin-reveal",
                     get(widgets::pin_reveal_get::<S>).post(widgets::pin_reveal_post::<S>),
                 )
-                .route("/widgets/api/pin-set", post(widgets::api_set_pin::<S>))
+                .route("/widgets/api/pin-set", post(widget_api::api_set_pin::<S>))
                 .route(
                     "/widgets/api/pin-reveal",
-                    post(widgets::api_reveal_pin::<S>),
+                    post(widget_api::api_reveal_pin::<S>),
                 ),
         ))
         .route("/widgets/assets/widget.js", get(widgets::widget_js))
@@ -152,9 +154,11 @@ pub fn router<S: Store>(app: Arc<App<S>>, demo: Option<DemoProgram>) -> Router {
         );
     }
     router
+        .merge(compat::router::<S>())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(middleware::from_fn(compat::vendor_errors))
         .layer(middleware::from_fn_with_state(app.clone(), observe::<S>))
         .with_state(app)
 }
@@ -284,10 +288,10 @@ mod redaction {
             ),
             parsed::<super::pin::SetPin>(json!({"control_token": TOKEN, "pin": PIN})),
             parsed::<super::pin::RevealPin>(json!({"control_token": TOKEN})),
-            parsed::<super::widgets::WidgetSetPin>(
+            parsed::<super::widget_api::WidgetSetPin>(
                 json!({"control_token": TOKEN, "encrypted_pin": "x.y.z"}),
             ),
-            parsed::<super::widgets::WidgetRevealPin>(
+            parsed::<super::widget_api::WidgetRevealPin>(
                 json!({"control_token": TOKEN, "device_key": {}}),
             ),
             parsed::<super::verify::SandboxVerify>(json!({"pin": PIN})),

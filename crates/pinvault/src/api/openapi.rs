@@ -9,9 +9,10 @@ use utoipa::openapi::path::{Operation, PathItem};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityRequirement, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
+use super::compat::{enfuce, marqeta, spidr, stripe, thredd};
 use super::{
     cards, chip, encryption_keys, export, extract, lookup, ops, pin, pin_change, program, verify,
-    views, webhooks, widgets,
+    views, webhooks, widget_api, widgets,
 };
 
 #[derive(OpenApi)]
@@ -33,7 +34,12 @@ use super::{
         program::get, program::update,
         ops::healthz, ops::readyz, ops::metrics, openapi,
         widgets::pin_set_get, widgets::pin_set_post, widgets::pin_reveal_get, widgets::pin_reveal_post,
-        widgets::api_set_pin, widgets::api_reveal_pin, widgets::sdk_js,
+        widget_api::api_set_pin, widget_api::api_reveal_pin, widgets::sdk_js,
+        marqeta::control_token, marqeta::set_pin, marqeta::reveal,
+        thredd::set_pin, thredd::get_pin, thredd::status, thredd::unblock,
+        spidr::pin_change_token, spidr::commit, spidr::reset, spidr::card,
+        stripe::update, stripe::get,
+        enfuce::pin_control,
     ),
     components(schemas(
         views::CardView, views::PinStatusView, views::CardList, views::TokenView, views::RevealedPin,
@@ -45,7 +51,13 @@ use super::{
         chip::IssuerKeySetView, chip::IssuerKeySetList, chip::ScriptRequest, chip::ScriptResponse, views::ChipView, cards::ChipBody,
         webhooks::EventView, webhooks::EventList, webhooks::CreateEndpoint, webhooks::EndpointView,
         webhooks::CreatedEndpoint, webhooks::EndpointList, webhooks::DeliveryView, webhooks::DeliveryList,
-        widgets::PageForm, widgets::WidgetSetPin, widgets::WidgetRevealPin,
+        widgets::PageForm, widget_api::WidgetSetPin, widget_api::WidgetRevealPin,
+        marqeta::MarqetaError, marqeta::MarqetaTokenRequest, marqeta::MarqetaToken, marqeta::MarqetaSetPin,
+        marqeta::MarqetaReveal, marqeta::MarqetaPin,
+        thredd::ThreddSetPin, thredd::ThreddPin, thredd::ThreddStatus, thredd::ThreddUnblock,
+        spidr::SpidrToken, spidr::SpidrCommitted, spidr::SpidrReset, spidr::SpidrCard,
+        stripe::StripeError, stripe::StripeErrorDetail, stripe::StripeCard, stripe::StripeUpdate,
+        enfuce::PinControlRequest, enfuce::PinControl,
     )),
     modifiers(&ApiKeyAuth, &CommonErrors),
     tags(
@@ -58,6 +70,11 @@ use super::{
         (name = "program", description = "The calling program and its settings"),
         (name = "operations", description = "Health, readiness, metrics"),
         (name = "widgets", description = "Hosted widgets: pages, the SDK, and the calls the pages make (no API key: the control token is the credential)"),
+        (name = "marqeta", description = "Marqeta's PIN calls (COMPAT.md), under /compat/marqeta/v3; errors as Marqeta shapes them"),
+        (name = "thredd", description = "Thredd's PIN calls (COMPAT.md), under /compat/thredd"),
+        (name = "spidr", description = "Spidr's PIN calls (COMPAT.md), under /compat/spidr/v1"),
+        (name = "stripe", description = "Stripe Issuing's PIN calls (COMPAT.md), under /compat/stripe/v1, form encoded; errors as Stripe shapes them"),
+        (name = "enfuce", description = "Enfuce's PIN control token (COMPAT.md), under /compat/enfuce/v1"),
     )
 )]
 pub struct ApiDoc;
@@ -72,6 +89,12 @@ struct ApiKeyAuth;
 /// keys); the hosted widgets (the control token is the credential).
 const KEYLESS_TAGS: [&str; 3] = ["operations", "pin-encryption", "widgets"];
 
+/// The seed-compatible routes' tags (COMPAT.md).
+const COMPAT_TAGS: [&str; 5] = ["marqeta", "thredd", "spidr", "stripe", "enfuce"];
+
+/// The tags whose errors are not problem+json: the schema their errors have.
+const VENDOR_ERRORS: [(&str, &str); 2] = [("marqeta", "MarqetaError"), ("stripe", "StripeError")];
+
 impl Modify for ApiKeyAuth {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         if let Some(components) = openapi.components.as_mut() {
@@ -79,15 +102,25 @@ impl Modify for ApiKeyAuth {
                 "api_key",
                 SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
             );
+            components.add_security_scheme(
+                "api_key_basic",
+                SecurityScheme::Http(Http::new(HttpAuthScheme::Basic)),
+            );
         }
         for item in openapi.paths.paths.values_mut() {
             for op in operations(item) {
                 let tags = op.tags.iter().flatten();
                 if !tags.clone().any(|t| KEYLESS_TAGS.contains(&t.as_str())) {
-                    op.security = Some(vec![SecurityRequirement::new(
-                        "api_key",
-                        Vec::<String>::new(),
-                    )]);
+                    let mut security =
+                        vec![SecurityRequirement::new("api_key", Vec::<String>::new())];
+                    // The seed-compatible routes also take the key as Basic's user name.
+                    if tags.clone().any(|t| COMPAT_TAGS.contains(&t.as_str())) {
+                        security.push(SecurityRequirement::new(
+                            "api_key_basic",
+                            Vec::<String>::new(),
+                        ));
+                    }
+                    op.security = Some(security);
                 }
             }
         }
@@ -134,19 +167,26 @@ struct CommonErrors;
 impl Modify for CommonErrors {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
-        let problem = |description: &str| {
-            ResponseBuilder::new()
-                .description(description)
-                .content(
-                    "application/problem+json",
-                    ContentBuilder::new()
-                        .schema(Some(Ref::from_schema_name("Problem")))
-                        .build(),
-                )
-                .build()
-        };
         for item in openapi.paths.paths.values_mut() {
             for op in operations(item) {
+                let vendor = VENDOR_ERRORS
+                    .iter()
+                    .find(|(tag, _)| op.tags.iter().flatten().any(|t| t == tag));
+                let (content_type, schema) = vendor
+                    .map_or(("application/problem+json", "Problem"), |(_, schema)| {
+                        ("application/json", *schema)
+                    });
+                let problem = |description: &str| {
+                    ResponseBuilder::new()
+                        .description(description)
+                        .content(
+                            content_type,
+                            ContentBuilder::new()
+                                .schema(Some(Ref::from_schema_name(schema)))
+                                .build(),
+                        )
+                        .build()
+                };
                 let responses = &mut op.responses.responses;
                 let mut add = |code: &str, description: &str| {
                     responses

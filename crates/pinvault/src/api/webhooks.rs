@@ -19,6 +19,7 @@ use crate::domain::card::CARD_PREFIX;
 use crate::domain::ids::{Secret, is_id, new_id};
 use crate::domain::sensitive::Sensitive;
 use crate::domain::time::{now, rfc3339};
+use crate::domain::webhook_format::{SPIDR_NAMES, WebhookFormat};
 use crate::events::{EVENT_PREFIX, EventType};
 use crate::keys::KeyKind;
 use crate::store::{DeliveryRow, Store, WebhookEndpointRow};
@@ -75,9 +76,17 @@ pub struct CreateEndpoint {
     /// the operator allows them.
     #[schema(max_length = 2048)]
     url: String,
-    /// The event types to deliver (at least one).
-    #[schema(value_type = Vec<EventType>)]
+    /// The event types to deliver (at least one): v1 types, or for the
+    /// `spidr` format Spidr's names (`card.pinToken`,
+    /// `account.pinChangeStageSuccess`, `account.pinChangeStageFail`,
+    /// `card.pinChanged`, `account.pinChange`, `card.resetPin`).
+    #[schema(value_type = Vec<String>)]
     events: Vec<String>,
+    /// `pinvault` (the default: each event under its v1 type) or `spidr`
+    /// (COMPAT.md: Spidr's webhook names; the body is the v1 event with
+    /// `type` set to the Spidr name, signed the same way).
+    #[schema(pattern = "^(pinvault|spidr)$")]
+    format: Option<String>,
 }
 
 /// A webhook endpoint (its secret is shown only when it is created).
@@ -87,6 +96,8 @@ pub struct EndpointView {
     pub id: String,
     pub url: String,
     pub events: Vec<String>,
+    /// `pinvault` or `spidr`.
+    pub format: String,
     pub created_at: String,
 }
 
@@ -97,6 +108,8 @@ pub struct CreatedEndpoint {
     pub id: String,
     pub url: String,
     pub events: Vec<String>,
+    /// `pinvault` or `spidr`.
+    pub format: String,
     pub created_at: String,
     /// The HMAC-SHA256 key for `Pinvault-Signature` (`whsec_…`), as UTF-8 bytes.
     #[schema(value_type = String)]
@@ -152,6 +165,7 @@ fn endpoint_view(e: &WebhookEndpointRow) -> EndpointView {
         id: e.id.clone(),
         url: e.url.clone(),
         events: e.events.clone(),
+        format: e.format.as_str().to_owned(),
         created_at: rfc3339(e.created_at),
     }
 }
@@ -223,7 +237,7 @@ pub async fn list_events<S: Store>(
     params(("Idempotency-Key" = Option<String>, Header, pattern = "^[\\x21-\\x7E]{1,255}$", description = "Replays the first response for 24 h")),
     responses((status = 201, description = "Created", body = CreatedEndpoint),
         IdempotencyConflict,
-        (status = 422, description = "`invalid_request`: a bad URL, a refused target, an unknown event type", body = Problem, content_type = "application/problem+json")))]
+        (status = 422, description = "`invalid_request`: a bad URL, a refused target, an unknown event type (or format, or a name the format does not have)", body = Problem, content_type = "application/problem+json")))]
 pub async fn create_endpoint<S: Store>(
     State(app): State<Arc<App<S>>>,
     auth: Auth,
@@ -248,13 +262,20 @@ pub async fn create_endpoint<S: Store>(
             "`events` must name at least one event type",
         ));
     }
+    let format = match body.format.as_deref() {
+        None => WebhookFormat::Pinvault,
+        Some(f) => WebhookFormat::parse(f)
+            .ok_or_else(|| ApiError::invalid("`format` must be \"pinvault\" or \"spidr\""))?,
+    };
+    let v1_types = EventType::ALL.map(EventType::as_str);
     let mut events: Vec<String> = Vec::new();
     for t in &body.events {
-        if EventType::parse(t).is_none() {
-            return Err(ApiError::invalid(format!(
-                "`events` may hold only {}",
-                EventType::list()
-            )));
+        if !format.knows(t, &v1_types) {
+            let names = match format {
+                WebhookFormat::Pinvault => EventType::list(),
+                WebhookFormat::Spidr => SPIDR_NAMES.map(|(n, _)| n).join(", "),
+            };
+            return Err(ApiError::invalid(format!("`events` may hold only {names}")));
         }
         if !events.contains(t) {
             events.push(t.clone());
@@ -276,17 +297,21 @@ pub async fn create_endpoint<S: Store>(
         secret_key_kind: KeyKind::Webhook,
         secret_key_version,
         created_at: now(),
+        format,
     };
     let view = CreatedEndpoint {
         id: row.id.clone(),
         url: row.url.clone(),
         events: row.events.clone(),
+        format: format.as_str().to_owned(),
         created_at: rfc3339(row.created_at),
         secret: Sensitive::new(secret.expose().to_owned()),
     };
     let audit = auth.program_audit(
         "webhook_endpoint.created",
-        serde_json::json!({ "endpoint_id": id, "url": row.url, "events": row.events }),
+        serde_json::json!({
+            "endpoint_id": id, "url": row.url, "events": row.events, "format": format.as_str(),
+        }),
     );
     tracing::info!(endpoint_id = %id, actor = %auth.name(), "webhook endpoint created");
     idempotency::create(&app, idem, &view, |idem_row| {

@@ -1,29 +1,24 @@
 //! The hosted widgets' routes (API.md "Hosted widgets"): the pages, their script
-//! and style, the SDK, and the two calls the pages make. No API key here: the
+//! and style, the SDK (the two calls the pages make are in `widget_api`). No API key here: the
 //! control token is the credential, and it reaches only the card it was issued for.
 
 use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{FromRequest, FromRequestParts, Request, State};
+use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use serde::de::DeserializeOwned;
-use serde_json::Value;
 use utoipa::ToSchema;
 use zeroize::Zeroize;
 
 use super::error::{ApiError, Code};
-use super::extract::{ClientAddr, JsonBody, RequestId};
-use super::pin::{RevealPin, SetPin, reveal_of, set_pin_of};
-use super::responses::InvalidPinSet;
-use super::views::{EncryptedPin, Problem};
+use super::extract::{ClientAddr, RequestId};
+use super::views::Problem;
 use crate::app::{App, Caller, CallerKind};
 use crate::domain::ids::Secret;
-use crate::domain::sensitive::Sensitive;
 use crate::domain::time::now;
 use crate::domain::token::{self, TOKEN_PREFIX, TokenError, TokenType};
 use crate::store::{CardRow, ProgramRow, Store, TokenRow};
@@ -63,7 +58,7 @@ impl Unkeyed {
     /// A widget's call with a token of `kind`: the token's card, and the
     /// request as the widget acting for the card's program. A token that does
     /// not exist is 403 `token_invalid`; the shared logic checks its state.
-    async fn widget<S: Store>(
+    pub(super) async fn widget<S: Store>(
         self,
         app: &App<S>,
         presented: &str,
@@ -227,13 +222,13 @@ fn form_body(headers: &HeaderMap, body: &Bytes) -> Result<Fields, ApiError> {
 /// The two handlers of a widget page: the token in the query (`token`), or in
 /// a form field (`controlId`, what the SDK posts).
 macro_rules! widget_page {
-    ($widget:expr, $get:ident, $post:ident, $path:tt, $get_op:tt, $post_op:tt, $codes:tt,
+    ($widget:expr, $get:ident, $post:ident, $path:tt, $get_op:tt, $post_op:tt, $codes:tt, $bad:tt, $bad_form:tt,
      $(#[doc = $doc:tt])*) => {
         $(#[doc = $doc])*
         #[utoipa::path(get, path = $path, operation_id = $get_op, tag = "widgets", params(PageQuery),
             responses((status = 200, description = "The widget page", content_type = "text/html"),
                 (status = 403, description = $codes, content_type = "text/html"),
-                (status = 400, description = "`invalid_request`: no token, or an appearance value that is not allowed", body = Problem, content_type = "application/problem+json")))]
+                $bad))]
         pub async fn $get<S: Store>(
             State(app): State<Arc<App<S>>>,
             uri: axum::http::Uri,
@@ -241,19 +236,27 @@ macro_rules! widget_page {
             page(&app, $widget, parse_fields(query_bytes(&uri))?, "token").await
         }
 
-        /// The same page, with the token in a form field (what the SDK does).
+        /// The same page, with the token in a form field (what the SDK does;
+        /// with no body, the field may come in the query string instead, as
+        /// Enfuce's document writes it: `pinURL?controlId=…`).
         #[utoipa::path(post, path = $path, operation_id = $post_op, tag = "widgets",
             request_body(content = PageForm, content_type = "application/x-www-form-urlencoded"),
             responses((status = 200, description = "The widget page", content_type = "text/html"),
                 (status = 403, description = $codes, content_type = "text/html"),
-                (status = 400, description = "`invalid_request`: no `controlId`, or an appearance value that is not allowed", body = Problem, content_type = "application/problem+json")))]
+                $bad_form))]
         pub async fn $post<S: Store>(
             State(app): State<Arc<App<S>>>,
+            uri: axum::http::Uri,
             headers: HeaderMap,
             body: Result<Bytes, BytesRejection>,
         ) -> Result<Response, ApiError> {
             let body = body.map_err(form_unreadable)?;
-            page(&app, $widget, form_body(&headers, &body)?, "controlId").await
+            let fields = if body.is_empty() && uri.query().is_some_and(|q| !q.is_empty()) {
+                parse_fields(query_bytes(&uri))?
+            } else {
+                form_body(&headers, &body)?
+            };
+            page(&app, $widget, fields, "controlId").await
         }
     };
 }
@@ -261,6 +264,10 @@ macro_rules! widget_page {
 widget_page!(
     Widget::PinSet, pin_set_get, pin_set_post, "/widgets/pin-set", "pinSetWidget",
     "pinSetWidgetForm", "The page, showing the token's status code (-10, -11, -12) at once",
+    (status = 400, description = "No token: the page, showing status -1 (text/html). An appearance value that is not allowed: `invalid_request` (problem+json)",
+        content((String = "text/html"), (Problem = "application/problem+json"))),
+    (status = 400, description = "No `controlId`: the page, showing status -1 (text/html). An appearance value that is not allowed: `invalid_request` (problem+json)",
+        content((String = "text/html"), (Problem = "application/problem+json"))),
     /// The set widget: a form for the PIN and its confirmation, encrypted in the
     /// page to the published key.
 );
@@ -269,6 +276,8 @@ widget_page!(
     Widget::PinReveal, pin_reveal_get, pin_reveal_post, "/widgets/pin-reveal",
     "pinRevealWidget", "pinRevealWidgetForm",
     "The page, showing its status code (-10, -11, -12, -30) at once",
+    (status = 400, description = "`invalid_request`: no token, or an appearance value that is not allowed", body = Problem, content_type = "application/problem+json"),
+    (status = 400, description = "`invalid_request`: no `controlId`, or an appearance value that is not allowed", body = Problem, content_type = "application/problem+json"),
     /// The reveal widget: makes a key pair in the page, shows the PIN decrypted
     /// there for `reveal_display_s`, then clears it.
 );
@@ -281,14 +290,17 @@ async fn page<S: Store>(
     fields: Fields,
     token_field: &str,
 ) -> Result<Response, ApiError> {
-    let presented = fields
-        .get(token_field)
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| {
-            ApiError::bad_request(format!("`{token_field}` (the control token) is required"))
-        })?;
     let appearance = Appearance::parse(fields.0.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .map_err(ApiError::bad_request)?;
+    let Some(presented) = fields.get(token_field).filter(|t| !t.is_empty()) else {
+        return match widget {
+            // The set page reports Spidr's -1 to its host (COMPAT.md).
+            Widget::PinSet => Ok(no_token_page(widget, &appearance)),
+            Widget::PinReveal => Err(ApiError::bad_request(format!(
+                "`{token_field}` (the control token) is required"
+            ))),
+        };
+    };
     let kind = match widget {
         Widget::PinSet => TokenType::SetPin,
         Widget::PinReveal => TokenType::RevealPin,
@@ -346,6 +358,29 @@ async fn page<S: Store>(
     ))
 }
 
+/// A page opened without a token: status `-1`, nothing to enter, 400.
+fn no_token_page(widget: Widget, appearance: &Appearance) -> Response {
+    let defaults = crate::domain::program::Settings::default();
+    let html = Page {
+        widget,
+        token: None,
+        card_id: None,
+        status: Some(code::NO_TOKEN),
+        pin_length_min: defaults.pin_length_min,
+        pin_length_max: defaults.pin_length_max,
+        reveal_display_s: defaults.reveal_display_s,
+        now: now(),
+        parent_origin: None,
+        appearance,
+    }
+    .render();
+    with_widget_headers(
+        (StatusCode::BAD_REQUEST, html).into_response(),
+        "text/html; charset=utf-8",
+        &[],
+    )
+}
+
 /// The headers of every widget response (the middleware adds `no-store` and `nosniff`).
 fn with_widget_headers(
     mut res: Response,
@@ -387,112 +422,4 @@ pub async fn sdk_js() -> Response {
         HeaderValue::from_static("cross-origin"),
     );
     res
-}
-
-/// A widget page's call: its JSON body, the card of the control token the
-/// body carries, and the request as the widget acting for that card's
-/// program ([`Unkeyed::widget`]).
-pub struct WidgetCall<T> {
-    body: T,
-    card: CardRow,
-    caller: Caller,
-}
-
-/// The body of a widget page's call: the control token it carries, of type
-/// [`WidgetBody::TOKEN`].
-pub trait WidgetBody {
-    const TOKEN: TokenType;
-    fn control_token(&self) -> &str;
-}
-
-impl<S: Store, T: WidgetBody + DeserializeOwned + Send> FromRequest<Arc<App<S>>> for WidgetCall<T> {
-    type Rejection = ApiError;
-
-    async fn from_request(req: Request, app: &Arc<App<S>>) -> Result<Self, ApiError> {
-        let (mut parts, body) = req.into_parts();
-        let unkeyed = Unkeyed::from_request_parts(&mut parts, app).await?;
-        let JsonBody(body) =
-            JsonBody::<T>::from_request(Request::from_parts(parts, body), app).await?;
-        let (card, caller) = unkeyed.widget(app, body.control_token(), T::TOKEN).await?;
-        Ok(WidgetCall { body, card, caller })
-    }
-}
-
-impl WidgetBody for WidgetSetPin {
-    const TOKEN: TokenType = TokenType::SetPin;
-    fn control_token(&self) -> &str {
-        self.control_token.expose()
-    }
-}
-
-impl WidgetBody for WidgetRevealPin {
-    const TOKEN: TokenType = TokenType::RevealPin;
-    fn control_token(&self) -> &str {
-        self.control_token.expose()
-    }
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct WidgetSetPin {
-    /// The `set_pin` token the page was opened with.
-    #[schema(value_type = String)]
-    control_token: Sensitive<String>,
-    /// A compact JWE (`RSA-OAEP-256`, `A256GCM`) to a key of
-    /// `GET /v1/pin-encryption-keys`; plaintext `{"pin","card_id"?,"iat"?}` or the digits.
-    #[schema(max_length = 8192)]
-    encrypted_pin: String,
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct WidgetRevealPin {
-    /// The `reveal_pin` token the page was opened with.
-    #[schema(value_type = String)]
-    control_token: Sensitive<String>,
-    /// The page's public EC P-256 key (JWK, no `d`).
-    #[schema(value_type = super::views::DeviceJwk)]
-    device_key: Value,
-}
-
-/// The set widget's call: `PUT /v1/cards/{id}/pin` for the token's card, with
-/// the token as the credential. 204, or 202 `{"status":"staged"}` where the
-/// program stages PINs.
-#[utoipa::path(post, path = "/widgets/api/pin-set", operation_id = "widgetSetPin", tag = "widgets", request_body = WidgetSetPin,
-    responses((status = 204, description = "The PIN is set"),
-        (status = 202, description = "The PIN is staged: `{\"status\":\"staged\"}` (`pin_set_mode` `staged`)"),
-        (status = 403, description = "`token_invalid`, `token_expired`, `token_used`, `token_superseded`, `token_exhausted`", body = Problem, content_type = "application/problem+json"),
-        InvalidPinSet))]
-pub async fn api_set_pin<S: Store>(
-    State(app): State<Arc<App<S>>>,
-    WidgetCall { body, card, caller }: WidgetCall<WidgetSetPin>,
-) -> Result<Response, ApiError> {
-    let body = SetPin {
-        control_token: body.control_token,
-        pin: None,
-        encrypted_pin: Some(body.encrypted_pin),
-    };
-    set_pin_of(&app, &caller, card, body).await
-}
-
-/// The reveal widget's call: `POST /v1/cards/{id}/pin/reveal` for the token's
-/// card with the page's key, the token as the credential.
-#[utoipa::path(post, path = "/widgets/api/pin-reveal", operation_id = "widgetRevealPin", tag = "widgets", request_body = WidgetRevealPin,
-    responses((status = 200, description = "`{\"encrypted_pin\"}`: a compact JWE (`ECDH-ES`, `A256GCM`) to `device_key`, plaintext `{\"pin\",\"card_id\"}`", body = EncryptedPin),
-        (status = 403, description = "`reveal_disabled`, token errors", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`invalid_request`: `device_key` is not a public P-256 key", body = Problem, content_type = "application/problem+json")))]
-pub async fn api_reveal_pin<S: Store>(
-    State(app): State<Arc<App<S>>>,
-    WidgetCall { body, card, caller }: WidgetCall<WidgetRevealPin>,
-) -> Result<Response, ApiError> {
-    // The card's reveal limit holds here too (the API key's does not: there is none).
-    app.limiter.check(
-        crate::limits::Scope::CardReveal,
-        &[&caller.program.id, &card.id],
-    )?;
-    let body = RevealPin {
-        control_token: body.control_token,
-        device_key: Some(body.device_key),
-    };
-    reveal_of(&app, &caller, card, body).await
 }

@@ -360,6 +360,12 @@ impl<S: Store> App<S> {
                     let unblocked = before.pin_blocked && !after.pin_blocked;
                     let mut events = Vec::new();
                     if unblocked {
+                        // The reactivation reset the fail count as well.
+                        events.push(card_event(
+                            after,
+                            EventType::PinFailCountReset,
+                            json!({ "fail_count_before": before.fail_count, "was_blocked": true }),
+                        ));
                         events.push(card_event(
                             after,
                             EventType::PinUnblocked,

@@ -26,6 +26,9 @@ pub enum AppError {
     NothingStaged,
     /// Several of the program's cards fit a lookup (`card_ambiguous`).
     CardAmbiguous,
+    /// Several of the program's cards carry the `external_id` a card was
+    /// named by (`card_ambiguous`).
+    ExternalIdAmbiguous,
     /// A PIN change that cannot be reversed any more (`reversal_not_possible`).
     ReversalNotPossible,
     /// The program may not export PINs (`export_not_allowed`).

@@ -13,6 +13,7 @@ pub mod keys;
 pub mod lookup;
 pub mod pin;
 pub mod pin_change;
+pub mod program_pin;
 pub mod pvks;
 mod reseal;
 pub mod scripts;

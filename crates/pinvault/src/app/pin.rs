@@ -122,8 +122,8 @@ impl<S: Store> App<S> {
         pin: PinText,
     ) -> AppResult<SetOutcome> {
         let settings = &caller.program.settings;
-        let staged = settings.pin_set_mode == PinSetMode::Staged;
         let token = self.usable_token(card, token, TokenType::SetPin).await?;
+        let staged = settings.pin_set_mode == PinSetMode::Staged || token.always_staged;
         let text = match pin {
             PinText::Clear(text) if settings.allow_plaintext_pin => text,
             PinText::Clear(_) => {
@@ -273,11 +273,34 @@ impl<S: Store> App<S> {
         token: &str,
         to: RevealTo,
     ) -> AppResult<Revealed> {
+        self.reveal_pin_verified_by(caller, card, token, to, None)
+            .await
+    }
+
+    /// [`Self::reveal_pin`], with how the cardholder was verified named at
+    /// the reveal (Marqeta's `/pins/reveal`) rather than, or as well as, when
+    /// the token was made: the method named here is the one recorded.
+    pub async fn reveal_pin_verified_by(
+        &self,
+        caller: &Caller,
+        card: &CardRow,
+        token: &str,
+        to: RevealTo,
+        method: Option<String>,
+    ) -> AppResult<Revealed> {
         let settings = &caller.program.settings;
         if !settings.reveal_enabled {
             return Err(AppError::RevealDisabled);
         }
         let token = self.usable_token(card, token, TokenType::RevealPin).await?;
+        if let Some(m) = &method {
+            super::tokens::check_method(m)?;
+        }
+        let Some(method) = method.or_else(|| token.cvm.clone()) else {
+            return Err(AppError::Invalid(
+                "`cardholder_verification_method` is required".into(),
+            ));
+        };
         if matches!(to, RevealTo::Clear) && !settings.allow_plaintext_reveal {
             return Err(AppError::PlaintextNotAllowed(
                 "this program reveals PINs only encrypted to a `device_key`",
@@ -302,10 +325,10 @@ impl<S: Store> App<S> {
                 &token.id,
                 None,
                 now(),
-                revealed_effects(caller, card, &token, to),
+                revealed_effects(caller, card, &token, &method, to),
             )
             .await??;
-        let cvm = token.cvm.as_deref().unwrap_or("-");
+        let cvm = method.as_str();
         match revealed {
             Revealed::Encrypted(_) => {
                 tracing::info!(card_id = %card.id, actor = %caller.name(), cvm, "PIN revealed to a device key");
@@ -345,7 +368,13 @@ impl<S: Store> App<S> {
         let card = self
             .store
             .unblock_pin(&caller.program.id, card_id, now(), move |before, after| {
-                let mut events = Vec::new();
+                // Every reset, blocked or not (Spidr's `card.resetPin`);
+                // `pin.unblocked` only where the PIN was blocked.
+                let mut events = vec![card_event(
+                    after,
+                    EventType::PinFailCountReset,
+                    json!({ "fail_count_before": before.fail_count, "was_blocked": before.pin_blocked }),
+                )];
                 if before.pin_blocked {
                     events.push(card_event(
                         after,
@@ -396,12 +425,18 @@ fn stage_failed(staged: bool, card: &CardRow, reason: &str) -> Effects {
 
 /// The event and audit record of a reveal; `to` is `device_key` (encrypted to
 /// the cardholder's device) or `clear` (to the caller).
-fn revealed_effects(caller: &Caller, card: &CardRow, token: &TokenRow, to: &str) -> Effects {
+fn revealed_effects(
+    caller: &Caller,
+    card: &CardRow,
+    token: &TokenRow,
+    method: &str,
+    to: &str,
+) -> Effects {
     Effects {
         events: vec![card_event(
             card,
             EventType::PinRevealed,
-            json!({ "cardholder_verification_method": token.cvm, "to": to }),
+            json!({ "cardholder_verification_method": method, "to": to }),
         )],
         audit: Some(card_audit(
             &caller.actor(),
@@ -409,7 +444,7 @@ fn revealed_effects(caller: &Caller, card: &CardRow, token: &TokenRow, to: &str)
             card,
             json!({
                 "token_id": token.id,
-                "cardholder_verification_method": token.cvm,
+                "cardholder_verification_method": method,
                 "to": to,
             }),
         )),

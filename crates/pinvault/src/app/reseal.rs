@@ -104,6 +104,7 @@ mod tests {
             secret_key_kind: KeyKind::Pan,
             secret_key_version: v,
             created_at: t,
+            format: Default::default(),
         };
         let audit = Actor::operator().record(
             "webhook_endpoint.created",

@@ -33,6 +33,20 @@ impl NewToken {
     }
 }
 
+/// What a seed-compatible route (COMPAT.md) asks of a token beyond the v1 rules.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TokenOptions {
+    /// A `set_pin` token whose PIN is staged whatever the program's
+    /// `pin_set_mode` (Spidr's `pinChangeToken`).
+    pub always_staged: bool,
+    /// Lives at most this long, if the program's lifetime is longer (Enfuce's
+    /// 30 seconds).
+    pub max_ttl_s: Option<u32>,
+    /// A `reveal_pin` token whose verification method is named at the reveal
+    /// instead (Marqeta's `/pins/reveal`).
+    pub method_at_reveal: bool,
+}
+
 impl<S: Store> App<S> {
     /// A token of `kind` for `card`: `cvm` (how the cardholder was verified)
     /// is required for a reveal, and reveal must be turned on. Older unused
@@ -44,19 +58,26 @@ impl<S: Store> App<S> {
         kind: TokenType,
         cvm: Option<String>,
     ) -> AppResult<NewToken> {
+        self.new_token_with(caller, card, kind, cvm, TokenOptions::default())
+    }
+
+    /// [`Self::new_token`], with what a compat route asks besides.
+    pub fn new_token_with(
+        &self,
+        caller: &Caller,
+        card: &CardRow,
+        kind: TokenType,
+        cvm: Option<String>,
+        options: TokenOptions,
+    ) -> AppResult<NewToken> {
         if let Some(m) = &cvm {
-            if !CARDHOLDER_VERIFICATION_METHODS.contains(&m.as_str()) {
-                return Err(AppError::Invalid(format!(
-                    "`cardholder_verification_method` must be one of {}",
-                    CARDHOLDER_VERIFICATION_METHODS.join(", ")
-                )));
-            }
+            check_method(m)?;
         }
         let settings = &caller.program.settings;
         let ttl = match kind {
             TokenType::SetPin => settings.set_token_ttl_s,
             TokenType::RevealPin => {
-                if cvm.is_none() {
+                if cvm.is_none() && !options.method_at_reveal {
                     return Err(AppError::Invalid(
                         "`cardholder_verification_method` is required for a reveal_pin token"
                             .into(),
@@ -68,6 +89,7 @@ impl<S: Store> App<S> {
                 settings.reveal_token_ttl_s
             }
         };
+        let ttl = options.max_ttl_s.map_or(ttl, |max| ttl.min(max));
         let secret = Secret::generate(TOKEN_PREFIX);
         let row = TokenRow {
             id: new_id("pctid_"),
@@ -80,6 +102,7 @@ impl<S: Store> App<S> {
             attempts_remaining: u32::from(settings.set_token_attempts),
             used_at: None,
             superseded_at: None,
+            always_staged: options.always_staged && kind == TokenType::SetPin,
         };
         let expires_at = rfc3339(row.expires_at);
         let effects = Effects {
@@ -154,4 +177,15 @@ impl<S: Store> App<S> {
         )?;
         Ok(row)
     }
+}
+
+/// A cardholder verification method must be one of the seven.
+pub fn check_method(method: &str) -> AppResult<()> {
+    if CARDHOLDER_VERIFICATION_METHODS.contains(&method) {
+        return Ok(());
+    }
+    Err(AppError::Invalid(format!(
+        "`cardholder_verification_method` must be one of {}",
+        CARDHOLDER_VERIFICATION_METHODS.join(", ")
+    )))
 }

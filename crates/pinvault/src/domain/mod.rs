@@ -11,6 +11,7 @@ pub mod program;
 pub mod sensitive;
 pub mod time;
 pub mod token;
+pub mod webhook_format;
 pub mod zone_key;
 
 /// Whether free text (an external id, a note) holds something that looks like a

@@ -6,6 +6,7 @@ use super::rows::*;
 use crate::domain::chip::{ChipState, Command, LiveScript, OfflinePin, ScriptResult};
 use crate::domain::program::{Mode, Settings};
 use crate::domain::token::TokenType;
+use crate::domain::webhook_format::WebhookFormat;
 use crate::domain::zone_key::{Grants, Usage};
 use crate::keys::{DataKeyRow, KeyKind, ZoneAlgorithm};
 
@@ -51,7 +52,7 @@ macro_rules! card_cols {
 
 macro_rules! token_cols {
     () => {
-        "id, token_hash, card_id, type, cvm, created_at, expires_at, attempts_remaining, used_at, superseded_at"
+        "id, token_hash, card_id, type, cvm, created_at, expires_at, attempts_remaining, used_at, superseded_at, always_staged"
     };
 }
 
@@ -69,13 +70,13 @@ macro_rules! event_cols {
 
 macro_rules! endpoint_cols {
     () => {
-        "id, program_id, url, events, secret_sealed, secret_key_version, created_at, secret_key_kind"
+        "id, program_id, url, events, secret_sealed, secret_key_version, created_at, secret_key_kind, format"
     };
 }
 
 macro_rules! delivery_cols {
     () => {
-        "d.id, d.endpoint_id, d.event_id, ev.type, d.status, d.attempts, d.next_attempt_at, \
+        "d.id, d.endpoint_id, d.event_id, COALESCE(d.delivered_as, ev.type), d.status, d.attempts, d.next_attempt_at, \
          d.last_attempt_at, d.last_response_code, d.last_error, d.delivered_at, d.created_at"
     };
 }
@@ -261,6 +262,7 @@ pub fn token(r: Row<'_>) -> DbResult<TokenRow> {
         attempts_remaining: r.u32(7)?,
         used_at: r.opt_time(8)?,
         superseded_at: r.opt_time(9)?,
+        always_staged: r.bool(10)?,
     })
 }
 
@@ -343,6 +345,7 @@ pub fn endpoint(r: Row<'_>) -> DbResult<WebhookEndpointRow> {
         secret_key_kind: r.parse(7, KeyKind::parse, "key kind")?,
         secret_key_version: r.u32(5)?,
         created_at: r.time(6)?,
+        format: r.parse(8, WebhookFormat::parse, "format")?,
     })
 }
 
@@ -375,8 +378,17 @@ pub fn claimed_delivery(r: Row<'_>) -> DbResult<ClaimedDelivery> {
         secret_sealed: r.bytes(4)?,
         secret_key_kind: r.parse(7, KeyKind::parse, "key kind")?,
         secret_key_version: r.u32(5)?,
-        event_body: r.string(6)?,
+        event_body: delivered_as(r.string(6)?, r.opt_string(8)?)?,
     })
+}
+
+/// An event's body as a delivery sends it: under the name it is delivered
+/// as, where that is not the event's own type (`domain::webhook_format`).
+fn delivered_as(body: String, name: Option<String>) -> DbResult<String> {
+    let Some(name) = name else { return Ok(body) };
+    let mut v: serde_json::Value = serde_json::from_str(&body).map_err(|_| bad("event body"))?;
+    v["type"] = serde_json::Value::String(name);
+    Ok(v.to_string())
 }
 
 /// An audit entry from its eight columns, the first at `from`.

@@ -210,6 +210,9 @@ pub struct TokenRow {
     pub attempts_remaining: u32,
     pub used_at: Option<Timestamp>,
     pub superseded_at: Option<Timestamp>,
+    /// A `set_pin` token whose PIN is staged whatever the program's
+    /// `pin_set_mode` (Spidr's `pinChangeToken`, COMPAT.md).
+    pub always_staged: bool,
 }
 
 /// A zone PIN key as stored: wrapped by the master key.
@@ -350,6 +353,8 @@ pub struct WebhookEndpointRow {
     pub secret_key_kind: KeyKind,
     pub secret_key_version: u32,
     pub created_at: Timestamp,
+    /// The names its events go out under (`pinvault`, or Spidr's).
+    pub format: crate::domain::webhook_format::WebhookFormat,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

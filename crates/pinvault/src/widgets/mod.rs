@@ -28,6 +28,8 @@ pub const DEMO_CSS: &str = include_str!("demo.css");
 /// The status codes a widget reports to its host (API.md "Hosted widgets").
 pub mod code {
     pub const OK: i32 = 0;
+    /// The page was opened without a token (Spidr's -1).
+    pub const NO_TOKEN: i32 = -1;
     pub const TOKEN_INVALID: i32 = -10;
     pub const TOKEN_SUPERSEDED: i32 = -11;
     pub const TOKEN_EXHAUSTED: i32 = -12;

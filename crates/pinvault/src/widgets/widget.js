@@ -43,6 +43,7 @@
     weak_pin: -20, invalid_pin: -22, reveal_disabled: -30,
   };
   const MESSAGES = {
+    '-1': 'This page needs a link from the app. Please start again from the app.',
     '-10': 'This link has expired or was already used. Please start again from the app.',
     '-11': 'A newer request replaced this one. Please use the latest one.',
     '-12': 'Too many attempts. Please start again from the app.',
@@ -53,7 +54,7 @@
     '-999': 'Something went wrong. Please try again later.',
   };
   // Codes after which this page can do nothing more.
-  const FINAL = new Set([-10, -11, -12, -30]);
+  const FINAL = new Set([-1, -10, -11, -12, -30]);
   let current = null;
 
   function toHost(event, extra) {

@@ -175,7 +175,8 @@ fn no_pin_or_pan_is_left_anywhere() {
                 "card.created", "pin.token_created", "pin.changed", "pin.staged",
                 "pin.stage_failed", "pin.revealed", "pin.verification_failed",
                 "pin.blocked", "pin.unblocked", "pin.chip_updated",
-                "pin.chip_update_failed", "pin.offline_blocked", "pin.change_reversed"]})
+                "pin.chip_update_failed", "pin.offline_blocked", "pin.change_reversed",
+                "pin.fail_count_reset"]})
             .to_string(),
         );
         assert_eq!(r.status, 201, "{}", r.body);

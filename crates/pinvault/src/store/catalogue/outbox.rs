@@ -3,6 +3,7 @@
 //! audit record, and the idempotency record of the request that made it.
 
 use crate::domain::ids::new_id;
+use crate::domain::webhook_format::WebhookFormat;
 use crate::store::backend::Backend;
 use crate::store::db::{Arg, Db, DbResult, Sql, Val, all, args, sql};
 use crate::store::decode;
@@ -13,12 +14,47 @@ use crate::store::rows::{AuditEntry, Created, Effects, EventRow, IdemRow};
 pub trait EffectsOf<T>: Fn(&T) -> Effects + Send + Sync + 'static {}
 impl<T, F: Fn(&T) -> Effects + Send + Sync + 'static> EffectsOf<T> for F {}
 
-const SUBSCRIBERS: Sql =
-    sql!("SELECT id, events FROM webhook_endpoints WHERE program_id = $1 AND deleted_at IS NULL");
-const INSERT_DELIVERY: Sql = sql!(
-    "INSERT INTO webhook_deliveries (id, endpoint_id, event_id, status, attempts, next_attempt_at, created_at)
-     VALUES ($1, $2, $3, 'pending', 0, $4, $4)"
+const SUBSCRIBERS: Sql = sql!(
+    "SELECT id, events, format FROM webhook_endpoints WHERE program_id = $1 AND deleted_at IS NULL"
 );
+const INSERT_DELIVERY: Sql = sql!(
+    "INSERT INTO webhook_deliveries (id, endpoint_id, event_id, status, attempts, next_attempt_at, created_at, delivered_as)
+     VALUES ($1, $2, $3, 'pending', 0, $4, $4, $5)"
+);
+
+/// An endpoint an event may go to: its id, the names it subscribed to, its format.
+type Subscriber = (String, Vec<String>, WebhookFormat);
+
+async fn subscribers(db: &mut dyn Db, program_id: &str) -> DbResult<Vec<Subscriber>> {
+    all(db, &SUBSCRIBERS, &args![program_id], |r| {
+        Ok((
+            r.string(0)?,
+            decode::event_types(r.str(1)?)?,
+            r.parse(2, WebhookFormat::parse, "format")?,
+        ))
+    })
+    .await
+}
+
+/// A delivery to each endpoint for each name the event goes out under there
+/// that the endpoint subscribed to (`domain::webhook_format`).
+async fn fan_out(db: &mut dyn Db, subscribers: &[Subscriber], ev: &EventRow) -> DbResult<()> {
+    let set_pin_token = || ev.body.contains(r#""token_type":"set_pin""#);
+    for (endpoint_id, subscribed, format) in subscribers {
+        for name in format.names(&ev.kind, set_pin_token) {
+            if subscribed.iter().any(|s| s == name) {
+                let id = new_id("whd_");
+                let renamed = (name != ev.kind).then_some(name);
+                db.exec(
+                    &INSERT_DELIVERY,
+                    &args![&id, endpoint_id, &ev.id, ev.created_at, renamed],
+                )
+                .await?;
+            }
+        }
+    }
+    Ok(())
+}
 
 /// Rows a bulk statement writes at most.
 pub const ROWS_A_STATEMENT: usize = 100;
@@ -28,26 +64,14 @@ pub const ROWS_A_STATEMENT: usize = 100;
 /// records many rows a statement.
 pub async fn apply_many(db: &mut dyn Db, effects: &[&Effects]) -> DbResult<()> {
     let events: Vec<&EventRow> = effects.iter().flat_map(|e| e.events.iter()).collect();
-    let mut subscribers: Vec<(String, Vec<String>)> = Vec::new();
+    let mut subs: Vec<Subscriber> = Vec::new();
     let mut program: Option<&str> = None;
     for ev in &events {
         if program != Some(ev.program_id.as_str()) {
             program = Some(ev.program_id.as_str());
-            subscribers = all(db, &SUBSCRIBERS, &args![&ev.program_id], |r| {
-                Ok((r.string(0)?, decode::event_types(r.str(1)?)?))
-            })
-            .await?;
+            subs = subscribers(db, &ev.program_id).await?;
         }
-        for (endpoint_id, types) in &subscribers {
-            if types.iter().any(|t| t == &ev.kind) {
-                let id = new_id("whd_");
-                db.exec(
-                    &INSERT_DELIVERY,
-                    &args![&id, endpoint_id, &ev.id, ev.created_at],
-                )
-                .await?;
-            }
-        }
+        fan_out(db, &subs, ev).await?;
     }
     for chunk in events.chunks(ROWS_A_STATEMENT) {
         let mut values: Vec<Arg<'_>> = Vec::with_capacity(chunk.len() * 6);
@@ -116,21 +140,8 @@ pub async fn apply(db: &mut dyn Db, effects: &Effects) -> DbResult<()> {
 async fn insert_event(db: &mut dyn Db, ev: &EventRow) -> DbResult<()> {
     let insert = super::bulk::insert_rows(EVENT_COLUMNS, 6, 1);
     db.exec(&insert, &event_args(ev)).await?;
-    let endpoints = all(db, &SUBSCRIBERS, &args![&ev.program_id], |r| {
-        Ok((r.string(0)?, decode::event_types(r.str(1)?)?))
-    })
-    .await?;
-    for (endpoint_id, types) in endpoints {
-        if types.iter().any(|t| t == &ev.kind) {
-            let id = new_id("whd_");
-            db.exec(
-                &INSERT_DELIVERY,
-                &args![&id, &endpoint_id, &ev.id, ev.created_at],
-            )
-            .await?;
-        }
-    }
-    Ok(())
+    let subs = subscribers(db, &ev.program_id).await?;
+    fan_out(db, &subs, ev).await
 }
 
 /// Appends a record to the chain.

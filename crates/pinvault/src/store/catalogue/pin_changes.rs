@@ -1,7 +1,9 @@
 //! PIN changes at an ATM, and their reversal: the new PIN written only while
 //! the card still holds the PIN that was checked, the change kept 24 hours
 //! with the PIN before it, and a reversal that puts that PIN back only while
-//! the card still holds the one the change wrote.
+//! the card still holds the one the change wrote. Also the program's own
+//! write of a PIN, with no token (the seed-compatible routes of Thredd and
+//! Stripe).
 
 use super::card_state;
 use super::outbox::{self, EffectsOf};
@@ -163,6 +165,34 @@ pub trait PinChangeStore: Backend {
                 }
                 outbox::apply(db, &effects(&c)).await?;
                 Ok(PinChangeOutcome::Done)
+            })
+        })
+    }
+
+    /// The program's own write of a card's PIN, with no token (Thredd's set,
+    /// Stripe's `pin[encrypted_number]`): what any new PIN does to the card's
+    /// state, and `effects` (given the card as it was), in one transaction.
+    /// `None` if the program has no such card.
+    fn write_pin<F: EffectsOf<CardRow>>(
+        &self,
+        program_id: &str,
+        card_id: &str,
+        new: PinWrite,
+        now: Timestamp,
+        effects: F,
+    ) -> impl StoreFuture<Option<CardRow>> {
+        let data = (program_id.to_owned(), card_id.to_owned(), new, now, effects);
+        self.write(data, |db, (program_id, card_id, new, now, effects)| {
+            Box::pin(async move {
+                let Some(card) = card_state::lock(db, program_id, card_id).await? else {
+                    return Ok(None);
+                };
+                // The card is locked: the write cannot lose.
+                if !card_state::set_pin(db, &card, new, *now).await? {
+                    return Err(crate::store::db::lost("the card"));
+                }
+                outbox::apply(db, &effects(&card)).await?;
+                Ok(Some(card))
             })
         })
     }

@@ -18,8 +18,8 @@ const SUPERSEDE: Sql = sql!(
      WHERE card_id = $2 AND type = $3 AND superseded_at IS NULL AND used_at IS NULL"
 );
 const INSERT_TOKEN: Sql = sql!(
-    "INSERT INTO control_tokens (id, token_hash, card_id, type, cvm, created_at, expires_at, attempts_remaining)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+    "INSERT INTO control_tokens (id, token_hash, card_id, type, cvm, created_at, expires_at, attempts_remaining, always_staged)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
 );
 const TOKEN_BY_HASH: Sql = select!(token_cols, " FROM control_tokens WHERE token_hash = $1");
 const TOKEN: Sql = select!(token_cols, " FROM control_tokens WHERE id = $1");
@@ -92,6 +92,7 @@ pub trait TokenStore: Backend {
                     t.created_at,
                     t.expires_at,
                     t.attempts_remaining,
+                    t.always_staged,
                 ];
                 db.exec(&INSERT_TOKEN, &row).await?;
                 outbox::apply(db, effects).await?;

@@ -14,8 +14,8 @@ use crate::store::rows::{
 };
 
 const INSERT_ENDPOINT: Sql = sql!(
-    "INSERT INTO webhook_endpoints (id, program_id, url, events, secret_sealed, secret_key_version, created_at, secret_key_kind)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+    "INSERT INTO webhook_endpoints (id, program_id, url, events, secret_sealed, secret_key_version, created_at, secret_key_kind, format)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
 );
 const ENDPOINTS: Page = Page {
     lookup: sql!(
@@ -73,7 +73,7 @@ const CLAIM: Sql = sql_each!(
 );
 const CLAIMED: Sql = sql!(
     "SELECT d.id, d.attempts, e.id, e.url, e.secret_sealed, e.secret_key_version, ev.body,
-         e.secret_key_kind
+         e.secret_key_kind, d.delivered_as
      FROM webhook_deliveries d
      JOIN webhook_endpoints e ON e.id = d.endpoint_id
      JOIN events ev ON ev.id = d.event_id
@@ -116,7 +116,8 @@ pub trait WebhookStore: Backend {
                             &e.secret_sealed,
                             e.secret_key_version,
                             e.created_at,
-                            e.secret_key_kind.as_str()
+                            e.secret_key_kind.as_str(),
+                            e.format.as_str()
                         ];
                         outbox::create(db, idem.as_ref(), &INSERT_ENDPOINT, &row, effects).await
                     })

@@ -196,6 +196,7 @@ pub(super) fn token(card_id: &str, attempts: u32) -> (TokenRow, SecretHash) {
         attempts_remaining: attempts,
         used_at: None,
         superseded_at: None,
+        always_staged: false,
     };
     (row, hash)
 }

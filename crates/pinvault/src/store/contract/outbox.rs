@@ -175,5 +175,6 @@ fn endpoint(program_id: &str) -> WebhookEndpointRow {
         secret_key_kind: crate::keys::KeyKind::Webhook,
         secret_key_version: 1,
         created_at: now(),
+        format: Default::default(),
     }
 }

@@ -109,6 +109,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         15,
         include_str!("../../../migrations/postgres/0015_audit_queue.sql"),
     ),
+    (
+        16,
+        include_str!("../../../migrations/postgres/0016_compat.sql"),
+    ),
 ];
 
 /// Times a transaction is run again after a serialization failure or deadlock.

@@ -81,6 +81,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         15,
         include_str!("../../../migrations/sqlite/0015_audit_queue.sql"),
     ),
+    (
+        16,
+        include_str!("../../../migrations/sqlite/0016_compat.sql"),
+    ),
 ];
 
 /// The most writes one transaction (one fsync) carries.

@@ -58,6 +58,7 @@ fn a_failing_receiver_gets_every_event_signed_across_a_restart() {
         "pin.verification_failed",
         "pin.blocked",
         "pin.unblocked",
+        "pin.fail_count_reset",
     ];
     expected.sort_unstable();
     assert_eq!(types_of(&events), expected);
@@ -261,12 +262,12 @@ fn events_are_filtered_paged_and_kept_to_their_program() {
     let card = lifecycle(&s, &key);
     let card2 = s.card(&key, PAN2);
     let events = all_events(&s, &key);
-    assert_eq!(events.len(), 11);
+    assert_eq!(events.len(), 12);
     // Newest first.
     assert_eq!(events[0]["type"], "card.created");
     assert_eq!(events[0]["data"]["card_id"], card2.as_str());
-    assert_eq!(events[10]["type"], "card.created");
-    assert_eq!(events[10]["data"]["card_id"], card.as_str());
+    assert_eq!(events[11]["type"], "card.created");
+    assert_eq!(events[11]["data"]["card_id"], card.as_str());
     no_secrets(&serde_json::to_string(&events).unwrap());
 
     let r = s.get(

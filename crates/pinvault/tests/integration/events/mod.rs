@@ -8,5 +8,6 @@
 mod support;
 
 mod audit_trail;
+mod compat;
 mod deliveries;
 mod purpose_keys;

@@ -16,7 +16,7 @@ pub(super) const PIN: &str = "8264";
 
 pub(super) const WRONG_PIN: &str = "1357";
 
-pub(super) const ALL_TYPES: [&str; 9] = [
+pub(super) const ALL_TYPES: [&str; 10] = [
     "card.created",
     "pin.token_created",
     "pin.changed",
@@ -26,6 +26,7 @@ pub(super) const ALL_TYPES: [&str; 9] = [
     "pin.verification_failed",
     "pin.blocked",
     "pin.unblocked",
+    "pin.fail_count_reset",
 ];
 
 /// One request the receiver got, and what it answered.

@@ -51,7 +51,8 @@ fn every_body_is_size_limited() {
         assert_eq!(r.status, 413, "{method} {path}: {}", r.body);
         assert_eq!(r.code(), "payload_too_large", "{method} {path}");
         assert_eq!(
-            r.body["detail"], "the request body is over the limit of 65536 bytes (64 KiB)",
+            r.detail(),
+            "the request body is over the limit of 65536 bytes (64 KiB)",
             "{method} {path}"
         );
     }
@@ -85,7 +86,7 @@ fn a_key_twice_is_refused_everywhere() {
             let r = s.call_with(&method, &path, Some(&key), Some(body), ct, &[]);
             assert_eq!(r.status, 400, "{method} {path} {body}: {}", r.body);
             assert_eq!(r.code(), "invalid_request", "{method} {path}");
-            let detail = r.body["detail"].as_str().unwrap();
+            let detail = r.detail();
             assert!(
                 detail.contains("twice") || detail.contains("more than once"),
                 "{method} {path}: {detail}"

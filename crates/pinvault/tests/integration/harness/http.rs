@@ -13,8 +13,30 @@ pub struct Reply {
 }
 
 impl Reply {
+    /// The error's stable code: problem+json's `code`, or inside the shapes
+    /// of the seed-compatible routes (Marqeta's `error_code`, Stripe's
+    /// `error.code`).
     pub fn code(&self) -> &str {
-        self.body["code"].as_str().unwrap_or("")
+        [
+            &self.body["code"],
+            &self.body["error_code"],
+            &self.body["error"]["code"],
+        ]
+        .into_iter()
+        .find_map(|v| v.as_str())
+        .unwrap_or("")
+    }
+
+    /// The error's text, in any of the shapes [`Self::code`] reads.
+    pub fn detail(&self) -> &str {
+        [
+            &self.body["detail"],
+            &self.body["error_message"],
+            &self.body["error"]["message"],
+        ]
+        .into_iter()
+        .find_map(|v| v.as_str())
+        .unwrap_or("")
     }
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers

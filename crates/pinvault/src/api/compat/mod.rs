@@ -1,0 +1,161 @@
+//! The seed platforms' own PIN calls (COMPAT.md), under `/compat/<vendor>/…`:
+//! each route a thin translation onto the `app` use cases the v1 routes call,
+//! with the same programs, keys, cards, tokens, policy, limits, events and
+//! audit. Every route takes the API key as `Bearer` or as HTTP Basic (the key
+//! as the user name, an empty password); a card is named by its id or its
+//! `external_id`. Marqeta's and Stripe's routes answer errors in their
+//! vendor's shape (with pinvault's stable `code` inside); the others in
+//! problem+json, as v1 does.
+
+pub mod enfuce;
+pub mod marqeta;
+pub mod spidr;
+pub mod stripe;
+pub mod thredd;
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::{Extension, Router};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use super::extract::AcceptsBasic;
+use crate::app::App;
+use crate::store::{CardRow, Store};
+
+/// The vendors' routes, merged into the service's router.
+pub fn router<S: Store>() -> Router<Arc<App<S>>> {
+    Router::new()
+        .route(
+            "/compat/marqeta/v3/pins/controltoken",
+            post(marqeta::control_token::<S>),
+        )
+        .route(
+            "/compat/marqeta/v3/pins",
+            axum::routing::put(marqeta::set_pin::<S>),
+        )
+        .route("/compat/marqeta/v3/pins/reveal", post(marqeta::reveal::<S>))
+        .route(
+            "/compat/stripe/v1/issuing/cards/{id}",
+            get(stripe::get::<S>).post(stripe::update::<S>),
+        )
+        .route(
+            "/compat/thredd/cards/{id}/pin",
+            get(thredd::get_pin::<S>).post(thredd::set_pin::<S>),
+        )
+        .route(
+            "/compat/thredd/cards/{id}/pin/status",
+            get(thredd::status::<S>),
+        )
+        .route(
+            "/compat/thredd/cards/{id}/pin/unblock",
+            post(thredd::unblock::<S>),
+        )
+        .route("/compat/spidr/v1/card/{id}", get(spidr::card::<S>))
+        .route(
+            "/compat/spidr/v1/card/{id}/pinChangeToken",
+            get(spidr::pin_change_token::<S>),
+        )
+        .route(
+            "/compat/spidr/v1/card/{id}/commitPinChange",
+            post(spidr::commit::<S>),
+        )
+        .route(
+            "/compat/spidr/v1/card/{id}/resetPinFailCount",
+            post(spidr::reset::<S>),
+        )
+        .route(
+            "/compat/enfuce/v1/plastics/{id}/pin-control",
+            post(enfuce::pin_control::<S>),
+        )
+        .layer(Extension(AcceptsBasic))
+}
+
+/// A vendor's error body, from pinvault's stable code and detail.
+trait ErrorShape {
+    fn body(status: StatusCode, code: &str, message: &str) -> Value;
+}
+
+struct Marqeta;
+impl ErrorShape for Marqeta {
+    fn body(_: StatusCode, code: &str, message: &str) -> Value {
+        json!({ "error_message": message, "error_code": code })
+    }
+}
+
+struct Stripe;
+impl ErrorShape for Stripe {
+    fn body(status: StatusCode, code: &str, message: &str) -> Value {
+        let kind = if status.is_server_error() {
+            "api_error"
+        } else {
+            "invalid_request_error"
+        };
+        json!({ "error": { "type": kind, "code": code, "message": message } })
+    }
+}
+
+/// For every request: an error answered under Marqeta's or Stripe's prefix
+/// (by a handler, an extractor, or the router itself: an unknown path, a
+/// method not allowed) goes out in that vendor's shape.
+pub async fn vendor_errors(req: Request, next: Next) -> Response {
+    let path = req.uri().path();
+    let shape: Option<Shape> = if path.starts_with("/compat/marqeta/") {
+        Some(Marqeta::body)
+    } else if path.starts_with("/compat/stripe/") {
+        Some(Stripe::body)
+    } else {
+        None
+    };
+    let res = next.run(req).await;
+    match shape {
+        Some(shape) => in_shape(shape, res).await,
+        None => res,
+    }
+}
+
+/// A vendor's error body, from the status, pinvault's code and the detail.
+type Shape = fn(StatusCode, &str, &str) -> Value;
+
+/// Turns a problem+json answer into the vendor's error shape, keeping its
+/// status and headers.
+async fn in_shape(shape: Shape, res: Response) -> Response {
+    let problem = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|ct| ct.as_bytes() == b"application/problem+json");
+    if !problem {
+        return res;
+    }
+    let (mut parts, body) = res.into_parts();
+    let bytes = axum::body::to_bytes(body, 64 * 1024)
+        .await
+        .unwrap_or_default();
+    let p: Value = serde_json::from_slice(&bytes).unwrap_or_default();
+    let code = p["code"].as_str().unwrap_or("internal");
+    let message = p["detail"].as_str().unwrap_or("");
+    let body = shape(parts.status, code, message).to_string();
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from(body))
+}
+
+/// A JSON answer with a status.
+fn answer<T: Serialize>(status: StatusCode, body: &T) -> Response {
+    use axum::response::IntoResponse;
+    (status, axum::Json(body)).into_response()
+}
+
+/// A card's status as v1 names it.
+fn status_name(card: &CardRow) -> &'static str {
+    card.status.as_str()
+}
