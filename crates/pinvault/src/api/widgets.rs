@@ -200,16 +200,20 @@ fn query_bytes(uri: &axum::http::Uri) -> &[u8] {
     uri.query().unwrap_or("").as_bytes()
 }
 
-fn form_body(headers: &HeaderMap, body: &Bytes) -> Result<Fields, ApiError> {
-    let form = headers
+/// Whether the request says its body is a form.
+pub(super) fn is_form(headers: &HeaderMap) -> bool {
+    headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .and_then(|ct| ct.split(';').next())
         .is_some_and(|ct| {
             ct.trim()
                 .eq_ignore_ascii_case("application/x-www-form-urlencoded")
-        });
-    if !form {
+        })
+}
+
+fn form_body(headers: &HeaderMap, body: &Bytes) -> Result<Fields, ApiError> {
+    if !is_form(headers) {
         return Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Code::UnsupportedMediaType,

@@ -14,7 +14,7 @@ use crate::domain::program::PinSetMode;
 use crate::domain::time::{now, rfc3339};
 use crate::domain::token::TokenType;
 use crate::events::EventType;
-use crate::jose::DeviceKey;
+use crate::jose::{DecryptFailed, DeviceKey};
 use crate::keys::KeyKind;
 use crate::store::{CardRow, Effects, PinChange, PinWrite, SetBy, Store, TokenRow};
 
@@ -112,6 +112,24 @@ impl<S: Store> App<S> {
             .decipher_pin(card.pin_key_version, &card.pin_block, pan)?)
     }
 
+    /// The digits of a PIN as sent for `card`: in clear only where the
+    /// program has `allow_plaintext_pin`; `Ok(Err(…))` for a JWE that cannot
+    /// be used (whatever the reason: one answer).
+    pub(super) async fn pin_digits(
+        &self,
+        caller: &Caller,
+        card: &CardRow,
+        pin: PinText,
+    ) -> AppResult<Result<Zeroizing<String>, DecryptFailed>> {
+        match pin {
+            PinText::Clear(text) if caller.program.settings.allow_plaintext_pin => Ok(Ok(text)),
+            PinText::Clear(_) => Err(AppError::PlaintextNotAllowed(
+                "this program does not accept PINs in clear: send them encrypted",
+            )),
+            PinText::Encrypted(jwe) => Ok(self.decrypt_pin(&jwe, Some(&card.id)).await?),
+        }
+    }
+
     /// Sets (or, in a staged program, stages) `card`'s PIN with a `set_pin`
     /// token. A refused PIN uses one of the token's attempts.
     pub async fn set_pin(
@@ -124,25 +142,17 @@ impl<S: Store> App<S> {
         let settings = &caller.program.settings;
         let token = self.usable_token(card, token, TokenType::SetPin).await?;
         let staged = settings.pin_set_mode == PinSetMode::Staged || token.always_staged;
-        let text = match pin {
-            PinText::Clear(text) if settings.allow_plaintext_pin => text,
-            PinText::Clear(_) => {
-                return Err(AppError::PlaintextNotAllowed(
-                    "this program does not accept PINs in clear: send `encrypted_pin`",
-                ));
+        let text = match self.pin_digits(caller, card, pin).await? {
+            Ok(text) => text,
+            Err(e) => {
+                // Whatever failed, one answer, and it uses one of the token's attempts.
+                let effects = stage_failed(staged, card, "decryption_failed");
+                self.store
+                    .use_token_attempt(&token.id, now(), effects)
+                    .await??;
+                tracing::info!(card_id = %card.id, reason = e.0, "encrypted PIN refused");
+                return Err(AppError::DecryptionFailed);
             }
-            PinText::Encrypted(jwe) => match self.decrypt_pin(&jwe, Some(&card.id)).await? {
-                Ok(text) => text,
-                Err(e) => {
-                    // Whatever failed, one answer, and it uses one of the token's attempts.
-                    let effects = stage_failed(staged, card, "decryption_failed");
-                    self.store
-                        .use_token_attempt(&token.id, now(), effects)
-                        .await??;
-                    tracing::info!(card_id = %card.id, reason = e.0, "encrypted PIN refused");
-                    return Err(AppError::DecryptionFailed);
-                }
-            },
         };
         let pan = self.card_pan(card).await?;
         let pin = match policy::check_text(&text, settings, &pan) {

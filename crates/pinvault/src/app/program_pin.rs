@@ -14,10 +14,10 @@ use super::pin::PinText;
 use super::{App, Caller, card_audit, card_event};
 use crate::domain::DomainError;
 use crate::domain::card::CARD_PREFIX;
-use crate::domain::ids::{Secret, is_id};
+use crate::domain::ids::is_id;
 use crate::domain::policy;
 use crate::domain::time::now;
-use crate::domain::token::{TOKEN_PREFIX, TokenError, TokenType};
+use crate::domain::token::{TokenError, TokenType};
 use crate::events::EventType;
 use crate::store::{CardRow, Effects, PinWrite, SetBy, Store};
 
@@ -56,15 +56,7 @@ impl<S: Store> App<S> {
         presented: &str,
         kind: TokenType,
     ) -> AppResult<CardRow> {
-        if !presented.starts_with(TOKEN_PREFIX) || presented.len() > 200 {
-            return Err(TokenError::Invalid.into());
-        }
-        let token = self
-            .store
-            .find_token(Secret::from_presented(presented).hash())
-            .await?
-            .filter(|t| t.kind == kind)
-            .ok_or(TokenError::Invalid)?;
+        let token = self.presented_token(presented, kind).await?;
         Ok(self
             .store
             .get_card(&caller.program.id, &token.card_id)
@@ -83,21 +75,10 @@ impl<S: Store> App<S> {
         pin: PinText,
     ) -> AppResult<()> {
         let settings = &caller.program.settings;
-        let text: Zeroizing<String> = match pin {
-            PinText::Clear(text) if settings.allow_plaintext_pin => text,
-            PinText::Clear(_) => {
-                return Err(AppError::PlaintextNotAllowed(
-                    "this program does not accept PINs in clear",
-                ));
-            }
-            PinText::Encrypted(jwe) => match self.decrypt_pin(&jwe, Some(&card.id)).await? {
-                Ok(text) => text,
-                Err(e) => {
-                    tracing::info!(card_id = %card.id, reason = e.0, "encrypted PIN refused");
-                    return Err(AppError::DecryptionFailed);
-                }
-            },
-        };
+        let text = self.pin_digits(caller, card, pin).await?.map_err(|e| {
+            tracing::info!(card_id = %card.id, reason = e.0, "encrypted PIN refused");
+            AppError::DecryptionFailed
+        })?;
         let pan = self.card_pan(card).await?;
         let pin = policy::check_text(&text, settings, &pan).map_err(|rejection| {
             tracing::info!(card_id = %card.id, "PIN refused by policy");

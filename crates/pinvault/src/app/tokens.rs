@@ -151,6 +151,24 @@ impl<S: Store> App<S> {
         Ok(created)
     }
 
+    /// The stored token of `kind` a presented secret names (`token_invalid`
+    /// for none), whatever its state.
+    pub(super) async fn presented_token(
+        &self,
+        presented: &str,
+        kind: TokenType,
+    ) -> AppResult<TokenRow> {
+        if !presented.starts_with(TOKEN_PREFIX) || presented.len() > 200 {
+            return Err(TokenError::Invalid.into());
+        }
+        Ok(self
+            .store
+            .find_token(Secret::from_presented(presented).hash())
+            .await?
+            .filter(|t| t.kind == kind)
+            .ok_or(TokenError::Invalid)?)
+    }
+
     /// The token presented for `card` and `kind`, if it may be used now
     /// (`domain::token::state`).
     pub async fn usable_token(
@@ -159,14 +177,8 @@ impl<S: Store> App<S> {
         presented: &str,
         kind: TokenType,
     ) -> AppResult<TokenRow> {
-        if !presented.starts_with(TOKEN_PREFIX) || presented.len() > 200 {
-            return Err(TokenError::Invalid.into());
-        }
-        let row = self
-            .store
-            .find_token(Secret::from_presented(presented).hash())
-            .await?
-            .filter(|t| t.card_id == card.id && t.kind == kind)
+        let row = Some(self.presented_token(presented, kind).await?)
+            .filter(|t| t.card_id == card.id)
             .ok_or(TokenError::Invalid)?;
         token::state(
             row.used_at,

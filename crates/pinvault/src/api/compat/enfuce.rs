@@ -11,9 +11,9 @@ use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::answer;
+use super::{CardErrors, NamedCard, answer};
 use crate::api::error::ApiError;
-use crate::api::extract::{Auth, NoBodyOrJson, PathId};
+use crate::api::extract::NoBodyOrJson;
 use crate::api::limits::{self, Operation};
 use crate::api::views::Problem;
 use crate::app::App;
@@ -49,15 +49,12 @@ pub struct PinControl {
     request_body(content = Option<PinControlRequest>, description = "Optional: no body, or `{\"cardholder_verification_method\"}`"),
     responses((status = 201, description = "Created: valid at most 30 seconds (less where the program's `reveal_token_ttl_s` is shorter)", body = PinControl),
         (status = 403, description = "`reveal_disabled`", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`card_ambiguous`", body = Problem, content_type = "application/problem+json")))]
+        CardErrors))]
 pub async fn pin_control<S: Store>(
     State(app): State<Arc<App<S>>>,
-    auth: Auth,
-    PathId(name): PathId,
+    NamedCard { auth, card }: NamedCard,
     NoBodyOrJson(body): NoBodyOrJson<PinControlRequest>,
 ) -> Result<Response, ApiError> {
-    let card = app.find_card_named(&auth, &name).await?;
     limits::check(&app, Operation::CreateToken, &auth, &card.id)?;
     let method = body
         .cardholder_verification_method

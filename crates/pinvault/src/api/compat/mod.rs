@@ -16,7 +16,8 @@ pub mod thredd;
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::Request;
+use axum::extract::{FromRequestParts, Request};
+use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::Response;
@@ -25,7 +26,8 @@ use axum::{Extension, Router};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::extract::AcceptsBasic;
+use super::error::ApiError;
+use super::extract::{AcceptsBasic, Auth, PathId};
 use crate::app::App;
 use crate::store::{CardRow, Store};
 
@@ -43,21 +45,18 @@ pub fn router<S: Store>() -> Router<Arc<App<S>>> {
         .route("/compat/marqeta/v3/pins/reveal", post(marqeta::reveal::<S>))
         .route(
             "/compat/stripe/v1/issuing/cards/{id}",
-            get(stripe::get::<S>).post(stripe::update::<S>),
+            get(stripe::get).post(stripe::update::<S>),
         )
         .route(
             "/compat/thredd/cards/{id}/pin",
             get(thredd::get_pin::<S>).post(thredd::set_pin::<S>),
         )
-        .route(
-            "/compat/thredd/cards/{id}/pin/status",
-            get(thredd::status::<S>),
-        )
+        .route("/compat/thredd/cards/{id}/pin/status", get(thredd::status))
         .route(
             "/compat/thredd/cards/{id}/pin/unblock",
             post(thredd::unblock::<S>),
         )
-        .route("/compat/spidr/v1/card/{id}", get(spidr::card::<S>))
+        .route("/compat/spidr/v1/card/{id}", get(spidr::card))
         .route(
             "/compat/spidr/v1/card/{id}/pinChangeToken",
             get(spidr::pin_change_token::<S>),
@@ -147,6 +146,45 @@ async fn in_shape(shape: Shape, res: Response) -> Response {
     );
     parts.headers.remove(header::CONTENT_LENGTH);
     Response::from_parts(parts, Body::from(body))
+}
+
+/// The caller and the card the path names, by its id or its `external_id`:
+/// what every card route here starts with (401, then 404 or 409, before the
+/// body is read).
+pub struct NamedCard {
+    pub auth: Auth,
+    pub card: CardRow,
+}
+
+impl<S: Store> FromRequestParts<Arc<App<S>>> for NamedCard {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &Arc<App<S>>) -> Result<Self, ApiError> {
+        let auth = Auth::from_request_parts(parts, app).await?;
+        let PathId(name) = PathId::from_request_parts(parts, app).await?;
+        let card = app.find_card_named(&auth, &name).await?;
+        Ok(NamedCard { auth, card })
+    }
+}
+
+/// The answers of a card named by id or `external_id` that is not found, or
+/// not alone, in the given error shape (documentation only).
+macro_rules! named_card_errors {
+    ($($name:ident: $body:ty, $content_type:tt;)*) => {$(
+        #[derive(utoipa::IntoResponses)]
+        #[allow(dead_code)] // documentation only: never built
+        pub enum $name {
+            #[response(status = 404, description = "`not_found`: no such card (by id or `external_id`) for this program", content_type = $content_type)]
+            NotFound($body),
+            #[response(status = 409, description = "`card_ambiguous`: several of the program's cards carry this `external_id`", content_type = $content_type)]
+            Ambiguous($body),
+        }
+    )*};
+}
+
+named_card_errors! {
+    CardErrors: crate::api::views::Problem, "application/problem+json";
+    StripeCardErrors: stripe::StripeError, "application/json";
 }
 
 /// A JSON answer with a status.

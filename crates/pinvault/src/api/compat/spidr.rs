@@ -11,9 +11,9 @@ use axum::response::Response;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::{answer, status_name};
+use super::{CardErrors, NamedCard, answer, status_name};
 use crate::api::error::ApiError;
-use crate::api::extract::{Auth, NoBodyOrJson, NoFields, PathId};
+use crate::api::extract::{NoBodyOrJson, NoFields};
 use crate::api::limits::{self, Operation};
 use crate::api::views::Problem;
 use crate::app::App;
@@ -73,14 +73,11 @@ pub struct SpidrCard {
 #[utoipa::path(get, path = "/compat/spidr/v1/card/{id}/pinChangeToken", operation_id = "spidrPinChangeToken", tag = "spidr",
     params(("id" = String, Path, description = "The card's id or `external_id`")),
     responses((status = 200, description = "A new token (older unused ones stop working)", body = SpidrToken),
-        (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`card_ambiguous`", body = Problem, content_type = "application/problem+json")))]
+        CardErrors))]
 pub async fn pin_change_token<S: Store>(
     State(app): State<Arc<App<S>>>,
-    auth: Auth,
-    PathId(name): PathId,
+    NamedCard { auth, card }: NamedCard,
 ) -> Result<Response, ApiError> {
-    let card = app.find_card_named(&auth, &name).await?;
     limits::check(&app, Operation::CreateToken, &auth, &card.id)?;
     let options = TokenOptions {
         always_staged: true,
@@ -106,15 +103,13 @@ pub async fn pin_change_token<S: Store>(
     params(("id" = String, Path, description = "The card's id or `external_id`")),
     request_body(content = Option<NoFields>, description = "Optional: no body, or an empty JSON object"),
     responses((status = 200, description = "Committed", body = SpidrCommitted),
-        (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`nothing_staged`, `card_ambiguous`", body = Problem, content_type = "application/problem+json")))]
+        CardErrors,
+        (status = 409, description = "`nothing_staged`: no staged PIN, or it expired (with its token), or another commit took it; `card_ambiguous`: several of the program's cards carry this `external_id`", body = Problem, content_type = "application/problem+json")))]
 pub async fn commit<S: Store>(
     State(app): State<Arc<App<S>>>,
-    auth: Auth,
-    PathId(name): PathId,
+    NamedCard { auth, card }: NamedCard,
     NoBodyOrJson(_): NoBodyOrJson<NoFields>,
 ) -> Result<Response, ApiError> {
-    let card = app.find_card_named(&auth, &name).await?;
     app.commit_staged_pin(&auth, &card.id).await?;
     Ok(answer(
         StatusCode::OK,
@@ -130,15 +125,12 @@ pub async fn commit<S: Store>(
     params(("id" = String, Path, description = "The card's id or `external_id`")),
     request_body(content = Option<NoFields>, description = "Optional: no body, or an empty JSON object"),
     responses((status = 200, description = "Reset", body = SpidrReset),
-        (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`card_ambiguous`", body = Problem, content_type = "application/problem+json")))]
+        CardErrors))]
 pub async fn reset<S: Store>(
     State(app): State<Arc<App<S>>>,
-    auth: Auth,
-    PathId(name): PathId,
+    NamedCard { auth, card }: NamedCard,
     NoBodyOrJson(_): NoBodyOrJson<NoFields>,
 ) -> Result<Response, ApiError> {
-    let card = app.find_card_named(&auth, &name).await?;
     let after = app
         .unblock_pin(&auth, &card.id, UnblockNote::default())
         .await?;
@@ -154,14 +146,8 @@ pub async fn reset<S: Store>(
 #[utoipa::path(get, path = "/compat/spidr/v1/card/{id}", operation_id = "spidrCard", tag = "spidr",
     params(("id" = String, Path, description = "The card's id or `external_id`")),
     responses((status = 200, description = "The card", body = SpidrCard),
-        (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`card_ambiguous`", body = Problem, content_type = "application/problem+json")))]
-pub async fn card<S: Store>(
-    State(app): State<Arc<App<S>>>,
-    auth: Auth,
-    PathId(name): PathId,
-) -> Result<Response, ApiError> {
-    let card = app.find_card_named(&auth, &name).await?;
+        CardErrors))]
+pub async fn card(NamedCard { card, .. }: NamedCard) -> Result<Response, ApiError> {
     Ok(answer(
         StatusCode::OK,
         &SpidrCard {

@@ -8,15 +8,16 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde::Serialize;
 use utoipa::ToSchema;
 use zeroize::Zeroizing;
 
-use super::answer;
+use super::{NamedCard, StripeCardErrors, answer};
 use crate::api::error::{ApiError, Code};
-use crate::api::extract::{Auth, PathId, unreadable};
+use crate::api::extract::unreadable;
+use crate::api::widgets::is_form;
 use crate::app::App;
 use crate::app::pin::PinText;
 use crate::domain::program::Mode;
@@ -94,17 +95,6 @@ fn stripe_card(card: &CardRow, livemode: bool) -> StripeCard {
     }
 }
 
-fn is_form(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|ct| ct.split(';').next())
-        .is_some_and(|ct| {
-            ct.trim()
-                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
-        })
-}
-
 /// What the form asks: the new PIN's JWE, the new status.
 type Update = (Option<String>, Option<CardStatus>);
 
@@ -161,14 +151,12 @@ fn read_form(bytes: &[u8]) -> Result<Update, ApiError> {
     request_body(content = StripeUpdate, content_type = "application/x-www-form-urlencoded"),
     responses((status = 200, description = "The card", body = StripeCard),
         (status = 400, description = "`invalid_request`: the form cannot be read, or has a field twice or an unknown one", body = StripeError),
-        (status = 404, description = "`not_found`", body = StripeError),
-        (status = 409, description = "`card_ambiguous`", body = StripeError),
+        StripeCardErrors,
         (status = 415, description = "`unsupported_media_type`: a body that is not `application/x-www-form-urlencoded`", body = StripeError),
         (status = 422, description = "`decryption_failed`, `invalid_pin`, `weak_pin`, `invalid_request`", body = StripeError)))]
 pub async fn update<S: Store>(
     State(app): State<Arc<App<S>>>,
-    auth: Auth,
-    PathId(name): PathId,
+    NamedCard { auth, mut card }: NamedCard,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
@@ -181,7 +169,6 @@ pub async fn update<S: Store>(
         ));
     }
     let (jwe, status) = read_form(&body)?;
-    let mut card = app.find_card_named(&auth, &name).await?;
     if let Some(jwe) = jwe {
         app.set_pin_directly(&auth, &card, PinText::Encrypted(jwe))
             .await?;
@@ -200,14 +187,8 @@ pub async fn update<S: Store>(
 #[utoipa::path(get, path = "/compat/stripe/v1/issuing/cards/{id}", operation_id = "stripeGetCard", tag = "stripe",
     params(("id" = String, Path, description = "The card's id or `external_id`")),
     responses((status = 200, description = "The card", body = StripeCard),
-        (status = 404, description = "`not_found`", body = StripeError),
-        (status = 409, description = "`card_ambiguous`", body = StripeError)))]
-pub async fn get<S: Store>(
-    State(app): State<Arc<App<S>>>,
-    auth: Auth,
-    PathId(name): PathId,
-) -> Result<Response, ApiError> {
-    let card = app.find_card_named(&auth, &name).await?;
+        StripeCardErrors))]
+pub async fn get(NamedCard { auth, card }: NamedCard) -> Result<Response, ApiError> {
     Ok(answer(
         StatusCode::OK,
         &stripe_card(&card, auth.program.mode == Mode::Live),

@@ -14,9 +14,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use zeroize::Zeroizing;
 
-use super::answer;
+use super::{CardErrors, NamedCard, answer};
 use crate::api::error::ApiError;
-use crate::api::extract::{Auth, OptionalJsonBody, PathId, unreadable};
+use crate::api::extract::{OptionalJsonBody, unreadable};
 use crate::api::limits::{self, Operation};
 use crate::app::App;
 use crate::app::pin::{PinText, UnblockNote};
@@ -105,17 +105,14 @@ fn set_body(bytes: &[u8]) -> Result<ThreddSetPin, ApiError> {
     request_body = ThreddSetPin,
     responses((status = 204, description = "The PIN is set"),
         (status = 403, description = "`plaintext_not_allowed`", body = crate::api::views::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`not_found`", body = crate::api::views::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`card_ambiguous`", body = crate::api::views::Problem, content_type = "application/problem+json"),
+        CardErrors,
         (status = 422, description = "`invalid_pin`, `weak_pin`, `invalid_request`", body = crate::api::views::Problem, content_type = "application/problem+json")))]
 pub async fn set_pin<S: Store>(
     State(app): State<Arc<App<S>>>,
-    auth: Auth,
-    PathId(name): PathId,
+    NamedCard { auth, card }: NamedCard,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let body = set_body(&body.map_err(unreadable)?)?;
-    let card = app.find_card_named(&auth, &name).await?;
     app.set_pin_directly(&auth, &card, PinText::Clear(body.pin))
         .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -127,14 +124,12 @@ pub async fn set_pin<S: Store>(
     params(("id" = String, Path, description = "The card's id or `external_id`")),
     responses((status = 200, description = "The PIN", body = ThreddPin),
         (status = 403, description = "`reveal_disabled`, `plaintext_not_allowed`", body = crate::api::views::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`not_found`", body = crate::api::views::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`card_ambiguous`, `pin_not_available`", body = crate::api::views::Problem, content_type = "application/problem+json")))]
+        CardErrors,
+        (status = 409, description = "`pin_not_available`: a migrated card whose PIN no verification has captured yet; `card_ambiguous`: several of the program's cards carry this `external_id`", body = crate::api::views::Problem, content_type = "application/problem+json")))]
 pub async fn get_pin<S: Store>(
     State(app): State<Arc<App<S>>>,
-    auth: Auth,
-    PathId(name): PathId,
+    NamedCard { auth, card }: NamedCard,
 ) -> Result<Response, ApiError> {
-    let card = app.find_card_named(&auth, &name).await?;
     limits::check(&app, Operation::Reveal, &auth, &card.id)?;
     let pin = app.reveal_pin_directly(&auth, &card).await?;
     Ok(answer(StatusCode::OK, &ThreddPin { pin }))
@@ -144,14 +139,8 @@ pub async fn get_pin<S: Store>(
 #[utoipa::path(get, path = "/compat/thredd/cards/{id}/pin/status", operation_id = "threddPinStatus", tag = "thredd",
     params(("id" = String, Path, description = "The card's id or `external_id`")),
     responses((status = 200, description = "The PIN's status", body = ThreddStatus),
-        (status = 404, description = "`not_found`", body = crate::api::views::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`card_ambiguous`", body = crate::api::views::Problem, content_type = "application/problem+json")))]
-pub async fn status<S: Store>(
-    State(app): State<Arc<App<S>>>,
-    auth: Auth,
-    PathId(name): PathId,
-) -> Result<Response, ApiError> {
-    let card = app.find_card_named(&auth, &name).await?;
+        CardErrors))]
+pub async fn status(NamedCard { auth, card }: NamedCard) -> Result<Response, ApiError> {
     let remaining = u32::from(auth.program.settings.max_tries).saturating_sub(card.fail_count);
     Ok(answer(
         StatusCode::OK,
@@ -173,15 +162,12 @@ pub async fn status<S: Store>(
     params(("id" = String, Path, description = "The card's id or `external_id`")),
     request_body = ThreddUnblock,
     responses((status = 204, description = "Unblocked"),
-        (status = 404, description = "`not_found`", body = crate::api::views::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`card_ambiguous`", body = crate::api::views::Problem, content_type = "application/problem+json")))]
+        CardErrors))]
 pub async fn unblock<S: Store>(
     State(app): State<Arc<App<S>>>,
-    auth: Auth,
-    PathId(name): PathId,
+    NamedCard { auth, card }: NamedCard,
     OptionalJsonBody(body): OptionalJsonBody<ThreddUnblock>,
 ) -> Result<Response, ApiError> {
-    let card = app.find_card_named(&auth, &name).await?;
     let note = UnblockNote {
         description: body.description,
         updated_by: body.updated_by,

@@ -79,14 +79,9 @@ fn spidr_stages_commits_and_names_its_webhooks_thredd_sets_with_no_token() {
     assert_eq!(r.status, 201, "{}", r.body);
     let card = r.body["id"].as_str().unwrap().to_owned();
 
+    let vendor = |method: &str, path: &str| call(&s, method, path, &key, None);
     // Spidr: token, a set through v1 that stages, a refused set, commit.
-    let r = call(
-        &s,
-        "GET",
-        "/compat/spidr/v1/card/spidr-card-1/pinChangeToken",
-        &key,
-        None,
-    );
+    let r = vendor("GET", "/compat/spidr/v1/card/spidr-card-1/pinChangeToken");
     assert_eq!(r.status, 200, "{}", r.body);
     let token = r.body["token"].as_str().unwrap().to_owned();
     assert!(
@@ -112,20 +107,14 @@ fn spidr_stages_commits_and_names_its_webhooks_thredd_sets_with_no_token() {
         r.body
     );
     assert_eq!(s.sandbox_verify(&key, &card, "3816")["result"], "mismatch");
-    let r = call(
-        &s,
+    let r = vendor(
         "POST",
         &format!("/compat/spidr/v1/card/{card}/commitPinChange"),
-        &key,
-        None,
     );
     assert_eq!((r.status, &r.body), (200, &json!({"status": "committed"})));
-    let r = call(
-        &s,
+    let r = vendor(
         "POST",
         &format!("/compat/spidr/v1/card/{card}/commitPinChange"),
-        &key,
-        None,
     );
     assert_eq!((r.status, r.code()), (409, "nothing_staged"));
     assert_eq!(s.sandbox_verify(&key, &card, "3816")["result"], "match");
@@ -141,36 +130,21 @@ fn spidr_stages_commits_and_names_its_webhooks_thredd_sets_with_no_token() {
     );
     assert_eq!(r.status, 204, "{}", r.body);
     assert_eq!(s.sandbox_verify(&key, &card, "3816")["result"], "mismatch");
-    let r = call(
-        &s,
-        "GET",
-        &format!("/compat/thredd/cards/{card}/pin/status"),
-        &key,
-        None,
-    );
+    let r = vendor("GET", &format!("/compat/thredd/cards/{card}/pin/status"));
     assert_eq!(
         r.body,
         json!({"status": "Unblocked", "remainingTries": "2"})
     );
     assert_eq!(s.sandbox_verify(&key, &card, "0472")["result"], "match");
-    let r = call(
-        &s,
-        "GET",
-        &format!("/compat/thredd/cards/{card}/pin"),
-        &key,
-        None,
-    );
+    let r = vendor("GET", &format!("/compat/thredd/cards/{card}/pin"));
     assert_eq!(r.body, json!({"pin": "0472"}));
     let status = s.get(&format!("/v1/cards/{card}/pin/status"), &key);
     assert_eq!(status.body["set_by"], "issuer");
 
     // Spidr's reset, every time.
-    let r = call(
-        &s,
+    let r = vendor(
         "POST",
         &format!("/compat/spidr/v1/card/{card}/resetPinFailCount"),
-        &key,
-        None,
     );
     assert_eq!((r.status, &r.body), (200, &json!({"pinFailCount": 0})));
 
