@@ -345,6 +345,18 @@ try {
     await page.close();
   });
 
+  await check('the set widget opened without a token shows -1 (an HTML page, 400; bridges get -1)', async () => {
+    // Spidr's code for a form opened without what it needs (COMPAT.md): the page
+    // still renders, so a WebView's bridge hears why.
+    const { page, res } = await open('/widgets/pin-set', { bridges: true });
+    eq(res.status(), 400, 'HTTP status');
+    const type = res.headers()['content-type'] || '';
+    assert(type.startsWith('text/html'), `an HTML page, not ${type}`);
+    await waitStatus(page, -1);
+    eq(await page.evaluate(() => [window.__android, window.__ios]), [[-1], [-1]], 'bridges');
+    await page.close();
+  });
+
   await check('the set widget spends its last attempt and then shows -12', async () => {
     const card = await newCard();
     await program({ set_token_attempts: 2 });
