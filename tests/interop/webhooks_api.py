@@ -120,7 +120,8 @@ try:
     status, ep = call("POST", "/v1/webhook-endpoints", key, {
         "url": f"http://127.0.0.1:{hook.server_address[1]}/hook",
         "events": ["card.created", "pin.token_created", "pin.changed", "pin.revealed",
-                   "pin.verification_failed", "pin.blocked", "pin.unblocked"]})
+                   "pin.verification_failed", "pin.blocked", "pin.unblocked",
+                   "pin.fail_count_reset"]})
     check("endpoint created", status, 201)
     secret = ep["secret"]
     status, card = call("POST", "/v1/cards", key, {"pan": PAN})
@@ -140,7 +141,7 @@ try:
     check("unblocked", call("POST", f"/v1/cards/{cid}/pin/unblock", key, {})[0], 204)
     status, events = call("GET", "/v1/events?limit=100", key)
     ids = {e["id"] for e in events["data"]}
-    check("events listed", len(ids), 10)
+    check("events listed", len(ids), 11)
 
     deadline = time.time() + 90
     while time.time() < deadline:
