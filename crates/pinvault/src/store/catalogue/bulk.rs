@@ -32,6 +32,38 @@ pub(super) fn in_list(head: &'static str, n: usize) -> Sql {
     })
 }
 
+/// `WITH v (…) AS (VALUES (…), …) {update}`: one statement that updates many
+/// rows from `rows` rows of values. `columns` are the names `update` reads
+/// them by (`v.name`) and the types they are read as, in PostgreSQL and in
+/// SQLite: a parameter in a VALUES list has no type of its own to compare by.
+pub(super) fn update_from_values(
+    update: &'static str,
+    columns: &'static [(&'static str, &'static str, &'static str)],
+    rows: usize,
+) -> Sql {
+    shape(update, columns.len(), rows, |mark| {
+        let names: Vec<&str> = columns.iter().map(|c| c.0).collect();
+        let mut out = format!("WITH v ({}) AS (VALUES ", names.join(", "));
+        for r in 0..rows {
+            out.push_str(if r == 0 { "(" } else { ", (" });
+            for (c, (_, pg, lite)) in columns.iter().enumerate() {
+                if c > 0 {
+                    out.push_str(", ");
+                }
+                let ty = if mark == '$' { pg } else { lite };
+                out.push_str(&format!(
+                    "CAST({mark}{} AS {ty})",
+                    r * columns.len() + c + 1
+                ));
+            }
+            out.push(')');
+        }
+        out.push_str(") ");
+        out.push_str(update);
+        out
+    })
+}
+
 /// The statement of a shape, made once by `make` (given the dialect's
 /// placeholder mark, `$` or `?`) and kept for the life of the process (a few
 /// dozen shapes at most).

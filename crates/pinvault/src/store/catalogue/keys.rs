@@ -2,7 +2,7 @@
 
 use crate::keys::{DataKeyRow, KeyKind};
 use crate::store::backend::Backend;
-use crate::store::db::{Sql, all, args, sql, vals};
+use crate::store::db::{Arg, Sql, all, args, sql, vals};
 use crate::store::decode::{self, card_cols, select};
 use crate::store::error::StoreFuture;
 use crate::store::rows::{CardRow, MasterRewrap, Rewrap, Rewrapped};
@@ -77,13 +77,49 @@ const CARDS_UNDER_OLD_KEYS: Sql = select!(
         OR lookup_key_version < $3 OR staged_pin_key_version < $1)
      ORDER BY id LIMIT $5"
 );
-/// A compare-and-set: skipped when the PIN or the staged PIN changed since
-/// the rewrap was computed.
-const REWRAP_CARD: Sql = sql!(
-    "UPDATE cards SET pin_block = $1, pin_key_version = $2, pan_sealed = $3, pan_key_version = $4,
-         pan_hash = $5, lookup_key_version = $6, staged_pin_block = $10, staged_pin_key_version = $11
-     WHERE id = $7 AND pin_block = $8 AND staged_pin_block IS NOT DISTINCT FROM $9"
-);
+/// Many cards re-encrypted in one statement (one round trip on PostgreSQL),
+/// each a compare-and-set: a card whose PIN or staged PIN changed since its
+/// rewrap was computed is skipped.
+const REWRAP_CARDS: &str =
+    "UPDATE cards SET pin_block = v.pin_block, pin_key_version = v.pin_key_version,
+         pan_sealed = v.pan_sealed, pan_key_version = v.pan_key_version, pan_hash = v.pan_hash,
+         lookup_key_version = v.lookup_key_version, staged_pin_block = v.staged_pin_block,
+         staged_pin_key_version = v.staged_pin_key_version
+     FROM v WHERE cards.id = v.id AND cards.pin_block = v.old_pin_block
+         AND cards.staged_pin_block IS NOT DISTINCT FROM v.old_staged";
+/// The values of [`REWRAP_CARDS`], in [`rewrap_args`] order, with their
+/// PostgreSQL and SQLite types.
+const REWRAP_COLUMNS: &[(&str, &str, &str)] = &[
+    ("pin_block", "BYTEA", "BLOB"),
+    ("pin_key_version", "BIGINT", "INTEGER"),
+    ("pan_sealed", "BYTEA", "BLOB"),
+    ("pan_key_version", "BIGINT", "INTEGER"),
+    ("pan_hash", "BYTEA", "BLOB"),
+    ("lookup_key_version", "BIGINT", "INTEGER"),
+    ("id", "TEXT", "TEXT"),
+    ("old_pin_block", "BYTEA", "BLOB"),
+    ("old_staged", "BYTEA", "BLOB"),
+    ("staged_pin_block", "BYTEA", "BLOB"),
+    ("staged_pin_key_version", "BIGINT", "INTEGER"),
+];
+
+/// A rewrap's values, in [`REWRAP_COLUMNS`] order.
+fn rewrap_args(w: &Rewrap) -> [Arg<'_>; 11] {
+    let staged = w.staged.as_ref();
+    args![
+        &w.pin.block,
+        w.pin.key_version,
+        &w.pan_sealed,
+        w.pan_key_version,
+        &w.pan_hash,
+        w.lookup_key_version,
+        &w.card_id,
+        &w.old_pin_block,
+        staged.map(|s| &s.old_block),
+        staged.map(|s| &s.block),
+        staged.map(|s| s.key_version),
+    ]
+}
 const REWRAP_DATA_KEY: Sql =
     sql!("UPDATE data_keys SET wrapped = $1 WHERE kind = $2 AND version = $3 AND wrapped = $4");
 const REWRAP_ZONE_KEY: Sql =
@@ -211,22 +247,11 @@ pub trait KeyStore: Backend {
         self.write(rewraps, |db, rewraps| {
             Box::pin(async move {
                 let mut n = 0;
-                for w in rewraps {
-                    let staged = w.staged.as_ref();
-                    let args = args![
-                        &w.pin.block,
-                        w.pin.key_version,
-                        &w.pan_sealed,
-                        w.pan_key_version,
-                        &w.pan_hash,
-                        w.lookup_key_version,
-                        &w.card_id,
-                        &w.old_pin_block,
-                        staged.map(|s| &s.old_block),
-                        staged.map(|s| &s.block),
-                        staged.map(|s| s.key_version),
-                    ];
-                    n += db.exec(&REWRAP_CARD, &args).await?;
+                for chunk in rewraps.chunks(super::outbox::ROWS_A_STATEMENT) {
+                    let sql =
+                        super::bulk::update_from_values(REWRAP_CARDS, REWRAP_COLUMNS, chunk.len());
+                    let args: Vec<Arg<'_>> = chunk.iter().flat_map(rewrap_args).collect();
+                    n += db.exec(&sql, &args).await?;
                 }
                 Ok(n)
             })
