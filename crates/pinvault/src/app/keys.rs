@@ -196,6 +196,7 @@ impl<S: Store> App<S> {
     pub async fn rotate_keys(
         &self,
         kinds: &[KeyKind],
+        pause: Option<std::time::Duration>,
         on: &OnProgress,
     ) -> Result<RotationReport, ServiceError> {
         self.reload_keys().await?;
@@ -280,6 +281,9 @@ impl<S: Store> App<S> {
                     tokio::join!(self.store.rewrap_cards(std::mem::take(&mut written)), next);
                 report.cards_reencrypted += n?;
                 on(step("cards re-encrypted", report.cards_reencrypted));
+                if let Some(pause) = pause {
+                    tokio::time::sleep(pause).await;
+                }
                 next?
             };
             let Some(last) = last else {

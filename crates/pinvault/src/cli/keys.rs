@@ -38,6 +38,11 @@ pub enum KeysCommand {
         /// Only this kind (default: every kind).
         #[arg(long, value_enum)]
         kind: Option<KindArg>,
+        /// Pause this long after each batch of 1,000 cards re-encrypted (a
+        /// gentler rotation, leaving a busy database more to the servers;
+        /// default: none).
+        #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..=60_000))]
+        pause_ms: Option<u64>,
         #[command(flatten)]
         data: DataArgs,
         #[command(flatten)]
@@ -87,6 +92,7 @@ pub async fn keys(cmd: KeysCommand) -> Result<String, CliError> {
     match cmd {
         KeysCommand::Rotate {
             kind,
+            pause_ms,
             data,
             transport,
         } => {
@@ -100,7 +106,13 @@ pub async fn keys(cmd: KeysCommand) -> Result<String, CliError> {
             let (mut cards_reencrypted, mut secrets_resealed, mut resumed) = (0, 0, false);
             let (on, display) = reporter("keys rotate", "cards");
             if storage {
-                let report = app.rotate_keys(&KeyKind::STORAGE, &on).await?;
+                let report = app
+                    .rotate_keys(
+                        &KeyKind::STORAGE,
+                        pause_ms.map(std::time::Duration::from_millis),
+                        &on,
+                    )
+                    .await?;
                 rotated.extend(
                     report
                         .new_versions

@@ -29,10 +29,11 @@ fn pin_versions(s: &Server) -> Vec<(u64, u64)> {
 
 #[test]
 fn a_rotation_killed_in_the_middle_is_finished_by_the_next_and_nothing_is_re_encrypted_twice() {
-    // Enough cards that the kill lands in the middle: a rotation writes
-    // 1,000 a transaction, and 12,000 were all done before a loaded
-    // machine's poll below saw the first batch.
-    const CARDS: u64 = 60_000;
+    // Enough cards, and a pause after each batch of 1,000, that the kill
+    // lands in the middle on any machine (60,000 cards were all done before
+    // the poll below saw the first batch once rotation wrote a batch in a
+    // few statements).
+    const CARDS: u64 = 20_000;
     let s = Server::start("rotate-kill");
     let key = s.program(
         "live",
@@ -71,7 +72,7 @@ fn a_rotation_killed_in_the_middle_is_finished_by_the_next_and_nothing_is_re_enc
     // The first rotation, killed once it has re-encrypted some cards.
     let mut first = Killed(
         s.data
-            .command(&["keys", "rotate", "--kind", "storage"])
+            .command(&["keys", "rotate", "--kind", "storage", "--pause-ms", "300"])
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
