@@ -76,28 +76,19 @@ pub fn router<S: Store>() -> Router<Arc<App<S>>> {
         .layer(Extension(AcceptsBasic))
 }
 
-/// A vendor's error body, from pinvault's stable code and detail.
-trait ErrorShape {
-    fn body(status: StatusCode, code: &str, message: &str) -> Value;
+/// Marqeta's error body, with pinvault's stable code.
+fn marqeta_error(_: StatusCode, code: &str, message: &str) -> Value {
+    json!({ "error_message": message, "error_code": code })
 }
 
-struct Marqeta;
-impl ErrorShape for Marqeta {
-    fn body(_: StatusCode, code: &str, message: &str) -> Value {
-        json!({ "error_message": message, "error_code": code })
-    }
-}
-
-struct Stripe;
-impl ErrorShape for Stripe {
-    fn body(status: StatusCode, code: &str, message: &str) -> Value {
-        let kind = if status.is_server_error() {
-            "api_error"
-        } else {
-            "invalid_request_error"
-        };
-        json!({ "error": { "type": kind, "code": code, "message": message } })
-    }
+/// Stripe's error body, with pinvault's stable code.
+fn stripe_error(status: StatusCode, code: &str, message: &str) -> Value {
+    let kind = if status.is_server_error() {
+        "api_error"
+    } else {
+        "invalid_request_error"
+    };
+    json!({ "error": { "type": kind, "code": code, "message": message } })
 }
 
 /// For every request: an error answered under Marqeta's or Stripe's prefix
@@ -106,9 +97,9 @@ impl ErrorShape for Stripe {
 pub async fn vendor_errors(req: Request, next: Next) -> Response {
     let path = req.uri().path();
     let shape: Option<Shape> = if path.starts_with("/compat/marqeta/") {
-        Some(Marqeta::body)
+        Some(marqeta_error)
     } else if path.starts_with("/compat/stripe/") {
-        Some(Stripe::body)
+        Some(stripe_error)
     } else {
         None
     };
@@ -191,9 +182,4 @@ named_card_errors! {
 fn answer<T: Serialize>(status: StatusCode, body: &T) -> Response {
     use axum::response::IntoResponse;
     (status, axum::Json(body)).into_response()
-}
-
-/// A card's status as v1 names it.
-fn status_name(card: &CardRow) -> &'static str {
-    card.status.as_str()
 }

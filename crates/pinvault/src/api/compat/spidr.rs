@@ -11,7 +11,7 @@ use axum::response::Response;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::{CardErrors, NamedCard, answer, status_name};
+use super::{CardErrors, NamedCard, answer};
 use crate::api::error::ApiError;
 use crate::api::extract::{NoBodyOrJson, NoFields};
 use crate::api::limits::{self, Operation};
@@ -153,7 +153,7 @@ pub async fn card(NamedCard { card, .. }: NamedCard) -> Result<Response, ApiErro
         &SpidrCard {
             card_id: card.id.clone(),
             last4: card.last4.clone(),
-            status: status_name(&card),
+            status: card.status.as_str(),
             pin_fail_count: card.fail_count,
             pin_fail_date: card.last_failed_at.map(rfc3339),
         },
