@@ -1,22 +1,18 @@
 //! Cards and PIN status (API.md "Cards", "PIN status").
 
-use std::sync::Arc;
-
-use axum::extract::State;
-use axum::http::HeaderMap;
-use axum::response::{IntoResponse, Response};
+use axum::response::IntoResponse;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
 use super::error::ApiError;
-use super::extract::{Auth, AuthCard, JsonBody, PathId, QueryParams, from_value};
+use super::extract::{AuthCard, JsonBody, from_value};
 use super::idempotency::{self, Idempotency};
 use super::responses::{
     CardNotFound, IdempotencyConflict, InvalidBody, InvalidQuery, NotFound, UnsupportedMediaType,
 };
+use super::shapes::{Answer, Api, AuthId, Call, Idempotent, Listing, OnId};
 use super::views::{CardList, CardView, PinStatusView, Problem};
-use crate::app::App;
 use crate::app::cards::InitialPin;
 use crate::app::cards::{CardInput, ChipInput, check_external_id};
 use crate::app::pin::PinText;
@@ -126,6 +122,8 @@ pub struct ListCards {
     external_id: Option<String>,
 }
 
+super::shapes::paged!(ListCards);
+
 /// Create a card, with a random PIN or a preset one.
 #[utoipa::path(post, path = "/v1/cards", operation_id = "createCard", tag = "cards", request_body = CreateCard,
     params(("Idempotency-Key" = Option<String>, Header, pattern = "^[\\x21-\\x7E]{1,255}$", description = "Replays the first response for 24 h")),
@@ -138,11 +136,8 @@ pub struct ListCards {
         (status = 422, description = "`invalid_pan`, `invalid_pin`, `weak_pin`, `decryption_failed` (`pin.encrypted` or `pin.pin_block` cannot be used), `invalid_request`", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn create<S: Store>(
-    State(app): State<Arc<App<S>>>,
-    auth: Auth,
-    headers: HeaderMap,
-    JsonBody(raw): JsonBody<Value>,
-) -> Result<Response, ApiError> {
+    Api(app, auth, Idempotent(headers, raw)): Call<S, Idempotent>,
+) -> Answer {
     let idem = Idempotency::from_headers(&headers, &auth.program.id, "POST /v1/cards", &raw)?;
     if let Some(replay) = idempotency::replay(&app, idem.as_ref()).await? {
         return Ok(replay);
@@ -255,7 +250,7 @@ fn initial_pin(p: PinInput) -> Result<InitialPin, ApiError> {
 /// A card of the calling program.
 #[utoipa::path(get, path = "/v1/cards/{id}", operation_id = "getCard", tag = "cards", params(("id" = String, Path)),
     responses((status = 200, description = "OK", body = CardView), NotFound))]
-pub async fn get(found: AuthCard) -> Result<Response, ApiError> {
+pub async fn get(found: AuthCard) -> Answer {
     card_answer(found, CardView::new)
 }
 
@@ -264,7 +259,7 @@ pub async fn get(found: AuthCard) -> Result<Response, ApiError> {
 fn card_answer<V: Serialize>(
     mut found: AuthCard,
     view: impl FnOnce(&CardRow, &Settings) -> V,
-) -> Result<Response, ApiError> {
+) -> Answer {
     let card = found.card()?;
     Ok(axum::Json(view(&card, &found.auth.program.settings)).into_response())
 }
@@ -272,28 +267,21 @@ fn card_answer<V: Serialize>(
 /// The program's cards, newest first.
 #[utoipa::path(get, path = "/v1/cards", operation_id = "listCards", tag = "cards", params(ListCards),
     responses((status = 200, description = "OK", body = CardList), InvalidQuery))]
-pub async fn list<S: Store>(
-    State(app): State<Arc<App<S>>>,
-    auth: Auth,
-    QueryParams(q): QueryParams<ListCards>,
-) -> Result<Response, ApiError> {
-    let limit = ApiError::page_limit(q.limit)?;
-    if let Some(x) = &q.external_id {
+pub async fn list<S: Store>(l: Listing<S, ListCards>) -> Answer {
+    let external_id = l.query.external_id.as_deref();
+    if let Some(x) = external_id {
         check_external_id(x).map_err(|e| ApiError::bad_request(ApiError::from(e).detail))?;
     }
-    let page = app
+    let program = &l.auth.program;
+    let page = l
+        .app
         .store
-        .list_cards(
-            &auth.program.id,
-            q.external_id.as_deref(),
-            limit,
-            q.starting_after.as_deref(),
-        )
+        .list_cards(&program.id, external_id, l.limit, l.after())
         .await?;
     super::page::answer(page, "card of this program", |cards, has_more| {
         let data = cards
             .iter()
-            .map(|c| CardView::new(c, &auth.program.settings))
+            .map(|c| CardView::new(c, &program.settings))
             .collect();
         Ok(CardList { data, has_more })
     })
@@ -304,11 +292,8 @@ pub async fn list<S: Store>(
     responses((status = 200, description = "OK", body = CardView), CardNotFound,
         InvalidBody))]
 pub async fn update<S: Store>(
-    State(app): State<Arc<App<S>>>,
-    auth: Auth,
-    PathId(id): PathId,
-    JsonBody(body): JsonBody<UpdateCard>,
-) -> Result<Response, ApiError> {
+    Api(app, AuthId(auth, id), JsonBody(body)): OnId<S, JsonBody<UpdateCard>>,
+) -> Answer {
     let status = match &body.status {
         None => None,
         Some(s) => Some(CardStatus::parse(s).ok_or_else(|| {
@@ -330,6 +315,6 @@ pub async fn update<S: Store>(
 /// The state of a card's PIN.
 #[utoipa::path(get, path = "/v1/cards/{id}/pin/status", operation_id = "getPinStatus", tag = "pin", params(("id" = String, Path)),
     responses((status = 200, description = "OK", body = PinStatusView), CardNotFound))]
-pub async fn pin_status(found: AuthCard) -> Result<Response, ApiError> {
+pub async fn pin_status(found: AuthCard) -> Answer {
     card_answer(found, PinStatusView::new)
 }

@@ -1,19 +1,15 @@
 //! Chip cards (API.md "Chip cards: the offline PIN (EMV)"): the program's
 //! issuer key sets, and unblocking a chip's offline PIN.
 
-use std::sync::Arc;
-
-use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::IntoResponse;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::error::ApiError;
-use super::extract::{Auth, AuthCard, NoBodyOrJson, NoFields, PathId, QueryParams};
+use super::extract::{JsonBody, NoFields};
 use super::responses::{CardNotFound, InvalidQuery};
+use super::shapes::{Answer, Api, AuthId, Listing, OnCard, OnId};
 use super::views::Problem;
-use crate::app::App;
 use crate::store::{IssuerKeySetRow, Store};
 
 /// An issuer key set: its facts, never its keys.
@@ -70,19 +66,18 @@ pub struct ListIssuerKeySets {
     starting_after: Option<String>,
 }
 
+super::shapes::paged!(ListIssuerKeySets);
+
 /// The program's issuer key sets (loaded by the operator with `pinvault
 /// issuer-keys import`), newest first.
 #[utoipa::path(get, path = "/v1/issuer-key-sets", operation_id = "listIssuerKeySets", tag = "chip", params(ListIssuerKeySets),
     responses((status = 200, description = "OK", body = IssuerKeySetList), InvalidQuery))]
-pub async fn list_issuer_key_sets<S: Store>(
-    State(app): State<Arc<App<S>>>,
-    auth: Auth,
-    QueryParams(q): QueryParams<ListIssuerKeySets>,
-) -> Result<Response, ApiError> {
-    let limit = ApiError::page_limit(q.limit)?;
-    let page = app
+pub async fn list_issuer_key_sets<S: Store>(l: Listing<S, ListIssuerKeySets>) -> Answer {
+    let program = Some(l.auth.program.id.as_str());
+    let page = l
+        .app
         .store
-        .list_keys::<IssuerKeySetRow>(Some(&auth.program.id), limit, q.starting_after.as_deref())
+        .list_keys::<IssuerKeySetRow>(program, l.limit, l.after())
         .await?;
     super::page::answer(page, "issuer key set", |sets, has_more| {
         let data = sets.iter().map(IssuerKeySetView::new).collect();
@@ -98,12 +93,7 @@ pub async fn list_issuer_key_sets<S: Store>(
     responses((status = 204, description = "`unblock_pin` is pending (or `change_pin` already was)"),
         CardNotFound,
         (status = 422, description = "`invalid_request`: the card has no chip data", body = Problem, content_type = "application/problem+json")))]
-pub async fn unblock_offline_pin<S: Store>(
-    State(app): State<Arc<App<S>>>,
-    auth: Auth,
-    PathId(card_id): PathId,
-    NoBodyOrJson(_): NoBodyOrJson<NoFields>,
-) -> Result<Response, ApiError> {
+pub async fn unblock_offline_pin<S: Store>(Api(app, AuthId(auth, card_id), _): OnId<S>) -> Answer {
     app.unblock_offline_pin(&auth, &card_id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -139,10 +129,8 @@ pub struct ScriptResponse {
         (status = 409, description = "`pin_not_available`: a PIN CHANGE is due for a card migrated with legacy data whose PIN is not captured yet", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`invalid_request`: malformed `icc_data` (TLV, or 9F26/9F36 missing or of the wrong length), or a card without chip data", body = Problem, content_type = "application/problem+json")))]
 pub async fn scripts<S: Store>(
-    State(app): State<Arc<App<S>>>,
-    mut found: AuthCard,
-    super::extract::JsonBody(body): super::extract::JsonBody<ScriptRequest>,
-) -> Result<Response, ApiError> {
+    Api(app, mut found, JsonBody(body)): OnCard<S, JsonBody<ScriptRequest>>,
+) -> Answer {
     let icc = crate::app::scripts::parse_icc_hex(body.icc_data.expose())?;
     let card = found.card()?;
     let answer = app

@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 
 use super::error::ApiError;
 use super::extract::{Auth, AuthCard, JsonBody, OptionalJsonBody, PathId, QueryParams};
+use super::shapes::{Answer, Api, Idempotent, Listing};
 use super::widgets::Unkeyed;
 use super::{cards, pin, verify, webhooks};
 use crate::app::App;
@@ -82,10 +83,10 @@ pub async fn css() -> Response {
 pub async fn create_card<S: Store>(
     State((app, demo)): State<(Arc<App<S>>, DemoProgram)>,
     unkeyed: Unkeyed,
-) -> Result<Response, ApiError> {
+) -> Answer {
     let auth = dev_auth(&app, &demo, unkeyed).await?;
     let body = json!({"pan": "4111111111111111", "external_id": "demo", "expiry": "2030-12"});
-    cards::create(State(app), auth, HeaderMap::new(), JsonBody(body)).await
+    cards::create(Api(app, auth, Idempotent(HeaderMap::new(), body))).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -102,20 +103,20 @@ pub async fn create_token<S: Store>(
     unkeyed: Unkeyed,
     id: PathId,
     JsonBody(body): JsonBody<DemoToken>,
-) -> Result<Response, ApiError> {
+) -> Answer {
     let body: Value = match body.kind.as_str() {
         "reveal_pin" => json!({"type": "reveal_pin", "cardholder_verification_method": "OTHER"}),
         other => json!({ "type": other }),
     };
     let found = dev_card(&app, &demo, unkeyed, id).await?;
-    pin::create_token(State(app), found, HeaderMap::new(), JsonBody(body)).await
+    pin::create_token(Api(app, found, Idempotent(HeaderMap::new(), body))).await
 }
 
 pub async fn card<S: Store>(
     State((app, demo)): State<(Arc<App<S>>, DemoProgram)>,
     unkeyed: Unkeyed,
     id: PathId,
-) -> Result<Response, ApiError> {
+) -> Answer {
     cards::get(dev_card(&app, &demo, unkeyed, id).await?).await
 }
 
@@ -125,18 +126,18 @@ pub async fn unblock<S: Store>(
     State((app, demo)): State<(Arc<App<S>>, DemoProgram)>,
     unkeyed: Unkeyed,
     id: PathId,
-) -> Result<Response, ApiError> {
+) -> Answer {
     let found = dev_card(&app, &demo, unkeyed, id).await?;
-    pin::unblock(State(app), found, OptionalJsonBody(pin::Unblock::default())).await
+    pin::unblock(Api(app, found, OptionalJsonBody(pin::Unblock::default()))).await
 }
 
 pub async fn events<S: Store>(
     State((app, demo)): State<(Arc<App<S>>, DemoProgram)>,
     unkeyed: Unkeyed,
     q: QueryParams<webhooks::ListEvents>,
-) -> Result<Response, ApiError> {
+) -> Answer {
     let auth = dev_auth(&app, &demo, unkeyed).await?;
-    webhooks::list_events(State(app), auth, q).await
+    webhooks::list_events(Listing::new(app, auth, q.0)?).await
 }
 
 /// The sandbox's terminal: `POST /v1/test/cards/{id}/pin/verify`.
@@ -145,7 +146,7 @@ pub async fn sandbox_verify<S: Store>(
     unkeyed: Unkeyed,
     id: PathId,
     body: JsonBody<verify::SandboxVerify>,
-) -> Result<Response, ApiError> {
+) -> Answer {
     let found = dev_card(&app, &demo, unkeyed, id).await?;
-    verify::sandbox_verify(State(app), found, body).await
+    verify::sandbox_verify(Api(app, found, body)).await
 }

@@ -10,6 +10,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use super::error::ApiError;
+use super::shapes::Answer;
 use super::views::{PinEncryptionKey, PinEncryptionKeys, Problem};
 use crate::app::App;
 use crate::store::Store;
@@ -40,10 +41,7 @@ pub async fn list<S: Store>(State(app): State<Arc<App<S>>>) -> Response {
     params(("kid" = String, Path, description = "The key's `kid`")),
     responses((status = 200, description = "`-----BEGIN PUBLIC KEY-----…`", content_type = "application/x-pem-file", body = String),
         (status = 404, description = "`not_found`: no key in service has this kid", body = Problem, content_type = "application/problem+json")))]
-pub async fn pem<S: Store>(
-    State(app): State<Arc<App<S>>>,
-    Path(file): Path<String>,
-) -> Result<Response, ApiError> {
+pub async fn pem<S: Store>(State(app): State<Arc<App<S>>>, Path(file): Path<String>) -> Answer {
     let kid = file
         .strip_suffix(".pem")
         .ok_or_else(|| ApiError::not_found("PIN encryption key"))?;

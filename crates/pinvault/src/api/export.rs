@@ -1,18 +1,14 @@
 //! PIN export (API.md "PIN export").
 
-use std::sync::Arc;
-
-use axum::extract::State;
-use axum::response::{IntoResponse, Response};
+use axum::response::IntoResponse;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::error::ApiError;
-use super::extract::{AuthCard, JsonBody};
+use super::extract::JsonBody;
 use super::limits::Operation;
 use super::responses::{CardOrZoneKeyNotFound, InvalidBody};
+use super::shapes::{Answer, Api, OnCard};
 use super::views::Problem;
-use crate::app::App;
 use crate::store::Store;
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -47,10 +43,8 @@ pub struct ExportedPin {
         InvalidBody,
         (status = 429, description = "`rate_limited`: per API key and per card", body = Problem, content_type = "application/problem+json")))]
 pub async fn export<S: Store>(
-    State(app): State<Arc<App<S>>>,
-    mut found: AuthCard,
-    JsonBody(body): JsonBody<ExportPin>,
-) -> Result<Response, ApiError> {
+    Api(app, mut found, JsonBody(body)): OnCard<S, JsonBody<ExportPin>>,
+) -> Answer {
     let (format, _) = super::verify::block_request(&body.format, &body.zone_key_id, None)?;
     let card = found.limited_card(&app, Operation::Export)?;
     let out = app

@@ -1,17 +1,13 @@
 //! Finding a card at authorization time (API.md "Finding a card at
 //! authorization time").
 
-use std::sync::Arc;
-
-use axum::extract::State;
-use axum::response::{IntoResponse, Response};
+use axum::response::IntoResponse;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::error::ApiError;
-use super::extract::{Auth, JsonBody};
+use super::extract::JsonBody;
+use super::shapes::{Answer, Api, Call};
 use super::views::Problem;
-use crate::app::App;
 use crate::app::lookup::Lookup;
 use crate::domain::sensitive::Sensitive;
 use crate::limits::Scope;
@@ -51,10 +47,8 @@ pub struct CardFound {
         (status = 422, description = "`invalid_pan`, `invalid_request`", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "`rate_limited`: per API key", body = Problem, content_type = "application/problem+json")))]
 pub async fn lookup<S: Store>(
-    State(app): State<Arc<App<S>>>,
-    auth: Auth,
-    JsonBody(body): JsonBody<CardLookup>,
-) -> Result<Response, ApiError> {
+    Api(app, auth, JsonBody(body)): Call<S, JsonBody<CardLookup>>,
+) -> Answer {
     app.limiter.check(Scope::KeyLookups, &[auth.name()])?;
     let q = Lookup {
         pan: body.pan.expose(),

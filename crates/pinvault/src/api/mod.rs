@@ -21,6 +21,7 @@ mod pin;
 mod pin_change;
 mod program;
 mod responses;
+mod shapes;
 mod verify;
 mod views;
 mod webhooks;

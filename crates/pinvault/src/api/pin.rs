@@ -1,24 +1,20 @@
 //! Control tokens, PIN set, reveal and unblock (API.md "Control tokens", "Set or
 //! change the PIN", "Reveal the PIN", "Unblock").
 
-use std::sync::Arc;
-
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
 use serde::Deserialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 
 use super::error::ApiError;
-use super::extract::{
-    Auth, AuthCard, JsonBody, NoBodyOrJson, NoFields, OptionalJsonBody, PathId, from_value,
-};
+use super::extract::{JsonBody, NoFields, OptionalJsonBody, from_value};
 use super::idempotency::{self, Idempotency};
 use super::limits::Operation;
 use super::responses::{
     CardNotFound, IdempotencyConflict, InvalidBody, InvalidPinSet, UnsupportedMediaType,
 };
+use super::shapes::{Answer, Api, AuthId, Idempotent, OnCard, OnId};
 use super::views::{EncryptedPin, Problem, RevealResponse, RevealedPin, TokenView};
 use crate::app::pin::{PinText, RevealTo, Revealed, SetOutcome, UnblockNote};
 use crate::app::{App, Caller};
@@ -95,11 +91,8 @@ pub struct Unblock {
         CardNotFound,
         InvalidBody))]
 pub async fn create_token<S: Store>(
-    State(app): State<Arc<App<S>>>,
-    mut found: AuthCard,
-    headers: HeaderMap,
-    JsonBody(raw): JsonBody<Value>,
-) -> Result<Response, ApiError> {
+    Api(app, mut found, Idempotent(headers, raw)): OnCard<S, Idempotent>,
+) -> Answer {
     let (auth, card_id) = (&found.auth, &found.card_id);
     super::limits::check(&app, Operation::CreateToken, auth, card_id)?;
     let route = format!("POST /v1/cards/{card_id}/control-tokens");
@@ -143,10 +136,8 @@ pub async fn create_token<S: Store>(
         CardNotFound,
         InvalidPinSet))]
 pub async fn set_pin<S: Store>(
-    State(app): State<Arc<App<S>>>,
-    mut found: AuthCard,
-    JsonBody(body): JsonBody<SetPin>,
-) -> Result<Response, ApiError> {
+    Api(app, mut found, JsonBody(body)): OnCard<S, JsonBody<SetPin>>,
+) -> Answer {
     let card = found.card()?;
     set_pin_of(&app, &found.auth, card, body).await
 }
@@ -158,7 +149,7 @@ pub(super) async fn set_pin_of<S: Store>(
     caller: &Caller,
     card: CardRow,
     body: SetPin,
-) -> Result<Response, ApiError> {
+) -> Answer {
     let pin = match (body.pin, body.encrypted_pin) {
         (Some(text), None) => PinText::Clear(text.into_inner()),
         (None, Some(jwe)) => PinText::Encrypted(jwe),
@@ -192,12 +183,7 @@ pub(super) async fn set_pin_of<S: Store>(
     responses((status = 204, description = "The staged PIN is now the card's PIN: set by the cardholder, the fail count reset, the PIN unblocked; nothing is staged any more"),
         CardNotFound,
         (status = 409, description = "`nothing_staged`: no staged PIN, or it expired (with its token), or another commit took it", body = Problem, content_type = "application/problem+json")))]
-pub async fn commit<S: Store>(
-    State(app): State<Arc<App<S>>>,
-    auth: Auth,
-    PathId(card_id): PathId,
-    NoBodyOrJson(_): NoBodyOrJson<NoFields>,
-) -> Result<Response, ApiError> {
+pub async fn commit<S: Store>(Api(app, AuthId(auth, card_id), _): OnId<S>) -> Answer {
     app.commit_staged_pin(&auth, &card_id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -210,10 +196,8 @@ pub async fn commit<S: Store>(
         (status = 409, description = "`pin_not_available`: a card migrated with legacy data whose PIN no verification has captured yet (the token is not spent)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`invalid_request`: `device_key` is not a public P-256 key (wrong `kty` or curve, not on the curve, private part present)", body = Problem, content_type = "application/problem+json")))]
 pub async fn reveal<S: Store>(
-    State(app): State<Arc<App<S>>>,
-    mut found: AuthCard,
-    JsonBody(body): JsonBody<RevealPin>,
-) -> Result<Response, ApiError> {
+    Api(app, mut found, JsonBody(body)): OnCard<S, JsonBody<RevealPin>>,
+) -> Answer {
     let card = found.limited_card(&app, Operation::Reveal)?;
     reveal_of(&app, &found.auth, card, body).await
 }
@@ -225,7 +209,7 @@ pub(super) async fn reveal_of<S: Store>(
     caller: &Caller,
     card: CardRow,
     body: RevealPin,
-) -> Result<Response, ApiError> {
+) -> Answer {
     let to = match body.device_key {
         Some(jwk) => RevealTo::Device(jwk),
         None => RevealTo::Clear,
@@ -252,10 +236,8 @@ pub(super) async fn reveal_of<S: Store>(
         CardNotFound,
         UnsupportedMediaType))]
 pub async fn unblock<S: Store>(
-    State(app): State<Arc<App<S>>>,
-    mut found: AuthCard,
-    OptionalJsonBody(body): OptionalJsonBody<Unblock>,
-) -> Result<Response, ApiError> {
+    Api(app, mut found, OptionalJsonBody(body)): OnCard<S, OptionalJsonBody<Unblock>>,
+) -> Answer {
     let note = UnblockNote {
         description: body.description,
         updated_by: body.updated_by,

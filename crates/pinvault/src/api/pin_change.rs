@@ -1,20 +1,16 @@
 //! PIN change at an ATM, and its reversal (API.md "PIN change at an ATM").
 
-use std::sync::Arc;
-
-use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::IntoResponse;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::error::ApiError;
-use super::extract::{Auth, JsonBody, PathId};
+use super::extract::JsonBody;
 use super::limits::Operation;
 use super::responses::{CardOrZoneKeyNotFound, ZoneKeyForExport};
+use super::shapes::{Answer, Api, AuthId, OnId, Unread};
 use super::verify::{BlockBytes, block_request, refused};
 use super::views::Problem;
-use crate::app::App;
 use crate::app::pin_change::{AtmChange, ChangeError};
 use crate::app::verify::{Outcome, VerifyError};
 use crate::domain::sensitive::Sensitive;
@@ -63,11 +59,8 @@ pub struct ChangeResult {
         CardOrZoneKeyNotFound,
         (status = 422, description = "`decryption_failed` (either block; no try counted), `invalid_pin` / `weak_pin` (the new PIN; nothing changed but the reset fail count), `invalid_request`", body = Problem, content_type = "application/problem+json")))]
 pub async fn change<S: Store>(
-    State(app): State<Arc<App<S>>>,
-    auth: Auth,
-    PathId(card_id): PathId,
-    JsonBody(body): JsonBody<ChangePin>,
-) -> Result<Response, ApiError> {
+    Api(app, AuthId(auth, card_id), JsonBody(body)): OnId<S, JsonBody<ChangePin>>,
+) -> Answer {
     super::limits::check(&app, Operation::Verify, &auth, &card_id)?;
     super::limits::check_decrypt_failures(&app, &auth, &card_id)?;
     let (format, icc) = block_request(&body.format, &body.zone_key_id, body.icc_data.as_ref())?;
@@ -123,10 +116,8 @@ pub async fn change<S: Store>(
         (status = 404, description = "`not_found`: no such PIN change for this program", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`reversal_not_possible`: more than 24 hours old, reversed already, or the PIN changed since", body = Problem, content_type = "application/problem+json")))]
 pub async fn reverse<S: Store>(
-    State(app): State<Arc<App<S>>>,
-    auth: Auth,
-    PathId(change_id): PathId,
-) -> Result<Response, ApiError> {
+    Api(app, AuthId(auth, change_id), Unread): OnId<S, Unread>,
+) -> Answer {
     app.reverse_pin_change(&auth, &change_id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

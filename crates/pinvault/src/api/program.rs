@@ -1,16 +1,13 @@
 //! The calling program (API.md "Programs": `GET` and `PATCH /v1/program`).
 
-use std::sync::Arc;
-
-use axum::extract::State;
-use axum::response::{IntoResponse, Response};
+use axum::response::IntoResponse;
 use serde_json::{Map, Value};
 
 use super::error::ApiError;
 use super::extract::{Auth, JsonBody};
 use super::responses::InvalidBody;
+use super::shapes::{Answer, Api, Call};
 use super::views::{Problem, ProgramView};
-use crate::app::App;
 use crate::domain::program::PinSetMode;
 use crate::domain::time::now;
 use crate::store::{ProgramRow, Store};
@@ -22,7 +19,7 @@ pub fn program_json(p: &ProgramRow) -> Value {
 /// The calling program: id, name, mode and settings.
 #[utoipa::path(get, path = "/v1/program", operation_id = "getProgram", tag = "program", responses((status = 200, description = "OK", body = ProgramView)))]
 #[allow(clippy::extra_unused_type_parameters)] // names the router's state type for `Auth`
-pub async fn get<S: Store>(auth: Auth) -> Result<Response, ApiError> {
+pub async fn get<S: Store>(auth: Auth) -> Answer {
     Ok(axum::Json(ProgramView::new(&auth.program)).into_response())
 }
 
@@ -33,10 +30,8 @@ pub async fn get<S: Store>(auth: Auth) -> Result<Response, ApiError> {
         (status = 403, description = "a privileged setting (`forbidden`)", body = Problem, content_type = "application/problem+json"),
         InvalidBody))]
 pub async fn update<S: Store>(
-    State(app): State<Arc<App<S>>>,
-    auth: Auth,
-    JsonBody(body): JsonBody<Map<String, Value>>,
-) -> Result<Response, ApiError> {
+    Api(app, auth, JsonBody(body)): Call<S, JsonBody<Map<String, Value>>>,
+) -> Answer {
     let changes = match body.get("settings") {
         Some(Value::Object(inner)) if body.len() == 1 => inner.clone(),
         Some(_) => {

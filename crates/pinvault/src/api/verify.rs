@@ -1,9 +1,6 @@
 //! PIN verification at authorization time, its sandbox, and the zone keys it
 //! uses (API.md "PIN verification", "Sandbox").
 
-use std::sync::Arc;
-
-use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use pinblock::{Format, Pin};
@@ -12,9 +9,10 @@ use utoipa::{IntoParams, ToSchema};
 use zeroize::Zeroizing;
 
 use super::error::{ApiError, Code};
-use super::extract::{Auth, AuthCard, JsonBody, QueryParams};
+use super::extract::{Auth, JsonBody};
 use super::limits::Operation;
 use super::responses::{CardOrZoneKeyNotFound, InvalidQuery, ZoneKeyForExport};
+use super::shapes::{Answer, Api, Listing, OnCard};
 use super::views::Problem;
 use crate::app::App;
 use crate::app::verify::{Entered, Verdict, VerifyError};
@@ -122,6 +120,8 @@ pub struct ListZoneKeys {
     /// The id of the last zone key of the previous page.
     starting_after: Option<String>,
 }
+
+super::shapes::paged!(ListZoneKeys);
 
 /// A PIN block's bytes from its hex, zeroed on drop. Not hex, or longer than
 /// an AES block: no bytes, refused as undecryptable (no try counted).
@@ -268,10 +268,8 @@ pub(super) fn refused<S: Store>(app: &App<S>, e: VerifyError) -> ApiError {
         CardOrZoneKeyNotFound,
         (status = 422, description = "`decryption_failed` (no try counted), `invalid_request`", body = Problem, content_type = "application/problem+json")))]
 pub async fn verify<S: Store>(
-    State(app): State<Arc<App<S>>>,
-    mut found: AuthCard,
-    JsonBody(body): JsonBody<VerifyPin>,
-) -> Result<Response, ApiError> {
+    Api(app, mut found, JsonBody(body)): OnCard<S, JsonBody<VerifyPin>>,
+) -> Answer {
     let card = found.limited_card(&app, Operation::Verify)?;
     let auth = found.auth;
     super::limits::check_decrypt_failures(&app, &auth, &card.id)?;
@@ -299,10 +297,8 @@ pub async fn verify<S: Store>(
         (status = 404, description = "`not_found`: no such card, or a live program", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`invalid_pin` (4 to 12 digits; no try counted)", body = Problem, content_type = "application/problem+json")))]
 pub async fn sandbox_verify<S: Store>(
-    State(app): State<Arc<App<S>>>,
-    mut found: AuthCard,
-    JsonBody(body): JsonBody<SandboxVerify>,
-) -> Result<Response, ApiError> {
+    Api(app, mut found, JsonBody(body)): OnCard<S, JsonBody<SandboxVerify>>,
+) -> Answer {
     let auth = &found.auth;
     if auth.program.mode != Mode::Test {
         // As if the route did not exist (the router's own 404).
@@ -328,15 +324,12 @@ pub async fn sandbox_verify<S: Store>(
 /// `pinvault zone-keys import` and granted to it), newest first.
 #[utoipa::path(get, path = "/v1/zone-keys", operation_id = "listZoneKeys", tag = "verification", params(ListZoneKeys),
     responses((status = 200, description = "OK", body = ZoneKeyList), InvalidQuery))]
-pub async fn list_zone_keys<S: Store>(
-    State(app): State<Arc<App<S>>>,
-    auth: Auth,
-    QueryParams(q): QueryParams<ListZoneKeys>,
-) -> Result<Response, ApiError> {
-    let limit = ApiError::page_limit(q.limit)?;
-    let page = app
+pub async fn list_zone_keys<S: Store>(l: Listing<S, ListZoneKeys>) -> Answer {
+    let program = &l.auth.program.id;
+    let page = l
+        .app
         .store
-        .list_program_zone_keys(&auth.program.id, limit, q.starting_after.as_deref())
+        .list_program_zone_keys(program, l.limit, l.after())
         .await?;
     super::page::answer(page, "zone key", |keys, has_more| {
         let data = keys.iter().map(ZoneKeyView::new).collect();

@@ -1,20 +1,17 @@
 //! Events and webhook endpoints (API.md "Webhooks and events").
 
-use std::sync::Arc;
-
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::{IntoParams, ToSchema};
 
 use super::error::ApiError;
-use super::extract::{Auth, JsonBody, PathId, QueryParams, from_value};
+use super::extract::{PathId, from_value};
 use super::idempotency::{self, Idempotency};
 use super::responses::{IdempotencyConflict, InvalidQuery, NotFound};
+use super::shapes::{Answer, Api, AuthId, Call, Idempotent, Listing, OnId, Unread};
 use super::views::Problem;
-use crate::app::App;
 use crate::domain::card::CARD_PREFIX;
 use crate::domain::ids::{Secret, is_id, new_id};
 use crate::domain::sensitive::Sensitive;
@@ -160,6 +157,8 @@ pub struct Page {
     starting_after: Option<String>,
 }
 
+super::shapes::paged!(Page, ListEvents);
+
 fn endpoint_view(e: &WebhookEndpointRow) -> EndpointView {
     EndpointView {
         id: e.id.clone(),
@@ -189,12 +188,8 @@ fn delivery_view(d: &DeliveryRow) -> DeliveryView {
 /// The program's events, newest first.
 #[utoipa::path(get, path = "/v1/events", operation_id = "listEvents", tag = "events", params(ListEvents),
     responses((status = 200, description = "OK", body = EventList), InvalidQuery))]
-pub async fn list_events<S: Store>(
-    State(app): State<Arc<App<S>>>,
-    auth: Auth,
-    QueryParams(q): QueryParams<ListEvents>,
-) -> Result<Response, ApiError> {
-    let limit = ApiError::page_limit(q.limit)?;
+pub async fn list_events<S: Store>(l: Listing<S, ListEvents>) -> Answer {
+    let q = &l.query;
     if let Some(t) = &q.kind {
         if EventType::parse(t).is_none() {
             return Err(ApiError::bad_request(format!(
@@ -213,15 +208,11 @@ pub async fn list_events<S: Store>(
             return Err(ApiError::bad_request("`starting_after` is not an event id"));
         }
     }
-    let page = app
+    let (card, kind) = (q.card_id.as_deref(), q.kind.as_deref());
+    let page = l
+        .app
         .store
-        .list_events(
-            &auth.program.id,
-            q.card_id.as_deref(),
-            q.kind.as_deref(),
-            limit,
-            q.starting_after.as_deref(),
-        )
+        .list_events(&l.auth.program.id, card, kind, l.limit, l.after())
         .await?;
     super::page::answer(page, "event of this program", |events, has_more| {
         let data = events
@@ -239,11 +230,8 @@ pub async fn list_events<S: Store>(
         IdempotencyConflict,
         (status = 422, description = "`invalid_request`: a bad URL, a refused target, an unknown event type (or format, or a name the format does not have)", body = Problem, content_type = "application/problem+json")))]
 pub async fn create_endpoint<S: Store>(
-    State(app): State<Arc<App<S>>>,
-    auth: Auth,
-    headers: HeaderMap,
-    JsonBody(raw): JsonBody<Value>,
-) -> Result<Response, ApiError> {
+    Api(app, auth, Idempotent(headers, raw)): Call<S, Idempotent>,
+) -> Answer {
     let idem = Idempotency::from_headers(
         &headers,
         &auth.program.id,
@@ -323,15 +311,11 @@ pub async fn create_endpoint<S: Store>(
 /// The program's webhook endpoints, newest first (never their secrets).
 #[utoipa::path(get, path = "/v1/webhook-endpoints", operation_id = "listWebhookEndpoints", tag = "events", params(Page),
     responses((status = 200, description = "OK", body = EndpointList), InvalidQuery))]
-pub async fn list_endpoints<S: Store>(
-    State(app): State<Arc<App<S>>>,
-    auth: Auth,
-    QueryParams(q): QueryParams<Page>,
-) -> Result<Response, ApiError> {
-    let limit = ApiError::page_limit(q.limit)?;
-    let page = app
+pub async fn list_endpoints<S: Store>(l: Listing<S, Page>) -> Answer {
+    let page = l
+        .app
         .store
-        .list_webhook_endpoints(&auth.program.id, limit, q.starting_after.as_deref())
+        .list_webhook_endpoints(&l.auth.program.id, l.limit, l.after())
         .await?;
     super::page::answer(
         page,
@@ -348,10 +332,8 @@ pub async fn list_endpoints<S: Store>(
     responses((status = 204, description = "Deleted"),
         NotFound))]
 pub async fn delete_endpoint<S: Store>(
-    State(app): State<Arc<App<S>>>,
-    auth: Auth,
-    PathId(id): PathId,
-) -> Result<Response, ApiError> {
+    Api(app, AuthId(auth, id), Unread): OnId<S, Unread>,
+) -> Answer {
     if !is_id(&id, ENDPOINT_PREFIX)
         || !app
             .store
@@ -379,26 +361,18 @@ pub async fn delete_endpoint<S: Store>(
     responses((status = 200, description = "OK", body = DeliveryList),
         InvalidQuery,
         NotFound))]
-pub async fn list_deliveries<S: Store>(
-    State(app): State<Arc<App<S>>>,
-    auth: Auth,
-    PathId(id): PathId,
-    QueryParams(q): QueryParams<Page>,
-) -> Result<Response, ApiError> {
-    let limit = ApiError::page_limit(q.limit)?;
+pub async fn list_deliveries<S: Store>(l: Listing<S, Page>, PathId(id): PathId) -> Answer {
+    let app = &l.app;
     if !is_id(&id, ENDPOINT_PREFIX)
         || app
             .store
-            .get_webhook_endpoint(&auth.program.id, &id)
+            .get_webhook_endpoint(&l.auth.program.id, &id)
             .await?
             .is_none()
     {
         return Err(ApiError::not_found("webhook endpoint"));
     }
-    let page = app
-        .store
-        .list_deliveries(&id, limit, q.starting_after.as_deref())
-        .await?;
+    let page = app.store.list_deliveries(&id, l.limit, l.after()).await?;
     super::page::answer(page, "delivery of this endpoint", |rows, has_more| {
         let data = rows.iter().map(delivery_view).collect();
         Ok(DeliveryList { data, has_more })

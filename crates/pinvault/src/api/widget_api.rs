@@ -5,7 +5,6 @@
 use std::sync::Arc;
 
 use axum::extract::{FromRequest, FromRequestParts, Request, State};
-use axum::response::Response;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -15,6 +14,7 @@ use super::error::ApiError;
 use super::extract::JsonBody;
 use super::pin::{RevealPin, SetPin, reveal_of, set_pin_of};
 use super::responses::InvalidPinSet;
+use super::shapes::Answer;
 use super::views::{EncryptedPin, Problem};
 use super::widgets::Unkeyed;
 use crate::app::{App, Caller};
@@ -99,7 +99,7 @@ pub struct WidgetRevealPin {
 pub async fn api_set_pin<S: Store>(
     State(app): State<Arc<App<S>>>,
     WidgetCall { body, card, caller }: WidgetCall<WidgetSetPin>,
-) -> Result<Response, ApiError> {
+) -> Answer {
     let body = SetPin {
         control_token: body.control_token,
         pin: None,
@@ -117,7 +117,7 @@ pub async fn api_set_pin<S: Store>(
 pub async fn api_reveal_pin<S: Store>(
     State(app): State<Arc<App<S>>>,
     WidgetCall { body, card, caller }: WidgetCall<WidgetRevealPin>,
-) -> Result<Response, ApiError> {
+) -> Answer {
     // The card's reveal limit holds here too (the API key's does not: there is none).
     app.limiter.check(
         crate::limits::Scope::CardReveal,

@@ -16,6 +16,7 @@ use zeroize::Zeroize;
 
 use super::error::{ApiError, Code};
 use super::extract::{ClientAddr, RequestId};
+use super::shapes::Answer;
 use super::views::Problem;
 use crate::app::{App, Caller, CallerKind};
 use crate::domain::ids::Secret;
@@ -236,7 +237,7 @@ macro_rules! widget_page {
         pub async fn $get<S: Store>(
             State(app): State<Arc<App<S>>>,
             uri: axum::http::Uri,
-        ) -> Result<Response, ApiError> {
+        ) -> Answer {
             page(&app, $widget, parse_fields(query_bytes(&uri))?, "token").await
         }
 
@@ -253,7 +254,7 @@ macro_rules! widget_page {
             uri: axum::http::Uri,
             headers: HeaderMap,
             body: Result<Bytes, BytesRejection>,
-        ) -> Result<Response, ApiError> {
+        ) -> Answer {
             let body = body.map_err(form_unreadable)?;
             let fields = if body.is_empty() && uri.query().is_some_and(|q| !q.is_empty()) {
                 parse_fields(query_bytes(&uri))?
@@ -288,12 +289,7 @@ widget_page!(
 
 /// Renders a widget page. The token is checked, not redeemed: one that can no
 /// longer be used shows its code at once.
-async fn page<S: Store>(
-    app: &App<S>,
-    widget: Widget,
-    fields: Fields,
-    token_field: &str,
-) -> Result<Response, ApiError> {
+async fn page<S: Store>(app: &App<S>, widget: Widget, fields: Fields, token_field: &str) -> Answer {
     let appearance = Appearance::parse(fields.0.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .map_err(ApiError::bad_request)?;
     let Some(presented) = fields.get(token_field).filter(|t| !t.is_empty()) else {

@@ -3,20 +3,15 @@
 //! to which the device POSTs the token as `controlId` (v1 widgets). Errors in
 //! problem+json, as v1.
 
-use std::sync::Arc;
-
-use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{CardErrors, NamedCard, answer};
-use crate::api::error::ApiError;
+use super::{CardErrors, Named, NamedCard, answer};
 use crate::api::extract::NoBodyOrJson;
 use crate::api::limits::{self, Operation};
+use crate::api::shapes::{Answer, Api};
 use crate::api::views::Problem;
-use crate::app::App;
 use crate::app::tokens::TokenOptions;
 use crate::domain::sensitive::Sensitive;
 use crate::domain::token::TokenType;
@@ -51,10 +46,11 @@ pub struct PinControl {
         (status = 403, description = "`reveal_disabled`", body = Problem, content_type = "application/problem+json"),
         CardErrors))]
 pub async fn pin_control<S: Store>(
-    State(app): State<Arc<App<S>>>,
-    NamedCard { auth, card }: NamedCard,
-    NoBodyOrJson(body): NoBodyOrJson<PinControlRequest>,
-) -> Result<Response, ApiError> {
+    Api(app, NamedCard { auth, card }, NoBodyOrJson(body)): Named<
+        S,
+        NoBodyOrJson<PinControlRequest>,
+    >,
+) -> Answer {
     limits::check(&app, Operation::CreateToken, &auth, &card.id)?;
     let method = body
         .cardholder_verification_method

@@ -2,19 +2,16 @@
 //! `/pins/reveal`. The token names the card; the card's program must be the
 //! caller's. Errors `{"error_message","error_code"}`.
 
-use std::sync::Arc;
-
-use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::IntoResponse;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::answer;
 use crate::api::error::ApiError;
-use crate::api::extract::{Auth, JsonBody};
+use crate::api::extract::JsonBody;
 use crate::api::limits::{self, Operation};
-use crate::app::App;
+use crate::api::shapes::{Answer, Api, Call};
 use crate::app::pin::{PinText, RevealTo, Revealed, SetOutcome};
 use crate::app::tokens::TokenOptions;
 use crate::domain::sensitive::Sensitive;
@@ -79,10 +76,8 @@ pub struct MarqetaReveal {
         (status = 404, description = "`not_found`: no such card", body = MarqetaError),
         (status = 409, description = "`card_ambiguous`: several cards carry this `external_id`", body = MarqetaError)))]
 pub async fn control_token<S: Store>(
-    State(app): State<Arc<App<S>>>,
-    auth: Auth,
-    JsonBody(body): JsonBody<MarqetaTokenRequest>,
-) -> Result<Response, ApiError> {
+    Api(app, auth, JsonBody(body)): Call<S, JsonBody<MarqetaTokenRequest>>,
+) -> Answer {
     let kind = match body.controltoken_type.as_deref() {
         None | Some("SET_PIN") => TokenType::SetPin,
         Some("REVEAL_PIN") => TokenType::RevealPin,
@@ -114,10 +109,8 @@ pub async fn control_token<S: Store>(
         (status = 403, description = "Token errors, `plaintext_not_allowed`", body = MarqetaError),
         (status = 422, description = "`invalid_pin`, `weak_pin`, `invalid_request`", body = MarqetaError)))]
 pub async fn set_pin<S: Store>(
-    State(app): State<Arc<App<S>>>,
-    auth: Auth,
-    JsonBody(body): JsonBody<MarqetaSetPin>,
-) -> Result<Response, ApiError> {
+    Api(app, auth, JsonBody(body)): Call<S, JsonBody<MarqetaSetPin>>,
+) -> Answer {
     let token = body.control_token.expose();
     let card = app.card_of_token(&auth, token, TokenType::SetPin).await?;
     let pin = PinText::Clear(body.pin.into_inner());
@@ -143,10 +136,8 @@ pub struct MarqetaPin {
         (status = 403, description = "Token errors, `reveal_disabled`, `plaintext_not_allowed`", body = MarqetaError),
         (status = 409, description = "`pin_not_available`", body = MarqetaError)))]
 pub async fn reveal<S: Store>(
-    State(app): State<Arc<App<S>>>,
-    auth: Auth,
-    JsonBody(body): JsonBody<MarqetaReveal>,
-) -> Result<Response, ApiError> {
+    Api(app, auth, JsonBody(body)): Call<S, JsonBody<MarqetaReveal>>,
+) -> Answer {
     let token = body.control_token.expose();
     let card = app
         .card_of_token(&auth, token, TokenType::RevealPin)

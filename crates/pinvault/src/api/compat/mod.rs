@@ -27,7 +27,8 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::error::ApiError;
-use super::extract::{AcceptsBasic, Auth, PathId};
+use super::extract::{AcceptsBasic, Auth, NoBodyOrJson, NoFields, PathId};
+use crate::api::shapes::Api;
 use crate::app::App;
 use crate::store::{CardRow, Store};
 
@@ -146,6 +147,9 @@ pub struct NamedCard {
     pub auth: Auth,
     pub card: CardRow,
 }
+
+/// A route on the card its path names by id or `external_id`.
+pub type Named<S, B = NoBodyOrJson<NoFields>> = Api<S, NamedCard, B>;
 
 impl<S: Store> FromRequestParts<Arc<App<S>>> for NamedCard {
     type Rejection = ApiError;

@@ -3,20 +3,15 @@
 //! the card's PIN data. Webhook endpoints with `"format":"spidr"` get Spidr's
 //! names (`domain::webhook_format`). Errors in problem+json, as v1.
 
-use std::sync::Arc;
-
-use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::Response;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::{CardErrors, NamedCard, answer};
-use crate::api::error::ApiError;
+use super::{CardErrors, Named, NamedCard, answer};
 use crate::api::extract::{NoBodyOrJson, NoFields};
 use crate::api::limits::{self, Operation};
+use crate::api::shapes::{Answer, Api, Unread};
 use crate::api::views::Problem;
-use crate::app::App;
 use crate::app::pin::UnblockNote;
 use crate::app::tokens::TokenOptions;
 use crate::domain::sensitive::Sensitive;
@@ -75,9 +70,8 @@ pub struct SpidrCard {
     responses((status = 200, description = "A new token (older unused ones stop working)", body = SpidrToken),
         CardErrors))]
 pub async fn pin_change_token<S: Store>(
-    State(app): State<Arc<App<S>>>,
-    NamedCard { auth, card }: NamedCard,
-) -> Result<Response, ApiError> {
+    Api(app, NamedCard { auth, card }, Unread): Named<S, Unread>,
+) -> Answer {
     limits::check(&app, Operation::CreateToken, &auth, &card.id)?;
     let options = TokenOptions {
         always_staged: true,
@@ -106,10 +100,8 @@ pub async fn pin_change_token<S: Store>(
         CardErrors,
         (status = 409, description = "`nothing_staged`: no staged PIN, or it expired (with its token), or another commit took it; `card_ambiguous`: several of the program's cards carry this `external_id`", body = Problem, content_type = "application/problem+json")))]
 pub async fn commit<S: Store>(
-    State(app): State<Arc<App<S>>>,
-    NamedCard { auth, card }: NamedCard,
-    NoBodyOrJson(_): NoBodyOrJson<NoFields>,
-) -> Result<Response, ApiError> {
+    Api(app, NamedCard { auth, card }, NoBodyOrJson(_)): Named<S, NoBodyOrJson<NoFields>>,
+) -> Answer {
     app.commit_staged_pin(&auth, &card.id).await?;
     Ok(answer(
         StatusCode::OK,
@@ -127,10 +119,8 @@ pub async fn commit<S: Store>(
     responses((status = 200, description = "Reset", body = SpidrReset),
         CardErrors))]
 pub async fn reset<S: Store>(
-    State(app): State<Arc<App<S>>>,
-    NamedCard { auth, card }: NamedCard,
-    NoBodyOrJson(_): NoBodyOrJson<NoFields>,
-) -> Result<Response, ApiError> {
+    Api(app, NamedCard { auth, card }, NoBodyOrJson(_)): Named<S, NoBodyOrJson<NoFields>>,
+) -> Answer {
     let after = app
         .unblock_pin(&auth, &card.id, UnblockNote::default())
         .await?;
@@ -147,7 +137,7 @@ pub async fn reset<S: Store>(
     params(("id" = String, Path, description = "The card's id or `external_id`")),
     responses((status = 200, description = "The card", body = SpidrCard),
         CardErrors))]
-pub async fn card(NamedCard { card, .. }: NamedCard) -> Result<Response, ApiError> {
+pub async fn card(NamedCard { card, .. }: NamedCard) -> Answer {
     Ok(answer(
         StatusCode::OK,
         &SpidrCard {

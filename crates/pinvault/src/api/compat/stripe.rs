@@ -9,7 +9,6 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::Response;
 use serde::Serialize;
 use utoipa::ToSchema;
 use zeroize::Zeroizing;
@@ -17,6 +16,7 @@ use zeroize::Zeroizing;
 use super::{NamedCard, StripeCardErrors, answer};
 use crate::api::error::{ApiError, Code};
 use crate::api::extract::unreadable;
+use crate::api::shapes::Answer;
 use crate::api::widgets::is_form;
 use crate::app::App;
 use crate::app::pin::PinText;
@@ -159,7 +159,7 @@ pub async fn update<S: Store>(
     NamedCard { auth, mut card }: NamedCard,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Response, ApiError> {
+) -> Answer {
     let body = body.map_err(unreadable)?;
     if !body.is_empty() && !is_form(&headers) {
         return Err(ApiError::new(
@@ -188,7 +188,7 @@ pub async fn update<S: Store>(
     params(("id" = String, Path, description = "The card's id or `external_id`")),
     responses((status = 200, description = "The card", body = StripeCard),
         StripeCardErrors))]
-pub async fn get(NamedCard { auth, card }: NamedCard) -> Result<Response, ApiError> {
+pub async fn get(NamedCard { auth, card }: NamedCard) -> Answer {
     Ok(answer(
         StatusCode::OK,
         &stripe_card(&card, auth.program.mode == Mode::Live),

@@ -9,15 +9,16 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::IntoResponse;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use zeroize::Zeroizing;
 
-use super::{CardErrors, NamedCard, answer};
+use super::{CardErrors, Named, NamedCard, answer};
 use crate::api::error::ApiError;
 use crate::api::extract::{OptionalJsonBody, unreadable};
 use crate::api::limits::{self, Operation};
+use crate::api::shapes::{Answer, Api, Unread};
 use crate::app::App;
 use crate::app::pin::{PinText, UnblockNote};
 use crate::store::Store;
@@ -111,7 +112,7 @@ pub async fn set_pin<S: Store>(
     State(app): State<Arc<App<S>>>,
     NamedCard { auth, card }: NamedCard,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Response, ApiError> {
+) -> Answer {
     let body = set_body(&body.map_err(unreadable)?)?;
     app.set_pin_directly(&auth, &card, PinText::Clear(body.pin))
         .await?;
@@ -127,9 +128,8 @@ pub async fn set_pin<S: Store>(
         CardErrors,
         (status = 409, description = "`pin_not_available`: a migrated card whose PIN no verification has captured yet; `card_ambiguous`: several of the program's cards carry this `external_id`", body = crate::api::views::Problem, content_type = "application/problem+json")))]
 pub async fn get_pin<S: Store>(
-    State(app): State<Arc<App<S>>>,
-    NamedCard { auth, card }: NamedCard,
-) -> Result<Response, ApiError> {
+    Api(app, NamedCard { auth, card }, Unread): Named<S, Unread>,
+) -> Answer {
     limits::check(&app, Operation::Reveal, &auth, &card.id)?;
     let pin = app.reveal_pin_directly(&auth, &card).await?;
     Ok(answer(StatusCode::OK, &ThreddPin { pin }))
@@ -140,7 +140,7 @@ pub async fn get_pin<S: Store>(
     params(("id" = String, Path, description = "The card's id or `external_id`")),
     responses((status = 200, description = "The PIN's status", body = ThreddStatus),
         CardErrors))]
-pub async fn status(NamedCard { auth, card }: NamedCard) -> Result<Response, ApiError> {
+pub async fn status(NamedCard { auth, card }: NamedCard) -> Answer {
     let remaining = u32::from(auth.program.settings.max_tries).saturating_sub(card.fail_count);
     Ok(answer(
         StatusCode::OK,
@@ -164,10 +164,11 @@ pub async fn status(NamedCard { auth, card }: NamedCard) -> Result<Response, Api
     responses((status = 204, description = "Unblocked"),
         CardErrors))]
 pub async fn unblock<S: Store>(
-    State(app): State<Arc<App<S>>>,
-    NamedCard { auth, card }: NamedCard,
-    OptionalJsonBody(body): OptionalJsonBody<ThreddUnblock>,
-) -> Result<Response, ApiError> {
+    Api(app, NamedCard { auth, card }, OptionalJsonBody(body)): Named<
+        S,
+        OptionalJsonBody<ThreddUnblock>,
+    >,
+) -> Answer {
     let note = UnblockNote {
         description: body.description,
         updated_by: body.updated_by,
