@@ -21,6 +21,7 @@ mod pin;
 mod pin_change;
 mod program;
 mod responses;
+mod routes;
 mod shapes;
 mod verify;
 mod views;
@@ -35,18 +36,19 @@ pub use program::program_json;
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::{delete, get, post, put};
+use axum::routing::{get, post};
+use axum::{Extension, Router};
 use tracing::Instrument;
 
 use crate::app::App;
 use crate::domain::ids::new_id;
 use crate::store::Store;
 use error::{ApiError, Code};
+use extract::AcceptsBasic;
 
 /// Largest request body accepted (the largest legitimate one, a card with an
 /// encrypted PIN, is under 2 KiB).
@@ -54,85 +56,18 @@ pub const BODY_LIMIT: usize = 64 * 1024;
 
 /// The service's routes; with `demo` (`serve --dev`), also `/demo` acting as that program.
 pub fn router<S: Store>(app: Arc<App<S>>, demo: Option<DemoProgram>) -> Router {
-    let mut router = Router::new()
-        .route("/v1/cards", post(cards::create::<S>).get(cards::list::<S>))
-        .route("/v1/card-lookups", post(lookup::lookup::<S>))
-        .route("/v1/issuer-key-sets", get(chip::list_issuer_key_sets::<S>))
-        .route(
-            "/v1/cards/{id}/chip/unblock-offline-pin",
-            post(chip::unblock_offline_pin::<S>),
-        )
-        .route("/v1/cards/{id}/chip/scripts", post(chip::scripts::<S>))
-        .route("/v1/cards/{id}", get(cards::get).patch(cards::update::<S>))
-        .route("/v1/cards/{id}/pin/status", get(cards::pin_status))
-        .route(
-            "/v1/cards/{id}/control-tokens",
-            post(pin::create_token::<S>),
-        )
-        .route("/v1/cards/{id}/pin", put(pin::set_pin::<S>))
-        .route("/v1/cards/{id}/pin/commit", post(pin::commit::<S>))
-        .route("/v1/cards/{id}/pin/reveal", post(pin::reveal::<S>))
-        .route("/v1/cards/{id}/pin/unblock", post(pin::unblock::<S>))
-        .route("/v1/cards/{id}/pin/export", post(export::export::<S>))
-        .route("/v1/pin-encryption-keys", get(encryption_keys::list::<S>))
+    let mut router = routes::api::<S>()
+        // The widget pages and their API (a token lookup, and crypto, each)
+        // are limited per client address; their static assets are not.
+        .merge(limits::per_address(app.clone(), routes::widgets::<S>()))
+        .merge(routes::compat::<S>().layer(Extension(AcceptsBasic)))
+        // Documented as `…/{kid}.pem`: axum takes one parameter a segment.
         .route(
             "/v1/pin-encryption-keys/{file}",
             get(encryption_keys::pem::<S>),
         )
-        .route("/v1/cards/{id}/pin/verify", post(verify::verify::<S>))
-        .route("/v1/cards/{id}/pin/change", post(pin_change::change::<S>))
-        .route(
-            "/v1/pin-changes/{id}/reverse",
-            post(pin_change::reverse::<S>),
-        )
-        .route(
-            "/v1/test/cards/{id}/pin/verify",
-            post(verify::sandbox_verify::<S>),
-        )
-        .route("/v1/zone-keys", get(verify::list_zone_keys::<S>))
-        .route("/v1/events", get(webhooks::list_events::<S>))
-        .route(
-            "/v1/webhook-endpoints",
-            post(webhooks::create_endpoint::<S>).get(webhooks::list_endpoints::<S>),
-        )
-        .route(
-            "/v1/webhook-endpoints/{id}",
-            delete(webhooks::delete_endpoint::<S>),
-        )
-        .route(
-            "/v1/webhook-endpoints/{id}/deliveries",
-            get(webhooks::list_deliveries::<S>),
-        )
-        .route(
-            "/v1/program",
-            get(program::get::<S>).patch(program::update::<S>),
-        )
-        .route("/healthz", get(ops::healthz))
-        .route("/readyz", get(ops::readyz::<S>))
-        .route("/metrics", get(ops::metrics::<S>))
-        .route("/openapi.json", get(openapi::openapi))
-        // The widget pages and their API (a token lookup, and crypto, each)
-        // are limited per client address; their static assets are not.
-        .merge(limits::per_address(
-            app.clone(),
-            Router::new()
-                .route(
-                    "/widgets/pin-set",
-                    get(widgets::pin_set_get::<S>).post(widgets::pin_set_post::<S>),
-                )
-                .route(
-                    "/widgets/pin-reveal",
-                    get(widgets::pin_reveal_get::<S>).post(widgets::pin_reveal_post::<S>),
-                )
-                .route("/widgets/api/pin-set", post(widget_api::api_set_pin::<S>))
-                .route(
-                    "/widgets/api/pin-reveal",
-                    post(widget_api::api_reveal_pin::<S>),
-                ),
-        ))
         .route("/widgets/assets/widget.js", get(widgets::widget_js))
-        .route("/widgets/assets/widget.css", get(widgets::widget_css))
-        .route("/sdk/pinvault.js", get(widgets::sdk_js));
+        .route("/widgets/assets/widget.css", get(widgets::widget_css));
     if let Some(demo) = demo {
         router = router.merge(
             Router::new()
@@ -155,7 +90,6 @@ pub fn router<S: Store>(app: Arc<App<S>>, demo: Option<DemoProgram>) -> Router {
         );
     }
     router
-        .merge(compat::router::<S>())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))

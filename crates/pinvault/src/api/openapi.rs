@@ -1,18 +1,15 @@
 //! The OpenAPI 3.1 document, generated from the handlers' annotations and the
 //! request and response types they use.
 
-use std::sync::OnceLock;
-
-use axum::http::header;
-use axum::response::{IntoResponse, Response};
-use utoipa::openapi::path::{Operation, PathItem};
+use utoipa::openapi::path::{Operation, PathItem, Paths};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::{RefOr, schema::Schema};
 use utoipa::{Modify, OpenApi};
 
 use super::compat::{enfuce, marqeta, spidr, stripe, thredd};
 use super::{
-    cards, chip, encryption_keys, export, extract, lookup, ops, pin, pin_change, program, verify,
-    views, webhooks, widget_api, widgets,
+    cards, chip, export, extract, lookup, pin, pin_change, program, verify, views, webhooks,
+    widget_api, widgets,
 };
 
 #[derive(OpenApi)]
@@ -21,25 +18,6 @@ use super::{
         title = "pinvault",
         description = "Self-hostable card PIN service: PIN set, reveal and verification without the program's back end ever seeing a PIN. Every route, field, error code, event, setting and command is explained in docs/reference.md of the pinvault repository (the architecture in docs/architecture.md, the security model in docs/security.md).",
         license(name = "Apache-2.0", identifier = "Apache-2.0"),
-    ),
-    paths(
-        cards::create, cards::list, cards::get, cards::update, cards::pin_status, lookup::lookup,
-        pin::create_token, pin::set_pin, pin::commit, pin::reveal, pin::unblock, export::export,
-        encryption_keys::list, encryption_keys::pem,
-        verify::verify, verify::sandbox_verify, verify::list_zone_keys,
-        pin_change::change, pin_change::reverse,
-        chip::list_issuer_key_sets, chip::unblock_offline_pin, chip::scripts,
-        webhooks::list_events, webhooks::create_endpoint, webhooks::list_endpoints,
-        webhooks::delete_endpoint, webhooks::list_deliveries,
-        program::get, program::update,
-        ops::healthz, ops::readyz, ops::metrics, openapi,
-        widgets::pin_set_get, widgets::pin_set_post, widgets::pin_reveal_get, widgets::pin_reveal_post,
-        widget_api::api_set_pin, widget_api::api_reveal_pin, widgets::sdk_js,
-        marqeta::control_token, marqeta::set_pin, marqeta::reveal,
-        thredd::set_pin, thredd::get_pin, thredd::status, thredd::unblock,
-        spidr::pin_change_token, spidr::commit, spidr::reset, spidr::card,
-        stripe::update, stripe::get,
-        enfuce::pin_control,
     ),
     components(schemas(
         views::CardView, views::PinStatusView, views::CardList, views::TokenView, views::RevealedPin,
@@ -59,7 +37,6 @@ use super::{
         stripe::StripeError, stripe::StripeErrorDetail, stripe::StripeCard, stripe::StripeUpdate,
         enfuce::PinControlRequest, enfuce::PinControl,
     )),
-    modifiers(&ApiKeyAuth, &CommonErrors),
     tags(
         (name = "cards", description = "Cards and their PINs' state"),
         (name = "pin", description = "Control tokens, set (direct or staged, then commit), reveal, unblock"),
@@ -246,10 +223,16 @@ impl Modify for CommonErrors {
     }
 }
 
-/// This document (OpenAPI 3.1).
-#[utoipa::path(get, path = "/openapi.json", operation_id = "openapi", tag = "operations", responses((status = 200, description = "OpenAPI 3.1", body = Object)))]
-pub async fn openapi() -> Response {
-    static DOC: OnceLock<String> = OnceLock::new();
-    let doc = DOC.get_or_init(|| ApiDoc::openapi().to_json().unwrap_or_default());
-    ([(header::CONTENT_TYPE, "application/json")], doc.as_str()).into_response()
+/// The document (OpenAPI 3.1) of the given operations (the route table's),
+/// with their schemas, the security schemes and the errors every operation
+/// of a kind answers, as JSON.
+pub fn document(paths: Paths, schemas: Vec<(String, RefOr<Schema>)>) -> String {
+    let mut doc = ApiDoc::openapi();
+    doc.paths = paths;
+    if let Some(components) = doc.components.as_mut() {
+        components.schemas.extend(schemas);
+    }
+    ApiKeyAuth.modify(&mut doc);
+    CommonErrors.modify(&mut doc);
+    doc.to_json().unwrap_or_default()
 }

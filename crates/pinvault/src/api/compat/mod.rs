@@ -21,61 +21,14 @@ use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::Response;
-use axum::routing::{get, post};
-use axum::{Extension, Router};
 use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::error::ApiError;
-use super::extract::{AcceptsBasic, Auth, NoBodyOrJson, NoFields, PathId};
+use super::extract::{Auth, NoBodyOrJson, NoFields, PathId};
 use crate::api::shapes::Api;
 use crate::app::App;
 use crate::store::{CardRow, Store};
-
-/// The vendors' routes, merged into the service's router.
-pub fn router<S: Store>() -> Router<Arc<App<S>>> {
-    Router::new()
-        .route(
-            "/compat/marqeta/v3/pins/controltoken",
-            post(marqeta::control_token::<S>),
-        )
-        .route(
-            "/compat/marqeta/v3/pins",
-            axum::routing::put(marqeta::set_pin::<S>),
-        )
-        .route("/compat/marqeta/v3/pins/reveal", post(marqeta::reveal::<S>))
-        .route(
-            "/compat/stripe/v1/issuing/cards/{id}",
-            get(stripe::get).post(stripe::update::<S>),
-        )
-        .route(
-            "/compat/thredd/cards/{id}/pin",
-            get(thredd::get_pin::<S>).post(thredd::set_pin::<S>),
-        )
-        .route("/compat/thredd/cards/{id}/pin/status", get(thredd::status))
-        .route(
-            "/compat/thredd/cards/{id}/pin/unblock",
-            post(thredd::unblock::<S>),
-        )
-        .route("/compat/spidr/v1/card/{id}", get(spidr::card))
-        .route(
-            "/compat/spidr/v1/card/{id}/pinChangeToken",
-            get(spidr::pin_change_token::<S>),
-        )
-        .route(
-            "/compat/spidr/v1/card/{id}/commitPinChange",
-            post(spidr::commit::<S>),
-        )
-        .route(
-            "/compat/spidr/v1/card/{id}/resetPinFailCount",
-            post(spidr::reset::<S>),
-        )
-        .route(
-            "/compat/enfuce/v1/plastics/{id}/pin-control",
-            post(enfuce::pin_control::<S>),
-        )
-        .layer(Extension(AcceptsBasic))
-}
 
 /// Marqeta's error body, with pinvault's stable code.
 fn marqeta_error(_: StatusCode, code: &str, message: &str) -> Value {
