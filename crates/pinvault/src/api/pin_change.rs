@@ -7,7 +7,7 @@ use utoipa::ToSchema;
 
 use super::extract::JsonBody;
 use super::limits::Operation;
-use super::responses::{CardOrZoneKeyNotFound, ZoneKeyForExport};
+use super::responses::UnderZoneKey;
 use super::shapes::{Answer, Api, AuthId, OnId, Unread};
 use super::verify::{BlockBytes, block_request, refused};
 use super::views::Problem;
@@ -55,8 +55,7 @@ pub struct ChangeResult {
 /// program's PIN policy and stored.
 #[utoipa::path(post, path = "/v1/cards/{id}/pin/change", operation_id = "changePinAtAtm", tag = "verification", params(("id" = String, Path)), request_body = ChangePin,
     responses((status = 200, description = "`changed` (with `change_id`), `mismatch` (one try counted), `blocked` or `card_inactive` (not checked, nothing counted)", body = ChangeResult),
-        ZoneKeyForExport,
-        CardOrZoneKeyNotFound,
+        UnderZoneKey,
         (status = 422, description = "`decryption_failed` (either block; no try counted), `invalid_pin` / `weak_pin` (the new PIN; nothing changed but the reset fail count), `invalid_request`", body = Problem, content_type = "application/problem+json")))]
 pub async fn change<S: Store>(
     Api(app, AuthId(auth, card_id), JsonBody(body)): OnId<S, JsonBody<ChangePin>>,

@@ -11,7 +11,7 @@ use zeroize::Zeroizing;
 use super::error::{ApiError, Code};
 use super::extract::{Auth, JsonBody};
 use super::limits::Operation;
-use super::responses::{CardOrZoneKeyNotFound, InvalidQuery, ZoneKeyForExport};
+use super::responses::{InvalidQuery, UnderZoneKey};
 use super::shapes::{Answer, Api, Listing, OnCard};
 use super::views::Problem;
 use crate::app::App;
@@ -92,13 +92,13 @@ pub struct ZoneKeyView {
 impl ZoneKeyView {
     pub fn new(k: &ZoneKeyRow) -> Self {
         ZoneKeyView {
-            id: k.id.clone(),
-            name: k.name.clone(),
-            algorithm: k.algorithm.as_str(),
-            kcv: k.kcv.clone(),
+            id: k.key.id.clone(),
+            name: k.key.name.clone(),
+            algorithm: k.key.algorithm.as_str(),
+            kcv: k.key.kcv.clone(),
             usage: k.usage.as_str(),
             tr31: k.tr31.as_ref().map(|o| o.public_json()),
-            created_at: crate::domain::time::rfc3339(k.created_at),
+            created_at: crate::domain::time::rfc3339(k.key.created_at),
         }
     }
 }
@@ -264,8 +264,7 @@ pub(super) fn refused<S: Store>(app: &App<S>, e: VerifyError) -> ApiError {
 /// is blocked and an active card becomes inactive.
 #[utoipa::path(post, path = "/v1/cards/{id}/pin/verify", operation_id = "verifyPin", tag = "verification", params(("id" = String, Path)), request_body = VerifyPin,
     responses((status = 200, description = "`match`, `mismatch` (one try counted), `blocked` (not checked) or `card_inactive` (the card is suspended or was made inactive other than by PIN blocking: not checked, nothing counted)", body = VerifyResult),
-        ZoneKeyForExport,
-        CardOrZoneKeyNotFound,
+        UnderZoneKey,
         (status = 422, description = "`decryption_failed` (no try counted), `invalid_request`", body = Problem, content_type = "application/problem+json")))]
 pub async fn verify<S: Store>(
     Api(app, mut found, JsonBody(body)): OnCard<S, JsonBody<VerifyPin>>,

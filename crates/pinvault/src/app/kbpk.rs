@@ -9,10 +9,8 @@ use serde_json::json;
 use zeroize::Zeroizing;
 
 use super::App;
-use super::zone_keys::{ImportedKey, ZoneKeyAdminError};
+use super::zone_keys::{ImportedKey, ZoneKeyAdminError, new_wrapped_key};
 use crate::audit::Actor;
-use crate::domain::ids::new_id;
-use crate::domain::time::now;
 use crate::keys::wrapped::Wrapped;
 use crate::keys::{ZoneAlgorithm, tr31, zone};
 use crate::store::{KbpkRow, Store};
@@ -33,23 +31,20 @@ impl<S: Store> App<S> {
     ) -> Result<ImportedKey, ZoneKeyAdminError> {
         let (key, kcv) = zone::combine(algorithm, components, expected_kcv)
             .map_err(|e| ZoneKeyAdminError::Refused(e.to_string()))?;
-        let id = new_id(KBPK_PREFIX);
-        let wrapped = Wrapped::kbpk(&id, algorithm, &kcv).wrap(&*self.keys.provider(), &key)?;
+        let row = new_wrapped_key(
+            self,
+            (KBPK_PREFIX, |i, a, k| Wrapped::kbpk(i, a, k)),
+            (name, algorithm, kcv),
+            &key,
+        )?;
         drop(key);
+        let (id, kcv) = (row.id.clone(), row.kcv.clone());
         let audit = Actor::operator().record(
             "kbpk.imported",
             None,
             None,
             json!({ "kbpk_id": id, "name": name, "algorithm": algorithm.as_str(), "kcv": kcv }),
         );
-        let row = KbpkRow {
-            id: id.clone(),
-            name: name.to_owned(),
-            algorithm,
-            kcv: kcv.clone(),
-            wrapped,
-            created_at: now(),
-        };
         self.store.insert_key(row, audit).await?;
         Ok(ImportedKey { id, kcv })
     }

@@ -407,7 +407,7 @@ pub async fn migrate_master<S: Store>(
         let data = store.data_keys().await?;
         let zones = crate::store::every_page(
             |after| async move { store.list_zone_keys(100, after.as_deref()).await },
-            |k: &crate::store::ZoneKeyRow| k.id.clone(),
+            |k: &crate::store::ZoneKeyRow| k.key.id.clone(),
         )
         .await?;
         let issuer_sets: Vec<IssuerKeySetRow> = store.every_key(None).await?;
@@ -451,8 +451,8 @@ pub async fn migrate_master<S: Store>(
             // Every other key: its description, its wrapping now, its row.
             let mut keys: Vec<(Wrapped<'_>, &Vec<u8>, Rewrapped)> = Vec::new();
             for z in &zones {
-                let key = Wrapped::zone(&z.id, z.algorithm, &z.kcv);
-                keys.push((key, &z.wrapped, Rewrapped::ZoneKey(z.id.clone())));
+                let key = Wrapped::zone(&z.key.id, z.key.algorithm, &z.key.kcv);
+                keys.push((key, &z.key.wrapped, Rewrapped::ZoneKey(z.key.id.clone())));
             }
             for set in &issuer_sets {
                 for part in Part::ALL {

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use pinblock::ZoneKey;
+use pinblock::{SecretKey, ZoneKey};
 use serde_json::json;
 use zeroize::Zeroizing;
 
@@ -19,13 +19,37 @@ use crate::keys::tr31::{self, Tr31Origin};
 use crate::keys::wrapped::{self, Wrapped};
 use crate::keys::zone;
 use crate::keys::zone_cache::Access;
-use crate::store::{GrantChange, Store, ZoneKeyRow};
+use crate::store::{GrantChange, Store, WrappedKey, ZoneKeyRow};
 
 /// A new zone key's or key block protection key's public facts.
 #[derive(Debug, Clone)]
 pub struct ImportedKey {
     pub id: String,
     pub kcv: String,
+}
+
+/// A new key as stored: a new id of `prefix`, `key` wrapped by the master key
+/// as `kind` binds it (`Wrapped::zone`, `Wrapped::kbpk`), made now.
+pub(super) fn new_wrapped_key<S: Store>(
+    app: &App<S>,
+    (prefix, kind): (
+        &str,
+        impl for<'k> Fn(&'k str, ZoneAlgorithm, &'k str) -> Wrapped<'k>,
+    ),
+    (name, algorithm, kcv): (&str, ZoneAlgorithm, String),
+    key: &SecretKey,
+) -> Result<WrappedKey, ZoneKeyAdminError> {
+    let id = new_id(prefix);
+    let wrapped = kind(&id, algorithm, &kcv).wrap(&*app.keys.provider(), key)?;
+    let name = name.to_owned();
+    Ok(WrappedKey {
+        id,
+        name,
+        algorithm,
+        kcv,
+        wrapped,
+        created_at: now(),
+    })
 }
 
 /// Where an imported key comes from: clear components (XORed), or a TR-31
@@ -158,9 +182,14 @@ impl<S: Store> App<S> {
                 (key, kcv, found, Some(Tr31Origin::new(kbpk_id, &header)))
             }
         };
-        let id = new_id("zpk_");
-        let wrapped = Wrapped::zone(&id, algorithm, &kcv).wrap(&*self.keys.provider(), &key)?;
+        let row = new_wrapped_key(
+            self,
+            ("zpk_", |i, a, k| Wrapped::zone(i, a, k)),
+            (name, algorithm, kcv),
+            &key,
+        )?;
         drop(key);
+        let (id, kcv) = (row.id.clone(), row.kcv.clone());
         let grants = Grants::to(programs.iter().cloned());
         let mut details = json!({ "zone_key_id": id, "name": name, "algorithm": algorithm.as_str(),
                                   "kcv": kcv, "usage": usage.as_str(), "programs": grants_json(&grants) });
@@ -169,12 +198,7 @@ impl<S: Store> App<S> {
         }
         let audit = Actor::operator().record("zone_key.imported", None, None, details);
         let row = ZoneKeyRow {
-            id: id.clone(),
-            name: name.to_owned(),
-            algorithm,
-            kcv: kcv.clone(),
-            wrapped,
-            created_at: now(),
+            key: row,
             usage,
             grants,
             tr31,
@@ -264,8 +288,12 @@ impl<S: Store> App<S> {
                     .map_err(|r| refusal(r, row.usage))?;
                 // The provider may be a token across a network: off the async threads.
                 let provider = self.keys.provider();
-                let (kid, algorithm, kcv, wrapped) =
-                    (row.id.clone(), row.algorithm, row.kcv, row.wrapped);
+                let (kid, algorithm, kcv, wrapped) = (
+                    row.key.id.clone(),
+                    row.key.algorithm,
+                    row.key.kcv,
+                    row.key.wrapped,
+                );
                 let key = tokio::task::spawn_blocking(move || {
                     wrapped::zone_key(&*provider, &kid, algorithm, &kcv, &wrapped)
                 })
@@ -275,7 +303,7 @@ impl<S: Store> App<S> {
                     usage: row.usage,
                     grants: row.grants,
                 };
-                let c = self.zone_keys.insert(row.id, Arc::new(key), access);
+                let c = self.zone_keys.insert(row.key.id, Arc::new(key), access);
                 (c.key, c.access)
             }
         };
@@ -290,16 +318,16 @@ impl<S: Store> App<S> {
         let store = &self.store;
         let keys = crate::store::every_page(
             |after| async move { store.list_zone_keys(100, after.as_deref()).await },
-            |k: &ZoneKeyRow| k.id.clone(),
+            |k: &ZoneKeyRow| k.key.id.clone(),
         )
         .await?;
         for k in keys.iter().filter(|k| k.grants == Grants::All) {
             tracing::warn!(
-                zone_key_id = %k.id,
-                name = %k.name,
+                zone_key_id = %k.key.id,
+                name = %k.key.name,
                 "zone key imported before grants: every program may use it until it is granted \
                  (`pinvault zone-keys grant {} --program PRG`)",
-                k.id
+                k.key.id
             );
         }
         Ok(())

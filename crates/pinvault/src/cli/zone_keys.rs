@@ -146,14 +146,14 @@ pub async fn zone_keys(cmd: ZoneKeysCommand) -> Result<String, CliError> {
             let store = &app.store;
             let rows = crate::store::every_page(
                 |after| async move { store.list_zone_keys(100, after.as_deref()).await },
-                |k: &ZoneKeyRow| k.id.clone(),
+                |k: &ZoneKeyRow| k.key.id.clone(),
             )
             .await?;
             Ok(pretty_list(&rows, |k| {
-                json!({ "id": k.id, "name": k.name, "algorithm": k.algorithm.as_str(),
-                        "kcv": k.kcv, "usage": k.usage.as_str(),
+                json!({ "id": k.key.id, "name": k.key.name, "algorithm": k.key.algorithm.as_str(),
+                        "kcv": k.key.kcv, "usage": k.usage.as_str(),
                         "programs": grants_json(&k.grants), "tr31": k.tr31,
-                        "created_at": rfc3339(k.created_at) })
+                        "created_at": rfc3339(k.key.created_at) })
             }))
         }
     }

@@ -1,7 +1,7 @@
 //! Each table's columns, named once, and the row types decoded from them, for
 //! both databases.
 
-use super::db::{DbResult, Row, bad};
+use super::db::{Arg, DbResult, Row, args, bad};
 use super::rows::*;
 use crate::domain::chip::{ChipState, Command, LiveScript, OfflinePin, ScriptResult};
 use crate::domain::program::{Mode, Settings};
@@ -266,14 +266,34 @@ pub fn token(r: Row<'_>) -> DbResult<TokenRow> {
     })
 }
 
-pub fn zone_key(r: Row<'_>) -> DbResult<ZoneKeyRow> {
-    Ok(ZoneKeyRow {
+/// The six columns a wrapped key's table begins with (`id, name, algorithm,
+/// kcv, wrapped, created_at`).
+pub fn wrapped_key(r: Row<'_>) -> DbResult<WrappedKey> {
+    Ok(WrappedKey {
         id: r.string(0)?,
         name: r.string(1)?,
-        algorithm: r.parse(2, ZoneAlgorithm::parse, "zone key algorithm")?,
+        algorithm: r.parse(2, ZoneAlgorithm::parse, "key algorithm")?,
         kcv: r.string(3)?,
         wrapped: r.bytes(4)?,
         created_at: r.time(5)?,
+    })
+}
+
+/// [`wrapped_key`]'s columns, to insert.
+pub fn wrapped_key_args(k: &WrappedKey) -> [Arg<'_>; 6] {
+    args![
+        &k.id,
+        &k.name,
+        k.algorithm.as_str(),
+        &k.kcv,
+        &k.wrapped,
+        k.created_at
+    ]
+}
+
+pub fn zone_key(r: Row<'_>) -> DbResult<ZoneKeyRow> {
+    Ok(ZoneKeyRow {
+        key: wrapped_key(r)?,
         usage: r.parse(6, Usage::parse, "zone key usage")?,
         // The list of programs is read apart (`catalogue::zone_keys`).
         grants: if r.bool(7)? {

@@ -215,9 +215,11 @@ pub struct TokenRow {
     pub always_staged: bool,
 }
 
-/// A zone PIN key as stored: wrapped by the master key.
+/// A symmetric key as stored: named, wrapped by the master key, with its
+/// check value. A key block protection key is one; a zone key is one with
+/// a usage and grants.
 #[derive(Debug, Clone)]
-pub struct ZoneKeyRow {
+pub struct WrappedKey {
     pub id: String,
     pub name: String,
     pub algorithm: ZoneAlgorithm,
@@ -225,6 +227,12 @@ pub struct ZoneKeyRow {
     pub kcv: String,
     pub wrapped: Vec<u8>,
     pub created_at: Timestamp,
+}
+
+/// A zone PIN key as stored.
+#[derive(Debug, Clone)]
+pub struct ZoneKeyRow {
+    pub key: WrappedKey,
     pub usage: Usage,
     /// Which programs may use it.
     pub grants: Grants,
@@ -232,17 +240,8 @@ pub struct ZoneKeyRow {
     pub tr31: Option<Tr31Origin>,
 }
 
-/// A key block protection key as stored: wrapped by the master key.
-#[derive(Debug, Clone)]
-pub struct KbpkRow {
-    pub id: String,
-    pub name: String,
-    pub algorithm: ZoneAlgorithm,
-    /// Key check value, 6 upper-case hex digits.
-    pub kcv: String,
-    pub wrapped: Vec<u8>,
-    pub created_at: Timestamp,
-}
+/// A key block protection key as stored: nothing but the wrapped key.
+pub type KbpkRow = WrappedKey;
 
 /// A key wrapped by the master key, re-wrapped under another provider
 /// (`pinvault keys migrate`). Applied only if the row still holds `old`.

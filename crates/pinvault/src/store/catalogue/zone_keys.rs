@@ -56,7 +56,7 @@ const PROGRAM_ZONE_KEYS: Page = Page {
 /// Reads the programs of a key whose grants are a list.
 async fn fill_grants(db: &mut dyn Db, key: &mut ZoneKeyRow) -> DbResult<()> {
     if key.grants != Grants::All {
-        let list = all(db, &GRANTS, &args![&key.id], |r| r.string(0)).await?;
+        let list = all(db, &GRANTS, &args![&key.key.id], |r| r.string(0)).await?;
         key.grants = Grants::Programs(list);
     }
     Ok(())
@@ -78,21 +78,12 @@ pub trait ZoneKeyStore: Backend {
         self.write((key, audit), |db, (k, audit)| {
             Box::pin(async move {
                 let tr31 = decode::tr31_text(k.tr31.as_ref());
-                let row = args![
-                    &k.id,
-                    &k.name,
-                    k.algorithm.as_str(),
-                    &k.kcv,
-                    &k.wrapped,
-                    k.created_at,
-                    k.usage.as_str(),
-                    k.grants == Grants::All,
-                    &tr31
-                ];
+                let mut row = decode::wrapped_key_args(&k.key).to_vec();
+                row.extend(args![k.usage.as_str(), k.grants == Grants::All, &tr31]);
                 db.exec(&INSERT_ZONE_KEY, &row).await?;
                 if let Grants::Programs(list) = &k.grants {
                     for program in list {
-                        db.exec(&INSERT_GRANT, &args![&k.id, program, k.created_at])
+                        db.exec(&INSERT_GRANT, &args![&k.key.id, program, k.key.created_at])
                             .await?;
                     }
                 }

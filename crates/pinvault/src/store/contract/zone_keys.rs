@@ -8,12 +8,14 @@ use crate::keys::ZoneAlgorithm;
 
 fn zone_key(programs: &[&str]) -> ZoneKeyRow {
     ZoneKeyRow {
-        id: new_id("zpk_"),
-        name: "contract".into(),
-        algorithm: ZoneAlgorithm::Aes128,
-        kcv: "BE7ED6".into(),
-        wrapped: vec![7; 40],
-        created_at: now(),
+        key: WrappedKey {
+            id: new_id("zpk_"),
+            name: "contract".into(),
+            algorithm: ZoneAlgorithm::Aes128,
+            kcv: "BE7ED6".into(),
+            wrapped: vec![7; 40],
+            created_at: now(),
+        },
         usage: Usage::Verify,
         grants: Grants::to(programs.iter().map(|p| (*p).to_owned())),
         tr31: None,
@@ -38,7 +40,7 @@ async fn grants_scope_keys_and_concurrent_changes_all_apply() {
             .insert_zone_key(key.clone(), audit("zone_key.imported"))
             .await
             .unwrap();
-        let got = store.get_zone_key(&key.id).await.unwrap().unwrap();
+        let got = store.get_zone_key(&key.key.id).await.unwrap().unwrap();
         assert_eq!(got.grants, Grants::to([owner.id.clone()]), "{name}");
         assert_eq!(got.usage, Usage::Verify, "{name}");
         let mine = listed(store.list_program_zone_keys(&owner.id, 10, None)).await;
@@ -47,7 +49,7 @@ async fn grants_scope_keys_and_concurrent_changes_all_apply() {
         assert!(theirs.is_empty(), "{name}");
         assert!(
             store
-                .list_program_zone_keys(&others[0], 10, Some(&key.id))
+                .list_program_zone_keys(&others[0], 10, Some(&key.key.id))
                 .await
                 .unwrap()
                 .is_none(),
@@ -57,7 +59,7 @@ async fn grants_scope_keys_and_concurrent_changes_all_apply() {
         // Six grants and the owner's revoke at once: none is lost.
         let mut tasks = Vec::new();
         for (i, p) in others.iter().chain([&owner.id]).enumerate() {
-            let (store, id, p) = (store.clone(), key.id.clone(), p.clone());
+            let (store, id, p) = (store.clone(), key.key.id.clone(), p.clone());
             let grant = i < others.len();
             tasks.push(tokio::spawn(async move {
                 store
@@ -71,10 +73,10 @@ async fn grants_scope_keys_and_concurrent_changes_all_apply() {
         for t in tasks {
             assert!(matches!(t.await.unwrap(), GrantChange::Done(_)), "{name}");
         }
-        let got = store.get_zone_key(&key.id).await.unwrap().unwrap();
+        let got = store.get_zone_key(&key.key.id).await.unwrap().unwrap();
         assert_eq!(got.grants, Grants::to(others.clone()), "{name}");
         let none = store
-            .change_zone_key_grant(&key.id, &owner.id, false, now(), |_| audit("x"))
+            .change_zone_key_grant(&key.key.id, &owner.id, false, now(), |_| audit("x"))
             .await
             .unwrap();
         assert!(matches!(none, GrantChange::Refused(_)), "{name}");
