@@ -9,11 +9,16 @@ use crate::store::db::{Row, Sql, args, sql_each};
 use crate::store::error::StoreFuture;
 use crate::store::{CardRow, Effects, PinWrite};
 
-/// Which of these external ids (a JSON array) the program's cards have
-/// (`cards_external`).
+/// Which of these external ids (a JSON array) the program's cards have: one
+/// probe of `cards_external` per id. On PostgreSQL the probe is a `LATERAL`
+/// subquery, so no plan can turn it into a scan of all the program's index
+/// entries filtered by a hash of the ids (the plan it took with the `IN`
+/// form at millions of cards and no statistics yet: every batch read all the
+/// entries before it, and the import slowed down as it went).
 const EXTERNAL_IDS_TAKEN: Sql = sql_each!(
-    pg: "SELECT external_id FROM cards WHERE program_id = $1
-         AND external_id IN (SELECT jsonb_array_elements_text($2::text::jsonb))",
+    pg: "SELECT c.external_id FROM jsonb_array_elements_text($2::text::jsonb) AS x (id)
+         CROSS JOIN LATERAL (SELECT external_id FROM cards
+                             WHERE program_id = $1 AND external_id = x.id LIMIT 1) c",
     sqlite: "SELECT external_id FROM cards WHERE program_id = $1
          AND external_id IN (SELECT value FROM json_each($2))",
 );
