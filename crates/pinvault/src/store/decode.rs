@@ -20,6 +20,13 @@ macro_rules! program_cols {
     };
 }
 
+/// The columns [`pin_change`] reads, in its order.
+macro_rules! change_cols {
+    () => {
+        "id, program_id, card_id, previous_pin_block, previous_pin_key_version, \
+         previous_pin_set_by, new_pin_block, created_at, reversed_at"
+    };
+}
 macro_rules! api_key_cols {
     () => {
         "id, program_id, key_hash, hint, created_at, revoked_at"
@@ -96,8 +103,8 @@ macro_rules! select {
 }
 
 pub(crate) use {
-    api_key_cols, audit_cols, card_cols, delivery_cols, endpoint_cols, event_cols, program_cols,
-    select, token_cols, zone_key_cols,
+    api_key_cols, audit_cols, card_cols, change_cols, delivery_cols, endpoint_cols, event_cols,
+    program_cols, select, token_cols, zone_key_cols,
 };
 
 /// Program settings from their stored JSON text. Every authenticated request
@@ -447,4 +454,20 @@ pub fn text(r: Row<'_>) -> DbResult<String> {
 /// One flag column (`EXISTS (…)`).
 pub fn flag(r: Row<'_>) -> DbResult<bool> {
     r.bool(0)
+}
+
+pub fn pin_change(r: Row<'_>) -> DbResult<PinChangeRow> {
+    Ok(PinChangeRow {
+        id: r.string(0)?,
+        program_id: r.string(1)?,
+        card_id: r.string(2)?,
+        previous: PinWrite {
+            block: r.bytes(3)?,
+            key_version: r.u32(4)?,
+            set_by: r.parse(5, SetBy::parse, "previous_pin_set_by")?,
+        },
+        new_pin_block: r.bytes(6)?,
+        created_at: r.time(7)?,
+        reversed_at: r.opt_time(8)?,
+    })
 }

@@ -464,3 +464,19 @@ pub struct StagedRewrap {
 }
 
 debug_fields!(StagedRewrap: key_version);
+
+/// A PIN change as kept for its reversal. Its `Debug` leaves out the blocks.
+#[derive(Clone)]
+pub struct PinChangeRow {
+    pub id: String,
+    pub program_id: String,
+    pub card_id: String,
+    /// The card's PIN before the change, as the card held it.
+    pub previous: PinWrite,
+    /// The block the change wrote.
+    pub new_pin_block: Vec<u8>,
+    pub created_at: Timestamp,
+    pub reversed_at: Option<Timestamp>,
+}
+
+debug_fields!(PinChangeRow: id, card_id, created_at, reversed_at);

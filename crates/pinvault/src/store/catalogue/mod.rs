@@ -30,7 +30,7 @@ pub use import::ImportStore;
 pub use key_tables::{KeyRow, KeyTableStore};
 pub use keys::{KeyStore, Resealable};
 pub use page::every as every_page;
-pub use pin_changes::{PinChangeOutcome, PinChangeRow, PinChangeStore, REVERSIBLE_S};
+pub use pin_changes::{PinChangeOutcome, PinChangeStore, REVERSIBLE_S};
 pub use programs::ProgramStore;
 pub use pvks::params_json as pvk_params_json;
 pub use tokens::TokenStore;

@@ -9,9 +9,10 @@ use super::card_state;
 use super::outbox::{self, EffectsOf};
 use crate::domain::time::Timestamp;
 use crate::store::backend::Backend;
-use crate::store::db::{Db, DbResult, Row, Sql, args, first, sql, sql_each};
+use crate::store::db::{Db, DbResult, Sql, args, first, sql, sql_each};
+use crate::store::decode::{self, change_cols};
 use crate::store::error::StoreFuture;
-use crate::store::rows::{CardRow, PinWrite, SetBy};
+use crate::store::rows::{CardRow, PinChangeRow, PinWrite};
 
 /// How long a change can be reversed, and is kept.
 pub const REVERSIBLE_S: i64 = 86_400;
@@ -21,12 +22,6 @@ const INSERT_CHANGE: Sql = sql!(
          previous_pin_key_version, previous_pin_set_by, new_pin_block, created_at)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
 );
-macro_rules! change_cols {
-    () => {
-        "id, program_id, card_id, previous_pin_block, previous_pin_key_version, \
-         previous_pin_set_by, new_pin_block, created_at, reversed_at"
-    };
-}
 /// The program's change, locked (PostgreSQL) for the rest of the transaction.
 const LOCK_CHANGE: Sql = sql_each!(
     pg: concat!("SELECT ", change_cols!(), " FROM pin_changes WHERE id = $1 AND program_id = $2 FOR UPDATE"),
@@ -35,38 +30,6 @@ const LOCK_CHANGE: Sql = sql_each!(
 const MARK_REVERSED: Sql =
     sql!("UPDATE pin_changes SET reversed_at = $1 WHERE id = $2 AND reversed_at IS NULL");
 const PURGE: Sql = sql!("DELETE FROM pin_changes WHERE created_at <= $1");
-
-/// A PIN change as kept for its reversal. Its `Debug` leaves out the blocks.
-#[derive(Clone)]
-pub struct PinChangeRow {
-    pub id: String,
-    pub program_id: String,
-    pub card_id: String,
-    /// The card's PIN before the change, as the card held it.
-    pub previous: PinWrite,
-    /// The block the change wrote.
-    pub new_pin_block: Vec<u8>,
-    pub created_at: Timestamp,
-    pub reversed_at: Option<Timestamp>,
-}
-
-debug_fields!(PinChangeRow: id, card_id, created_at, reversed_at);
-
-fn change(r: Row<'_>) -> DbResult<PinChangeRow> {
-    Ok(PinChangeRow {
-        id: r.string(0)?,
-        program_id: r.string(1)?,
-        card_id: r.string(2)?,
-        previous: PinWrite {
-            block: r.bytes(3)?,
-            key_version: r.u32(4)?,
-            set_by: r.parse(5, SetBy::parse, "previous_pin_set_by")?,
-        },
-        new_pin_block: r.bytes(6)?,
-        created_at: r.time(7)?,
-        reversed_at: r.opt_time(8)?,
-    })
-}
 
 /// What a change or a reversal found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -143,8 +106,13 @@ pub trait PinChangeStore: Backend {
         let data = (program_id.to_owned(), change_id.to_owned(), now, effects);
         self.write(data, |db, (program_id, change_id, now, effects)| {
             Box::pin(async move {
-                let Some(c) =
-                    first(db, &LOCK_CHANGE, &args![change_id, program_id], change).await?
+                let Some(c) = first(
+                    db,
+                    &LOCK_CHANGE,
+                    &args![change_id, program_id],
+                    decode::pin_change,
+                )
+                .await?
                 else {
                     return Ok(PinChangeOutcome::NotFound);
                 };
