@@ -25,8 +25,8 @@ pub use backend::Backend;
 pub use catalogue::{
     AuditPending, AuditSealStore, AuditStore, CardStore, ChangeEffects, ChipStore, GrantChange,
     ImportStore, KeyRow, KeyStore, KeyTableStore, PinChangeOutcome, PinChangeStore, ProgramStore,
-    REVERSIBLE_S, Resealable, SEAL_BATCH, TokenStore, WebhookStore, ZoneKeyStore, every_page,
-    pvk_params_json,
+    REVERSIBLE_S, Resealable, SEAL_BATCH, SealFrom, Sealed, TokenStore, WebhookStore, ZoneKeyStore,
+    every_page, pvk_params_json,
 };
 pub use error::{StoreError, StoreFuture, StoreResult};
 pub use postgres::{PgSettings, PgStore, PgTls, PgTlsConnect, PgTlsStream, SslMode, TlsError};

@@ -10,8 +10,8 @@ use crate::app::App;
 use crate::app::keys::KEY_REFRESH;
 use crate::domain::time::now;
 use crate::keys::config as key_config;
-use crate::store::AnyStore;
 use crate::store::prelude::*;
+use crate::store::{AnyStore, SealFrom};
 
 /// How often a server's sealer looks for queued audit records (at once
 /// again after a full batch).
@@ -79,24 +79,34 @@ pub(super) fn spawn_staged_sweeper(sweeper: Arc<App<AnyStore>>) {
 }
 
 /// Seals the audit trail (`store::AuditSealStore`): every [`SEAL_EVERY`], the
-/// queued records, a batch after another while full batches come; on
-/// PostgreSQL a turn is skipped while another node's sealer is at work. A
-/// read first: with nothing queued no write transaction is begun.
+/// queued records, a batch after another while full batches come (each from
+/// where the one before ended); on PostgreSQL a turn is skipped while another
+/// node's sealer is at work. A read first: with nothing queued no write
+/// transaction is begun.
 pub(super) fn spawn_audit_sealer(sealer: Arc<App<AnyStore>>) {
     tokio::spawn(async move {
+        let mut from = SealFrom::Oldest;
         loop {
-            let queued = sealer.store.audit_queued().await;
-            let sealed = match queued {
-                Ok(false) => Ok(None),
-                Ok(true) => sealer.store.seal_audit(false).await,
-                Err(e) => Err(e),
+            let sealed = match from {
+                // A backlog: the next batch, with no look first.
+                SealFrom::After(_) => sealer.store.seal_audit(false, from).await,
+                SealFrom::Oldest => match sealer.store.audit_queued().await {
+                    Ok(false) => Ok(None),
+                    Ok(true) => sealer.store.seal_audit(false, from).await,
+                    Err(e) => Err(e),
+                },
             };
-            match sealed {
-                Ok(Some(n)) if n == crate::store::SEAL_BATCH => continue,
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "could not seal the audit trail"),
+            from = match sealed {
+                Ok(Some(sealed)) => sealed.next(),
+                Ok(None) => SealFrom::Oldest,
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not seal the audit trail");
+                    SealFrom::Oldest
+                }
+            };
+            if from == SealFrom::Oldest {
+                tokio::time::sleep(SEAL_EVERY).await;
             }
-            tokio::time::sleep(SEAL_EVERY).await;
         }
     });
 }

@@ -23,7 +23,7 @@ mod webhooks;
 mod zone_keys;
 
 pub use audit::AuditStore;
-pub use audit_seal::{AuditSealStore, Pending as AuditPending, SEAL_BATCH};
+pub use audit_seal::{AuditSealStore, Pending as AuditPending, SEAL_BATCH, SealFrom, Sealed};
 pub use cards::{CardStore, ChangeEffects};
 pub use chips::ChipStore;
 pub use import::ImportStore;

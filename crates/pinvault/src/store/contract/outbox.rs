@@ -69,7 +69,11 @@ async fn audit_appends_from_everywhere_make_one_chain() {
             let (store, turn) = (store.clone(), turn.clone());
             async move {
                 match turn.fetch_add(1, Ordering::Relaxed) % 2 {
-                    0 => store.seal_audit(false).await.unwrap().unwrap_or(0) as u64,
+                    0 => store
+                        .seal_audit(false, SealFrom::Oldest)
+                        .await
+                        .unwrap()
+                        .map_or(0, |s| s.records as u64),
                     _ => store.seal_all_audit().await.unwrap(),
                 }
             }
@@ -176,5 +180,68 @@ fn endpoint(program_id: &str) -> WebhookEndpointRow {
         secret_key_version: 1,
         created_at: now(),
         format: Default::default(),
+    }
+}
+
+/// A record queued with an id below a sealed batch's, as a transaction that
+/// took its id first and committed after would leave it.
+const STRAGGLER: crate::store::db::Sql = crate::store::db::sql!(
+    "INSERT INTO audit_queue (id, at, actor, action, details) VALUES ($1, $2, 'operator', 'contract.straggler', '{}')"
+);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backlog_is_sealed_batch_after_batch_and_a_straggler_is_not_left() {
+    let b = backends("backlog").await;
+    for (name, store) in &b.stores {
+        let total = SEAL_BATCH + 5;
+        for i in 0..total {
+            let entry = crate::audit::Actor::operator().record(
+                "contract.backlog",
+                None,
+                None,
+                serde_json::json!({ "i": i }),
+            );
+            store.append_audit(entry).await.unwrap();
+        }
+        // A full batch from the oldest: the next starts after it.
+        let first = store
+            .seal_audit(true, SealFrom::Oldest)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(first.records, SEAL_BATCH, "{name}");
+        let after = first.next();
+        let SealFrom::After(last) = after else {
+            panic!("{name}: a full batch continues after itself, not {after:?}")
+        };
+        // A record below that batch's last id, committed now.
+        let vals = crate::store::db::vals![1i64, now()];
+        store.exec_one(&STRAGGLER, vals).await.unwrap();
+        let second = store.seal_audit(true, after).await.unwrap().unwrap();
+        assert_eq!(
+            second.records, 5,
+            "{name}: the rest after {last}, not the straggler"
+        );
+        assert_eq!(second.next(), SealFrom::Oldest, "{name}");
+        // From the oldest again: the straggler is sealed, and nothing twice.
+        assert_eq!(store.seal_all_audit().await.unwrap(), 1, "{name}");
+        assert_eq!(store.audit_pending().await.unwrap().records, 0, "{name}");
+        let mut prev = GENESIS.to_vec();
+        let (mut seen, mut from) = (0, 0);
+        loop {
+            let page = store.list_audit(from, 500).await.unwrap();
+            let Some(last) = page.last() else { break };
+            from = last.seq;
+            for r in &page {
+                assert_eq!(r.prev_hash, prev, "{name}");
+                prev = r.hash.clone();
+                seen += 1;
+            }
+        }
+        assert_eq!(
+            seen,
+            total + 1,
+            "{name}: every record sealed once, in one chain"
+        );
     }
 }
