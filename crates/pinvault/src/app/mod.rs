@@ -16,6 +16,7 @@ pub mod pin_change;
 pub mod program_pin;
 pub mod pvks;
 mod reseal;
+pub mod rotation;
 pub mod scripts;
 pub mod tokens;
 pub mod verify;

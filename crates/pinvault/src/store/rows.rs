@@ -438,6 +438,15 @@ pub enum Created {
     IdempotencyKeyTaken,
 }
 
+/// One window of a pass over the cards in id order (rotation): the cards in
+/// it under an older key version, and where the next window begins (`None`:
+/// the window reached the last card).
+#[derive(Debug, Default)]
+pub struct OldCards {
+    pub cards: Vec<CardRow>,
+    pub next: Option<String>,
+}
+
 /// The new state of a card's rows after rotation re-encrypted them.
 #[derive(Debug, Clone)]
 pub struct Rewrap {

@@ -2,10 +2,10 @@
 
 use crate::keys::{DataKeyRow, KeyKind};
 use crate::store::backend::Backend;
-use crate::store::db::{Arg, Sql, all, args, sql, vals};
+use crate::store::db::{Arg, Sql, all, args, first, sql, sql_each, vals};
 use crate::store::decode::{self, card_cols, select};
 use crate::store::error::StoreFuture;
-use crate::store::rows::{CardRow, MasterRewrap, Rewrap, Rewrapped};
+use crate::store::rows::{MasterRewrap, OldCards, Rewrap, Rewrapped};
 
 const DATA_KEYS: Sql =
     sql!("SELECT kind, version, wrapped, created_at FROM data_keys ORDER BY kind, version");
@@ -13,27 +13,16 @@ const INSERT_DATA_KEY: Sql = sql!(
     "INSERT INTO data_keys (kind, version, wrapped, created_at) VALUES ($1, $2, $3, $4)
      ON CONFLICT DO NOTHING"
 );
-/// How many rows each key version protects (what `keys list` shows).
-const KEY_USAGE: [(KeyKind, Sql); 9] = [
-    (
-        KeyKind::Pin,
-        sql!("SELECT pin_key_version, COUNT(*) FROM cards GROUP BY pin_key_version"),
-    ),
-    (
-        KeyKind::Pan,
-        sql!("SELECT pan_key_version, COUNT(*) FROM cards GROUP BY pan_key_version"),
-    ),
-    (
-        KeyKind::Lookup,
-        sql!("SELECT lookup_key_version, COUNT(*) FROM cards GROUP BY lookup_key_version"),
-    ),
-    (
-        KeyKind::Pin,
-        sql!(
-            "SELECT staged_pin_key_version, COUNT(*) FROM cards
-             WHERE staged_pin_key_version IS NOT NULL GROUP BY staged_pin_key_version"
-        ),
-    ),
+/// How many cards each combination of key versions protects: one pass over
+/// the cards for what `keys list` shows of them (PIN, PAN, lookup, staged PIN).
+const CARD_KEY_USAGE: Sql = sql!(
+    "SELECT pin_key_version, pan_key_version, lookup_key_version, staged_pin_key_version,
+         COUNT(*)
+     FROM cards GROUP BY pin_key_version, pan_key_version, lookup_key_version,
+         staged_pin_key_version"
+);
+/// How many rows each key version protects elsewhere (the rest of `keys list`).
+const KEY_USAGE: [(KeyKind, Sql); 5] = [
     (
         KeyKind::Pin,
         sql!(
@@ -70,12 +59,32 @@ const KEY_USAGE: [(KeyKind, Sql); 9] = [
         ),
     ),
 ];
+/// The id that ends a window of `$2 + 1` cards after `$1` (none: fewer are left).
+const WINDOW_END: Sql = sql!("SELECT id FROM cards WHERE id > $1 ORDER BY id LIMIT 1 OFFSET $2");
+/// Cards under a version older than `$1`..`$3` after `$4`, up to `$6`.
 const CARDS_UNDER_OLD_KEYS: Sql = select!(
+    card_cols,
+    " FROM cards
+     WHERE id > $4 AND id <= $6 AND (pin_key_version < $1 OR pan_key_version < $2
+        OR lookup_key_version < $3 OR staged_pin_key_version < $1)
+     ORDER BY id LIMIT $5"
+);
+/// The same, to the last card.
+const LAST_CARDS_UNDER_OLD_KEYS: Sql = select!(
     card_cols,
     " FROM cards
      WHERE id > $4 AND (pin_key_version < $1 OR pan_key_version < $2
         OR lookup_key_version < $3 OR staged_pin_key_version < $1)
      ORDER BY id LIMIT $5"
+);
+/// About how many cards there are: on PostgreSQL the larger of its last
+/// `ANALYZE`'s estimate and its statistics' count of live rows (a count reads
+/// the whole table; ten million cards take longer than a statement may);
+/// SQLite's count (its smallest index).
+const CARDS_ESTIMATE: Sql = sql_each!(
+    pg: "SELECT GREATEST(c.reltuples::BIGINT, pg_stat_get_live_tuples(c.oid), 0)
+         FROM pg_class c WHERE c.oid = 'cards'::regclass",
+    sqlite: "SELECT COUNT(*) FROM cards"
 );
 /// Many cards re-encrypted in one statement (one round trip on PostgreSQL),
 /// each a compare-and-set: a card whose PIN or staged PIN changed since its
@@ -173,7 +182,27 @@ pub trait KeyStore: Backend {
     fn key_usage(&self) -> impl StoreFuture<Vec<(KeyKind, u32, u64)>> {
         self.read((), |db, ()| {
             Box::pin(async move {
-                let mut out = Vec::new();
+                let cards = all(db, &CARD_KEY_USAGE, &[], |r| {
+                    let versions = [r.u32(0)?, r.u32(1)?, r.u32(2)?];
+                    Ok((versions, r.opt_u32(3)?, r.u64(4)?))
+                })
+                .await?;
+                let mut out: Vec<(KeyKind, u32, u64)> = Vec::new();
+                let mut add = |kind, version, n| match out
+                    .iter_mut()
+                    .find(|(k, v, _)| *k == kind && *v == version)
+                {
+                    Some(row) => row.2 += n,
+                    None => out.push((kind, version, n)),
+                };
+                for ([pin, pan, lookup], staged, n) in cards {
+                    add(KeyKind::Pin, pin, n);
+                    add(KeyKind::Pan, pan, n);
+                    add(KeyKind::Lookup, lookup, n);
+                    if let Some(staged) = staged {
+                        add(KeyKind::Pin, staged, n);
+                    }
+                }
                 for (kind, sql) in &KEY_USAGE {
                     let rows = all(db, sql, &[], |r| Ok((r.u32(0)?, r.u64(1)?))).await?;
                     out.extend(rows.into_iter().map(|(v, n)| (*kind, v, n)));
@@ -223,21 +252,49 @@ pub trait KeyStore: Backend {
 
     /// Cards with any row (the staged PIN included) under a key version older
     /// than the given current ones, in id order from after `after` (`""`:
-    /// from the start): a pass over every card reads each once, through the
-    /// primary key, however many were re-encrypted before.
+    /// from the start), at most `limit` of them among the next `window`
+    /// cards: each statement reads a bounded part of the table however few
+    /// cards are left to re-encrypt (a whole pass in one statement takes
+    /// longer than the statement timeout at ten million cards). A pass over
+    /// every card reads each once, through the primary key.
     fn cards_under_old_keys(
         &self,
-        pin: u32,
-        pan: u32,
-        lookup: u32,
+        current: (u32, u32, u32),
         after: &str,
         limit: u32,
-    ) -> impl StoreFuture<Vec<CardRow>> {
-        self.all_rows(
-            &CARDS_UNDER_OLD_KEYS,
-            vals![pin, pan, lookup, after, limit],
-            decode::card,
-        )
+        window: u32,
+    ) -> impl StoreFuture<OldCards> {
+        let data = (current, after.to_owned(), limit, window.max(1) - 1);
+        self.read(data, |db, ((pin, pan, lookup), after, limit, offset)| {
+            Box::pin(async move {
+                let end = first(db, &WINDOW_END, &args![after, *offset], |r| r.string(0)).await?;
+                let old = args![*pin, *pan, *lookup, after, *limit];
+                let cards = match &end {
+                    Some(end) => {
+                        let args = [old.as_slice(), &args![end]].concat();
+                        all(db, &CARDS_UNDER_OLD_KEYS, &args, decode::card).await?
+                    }
+                    None => all(db, &LAST_CARDS_UNDER_OLD_KEYS, &old, decode::card).await?,
+                };
+                // A full batch may leave more of the window: the next one
+                // begins after its last card.
+                let next = match cards.last() {
+                    Some(last) if cards.len() as u64 >= u64::from(*limit) => Some(last.id.clone()),
+                    _ => end,
+                };
+                Ok(OldCards { cards, next })
+            })
+        })
+    }
+
+    /// About how many cards there are (a rotation's progress total).
+    fn cards_estimate(&self) -> impl StoreFuture<u64> {
+        async move {
+            let n = self
+                .first_row(&CARDS_ESTIMATE, vals![], |r| r.u64(0))
+                .await?;
+            Ok(n.unwrap_or(0))
+        }
     }
 
     /// Applies rotation rewraps in one transaction, each unless the card's

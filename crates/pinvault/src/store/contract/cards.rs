@@ -293,3 +293,73 @@ async fn imports_skip_the_external_ids_a_program_has() {
         assert!(skipped.is_empty(), "{name}");
     }
 }
+
+/// A rotation's pass over the cards (`cards_under_old_keys` from the first
+/// card until it says the last was reached): each call's cards and where the
+/// next begins.
+async fn pass(
+    store: &AnyStore,
+    current: (u32, u32, u32),
+    limit: u32,
+    window: u32,
+) -> Vec<(Vec<String>, Option<String>)> {
+    let mut calls = Vec::new();
+    let mut from = String::new();
+    loop {
+        let w = store
+            .cards_under_old_keys(current, &from, limit, window)
+            .await
+            .unwrap();
+        calls.push((w.cards.into_iter().map(|c| c.id).collect(), w.next.clone()));
+        match w.next {
+            Some(next) => from = next,
+            None => return calls,
+        }
+    }
+}
+
+/// The cards a pass found, in the order found.
+fn found(calls: &[(Vec<String>, Option<String>)]) -> Vec<String> {
+    calls.iter().flat_map(|(c, _)| c.clone()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_pass_over_old_cards_reads_a_window_at_a_time() {
+    let b = backends("old_cards").await;
+    for (name, store, p) in b.with_programs().await {
+        let mut ids = Vec::new();
+        for _ in 0..7 {
+            let c = card(&p.id);
+            store
+                .create_card(c.clone(), None, Effects::default())
+                .await
+                .unwrap();
+            ids.push(c.id);
+        }
+        ids.sort();
+        // Every card is under version 1 of each kind. With the PIN key at 2,
+        // a pass finds each card once, in id order, at most 2 a call.
+        let calls = pass(store, (2, 1, 1), 2, 3).await;
+        assert_eq!(found(&calls), ids, "{name}: {calls:?}");
+        assert!(calls.iter().all(|(c, _)| c.len() <= 2), "{name}: {calls:?}");
+        // A full batch goes on after its last card, within the window.
+        assert_eq!(calls[0].1.as_ref(), Some(&ids[1]), "{name}: {calls:?}");
+        // So does an old PAN key or lookup key alone.
+        assert_eq!(found(&pass(store, (1, 2, 1), 7, 3).await), ids, "{name}");
+        assert_eq!(found(&pass(store, (1, 1, 2), 7, 3).await), ids, "{name}");
+        // None old: the pass still ends, a window of 3 cards a call (7
+        // cards: 3 calls), each finding none.
+        let calls = pass(store, (1, 1, 1), 2, 3).await;
+        assert_eq!(calls.len(), 3, "{name}: {calls:?}");
+        assert!(calls.iter().all(|(c, _)| c.is_empty()), "{name}: {calls:?}");
+        assert_eq!(calls[0].1.as_ref(), Some(&ids[2]), "{name}: {calls:?}");
+        // The progress total: SQLite counts; PostgreSQL estimates (none
+        // before its first ANALYZE), never more than there are here.
+        let n = store.cards_estimate().await.unwrap();
+        if name == "sqlite" {
+            assert_eq!(n, 7, "{name}");
+        } else {
+            assert!(n <= 7, "{name}: {n}");
+        }
+    }
+}
