@@ -14,7 +14,7 @@ use clap::Subcommand;
 use serde_json::{Value, json};
 use zeroize::Zeroize;
 
-use super::data::{DataArgs, open_app};
+use super::data::{DataArgs, open_app_for_bulk};
 use super::output::{CliError, pretty};
 use super::progress::Progress;
 use crate::api::error::ApiError;
@@ -59,7 +59,9 @@ pub async fn cards(cmd: CardsCommand) -> Result<String, CliError> {
             rejects,
             data,
         } => {
-            let app = std::sync::Arc::new(open_app(&data, String::new()).await?);
+            // Its commits reach the disk together at the end (below), not one
+            // by one: a run that a power cut interrupts is run again.
+            let app = std::sync::Arc::new(open_app_for_bulk(&data).await?);
             let program = app
                 .store
                 .get_program(&program)
@@ -99,7 +101,19 @@ pub async fn cards(cmd: CardsCommand) -> Result<String, CliError> {
                 size,
                 progress: Progress::new("cards import", "cards"),
             };
-            import.run(input).await?;
+            let ran = import.run(input).await;
+            // What was imported is on disk before the counts say so (and
+            // after a failure too, for the run that follows).
+            let store = app.store.clone();
+            tokio::task::spawn_blocking(move || store.sync())
+                .await
+                .map_err(|e| CliError::Refused(format!("sync task failed: {e}")))?
+                .map_err(|e| {
+                    CliError::Refused(format!(
+                        "the cards imported may not be on disk ({e}): run the import again"
+                    ))
+                })?;
+            ran?;
             let c = &import.counts;
             Ok(pretty(&json!({
                 "imported": c.imported,

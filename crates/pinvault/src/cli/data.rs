@@ -15,7 +15,7 @@ use crate::domain::time::now;
 use crate::keys::config as key_config;
 use crate::keys::transport::TransportBits;
 use crate::store::prelude::*;
-use crate::store::{AnyStore, ApiKeyRow, PgSettings, PgStore, ProgramRow, SqliteStore};
+use crate::store::{AnyStore, ApiKeyRow, Durability, PgSettings, PgStore, ProgramRow, SqliteStore};
 
 /// Where the data lives; every command that reads or writes it takes these.
 /// `Debug` leaves out the database URL's password.
@@ -145,6 +145,14 @@ impl TransportArgs {
 /// by the arguments. The data directory holds the master key file in every case
 /// (on PostgreSQL, every node needs the same one).
 pub async fn open_store(data: &DataArgs) -> Result<AnyStore, CliError> {
+    open_store_with(data, Durability::EachCommit).await
+}
+
+/// [`open_store`], a SQLite store's commits made durable as `durability` says.
+pub async fn open_store_with(
+    data: &DataArgs,
+    durability: Durability,
+) -> Result<AnyStore, CliError> {
     ensure_dir(&data.data_dir)?;
     let path = match data.database_url.as_deref() {
         None => data.data_dir.join("pinvault.db"),
@@ -167,7 +175,7 @@ pub async fn open_store(data: &DataArgs) -> Result<AnyStore, CliError> {
             }
         },
     };
-    let store = SqliteStore::open(&path)
+    let store = SqliteStore::open_with(&path, durability)
         .map_err(|e| CliError::Refused(format!("cannot open database {}: {e}", path.display())))?;
     Ok(AnyStore::Sqlite(store))
 }
@@ -219,7 +227,26 @@ pub async fn open_app_with(
     data: &DataArgs,
     settings: ServerSettings,
 ) -> Result<App<AnyStore>, CliError> {
-    let store = open_store(data).await?;
+    app_over(open_store(data).await?, data, settings).await
+}
+
+/// The application for a bulk load that is safe to run again (`cards
+/// import`): on SQLite its commits are made durable together, by
+/// [`AnyStore::sync`] when it ends, rather than one by one.
+pub async fn open_app_for_bulk(data: &DataArgs) -> Result<App<AnyStore>, CliError> {
+    let store = open_store_with(data, Durability::AtSync).await?;
+    let settings = ServerSettings {
+        public_url: String::new(),
+        ..ServerSettings::default()
+    };
+    app_over(store, data, settings).await
+}
+
+async fn app_over(
+    store: AnyStore,
+    data: &DataArgs,
+    settings: ServerSettings,
+) -> Result<App<AnyStore>, CliError> {
     let provider =
         key_config::open(&data.data_dir).map_err(|e| CliError::Refused(e.to_string()))?;
     App::open(store, provider, settings)

@@ -23,6 +23,16 @@ impl AnyStore {
             AnyStore::Postgres(_) => "postgres",
         }
     }
+
+    /// Everything committed so far, on disk (a SQLite store opened with
+    /// [`super::Durability::AtSync`]; PostgreSQL's commits are durable each,
+    /// `synchronous_commit` being on). Blocks: call it off the async threads.
+    pub fn sync(&self) -> StoreResult<()> {
+        match self {
+            AnyStore::Sqlite(s) => s.sync(),
+            AnyStore::Postgres(_) => Ok(()),
+        }
+    }
 }
 
 /// The same call on whichever backend `$store` holds.

@@ -31,7 +31,7 @@ pub use catalogue::{
 pub use error::{StoreError, StoreFuture, StoreResult};
 pub use postgres::{PgSettings, PgStore, PgTls, PgTlsConnect, PgTlsStream, SslMode, TlsError};
 pub use rows::*;
-pub use sqlite::SqliteStore;
+pub use sqlite::{Durability, SqliteStore};
 
 /// The concern traits, for code that calls them on a concrete store
 /// (`AnyStore`); code generic over `S: Store` has them already.

@@ -1,5 +1,6 @@
 //! SQLite: one file in the data directory, WAL, `synchronous=FULL` (an answered
-//! write survives a crash or power loss), a busy timeout so operator commands
+//! write survives a crash or power loss; a bulk load that can be run again
+//! syncs once at its end instead: [`Durability`]), a busy timeout so operator commands
 //! and servers share the file. Writes go to one thread that owns the one write
 //! connection and runs them inside `BEGIN IMMEDIATE` transactions (SQLite has
 //! one writer at a time anyway), with group commit: the writes queued while
@@ -14,6 +15,9 @@
 //! every PIN verification, the hand-off cost more than the read.
 
 mod db;
+mod durability;
+
+pub use durability::Durability;
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, Sender, TryRecvError};
@@ -251,6 +255,11 @@ impl SqliteStore {
     /// A new file is created mode 0600; SQLite gives its `-wal` and `-shm` files
     /// the database file's mode.
     pub fn open(path: &Path) -> StoreResult<Self> {
+        Self::open_with(path, Durability::EachCommit)
+    }
+
+    /// [`Self::open`], with the writer's commits made durable as `durability` says.
+    pub fn open_with(path: &Path, durability: Durability) -> StoreResult<Self> {
         use std::os::unix::fs::OpenOptionsExt;
         match std::fs::OpenOptions::new()
             .write(true)
@@ -280,6 +289,9 @@ impl SqliteStore {
             .execute_batch(&format!(
                 "PRAGMA wal_autocheckpoint={FALLBACK_CHECKPOINT_PAGES}; PRAGMA cache_size=-{WRITER_CACHE_KIB}"
             ))
+            .map_err(|e| StoreError::from(DbError::from(e)))?;
+        durability
+            .apply(&writer)
             .map_err(|e| StoreError::from(DbError::from(e)))?;
         let checkpointer = connect(path).map_err(|e| StoreError::from(DbError::from(e)))?;
         // The file name as SQLite resolved it (symbolic links followed): its
