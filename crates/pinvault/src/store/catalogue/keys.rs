@@ -77,12 +77,15 @@ const LAST_CARDS_UNDER_OLD_KEYS: Sql = select!(
         OR lookup_key_version < $3 OR staged_pin_key_version < $1)
      ORDER BY id LIMIT $5"
 );
-/// About how many cards there are: on PostgreSQL the larger of its last
-/// `ANALYZE`'s estimate and its statistics' count of live rows (a count reads
-/// the whole table; ten million cards take longer than a statement may);
-/// SQLite's count (its smallest index).
+/// About how many cards there are: on PostgreSQL the largest of its last
+/// `ANALYZE`'s estimate, its statistics' count of live rows (both may be
+/// missing or late: a table never analyzed, statistics not yet flushed) and
+/// a count of the first 100,000 (a count of all of them reads the whole table,
+/// and ten million take longer than a statement may); SQLite's count (its
+/// smallest index).
 const CARDS_ESTIMATE: Sql = sql_each!(
-    pg: "SELECT GREATEST(c.reltuples::BIGINT, pg_stat_get_live_tuples(c.oid), 0)
+    pg: "SELECT GREATEST(c.reltuples::BIGINT, pg_stat_get_live_tuples(c.oid),
+             (SELECT COUNT(*) FROM (SELECT 1 FROM cards LIMIT 100000) AS first), 0)
          FROM pg_class c WHERE c.oid = 'cards'::regclass",
     sqlite: "SELECT COUNT(*) FROM cards"
 );
