@@ -39,12 +39,7 @@ impl<S: Store> App<S> {
         // A rotation that did not finish (stopped, or its process killed)
         // left cards under older versions than the current ones: it is
         // finished instead of another begun, so no card is re-encrypted twice.
-        let current = |k| self.keys.current_version(k).unwrap_or(1);
-        let versions = (
-            current(KeyKind::Pin),
-            current(KeyKind::Pan),
-            current(KeyKind::Lookup),
-        );
+        let versions = self.card_key_versions();
         let mut from = String::new();
         report.resumed = loop {
             let window = self
@@ -74,12 +69,7 @@ impl<S: Store> App<S> {
             report.new_versions.push((kind, next));
         }
         self.reload_keys().await?;
-        let current = |k| self.keys.current_version(k).unwrap_or(1);
-        let versions = (
-            current(KeyKind::Pin),
-            current(KeyKind::Pan),
-            current(KeyKind::Lookup),
-        );
+        let versions = self.card_key_versions();
         // Servers that have not refreshed yet may still write under the old
         // versions for up to KEY_REFRESH; passes continue until a quiet one.
         // A pass walks the cards in id order, a window at a time; it ends
@@ -147,6 +137,17 @@ impl<S: Store> App<S> {
             report.cards_reencrypted,
         ));
         Ok(report)
+    }
+
+    /// The current versions of the keys a card's rows are under: PIN, PAN,
+    /// lookup (1 when there is none yet).
+    fn card_key_versions(&self) -> (u32, u32, u32) {
+        let current = |k| self.keys.current_version(k).unwrap_or(1);
+        (
+            current(KeyKind::Pin),
+            current(KeyKind::Pan),
+            current(KeyKind::Lookup),
+        )
     }
 
     /// A card's PIN, PAN, PAN hash and staged PIN under the current data key

@@ -235,11 +235,7 @@ pub async fn open_app_with(
 /// [`AnyStore::sync`] when it ends, rather than one by one.
 pub async fn open_app_for_bulk(data: &DataArgs) -> Result<App<AnyStore>, CliError> {
     let store = open_store_with(data, Durability::AtSync).await?;
-    let settings = ServerSettings {
-        public_url: String::new(),
-        ..ServerSettings::default()
-    };
-    app_over(store, data, settings).await
+    app_over(store, data, ServerSettings::default()).await
 }
 
 async fn app_over(

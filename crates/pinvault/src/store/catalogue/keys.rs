@@ -190,21 +190,12 @@ pub trait KeyStore: Backend {
                     Ok((versions, r.opt_u32(3)?, r.u64(4)?))
                 })
                 .await?;
-                let mut out: Vec<(KeyKind, u32, u64)> = Vec::new();
-                let mut add = |kind, version, n| match out
-                    .iter_mut()
-                    .find(|(k, v, _)| *k == kind && *v == version)
-                {
-                    Some(row) => row.2 += n,
-                    None => out.push((kind, version, n)),
-                };
+                // A version may come in several rows (its readers sum them).
+                let mut out = Vec::new();
                 for ([pin, pan, lookup], staged, n) in cards {
-                    add(KeyKind::Pin, pin, n);
-                    add(KeyKind::Pan, pan, n);
-                    add(KeyKind::Lookup, lookup, n);
-                    if let Some(staged) = staged {
-                        add(KeyKind::Pin, staged, n);
-                    }
+                    out.extend([(KeyKind::Pin, pin, n), (KeyKind::Pan, pan, n)]);
+                    out.push((KeyKind::Lookup, lookup, n));
+                    out.extend(staged.map(|v| (KeyKind::Pin, v, n)));
                 }
                 for (kind, sql) in &KEY_USAGE {
                     let rows = all(db, sql, &[], |r| Ok((r.u32(0)?, r.u64(1)?))).await?;
