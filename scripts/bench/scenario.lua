@@ -15,7 +15,10 @@
 -- line, then back (the two blocks swap each time the card comes round).
 --
 -- Two-request scenarios: verify_mismatch_unblock sends a mismatching PIN block
--- for a card, then unblocks it; token_set / token_reveal make a control token
+-- for a card, and unblocks it 64 mismatches later (not at once: the answer
+-- does not say which card it was for, and an unblock sent on another
+-- connection while the mismatch is still in flight would make the two writes
+-- wait on each other's row lock on PostgreSQL); token_set / token_reveal make a control token
 -- for a card and, when its answer arrives, redeem it (the token is taken from
 -- the answer, so the pair is one client flow). Cards are used round robin, so
 -- with more cards than connections no token supersedes one still in flight.
@@ -28,6 +31,11 @@ local i, turn, shown = 0, 0, 0
 -- A global, not a local: done() reads it from each thread with t:get().
 errors = 0
 local queue, qhead, qtail = {}, 1, 0
+-- verify_mismatch_unblock: the cards sent a mismatch, oldest first, each
+-- unblocked once UNBLOCK_LAG more have been sent one (by then its mismatch
+-- has been answered: no connection has more than one request in flight).
+local mismatched, mhead, mtail = {}, 1, 0
+local UNBLOCK_LAG = 64
 local threads = {}
 
 -- BENCH_NODES="host:port,host:port": thread k connects to node k (round
@@ -125,11 +133,17 @@ function request()
     return verify(card, card.match)
   elseif scenario == "verify_mismatch_unblock" then
     turn = turn + 1
-    if turn % 2 == 1 then
-      return verify(next_card(), cards[i].mismatch)
+    if turn % 2 == 0 and mtail - mhead + 1 > UNBLOCK_LAG then
+      local card = mismatched[mhead]
+      mismatched[mhead] = nil
+      mhead = mhead + 1
+      return wrk.format("POST", "/v1/cards/" .. card.id .. "/pin/unblock", nil,
+        '{"description":"bench","updated_by":"bench"}')
     end
-    return wrk.format("POST", "/v1/cards/" .. cards[i].id .. "/pin/unblock", nil,
-      '{"description":"bench","updated_by":"bench"}')
+    local card = next_card()
+    mtail = mtail + 1
+    mismatched[mtail] = card
+    return verify(card, card.mismatch)
   elseif scenario == "token_set" or scenario == "token_reveal" then
     if qhead <= qtail then
       local q = queue[qhead]
