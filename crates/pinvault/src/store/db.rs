@@ -18,7 +18,7 @@ use crate::domain::time::Timestamp;
 /// One statement in both dialects. Most are the same text but for the
 /// placeholders ([`sql!`]); where the dialects really differ, each has its
 /// own ([`sql_each!`]). An empty text is a statement the dialect does not
-/// need (it is not sent; it affects no row).
+/// need (it is not sent; it affects no row and returns none).
 #[derive(Debug, Clone, Copy)]
 pub struct Sql {
     pub pg: &'static str,

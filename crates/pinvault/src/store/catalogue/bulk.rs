@@ -67,7 +67,12 @@ pub(super) fn update_from_values(
 /// The statement of a shape, made once by `make` (given the dialect's
 /// placeholder mark, `$` or `?`) and kept for the life of the process (a few
 /// dozen shapes at most).
-fn shape(key: &'static str, columns: usize, rows: usize, make: impl Fn(char) -> String) -> Sql {
+pub(super) fn shape(
+    key: &'static str,
+    columns: usize,
+    rows: usize,
+    make: impl Fn(char) -> String,
+) -> Sql {
     use std::collections::HashMap;
     use std::sync::{Mutex, OnceLock};
     type Shapes = HashMap<(&'static str, usize, usize), Sql>;

@@ -5,7 +5,7 @@
 use crate::domain::ids::new_id;
 use crate::domain::webhook_format::WebhookFormat;
 use crate::store::backend::Backend;
-use crate::store::db::{Arg, Db, DbResult, Sql, Val, all, args, sql};
+use crate::store::db::{Arg, Db, DbResult, Row, Sql, Val, all, args, sql, sql_each};
 use crate::store::decode;
 use crate::store::error::StoreFuture;
 use crate::store::rows::{AuditEntry, Created, Effects, EventRow, IdemRow};
@@ -26,14 +26,16 @@ const INSERT_DELIVERY: Sql = sql!(
 type Subscriber = (String, Vec<String>, WebhookFormat);
 
 async fn subscribers(db: &mut dyn Db, program_id: &str) -> DbResult<Vec<Subscriber>> {
-    all(db, &SUBSCRIBERS, &args![program_id], |r| {
-        Ok((
-            r.string(0)?,
-            decode::event_types(r.str(1)?)?,
-            r.parse(2, WebhookFormat::parse, "format")?,
-        ))
-    })
-    .await
+    all(db, &SUBSCRIBERS, &args![program_id], subscriber).await
+}
+
+/// A row of `id, events, format` from `webhook_endpoints`.
+fn subscriber(r: Row<'_>) -> DbResult<Subscriber> {
+    Ok((
+        r.string(0)?,
+        decode::event_types(r.str(1)?)?,
+        r.parse(2, WebhookFormat::parse, "format")?,
+    ))
 }
 
 /// A delivery to each endpoint for each name the event goes out under there
@@ -93,21 +95,26 @@ async fn append_audits(db: &mut dyn Db, entries: &[&AuditEntry]) -> DbResult<()>
     for chunk in entries.chunks(ROWS_A_STATEMENT) {
         let mut values: Vec<Arg<'_>> = Vec::with_capacity(chunk.len() * 8);
         for entry in chunk {
-            values.extend(args![
-                entry.at,
-                &entry.actor,
-                &entry.request_id,
-                &entry.source,
-                &entry.action,
-                &entry.program_id,
-                &entry.card_id,
-                &entry.details
-            ]);
+            values.extend(audit_args(entry));
         }
         let sql = super::bulk::insert_rows(QUEUE_COLUMNS, 8, chunk.len());
         db.exec(&sql, &values).await?;
     }
     Ok(())
+}
+
+/// The values of an audit record's row, in [`QUEUE_COLUMNS`] order.
+fn audit_args(entry: &AuditEntry) -> [Arg<'_>; 8] {
+    args![
+        entry.at,
+        &entry.actor,
+        &entry.request_id,
+        &entry.source,
+        &entry.action,
+        &entry.program_id,
+        &entry.card_id,
+        &entry.details
+    ]
 }
 
 /// The values of an event's row, in [`EVENT_COLUMNS`] order.
@@ -127,14 +134,112 @@ const QUEUE_COLUMNS: &str =
     "audit_queue (at, actor, request_id, source, action, program_id, card_id, details)";
 
 /// Writes a change's events and its audit record, inside its transaction.
+/// On PostgreSQL, where each statement is a round trip, the events, the audit
+/// record and the read of whom the events go to are one statement
+/// ([`effects_statement`]); SQLite runs them one by one (its calls are
+/// function calls). Each statement below has the other dialect's text empty:
+/// not sent, no rows.
 pub async fn apply(db: &mut dyn Db, effects: &Effects) -> DbResult<()> {
-    for event in &effects.events {
-        insert_event(db, event).await?;
+    let events = &effects.events;
+    let Some(first) = events.first() else {
+        return match &effects.audit {
+            Some(entry) => append_audit(db, entry).await,
+            None => Ok(()),
+        };
+    };
+    if events.iter().any(|ev| ev.program_id != first.program_id) {
+        // Events of several programs (none is made so today): one at a time.
+        for event in events {
+            insert_event(db, event).await?;
+        }
+        if let Some(entry) = &effects.audit {
+            append_audit(db, entry).await?;
+        }
+        return Ok(());
+    }
+    let mut values: Vec<Arg<'_>> = Vec::with_capacity(events.len() * 6 + 9);
+    for ev in events {
+        values.extend(event_args(ev));
     }
     if let Some(entry) = &effects.audit {
-        append_audit(db, entry).await?;
+        values.extend(audit_args(entry));
+    }
+    values.push(Arg::from(&first.program_id));
+    let combined = effects_statement(events.len(), effects.audit.is_some());
+    let mut subs = all(db, &combined, &values, subscriber).await?;
+    // SQLite: the same, a statement each.
+    let insert = pg_empty(super::bulk::insert_rows(EVENT_COLUMNS, 6, events.len()));
+    db.exec(&insert, &values[..events.len() * 6]).await?;
+    if let Some(entry) = &effects.audit {
+        let queue = pg_empty(super::bulk::insert_rows(QUEUE_COLUMNS, 8, 1));
+        db.exec(&queue, &audit_args(entry)).await?;
+    }
+    subs.extend(
+        all(
+            db,
+            &SUBSCRIBERS_SQLITE,
+            &args![&first.program_id],
+            subscriber,
+        )
+        .await?,
+    );
+    for ev in events {
+        fan_out(db, &subs, ev).await?;
     }
     Ok(())
+}
+
+/// Whom a program's events may go to, read on SQLite (PostgreSQL reads it in
+/// [`effects_statement`]).
+const SUBSCRIBERS_SQLITE: Sql = sql_each!(
+    pg: "",
+    sqlite: "SELECT id, events, format FROM webhook_endpoints WHERE program_id = $1 AND deleted_at IS NULL"
+);
+
+/// `sql` on SQLite only.
+fn pg_empty(sql: Sql) -> Sql {
+    Sql {
+        pg: "",
+        lite: sql.lite,
+    }
+}
+
+/// On PostgreSQL, one statement: `events` events (six parameters each), the
+/// audit record if there is one (eight more), and the endpoints of the program
+/// (the last parameter) that may receive them: `WITH e AS (INSERT INTO events
+/// …), a AS (INSERT INTO audit_queue …) SELECT … FROM webhook_endpoints …`.
+/// Empty on SQLite.
+fn effects_statement(events: usize, audit: bool) -> Sql {
+    super::bulk::shape("outbox effects", events, usize::from(audit), |mark| {
+        if mark != '$' {
+            return String::new();
+        }
+        let mut n = 0;
+        let mut row = |count: usize| {
+            let marks: Vec<String> = (0..count)
+                .map(|_| {
+                    n += 1;
+                    format!("${n}")
+                })
+                .collect();
+            format!("({})", marks.join(", "))
+        };
+        let rows: Vec<String> = (0..events).map(|_| row(6)).collect();
+        let mut with = format!(
+            "e AS (INSERT INTO {EVENT_COLUMNS} VALUES {})",
+            rows.join(", ")
+        );
+        if audit {
+            with.push_str(&format!(
+                ", a AS (INSERT INTO {QUEUE_COLUMNS} VALUES {})",
+                row(8)
+            ));
+        }
+        format!(
+            "WITH {with} SELECT id, events, format FROM webhook_endpoints WHERE program_id = ${} AND deleted_at IS NULL",
+            n + 1
+        )
+    })
 }
 
 async fn insert_event(db: &mut dyn Db, ev: &EventRow) -> DbResult<()> {

@@ -168,6 +168,111 @@ async fn two_workers_never_claim_the_same_delivery() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_writes_its_events_its_audit_record_and_a_delivery_per_subscriber() {
+    let b = backends("effects").await;
+    for (name, store, p) in b.with_programs().await {
+        let other = with_program(store).await;
+        let make = |program: &str, events: &[&str]| {
+            let mut e = endpoint(program);
+            e.events = events.iter().map(|s| (*s).to_owned()).collect();
+            e
+        };
+        let audit = || {
+            crate::audit::Actor::operator().record(
+                "contract.endpoint",
+                None,
+                None,
+                serde_json::json!({}),
+            )
+        };
+        // Of the program: one for both events, one for the second only, one
+        // deleted; and one of another program for both.
+        let both = make(&p.id, &["card.created", "pin.changed"]);
+        let second = make(&p.id, &["pin.changed"]);
+        let deleted = make(&p.id, &["card.created"]);
+        let elsewhere = make(&other.id, &["card.created", "pin.changed"]);
+        for e in [&both, &second, &deleted, &elsewhere] {
+            store
+                .create_webhook_endpoint(e.clone(), None, audit())
+                .await
+                .unwrap();
+        }
+        assert!(
+            store
+                .delete_webhook_endpoint(&p.id, &deleted.id, now(), audit())
+                .await
+                .unwrap()
+        );
+        store.seal_all_audit().await.unwrap();
+        let c = card(&p.id);
+        let ev = |kind| crate::events::event(&p.id, &c.id, kind, serde_json::json!({ "n": 1 }));
+        let events = vec![
+            ev(crate::events::EventType::CardCreated),
+            ev(crate::events::EventType::PinChanged),
+        ];
+        let record = crate::audit::Actor::operator().record(
+            "card.created",
+            Some(&p.id),
+            Some(&c.id),
+            serde_json::json!({ "via": "contract" }),
+        );
+        let effects = Effects {
+            events: events.clone(),
+            audit: Some(record),
+        };
+        let created = store.create_card(c.clone(), None, effects).await.unwrap();
+        assert!(matches!(created, Created::Created), "{name}");
+        let stored = listed(store.list_events(&p.id, Some(&c.id), None, 10, None)).await;
+        let mut ids: Vec<&str> = stored.iter().map(|e| e.id.as_str()).collect();
+        ids.sort_unstable();
+        let mut want: Vec<&str> = events.iter().map(|e| e.id.as_str()).collect();
+        want.sort_unstable();
+        assert_eq!(ids, want, "{name}: both events");
+        assert_eq!(
+            store.audit_pending().await.unwrap().records,
+            1,
+            "{name}: its audit record queued"
+        );
+        let delivered = |id: &str| {
+            let store = store.clone();
+            let id = id.to_owned();
+            async move {
+                let mut d: Vec<(String, String)> = listed(store.list_deliveries(&id, 10, None))
+                    .await
+                    .into_iter()
+                    .map(|d| (d.event_id, d.event_type))
+                    .collect();
+                d.sort();
+                d
+            }
+        };
+        let mut to_both: Vec<(String, String)> = events
+            .iter()
+            .map(|e| (e.id.clone(), e.kind.clone()))
+            .collect();
+        to_both.sort();
+        assert_eq!(
+            delivered(&both.id).await,
+            to_both,
+            "{name}: an endpoint for both"
+        );
+        assert_eq!(
+            delivered(&second.id).await,
+            vec![(events[1].id.clone(), events[1].kind.clone())],
+            "{name}: an endpoint for the second"
+        );
+        assert!(
+            delivered(&deleted.id).await.is_empty(),
+            "{name}: a deleted endpoint"
+        );
+        assert!(
+            delivered(&elsewhere.id).await.is_empty(),
+            "{name}: another program's"
+        );
+    }
+}
+
 /// An endpoint of the program for `card.created`.
 fn endpoint(program_id: &str) -> WebhookEndpointRow {
     WebhookEndpointRow {

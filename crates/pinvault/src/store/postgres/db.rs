@@ -181,6 +181,9 @@ impl Db for PgDb<'_> {
         each: &'a mut EachRow<'a>,
     ) -> DbFuture<'a, ()> {
         Box::pin(async move {
+            if sql.pg.is_empty() {
+                return Ok(());
+            }
             let params = params(args);
             let statement = self.statement(sql.pg).await?;
             let rows = match (self, statement) {

@@ -65,6 +65,9 @@ impl Db for LiteDb<'_> {
         each: &'a mut EachRow<'a>,
     ) -> DbFuture<'a, ()> {
         Box::pin(async move {
+            if sql.lite.is_empty() {
+                return Ok(());
+            }
             let mut stmt = self.0.prepare_cached(sql.lite)?;
             let mut rows = stmt.query(params_from_iter(args.iter()))?;
             while let Some(r) = rows.next()? {
