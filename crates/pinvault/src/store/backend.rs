@@ -2,7 +2,7 @@
 //! transaction, or as a read. Everything else (which statements, in which
 //! order, what the domain decided) is written once, in `catalogue/`.
 
-use super::db::{Arg, DbResult, Op, Row, Sql, Val, all, first};
+use super::db::{Arg, DbResult, Op, Row, Sql, Val, rows};
 use super::error::StoreFuture;
 use super::read_cache::ReadCache;
 
@@ -45,6 +45,25 @@ pub trait Backend: Clone + Send + Sync + 'static {
         false
     }
 
+    /// The rows of one statement, decoded, the first `most` of them (a read).
+    fn rows_read<T: Send + 'static>(
+        &self,
+        sql: &'static Sql,
+        vals: Vec<Val>,
+        decode: fn(Row<'_>) -> DbResult<T>,
+        most: usize,
+    ) -> impl StoreFuture<Vec<T>> {
+        self.read(
+            (sql, vals, decode, most),
+            |db, (sql, vals, decode, most)| {
+                Box::pin(async move {
+                    let args: Vec<Arg<'_>> = vals.iter().map(Val::arg).collect();
+                    rows(db, sql, &args, *decode, *most).await
+                })
+            },
+        )
+    }
+
     /// The first row of one statement, decoded (a read).
     fn first_row<T: Send + 'static>(
         &self,
@@ -52,27 +71,7 @@ pub trait Backend: Clone + Send + Sync + 'static {
         vals: Vec<Val>,
         decode: fn(Row<'_>) -> DbResult<T>,
     ) -> impl StoreFuture<Option<T>> {
-        self.read((sql, vals, decode), |db, (sql, vals, decode)| {
-            Box::pin(async move {
-                let args: Vec<Arg<'_>> = vals.iter().map(Val::arg).collect();
-                first(db, sql, &args, *decode).await
-            })
-        })
-    }
-
-    /// Every row of one statement, decoded (a read).
-    fn all_rows<T: Send + 'static>(
-        &self,
-        sql: &'static Sql,
-        vals: Vec<Val>,
-        decode: fn(Row<'_>) -> DbResult<T>,
-    ) -> impl StoreFuture<Vec<T>> {
-        self.read((sql, vals, decode), |db, (sql, vals, decode)| {
-            Box::pin(async move {
-                let args: Vec<Arg<'_>> = vals.iter().map(Val::arg).collect();
-                all(db, sql, &args, *decode).await
-            })
-        })
+        async move { Ok(self.rows_read(sql, vals, decode, 1).await?.pop()) }
     }
 
     /// One statement as its own transaction; how many rows it changed.

@@ -81,46 +81,28 @@ pub enum Arg<'a> {
     Null,
 }
 
-impl From<i64> for Arg<'_> {
-    fn from(v: i64) -> Self {
-        Arg::Int(v)
-    }
+/// `From` each type for one variant: by `Into` (the integers), or by a
+/// reference's own coercion (`&String` to `&str`, `&Vec<u8>` to `&[u8]`).
+macro_rules! arg_from {
+    (into $variant:ident: $($t:ty),*) => {$(
+        impl<'a> From<$t> for Arg<'a> {
+            fn from(v: $t) -> Self {
+                Arg::$variant(v.into())
+            }
+        }
+    )*};
+    (ref $variant:ident: $($t:ty),*) => {$(
+        impl<'a> From<$t> for Arg<'a> {
+            fn from(v: $t) -> Self {
+                Arg::$variant(v)
+            }
+        }
+    )*};
 }
-impl From<u32> for Arg<'_> {
-    fn from(v: u32) -> Self {
-        Arg::Int(i64::from(v))
-    }
-}
-impl From<u16> for Arg<'_> {
-    fn from(v: u16) -> Self {
-        Arg::Int(i64::from(v))
-    }
-}
-impl From<bool> for Arg<'_> {
-    fn from(v: bool) -> Self {
-        Arg::Bool(v)
-    }
-}
-impl<'a> From<&'a str> for Arg<'a> {
-    fn from(v: &'a str) -> Self {
-        Arg::Text(v)
-    }
-}
-impl<'a> From<&'a String> for Arg<'a> {
-    fn from(v: &'a String) -> Self {
-        Arg::Text(v)
-    }
-}
-impl<'a> From<&'a [u8]> for Arg<'a> {
-    fn from(v: &'a [u8]) -> Self {
-        Arg::Bytes(v)
-    }
-}
-impl<'a> From<&'a Vec<u8>> for Arg<'a> {
-    fn from(v: &'a Vec<u8>) -> Self {
-        Arg::Bytes(v)
-    }
-}
+arg_from!(into Int: i64, u32, u16);
+arg_from!(into Bool: bool);
+arg_from!(ref Text: &'a str, &'a String);
+arg_from!(ref Bytes: &'a [u8], &'a Vec<u8>);
 impl<'a, const N: usize> From<&'a [u8; N]> for Arg<'a> {
     fn from(v: &'a [u8; N]) -> Self {
         Arg::Bytes(v)
@@ -405,34 +387,58 @@ pub type DbFuture<'a, T> = Pin<Box<dyn Future<Output = DbResult<T>> + Send + 'a>
 /// Called with each result row in turn.
 pub type EachRow<'a> = dyn FnMut(Row<'_>) -> DbResult<()> + Send + 'a;
 
+/// A statement's parameters, in order.
+pub type Args<'a> = &'a [Arg<'a>];
+
 /// A connection or transaction of either database.
 pub trait Db: Send {
-    /// Runs a statement; how many rows it changed (0 for an empty text).
-    fn exec<'a>(&'a mut self, sql: &'a Sql, args: &'a [Arg<'a>]) -> DbFuture<'a, u64>;
-    /// Runs statements with no parameters, one after another (a migration).
-    fn batch<'a>(&'a mut self, sql: &'a str) -> DbFuture<'a, ()>;
-    /// Runs a query and hands each row to `each`, in order.
-    fn query<'a>(
+    /// Which of a statement's two texts this database runs.
+    fn text(&self, sql: &Sql) -> &'static str;
+    /// Runs one text of a statement; how many rows it changed.
+    fn exec_text<'a>(&'a mut self, text: &'static str, args: Args<'a>) -> DbFuture<'a, u64>;
+    /// Runs one text of a query and hands each row to `each`, in order.
+    fn query_text<'a>(
         &'a mut self,
-        sql: &'a Sql,
-        args: &'a [Arg<'a>],
+        text: &'static str,
+        args: Args<'a>,
         each: &'a mut EachRow<'a>,
     ) -> DbFuture<'a, ()>;
+    /// Runs statements with no parameters, one after another (a migration).
+    fn batch<'a>(&'a mut self, sql: &'a str) -> DbFuture<'a, ()>;
+
+    /// Runs a statement; how many rows it changed. An empty text (a statement
+    /// only the other dialect needs) is not sent: no rows.
+    fn exec<'a>(&'a mut self, sql: &'a Sql, args: Args<'a>) -> DbFuture<'a, u64> {
+        match self.text(sql) {
+            "" => Box::pin(std::future::ready(Ok(0))),
+            text => self.exec_text(text, args),
+        }
+    }
 }
 
-/// Every row, decoded.
-pub async fn all<T: Send>(
+/// Every row: [`rows`]' `most`.
+pub const ALL: usize = usize::MAX;
+
+/// The rows, decoded: the first `most` of them (the others are not decoded).
+/// An empty text is not sent (no rows), as [`Db::exec`].
+pub async fn rows<T: Send>(
     db: &mut dyn Db,
     sql: &Sql,
-    args: &[Arg<'_>],
+    args: Args<'_>,
     decode: fn(Row<'_>) -> DbResult<T>,
+    most: usize,
 ) -> DbResult<Vec<T>> {
     let mut out = Vec::new();
     let mut each = |r: Row<'_>| {
-        out.push(decode(r)?);
+        if out.len() < most {
+            out.push(decode(r)?);
+        }
         Ok(())
     };
-    db.query(sql, args, &mut each).await?;
+    match db.text(sql) {
+        "" => {}
+        text => db.query_text(text, args, &mut each).await?,
+    }
     Ok(out)
 }
 
@@ -440,18 +446,10 @@ pub async fn all<T: Send>(
 pub async fn first<T: Send>(
     db: &mut dyn Db,
     sql: &Sql,
-    args: &[Arg<'_>],
+    args: Args<'_>,
     decode: fn(Row<'_>) -> DbResult<T>,
 ) -> DbResult<Option<T>> {
-    let mut out = None;
-    let mut each = |r: Row<'_>| {
-        if out.is_none() {
-            out = Some(decode(r)?);
-        }
-        Ok(())
-    };
-    db.query(sql, args, &mut each).await?;
-    Ok(out)
+    Ok(rows(db, sql, args, decode, 1).await?.pop())
 }
 
 /// A store operation: a function of the database and of the data it was given,

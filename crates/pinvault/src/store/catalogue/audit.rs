@@ -5,7 +5,7 @@ use super::outbox::{self, IDEMPOTENCY_TTL_S};
 use super::page::{self, Page};
 use crate::domain::time::now;
 use crate::store::backend::Backend;
-use crate::store::db::{Sql, sql, vals};
+use crate::store::db::{ALL, Sql, sql, vals};
 use crate::store::decode::{self, audit_cols, event_cols, select};
 use crate::store::error::StoreFuture;
 use crate::store::rows::{AuditEntry, AuditRecord, EventRow, IdemRow};
@@ -38,7 +38,7 @@ pub trait AuditStore: Backend {
 
     /// Audit records with `seq` greater than `after`, oldest first.
     fn list_audit(&self, after: i64, limit: u32) -> impl StoreFuture<Vec<AuditRecord>> {
-        self.all_rows(&AUDIT, vals![after, limit], decode::audit)
+        self.rows_read(&AUDIT, vals![after, limit], decode::audit, ALL)
     }
 
     /// A program's events, newest first, optionally of one card and one type.

@@ -12,7 +12,7 @@ use super::outbox::ROWS_A_STATEMENT;
 use crate::domain::audit::chain_hash;
 use crate::domain::time::Timestamp;
 use crate::store::backend::Backend;
-use crate::store::db::{Arg, Db, DbResult, Sql, all, args, first, sql, sql_each};
+use crate::store::db::{ALL, Arg, Db, DbResult, Sql, args, first, rows, sql, sql_each};
 use crate::store::decode;
 use crate::store::error::StoreFuture;
 
@@ -167,8 +167,8 @@ async fn seal(db: &mut dyn Db, wait: bool, from: SealFrom) -> DbResult<Option<Se
     let limit = SEAL_BATCH as i64;
     let row = |r: crate::store::db::Row<'_>| Ok((r.i64(0)?, decode::audit_entry(r, 1)?));
     let queued = match from {
-        SealFrom::Oldest => all(db, &QUEUED, &args![limit], row).await?,
-        SealFrom::After(id) => all(db, &QUEUED_AFTER, &args![limit, id], row).await?,
+        SealFrom::Oldest => rows(db, &QUEUED, &args![limit], row, ALL).await?,
+        SealFrom::After(id) => rows(db, &QUEUED_AFTER, &args![limit, id], row, ALL).await?,
     };
     for chunk in queued.chunks(ROWS_A_STATEMENT) {
         let mut chained = Vec::with_capacity(chunk.len());

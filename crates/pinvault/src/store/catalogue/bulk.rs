@@ -1,6 +1,24 @@
 //! Statements that write many rows at once (a bulk import).
 
-use crate::store::db::Sql;
+use crate::store::db::{Arg, Db, DbResult, Sql};
+
+/// Rows a bulk statement writes at most.
+pub const ROWS_A_STATEMENT: usize = 100;
+
+/// Inserts a row for each of `items` (`values` gives its `N` parameters) into
+/// `into`, as [`insert_rows`]: [`ROWS_A_STATEMENT`] rows a statement.
+pub(super) async fn insert_all<'r, T, const N: usize>(
+    db: &mut dyn Db,
+    into: &'static str,
+    items: &'r [T],
+    values: impl Fn(&'r T) -> [Arg<'r>; N],
+) -> DbResult<()> {
+    for chunk in items.chunks(ROWS_A_STATEMENT) {
+        let args: Vec<Arg<'r>> = chunk.iter().flat_map(&values).collect();
+        db.exec(&insert_rows(into, N, chunk.len()), &args).await?;
+    }
+    Ok(())
+}
 
 /// `INSERT INTO {into} VALUES (…), (…), …`: `rows` rows of `columns`
 /// parameters each, for writing many rows in one statement (a bulk import).

@@ -8,7 +8,7 @@ use super::programs::CARD;
 use crate::domain::card::PinFailure;
 use crate::domain::time::Timestamp;
 use crate::store::backend::Backend;
-use crate::store::db::{Db, DbResult, Sql, all, args, sql, vals};
+use crate::store::db::{ALL, Db, DbResult, Sql, args, rows, sql, vals};
 use crate::store::decode::{self, card_cols, select};
 use crate::store::error::StoreFuture;
 use crate::store::read_cache;
@@ -86,7 +86,7 @@ async fn change_state<F: ChangeEffects>(
 }
 
 /// The values of a card's row, in [`CARD_COLUMNS`] order.
-pub(super) fn card_args(c: &CardRow) -> Vec<crate::store::db::Arg<'_>> {
+pub(super) fn card_args(c: &CardRow) -> [crate::store::db::Arg<'_>; CARD_VALUES] {
     args![
         &c.id,
         &c.program_id,
@@ -115,7 +115,6 @@ pub(super) fn card_args(c: &CardRow) -> Vec<crate::store::db::Arg<'_>> {
         c.legacy.as_ref().map(|l| l.pvk_id.as_str()),
         c.legacy.as_ref().and_then(|l| l.pvki).map(u32::from),
     ]
-    .to_vec()
 }
 
 pub trait CardStore: Backend {
@@ -170,7 +169,9 @@ pub trait CardStore: Backend {
                         let mut out = Vec::new();
                         for (version, hash) in hashes {
                             let args = args![hash, *version, program_id.as_str()];
-                            out.extend(all(db, &CARDS_BY_PAN_HASH, &args, decode::card).await?);
+                            out.extend(
+                                rows(db, &CARDS_BY_PAN_HASH, &args, decode::card, ALL).await?,
+                            );
                         }
                         Ok(out)
                     })

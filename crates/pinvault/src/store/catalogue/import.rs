@@ -1,11 +1,11 @@
 //! Cards written in bulk and legacy PINs captured: a portfolio coming in
 //! (`pinvault cards import`, API.md "Portfolio migration").
 
-use super::cards::{CARD_COLUMNS, CARD_VALUES, card_args};
+use super::cards::{CARD_COLUMNS, card_args};
 use super::{card_state, outbox};
 use crate::domain::time::Timestamp;
 use crate::store::backend::Backend;
-use crate::store::db::{Row, Sql, args, sql_each};
+use crate::store::db::{ALL, Sql, args, rows, sql_each};
 use crate::store::error::StoreFuture;
 use crate::store::{CardRow, Effects, PinWrite};
 
@@ -53,17 +53,10 @@ pub trait ImportStore: Backend {
                         .collect();
                     let ids = serde_json::to_string(&ids)
                         .map_err(|_| crate::store::db::bad("an external id that is not JSON"))?;
-                    let mut taken = std::collections::HashSet::new();
-                    let mut each = |r: Row<'_>| {
-                        taken.insert(r.string(0)?);
-                        Ok(())
-                    };
-                    db.query(
-                        &EXTERNAL_IDS_TAKEN,
-                        &args![program_id.as_str(), ids.as_str()],
-                        &mut each,
-                    )
-                    .await?;
+                    let taken_args = args![program_id.as_str(), ids.as_str()];
+                    let taken =
+                        rows(db, &EXTERNAL_IDS_TAKEN, &taken_args, |r| r.string(0), ALL).await?;
+                    let mut taken: std::collections::HashSet<String> = taken.into_iter().collect();
                     let mut skipped = Vec::new();
                     let mut kept = Vec::with_capacity(cards.len());
                     for (i, (c, effects)) in cards.iter().enumerate() {
@@ -78,14 +71,7 @@ pub trait ImportStore: Backend {
                             skipped.push(i);
                         }
                     }
-                    for chunk in kept.chunks(outbox::ROWS_A_STATEMENT) {
-                        let mut values = Vec::with_capacity(chunk.len() * CARD_VALUES);
-                        for (c, _) in chunk {
-                            values.extend(card_args(c));
-                        }
-                        let sql = super::bulk::insert_rows(CARD_COLUMNS, CARD_VALUES, chunk.len());
-                        db.exec(&sql, &values).await?;
-                    }
+                    super::bulk::insert_all(db, CARD_COLUMNS, &kept, |(c, _)| card_args(c)).await?;
                     let entry = Effects {
                         events: Vec::new(),
                         audit: Some(audit(kept.len(), skipped.len())),

@@ -2,7 +2,7 @@
 
 use crate::keys::{DataKeyRow, KeyKind};
 use crate::store::backend::Backend;
-use crate::store::db::{Arg, Sql, all, args, first, sql, sql_each, vals};
+use crate::store::db::{ALL, Arg, DbResult, Row, Sql, args, bad, first, rows, sql, sql_each, vals};
 use crate::store::decode::{self, card_cols, select};
 use crate::store::error::StoreFuture;
 use crate::store::rows::{MasterRewrap, OldCards, Rewrap, Rewrapped};
@@ -166,13 +166,24 @@ pub struct Resealable {
     pub sealed: Vec<u8>,
 }
 
-fn resealable_kind(text: &str) -> crate::store::db::DbResult<KeyKind> {
-    KeyKind::parse(text).ok_or_else(|| crate::store::db::bad("key kind"))
+/// A value to reseal: its id (one column, or two when `keyed`: an
+/// idempotency response's key with its API key), then its purpose, the version
+/// it is sealed under and the sealed bytes.
+fn resealable(r: Row<'_>, keyed: bool) -> DbResult<Resealable> {
+    let id = (r.string(0)?, if keyed { Some(r.string(1)?) } else { None });
+    let r = r.from(1 + usize::from(keyed));
+    let kind = r.str(0)?;
+    Ok(Resealable {
+        id,
+        kind: KeyKind::parse(kind).ok_or_else(|| bad("key kind"))?,
+        version: r.u32(1)?,
+        sealed: r.bytes(2)?,
+    })
 }
 
 pub trait KeyStore: Backend {
     fn data_keys(&self) -> impl StoreFuture<Vec<DataKeyRow>> {
-        self.all_rows(&DATA_KEYS, vec![], decode::data_key)
+        self.rows_read(&DATA_KEYS, vec![], decode::data_key, ALL)
     }
 
     /// Inserts a data key version; false if that version exists already.
@@ -185,10 +196,16 @@ pub trait KeyStore: Backend {
     fn key_usage(&self) -> impl StoreFuture<Vec<(KeyKind, u32, u64)>> {
         self.read((), |db, ()| {
             Box::pin(async move {
-                let cards = all(db, &CARD_KEY_USAGE, &[], |r| {
-                    let versions = [r.u32(0)?, r.u32(1)?, r.u32(2)?];
-                    Ok((versions, r.opt_u32(3)?, r.u64(4)?))
-                })
+                let cards = rows(
+                    db,
+                    &CARD_KEY_USAGE,
+                    &[],
+                    |r| {
+                        let versions = [r.u32(0)?, r.u32(1)?, r.u32(2)?];
+                        Ok((versions, r.opt_u32(3)?, r.u64(4)?))
+                    },
+                    ALL,
+                )
                 .await?;
                 // A version may come in several rows (its readers sum them).
                 let mut out = Vec::new();
@@ -198,7 +215,7 @@ pub trait KeyStore: Backend {
                     out.extend(staged.map(|v| (KeyKind::Pin, v, n)));
                 }
                 for (kind, sql) in &KEY_USAGE {
-                    let rows = all(db, sql, &[], |r| Ok((r.u32(0)?, r.u64(1)?))).await?;
+                    let rows = rows(db, sql, &[], |r| Ok((r.u32(0)?, r.u64(1)?)), ALL).await?;
                     out.extend(rows.into_iter().map(|(v, n)| (*kind, v, n)));
                 }
                 Ok(out)
@@ -208,27 +225,23 @@ pub trait KeyStore: Backend {
 
     /// Webhook secrets not under version `current` of the `webhook` key.
     fn secrets_to_reseal(&self, current: u32, limit: u32) -> impl StoreFuture<Vec<Resealable>> {
-        self.all_rows(&SECRETS_TO_RESEAL, vals![current, limit], |r| {
-            Ok(Resealable {
-                id: (r.string(0)?, None),
-                kind: resealable_kind(r.str(1)?)?,
-                version: r.u32(2)?,
-                sealed: r.bytes(3)?,
-            })
-        })
+        self.rows_read(
+            &SECRETS_TO_RESEAL,
+            vals![current, limit],
+            |r| resealable(r, false),
+            ALL,
+        )
     }
 
     /// Idempotency responses not under version `current` of the
     /// `idempotency` key.
     fn responses_to_reseal(&self, current: u32, limit: u32) -> impl StoreFuture<Vec<Resealable>> {
-        self.all_rows(&RESPONSES_TO_RESEAL, vals![current, limit], |r| {
-            Ok(Resealable {
-                id: (r.string(0)?, Some(r.string(1)?)),
-                kind: resealable_kind(r.str(2)?)?,
-                version: r.u32(3)?,
-                sealed: r.bytes(4)?,
-            })
-        })
+        self.rows_read(
+            &RESPONSES_TO_RESEAL,
+            vals![current, limit],
+            |r| resealable(r, true),
+            ALL,
+        )
     }
 
     /// Stores `old` sealed again (`sealed`, under `version` of its purpose's
@@ -266,9 +279,9 @@ pub trait KeyStore: Backend {
                 let cards = match &end {
                     Some(end) => {
                         let args = [old.as_slice(), &args![end]].concat();
-                        all(db, &CARDS_UNDER_OLD_KEYS, &args, decode::card).await?
+                        rows(db, &CARDS_UNDER_OLD_KEYS, &args, decode::card, ALL).await?
                     }
-                    None => all(db, &LAST_CARDS_UNDER_OLD_KEYS, &old, decode::card).await?,
+                    None => rows(db, &LAST_CARDS_UNDER_OLD_KEYS, &old, decode::card, ALL).await?,
                 };
                 // A full batch may leave more of the window: the next one
                 // begins after its last card.

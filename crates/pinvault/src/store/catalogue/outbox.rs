@@ -5,7 +5,7 @@
 use crate::domain::ids::new_id;
 use crate::domain::webhook_format::WebhookFormat;
 use crate::store::backend::Backend;
-use crate::store::db::{Arg, Db, DbResult, Row, Sql, Val, all, args, sql, sql_each};
+use crate::store::db::{ALL, Arg, Db, DbResult, Row, Sql, Val, args, rows, sql, sql_each};
 use crate::store::decode;
 use crate::store::error::StoreFuture;
 use crate::store::rows::{AuditEntry, Created, Effects, EventRow, IdemRow};
@@ -26,7 +26,7 @@ const INSERT_DELIVERY: Sql = sql!(
 type Subscriber = (String, Vec<String>, WebhookFormat);
 
 async fn subscribers(db: &mut dyn Db, program_id: &str) -> DbResult<Vec<Subscriber>> {
-    all(db, &SUBSCRIBERS, &args![program_id], subscriber).await
+    rows(db, &SUBSCRIBERS, &args![program_id], subscriber, ALL).await
 }
 
 /// A row of `id, events, format` from `webhook_endpoints`.
@@ -58,8 +58,7 @@ async fn fan_out(db: &mut dyn Db, subscribers: &[Subscriber], ev: &EventRow) -> 
     Ok(())
 }
 
-/// Rows a bulk statement writes at most.
-pub const ROWS_A_STATEMENT: usize = 100;
+pub use super::bulk::ROWS_A_STATEMENT;
 
 /// Writes the events and audit records of many changes (a bulk import) in a
 /// few statements: the subscribers read once, the events and the audit
@@ -75,14 +74,7 @@ pub async fn apply_many(db: &mut dyn Db, effects: &[&Effects]) -> DbResult<()> {
         }
         fan_out(db, &subs, ev).await?;
     }
-    for chunk in events.chunks(ROWS_A_STATEMENT) {
-        let mut values: Vec<Arg<'_>> = Vec::with_capacity(chunk.len() * 6);
-        for ev in chunk {
-            values.extend(event_args(ev));
-        }
-        let sql = super::bulk::insert_rows(EVENT_COLUMNS, 6, chunk.len());
-        db.exec(&sql, &values).await?;
-    }
+    super::bulk::insert_all(db, EVENT_COLUMNS, &events, |ev| event_args(ev)).await?;
     let entries: Vec<&AuditEntry> = effects.iter().filter_map(|e| e.audit.as_ref()).collect();
     append_audits(db, &entries).await
 }
@@ -92,15 +84,7 @@ pub async fn apply_many(db: &mut dyn Db, effects: &[&Effects]) -> DbResult<()> {
 /// statement, locking nothing but their own rows, so changes on every node
 /// append at once.
 async fn append_audits(db: &mut dyn Db, entries: &[&AuditEntry]) -> DbResult<()> {
-    for chunk in entries.chunks(ROWS_A_STATEMENT) {
-        let mut values: Vec<Arg<'_>> = Vec::with_capacity(chunk.len() * 8);
-        for entry in chunk {
-            values.extend(audit_args(entry));
-        }
-        let sql = super::bulk::insert_rows(QUEUE_COLUMNS, 8, chunk.len());
-        db.exec(&sql, &values).await?;
-    }
-    Ok(())
+    super::bulk::insert_all(db, QUEUE_COLUMNS, entries, |e| audit_args(e)).await
 }
 
 /// The values of an audit record's row, in [`QUEUE_COLUMNS`] order.
@@ -166,7 +150,7 @@ pub async fn apply(db: &mut dyn Db, effects: &Effects) -> DbResult<()> {
     }
     values.push(Arg::from(&first.program_id));
     let combined = effects_statement(events.len(), effects.audit.is_some());
-    let mut subs = all(db, &combined, &values, subscriber).await?;
+    let mut subs = rows(db, &combined, &values, subscriber, ALL).await?;
     // SQLite: the same, a statement each.
     let insert = pg_empty(super::bulk::insert_rows(EVENT_COLUMNS, 6, events.len()));
     db.exec(&insert, &values[..events.len() * 6]).await?;
@@ -175,11 +159,12 @@ pub async fn apply(db: &mut dyn Db, effects: &Effects) -> DbResult<()> {
         db.exec(&queue, &audit_args(entry)).await?;
     }
     subs.extend(
-        all(
+        rows(
             db,
             &SUBSCRIBERS_SQLITE,
             &args![&first.program_id],
             subscriber,
+            ALL,
         )
         .await?,
     );

@@ -3,7 +3,7 @@
 use std::future::Future;
 
 use crate::store::backend::Backend;
-use crate::store::db::{Arg, Db, DbResult, Row, Sql, Val, all, first};
+use crate::store::db::{ALL, Arg, Db, DbResult, Row, Sql, Val, first, rows};
 use crate::store::error::{StoreFuture, StoreResult};
 
 /// The two statements of a list.
@@ -42,7 +42,7 @@ pub async fn fetch<T: Send>(
     let mut args = params.to_vec();
     args.push(Arg::Int(before));
     args.push(Arg::Int(i64::from(limit) + 1));
-    let mut rows = all(db, &page.list, &args, decode).await?;
+    let mut rows = rows(db, &page.list, &args, decode, ALL).await?;
     let has_more = rows.len() > limit as usize;
     rows.truncate(limit as usize);
     Ok(Some((rows, has_more)))

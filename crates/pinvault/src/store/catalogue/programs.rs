@@ -6,7 +6,7 @@ use crate::domain::ids::SecretHash;
 use crate::domain::program::{Mode, Settings};
 use crate::domain::time::Timestamp;
 use crate::store::backend::Backend;
-use crate::store::db::{Db, DbResult, Sql, args, first, sql, vals};
+use crate::store::db::{ALL, Db, DbResult, Sql, args, first, sql, vals};
 use crate::store::decode::{self, api_key_cols, card_cols, program_cols, select};
 use crate::store::error::{StoreError, StoreFuture, StoreResult};
 use crate::store::rows::{ApiKeyRow, AuditEntry, AuthenticatedCard, ProgramRow};
@@ -104,7 +104,7 @@ pub trait ProgramStore: Backend {
     }
 
     fn list_programs(&self) -> impl StoreFuture<Vec<ProgramRow>> {
-        self.all_rows(&PROGRAMS, vec![], decode::program)
+        self.rows_read(&PROGRAMS, vec![], decode::program, ALL)
     }
 
     /// New settings and mode, with the audit record of the change.
@@ -218,7 +218,7 @@ pub trait ProgramStore: Backend {
     }
 
     fn list_api_keys(&self, program_id: &str) -> impl StoreFuture<Vec<ApiKeyRow>> {
-        self.all_rows(&API_KEYS, vals![program_id], decode::api_key)
+        self.rows_read(&API_KEYS, vals![program_id], decode::api_key, ALL)
     }
 
     /// False when there is no such unrevoked key (nothing is recorded then).

@@ -5,7 +5,7 @@ use super::outbox;
 use super::page::{self, Page};
 use crate::domain::time::Timestamp;
 use crate::store::backend::Backend;
-use crate::store::db::{Sql, all, args, first, sql, sql_each, vals};
+use crate::store::db::{ALL, Sql, args, first, rows, sql, sql_each, vals};
 use crate::store::decode::{self, delivery_cols, endpoint_cols, select};
 use crate::store::error::{StoreError, StoreFuture};
 use crate::store::rows::{
@@ -215,11 +215,12 @@ pub trait WebhookStore: Backend {
             let data = (owner.to_owned(), now, lease_until, limit);
             self.write(data, |db, (owner, now, until, limit)| {
                 Box::pin(async move {
-                    let ids = all(
+                    let ids = rows(
                         db,
                         &CLAIM,
                         &args![owner, *now, *until, *limit],
                         decode::text,
+                        ALL,
                     )
                     .await?;
                     let mut out = Vec::with_capacity(ids.len());

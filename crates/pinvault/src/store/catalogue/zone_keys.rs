@@ -6,7 +6,7 @@ use super::page::{self, Page};
 use crate::domain::time::Timestamp;
 use crate::domain::zone_key::{Grants, RevokeError};
 use crate::store::backend::Backend;
-use crate::store::db::{Arg, Db, DbResult, Sql, all, args, first, sql, sql_each};
+use crate::store::db::{ALL, Arg, Db, DbResult, Sql, args, first, rows, sql, sql_each};
 use crate::store::decode::{self, select, zone_key_cols};
 use crate::store::error::StoreFuture;
 use crate::store::rows::{AuditEntry, ZoneKeyRow};
@@ -56,7 +56,7 @@ const PROGRAM_ZONE_KEYS: Page = Page {
 /// Reads the programs of a key whose grants are a list.
 async fn fill_grants(db: &mut dyn Db, key: &mut ZoneKeyRow) -> DbResult<()> {
     if key.grants != Grants::All {
-        let list = all(db, &GRANTS, &args![&key.key.id], |r| r.string(0)).await?;
+        let list = rows(db, &GRANTS, &args![&key.key.id], |r| r.string(0), ALL).await?;
         key.grants = Grants::Programs(list);
     }
     Ok(())

@@ -12,7 +12,7 @@ use tokio_postgres::{Client, Statement, Transaction};
 /// text is `'static`: its address and length name it).
 pub(super) type Statements = HashMap<(usize, usize), Statement>;
 
-use crate::store::db::{Arg, Cell, Cells, Db, DbFuture, DbResult, EachRow, Row, Sql, bad};
+use crate::store::db::{Arg, Args, Cell, Cells, Db, DbFuture, DbResult, EachRow, Row, Sql, bad};
 
 /// A pooled client (reads) or a transaction (writes), with the connection's
 /// prepared statements (`None`: the statement cache is off).
@@ -148,19 +148,42 @@ async fn run_unnamed(
 }
 
 impl Db for PgDb<'_> {
-    fn exec<'a>(&'a mut self, sql: &'a Sql, args: &'a [Arg<'a>]) -> DbFuture<'a, u64> {
+    fn text(&self, sql: &Sql) -> &'static str {
+        sql.pg
+    }
+
+    fn exec_text<'a>(&'a mut self, text: &'static str, args: Args<'a>) -> DbFuture<'a, u64> {
         Box::pin(async move {
-            if sql.pg.is_empty() {
-                return Ok(0);
-            }
             let params = params(args);
-            let statement = self.statement(sql.pg).await?;
+            let statement = self.statement(text).await?;
             Ok(match (self, statement) {
                 (PgDb::Client(c, _), Some(s)) => c.execute(&s, &params).await?,
                 (PgDb::Tx(t, _), Some(s)) => t.execute(&s, &params).await?,
-                (PgDb::Client(c, _), None) => run_unnamed(c, sql.pg, args).await?.1,
-                (PgDb::Tx(t, _), None) => run_unnamed(t.client(), sql.pg, args).await?.1,
+                (PgDb::Client(c, _), None) => run_unnamed(c, text, args).await?.1,
+                (PgDb::Tx(t, _), None) => run_unnamed(t.client(), text, args).await?.1,
             })
+        })
+    }
+
+    fn query_text<'a>(
+        &'a mut self,
+        text: &'static str,
+        args: Args<'a>,
+        each: &'a mut EachRow<'a>,
+    ) -> DbFuture<'a, ()> {
+        Box::pin(async move {
+            let params = params(args);
+            let statement = self.statement(text).await?;
+            let rows = match (self, statement) {
+                (PgDb::Client(c, _), Some(s)) => c.query(&s, &params).await?,
+                (PgDb::Tx(t, _), Some(s)) => t.query(&s, &params).await?,
+                (PgDb::Client(c, _), None) => run_unnamed(c, text, args).await?.0,
+                (PgDb::Tx(t, _), None) => run_unnamed(t.client(), text, args).await?.0,
+            };
+            for r in &rows {
+                each(Row::new(&PgRow(r)))?;
+            }
+            Ok(())
         })
     }
 
@@ -169,31 +192,6 @@ impl Db for PgDb<'_> {
             match self {
                 PgDb::Client(c, _) => c.batch_execute(sql).await?,
                 PgDb::Tx(t, _) => t.batch_execute(sql).await?,
-            }
-            Ok(())
-        })
-    }
-
-    fn query<'a>(
-        &'a mut self,
-        sql: &'a Sql,
-        args: &'a [Arg<'a>],
-        each: &'a mut EachRow<'a>,
-    ) -> DbFuture<'a, ()> {
-        Box::pin(async move {
-            if sql.pg.is_empty() {
-                return Ok(());
-            }
-            let params = params(args);
-            let statement = self.statement(sql.pg).await?;
-            let rows = match (self, statement) {
-                (PgDb::Client(c, _), Some(s)) => c.query(&s, &params).await?,
-                (PgDb::Tx(t, _), Some(s)) => t.query(&s, &params).await?,
-                (PgDb::Client(c, _), None) => run_unnamed(c, sql.pg, args).await?.0,
-                (PgDb::Tx(t, _), None) => run_unnamed(t.client(), sql.pg, args).await?.0,
-            };
-            for r in &rows {
-                each(Row::new(&PgRow(r)))?;
             }
             Ok(())
         })

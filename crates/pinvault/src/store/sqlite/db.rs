@@ -5,7 +5,7 @@
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{Connection, params_from_iter};
 
-use crate::store::db::{Arg, Cell, Cells, Db, DbFuture, DbResult, EachRow, Row, Sql, bad};
+use crate::store::db::{Arg, Args, Cell, Cells, Db, DbFuture, DbResult, EachRow, Row, Sql, bad};
 
 /// A connection of the writer thread (inside its transaction) or of the
 /// reader pool. Held by `&mut`: the connection is not shared while a
@@ -41,39 +41,37 @@ impl Cells for LiteRow<'_, '_> {
 }
 
 impl Db for LiteDb<'_> {
-    fn exec<'a>(&'a mut self, sql: &'a Sql, args: &'a [Arg<'a>]) -> DbFuture<'a, u64> {
+    fn text(&self, sql: &Sql) -> &'static str {
+        sql.lite
+    }
+
+    fn exec_text<'a>(&'a mut self, text: &'static str, args: Args<'a>) -> DbFuture<'a, u64> {
         Box::pin(async move {
-            if sql.lite.is_empty() {
-                return Ok(0);
-            }
             let n = self
                 .0
-                .prepare_cached(sql.lite)?
+                .prepare_cached(text)?
                 .execute(params_from_iter(args.iter()))?;
             Ok(n as u64)
         })
     }
 
-    fn batch<'a>(&'a mut self, sql: &'a str) -> DbFuture<'a, ()> {
-        Box::pin(async move { Ok(self.0.execute_batch(sql)?) })
-    }
-
-    fn query<'a>(
+    fn query_text<'a>(
         &'a mut self,
-        sql: &'a Sql,
-        args: &'a [Arg<'a>],
+        text: &'static str,
+        args: Args<'a>,
         each: &'a mut EachRow<'a>,
     ) -> DbFuture<'a, ()> {
         Box::pin(async move {
-            if sql.lite.is_empty() {
-                return Ok(());
-            }
-            let mut stmt = self.0.prepare_cached(sql.lite)?;
+            let mut stmt = self.0.prepare_cached(text)?;
             let mut rows = stmt.query(params_from_iter(args.iter()))?;
             while let Some(r) = rows.next()? {
                 each(Row::new(&LiteRow(r)))?;
             }
             Ok(())
         })
+    }
+
+    fn batch<'a>(&'a mut self, sql: &'a str) -> DbFuture<'a, ()> {
+        Box::pin(async move { Ok(self.0.execute_batch(sql)?) })
     }
 }
