@@ -8,11 +8,12 @@ use clap::{Subcommand, ValueEnum};
 use serde_json::json;
 
 use super::data::{DataArgs, open_app};
-use super::key_material::{KeyListArgs, KeyMaterial};
+use super::key_material::{KeyListArgs, KeyMaterial, KeyOwnerArgs};
 use super::output::{CliError, check_name, pretty};
 use crate::app::issuer_keys::{kcv_json, tr31_json};
 use crate::domain::chip::Cvn;
 use crate::domain::time::rfc3339;
+use crate::keys::issuer::Part;
 use crate::store::IssuerKeySetRow;
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -61,64 +62,17 @@ pub enum IssuerKeysCommand {
     /// components or from a TR-31 key block (`--imk-ac-tr31 BLOCK … --kbpk
     /// kbpk_…`). Prints the set's id and the keys' check values.
     Import {
-        /// The program (`prg_…`) whose chip cards use the keys.
-        #[arg(long, value_name = "PRG")]
-        program: String,
-        /// A name for people (which keys, which year).
-        #[arg(long)]
-        name: String,
+        #[command(flatten)]
+        owner: KeyOwnerArgs,
         /// The cryptogram version: it fixes the card key derivation, the
         /// secure-messaging session keys and the chip's PIN block.
         #[arg(long, value_enum)]
         cvn: CvnArg,
-        /// The AC master key (32 hex digits), or a component of it: repeat for
-        /// each custodian's (XORed). `-` reads one line from standard input.
-        #[arg(
-            long = "imk-ac",
-            value_name = "HEX",
-            required_unless_present = "imk_ac_tr31",
-            conflicts_with = "imk_ac_tr31"
-        )]
-        imk_ac: Vec<String>,
-        /// The secure-messaging integrity master key, or a component (as --imk-ac).
-        #[arg(
-            long = "imk-smi",
-            value_name = "HEX",
-            required_unless_present = "imk_smi_tr31",
-            conflicts_with = "imk_smi_tr31"
-        )]
-        imk_smi: Vec<String>,
-        /// The secure-messaging confidentiality master key, or a component.
-        #[arg(
-            long = "imk-smc",
-            value_name = "HEX",
-            required_unless_present = "imk_smc_tr31",
-            conflicts_with = "imk_smc_tr31"
-        )]
-        imk_smc: Vec<String>,
-        /// The AC master key as a TR-31 key block (key usage E0, a double-length
-        /// TDES key) under --kbpk, in place of --imk-ac. `-` reads it from one
-        /// line of standard input. Its mode of use and exportability are kept.
-        #[arg(long = "imk-ac-tr31", value_name = "BLOCK", requires = "kbpk")]
-        imk_ac_tr31: Option<String>,
-        /// The SMI master key as a TR-31 key block (key usage E2), in place of --imk-smi.
-        #[arg(long = "imk-smi-tr31", value_name = "BLOCK", requires = "kbpk")]
-        imk_smi_tr31: Option<String>,
-        /// The SMC master key as a TR-31 key block (key usage E1), in place of --imk-smc.
-        #[arg(long = "imk-smc-tr31", value_name = "BLOCK", requires = "kbpk")]
-        imk_smc_tr31: Option<String>,
+        #[command(flatten)]
+        keys: MasterKeyArgs,
         /// The key block protection key (`kbpk_…`) the --imk-*-tr31 blocks are under.
         #[arg(long, value_name = "KBPK")]
         kbpk: Option<String>,
-        /// The expected check value of the AC key: refused if it differs.
-        #[arg(long = "kcv-ac", value_name = "HEX")]
-        kcv_ac: Option<String>,
-        /// The expected check value of the SMI key: refused if it differs.
-        #[arg(long = "kcv-smi", value_name = "HEX")]
-        kcv_smi: Option<String>,
-        /// The expected check value of the SMC key: refused if it differs.
-        #[arg(long = "kcv-smc", value_name = "HEX")]
-        kcv_smc: Option<String>,
         #[command(flatten)]
         data: DataArgs,
     },
@@ -127,42 +81,125 @@ pub enum IssuerKeysCommand {
     List(KeyListArgs),
 }
 
+/// Each key of a set: its part, its flags (clear components, TR-31 block,
+/// expected check value) and what the help calls it.
+type KeyFlags = (Part, &'static str, &'static str, &'static str, &'static str);
+
+const KEY_FLAGS: [KeyFlags; 3] = [
+    (Part::Ac, "imk-ac", "imk-ac-tr31", "kcv-ac", "AC master key"),
+    (
+        Part::Smi,
+        "imk-smi",
+        "imk-smi-tr31",
+        "kcv-smi",
+        "secure-messaging integrity (SMI) master key",
+    ),
+    (
+        Part::Smc,
+        "imk-smc",
+        "imk-smc-tr31",
+        "kcv-smc",
+        "secure-messaging confidentiality (SMC) master key",
+    ),
+];
+
+/// The flags of a set's three keys, made from [`KEY_FLAGS`]: `--imk-ac HEX`
+/// (repeated: components) or `--imk-ac-tr31 BLOCK`, and `--kcv-ac HEX`; the
+/// same for SMI and SMC.
+pub struct MasterKeyArgs([GivenKey; 3]);
+
+struct GivenKey {
+    components: Vec<String>,
+    block: Option<String>,
+    kcv: Option<String>,
+}
+
+/// Says which flags were given, never a key or a component.
+impl std::fmt::Debug for MasterKeyArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut list = f.debug_list();
+        for k in &self.0 {
+            list.entry(&(k.components.len(), k.block.is_some(), &k.kcv));
+        }
+        list.finish()
+    }
+}
+
+impl clap::Args for MasterKeyArgs {
+    fn augment_args(mut cmd: clap::Command) -> clap::Command {
+        use clap::{Arg, ArgAction};
+        for (part, key, block, kcv, what) in KEY_FLAGS {
+            let usage = part.tr31_usage();
+            cmd = cmd.args([
+                Arg::new(key).long(key).value_name("HEX").action(ArgAction::Append)
+                    .required_unless_present(block).conflicts_with(block)
+                    .help(format!("The {what} (32 hex digits), or a component of it: repeat for each custodian's (XORed). `-` reads one line from standard input")),
+                Arg::new(block).long(block).value_name("BLOCK").requires("kbpk")
+                    .help(format!("The {what} as a TR-31 key block (key usage {usage}, a double-length TDES key) under --kbpk, in place of --{key}. `-` reads it from one line of standard input. Its mode of use and exportability are kept")),
+                Arg::new(kcv).long(kcv).value_name("HEX")
+                    .help(format!("The expected check value of the {what}: refused if it differs")),
+            ]);
+        }
+        cmd
+    }
+
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        Self::augment_args(cmd)
+    }
+}
+
+impl clap::FromArgMatches for MasterKeyArgs {
+    fn from_arg_matches(m: &clap::ArgMatches) -> Result<Self, clap::Error> {
+        let one = |id: &str| m.get_one::<String>(id).cloned();
+        Ok(MasterKeyArgs(KEY_FLAGS.map(|(_, key, block, kcv, _)| {
+            GivenKey {
+                components: m
+                    .get_many::<String>(key)
+                    .into_iter()
+                    .flatten()
+                    .cloned()
+                    .collect(),
+                block: one(block),
+                kcv: one(kcv),
+            }
+        })))
+    }
+
+    fn update_from_arg_matches(&mut self, m: &clap::ArgMatches) -> Result<(), clap::Error> {
+        *self = Self::from_arg_matches(m)?;
+        Ok(())
+    }
+}
+
 pub async fn issuer_keys(cmd: IssuerKeysCommand) -> Result<String, CliError> {
     match cmd {
         IssuerKeysCommand::Import {
-            program,
-            name,
+            owner,
             cvn,
-            imk_ac,
-            imk_smi,
-            imk_smc,
-            imk_ac_tr31,
-            imk_smi_tr31,
-            imk_smc_tr31,
+            keys,
             kbpk,
-            kcv_ac,
-            kcv_smi,
-            kcv_smc,
             data,
         } => {
-            let name = check_name(&name)?;
-            let given = [
-                ("--imk-ac", imk_ac, imk_ac_tr31),
-                ("--imk-smi", imk_smi, imk_smi_tr31),
-                ("--imk-smc", imk_smc, imk_smc_tr31),
-            ];
-            if kbpk.is_some() && given.iter().all(|(_, _, block)| block.is_none()) {
+            let (program, name) = (owner.program, check_name(&owner.name)?);
+            if kbpk.is_some() && keys.0.iter().all(|k| k.block.is_none()) {
                 return Err(CliError::Refused(
                     "--kbpk is for --imk-ac-tr31, --imk-smi-tr31 or --imk-smc-tr31".into(),
                 ));
             }
             // In the order of the flags, so that `-` reads stdin's lines in that order.
-            let (kcvs, kbpk) = ([kcv_ac, kcv_smi, kcv_smc], kbpk.as_deref());
             let mut read = Vec::with_capacity(3);
-            for ((flag, components, block), kcv) in given.into_iter().zip(kcvs) {
-                let block_flag = format!("{flag}-tr31");
-                let key = KeyMaterial::read(flag, components, &block_flag, block, kbpk, kcv)?;
-                read.push(key);
+            for ((_, key, block, _, _), given) in KEY_FLAGS.iter().zip(keys.0) {
+                let (key, block) = (format!("--{key}"), format!("--{block}"));
+                let (components, kcv) = (given.components, given.kcv);
+                let kbpk = kbpk.as_deref();
+                read.push(KeyMaterial::read(
+                    &key,
+                    components,
+                    &block,
+                    given.block,
+                    kbpk,
+                    kcv,
+                )?);
             }
             let keys = [0, 1, 2].map(|i| read[i].input());
             let app = open_app(&data, String::new()).await?;

@@ -12,6 +12,17 @@ use crate::app::zone_keys::{KeyInput, KeySource};
 use crate::store::KeyRow;
 use crate::store::prelude::*;
 
+/// The program a key is loaded for, and its name.
+#[derive(Debug, clap::Args)]
+pub struct KeyOwnerArgs {
+    /// The program (`prg_…`) whose cards the key is for.
+    #[arg(long, value_name = "PRG")]
+    pub program: String,
+    /// A name for people (where the key comes from, which year).
+    #[arg(long)]
+    pub name: String,
+}
+
 #[derive(Debug, clap::Args)]
 pub struct KeyMaterialArgs {
     /// A clear component in hex; repeat for each custodian's component (they

@@ -8,7 +8,7 @@ use pinblock::ibm3624::Ibm3624Params;
 use serde_json::json;
 
 use super::data::{DataArgs, open_app};
-use super::key_material::{KeyListArgs, KeyMaterialArgs};
+use super::key_material::{KeyListArgs, KeyMaterialArgs, KeyOwnerArgs};
 use super::output::{CliError, check_name, pretty};
 use crate::domain::legacy::Method;
 use crate::domain::time::rfc3339;
@@ -39,12 +39,8 @@ pub enum PvksCommand {
     /// components (XORed) or a TR-31 key block (`--tr31 BLOCK --kbpk
     /// kbpk_…`). Prints its id and check value.
     Import {
-        /// The program (`prg_…`) whose migrated cards it verifies.
-        #[arg(long, value_name = "PRG")]
-        program: String,
-        /// A name for people (which system it comes from).
-        #[arg(long)]
-        name: String,
+        #[command(flatten)]
+        owner: KeyOwnerArgs,
         /// What the key verifies: Visa PVVs or IBM 3624 offsets.
         #[arg(long, value_enum)]
         method: MethodArg,
@@ -125,14 +121,13 @@ impl Ibm3624Args {
 pub async fn pvks(cmd: PvksCommand) -> Result<String, CliError> {
     match cmd {
         PvksCommand::Import {
-            program,
-            name,
+            owner,
             method,
             key,
             ibm_3624,
             data,
         } => {
-            let name = check_name(&name)?;
+            let (program, name) = (owner.program, check_name(&owner.name)?);
             let method = method.into();
             let params = ibm_3624.params(method)?;
             let key = key.read()?;
