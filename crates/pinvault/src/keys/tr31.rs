@@ -225,9 +225,13 @@ mod tests {
         SecretKey::from_slice(&vec![byte; len]).unwrap()
     }
 
-    fn block(version: Version, kbpk: &SecretKey, fields: (&str, char, char, &str, char)) -> String {
-        let (usage, alg, mode, kv, exp) = fields;
-        let header = Header::new(version, usage, alg, mode, kv, exp).unwrap();
+    /// A block of a 16-byte key under `kbpk`; `fields` its header's key
+    /// usage, algorithm, mode of use, key version and exportability, as they
+    /// stand in the header ("P0TE01S").
+    fn block(version: Version, kbpk: &SecretKey, fields: &str) -> String {
+        let c = |i: usize| char::from(fields.as_bytes()[i]);
+        let (usage, kv) = (&fields[0..2], &fields[4..6]);
+        let header = Header::new(version, usage, c(2), c(3), kv, c(6)).unwrap();
         let wrapped = key(16, 0x5A);
         keyblock::wrap(kbpk.expose(), &header, wrapped.expose(), &mut rand::rng()).unwrap()
     }
@@ -235,7 +239,7 @@ mod tests {
     #[test]
     fn a_fitting_block_opens_and_its_header_is_kept() {
         let kbpk = key(16, 0x11);
-        let b = block(Version::B, &kbpk, ("P0", 'T', 'E', "01", 'S'));
+        let b = block(Version::B, &kbpk, "P0TE01S");
         let (k, header) = open(ZoneAlgorithm::Tdes, &kbpk, &b, &["P0"]).unwrap();
         assert_eq!(k.expose(), &[0x5A; 16]);
         let origin = Tr31Origin::new("kbpk_x", &header);
@@ -258,68 +262,32 @@ mod tests {
     fn refusals_say_why() {
         let tdes = key(16, 0x11);
         let aes = key(32, 0x22);
-        let cases: [(ZoneAlgorithm, &SecretKey, String, &[&str], &str); 7] = [
-            (
-                ZoneAlgorithm::Tdes,
-                &tdes,
-                block(Version::B, &tdes, ("K0", 'T', 'B', "00", 'N')),
-                &["P0"],
-                "key usage is K0",
-            ),
-            (
-                ZoneAlgorithm::Tdes,
-                &tdes,
-                block(Version::C, &tdes, ("P0", 'T', 'G', "00", 'N')),
-                &["P0"],
-                "mode of use G (generate only)",
-            ),
-            (
-                ZoneAlgorithm::Aes256,
-                &aes,
-                block(Version::D, &aes, ("E0", 'T', 'V', "00", 'N')),
-                &["E0"],
-                "mode of use V",
-            ),
-            (
-                ZoneAlgorithm::Aes256,
-                &aes,
-                block(Version::D, &aes, ("P0", 'A', 'B', "00", 'X')),
-                &["P0"],
-                "exportability X",
-            ),
-            (
-                ZoneAlgorithm::Aes256,
-                &aes,
-                block(Version::D, &aes, ("P0", 'A', 'B', "c1", 'N')),
-                &["P0"],
-                "key component",
-            ),
-            (
-                ZoneAlgorithm::Tdes,
-                &tdes,
-                block(Version::D, &key(16, 0x11), ("P0", 'A', 'B', "00", 'N')),
-                &["P0"],
-                "AES key block protection key",
-            ),
-            (
-                ZoneAlgorithm::Tdes,
-                &key(16, 0x12),
-                block(Version::B, &tdes, ("P0", 'T', 'B', "00", 'N')),
-                &["P0"],
-                "MAC",
-            ),
+        let other = key(16, 0x12);
+        use Version::{B, C, D};
+        use ZoneAlgorithm::{Aes256, Tdes};
+        // The KBPK it is opened with, the block (its version, the KBPK it is
+        // under, its header), the key usage wanted; what the refusal names.
+        let cases = [
+            (&tdes, B, &tdes, "K0TB00N", "P0", "key usage is K0"),
+            (&tdes, C, &tdes, "P0TG00N", "P0", "G (generate only)"),
+            (&aes, D, &aes, "E0TV00N", "E0", "mode of use V"),
+            (&aes, D, &aes, "P0AB00X", "P0", "exportability X"),
+            (&aes, D, &aes, "P0ABc1N", "P0", "key component"),
+            (&tdes, D, &tdes, "P0AB00N", "P0", "an AES key block"),
+            (&other, B, &tdes, "P0TB00N", "P0", "MAC"),
         ];
-        for (alg, kbpk, b, usages, why) in cases {
-            let err = open(alg, kbpk, &b, usages).unwrap_err();
-            assert!(err.contains(why), "{err} (wanted {why})");
+        for (opener, version, under, header, usage, why) in cases {
+            let alg = if opener.len() == 32 { Aes256 } else { Tdes };
+            let err = open(alg, opener, &block(version, under, header), &[usage]).unwrap_err();
+            assert!(err.contains(why), "{header}: {err} (wanted {why})");
         }
-        let b = block(Version::B, &tdes, ("P0", 'T', 'B', "00", 'N'));
+        let b = block(Version::B, &tdes, "P0TB00N");
         let mut tampered = b.clone().into_bytes();
         let last = tampered.len() - 1;
         tampered[last] = if tampered[last] == b'0' { b'1' } else { b'0' };
         let tampered = String::from_utf8(tampered).unwrap();
         assert!(
-            open(ZoneAlgorithm::Tdes, &tdes, &tampered, &["P0"])
+            open(Tdes, &tdes, &tampered, &["P0"])
                 .unwrap_err()
                 .contains("MAC")
         );
