@@ -21,10 +21,7 @@ impl<S: Store> App<S> {
                 .current_version(kind)
                 .ok_or(crate::keys::KeyError::UnknownVersion { kind, version: 0 })?;
             loop {
-                let batch = match kind {
-                    KeyKind::Webhook => self.store.secrets_to_reseal(current, BATCH).await?,
-                    _ => self.store.responses_to_reseal(current, BATCH).await?,
-                };
+                let batch = self.store.to_reseal(kind, current, BATCH).await?;
                 if batch.is_empty() {
                     break;
                 }

@@ -223,25 +223,20 @@ pub trait KeyStore: Backend {
         })
     }
 
-    /// Webhook secrets not under version `current` of the `webhook` key.
-    fn secrets_to_reseal(&self, current: u32, limit: u32) -> impl StoreFuture<Vec<Resealable>> {
-        self.rows_read(
-            &SECRETS_TO_RESEAL,
-            vals![current, limit],
-            |r| resealable(r, false),
-            ALL,
-        )
-    }
-
-    /// Idempotency responses not under version `current` of the
-    /// `idempotency` key.
-    fn responses_to_reseal(&self, current: u32, limit: u32) -> impl StoreFuture<Vec<Resealable>> {
-        self.rows_read(
-            &RESPONSES_TO_RESEAL,
-            vals![current, limit],
-            |r| resealable(r, true),
-            ALL,
-        )
+    /// What is sealed for `kind` (webhook secrets for `webhook`, stored
+    /// idempotency responses for `idempotency`) and not under its version
+    /// `current`: the first `limit`.
+    fn to_reseal(
+        &self,
+        kind: KeyKind,
+        current: u32,
+        limit: u32,
+    ) -> impl StoreFuture<Vec<Resealable>> {
+        let (sql, decode): (_, fn(Row<'_>) -> DbResult<Resealable>) = match kind {
+            KeyKind::Webhook => (&SECRETS_TO_RESEAL, |r| resealable(r, false)),
+            _ => (&RESPONSES_TO_RESEAL, |r| resealable(r, true)),
+        };
+        self.rows_read(sql, vals![current, limit], decode, ALL)
     }
 
     /// Stores `old` sealed again (`sealed`, under `version` of its purpose's
