@@ -230,7 +230,6 @@ try:
                      resolved.startswith(ROOT + os.sep) and os.path.exists(resolved), True)
     checks.check("/openapi.json's description leaves nothing outside", "../" in description, False)
 finally:
-    server.proc.terminate()
-    server.proc.wait(timeout=10)
+    server.stop(checks)
 
 checks.finish()

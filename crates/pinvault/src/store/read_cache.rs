@@ -300,21 +300,38 @@ mod tests {
     use super::*;
     use rusqlite::Connection;
 
-    fn db(tag: &str) -> (PathBuf, Connection) {
-        let dir = std::env::temp_dir().join(format!("pinvault-cache-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("t.db");
+    /// A directory of a test's own, removed with what is in it when dropped.
+    struct Dir(PathBuf);
+
+    impl Dir {
+        fn new(tag: &str) -> Dir {
+            let dir =
+                std::env::temp_dir().join(format!("pinvault-cache-{tag}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).unwrap();
+            Dir(dir)
+        }
+    }
+
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn db(tag: &str) -> (Dir, PathBuf, Connection) {
+        let dir = Dir::new(tag);
+        let path = dir.0.join("t.db");
         let conn = Connection::open(&path).unwrap();
         conn.query_row("PRAGMA journal_mode=WAL", [], |_| Ok(()))
             .unwrap();
         conn.execute_batch("CREATE TABLE t (v INTEGER)").unwrap();
-        (path, conn)
+        (dir, path, conn)
     }
 
     #[test]
     fn every_commit_from_any_connection_changes_the_stamp() {
-        let (path, mine) = db("commits");
+        let (_dir, path, mine) = db("commits");
         let other = Connection::open(&path).unwrap();
         let cache = ReadCache::new(&path);
         let mut seen = vec![cache.stamp().expect("a stamp in WAL mode")];
@@ -366,7 +383,7 @@ mod tests {
 
     #[test]
     fn entries_serve_only_their_stamp_their_program_and_a_bounded_count() {
-        let (path, conn) = db("entries");
+        let (_dir, path, conn) = db("entries");
         let cache = ReadCache::new(&path);
         let s1 = cache.stamp().unwrap();
         let (key, program) = auth(7, "prg_a");
@@ -412,7 +429,7 @@ mod tests {
 
     #[test]
     fn lookups_are_held_from_their_second_reading_until_a_commit() {
-        let (path, conn) = db("lookups");
+        let (_dir, path, conn) = db("lookups");
         let cache = ReadCache::new(&path);
         let s1 = cache.stamp().unwrap();
         let key = lookup_key("prg_a", &[(1, vec![9; 32])]);
@@ -450,10 +467,8 @@ mod tests {
 
     #[test]
     fn no_stamp_without_a_wal_index() {
-        let dir = std::env::temp_dir().join(format!("pinvault-cache-none-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let cache = ReadCache::new(&dir.join("absent.db"));
+        let dir = Dir::new("none");
+        let cache = ReadCache::new(&dir.0.join("absent.db"));
         assert!(cache.stamp().is_none());
     }
 }

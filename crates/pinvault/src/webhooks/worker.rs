@@ -24,7 +24,7 @@ pub struct Worker {
 /// Runs the delivery worker until `stop` turns true; the attempts under way
 /// then finish (each within the attempt timeout) and are recorded, so a
 /// clean shutdown leaves no claim to expire. (One stopped at a deadline
-/// instead gives its claims back with [`Store::release_deliveries`].)
+/// instead gives its claims back with [`WebhookStore::release_deliveries`](crate::store::prelude::WebhookStore::release_deliveries).)
 pub fn spawn_worker<S: Store>(
     app: Arc<App<S>>,
     mut stop: tokio::sync::watch::Receiver<bool>,

@@ -197,7 +197,7 @@ fn timed_out() -> StoreError {
 }
 
 impl Backend for PgStore {
-    /// Runs `op` in a transaction, again (up to [`RETRIES`] times) when the
+    /// Runs `op` in a transaction, again (up to `RETRIES` times) when the
     /// database aborts it as a serialization failure or deadlock. Nothing
     /// else is retried: a write whose answer was lost may have committed.
     async fn write<D, T>(&self, data: D, op: Op<D, T>) -> StoreResult<T>
